@@ -1,0 +1,70 @@
+"""The on-disk run record shared by the agent and the host.
+
+A run directory holds `run.json` (the record, always replaced atomically),
+`stdout.log`, `stderr.log`, and small marker files. After the agent has
+started, it is the only writer of `run.json` until the run is final.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RUN_FILE = "run.json"
+STDOUT_FILE = "stdout.log"
+STDERR_FILE = "stderr.log"
+CANCEL_FILE = "cancel"
+"""Written by whoever cancels, before signalling: the agent then records
+`cancelled` with the file's text as the reason."""
+AGENT_PID_FILE = "agent.pid"
+NOTIFIED_FILE = "notified"
+"""Created exclusively by the first process that reports the final state to plugins."""
+
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "lost"})
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with microseconds."""
+    return datetime.now(UTC).isoformat()
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    """The record in `run_dir`, or None when there is none yet."""
+    try:
+        with open(run_dir / RUN_FILE, "rb") as fh:
+            data = json.loads(fh.read())
+    except FileNotFoundError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_record(run_dir: Path, record: dict[str, Any], *, durable: bool = False) -> None:
+    """Replace `run.json` atomically: a reader sees the old or the new record, never half.
+
+    `durable` also fsyncs the file, for final states that must survive a power loss.
+    """
+    tmp = run_dir / f".{RUN_FILE}.{os.getpid()}.tmp"
+    data = json.dumps(record, indent=1, sort_keys=True).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, run_dir / RUN_FILE)
+
+
+def transition(record: dict[str, Any], status: str, reason: str | None = None) -> None:
+    """Move `record` to `status`, keeping the history of every transition."""
+    at = now_iso()
+    record["status"] = status
+    record["reason"] = reason
+    record.setdefault("history", []).append({"status": status, "at": at, "reason": reason})
+    if status == "running" and not record.get("started_at"):
+        record["started_at"] = at
+    if status in FINAL_STATUSES:
+        record["finished_at"] = at

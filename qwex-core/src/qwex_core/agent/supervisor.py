@@ -1,0 +1,277 @@
+"""Run one command under supervision and keep its run record current.
+
+The supervisor starts the command in its own process group, copies its
+stdout and stderr into the run's log files (and, unless quiet, through to its
+own), forwards SIGINT/SIGTERM to the group and kills it after a grace period,
+reaps every child (it may be PID 1 in a container), writes each transition
+of the run record, and returns the command's exit code (128+N for signal N).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qwex_core.agent.record import (
+    CANCEL_FILE,
+    STDERR_FILE,
+    STDOUT_FILE,
+    FINAL_STATUSES,
+    now_iso,
+    read_record,
+    transition,
+    write_record,
+)
+
+CHUNK = 1 << 20
+F_SETPIPE_SZ = 1031
+DRAIN_TIMEOUT = 2.0
+"""How long to keep reading pipes after the command exited, in case an escaped
+descendant still holds them open."""
+AGENT_ERROR = 125
+"""Exit code when the agent itself cannot run (as `docker run` does)."""
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def shell_form(command: list[str]) -> list[str]:
+    """A single argument with spaces in it is a shell command line."""
+    if len(command) == 1 and any(ch.isspace() for ch in command[0]):
+        return ["/bin/sh", "-c", command[0]]
+    return list(command)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+@dataclass
+class Supervisor:
+    run_dir: Path
+    command: list[str]
+    grace: float = 10.0
+    passthrough: bool = True
+    record: dict[str, Any] = field(default_factory=dict)
+    _pending_signals: list[int] = field(default_factory=list)
+    _cancel_signal: str | None = None
+
+    def run(self) -> int:
+        """Supervise the command to its end; return the exit code to exit with."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.record = read_record(self.run_dir) or self._new_record()
+        if self.record.get("status") in FINAL_STATUSES:
+            self._say(f"run {self.record.get('id')} already ended ({self.record['status']})")
+            return AGENT_ERROR
+        self.record.update(agent_pid=os.getpid(), host=socket.gethostname())
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        previous = self._install_signals(wake_w)
+        try:
+            if (self.run_dir / CANCEL_FILE).exists():
+                return self._finish_cancelled_before_start()
+            return self._supervise(wake_r)
+        finally:
+            signal.set_wakeup_fd(-1)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    # -- setup ---------------------------------------------------------------
+
+    def _new_record(self) -> dict[str, Any]:
+        return {
+            "id": self.run_dir.name,
+            "backend": "local",
+            "spec": {"command": self.command},
+            "status": "pending",
+            "reason": None,
+            "created_at": now_iso(),
+            "history": [],
+        }
+
+    def _install_signals(self, wake_w: int) -> dict[int, Any]:
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        previous: dict[int, Any] = {}
+        for signum in (*FORWARDED, signal.SIGCHLD):
+            previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if signum != signal.SIGCHLD:
+            self._pending_signals.append(signum)
+
+    def _open_log(self, name: str) -> int:
+        return os.open(self.run_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    # -- the run -------------------------------------------------------------
+
+    def _supervise(self, wake_r: int) -> int:
+        argv = shell_form(self.command)
+        out_log, err_log = self._open_log(STDOUT_FILE), self._open_log(STDERR_FILE)
+        try:
+            try:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, process_group=0,
+                )
+            except OSError as exc:
+                return self._finish_not_started(argv[0], exc, err_log)
+            self.record["pid"] = proc.pid
+            transition(self.record, "running")
+            write_record(self.run_dir, self.record)
+            status = self._pump(proc, wake_r, out_log, err_log)
+        finally:
+            os.close(out_log)
+            os.close(err_log)
+        return self._finish(status)
+
+    def _pump(self, proc: subprocess.Popen[bytes], wake_r: int, out_log: int, err_log: int) -> int:
+        """Copy output and handle signals until the command has exited and its pipes are drained."""
+        assert proc.stdout is not None and proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        for pipe, log, through in ((proc.stdout, out_log, 1), (proc.stderr, err_log, 2)):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, CHUNK)  # fewer, larger reads
+            sel.register(pipe.fileno(), selectors.EVENT_READ, (log, through))
+        sel.register(wake_r, selectors.EVENT_READ, None)
+        wait_status: int | None = None
+        kill_at: float | None = None
+        drain_until: float | None = None
+        while True:
+            now = time.monotonic()
+            if wait_status is not None and (len(sel.get_map()) == 1 or now >= (drain_until or 0)):
+                break
+            deadlines = [t for t in (kill_at, drain_until) if t is not None]
+            timeout = max(0.0, min(deadlines) - now) if deadlines else 1.0
+            for key, _ in sel.select(timeout):
+                if key.data is None:
+                    with contextlib.suppress(BlockingIOError, InterruptedError):
+                        os.read(wake_r, 512)
+                elif not self._copy(key.fd, *key.data):
+                    sel.unregister(key.fd)
+            while self._pending_signals:
+                signum = self._pending_signals.pop(0)
+                if self._cancel_signal is not None:
+                    self._kill_group(proc.pid, signal.SIGKILL)  # asked twice: no more grace
+                    kill_at = None
+                else:
+                    self._cancel_signal = signal_name(signum)
+                    self._kill_group(proc.pid, signum)
+                    kill_at = time.monotonic() + self.grace
+            if kill_at is not None and time.monotonic() >= kill_at:
+                self._kill_group(proc.pid, signal.SIGKILL)
+                kill_at = None
+            if wait_status is None:
+                wait_status = self._reap(proc.pid)
+                if wait_status is not None:
+                    proc.returncode = os.waitstatus_to_exitcode(wait_status)
+                    self._kill_group(proc.pid, signal.SIGKILL)  # nothing it started outlives it
+                    drain_until = time.monotonic() + DRAIN_TIMEOUT
+        sel.close()
+        proc.stdout.close()
+        proc.stderr.close()
+        self._reap(-1)
+        return wait_status
+
+    def _copy(self, fd: int, log: int, through: int) -> bool:
+        """Move one chunk from a command pipe to its log (and through). False at end of file."""
+        data = os.read(fd, CHUNK)
+        if not data:
+            return False
+        _write_all(log, data)
+        if through >= 0 and self.passthrough:
+            try:
+                _write_all(through, data)
+            except OSError as exc:  # our own reader went away: keep logging, stop passing through
+                if exc.errno not in (errno.EPIPE, errno.EBADF, errno.EIO):
+                    raise
+                self.passthrough = False
+        return True
+
+    @staticmethod
+    def _reap(main_pid: int) -> int | None:
+        """Reap every exited child (we may be PID 1); return the wait status of `main_pid`."""
+        found = None
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return found
+            if pid == 0:
+                return found
+            if pid == main_pid:
+                found = status
+
+    @staticmethod
+    def _kill_group(pgid: int, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signum)
+
+    # -- endings -------------------------------------------------------------
+
+    def _finish(self, wait_status: int) -> int:
+        code = os.waitstatus_to_exitcode(wait_status)
+        if code < 0:
+            self.record["signal"] = signal_name(-code)
+            code = 128 - code
+        self.record["exit_code"] = code
+        if self._cancel_signal is not None:
+            reason = self._cancel_reason(f"received {self._cancel_signal}")
+            transition(self.record, "cancelled", reason)
+        elif code == 0:
+            transition(self.record, "succeeded", "exit code 0")
+        elif self.record.get("signal"):
+            transition(self.record, "failed", f"killed by {self.record['signal']}")
+        else:
+            transition(self.record, "failed", f"exit code {code}")
+        write_record(self.run_dir, self.record, durable=True)
+        return code
+
+    def _finish_not_started(self, program: str, exc: OSError, err_log: int) -> int:
+        if isinstance(exc, FileNotFoundError):
+            code, reason = 127, f"command not found: {program}"
+        elif isinstance(exc, PermissionError):
+            code, reason = 126, f"permission denied: {program}"
+        else:
+            code, reason = 126, f"cannot execute {program}: {exc.strerror or exc}"
+        _write_all(err_log, f"qwex: {reason}\n".encode())
+        self._say(reason)
+        self.record["exit_code"] = code
+        transition(self.record, "failed", reason)
+        write_record(self.run_dir, self.record, durable=True)
+        return code
+
+    def _finish_cancelled_before_start(self) -> int:
+        transition(self.record, "cancelled", self._cancel_reason("cancelled before start"))
+        write_record(self.run_dir, self.record, durable=True)
+        return 128 + signal.SIGTERM
+
+    def _cancel_reason(self, default: str) -> str:
+        try:
+            text = (self.run_dir / CANCEL_FILE).read_text().strip()
+        except OSError:
+            return default
+        return text or "cancelled by user"
+
+    def _say(self, message: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(2, f"qwex: {message}\n".encode())
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -1,0 +1,86 @@
+"""`qwex cancel`, `qwex backends`, `qwex config`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from qwex_core.cli.output import emit_json, note, run_json, table
+
+if TYPE_CHECKING:
+    from qwex_core.cli.app import State
+
+
+@click.command()
+@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True)
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until each run has stopped and its final state is recorded.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait at most (default: grace period + 10).")
+@click.option("--json", "as_json", is_flag=True, help="Print the resulting run records as JSON.")
+@click.pass_obj
+def cancel(state: State, run_ids: tuple[str, ...], wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Cancel runs: SIGTERM to the command's whole process tree, SIGKILL after the grace period."""
+    service = state.service()
+    runs = [service.get(r) for r in run_ids]  # resolve every id before cancelling any
+    for run in runs:
+        if run.is_final:
+            note(f"run {run.id} already ended ({run.status.value})")
+        else:
+            service.cancel(run)
+    results = []
+    for run in runs:
+        if wait and not run.is_final:
+            limit = timeout if timeout is not None else run.spec.grace_period + 10
+            run = service.wait(run, timeout=limit)
+            if not run.is_final:
+                note(f"run {run.id} has not stopped after {limit:g}s; it is still {run.status.value}")
+        else:
+            run = service.store.load(run.id)
+        results.append(run)
+        if not as_json:
+            click.echo(f"{run.id}  {run.status.value}  {run.reason or ''}".rstrip())
+    if as_json:
+        emit_json([run_json(r) for r in results])
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the backends as JSON.")
+@click.pass_obj
+def backends(state: State, as_json: bool) -> None:
+    """List the installed backends, with the distribution and version that provides each."""
+    host = state.host
+    rows = [
+        {"name": info.name, "distribution": info.plugin.distribution, "version": info.plugin.version,
+         "plugin": info.plugin.name, "description": info.description}
+        for info in host.runners.values()
+    ]
+    if as_json:
+        emit_json({"backends": rows, "load_errors": host.load_errors})
+        return
+    table([[r["name"], r["distribution"] or "-", r["version"] or "-", r["description"]] for r in rows],
+          ["BACKEND", "DISTRIBUTION", "VERSION", "DESCRIPTION"])
+
+
+@click.command()
+@click.option("-p", "--profile", help="Resolve with this profile applied.")
+@click.option("--json", "as_json", is_flag=True, help="Print values and their sources as JSON.")
+@click.pass_obj
+def config(state: State, profile: str | None, as_json: bool) -> None:
+    """Show the resolved configuration and where each value came from.
+
+    Sources, lowest precedence first: defaults, the user file
+    (~/.config/qwex/config.toml), [tool.qwex] in pyproject.toml, qwex.toml,
+    the selected profile, QWEX_* environment variables, command-line flags.
+    """
+    service = state.service(profile=profile)
+    cfg = service.config
+    items = cfg.items()
+    if as_json:
+        emit_json({"profile": cfg.profile, "files": [str(f) for f in cfg.files],
+                   "profiles": sorted(cfg.core.profiles),
+                   "values": [{"key": k, "value": v, "source": s} for k, v, s in items]})
+        return
+    import json
+
+    table([[k, json.dumps(v), s] for k, v, s in items], ["KEY", "VALUE", "SOURCE"])

@@ -1,0 +1,122 @@
+"""The click application: the command group, error handling, plugin commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from qwex_core import __version__
+from qwex_core.errors import QwexError
+
+if TYPE_CHECKING:
+    from qwex_core.config import Key
+    from qwex_core.plugin.manager import PluginHost
+    from qwex_core.service import RunService
+
+
+@dataclass
+class State:
+    """What the commands share: the plugin host (loaded once) and the project."""
+
+    host: PluginHost
+    project: Path | None = None
+    _services: dict[Any, RunService] = field(default_factory=dict)
+
+    def service(self, profile: str | None = None, flags: dict[Key, Any] | None = None) -> RunService:
+        from qwex_core.service import open_service
+
+        return open_service(self.project, host=self.host, profile=profile, flags=flags)
+
+
+class QwexGroup(click.Group):
+    """Turns qwex errors into one-line messages with exit code 1 (2 stays for usage errors)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QwexError as exc:
+            raise Failure(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            from pydantic import ValidationError
+
+            if isinstance(exc, ValidationError):
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()[:3]
+                )
+                raise Failure(f"invalid job: {problems}") from None
+            if os.environ.get("QWEX_DEBUG"):
+                raise
+            raise Failure(
+                f"internal error: {type(exc).__name__}: {exc} "
+                "(this is a bug in qwex or a plugin; QWEX_DEBUG=1 shows the traceback)"
+            ) from None
+
+
+class Failure(click.ClickException):
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"qwex: error: {self.format_message()}", err=True)
+
+
+@click.group(cls=QwexGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qwex")
+@click.option(
+    "--project", type=click.Path(file_okay=False, path_type=Path), envvar="QWEX_PROJECT_DIR",
+    help="Project directory holding .qwex/runs (default: nearest folder with .qwex, qwex.toml, "
+    "pyproject.toml or .git).",
+)
+@click.pass_context
+def cli(ctx: click.Context, project: Path | None) -> None:
+    """Run a command anywhere, with one CLI and one run record.
+
+    \b
+      qwex run -- python train.py                       on this machine
+      qwex run -b docker --image python:3.11 -- ...     in any Docker image
+      qwex list | qwex status RUN | qwex logs -f RUN | qwex cancel RUN
+
+    Every run is recorded under .qwex/runs/<id>/ with its logs; any unique
+    prefix of a run id works wherever RUN is asked for.
+    """
+    ctx.obj.project = project.resolve() if project else None
+
+
+def build_cli(host: PluginHost) -> click.Group:
+    from qwex_core.cli import admin_commands, read_commands, run_command
+
+    for command in (run_command.run, read_commands.list_runs, read_commands.status, read_commands.logs,
+                    admin_commands.cancel, admin_commands.backends, admin_commands.config):
+        cli.add_command(command)
+    try:
+        host.hook.qwex_register_commands(cli=cli)
+    except Exception as exc:
+        click.echo(f"qwex: warning: a plugin failed to add its commands: {type(exc).__name__}: {exc}", err=True)
+    return cli
+
+
+def run_cli(args: list[str]) -> int:
+    from qwex_core.plugin.manager import PluginHost
+
+    host = PluginHost()
+    group = build_cli(host)
+    try:
+        group.main(args, prog_name="qwex", obj=State(host=host), standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("qwex: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    return 0

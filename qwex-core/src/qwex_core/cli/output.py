@@ -1,0 +1,62 @@
+"""Printing for the CLI: JSON for scripts, short tables and messages for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from qwex_core.models import Run
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def note(message: str) -> None:
+    """A qwex message (not the command's output) on stderr."""
+    click.echo(f"qwex: {message}", err=True)
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return run.model_dump(mode="json")
+
+
+def ago(when: datetime | None) -> str:
+    if when is None:
+        return "-"
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(max(seconds, 0))}s ago"
+
+
+def duration(run: Run) -> str:
+    if run.started_at is None:
+        return "-"
+    end = run.finished_at or datetime.now(UTC)
+    seconds = (end - run.started_at).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def command_text(run: Run, width: int = 50) -> str:
+    import shlex
+
+    text = run.spec.command[0] if len(run.spec.command) == 1 else shlex.join(run.spec.command)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    sys.stdout.write("\n".join(lines) + "\n")

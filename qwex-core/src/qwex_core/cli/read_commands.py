@@ -1,0 +1,118 @@
+"""`qwex list`, `qwex status`, `qwex logs`: reading runs, from any shell."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from qwex_core.cli.output import ago, command_text, duration, emit_json, run_json, table
+
+if TYPE_CHECKING:
+    from qwex_core.cli.app import State
+
+STATUSES = ["pending", "queued", "running", "succeeded", "failed", "cancelled", "lost"]
+
+
+@click.command("list")
+@click.option("-s", "--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+              help="Only runs in this status (repeatable).")
+@click.option("-b", "--backend", "backends", multiple=True, help="Only runs on this backend (repeatable).")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of run records.")
+@click.pass_obj
+def list_runs(state: State, statuses: tuple[str, ...], backends: tuple[str, ...], limit: int | None,
+              as_json: bool) -> None:
+    """List runs, newest first.
+
+    \b
+      qwex list -s running -s pending
+      qwex list -b docker -n 20 --json
+    """
+    from qwex_core.models import RunStatus
+
+    service = state.service()
+    runs = service.list(
+        statuses={RunStatus(s) for s in statuses} or None, backends=set(backends) or None, limit=limit
+    )
+    if as_json:
+        emit_json([run_json(r) for r in runs])
+        return
+    rows = [[r.id, r.status.value, r.backend, ago(r.created_at), duration(r), command_text(r)] for r in runs]
+    if not rows:
+        click.echo("no runs yet: start one with `qwex run -- COMMAND`", err=True)
+        return
+    table(rows, ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "COMMAND"])
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@click.pass_obj
+def status(state: State, run_id: str, as_json: bool) -> None:
+    """Show a run's state, exit code, times and reason."""
+    service = state.service()
+    run = service.get(run_id)
+    if as_json:
+        emit_json(run_json(run))
+        return
+    import shlex
+
+    fields = [
+        ("id", run.id), ("status", run.status.value), ("reason", run.reason or "-"),
+        ("backend", run.backend), ("command", shlex.join(run.spec.command)),
+        ("exit code", "-" if run.exit_code is None else str(run.exit_code)),
+        ("created", f"{run.created_at.isoformat()} ({ago(run.created_at)})"),
+        ("started", run.started_at.isoformat() if run.started_at else "-"),
+        ("finished", run.finished_at.isoformat() if run.finished_at else "-"),
+        ("duration", duration(run)), ("logs", str(service.store.run_dir(run.id))),
+    ]
+    if run.spec.container.image and run.backend != "local":
+        fields.insert(4, ("image", run.spec.container.image))
+    for key, value in run.backend_data.items():
+        fields.append((key.replace("_", " "), str(value)))
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the run ends (Ctrl-C cancels the run).")
+@click.option("-n", "--tail", type=click.IntRange(min=0), help="Only the last N lines of each stream.")
+@click.option("--stream", type=click.Choice(["all", "stdout", "stderr"]), default="all", show_default=True,
+              help="Which output to show; stdout goes to stdout, stderr to stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"stdout\": ..., \"stderr\": ...} as JSON.")
+@click.pass_obj
+def logs(state: State, run_id: str, follow: bool, tail: int | None, stream: str, as_json: bool) -> None:
+    """Print a run's output, kept in the run record even after its container or pod is gone.
+
+    \b
+      qwex logs RUN --tail 50
+      qwex logs -f RUN            re-attach to a running run
+    """
+    from qwex_core.logs import LogFollower
+
+    service = state.service()
+    run = service.get(run_id)
+    streams = ("stdout", "stderr") if stream == "all" else (stream,)
+    if as_json:
+        import io
+
+        buffers = {s: io.BytesIO() for s in streams}
+        follower = LogFollower({s: service.store.log_path(run.id, s) for s in streams}, buffers, tail=tail)
+        follower.pump()
+        follower.close()
+        emit_json({s: b.getvalue().decode("utf-8", "replace") for s, b in buffers.items()})
+        return
+    if follow:
+        from qwex_core.cli.run_command import follow_run
+
+        follow_run(service, run, tail=tail, streams=streams)
+        return
+    sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    follower = LogFollower({s: service.store.log_path(run.id, s) for s in streams},
+                           {s: sinks[s] for s in streams}, tail=tail)
+    follower.pump()
+    follower.close()

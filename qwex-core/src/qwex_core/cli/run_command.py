@@ -1,0 +1,142 @@
+"""`qwex run`: start a command on a backend, follow it, exit with its code."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from qwex_core.cli.output import emit_json, note, run_json
+
+if TYPE_CHECKING:
+    from qwex_core.cli.app import State
+    from qwex_core.config import Key
+    from qwex_core.models import Run
+    from qwex_core.service import RunService
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=what)
+        out[key] = value
+    return out
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-b", "--backend", help="Backend to run on (see `qwex backends`); default from config, else local.")
+@click.option("-p", "--profile", help="Named profile from [tool.qwex.profiles.NAME].")
+@click.option("-d", "--detach", is_flag=True, help="Print the run id and return at once.")
+@click.option("--image", help="Container image (container backends).")
+@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable (repeatable).")
+@click.option("--cpu", type=float, help="CPU cores to reserve, e.g. 2 or 0.5.")
+@click.option("--memory", help="Memory limit, e.g. 512Mi or 4Gi.")
+@click.option("--gpu", type=int, help="Number of GPUs.")
+@click.option("-v", "--mount", multiple=True, metavar="SRC:DST[:ro]", help="Extra mount (container backends).")
+@click.option("-l", "--label", multiple=True, metavar="KEY=VALUE", help="Label the run (repeatable).")
+@click.option("--name", help="A name for the run.")
+@click.option("--workdir", help="Directory the command starts in (default: the project directory).")
+@click.option("--grace-period", type=float, help="Seconds from SIGTERM to SIGKILL on cancel (default 10).")
+@click.option("--pull", is_flag=True, default=None, help="Pull the image even if present (container backends).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON (at once with -d, else at the end).")
+@click.option("--local", is_flag=True, help="Be the agent: run COMMAND right here and record it "
+              "(`qwex run --local --help`); must come first.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def run(state: State, backend: str | None, profile: str | None, detach: bool, image: str | None,
+        env: tuple[str, ...], cpu: float | None, memory: str | None, gpu: int | None,
+        mount: tuple[str, ...], label: tuple[str, ...], name: str | None, workdir: str | None,
+        grace_period: float | None, pull: bool | None, as_json: bool, local: bool,
+        command: tuple[str, ...]) -> None:
+    """Run COMMAND and follow its output; exit with its exit code.
+
+    \b
+      qwex run -- python train.py --epochs 3
+      qwex run "python script.py"            one string with spaces runs in /bin/sh -c
+      qwex run -d -b docker --image python:3.11 -- python train.py
+
+    Ctrl-C cancels the run (the command gets SIGINT, then SIGKILL after the
+    grace period); a second Ctrl-C kills it at once. The run outlives this
+    process: `qwex logs -f RUN` re-attaches from any shell.
+    """
+    if local:
+        raise click.UsageError("--local must come right after `run`: qwex run --local -- COMMAND")
+    from qwex_core.models import JobSpec, Mount
+
+    flags: dict[Key, tuple[Any, str]] = {}
+    for key, value, flag in (
+        (("backend",), backend, "--backend"), (("image",), image, "--image"),
+        (("resources", "cpu"), cpu, "--cpu"), (("resources", "memory"), memory, "--memory"),
+        (("resources", "gpu"), gpu, "--gpu"), (("workdir",), workdir, "--workdir"),
+        (("grace_period",), grace_period, "--grace-period"), (("container", "pull"), pull, "--pull"),
+    ):
+        if value is not None:
+            flags[key] = (value, flag)
+    for key, value in _pairs(env, "--env").items():
+        flags[("env", key)] = (value, "--env")
+    for key, value in _pairs(label, "--label").items():
+        flags[("labels", key)] = (value, "--label")
+    service = state.service(profile=profile, flags=flags)
+    core = service.config.core
+    mounts = list(core.mounts)
+    for text in mount:
+        try:
+            mounts.append(Mount.parse(text))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--mount") from None
+    container = core.container.model_copy(update={"image": core.image or core.container.image})
+    spec = JobSpec(
+        command=list(command), backend=core.backend, name=name, workdir=core.workdir, env=core.env,
+        labels=core.labels, resources=core.resources, mounts=mounts, container=container,
+        grace_period=core.grace_period,
+    )
+    run_ = service.submit(spec)
+    if detach:
+        if as_json:
+            emit_json(run_json(service.store.load(run_.id)))
+        else:
+            click.echo(run_.id)
+        return
+    note(f"run {run_.id} on {spec.backend}; Ctrl-C cancels, `qwex logs -f {run_.id[:13]}` re-attaches")
+    final = follow_run(service, run_)
+    if as_json:
+        emit_json(run_json(final))
+    if final.status.value != "succeeded":
+        note(f"run {final.id} {final.status.value}: {final.reason}")
+    sys.exit(exit_code(final))
+
+
+def exit_code(run: Run) -> int:
+    if run.exit_code is not None:
+        return run.exit_code
+    return 0 if run.status.value == "succeeded" else 1
+
+
+def follow_run(service: RunService, run: Run, *, tail: int | None = None,
+               streams: tuple[str, ...] = ("stdout", "stderr")) -> Run:
+    """Stream the run's logs until it is final; Ctrl-C cancels it (twice: kills it)."""
+    from qwex_core.logs import LogFollower
+
+    sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    follower = LogFollower({s: service.store.log_path(run.id, s) for s in streams},
+                           {s: sinks[s] for s in streams}, tail=tail)
+    interrupts = 0
+    try:
+        while True:
+            try:
+                return follower.follow(lambda: service.refresh(service.store.load(run.id)))
+            except KeyboardInterrupt:
+                interrupts += 1
+                if interrupts == 1:
+                    note(f"cancelling run {run.id} (Ctrl-C again to kill it at once)")
+                elif interrupts == 2:
+                    note(f"killing run {run.id}")
+                else:
+                    note(f"stopped waiting; `qwex status {run.id[:13]}` shows how it ends")
+                    raise
+                service.cancel(service.store.load(run.id), interrupt=True)
+    finally:
+        follower.close()

@@ -1,0 +1,274 @@
+"""Configuration: files, profiles, environment and flags, merged with the source of every value.
+
+Lowest to highest precedence (DESIGN §5):
+
+1. defaults of the models,
+2. the user file `$XDG_CONFIG_HOME/qwex/config.toml` (default `~/.config/qwex/config.toml`),
+3. `[tool.qwex]` in the project's `pyproject.toml`, then the project's `qwex.toml`,
+4. the selected profile (`[tool.qwex.profiles.NAME]`), an overlay of the keys above,
+5. `QWEX_<KEY>` and `QWEX_<SECTION>_<KEY>` environment variables,
+6. command-line flags.
+
+The core keys are validated by `CoreSettings`; each plugin's table by the model
+it registered through `qwex_config_sections`. Errors name the source (file and
+table, variable or flag), the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from qwex_core.errors import ConfigError
+from qwex_core.models import ContainerConfig, Mount, ResourceRequirements
+
+Key = tuple[str, ...]
+
+NOT_CONFIG_VARS = frozenset(
+    {"QWEX_DISABLE_PLUGINS", "QWEX_PLUGINS", "QWEX_PROJECT_DIR", "QWEX_PROFILE", "QWEX_DEBUG",
+     "QWEX_RUN_ID", "QWEX_RUN_DIR"}
+)
+
+
+class CoreSettings(BaseModel):
+    """The keys of `[tool.qwex]` itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field("local", description="the backend `qwex run` uses")
+    profile: str | None = Field(None, description="the profile applied by default")
+    image: str | None = Field(None, description="container image for container backends")
+    workdir: str | None = Field(None, description="host directory the command starts in")
+    env: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
+    mounts: list[Mount] = Field(default_factory=list)
+    container: ContainerConfig = Field(default_factory=ContainerConfig)
+    grace_period: float = Field(10.0, ge=0, description="seconds from SIGTERM to SIGKILL on cancel")
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("mounts", mode="before")
+    @classmethod
+    def _mount_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [Mount.parse(v) if isinstance(v, str) else v for v in value]
+        return value
+
+
+@dataclass
+class Layer:
+    source: str
+    data: dict[str, Any]
+
+
+@dataclass
+class QwexConfig:
+    """The resolved configuration and where each value came from."""
+
+    core: CoreSettings
+    sections: dict[str, BaseModel] = field(default_factory=dict)
+    sources: dict[Key, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    profile: str | None = None
+
+    def section(self, name: str) -> Any:
+        """The validated model of a plugin's section (its defaults when not configured)."""
+        return self.sections.get(name)
+
+    def source_of(self, key: Key) -> str:
+        for end in range(len(key), 0, -1):
+            if key[:end] in self.sources:
+                return self.sources[key[:end]]
+        return "default"
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        """Every resolved leaf value as (dotted key, value, source)."""
+        tree: dict[str, Any] = self.core.model_dump(mode="json", exclude={"profiles"})
+        for name, model in self.sections.items():
+            tree[name] = model.model_dump(mode="json")
+        return [(".".join(k), v, self.source_of(k)) for k, v in _flatten(tree).items()]
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "qwex" / "config.toml"
+
+
+def load_config(
+    project_dir: Path,
+    sections: dict[str, type[BaseModel]],
+    *,
+    profile: str | None = None,
+    flags: dict[Key, tuple[Any, str]] | None = None,
+) -> QwexConfig:
+    """Resolve the configuration for `project_dir`. `flags` maps keys to (value, flag name)."""
+    layers: list[Layer] = []
+    files: list[Path] = []
+    user = user_config_path()
+    if user.is_file():
+        layers.append(Layer(str(user), _read_toml(user)))
+        files.append(user)
+    pyproject = project_dir / "pyproject.toml"
+    if pyproject.is_file():
+        tool = _read_toml(pyproject).get("tool", {}).get("qwex")
+        if tool is not None:
+            if not isinstance(tool, dict):
+                raise ConfigError(f"{pyproject}: [tool.qwex] must be a table")
+            layers.append(Layer(f"{pyproject} [tool.qwex]", tool))
+            files.append(pyproject)
+    qwex_toml = project_dir / "qwex.toml"
+    if qwex_toml.is_file():
+        layers.append(Layer(str(qwex_toml), _read_toml(qwex_toml)))
+        files.append(qwex_toml)
+
+    profiles: dict[str, tuple[dict[str, Any], str]] = {}
+    for layer in layers:
+        for name, table in (layer.data.get("profiles") or {}).items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{layer.source}: profiles.{name} must be a table")
+            merged = _deep_merge(profiles.get(name, ({}, ""))[0], table)
+            profiles[name] = (merged, layer.source)
+    env_profile = os.environ.get("QWEX_PROFILE") or None
+    chosen = profile or env_profile or _last(layers, "profile")
+    if chosen:
+        if chosen not in profiles:
+            known = ", ".join(sorted(profiles)) or "none defined"
+            raise ConfigError(f"unknown profile {chosen!r} (profiles: {known}); define [tool.qwex.profiles.{chosen}]")
+        table, where = profiles[chosen]
+        layers.append(Layer(f"profile {chosen!r} ({where})", table))
+
+    layers.append(_env_layer(sections))
+    values: dict[Key, Any] = {}
+    sources: dict[Key, str] = {}
+    for layer in layers:
+        for key, value in _flatten({k: v for k, v in layer.data.items() if k != "profiles"}).items():
+            _set(values, sources, key, value, layer.source)
+    for key, (value, flag) in (flags or {}).items():
+        _set(values, sources, key, value, flag)
+    tree = _unflatten(values)
+    tree["profiles"] = {name: table for name, (table, _) in profiles.items()}
+    if chosen:
+        tree["profile"] = chosen
+
+    plugin_tables: dict[str, Any] = {}
+    for name in list(tree):
+        if name in CoreSettings.model_fields:
+            continue
+        if name in sections:
+            plugin_tables[name] = tree.pop(name)
+        elif isinstance(tree[name], dict):
+            tree.pop(name)
+            print(
+                f"qwex: warning: ignoring [{name}] from {_source_under(sources, name)}: no installed "
+                f"plugin registers that section (installed sections: {', '.join(sections) or 'none'})",
+                file=sys.stderr,
+            )
+    core = _validate(CoreSettings, tree, (), sources, hint=sorted(CoreSettings.model_fields) + sorted(sections))
+    validated = {name: _validate(model, plugin_tables.get(name, {}), (name,), sources)
+                 for name, model in sections.items()}
+    return QwexConfig(core, validated, sources, files, chosen)
+
+
+def _set(values: dict[Key, Any], sources: dict[Key, str], key: Key, value: Any, source: str) -> None:
+    # A later value for a table (or a leaf) replaces everything under it.
+    for old in [k for k in values if k[: len(key)] == key or key[: len(k)] == k]:
+        del values[old]
+        sources.pop(old, None)
+    values[key] = value
+    sources[key] = source
+
+
+def _env_layer(sections: dict[str, type[BaseModel]]) -> Layer:
+    data: dict[str, Any] = {}
+    nested = {"resources", "container", *sections}
+    for var, raw in os.environ.items():
+        if not var.startswith("QWEX_") or var in NOT_CONFIG_VARS:
+            continue
+        name = var[5:].lower()
+        value: Any = raw
+        if raw[:1] in "[{":
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                pass
+        if name in CoreSettings.model_fields:
+            data[name] = value
+            continue
+        head, _, rest = name.partition("_")
+        if head in nested and rest:
+            data.setdefault(head, {})[rest] = value
+    return Layer("environment (QWEX_*)", data)
+
+
+def _validate(model: type[BaseModel], data: Any, prefix: Key, sources: dict[Key, str],
+              hint: list[str] | None = None) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors()[:5]:
+            loc = prefix + tuple(str(p) for p in error["loc"])
+            where = next((sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources), "default")
+            key = ".".join(loc) or prefix and ".".join(prefix) or "(top level)"
+            if error["type"] == "extra_forbidden":
+                known = hint or sorted(model.model_fields)
+                what = f"unknown key; expected one of: {', '.join(known)}"
+            else:
+                what = f"{error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r})"
+            lines.append(f"{where}: key '{key}': {what}")
+        raise ConfigError("bad configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _last(layers: list[Layer], key: str) -> Any:
+    for layer in reversed(layers):
+        if key in layer.data:
+            return layer.data[key]
+    return None
+
+
+def _source_under(sources: dict[Key, str], name: str) -> str:
+    return next((s for k, s in sources.items() if k[0] == name), "configuration")
+
+
+def _flatten(tree: dict[str, Any], prefix: Key = ()) -> dict[Key, Any]:
+    out: dict[Key, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, (*prefix, str(key))))
+        else:
+            out[(*prefix, str(key))] = value
+    return out
+
+
+def _unflatten(values: dict[Key, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in values.items():
+        node = tree
+        for part in key[:-1]:
+            node = node.setdefault(part, {})
+        node[key[-1]] = value
+    return tree
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -1,0 +1,28 @@
+"""Run ids: UUIDv7, so that sorting ids sorts runs by creation time.
+
+Standard library only: the agent imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+
+def uuid7() -> str:
+    """A new RFC 9562 version-7 UUID as a string (48-bit ms timestamp, 74 random bits)."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    rand_a = rand >> 68  # 12 bits
+    rand_b = rand & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+def looks_like_run_id(text: str) -> bool:
+    """True when `text` is a full canonical UUID string."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False

@@ -1,0 +1,159 @@
+"""The runner models: what to run (`JobSpec`) and what happened (`Run`).
+
+API-client settings (server URL, token) are not here: they belong to
+qwex-remote (DESIGN §1.2).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qwex_core.agent.record import FINAL_STATUSES
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    """The supervisor vanished without recording a final state."""
+
+    @property
+    def is_final(self) -> bool:
+        return self.value in FINAL_STATUSES
+
+
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]i?[bB]?|[bB])?\s*$")
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_memory(text: str | int) -> int:
+    """Bytes in a memory size: `512Mi`, `4G`, `2gb`, `1073741824`."""
+    if isinstance(text, int):
+        return text
+    match = _MEMORY.match(text)
+    if not match:
+        raise ValueError(f"not a memory size: {text!r} (use e.g. 512Mi, 4Gi, 2G)")
+    unit = (match.group(2) or "").lower().removesuffix("b")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ResourceRequirements(_Model):
+    """What a run asks for. Backends translate it (Docker: nano_cpus, mem_limit, device_requests)."""
+
+    cpu: float | None = Field(default=None, gt=0, description="CPU cores, e.g. 0.5 or 4")
+    memory: str | None = Field(default=None, description="memory limit, e.g. 512Mi or 4Gi")
+    gpu: int | None = Field(default=None, ge=0, description="number of GPUs")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        parse_memory(value if isinstance(value, (int, str)) else str(value))
+        return str(value)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.memory is None else parse_memory(self.memory)
+
+
+class Mount(_Model):
+    """A host path made visible to the run (containers only)."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Mount:
+        """`SRC:DST[:ro|rw]`, as `docker run -v` writes it."""
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or not all(parts[:2]) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+            raise ValueError(f"mount {text!r} is not SRC:DST or SRC:DST:ro")
+        return cls(source=parts[0], target=parts[1], read_only=len(parts) == 3 and parts[2] == "ro")
+
+
+class ContainerConfig(_Model):
+    """How a container backend runs the command; ignored by the local runner."""
+
+    image: str | None = None
+    workdir: str = "/workspace"
+    """Where the project directory is mounted and the command starts."""
+    mount_project: bool = True
+    read_only_project: bool = False
+    user: str | None = None
+    """uid:gid to run as; default: the invoking user's."""
+    network: str | None = None
+    pull: bool = False
+
+
+class JobSpec(_Model):
+    """Everything a runner needs to start a command."""
+
+    command: list[str] = Field(min_length=1)
+    backend: str = "local"
+    name: str | None = None
+    workdir: str | None = None
+    """The directory the command runs in on the host (the project directory by default)."""
+    env: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
+    mounts: list[Mount] = Field(default_factory=list)
+    container: ContainerConfig = Field(default_factory=ContainerConfig)
+    grace_period: float = Field(default=10.0, ge=0)
+    """Seconds between the polite signal and SIGKILL on cancel."""
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str]) -> list[str]:
+        if not value[0].strip():
+            raise ValueError("the command is empty")
+        return value
+
+
+class Transition(BaseModel):
+    status: RunStatus
+    at: datetime
+    reason: str | None = None
+
+
+class Run(BaseModel):
+    """A run record, as stored in `.qwex/runs/<id>/run.json`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    backend: str
+    spec: JobSpec
+    status: RunStatus = RunStatus.PENDING
+    reason: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    history: list[Transition] = Field(default_factory=list)
+    pid: int | None = None
+    """The command's pid (and process group) where the agent ran it."""
+    agent_pid: int | None = None
+    host: str | None = None
+    backend_data: dict[str, Any] = Field(default_factory=dict)
+    """What the backend needs to find the run again (container id, job name, server URL...)."""
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final

@@ -1,0 +1,1 @@
+"""Runners: the interface every backend implements, and the local runner."""

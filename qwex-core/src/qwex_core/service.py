@@ -1,0 +1,138 @@
+"""Run operations shared by the CLI, the conformance suite and the server.
+
+`RunService` ties the store, the plugin host and the configuration together:
+submit a spec to its backend, read a run and bring it up to date through its
+runner (which is where `lost` is detected), cancel, wait, and tell plugins
+once that a run finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from qwex_core.agent.record import NOTIFIED_FILE, transition
+from qwex_core.config import QwexConfig
+from qwex_core.errors import BackendError, QwexError
+from qwex_core.models import JobSpec, Run, RunStatus
+from qwex_core.plugin.manager import PluginHost
+from qwex_core.runners.base import Runner
+from qwex_core.store import RunStore
+
+
+class RunService:
+    def __init__(self, host: PluginHost, config: QwexConfig, store: RunStore) -> None:
+        self.host = host
+        self.config = config
+        self.store = store
+        self._runners: dict[str, Runner] = {}
+
+    def runner(self, backend: str) -> Runner:
+        if backend not in self._runners:
+            cls = self.host.runner_class(backend)
+            self._runners[backend] = cls(name=backend, store=self.store, config=self.config)
+        return self._runners[backend]
+
+    def submit(self, spec: JobSpec) -> Run:
+        """Create the run record and start it on its backend. A start failure is recorded
+        as `failed` with the backend's message as the reason, then raised."""
+        runner = self.runner(spec.backend)
+        self.host.hook.qwex_prepare_job(spec=spec, config=self.config)
+        runner.validate(spec)
+        run = self.store.create(spec)
+        try:
+            runner.start(run)
+        except BaseException as exc:
+            reason = str(exc) if isinstance(exc, QwexError) else f"{type(exc).__name__}: {exc}"
+            current = self.store.load(run.id)
+            if not current.is_final:
+                self._finalize(current, RunStatus.FAILED, reason)
+            if isinstance(exc, QwexError):
+                raise QwexError(f"run {run.id} failed to start: {exc}") from None
+            raise
+        return run
+
+    def get(self, prefix: str) -> Run:
+        return self.refresh(self.store.get(prefix))
+
+    def refresh(self, run: Run) -> Run:
+        """The run as it is now, asking its backend when the record is not final."""
+        if run.is_final:
+            return run
+        try:
+            runner = self.runner(run.backend)
+        except BackendError:
+            return run  # its backend is not installed here: show the record as it stands
+        current = runner.refresh(run)
+        if current.is_final:
+            self.finished(current)
+        return current
+
+    def list(
+        self, *, statuses: set[RunStatus] | None = None, backends: set[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Run]:
+        """Runs newest first, each brought up to date when not final."""
+        count = 0
+        for run in self.store.iter_runs(backends=backends):
+            if not run.is_final:
+                run = self.refresh(run)
+            if statuses is not None and run.status not in statuses:
+                continue
+            yield run
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+    def cancel(self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False) -> Run:
+        if run.is_final:
+            return run
+        self.runner(run.backend).cancel(run, reason=reason, interrupt=interrupt)
+        return self.store.load(run.id)
+
+    def wait(self, run: Run, timeout: float | None = None, poll: float = 0.05) -> Run:
+        """Block until the run is final (or `timeout` seconds pass); return its record."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self.refresh(self.store.load(run.id))
+            if run.is_final or (deadline is not None and time.monotonic() >= deadline):
+                return run
+            time.sleep(poll)
+
+    def finished(self, run: Run) -> None:
+        """Tell plugins, once per run across all processes, and let the runner clean up."""
+        try:
+            fd = os.open(self.store.run_dir(run.id) / NOTIFIED_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        with contextlib.suppress(QwexError):
+            self.runner(run.backend).cleanup(run)
+        try:
+            self.host.hook.qwex_run_finished(run=run)
+        except Exception as exc:
+            print(f"qwex: warning: a qwex_run_finished hook failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    def _finalize(self, run: Run, status: RunStatus, reason: str) -> Run:
+        record = run.model_dump(mode="json")
+        transition(record, status.value, reason)
+        final = Run.model_validate(record)
+        self.store.save(final, durable=True)
+        self.finished(final)
+        return final
+
+
+def open_service(project_dir: Path | None = None, *, host: PluginHost | None = None,
+                 profile: str | None = None, flags: dict | None = None) -> RunService:  # type: ignore[type-arg]
+    """The service for a project, with its configuration resolved."""
+    from qwex_core.config import load_config
+    from qwex_core.paths import find_project_dir
+
+    project_dir = project_dir or find_project_dir()
+    host = host or PluginHost()
+    config = load_config(project_dir, host.config_sections, profile=profile, flags=flags)
+    return RunService(host, config, RunStore(project_dir))
