@@ -1,0 +1,49 @@
+"""Every task a developer or CI runs. `nox` alone runs what CI needs."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "contracts", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_external_run = True
+
+PYTHON = "3.11"
+PACKAGES = ["-e", "qwex-core", "-e", "qwex-docker", "-e", "qwex-k8s", "-e", "qwex-remote"]
+TEST_DEPS = ["pytest>=8", "pytest-timeout", "pytest-xdist"]
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite: core, plugins, the example plugin, Docker on the real daemon."""
+    session.install(*PACKAGES, *TEST_DEPS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every distribution's source."""
+    session.install(*PACKAGES, "mypy", "pytest")
+    session.run("mypy", "qwex-core/src", "qwex-docker/src", "qwex-k8s/src", "qwex-remote/src")
+
+
+@nox.session(python=PYTHON)
+def contracts(session: nox.Session) -> None:
+    """import-linter: qwex-core never imports a backend; the agent stays stdlib-only."""
+    session.install(*PACKAGES, "import-linter")
+    session.run("lint-imports")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: prints a table and writes .bench/results.json. Not part of `nox`."""
+    session.install(*PACKAGES)
+    session.run("python", "benchmarks/run.py", *session.posargs)
