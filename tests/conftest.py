@@ -1,0 +1,42 @@
+"""Shared fixtures: an isolated project directory and a way to run the real `qwex` CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty project (it has a qwex.toml) as the working directory, with no user config."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "qwex.toml").write_text("")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    for var in [v for v in os.environ if v.startswith("QWEX_")]:
+        monkeypatch.delenv(var)
+    yield root
+
+
+@pytest.fixture
+def qwex() -> object:
+    """`qwex(*args, ...)` runs the installed console script; see `run_qwex`."""
+    return run_qwex
+
+
+def run_qwex(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+         timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the installed `qwex` console script like a user would."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "qwex"), *args], cwd=cwd, capture_output=True,
+        text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"qwex {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
