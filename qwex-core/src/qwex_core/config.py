@@ -156,6 +156,7 @@ def load_config(
     tree["profiles"] = {name: table for name, (table, _) in profiles.items()}
     if chosen:
         tree["profile"] = chosen
+        sources[("profile",)] = "--profile" if profile else "QWEX_PROFILE" if env_profile else _last_source(layers, "profile")
 
     plugin_tables: dict[str, Any] = {}
     for name in list(tree):
@@ -221,7 +222,9 @@ def _validate(model: type[BaseModel], data: Any, prefix: Key, sources: dict[Key,
                 known = hint or sorted(model.model_fields)
                 what = f"unknown key; expected one of: {', '.join(known)}"
             else:
-                what = f"{error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r})"
+                what = error["msg"].removeprefix("Value error, ")
+                if repr(error.get("input")) not in what:
+                    what += f" (got {error.get('input')!r})"
             lines.append(f"{where}: key '{key}': {what}")
         raise ConfigError("bad configuration:\n  " + "\n  ".join(lines)) from None
 
@@ -241,6 +244,10 @@ def _last(layers: list[Layer], key: str) -> Any:
         if key in layer.data:
             return layer.data[key]
     return None
+
+
+def _last_source(layers: list[Layer], key: str) -> str:
+    return next((layer.source for layer in reversed(layers) if key in layer.data), "default")
 
 
 def _source_under(sources: dict[Key, str], name: str) -> str:

@@ -30,6 +30,7 @@ class RunService:
         self.config = config
         self.store = store
         self._runners: dict[str, Runner] = {}
+        self._finished: set[str] = set()
 
     def runner(self, backend: str) -> Runner:
         if backend not in self._runners:
@@ -57,7 +58,14 @@ class RunService:
         return run
 
     def get(self, prefix: str) -> Run:
-        return self.refresh(self.store.get(prefix))
+        return self.observe(self.store.resolve(prefix))
+
+    def observe(self, run_id: str) -> Run:
+        """Read a run as it is now; the first process to see it final tells the plugins."""
+        run = self.refresh(self.store.load(run_id))
+        if run.is_final:
+            self.finished(run)
+        return run
 
     def refresh(self, run: Run) -> Run:
         """The run as it is now, asking its backend when the record is not final."""
@@ -98,13 +106,16 @@ class RunService:
         """Block until the run is final (or `timeout` seconds pass); return its record."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            run = self.refresh(self.store.load(run.id))
+            run = self.observe(run.id)
             if run.is_final or (deadline is not None and time.monotonic() >= deadline):
                 return run
             time.sleep(poll)
 
     def finished(self, run: Run) -> None:
         """Tell plugins, once per run across all processes, and let the runner clean up."""
+        if run.id in self._finished:
+            return
+        self._finished.add(run.id)
         try:
             fd = os.open(self.store.run_dir(run.id) / NOTIFIED_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:

@@ -127,7 +127,7 @@ def follow_run(service: RunService, run: Run, *, tail: int | None = None,
     try:
         while True:
             try:
-                return follower.follow(lambda: service.refresh(service.store.load(run.id)))
+                return follower.follow(lambda: service.observe(run.id))
             except KeyboardInterrupt:
                 interrupts += 1
                 if interrupts == 1:

@@ -143,9 +143,11 @@ class PluginHost:
                     )
                 if name in found:
                     other = found[name].plugin
+                    first, second = sorted([other, info], key=lambda p: p.origin)
                     raise PluginError(
-                        f"runner name {name!r} is registered twice: by {other.origin} and by "
-                        f"{info.origin}; uninstall one, or skip one with QWEX_DISABLE_PLUGINS={info.name}"
+                        f"runner name {name!r} is registered twice: by {first.origin} and by "
+                        f"{second.origin}; uninstall one, or skip one with "
+                        f"QWEX_DISABLE_PLUGINS={first.name} or QWEX_DISABLE_PLUGINS={second.name}"
                     )
                 found[name] = RunnerInfo(name, runner, description, info)
 
