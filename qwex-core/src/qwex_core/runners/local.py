@@ -30,13 +30,17 @@ class LocalRunner(Runner):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
+    def agent_command(self, run: Run) -> list[str]:
+        """The command line that starts the agent; subclasses may wrap it (`nice`, `taskset`...)."""
+        return [
+            sys.executable, "-m", "qwex_core.agent", "run", "--local",
+            "--run-dir", str(self.store.run_dir(run.id)), "--quiet",
+            "--grace", str(run.spec.grace_period), "--", *run.spec.command,
+        ]
+
     def start(self, run: Run) -> None:
         run_dir = self.store.run_dir(run.id)
-        argv = [
-            sys.executable, "-m", "qwex_core.agent", "run", "--local",
-            "--run-dir", str(run_dir), "--quiet", "--grace", str(run.spec.grace_period),
-            "--", *run.spec.command,
-        ]
+        argv = self.agent_command(run)
         env = {**os.environ, **run.spec.env, "QWEX_RUN_ID": run.id}
         workdir = run.spec.workdir or str(self.store.project_dir)
         with open(run_dir / "agent.log", "ab") as agent_log:

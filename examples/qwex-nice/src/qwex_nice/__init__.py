@@ -1,0 +1,1 @@
+"""An example qwex backend: the local runner at a lower CPU priority."""
