@@ -147,3 +147,16 @@ def test_start_up_imports_no_backend(project: Path, site: Path, args: list[str])
     assert not [m for m in imported if m in HEAVY], imported
     if args == ["--help"]:
         assert imported == [], "qwex --help must not even import pydantic"
+
+
+def test_fast_discovery_agrees_with_importlib_metadata() -> None:
+    """Our entry-point scan finds what importlib.metadata finds, for any group."""
+    from importlib.metadata import entry_points as reference
+
+    from qwex_core.plugin.discovery import entry_points
+
+    for group in ("console_scripts", "qwex", "pytest11"):
+        ours = sorted((ep.name, ep.value, ep.dist_name.lower().replace("_", "-")) for ep in entry_points(group))
+        theirs = sorted((ep.name, ep.value, ep.dist.name.lower().replace("_", "-")) for ep in reference(group=group)
+                        if ep.dist is not None)
+        assert ours == theirs, group

@@ -40,7 +40,7 @@ NOT_CONFIG_VARS = frozenset(
 class CoreSettings(BaseModel):
     """The keys of `[tool.qwex]` itself."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     backend: str = Field("local", description="the backend `qwex run` uses")
     profile: str | None = Field(None, description="the profile applied by default")

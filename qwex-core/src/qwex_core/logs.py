@@ -66,7 +66,8 @@ class LogFollower:
         for fh in self.files.values():
             fh.close()
 
-    def follow(self, poll: Callable[[], Run], *, max_sleep: float = 0.1) -> Run:
+    def follow(self, poll: Callable[[], Run], pause: Callable[[float], None] = time.sleep,
+               *, max_sleep: float = 0.1) -> Run:
         """Pump until `poll()` returns a final run, then drain what is left and return it.
         Files stay open (the caller closes), so following can resume after an interruption."""
         delay = 0.002
@@ -78,5 +79,5 @@ class LogFollower:
             if run.is_final:
                 self.pump()
                 return run
-            time.sleep(delay)
+            pause(delay)
             delay = min(delay * 2, max_sleep)

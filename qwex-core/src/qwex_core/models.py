@@ -48,7 +48,8 @@ def parse_memory(text: str | int) -> int:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # defer_build: schemas are built on first use, so a command pays only for the models it uses.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class ResourceRequirements(_Model):
@@ -126,6 +127,8 @@ class JobSpec(_Model):
 
 
 class Transition(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: RunStatus
     at: datetime
     reason: str | None = None
@@ -134,7 +137,7 @@ class Transition(BaseModel):
 class Run(BaseModel):
     """A run record, as stored in `.qwex/runs/<id>/run.json`."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str
     backend: str

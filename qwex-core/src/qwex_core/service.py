@@ -14,8 +14,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from qwex_core.agent.record import NOTIFIED_FILE, transition
+from pydantic import ValidationError
+
+from qwex_core.agent.record import FINAL_STATUSES, NOTIFIED_FILE, transition
 from qwex_core.config import QwexConfig
 from qwex_core.errors import BackendError, QwexError
 from qwex_core.models import JobSpec, Run, RunStatus
@@ -85,13 +88,27 @@ class RunService:
         limit: int | None = None,
     ) -> Iterator[Run]:
         """Runs newest first, each brought up to date when not final."""
+        for record in self.list_records(statuses=statuses, backends=backends, limit=limit):
+            yield Run.model_validate(record)
+
+    def list_records(
+        self, *, statuses: set[RunStatus] | None = None, backends: set[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Like `list`, as JSON-ready records: final records are passed on as stored, without
+        building a model, which keeps `qwex list` fast with thousands of runs."""
+        wanted = {s.value for s in statuses} if statuses is not None else None
         count = 0
-        for run in self.store.iter_runs(backends=backends):
-            if not run.is_final:
-                run = self.refresh(run)
-            if statuses is not None and run.status not in statuses:
+        for record in self.store.iter_records(backends=backends):
+            if record.get("status") not in FINAL_STATUSES:
+                try:
+                    run = Run.model_validate(record)
+                except ValidationError:
+                    continue
+                record = self.refresh(run).model_dump(mode="json")
+            if wanted is not None and record.get("status") not in wanted:
                 continue
-            yield run
+            yield record
             count += 1
             if limit is not None and count >= limit:
                 return

@@ -12,13 +12,14 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from qwex_core.agent.record import RUN_FILE, STDERR_FILE, STDOUT_FILE, read_record, write_record
 from qwex_core.errors import QwexError, RunNotFound
 from qwex_core.ids import uuid7
-from qwex_core.models import JobSpec, Run, RunStatus
+from qwex_core.models import JobSpec, Run
 from qwex_core.paths import runs_dir
 
 
@@ -95,22 +96,26 @@ class RunStore:
             return []
         return sorted((n for n in names if not n.startswith(".")), reverse=True)
 
-    def iter_runs(
-        self, *, statuses: set[RunStatus] | None = None, backends: set[str] | None = None
-    ) -> Iterator[Run]:
-        """Runs newest first, filtered on the raw record before building models (it is the hot path
-        of `qwex list`). Folders without a readable record yet are skipped."""
+    def iter_records(self, *, backends: set[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Raw records, newest first, as stored. `qwex list` reads thousands of these, so no
+        model is built here; folders without a readable record yet are skipped."""
+        root = str(self.root)
         for run_id in self.ids():
             try:
-                with open(self.root / run_id / RUN_FILE, "rb") as fh:
-                    data = json.loads(fh.read())
+                data = json.loads(_read_small(f"{root}/{run_id}/{RUN_FILE}"))
             except (OSError, ValueError):
                 continue
-            if statuses is not None and data.get("status") not in statuses:
-                continue
-            if backends is not None and data.get("backend") not in backends:
-                continue
-            try:
-                yield Run.model_validate(data)
-            except ValidationError:
-                continue
+            if isinstance(data, dict) and (backends is None or data.get("backend") in backends):
+                yield data
+
+
+def _read_small(path: str) -> bytes:
+    """A whole small file, with plain system calls (several times faster than `open` in a loop)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -108,7 +108,8 @@ def run_cli(args: list[str]) -> int:
     host = PluginHost()
     group = build_cli(host)
     try:
-        group.main(args, prog_name="qwex", obj=State(host=host), standalone_mode=False)
+        # With standalone_mode off, click returns the code of a `click.exceptions.Exit`.
+        result = group.main(args, prog_name="qwex", obj=State(host=host), standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -119,4 +120,4 @@ def run_cli(args: list[str]) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
-    return 0
+    return result if isinstance(result, int) else 0

@@ -26,7 +26,12 @@ def run_json(run: Run) -> dict[str, Any]:
     return run.model_dump(mode="json")
 
 
-def ago(when: datetime | None) -> str:
+def _when(value: datetime | str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def ago(when: datetime | str | None) -> str:
+    when = _when(when)
     if when is None:
         return "-"
     seconds = (datetime.now(UTC) - when).total_seconds()
@@ -36,11 +41,11 @@ def ago(when: datetime | None) -> str:
     return f"{int(max(seconds, 0))}s ago"
 
 
-def duration(run: Run) -> str:
-    if run.started_at is None:
+def duration(started: datetime | str | None, finished: datetime | str | None) -> str:
+    start, end = _when(started), _when(finished)
+    if start is None:
         return "-"
-    end = run.finished_at or datetime.now(UTC)
-    seconds = (end - run.started_at).total_seconds()
+    seconds = ((end or datetime.now(UTC)) - start).total_seconds()
     if seconds < 60:
         return f"{seconds:.1f}s"
     if seconds < 3600:
@@ -48,13 +53,11 @@ def duration(run: Run) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-def command_text(run: Run, width: int = 50) -> str:
+def command_text(command: list[str], width: int = 50) -> str:
     import shlex
 
-    text = run.spec.command[0] if len(run.spec.command) == 1 else shlex.join(run.spec.command)
+    text = command[0] if len(command) == 1 else shlex.join(command)
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def table(rows: list[list[str]], headers: list[str]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]

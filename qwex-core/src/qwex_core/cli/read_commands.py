@@ -33,13 +33,17 @@ def list_runs(state: State, statuses: tuple[str, ...], backends: tuple[str, ...]
     from qwex_core.models import RunStatus
 
     service = state.service()
-    runs = service.list(
+    records = service.list_records(
         statuses={RunStatus(s) for s in statuses} or None, backends=set(backends) or None, limit=limit
     )
     if as_json:
-        emit_json([run_json(r) for r in runs])
+        emit_json(list(records))
         return
-    rows = [[r.id, r.status.value, r.backend, ago(r.created_at), duration(r), command_text(r)] for r in runs]
+    rows = [
+        [r["id"], r["status"], r["backend"], ago(r.get("created_at")),
+         duration(r.get("started_at"), r.get("finished_at")), command_text(r["spec"]["command"])]
+        for r in records
+    ]
     if not rows:
         click.echo("no runs yet: start one with `qwex run -- COMMAND`", err=True)
         return
@@ -66,7 +70,7 @@ def status(state: State, run_id: str, as_json: bool) -> None:
         ("created", f"{run.created_at.isoformat()} ({ago(run.created_at)})"),
         ("started", run.started_at.isoformat() if run.started_at else "-"),
         ("finished", run.finished_at.isoformat() if run.finished_at else "-"),
-        ("duration", duration(run)), ("logs", str(service.store.run_dir(run.id))),
+        ("duration", duration(run.started_at, run.finished_at)), ("logs", str(service.store.run_dir(run.id))),
     ]
     if run.spec.container.image and run.backend != "local":
         fields.insert(4, ("image", run.spec.container.image))

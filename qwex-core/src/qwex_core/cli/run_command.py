@@ -106,7 +106,7 @@ def run(state: State, backend: str | None, profile: str | None, detach: bool, im
         emit_json(run_json(final))
     if final.status.value != "succeeded":
         note(f"run {final.id} {final.status.value}: {final.reason}")
-    sys.exit(exit_code(final))
+    raise click.exceptions.Exit(exit_code(final))
 
 
 def exit_code(run: Run) -> int:
@@ -123,11 +123,16 @@ def follow_run(service: RunService, run: Run, *, tail: int | None = None,
     sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     follower = LogFollower({s: service.store.log_path(run.id, s) for s in streams},
                            {s: sinks[s] for s in streams}, tail=tail)
+    runner = service.runner(run.backend)
+
+    def pause(seconds: float) -> None:
+        runner.pause(run, seconds)
+
     interrupts = 0
     try:
         while True:
             try:
-                return follower.follow(lambda: service.observe(run.id))
+                return follower.follow(lambda: service.observe(run.id), pause)
             except KeyboardInterrupt:
                 interrupts += 1
                 if interrupts == 1:

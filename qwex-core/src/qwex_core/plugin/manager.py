@@ -22,6 +22,7 @@ import pluggy
 
 from qwex_core.errors import BackendError, PluginError
 from qwex_core.plugin import hookspecs
+from qwex_core.plugin.discovery import EntryPoint, entry_points
 from qwex_core.plugin.markers import ENTRY_POINT_GROUP, PROJECT
 
 if TYPE_CHECKING:
@@ -35,8 +36,15 @@ NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 @dataclass(frozen=True)
 class PluginInfo:
     name: str
-    distribution: str | None = None
-    version: str | None = None
+    entry_point: EntryPoint | None = None
+
+    @property
+    def distribution(self) -> str | None:
+        return self.entry_point.dist_name if self.entry_point else None
+
+    @property
+    def version(self) -> str | None:
+        return self.entry_point.dist_version if self.entry_point else None
 
     @property
     def origin(self) -> str:
@@ -99,14 +107,10 @@ class PluginHost:
         self.infos[name] = info or PluginInfo(name)
 
     def _load_entry_points(self, disabled: set[str]) -> None:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in entry_points(ENTRY_POINT_GROUP):
             if ep.name in disabled or self.pm.has_plugin(ep.name):
                 continue
-            dist = ep.dist
-            info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None)
-            self._load(ep.name, ep.load, info)
+            self._load(ep.name, ep.load, PluginInfo(ep.name, ep))
 
     def _load(self, name: str, loader: Callable[[], object], info: PluginInfo | None = None) -> None:
         info = info or PluginInfo(name)

@@ -9,6 +9,7 @@ directly (a remote server) copy them in `refresh`.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
@@ -52,6 +53,11 @@ class Runner(ABC):
         """Ask the run to stop: a polite signal (SIGINT when `interrupt`, else SIGTERM), then
         SIGKILL after `run.spec.grace_period`. Return without waiting; the record turns
         `cancelled` with `reason` once the supervisor has stopped the command."""
+
+    def pause(self, run: Run, seconds: float) -> None:
+        """Wait up to `seconds` for `run` to change while someone follows it. Backends that can
+        be woken early (the local runner waits on its child process) return sooner."""
+        time.sleep(seconds)
 
     def cleanup(self, run: Run) -> None:
         """Release what the backend still holds for a final run (a stopped container...)."""

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 from qwex_core.agent.record import AGENT_PID_FILE, CANCEL_FILE, transition
@@ -107,6 +108,14 @@ class LocalRunner(Runner):
                 os.kill(agent[0], signum)
         else:
             self.refresh(run)  # no agent left to ask: the record turns lost
+
+    def pause(self, run: Run, seconds: float) -> None:
+        child = self._children.get(run.id)
+        if child is None:
+            time.sleep(seconds)
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=seconds)
 
     def cleanup(self, run: Run) -> None:
         child = self._children.pop(run.id, None)

@@ -1,0 +1,144 @@
+"""`nox -s bench`: the speed figures of the issues, as medians, printed and written to JSON.
+
+Not tests: nothing here asserts. Each figure is compared with its target so a
+regression is visible at a glance. Run from the repository root.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+QWEX = str(Path(sys.executable).parent / "qwex")
+GIB = 1 << 30
+
+
+def median_seconds(fn: Callable[[], Any], repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def run(args: list[str], cwd: Path, **kw: Any) -> None:
+    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, **kw)
+
+
+def detach_until_id(cwd: Path) -> None:
+    proc = subprocess.Popen([QWEX, "run", "-d", "--", "true"], cwd=cwd, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    proc.wait()
+
+
+def make_store(project: Path, count: int) -> None:
+    """`count` finished runs, written the way the agent writes them."""
+    from qwex_core.agent.record import transition, write_record
+    from qwex_core.ids import uuid7
+
+    runs = project / ".qwex" / "runs"
+    for i in range(count):
+        run_id = uuid7()
+        (runs / run_id).mkdir(parents=True)
+        record: dict[str, Any] = {"id": run_id, "backend": "local", "spec": {"command": ["python", "train.py", str(i)]},
+                                  "created_at": "2026-11-26T10:00:00+00:00", "history": []}
+        transition(record, "pending")
+        transition(record, "running")
+        transition(record, "succeeded" if i % 3 else "failed", "exit code 0" if i % 3 else "exit code 1")
+        record["exit_code"] = 0 if i % 3 else 1
+        write_record(runs / run_id, record)
+
+
+def throughput(project: Path) -> tuple[float, float]:
+    """(bare seconds, qwex seconds) to move 1 GiB of stdout."""
+    sink = project / "bare.out"
+    bare = median_seconds(lambda: run(["sh", "-c", f"head -c {GIB} /dev/zero > {sink}"], project), 3, 1)
+    sink.unlink()
+
+    def through_qwex() -> None:
+        run([QWEX, "run", "--", "head", "-c", str(GIB), "/dev/zero"], project)
+        shutil.rmtree(project / ".qwex")
+
+    return bare, median_seconds(through_qwex, 3, 1)
+
+
+def agent_peak_rss_mib(project: Path) -> float:
+    """Peak RSS of the agent alone, read by a wrapper process whose only child it is."""
+    wrapper = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "qwex_core.agent", "run",
+                          "--local", "--run-dir", str(project / "rss"), "--quiet", "--", "head", "-c",
+                          str(GIB), "/dev/zero"], cwd=project, check=True, capture_output=True, text=True)
+    shutil.rmtree(project / "rss")
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def core_figures() -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        (project / "qwex.toml").write_text("")
+        figures = [
+            ("qwex --help", median_seconds(lambda: run([QWEX, "--help"], project), 20) * 1000, 120, "ms"),
+            ("qwex run -- true (foreground, local)",
+             median_seconds(lambda: run([QWEX, "run", "--", "true"], project, stderr=subprocess.DEVNULL), 20) * 1000,
+             250, "ms"),
+            ("qwex run -d -- true, until the id is printed", median_seconds(lambda: detach_until_id(project), 20) * 1000,
+             150, "ms"),
+        ]
+        shutil.rmtree(project / ".qwex")
+        make_store(project, 10_000)
+        figures.append(("qwex list, 10,000 runs in the store",
+                        median_seconds(lambda: run([QWEX, "list"], project), 7) * 1000, 300, "ms"))
+        shutil.rmtree(project / ".qwex")
+        bare, through = throughput(project)
+        figures.append(("1 GiB stdout through qwex run, % of bare rate to a file", 100 * bare / through, 70, "% (min)"))
+        figures.append(("agent peak memory (1 GiB of output)", agent_peak_rss_mib(project), 30, "MiB"))
+    return [{"figure": f, "value": round(v, 1), "target": t, "unit": u} for f, v, t, u in figures]
+
+
+def met(row: dict[str, Any]) -> bool:
+    return row["value"] >= row["target"] if "min" in row["unit"] else row["value"] <= row["target"]
+
+
+def main() -> None:
+    only = set(sys.argv[1:])
+    results: list[dict[str, Any]] = []
+    if not only or "core" in only:
+        results += core_figures()
+    extra = ROOT / "benchmarks" / "docker_bench.py"
+    if (not only or "docker" in only) and extra.exists():
+        spec = importlib.util.spec_from_file_location("docker_bench", extra)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        results += module.main()
+    width = max(len(r["figure"]) for r in results)
+    print(f"{'figure'.ljust(width)}  {'median':>8}  {'target':>8}  unit     met")
+    for r in results:
+        print(f"{r['figure'].ljust(width)}  {r['value']:>8}  {r['target']:>8}  {r['unit']:<7}  {'yes' if met(r) else 'NO'}")
+    out = ROOT / ".bench" / "results.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": os.uname().machine, "cpus": os.cpu_count(), "results": results}, indent=2))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

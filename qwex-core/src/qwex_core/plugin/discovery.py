@@ -1,0 +1,94 @@
+"""Finding `qwex` entry points quickly.
+
+`importlib.metadata.entry_points()` costs ~35 ms at every start (it imports
+the email and zip machinery and builds every distribution's metadata), more
+than a third of the `qwex --help` budget. This reads only what the group
+needs: the `entry_points.txt` of each installed distribution on `sys.path`,
+in `sys.path` order, the first distribution of a name winning, as
+importlib.metadata does. Name and version come from the `.dist-info` folder
+name; the METADATA file is read only when someone asks for the display name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str
+    value: str
+    dist_path: Path
+
+    def load(self) -> object:
+        module_name, _, attr = self.value.partition(":")
+        module = importlib.import_module(module_name.strip())
+        for part in filter(None, attr.strip().split(".")):
+            module = getattr(module, part)
+        return module
+
+    @cached_property
+    def dist_name(self) -> str:
+        """The distribution's name as published (`qwex-core`), from its METADATA."""
+        meta = "METADATA" if self.dist_path.suffix == ".dist-info" else "PKG-INFO"
+        try:
+            with open(self.dist_path / meta, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Name:"):
+                        return line[5:].strip()
+                    if not line.strip():
+                        break
+        except OSError:
+            pass
+        return self.dist_path.name.split("-")[0]
+
+    @property
+    def dist_version(self) -> str | None:
+        parts = self.dist_path.stem.split("-")
+        return parts[1] if len(parts) > 1 else None
+
+
+def entry_points(group: str, path: list[str] | None = None) -> list[EntryPoint]:
+    """Every entry point of `group` from the distributions importable on `path` (default sys.path)."""
+    found: list[EntryPoint] = []
+    seen: set[str] = set()
+    for entry in sys.path if path is None else path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            key = name.split("-")[0].lower().replace(".", "_")
+            if key in seen:
+                continue
+            seen.add(key)
+            dist_path = Path(entry or ".") / name
+            try:
+                text = (dist_path / "entry_points.txt").read_text(encoding="utf-8")
+            except OSError:
+                continue
+            found += [EntryPoint(n, v, dist_path) for n, v in _section(text, group)]
+    return found
+
+
+def _section(text: str, group: str) -> list[tuple[str, str]]:
+    """The `name = value` pairs of one `[group]` section of an entry_points.txt."""
+    pairs: list[tuple[str, str]] = []
+    inside = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            inside = line[1:-1].strip() == group
+        elif inside and "=" in line:
+            name, _, value = line.partition("=")
+            pairs.append((name.strip(), value.strip()))
+    return pairs
