@@ -56,11 +56,18 @@ def make_store(project: Path, count: int) -> None:
     for i in range(count):
         run_id = uuid7()
         (runs / run_id).mkdir(parents=True)
-        record: dict[str, Any] = {"id": run_id, "backend": "local", "spec": {"command": ["python", "train.py", str(i)]},
-                                  "created_at": "2026-11-26T10:00:00+00:00", "history": []}
+        record: dict[str, Any] = {
+            "id": run_id,
+            "backend": "local",
+            "spec": {"command": ["python", "train.py", str(i)]},
+            "created_at": "2026-11-26T10:00:00+00:00",
+            "history": [],
+        }
         transition(record, "pending")
         transition(record, "running")
-        transition(record, "succeeded" if i % 3 else "failed", "exit code 0" if i % 3 else "exit code 1")
+        transition(
+            record, "succeeded" if i % 3 else "failed", "exit code 0" if i % 3 else "exit code 1"
+        )
         record["exit_code"] = 0 if i % 3 else 1
         write_record(runs / run_id, record)
 
@@ -68,7 +75,9 @@ def make_store(project: Path, count: int) -> None:
 def throughput(project: Path) -> tuple[float, float]:
     """(bare seconds, qwex seconds) to move 1 GiB of stdout."""
     sink = project / "bare.out"
-    bare = median_seconds(lambda: run(["sh", "-c", f"head -c {GIB} /dev/zero > {sink}"], project), 3, 1)
+    bare = median_seconds(
+        lambda: run(["sh", "-c", f"head -c {GIB} /dev/zero > {sink}"], project), 3, 1
+    )
     sink.unlink()
 
     def through_qwex() -> None:
@@ -84,9 +93,30 @@ def agent_peak_rss_mib(project: Path) -> float:
         "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "qwex_core.agent", "run",
-                          "--local", "--run-dir", str(project / "rss"), "--quiet", "--", "head", "-c",
-                          str(GIB), "/dev/zero"], cwd=project, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            wrapper,
+            sys.executable,
+            "-m",
+            "qwex_core.agent",
+            "run",
+            "--local",
+            "--run-dir",
+            str(project / "rss"),
+            "--quiet",
+            "--",
+            "head",
+            "-c",
+            str(GIB),
+            "/dev/zero",
+        ],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     shutil.rmtree(project / "rss")
     return int(out.stdout.split()[-1]) / 1024
 
@@ -96,21 +126,51 @@ def core_figures() -> list[dict[str, Any]]:
         project = Path(tmp)
         (project / "qwex.toml").write_text("")
         figures = [
-            ("qwex --help", median_seconds(lambda: run([QWEX, "--help"], project), 20) * 1000, 120, "ms"),
-            ("qwex run -- true (foreground, local)",
-             median_seconds(lambda: run([QWEX, "run", "--", "true"], project, stderr=subprocess.DEVNULL), 20) * 1000,
-             250, "ms"),
-            ("qwex run -d -- true, until the id is printed", median_seconds(lambda: detach_until_id(project), 20) * 1000,
-             150, "ms"),
+            (
+                "qwex --help",
+                median_seconds(lambda: run([QWEX, "--help"], project), 20) * 1000,
+                120,
+                "ms",
+            ),
+            (
+                "qwex run -- true (foreground, local)",
+                median_seconds(
+                    lambda: run([QWEX, "run", "--", "true"], project, stderr=subprocess.DEVNULL), 20
+                )
+                * 1000,
+                250,
+                "ms",
+            ),
+            (
+                "qwex run -d -- true, until the id is printed",
+                median_seconds(lambda: detach_until_id(project), 20) * 1000,
+                150,
+                "ms",
+            ),
         ]
         shutil.rmtree(project / ".qwex")
         make_store(project, 10_000)
-        figures.append(("qwex list, 10,000 runs in the store",
-                        median_seconds(lambda: run([QWEX, "list"], project), 7) * 1000, 300, "ms"))
+        figures.append(
+            (
+                "qwex list, 10,000 runs in the store",
+                median_seconds(lambda: run([QWEX, "list"], project), 7) * 1000,
+                300,
+                "ms",
+            )
+        )
         shutil.rmtree(project / ".qwex")
         bare, through = throughput(project)
-        figures.append(("1 GiB stdout through qwex run, % of bare rate to a file", 100 * bare / through, 70, "% (min)"))
-        figures.append(("agent peak memory (1 GiB of output)", agent_peak_rss_mib(project), 30, "MiB"))
+        figures.append(
+            (
+                "1 GiB stdout through qwex run, % of bare rate to a file",
+                100 * bare / through,
+                70,
+                "% (min)",
+            )
+        )
+        figures.append(
+            ("agent peak memory (1 GiB of output)", agent_peak_rss_mib(project), 30, "MiB")
+        )
     return [{"figure": f, "value": round(v, 1), "target": t, "unit": u} for f, v, t, u in figures]
 
 
@@ -133,10 +193,16 @@ def main() -> None:
     width = max(len(r["figure"]) for r in results)
     print(f"{'figure'.ljust(width)}  {'median':>8}  {'target':>8}  unit     met")
     for r in results:
-        print(f"{r['figure'].ljust(width)}  {r['value']:>8}  {r['target']:>8}  {r['unit']:<7}  {'yes' if met(r) else 'NO'}")
+        print(
+            f"{r['figure'].ljust(width)}  {r['value']:>8}  {r['target']:>8}  {r['unit']:<7}  {'yes' if met(r) else 'NO'}"
+        )
     out = ROOT / ".bench" / "results.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": os.uname().machine, "cpus": os.cpu_count(), "results": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"machine": os.uname().machine, "cpus": os.cpu_count(), "results": results}, indent=2
+        )
+    )
     print(f"written to {out}")
 
 

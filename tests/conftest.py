@@ -30,12 +30,21 @@ def qwex() -> object:
     return run_qwex
 
 
-def run_qwex(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-         timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_qwex(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `qwex` console script like a user would."""
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "qwex"), *args], cwd=cwd, capture_output=True,
-        text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        [str(Path(sys.executable).parent / "qwex"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
     if check and result.returncode != 0:
         raise AssertionError(f"qwex {' '.join(args)} exited {result.returncode}:\n{result.stderr}")

@@ -59,7 +59,14 @@ def test_detach_prints_the_id_and_logs_reattach(project: Path, qwex: Qwex) -> No
 
 
 def test_logs_tail_and_streams(project: Path, qwex: Qwex) -> None:
-    qwex("run", "--", "sh", "-c", "for i in 1 2 3 4 5; do echo out$i; done; echo err1 >&2", check=True)
+    qwex(
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo out$i; done; echo err1 >&2",
+        check=True,
+    )
     run_id = json.loads(qwex("list", "--json").stdout)[0]["id"]
     assert qwex("logs", run_id, "--tail", "2").stdout == "out4\nout5\n"
     only_err = qwex("logs", run_id, "--stream", "stderr")
@@ -88,7 +95,9 @@ def test_status_shows_the_record(project: Path, qwex: Qwex) -> None:
 
 
 def test_cancel_stops_the_process_tree(project: Path, qwex: Qwex) -> None:
-    run_id = qwex("run", "-d", "--", "sh", "-c", "sleep 300 & echo $! > child.pid; wait", check=True).stdout.strip()
+    run_id = qwex(
+        "run", "-d", "--", "sh", "-c", "sleep 300 & echo $! > child.pid; wait", check=True
+    ).stdout.strip()
     deadline = time.monotonic() + 10
     while not (project / "child.pid").exists() or not (project / "child.pid").read_text().strip():
         assert time.monotonic() < deadline
@@ -103,21 +112,31 @@ def test_cancel_stops_the_process_tree(project: Path, qwex: Qwex) -> None:
 
 
 def test_ctrl_c_cancels_and_says_so(project: Path) -> None:
-    proc = subprocess.Popen([QWEX, "run", "--", "sh", "-c", "echo ready; sleep 300"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [QWEX, "run", "--", "sh", "-c", "echo ready; sleep 300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert "cancelling run" in err
     assert proc.returncode == 128 + signal.SIGINT
-    runs = json.loads(subprocess.run([QWEX, "list", "--json"], capture_output=True, text=True).stdout)
+    runs = json.loads(
+        subprocess.run([QWEX, "list", "--json"], capture_output=True, text=True).stdout
+    )
     assert runs[0]["status"] == "cancelled"
 
 
 def test_sigkilled_cli_leaves_the_run_going(project: Path, qwex: Qwex) -> None:
-    proc = subprocess.Popen([QWEX, "run", "--", "sh", "-c", "echo ready; sleep 1; echo finished"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [QWEX, "run", "--", "sh", "-c", "echo ready; sleep 1; echo finished"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
     proc.kill()
@@ -129,7 +148,9 @@ def test_sigkilled_cli_leaves_the_run_going(project: Path, qwex: Qwex) -> None:
 
 
 def test_a_killed_agent_is_reported_lost(project: Path, qwex: Qwex) -> None:
-    run_id = qwex("run", "-d", "--", "sh", "-c", "echo $$ > cmd.pid; sleep 300", check=True).stdout.strip()
+    run_id = qwex(
+        "run", "-d", "--", "sh", "-c", "echo $$ > cmd.pid; sleep 300", check=True
+    ).stdout.strip()
     rec = wait_status(qwex, run_id, {"running"})
     deadline = time.monotonic() + 10
     while not (project / "cmd.pid").read_text().strip() if (project / "cmd.pid").exists() else True:
@@ -145,15 +166,24 @@ def test_a_killed_agent_is_reported_lost(project: Path, qwex: Qwex) -> None:
 def test_errors_are_one_line_without_traceback(project: Path, qwex: Qwex) -> None:
     missing = qwex("status", "0000")
     assert missing.returncode == 1
-    assert missing.stderr.startswith("qwex: error: no run matches '0000'") and "Traceback" not in missing.stderr
+    assert (
+        missing.stderr.startswith("qwex: error: no run matches '0000'")
+        and "Traceback" not in missing.stderr
+    )
     unknown = qwex("run", "--backend", "nope", "--", "true")
-    assert unknown.returncode == 1 and "unknown backend 'nope'" in unknown.stderr and "local" in unknown.stderr
+    assert (
+        unknown.returncode == 1
+        and "unknown backend 'nope'" in unknown.stderr
+        and "local" in unknown.stderr
+    )
     usage = qwex("run")
     assert usage.returncode == 2 and "Missing argument" in usage.stderr
     bad_env = qwex("run", "-e", "NOEQUALS", "--", "true")
     assert bad_env.returncode == 2 and "NOEQUALS" in bad_env.stderr
     bad_mem = qwex("run", "--memory", "lots", "--", "true")
-    assert bad_mem.returncode == 1 and "memory" in bad_mem.stderr and "Traceback" not in bad_mem.stderr
+    assert (
+        bad_mem.returncode == 1 and "memory" in bad_mem.stderr and "Traceback" not in bad_mem.stderr
+    )
 
 
 def test_backends_lists_local_with_its_distribution(project: Path, qwex: Qwex) -> None:
@@ -165,18 +195,34 @@ def test_backends_lists_local_with_its_distribution(project: Path, qwex: Qwex) -
 
 def test_env_and_workdir_flags(project: Path, qwex: Qwex) -> None:
     (project / "sub").mkdir()
-    result = qwex("run", "-e", "GREETING=hi", "--workdir", str(project / "sub"), "--", "sh", "-c", 'echo "$GREETING $PWD"')
+    result = qwex(
+        "run",
+        "-e",
+        "GREETING=hi",
+        "--workdir",
+        str(project / "sub"),
+        "--",
+        "sh",
+        "-c",
+        'echo "$GREETING $PWD"',
+    )
     assert result.stdout == f"hi {project / 'sub'}\n"
 
 
 def test_many_runs_started_at_once(project: Path) -> None:
-    procs = [subprocess.Popen([QWEX, "run", "-d", "--", "sh", "-c", f"echo {i}"], stdout=subprocess.PIPE, text=True)
-             for i in range(12)]
+    procs = [
+        subprocess.Popen(
+            [QWEX, "run", "-d", "--", "sh", "-c", f"echo {i}"], stdout=subprocess.PIPE, text=True
+        )
+        for i in range(12)
+    ]
     ids = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert len(set(ids)) == 12
     deadline = time.monotonic() + 30
     while True:
-        runs = json.loads(subprocess.run([QWEX, "list", "--json"], capture_output=True, text=True).stdout)
+        runs = json.loads(
+            subprocess.run([QWEX, "list", "--json"], capture_output=True, text=True).stdout
+        )
         if len(runs) == 12 and all(r["status"] == "succeeded" for r in runs):
             break
         assert time.monotonic() < deadline, [r["status"] for r in runs]
@@ -193,7 +239,9 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["list", "--help"], ["logs", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["run", "--help"], ["list", "--help"], ["logs", "--help"]]
+)
 def test_help_explains(project: Path, qwex: Qwex, args: list[str]) -> None:
     result = qwex(*args)
     assert result.returncode == 0 and "Usage:" in result.stdout

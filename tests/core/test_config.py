@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
-
 from qwex_core.config import load_config
 from qwex_core.errors import ConfigError
 
@@ -28,24 +27,36 @@ def write_pyproject(project: Path, body: str) -> Path:
     return path
 
 
-def test_precedence_user_project_profile_env_flags(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_user_project_profile_env_flags(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     user = tmp_path / "xdg" / "qwex" / "config.toml"
     user.parent.mkdir(parents=True)
     user.write_text('image = "from-user"\ngrace_period = 1\n[env]\nA = "user"\nB = "user"\n')
-    write_pyproject(project, '[tool.qwex]\nimage = "from-pyproject"\n[tool.qwex.env]\nB = "project"\n'
-                    '[tool.qwex.profiles.gpu]\nbackend = "local"\ngrace_period = 7\n[tool.qwex.profiles.gpu.resources]\ngpu = 1\n')
-    (project / "qwex.toml").write_text('[resources]\ncpu = 2\n')
+    write_pyproject(
+        project,
+        '[tool.qwex]\nimage = "from-pyproject"\n[tool.qwex.env]\nB = "project"\n'
+        '[tool.qwex.profiles.gpu]\nbackend = "local"\ngrace_period = 7\n[tool.qwex.profiles.gpu.resources]\ngpu = 1\n',
+    )
+    (project / "qwex.toml").write_text("[resources]\ncpu = 2\n")
     monkeypatch.setenv("QWEX_RESOURCES_CPU", "4")
     cfg = load_config(project, {}, profile="gpu", flags={("image",): ("from-flag", "--image")})
     assert cfg.core.image == "from-flag" and cfg.source_of(("image",)) == "--image"
     assert cfg.core.env == {"A": "user", "B": "project"}
     assert cfg.source_of(("env", "A")) == str(user)
-    assert cfg.core.grace_period == 7 and cfg.source_of(("grace_period",)).startswith("profile 'gpu'")
+    assert cfg.core.grace_period == 7 and cfg.source_of(("grace_period",)).startswith(
+        "profile 'gpu'"
+    )
     assert cfg.core.resources.gpu == 1
-    assert cfg.core.resources.cpu == 4 and cfg.source_of(("resources", "cpu")) == "environment (QWEX_*)"
+    assert (
+        cfg.core.resources.cpu == 4
+        and cfg.source_of(("resources", "cpu")) == "environment (QWEX_*)"
+    )
 
 
-def test_plugin_section_is_validated_by_its_model(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_section_is_validated_by_its_model(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_pyproject(project, '[tool.qwex.docker]\nnetwork = "host"\n')
     monkeypatch.setenv("QWEX_DOCKER_SOCKET", "/run/x.sock")
     cfg = load_config(project, {"docker": DockerSection})
@@ -57,7 +68,11 @@ def test_bad_value_names_file_key_and_expectation(project: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(project, {})
     message = str(err.value)
-    assert f"{path} [tool.qwex]" in message and "'grace_period'" in message and "valid number" in message
+    assert (
+        f"{path} [tool.qwex]" in message
+        and "'grace_period'" in message
+        and "valid number" in message
+    )
 
 
 def test_unknown_key_lists_the_known_ones(project: Path) -> None:
@@ -81,19 +96,26 @@ def test_unknown_profile_and_bad_toml(project: Path) -> None:
         load_config(project, {})
 
 
-def test_cli_config_shows_sources_and_profile_selects_backend_settings(project: Path, qwex: Qwex) -> None:
-    write_pyproject(project, '[tool.qwex]\nprofile = "quick"\n[tool.qwex.profiles.quick]\ngrace_period = 2\n')
+def test_cli_config_shows_sources_and_profile_selects_backend_settings(
+    project: Path, qwex: Qwex
+) -> None:
+    write_pyproject(
+        project, '[tool.qwex]\nprofile = "quick"\n[tool.qwex.profiles.quick]\ngrace_period = 2\n'
+    )
     data = json.loads(qwex("config", "--json", check=True).stdout)
     values = {v["key"]: v for v in data["values"]}
     assert data["profile"] == "quick"
-    assert values["grace_period"]["value"] == 2.0 and "profile 'quick'" in values["grace_period"]["source"]
+    assert (
+        values["grace_period"]["value"] == 2.0
+        and "profile 'quick'" in values["grace_period"]["source"]
+    )
     assert values["backend"]["source"] == "default"
     bad = qwex("run", "-p", "nope", "--", "true")
     assert bad.returncode == 1 and "unknown profile 'nope'" in bad.stderr
 
 
 def test_bad_config_file_stops_run_with_one_message(project: Path, qwex: Qwex) -> None:
-    write_pyproject(project, "[tool.qwex.resources]\nmemory = \"lots\"\n")
+    write_pyproject(project, '[tool.qwex.resources]\nmemory = "lots"\n')
     result = qwex("run", "--", "true")
     assert result.returncode == 1
     assert "pyproject.toml [tool.qwex]: key 'resources.memory': not a memory size" in result.stderr

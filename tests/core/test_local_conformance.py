@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from qwex_core.service import RunService
 from qwex_core.testing import RunnerConformance, service_for
 

@@ -14,7 +14,9 @@ import pytest
 Qwex = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def install_fake(site: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]) -> None:
+def install_fake(
+    site: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]
+) -> None:
     """Make a distribution `dist` 1.0 with `modules` and `[qwex]` entry points, importable from `site`."""
     info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
     info.mkdir(parents=True)
@@ -71,7 +73,11 @@ def test_third_party_runner_command_and_hooks(project: Path, site: Path, qwex: Q
     install_fake(site, "qwex-good", {"good": GOOD, "good_runner": GOOD_RUNNER}, {"good": "good"})
     backends = json.loads(qwex("backends", "--json", check=True).stdout)["backends"]
     nice = next(b for b in backends if b["name"] == "nice")
-    assert (nice["distribution"], nice["version"], nice["description"]) == ("qwex-good", "1.0", "local, at low priority")
+    assert (nice["distribution"], nice["version"], nice["description"]) == (
+        "qwex-good",
+        "1.0",
+        "local, at low priority",
+    )
     assert "hello" in qwex("--help").stdout
     assert qwex("hello").stdout == "hello from good\n"
     result = qwex("run", "-b", "nice", "--", "sh", "-c", "echo $ADDED_BY_PLUGIN")
@@ -83,11 +89,18 @@ def test_third_party_runner_command_and_hooks(project: Path, site: Path, qwex: Q
 
 
 def test_broken_plugin_is_named_and_the_rest_work(project: Path, site: Path, qwex: Qwex) -> None:
-    install_fake(site, "qwex-broken", {"broken": "raise RuntimeError('boom at import')"}, {"broken": "broken"})
+    install_fake(
+        site,
+        "qwex-broken",
+        {"broken": "raise RuntimeError('boom at import')"},
+        {"broken": "broken"},
+    )
     result = qwex("backends")
     assert result.returncode == 0 and "local" in result.stdout
     warning = [line for line in result.stderr.splitlines() if "broken" in line]
-    assert warning == ["qwex: warning: plugin 'broken' (qwex-broken 1.0) failed to load: RuntimeError: boom at import"]
+    assert warning == [
+        "qwex: warning: plugin 'broken' (qwex-broken 1.0) failed to load: RuntimeError: boom at import"
+    ]
     assert qwex("run", "--", "true").returncode == 0
     quiet = qwex("backends", env={"QWEX_DISABLE_PLUGINS": "broken"})
     assert "broken" not in quiet.stderr and "local" in quiet.stdout
@@ -103,7 +116,10 @@ def test_duplicate_runner_name_is_a_clear_error(project: Path, site: Path, qwex:
     install_fake(site, "qwex-dup", {"dup": dup}, {"dup": "dup"})
     result = qwex("run", "--", "true")
     assert result.returncode == 1
-    assert "runner name 'local' is registered twice: by qwex-core 0.1.0 and by qwex-dup 1.0" in result.stderr
+    assert (
+        "runner name 'local' is registered twice: by qwex-core 0.1.0 and by qwex-dup 1.0"
+        in result.stderr
+    )
     assert "QWEX_DISABLE_PLUGINS=dup" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -116,7 +132,10 @@ def test_malformed_runner_name_is_a_clear_error(project: Path, site: Path, qwex:
     """
     install_fake(site, "qwex-bad", {"bad": bad}, {"bad": "bad"})
     result = qwex("backends")
-    assert result.returncode == 1 and "qwex-bad 1.0 registers an invalid runner name 'My Runner'" in result.stderr
+    assert (
+        result.returncode == 1
+        and "qwex-bad 1.0 registers an invalid runner name 'My Runner'" in result.stderr
+    )
 
 
 def test_disable_all_plugins(project: Path, qwex: Qwex) -> None:
@@ -141,8 +160,12 @@ print(json.dumps(sorted(m for m in sys.modules if m in {heavy!r} or m.split('.')
 @pytest.mark.parametrize("args", [["--help"], ["run", "--", "true"], ["list"]])
 def test_start_up_imports_no_backend(project: Path, site: Path, args: list[str]) -> None:
     install_fake(site, "qwex-good", {"good": GOOD, "good_runner": GOOD_RUNNER}, {"good": "good"})
-    result = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     imported = json.loads(result.stdout.strip().splitlines()[-1])
     assert not [m for m in imported if m in HEAVY], imported
     if args == ["--help"]:
@@ -156,7 +179,13 @@ def test_fast_discovery_agrees_with_importlib_metadata() -> None:
     from qwex_core.plugin.discovery import entry_points
 
     for group in ("console_scripts", "qwex", "pytest11"):
-        ours = sorted((ep.name, ep.value, ep.dist_name.lower().replace("_", "-")) for ep in entry_points(group))
-        theirs = sorted((ep.name, ep.value, ep.dist.name.lower().replace("_", "-")) for ep in reference(group=group)
-                        if ep.dist is not None)
+        ours = sorted(
+            (ep.name, ep.value, ep.dist_name.lower().replace("_", "-"))
+            for ep in entry_points(group)
+        )
+        theirs = sorted(
+            (ep.name, ep.value, ep.dist.name.lower().replace("_", "-"))
+            for ep in reference(group=group)
+            if ep.dist is not None
+        )
         assert ours == theirs, group

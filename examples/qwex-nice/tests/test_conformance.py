@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from qwex_core.service import RunService
 from qwex_core.testing import RunnerConformance, service_for
 

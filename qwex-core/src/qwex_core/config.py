@@ -16,6 +16,7 @@ table, variable or flag), the key and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -32,8 +33,15 @@ from qwex_core.models import ContainerConfig, Mount, ResourceRequirements
 Key = tuple[str, ...]
 
 NOT_CONFIG_VARS = frozenset(
-    {"QWEX_DISABLE_PLUGINS", "QWEX_PLUGINS", "QWEX_PROJECT_DIR", "QWEX_PROFILE", "QWEX_DEBUG",
-     "QWEX_RUN_ID", "QWEX_RUN_DIR"}
+    {
+        "QWEX_DISABLE_PLUGINS",
+        "QWEX_PLUGINS",
+        "QWEX_PROJECT_DIR",
+        "QWEX_PROFILE",
+        "QWEX_DEBUG",
+        "QWEX_RUN_ID",
+        "QWEX_RUN_DIR",
+    }
 )
 
 
@@ -140,7 +148,9 @@ def load_config(
     if chosen:
         if chosen not in profiles:
             known = ", ".join(sorted(profiles)) or "none defined"
-            raise ConfigError(f"unknown profile {chosen!r} (profiles: {known}); define [tool.qwex.profiles.{chosen}]")
+            raise ConfigError(
+                f"unknown profile {chosen!r} (profiles: {known}); define [tool.qwex.profiles.{chosen}]"
+            )
         table, where = profiles[chosen]
         layers.append(Layer(f"profile {chosen!r} ({where})", table))
 
@@ -148,7 +158,9 @@ def load_config(
     values: dict[Key, Any] = {}
     sources: dict[Key, str] = {}
     for layer in layers:
-        for key, value in _flatten({k: v for k, v in layer.data.items() if k != "profiles"}).items():
+        for key, value in _flatten(
+            {k: v for k, v in layer.data.items() if k != "profiles"}
+        ).items():
             _set(values, sources, key, value, layer.source)
     for key, (value, flag) in (flags or {}).items():
         _set(values, sources, key, value, flag)
@@ -156,7 +168,13 @@ def load_config(
     tree["profiles"] = {name: table for name, (table, _) in profiles.items()}
     if chosen:
         tree["profile"] = chosen
-        sources[("profile",)] = "--profile" if profile else "QWEX_PROFILE" if env_profile else _last_source(layers, "profile")
+        sources[("profile",)] = (
+            "--profile"
+            if profile
+            else "QWEX_PROFILE"
+            if env_profile
+            else _last_source(layers, "profile")
+        )
 
     plugin_tables: dict[str, Any] = {}
     for name in list(tree):
@@ -171,13 +189,19 @@ def load_config(
                 f"plugin registers that section (installed sections: {', '.join(sections) or 'none'})",
                 file=sys.stderr,
             )
-    core = _validate(CoreSettings, tree, (), sources, hint=sorted(CoreSettings.model_fields) + sorted(sections))
-    validated = {name: _validate(model, plugin_tables.get(name, {}), (name,), sources)
-                 for name, model in sections.items()}
+    core = _validate(
+        CoreSettings, tree, (), sources, hint=sorted(CoreSettings.model_fields) + sorted(sections)
+    )
+    validated = {
+        name: _validate(model, plugin_tables.get(name, {}), (name,), sources)
+        for name, model in sections.items()
+    }
     return QwexConfig(core, validated, sources, files, chosen)
 
 
-def _set(values: dict[Key, Any], sources: dict[Key, str], key: Key, value: Any, source: str) -> None:
+def _set(
+    values: dict[Key, Any], sources: dict[Key, str], key: Key, value: Any, source: str
+) -> None:
     # A later value for a table (or a leaf) replaces everything under it.
     for old in [k for k in values if k[: len(key)] == key or key[: len(k)] == k]:
         del values[old]
@@ -195,10 +219,8 @@ def _env_layer(sections: dict[str, type[BaseModel]]) -> Layer:
         name = var[5:].lower()
         value: Any = raw
         if raw[:1] in "[{":
-            try:
+            with contextlib.suppress(ValueError):
                 value = json.loads(raw)
-            except ValueError:
-                pass
         if name in CoreSettings.model_fields:
             data[name] = value
             continue
@@ -208,16 +230,23 @@ def _env_layer(sections: dict[str, type[BaseModel]]) -> Layer:
     return Layer("environment (QWEX_*)", data)
 
 
-def _validate(model: type[BaseModel], data: Any, prefix: Key, sources: dict[Key, str],
-              hint: list[str] | None = None) -> Any:
+def _validate(
+    model: type[BaseModel],
+    data: Any,
+    prefix: Key,
+    sources: dict[Key, str],
+    hint: list[str] | None = None,
+) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         lines = []
         for error in exc.errors()[:5]:
             loc = prefix + tuple(str(p) for p in error["loc"])
-            where = next((sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources), "default")
-            key = ".".join(loc) or prefix and ".".join(prefix) or "(top level)"
+            where = next(
+                (sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources), "default"
+            )
+            key = ".".join(loc) or (prefix and ".".join(prefix)) or "(top level)"
             if error["type"] == "extra_forbidden":
                 known = hint or sorted(model.model_fields)
                 what = f"unknown key; expected one of: {', '.join(known)}"
@@ -277,5 +306,9 @@ def _unflatten(values: dict[Key, Any]) -> dict[str, Any]:
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out

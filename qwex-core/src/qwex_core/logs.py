@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import BinaryIO
 
 from qwex_core.models import Run
@@ -39,8 +39,12 @@ def tail_offset(fh: BinaryIO, lines: int) -> int:
 class LogFollower:
     """Copies new bytes from a run's log files to sinks; call `pump` until it says nothing is new."""
 
-    def __init__(self, paths: dict[str, str | os.PathLike[str]], sinks: dict[str, BinaryIO],
-                 tail: int | None = None) -> None:
+    def __init__(
+        self,
+        paths: dict[str, str | os.PathLike[str]],
+        sinks: Mapping[str, BinaryIO],
+        tail: int | None = None,
+    ) -> None:
         self.files: dict[str, BinaryIO] = {}
         self.sinks = sinks
         for stream, path in paths.items():
@@ -66,8 +70,13 @@ class LogFollower:
         for fh in self.files.values():
             fh.close()
 
-    def follow(self, poll: Callable[[], Run], pause: Callable[[float], None] = time.sleep,
-               *, max_sleep: float = 0.1) -> Run:
+    def follow(
+        self,
+        poll: Callable[[], Run],
+        pause: Callable[[float], None] = time.sleep,
+        *,
+        max_sleep: float = 0.1,
+    ) -> Run:
         """Pump until `poll()` returns a final run, then drain what is left and return it.
         Files stay open (the caller closes), so following can resume after an interruption."""
         delay = 0.002

@@ -32,8 +32,18 @@ class RunStatus(StrEnum):
 
 
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT]i?[bB]?|[bB])?\s*$")
-_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+    "t": 10**12,
+    "ki": 2**10,
+    "mi": 2**20,
+    "gi": 2**30,
+    "ti": 2**40,
+}
 
 
 def parse_memory(text: str | int) -> int:
@@ -83,7 +93,11 @@ class Mount(_Model):
     def parse(cls, text: str) -> Mount:
         """`SRC:DST[:ro|rw]`, as `docker run -v` writes it."""
         parts = text.split(":")
-        if len(parts) not in (2, 3) or not all(parts[:2]) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        if (
+            len(parts) not in (2, 3)
+            or not all(parts[:2])
+            or (len(parts) == 3 and parts[2] not in ("ro", "rw"))
+        ):
             raise ValueError(f"mount {text!r} is not SRC:DST or SRC:DST:ro")
         return cls(source=parts[0], target=parts[1], read_only=len(parts) == 3 and parts[2] == "ro")
 

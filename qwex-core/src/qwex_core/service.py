@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from qwex_core.agent.record import FINAL_STATUSES, NOTIFIED_FILE, transition
-from qwex_core.config import QwexConfig
+from qwex_core.config import Key, QwexConfig
 from qwex_core.errors import BackendError, QwexError
 from qwex_core.models import JobSpec, Run, RunStatus
 from qwex_core.plugin.manager import PluginHost
@@ -84,7 +84,10 @@ class RunService:
         return current
 
     def list(
-        self, *, statuses: set[RunStatus] | None = None, backends: set[str] | None = None,
+        self,
+        *,
+        statuses: set[RunStatus] | None = None,
+        backends: set[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[Run]:
         """Runs newest first, each brought up to date when not final."""
@@ -92,7 +95,10 @@ class RunService:
             yield Run.model_validate(record)
 
     def list_records(
-        self, *, statuses: set[RunStatus] | None = None, backends: set[str] | None = None,
+        self,
+        *,
+        statuses: set[RunStatus] | None = None,
+        backends: set[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Like `list`, as JSON-ready records: final records are passed on as stored, without
@@ -113,7 +119,9 @@ class RunService:
             if limit is not None and count >= limit:
                 return
 
-    def cancel(self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False) -> Run:
+    def cancel(
+        self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
+    ) -> Run:
         if run.is_final:
             return run
         self.runner(run.backend).cancel(run, reason=reason, interrupt=interrupt)
@@ -134,7 +142,9 @@ class RunService:
             return
         self._finished.add(run.id)
         try:
-            fd = os.open(self.store.run_dir(run.id) / NOTIFIED_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            fd = os.open(
+                self.store.run_dir(run.id) / NOTIFIED_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY
+            )
         except FileExistsError:
             return
         os.close(fd)
@@ -143,7 +153,10 @@ class RunService:
         try:
             self.host.hook.qwex_run_finished(run=run)
         except Exception as exc:
-            print(f"qwex: warning: a qwex_run_finished hook failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(
+                f"qwex: warning: a qwex_run_finished hook failed: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
 
     def _finalize(self, run: Run, status: RunStatus, reason: str) -> Run:
         record = run.model_dump(mode="json")
@@ -154,8 +167,13 @@ class RunService:
         return final
 
 
-def open_service(project_dir: Path | None = None, *, host: PluginHost | None = None,
-                 profile: str | None = None, flags: dict | None = None) -> RunService:  # type: ignore[type-arg]
+def open_service(
+    project_dir: Path | None = None,
+    *,
+    host: PluginHost | None = None,
+    profile: str | None = None,
+    flags: dict[Key, tuple[Any, str]] | None = None,
+) -> RunService:
     """The service for a project, with its configuration resolved."""
     from qwex_core.config import load_config
     from qwex_core.paths import find_project_dir

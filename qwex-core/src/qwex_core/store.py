@@ -48,8 +48,13 @@ class RunStore:
 
         now = now_iso()
         run = Run.model_validate(
-            {"id": run_id, "backend": spec.backend, "spec": spec, "created_at": now,
-             "history": [{"status": "pending", "at": now}]}
+            {
+                "id": run_id,
+                "backend": spec.backend,
+                "spec": spec,
+                "created_at": now,
+                "history": [{"status": "pending", "at": now}],
+            }
         )
         for name in (STDOUT_FILE, STDERR_FILE):
             (self.root / run_id / name).touch()
@@ -67,7 +72,9 @@ class RunStore:
         try:
             return Run.model_validate(data)
         except ValidationError as exc:
-            raise QwexError(f"the record {self.run_dir(run_id) / RUN_FILE} is damaged: {exc}") from None
+            raise QwexError(
+                f"the record {self.run_dir(run_id) / RUN_FILE} is damaged: {exc}"
+            ) from None
 
     def resolve(self, prefix: str) -> str:
         """The full id of the one run whose id starts with `prefix`."""
@@ -79,10 +86,14 @@ class RunStore:
         except FileNotFoundError:
             matches = []
         if not matches:
-            raise RunNotFound(f"no run matches {prefix!r} in {self.root}; `qwex list` shows the runs")
+            raise RunNotFound(
+                f"no run matches {prefix!r} in {self.root}; `qwex list` shows the runs"
+            )
         if len(matches) > 1:
             shown = ", ".join(sorted(matches)[:5])
-            raise RunNotFound(f"{prefix!r} matches {len(matches)} runs ({shown}...); give more of the id")
+            raise RunNotFound(
+                f"{prefix!r} matches {len(matches)} runs ({shown}...); give more of the id"
+            )
         return matches[0]
 
     def get(self, prefix: str) -> Run:

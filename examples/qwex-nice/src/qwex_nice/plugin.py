@@ -1,7 +1,6 @@
 """The plugin module named by the `qwex` entry point. Cheap to import: the runner loads lazily."""
 
 from pydantic import BaseModel, Field
-
 from qwex_core.plugin import hookimpl
 from qwex_core.plugin.hookspecs import RegisterRunner, RegisterSection
 
@@ -14,7 +13,9 @@ class NiceSettings(BaseModel):
 
 @hookimpl
 def qwex_register_runners(register: RegisterRunner) -> None:
-    register("nice", "qwex_nice.runner:NiceRunner", description="a local process at lower CPU priority")
+    register(
+        "nice", "qwex_nice.runner:NiceRunner", description="a local process at lower CPU priority"
+    )
 
 
 @hookimpl

@@ -24,9 +24,9 @@ from typing import Any
 
 from qwex_core.agent.record import (
     CANCEL_FILE,
+    FINAL_STATUSES,
     STDERR_FILE,
     STDOUT_FILE,
-    FINAL_STATUSES,
     now_iso,
     read_record,
     transition,
@@ -124,8 +124,11 @@ class Supervisor:
         try:
             try:
                 proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, process_group=0,
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    process_group=0,
                 )
             except OSError as exc:
                 return self._finish_not_started(argv[0], exc, err_log)

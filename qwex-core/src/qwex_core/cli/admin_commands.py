@@ -14,12 +14,23 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("run_ids", metavar="RUN...", nargs=-1, required=True)
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait until each run has stopped and its final state is recorded.")
-@click.option("--timeout", type=float, default=None, help="Seconds to wait at most (default: grace period + 10).")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until each run has stopped and its final state is recorded.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="Seconds to wait at most (default: grace period + 10).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the resulting run records as JSON.")
 @click.pass_obj
-def cancel(state: State, run_ids: tuple[str, ...], wait: bool, timeout: float | None, as_json: bool) -> None:
+def cancel(
+    state: State, run_ids: tuple[str, ...], wait: bool, timeout: float | None, as_json: bool
+) -> None:
     """Cancel runs: SIGTERM to the command's whole process tree, SIGKILL after the grace period."""
     service = state.service()
     runs = [service.get(r) for r in run_ids]  # resolve every id before cancelling any
@@ -34,7 +45,9 @@ def cancel(state: State, run_ids: tuple[str, ...], wait: bool, timeout: float | 
             limit = timeout if timeout is not None else run.spec.grace_period + 10
             run = service.wait(run, timeout=limit)
             if not run.is_final:
-                note(f"run {run.id} has not stopped after {limit:g}s; it is still {run.status.value}")
+                note(
+                    f"run {run.id} has not stopped after {limit:g}s; it is still {run.status.value}"
+                )
         else:
             run = service.store.load(run.id)
         results.append(run)
@@ -51,15 +64,25 @@ def backends(state: State, as_json: bool) -> None:
     """List the installed backends, with the distribution and version that provides each."""
     host = state.host
     rows = [
-        {"name": info.name, "distribution": info.plugin.distribution, "version": info.plugin.version,
-         "plugin": info.plugin.name, "description": info.description}
+        {
+            "name": info.name,
+            "distribution": info.plugin.distribution,
+            "version": info.plugin.version,
+            "plugin": info.plugin.name,
+            "description": info.description,
+        }
         for info in host.runners.values()
     ]
     if as_json:
         emit_json({"backends": rows, "load_errors": host.load_errors})
         return
-    table([[r["name"], r["distribution"] or "-", r["version"] or "-", r["description"]] for r in rows],
-          ["BACKEND", "DISTRIBUTION", "VERSION", "DESCRIPTION"])
+    table(
+        [
+            [str(r["name"]), r["distribution"] or "-", r["version"] or "-", str(r["description"])]
+            for r in rows
+        ],
+        ["BACKEND", "DISTRIBUTION", "VERSION", "DESCRIPTION"],
+    )
 
 
 @click.command()
@@ -77,9 +100,14 @@ def config(state: State, profile: str | None, as_json: bool) -> None:
     cfg = service.config
     items = cfg.items()
     if as_json:
-        emit_json({"profile": cfg.profile, "files": [str(f) for f in cfg.files],
-                   "profiles": sorted(cfg.core.profiles),
-                   "values": [{"key": k, "value": v, "source": s} for k, v, s in items]})
+        emit_json(
+            {
+                "profile": cfg.profile,
+                "files": [str(f) for f in cfg.files],
+                "profiles": sorted(cfg.core.profiles),
+                "values": [{"key": k, "value": v, "source": s} for k, v, s in items],
+            }
+        )
         return
     import json
 

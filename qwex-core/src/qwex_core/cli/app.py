@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,9 @@ class State:
     project: Path | None = None
     _services: dict[Any, RunService] = field(default_factory=dict)
 
-    def service(self, profile: str | None = None, flags: dict[Key, Any] | None = None) -> RunService:
+    def service(
+        self, profile: str | None = None, flags: dict[Key, Any] | None = None
+    ) -> RunService:
         from qwex_core.service import open_service
 
         return open_service(self.project, host=self.host, profile=profile, flags=flags)
@@ -70,7 +71,9 @@ class Failure(click.ClickException):
 @click.group(cls=QwexGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qwex")
 @click.option(
-    "--project", type=click.Path(file_okay=False, path_type=Path), envvar="QWEX_PROJECT_DIR",
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="QWEX_PROJECT_DIR",
     help="Project directory holding .qwex/runs (default: nearest folder with .qwex, qwex.toml, "
     "pyproject.toml or .git).",
 )
@@ -92,13 +95,23 @@ def cli(ctx: click.Context, project: Path | None) -> None:
 def build_cli(host: PluginHost) -> click.Group:
     from qwex_core.cli import admin_commands, read_commands, run_command
 
-    for command in (run_command.run, read_commands.list_runs, read_commands.status, read_commands.logs,
-                    admin_commands.cancel, admin_commands.backends, admin_commands.config):
+    for command in (
+        run_command.run,
+        read_commands.list_runs,
+        read_commands.status,
+        read_commands.logs,
+        admin_commands.cancel,
+        admin_commands.backends,
+        admin_commands.config,
+    ):
         cli.add_command(command)
     try:
         host.hook.qwex_register_commands(cli=cli)
     except Exception as exc:
-        click.echo(f"qwex: warning: a plugin failed to add its commands: {type(exc).__name__}: {exc}", err=True)
+        click.echo(
+            f"qwex: warning: a plugin failed to add its commands: {type(exc).__name__}: {exc}",
+            err=True,
+        )
     return cli
 
 

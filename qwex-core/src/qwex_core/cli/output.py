@@ -58,8 +58,12 @@ def command_text(command: list[str], width: int = 50) -> str:
 
     text = command[0] if len(command) == 1 else shlex.join(command)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def table(rows: list[list[str]], headers: list[str]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     sys.stdout.write("\n".join(lines) + "\n")

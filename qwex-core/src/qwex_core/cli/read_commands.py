@@ -16,14 +16,27 @@ STATUSES = ["pending", "queued", "running", "succeeded", "failed", "cancelled", 
 
 
 @click.command("list")
-@click.option("-s", "--status", "statuses", multiple=True, type=click.Choice(STATUSES),
-              help="Only runs in this status (repeatable).")
-@click.option("-b", "--backend", "backends", multiple=True, help="Only runs on this backend (repeatable).")
+@click.option(
+    "-s",
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
+    help="Only runs in this status (repeatable).",
+)
+@click.option(
+    "-b", "--backend", "backends", multiple=True, help="Only runs on this backend (repeatable)."
+)
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of run records.")
 @click.pass_obj
-def list_runs(state: State, statuses: tuple[str, ...], backends: tuple[str, ...], limit: int | None,
-              as_json: bool) -> None:
+def list_runs(
+    state: State,
+    statuses: tuple[str, ...],
+    backends: tuple[str, ...],
+    limit: int | None,
+    as_json: bool,
+) -> None:
     """List runs, newest first.
 
     \b
@@ -34,14 +47,22 @@ def list_runs(state: State, statuses: tuple[str, ...], backends: tuple[str, ...]
 
     service = state.service()
     records = service.list_records(
-        statuses={RunStatus(s) for s in statuses} or None, backends=set(backends) or None, limit=limit
+        statuses={RunStatus(s) for s in statuses} or None,
+        backends=set(backends) or None,
+        limit=limit,
     )
     if as_json:
         emit_json(list(records))
         return
     rows = [
-        [r["id"], r["status"], r["backend"], ago(r.get("created_at")),
-         duration(r.get("started_at"), r.get("finished_at")), command_text(r["spec"]["command"])]
+        [
+            r["id"],
+            r["status"],
+            r["backend"],
+            ago(r.get("created_at")),
+            duration(r.get("started_at"), r.get("finished_at")),
+            command_text(r["spec"]["command"]),
+        ]
         for r in records
     ]
     if not rows:
@@ -64,13 +85,17 @@ def status(state: State, run_id: str, as_json: bool) -> None:
     import shlex
 
     fields = [
-        ("id", run.id), ("status", run.status.value), ("reason", run.reason or "-"),
-        ("backend", run.backend), ("command", shlex.join(run.spec.command)),
+        ("id", run.id),
+        ("status", run.status.value),
+        ("reason", run.reason or "-"),
+        ("backend", run.backend),
+        ("command", shlex.join(run.spec.command)),
         ("exit code", "-" if run.exit_code is None else str(run.exit_code)),
         ("created", f"{run.created_at.isoformat()} ({ago(run.created_at)})"),
         ("started", run.started_at.isoformat() if run.started_at else "-"),
         ("finished", run.finished_at.isoformat() if run.finished_at else "-"),
-        ("duration", duration(run.started_at, run.finished_at)), ("logs", str(service.store.run_dir(run.id))),
+        ("duration", duration(run.started_at, run.finished_at)),
+        ("logs", str(service.store.run_dir(run.id))),
     ]
     if run.spec.container.image and run.backend != "local":
         fields.insert(4, ("image", run.spec.container.image))
@@ -83,13 +108,29 @@ def status(state: State, run_id: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("run_id", metavar="RUN")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing until the run ends (Ctrl-C cancels the run).")
-@click.option("-n", "--tail", type=click.IntRange(min=0), help="Only the last N lines of each stream.")
-@click.option("--stream", type=click.Choice(["all", "stdout", "stderr"]), default="all", show_default=True,
-              help="Which output to show; stdout goes to stdout, stderr to stderr.")
-@click.option("--json", "as_json", is_flag=True, help="Print {\"stdout\": ..., \"stderr\": ...} as JSON.")
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep printing until the run ends (Ctrl-C cancels the run).",
+)
+@click.option(
+    "-n", "--tail", type=click.IntRange(min=0), help="Only the last N lines of each stream."
+)
+@click.option(
+    "--stream",
+    type=click.Choice(["all", "stdout", "stderr"]),
+    default="all",
+    show_default=True,
+    help="Which output to show; stdout goes to stdout, stderr to stderr.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"stdout": ..., "stderr": ...} as JSON.'
+)
 @click.pass_obj
-def logs(state: State, run_id: str, follow: bool, tail: int | None, stream: str, as_json: bool) -> None:
+def logs(
+    state: State, run_id: str, follow: bool, tail: int | None, stream: str, as_json: bool
+) -> None:
     """Print a run's output, kept in the run record even after its container or pod is gone.
 
     \b
@@ -105,7 +146,9 @@ def logs(state: State, run_id: str, follow: bool, tail: int | None, stream: str,
         import io
 
         buffers = {s: io.BytesIO() for s in streams}
-        follower = LogFollower({s: service.store.log_path(run.id, s) for s in streams}, buffers, tail=tail)
+        follower = LogFollower(
+            {s: service.store.log_path(run.id, s) for s in streams}, buffers, tail=tail
+        )
         follower.pump()
         follower.close()
         emit_json({s: b.getvalue().decode("utf-8", "replace") for s, b in buffers.items()})
@@ -116,7 +159,10 @@ def logs(state: State, run_id: str, follow: bool, tail: int | None, stream: str,
         follow_run(service, run, tail=tail, streams=streams)
         return
     sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-    follower = LogFollower({s: service.store.log_path(run.id, s) for s in streams},
-                           {s: sinks[s] for s in streams}, tail=tail)
+    follower = LogFollower(
+        {s: service.store.log_path(run.id, s) for s in streams},
+        {s: sinks[s] for s in streams},
+        tail=tail,
+    )
     follower.pump()
     follower.close()

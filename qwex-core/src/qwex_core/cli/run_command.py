@@ -27,30 +27,75 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("-b", "--backend", help="Backend to run on (see `qwex backends`); default from config, else local.")
+@click.option(
+    "-b",
+    "--backend",
+    help="Backend to run on (see `qwex backends`); default from config, else local.",
+)
 @click.option("-p", "--profile", help="Named profile from [tool.qwex.profiles.NAME].")
 @click.option("-d", "--detach", is_flag=True, help="Print the run id and return at once.")
 @click.option("--image", help="Container image (container backends).")
-@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable (repeatable).")
+@click.option(
+    "-e",
+    "--env",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set an environment variable (repeatable).",
+)
 @click.option("--cpu", type=float, help="CPU cores to reserve, e.g. 2 or 0.5.")
 @click.option("--memory", help="Memory limit, e.g. 512Mi or 4Gi.")
 @click.option("--gpu", type=int, help="Number of GPUs.")
-@click.option("-v", "--mount", multiple=True, metavar="SRC:DST[:ro]", help="Extra mount (container backends).")
-@click.option("-l", "--label", multiple=True, metavar="KEY=VALUE", help="Label the run (repeatable).")
+@click.option(
+    "-v", "--mount", multiple=True, metavar="SRC:DST[:ro]", help="Extra mount (container backends)."
+)
+@click.option(
+    "-l", "--label", multiple=True, metavar="KEY=VALUE", help="Label the run (repeatable)."
+)
 @click.option("--name", help="A name for the run.")
 @click.option("--workdir", help="Directory the command starts in (default: the project directory).")
-@click.option("--grace-period", type=float, help="Seconds from SIGTERM to SIGKILL on cancel (default 10).")
-@click.option("--pull", is_flag=True, default=None, help="Pull the image even if present (container backends).")
-@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON (at once with -d, else at the end).")
-@click.option("--local", is_flag=True, help="Be the agent: run COMMAND right here and record it "
-              "(`qwex run --local --help`); must come first.")
+@click.option(
+    "--grace-period", type=float, help="Seconds from SIGTERM to SIGKILL on cancel (default 10)."
+)
+@click.option(
+    "--pull",
+    is_flag=True,
+    default=None,
+    help="Pull the image even if present (container backends).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run record as JSON (at once with -d, else at the end).",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Be the agent: run COMMAND right here and record it "
+    "(`qwex run --local --help`); must come first.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-def run(state: State, backend: str | None, profile: str | None, detach: bool, image: str | None,
-        env: tuple[str, ...], cpu: float | None, memory: str | None, gpu: int | None,
-        mount: tuple[str, ...], label: tuple[str, ...], name: str | None, workdir: str | None,
-        grace_period: float | None, pull: bool | None, as_json: bool, local: bool,
-        command: tuple[str, ...]) -> None:
+def run(
+    state: State,
+    backend: str | None,
+    profile: str | None,
+    detach: bool,
+    image: str | None,
+    env: tuple[str, ...],
+    cpu: float | None,
+    memory: str | None,
+    gpu: int | None,
+    mount: tuple[str, ...],
+    label: tuple[str, ...],
+    name: str | None,
+    workdir: str | None,
+    grace_period: float | None,
+    pull: bool | None,
+    as_json: bool,
+    local: bool,
+    command: tuple[str, ...],
+) -> None:
     """Run COMMAND and follow its output; exit with its exit code.
 
     \b
@@ -68,17 +113,21 @@ def run(state: State, backend: str | None, profile: str | None, detach: bool, im
 
     flags: dict[Key, tuple[Any, str]] = {}
     for key, value, flag in (
-        (("backend",), backend, "--backend"), (("image",), image, "--image"),
-        (("resources", "cpu"), cpu, "--cpu"), (("resources", "memory"), memory, "--memory"),
-        (("resources", "gpu"), gpu, "--gpu"), (("workdir",), workdir, "--workdir"),
-        (("grace_period",), grace_period, "--grace-period"), (("container", "pull"), pull, "--pull"),
+        (("backend",), backend, "--backend"),
+        (("image",), image, "--image"),
+        (("resources", "cpu"), cpu, "--cpu"),
+        (("resources", "memory"), memory, "--memory"),
+        (("resources", "gpu"), gpu, "--gpu"),
+        (("workdir",), workdir, "--workdir"),
+        (("grace_period",), grace_period, "--grace-period"),
+        (("container", "pull"), pull, "--pull"),
     ):
         if value is not None:
             flags[key] = (value, flag)
-    for key, value in _pairs(env, "--env").items():
-        flags[("env", key)] = (value, "--env")
-    for key, value in _pairs(label, "--label").items():
-        flags[("labels", key)] = (value, "--label")
+    for name, text in _pairs(env, "--env").items():
+        flags[("env", name)] = (text, "--env")
+    for name, text in _pairs(label, "--label").items():
+        flags[("labels", name)] = (text, "--label")
     service = state.service(profile=profile, flags=flags)
     core = service.config.core
     mounts = list(core.mounts)
@@ -89,8 +138,15 @@ def run(state: State, backend: str | None, profile: str | None, detach: bool, im
             raise click.BadParameter(str(exc), param_hint="--mount") from None
     container = core.container.model_copy(update={"image": core.image or core.container.image})
     spec = JobSpec(
-        command=list(command), backend=core.backend, name=name, workdir=core.workdir, env=core.env,
-        labels=core.labels, resources=core.resources, mounts=mounts, container=container,
+        command=list(command),
+        backend=core.backend,
+        name=name,
+        workdir=core.workdir,
+        env=core.env,
+        labels=core.labels,
+        resources=core.resources,
+        mounts=mounts,
+        container=container,
         grace_period=core.grace_period,
     )
     run_ = service.submit(spec)
@@ -100,7 +156,9 @@ def run(state: State, backend: str | None, profile: str | None, detach: bool, im
         else:
             click.echo(run_.id)
         return
-    note(f"run {run_.id} on {spec.backend}; Ctrl-C cancels, `qwex logs -f {run_.id[:13]}` re-attaches")
+    note(
+        f"run {run_.id} on {spec.backend}; Ctrl-C cancels, `qwex logs -f {run_.id[:13]}` re-attaches"
+    )
     final = follow_run(service, run_)
     if as_json:
         emit_json(run_json(final))
@@ -115,14 +173,22 @@ def exit_code(run: Run) -> int:
     return 0 if run.status.value == "succeeded" else 1
 
 
-def follow_run(service: RunService, run: Run, *, tail: int | None = None,
-               streams: tuple[str, ...] = ("stdout", "stderr")) -> Run:
+def follow_run(
+    service: RunService,
+    run: Run,
+    *,
+    tail: int | None = None,
+    streams: tuple[str, ...] = ("stdout", "stderr"),
+) -> Run:
     """Stream the run's logs until it is final; Ctrl-C cancels it (twice: kills it)."""
     from qwex_core.logs import LogFollower
 
     sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-    follower = LogFollower({s: service.store.log_path(run.id, s) for s in streams},
-                           {s: sinks[s] for s in streams}, tail=tail)
+    follower = LogFollower(
+        {s: service.store.log_path(run.id, s) for s in streams},
+        {s: sinks[s] for s in streams},
+        tail=tail,
+    )
     runner = service.runner(run.backend)
 
     def pause(seconds: float) -> None:

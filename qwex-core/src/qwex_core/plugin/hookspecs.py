@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
     from qwex_core.config import QwexConfig
     from qwex_core.models import JobSpec, Run
-    from qwex_core.runners.base import Runner
 
 RegisterRunner = Callable[..., None]
 """`register(name, runner, *, description="")` where `runner` is a `Runner`
@@ -80,5 +79,3 @@ def qwex_register_commands(cli: click.Group) -> None:
     Keep the command's heavy imports inside its function body: this hook runs
     for `qwex --help`.
     """
-
-

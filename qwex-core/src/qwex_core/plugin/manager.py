@@ -9,6 +9,7 @@ extra plugin modules to register (`QWEX_PLUGINS=my_tests.plugin`).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -76,7 +77,9 @@ class RunnerInfo:
                     f"{self.target}: {type(exc).__name__}: {exc}"
                 ) from None
         if not (isinstance(target, type) and issubclass(target, Runner)):
-            raise PluginError(f"backend {self.name!r} ({self.plugin.origin}) is not a Runner subclass")
+            raise PluginError(
+                f"backend {self.name!r} ({self.plugin.origin}) is not a Runner subclass"
+            )
         return target
 
 
@@ -93,8 +96,10 @@ class PluginHost:
             autoload = disabled.lower() not in ("1", "true", "yes", "all")
         if autoload:
             self._load_entry_points({n.strip() for n in disabled.split(",") if n.strip()})
-        for module_name in filter(None, os.environ.get("QWEX_PLUGINS", "").split(",")):
-            self._load(module_name.strip(), lambda m=module_name.strip(): importlib.import_module(m))
+        for module_name in filter(
+            None, (m.strip() for m in os.environ.get("QWEX_PLUGINS", "").split(","))
+        ):
+            self._load(module_name, functools.partial(importlib.import_module, module_name))
         for name, plugin in plugins:
             self.register(name, plugin)
 
@@ -112,7 +117,9 @@ class PluginHost:
                 continue
             self._load(ep.name, ep.load, PluginInfo(ep.name, ep))
 
-    def _load(self, name: str, loader: Callable[[], object], info: PluginInfo | None = None) -> None:
+    def _load(
+        self, name: str, loader: Callable[[], object], info: PluginInfo | None = None
+    ) -> None:
         info = info or PluginInfo(name)
         try:
             plugin = loader()
@@ -140,7 +147,9 @@ class PluginHost:
                         f"{info.origin} registers an invalid runner name {name!r}: use lower-case "
                         "letters, digits, '-' and '_', starting with a letter"
                     )
-                if not isinstance(runner, (str, type)) or (isinstance(runner, str) and ":" not in runner):
+                if not isinstance(runner, (str, type)) or (
+                    isinstance(runner, str) and ":" not in runner
+                ):
                     raise PluginError(
                         f"{info.origin} registers runner {name!r} as {runner!r}: "
                         "give a Runner subclass or a 'module:ClassName' string"
@@ -168,7 +177,9 @@ class PluginHost:
         def make(info: PluginInfo) -> Callable[[str, type[BaseModel]], None]:
             def register(section: str, model: type[BaseModel]) -> None:
                 if not NAME.match(section):
-                    raise PluginError(f"{info.origin} registers an invalid config section {section!r}")
+                    raise PluginError(
+                        f"{info.origin} registers an invalid config section {section!r}"
+                    )
                 if section in found:
                     raise PluginError(
                         f"config section [tool.qwex.{section}] is registered by both "

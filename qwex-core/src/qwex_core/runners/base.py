@@ -49,7 +49,9 @@ class Runner(ABC):
         """
 
     @abstractmethod
-    def cancel(self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False) -> None:
+    def cancel(
+        self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
+    ) -> None:
         """Ask the run to stop: a polite signal (SIGINT when `interrupt`, else SIGTERM), then
         SIGKILL after `run.spec.grace_period`. Return without waiting; the record turns
         `cancelled` with `reason` once the supervisor has stopped the command."""

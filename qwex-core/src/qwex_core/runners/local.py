@@ -34,9 +34,18 @@ class LocalRunner(Runner):
     def agent_command(self, run: Run) -> list[str]:
         """The command line that starts the agent; subclasses may wrap it (`nice`, `taskset`...)."""
         return [
-            sys.executable, "-m", "qwex_core.agent", "run", "--local",
-            "--run-dir", str(self.store.run_dir(run.id)), "--quiet",
-            "--grace", str(run.spec.grace_period), "--", *run.spec.command,
+            sys.executable,
+            "-m",
+            "qwex_core.agent",
+            "run",
+            "--local",
+            "--run-dir",
+            str(self.store.run_dir(run.id)),
+            "--quiet",
+            "--grace",
+            str(run.spec.grace_period),
+            "--",
+            *run.spec.command,
         ]
 
     def start(self, run: Run) -> None:
@@ -47,11 +56,18 @@ class LocalRunner(Runner):
         with open(run_dir / "agent.log", "ab") as agent_log:
             try:
                 proc = subprocess.Popen(
-                    argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=agent_log, start_new_session=True,
+                    argv,
+                    cwd=workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=agent_log,
+                    start_new_session=True,
                 )
             except OSError as exc:
-                raise BackendError(f"cannot start the agent in {workdir}: {exc.strerror or exc}") from None
+                raise BackendError(
+                    f"cannot start the agent in {workdir}: {exc.strerror or exc}"
+                ) from None
         self._children[run.id] = proc
         started = procs.start_time(proc.pid)
         (run_dir / AGENT_PID_FILE).write_text(f"{proc.pid} {started or 0}\n")
@@ -83,7 +99,9 @@ class LocalRunner(Runner):
         if current.is_final:
             return current
         pid = self._agent(current)
-        return self._mark_lost(current, f"the agent (pid {pid[0] if pid else '?'}) ended without a final state")
+        return self._mark_lost(
+            current, f"the agent (pid {pid[0] if pid else '?'}) ended without a final state"
+        )
 
     def _mark_lost(self, run: Run, reason: str) -> Run:
         """Record `lost`, stopping whatever the vanished agent left running."""
@@ -96,11 +114,12 @@ class LocalRunner(Runner):
         self.store.save(lost, durable=True)
         return lost
 
-    def cancel(self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False) -> None:
+    def cancel(
+        self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
+    ) -> None:
         run_dir = self.store.run_dir(run.id)
-        with contextlib.suppress(FileExistsError):
-            with open(run_dir / CANCEL_FILE, "x") as fh:
-                fh.write(reason)
+        with contextlib.suppress(FileExistsError), open(run_dir / CANCEL_FILE, "x") as fh:
+            fh.write(reason)
         agent = self._agent(run)
         signum = signal.SIGINT if interrupt else signal.SIGTERM
         if agent is not None and procs.is_running(*agent):

@@ -6,4 +6,6 @@ from qwex_core.plugin.hookspecs import RegisterRunner
 
 @hookimpl
 def qwex_register_runners(register: RegisterRunner) -> None:
-    register("local", "qwex_core.runners.local:LocalRunner", description="a process on this machine")
+    register(
+        "local", "qwex_core.runners.local:LocalRunner", description="a process on this machine"
+    )

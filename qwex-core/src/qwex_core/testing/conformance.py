@@ -94,7 +94,9 @@ class RunnerConformance:
         assert service.store.log_path(run.id, "stdout").read_text() == "one\ntwo\n"
 
     def test_env_reaches_the_command(self, service: RunService) -> None:
-        run = self.finish(service, ["sh", "-c", 'echo "$QWEX_CONFORMANCE"'], env={"QWEX_CONFORMANCE": "hi there"})
+        run = self.finish(
+            service, ["sh", "-c", 'echo "$QWEX_CONFORMANCE"'], env={"QWEX_CONFORMANCE": "hi there"}
+        )
         assert service.store.log_path(run.id, "stdout").read_text() == "hi there\n"
 
     def test_cancel_stops_the_command(self, service: RunService) -> None:
