@@ -1,0 +1,68 @@
+"""The run store: atomic records, unique-prefix ids, newest-first order."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from qwex_core.agent.record import read_record, write_record
+from qwex_core.errors import RunNotFound
+from qwex_core.ids import uuid7
+from qwex_core.models import JobSpec
+from qwex_core.store import RunStore
+
+
+def _writer(run_dir: str, stop_at: float) -> None:
+    i = 0
+    while time.monotonic() < stop_at:
+        write_record(Path(run_dir), {"id": "x", "n": i, "pad": "y" * (i % 5000)})
+        i += 1
+
+
+def test_readers_never_see_a_half_written_record(tmp_path: Path) -> None:
+    write_record(tmp_path, {"id": "x", "n": -1})
+    stop_at = time.monotonic() + 1.0
+    writer = multiprocessing.get_context("fork").Process(target=_writer, args=(str(tmp_path), stop_at))
+    writer.start()
+    reads = 0
+    while time.monotonic() < stop_at:
+        data = read_record(tmp_path)  # raises on a torn file
+        assert data is not None and data["id"] == "x"
+        reads += 1
+    writer.join()
+    assert writer.exitcode == 0 and reads > 100
+    assert not list(tmp_path.glob(".run.json.*.tmp"))
+
+
+def test_ids_are_time_ordered_uuid7() -> None:
+    ids = []
+    for _ in range(5):
+        ids.append(uuid7())
+        time.sleep(0.002)
+    assert ids == sorted(ids)
+    assert all(i[14] == "7" and i[19] in "89ab" for i in ids)
+
+
+def test_unique_prefix_and_ambiguity(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    a = store.create(JobSpec(command=["true"]))
+    b = store.create(JobSpec(command=["false"]))
+    assert store.get(a.id[:36]).id == a.id
+    common = next(n for n in range(36) if a.id[n] != b.id[n])
+    assert store.resolve(b.id[: common + 1]) == b.id
+    with pytest.raises(RunNotFound, match="matches 2 runs"):
+        store.resolve(a.id[:common])
+    assert store.ids() == [b.id, a.id]
+
+
+def test_new_run_is_pending_with_empty_logs(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run = store.create(JobSpec(command=["echo", "hi"], env={"A": "1"}))
+    on_disk = json.loads((store.run_dir(run.id) / "run.json").read_text())
+    assert on_disk["status"] == "pending" and on_disk["spec"]["env"] == {"A": "1"}
+    assert store.log_path(run.id, "stdout").read_bytes() == b""
+    assert store.log_path(run.id, "stderr").read_bytes() == b""
