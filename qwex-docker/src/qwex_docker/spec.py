@@ -1,0 +1,203 @@
+"""From a run to the container that runs it: mounts, user, env, resources, labels.
+
+Pure functions of the run and a few facts about the host, so that what qwex
+asks Docker for can be read (and tested) in one place. The container's
+command is the mounted agent, which runs the user's command exactly as the
+local backend does (DESIGN §1.1): the image's entrypoint is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import qwex_core
+from qwex_core.errors import SpecError
+from qwex_core.models import JobSpec, Run
+
+from qwex_docker.bundle.locate import LAUNCHER, MOUNT
+
+RUN_DIR = "/qwex-run"
+"""Where the host's run directory is mounted: the agent writes run.json and the logs there."""
+STOP_MARGIN = 5.0
+"""Seconds Docker waits beyond the grace period before it SIGKILLs the agent itself: time for
+the agent to kill the command, drain its pipes and write the final record."""
+IMAGE_USER = "image"
+"""`container.user = "image"` keeps the image's own USER instead of the invoking user."""
+
+LABEL_RUN_ID = "qwex.run-id"
+LABEL_PROJECT = "qwex.project"
+LABEL_RUN_DIR = "qwex.run-dir"
+LABEL_BACKEND = "qwex.backend"
+LABEL_VERSION = "qwex.version"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the container plan needs to know about where qwex runs."""
+
+    project_dir: Path
+    run_dir: Path
+    agent_dir: Path
+    default_network: str | None
+    uid_gid: str
+
+    @classmethod
+    def here(
+        cls, project_dir: Path, run_dir: Path, agent_dir: Path, network: str | None
+    ) -> HostFacts:
+        return cls(project_dir, run_dir, agent_dir, network, f"{os.getuid()}:{os.getgid()}")
+
+
+def container_name(run_id: str) -> str:
+    return f"qwex-{run_id}"
+
+
+def container_workdir(spec: JobSpec, project_dir: Path) -> str:
+    """The directory the command starts in, inside the container.
+
+    `spec.workdir` is a host directory; when it lies in the project, the
+    command starts at the same place in the mounted project."""
+    base = spec.container.workdir
+    if not spec.workdir:
+        return base
+    host = (project_dir / spec.workdir).resolve()
+    project = project_dir.resolve()
+    if not spec.container.mount_project or not host.is_relative_to(project):
+        raise SpecError(
+            f"workdir {spec.workdir} is not inside the project {project}, which is what the "
+            f"container sees (at {base}); set container.workdir to a path in the image instead"
+        )
+    rel = host.relative_to(project).as_posix()
+    return base if rel == "." else posixpath.join(base, rel)
+
+
+def host_path(source: str, project_dir: Path) -> Path:
+    """A mount source as an absolute host path (relative ones are relative to the project)."""
+    return (project_dir / Path(source).expanduser()).resolve()
+
+
+def check(spec: JobSpec, project_dir: Path) -> None:
+    """Raise `SpecError` for a job this backend cannot run, before anything is created."""
+    if not spec.container.image:
+        raise SpecError(
+            "the docker backend needs an image: pass --image IMAGE or set "
+            "`image` in [tool.qwex] (or a profile)"
+        )
+    workdir = container_workdir(spec, project_dir)
+    targets = [workdir] + [m.target for m in spec.mounts]
+    for target in targets:
+        if not target.startswith("/"):
+            raise SpecError(f"container path {target!r} must be absolute")
+        normal = posixpath.normpath(target)
+        if normal in (MOUNT, RUN_DIR) or normal.startswith((MOUNT + "/", RUN_DIR + "/")):
+            raise SpecError(
+                f"container path {target} is reserved for the qwex agent ({MOUNT}, {RUN_DIR})"
+            )
+    for mount in spec.mounts:
+        if not host_path(mount.source, project_dir).exists():
+            raise SpecError(
+                f"mount source {mount.source} does not exist (mounting it at {mount.target})"
+            )
+
+
+def agent_command(run: Run) -> list[str]:
+    """The container's command: the mounted agent, then the user's command."""
+    return [
+        f"{MOUNT}/{LAUNCHER}",
+        "run",
+        "--local",
+        "--run-dir",
+        RUN_DIR,
+        "--quiet",
+        "--grace",
+        f"{run.spec.grace_period:g}",
+        "--",
+        *run.spec.command,
+    ]
+
+
+def labels(run: Run, facts: HostFacts) -> dict[str, str]:
+    """The user's labels plus the ones that let any qwex process find the run (they win)."""
+    return {
+        **run.spec.labels,
+        LABEL_RUN_ID: run.id,
+        LABEL_PROJECT: str(facts.project_dir),
+        LABEL_RUN_DIR: str(facts.run_dir),
+        LABEL_BACKEND: run.backend,
+        LABEL_VERSION: qwex_core.__version__,
+    }
+
+
+def mounts(run: Run, facts: HostFacts) -> list[dict[str, Any]]:
+    """Bind mounts in Engine API form: agent (read-only), run directory, project, extras."""
+    spec = run.spec
+    binds = [
+        _bind(facts.agent_dir, MOUNT, read_only=True),
+        _bind(facts.run_dir, RUN_DIR, read_only=False),
+    ]
+    if spec.container.mount_project:
+        binds.append(
+            _bind(
+                facts.project_dir,
+                spec.container.workdir,
+                read_only=spec.container.read_only_project,
+            )
+        )
+    binds += [
+        _bind(host_path(m.source, facts.project_dir), m.target, read_only=m.read_only)
+        for m in spec.mounts
+    ]
+    return binds
+
+
+def _bind(source: Path, target: str, *, read_only: bool) -> dict[str, Any]:
+    return {"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": read_only}
+
+
+def resources(spec: JobSpec) -> dict[str, Any]:
+    """CPU, memory and GPU requests as docker-py host-config arguments."""
+    out: dict[str, Any] = {}
+    res = spec.resources
+    if res.cpu is not None:
+        out["nano_cpus"] = int(res.cpu * 1e9)
+    if res.memory_bytes is not None:
+        out["mem_limit"] = res.memory_bytes
+        out["memswap_limit"] = res.memory_bytes  # no swap: past the limit the OOM killer acts
+    if res.gpu:
+        out["device_requests"] = [{"Count": res.gpu, "Capabilities": [["gpu"]]}]
+    return out
+
+
+def user(spec: JobSpec, facts: HostFacts) -> str | None:
+    """uid:gid for the container: the job's, else the invoking user's (None: the image's)."""
+    chosen = spec.container.user or facts.uid_gid
+    return None if chosen == IMAGE_USER else chosen
+
+
+def create_args(run: Run, facts: HostFacts) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Arguments of `APIClient.create_container` and of `create_host_config`."""
+    spec = run.spec
+    host_config: dict[str, Any] = {
+        "mounts": mounts(run, facts),
+        "network_mode": spec.container.network or facts.default_network,
+        **resources(spec),
+    }
+    create: dict[str, Any] = {
+        "image": spec.container.image,
+        "name": container_name(run.id),
+        "entrypoint": agent_command(run)[:1],
+        "command": agent_command(run)[1:],
+        "working_dir": container_workdir(spec, facts.project_dir),
+        "user": user(spec, facts),
+        "environment": {**spec.env, "QWEX_RUN_ID": run.id},
+        "labels": labels(run, facts),
+        "stop_timeout": int(spec.grace_period + STOP_MARGIN + 0.999),
+        "detach": True,
+        "stdin_open": False,
+        "tty": False,
+    }
+    return create, {k: v for k, v in host_config.items() if v is not None}

@@ -1,0 +1,105 @@
+"""Fixtures for the Docker backend tests: the real daemon, the real agent, the offline images.
+
+Nothing here is mocked. Without a daemon, the test images or a buildable
+agent, the tests skip on a developer machine and FAIL under CI (env `CI`
+set), where `.ci/run` provides all three (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker_support import BUSYBOX, PYTHON
+from qwex_core.service import RunService
+from qwex_core.testing import service_for
+
+HOW_TO = "run `.ci/setup-docker.sh && nox -s images agent` (or `.ci/run`)"
+
+
+def unavailable(message: str) -> None:
+    """Skip on a laptop, fail under CI: a Docker test must never silently not run in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; under CI this is an error ({HOW_TO})", pytrace=False)
+    pytest.skip(f"{message} ({HOW_TO})")
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Any:
+    """A client of the real daemon (through qwex's own connection code)."""
+    from qwex_docker.client import DaemonUnavailable, connect
+
+    try:
+        api = connect(None, 30)
+        api.ping()
+    except DaemonUnavailable as exc:
+        unavailable(f"no Docker daemon: {exc}")
+    return api
+
+
+@pytest.fixture(scope="session")
+def agent_dir(docker_api: Any) -> Path:
+    """The agent bundle for this machine, built now if missing or stale (a no-op when fresh)."""
+    from qwex_docker.bundle.build import BuildError, build
+
+    try:
+        return build()
+    except BuildError as exc:
+        unavailable(f"cannot build the qwex agent: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def images(docker_api: Any) -> dict[str, str]:
+    """The two offline test images, which `nox -s images` builds."""
+    from docker.errors import ImageNotFound
+
+    for image in (BUSYBOX, PYTHON):
+        try:
+            docker_api.inspect_image(image)
+        except ImageNotFound:
+            unavailable(f"test image {image} is missing")
+    return {"busybox": BUSYBOX, "python": PYTHON}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_container_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the whole session, no container of a test project may remain (they are removed
+    so the next run starts clean, and the session errors)."""
+    yield
+    if not any(item.get_closest_marker("docker") for item in request.session.items):
+        return
+    from qwex_docker.client import DaemonUnavailable, connect
+    from qwex_docker.spec import LABEL_PROJECT, LABEL_RUN_ID
+
+    try:
+        api = connect(None, 30)
+    except DaemonUnavailable:
+        return
+    tmp_root = str(request.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    left = [
+        c
+        for c in api.containers(all=True, filters={"label": LABEL_RUN_ID})
+        if (c.get("Labels") or {}).get(LABEL_PROJECT, "").startswith(tmp_root)
+    ]
+    for container in left:
+        api.remove_container(container["Id"], force=True, v=True)
+    assert not left, f"containers left behind by the tests: {[c['Names'] for c in left]}"
+
+
+@pytest.fixture
+def docker_ready(docker_api: Any, agent_dir: Path, images: dict[str, str]) -> dict[str, str]:
+    return images
+
+
+@pytest.fixture
+def make_service(project: Path, docker_ready: dict[str, str]) -> Callable[..., RunService]:
+    """`make_service(image="busybox", **flags)`: a service on the test project, docker backend."""
+
+    def make(image: str = "busybox", **flags: Any) -> RunService:
+        return service_for(project, backend="docker", image=docker_ready.get(image, image), **flags)
+
+    return make

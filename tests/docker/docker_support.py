@@ -1,0 +1,37 @@
+"""Constants and helpers shared by the Docker backend tests (importable as `docker_support`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from qwex_core.models import ContainerConfig, JobSpec
+
+BUSYBOX = "qwex-test/busybox"
+PYTHON = "qwex-test/python"
+
+
+def docker_spec(command: list[str], image: str = BUSYBOX, **fields: Any) -> JobSpec:
+    """A docker job; `container={...}` fields are merged over the image."""
+    container = ContainerConfig(image=image, **fields.pop("container", {}))
+    return JobSpec(command=command, backend="docker", container=container, **fields)
+
+
+def read_record(project: Path, run_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        (project / ".qwex" / "runs" / run_id / "run.json").read_text()
+    )
+    return data
+
+
+def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
+    """Poll `predicate()` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
