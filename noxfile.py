@@ -45,6 +45,23 @@ def contracts(session: nox.Session) -> None:
     session.run("lint-imports")
 
 
+@nox.session(python=False)
+def images(session: nox.Session) -> None:
+    """The offline Docker test images (qwex-test/busybox, qwex-test/python); skips existing ones.
+
+    Needs a running daemon (`.ci/setup-docker.sh`); QWEX_REBUILD_IMAGES=1 rebuilds them."""
+    session.run("bash", ".ci/build-test-images.sh", external=True)
+
+
+@nox.session(python=PYTHON)
+def agent(session: nox.Session) -> None:
+    """The self-contained qwex agent for this machine's platform, into the user cache.
+
+    A no-op when the cached agent matches the installed qwex-core sources; `-- --force` rebuilds."""
+    session.install("-e", "qwex-core", "-e", "qwex-docker")
+    session.run("qwex", "agent", "build", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks: prints a table and writes .bench/results.json. Not part of `nox`.
