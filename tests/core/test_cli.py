@@ -245,3 +245,36 @@ def _alive(pid: int) -> bool:
 def test_help_explains(project: Path, qwex: Qwex, args: list[str]) -> None:
     result = qwex(*args)
     assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_ctrl_c_in_logs_follow_only_detaches(project: Path, qwex: Qwex) -> None:
+    run_id = qwex("run", "-d", "--", "sh", "-c", "echo ready; sleep 300", check=True).stdout.strip()
+    proc = subprocess.Popen(
+        [QWEX, "logs", "-f", run_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert "stopped following" in err
+    assert wait_status(qwex, run_id, {"running"})["status"] == "running"
+    assert qwex("cancel", run_id).returncode == 0
+    assert wait_status(qwex, run_id, {"cancelled"})["reason"] == "cancelled by user"
+
+
+def test_cancel_asked_but_agent_killed_ends_cancelled(project: Path, qwex: Qwex) -> None:
+    """If the agent dies before handling a cancel, the run still ends `cancelled`, command stopped."""
+    run_id = qwex(
+        "run", "-d", "--", "sh", "-c", "echo $$ > cmd.pid; sleep 300", check=True
+    ).stdout.strip()
+    rec = wait_status(qwex, run_id, {"running"})
+    deadline = time.monotonic() + 10
+    while not (project / "cmd.pid").exists() or not (project / "cmd.pid").read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    (project / ".qwex" / "runs" / run_id / "cancel").write_text("cancelled by user")
+    os.kill(rec["agent_pid"], signal.SIGKILL)
+    rec = wait_status(qwex, run_id, {"cancelled", "lost"})
+    assert rec["status"] == "cancelled" and rec["reason"].startswith("cancelled by user")
+    time.sleep(0.2)
+    assert not _alive(int((project / "cmd.pid").read_text()))

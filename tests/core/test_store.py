@@ -26,7 +26,9 @@ def _writer(run_dir: str, stop_at: float) -> None:
 def test_readers_never_see_a_half_written_record(tmp_path: Path) -> None:
     write_record(tmp_path, {"id": "x", "n": -1})
     stop_at = time.monotonic() + 1.0
-    writer = multiprocessing.get_context("fork").Process(target=_writer, args=(str(tmp_path), stop_at))
+    writer = multiprocessing.get_context("fork").Process(
+        target=_writer, args=(str(tmp_path), stop_at)
+    )
     writer.start()
     reads = 0
     while time.monotonic() < stop_at:

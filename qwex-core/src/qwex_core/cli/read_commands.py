@@ -112,7 +112,7 @@ def status(state: State, run_id: str, as_json: bool) -> None:
     "-f",
     "--follow",
     is_flag=True,
-    help="Keep printing until the run ends (Ctrl-C cancels the run).",
+    help="Keep printing until the run ends; Ctrl-C stops following, the run goes on.",
 )
 @click.option(
     "-n", "--tail", type=click.IntRange(min=0), help="Only the last N lines of each stream."
@@ -156,7 +156,7 @@ def logs(
     if follow:
         from qwex_core.cli.run_command import follow_run
 
-        follow_run(service, run, tail=tail, streams=streams)
+        follow_run(service, run, tail=tail, streams=streams, cancel_on_interrupt=False)
         return
     sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     follower = LogFollower(

@@ -179,8 +179,10 @@ def follow_run(
     *,
     tail: int | None = None,
     streams: tuple[str, ...] = ("stdout", "stderr"),
+    cancel_on_interrupt: bool = True,
 ) -> Run:
-    """Stream the run's logs until it is final; Ctrl-C cancels it (twice: kills it)."""
+    """Stream the run's logs until it is final. Ctrl-C cancels it (twice: kills it), or with
+    `cancel_on_interrupt` off, only stops following."""
     from qwex_core.logs import LogFollower
 
     sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
@@ -200,6 +202,11 @@ def follow_run(
             try:
                 return follower.follow(lambda: service.observe(run.id), pause)
             except KeyboardInterrupt:
+                if not cancel_on_interrupt:
+                    note(
+                        f"stopped following; run {run.id} goes on (`qwex cancel {run.id[:13]}` stops it)"
+                    )
+                    raise
                 interrupts += 1
                 if interrupts == 1:
                     note(f"cancelling run {run.id} (Ctrl-C again to kill it at once)")

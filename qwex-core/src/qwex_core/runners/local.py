@@ -104,12 +104,20 @@ class LocalRunner(Runner):
         )
 
     def _mark_lost(self, run: Run, reason: str) -> Run:
-        """Record `lost`, stopping whatever the vanished agent left running."""
+        """Record `lost` (or `cancelled`, when that was asked for: the agent may have been
+        stopped before it could handle the signal), stopping whatever it left running."""
         if run.pid is not None and procs.start_time(run.pid) is not None:
             procs.kill_group(run.pid)
             reason += "; its command was stopped"
+        status = RunStatus.LOST
+        cancel_file = self.store.run_dir(run.id) / CANCEL_FILE
+        if cancel_file.exists():
+            status, reason = (
+                RunStatus.CANCELLED,
+                cancel_file.read_text().strip() or "cancelled by user",
+            )
         record = run.model_dump(mode="json")
-        transition(record, RunStatus.LOST.value, reason)
+        transition(record, status.value, reason)
         lost = Run.model_validate(record)
         self.store.save(lost, durable=True)
         return lost
