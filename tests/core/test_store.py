@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from qwex_core.agent.record import read_record, write_record
 from qwex_core.errors import RunNotFound
 from qwex_core.ids import uuid7

@@ -9,7 +9,6 @@ import os
 import time
 import uuid
 
-
 _last = 0
 
 
