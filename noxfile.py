@@ -33,7 +33,11 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over every distribution's source."""
     session.install(*PACKAGES, "mypy", "pytest")
     session.run(
-        "mypy", "qwex-core/src", "qwex-docker/src", "qwex-k8s/src", "qwex-remote/src",
+        "mypy",
+        "qwex-core/src",
+        "qwex-docker/src",
+        "qwex-k8s/src",
+        "qwex-remote/src",
         "examples/qwex-nice/src",
     )
 
