@@ -93,6 +93,7 @@ class DockerRunner(Runner):
             "docker_host": daemon_address(self.settings.base_url),
         }
         self.store.save(run)  # before the agent starts: afterwards only the agent writes the record
+        self._inspected[run.id] = time.monotonic()  # just created: no need to look at it again yet
         try:
             self.api.start(container_id)
         except APIError as exc:
@@ -283,7 +284,10 @@ class DockerRunner(Runner):
 
         with contextlib.suppress(DaemonUnavailable, APIError, RequestException):
             self._with_oom_reason(self.store.load(run.id))
-            info = self._inspect(run)
-            if info is not None:
-                self.api.remove_container(info["Id"], force=True, v=True)
+            container_id = run.backend_data.get("container_id")
+            if not container_id:
+                info = self._inspect(run)
+                container_id = info["Id"] if info else None
+            if container_id:
+                self.api.remove_container(container_id, force=True, v=True)
         self._inspected.pop(run.id, None)
