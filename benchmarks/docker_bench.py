@@ -39,8 +39,9 @@ def timed(argv: list[str], cwd: Path | None = None) -> float:
     return time.perf_counter() - start
 
 
-def paired(first: Callable[[], float], second: Callable[[], float], repeat: int,
-           warmup: int = 2) -> tuple[float, float]:
+def paired(
+    first: Callable[[], float], second: Callable[[], float], repeat: int, warmup: int = 2
+) -> tuple[float, float]:
     """Medians of two measurements taken alternately."""
     for _ in range(warmup):
         first()
@@ -61,8 +62,17 @@ def agent_bundle() -> Path:
 
 def start_overhead(agent: Path, repeat: int) -> tuple[float, float]:
     bare = [*DOCKER_RUN, IMAGE, "true"]
-    with_agent = [*DOCKER_RUN, "-v", f"{agent}:/qwex:ro", IMAGE,
-                  "/qwex/bin/qwex", "run", "--local", "--", "true"]
+    with_agent = [
+        *DOCKER_RUN,
+        "-v",
+        f"{agent}:/qwex:ro",
+        IMAGE,
+        "/qwex/bin/qwex",
+        "run",
+        "--local",
+        "--",
+        "true",
+    ]
     return paired(lambda: timed(bare), lambda: timed(with_agent), repeat)
 
 
@@ -71,8 +81,9 @@ def cli_ratio(repeat: int) -> tuple[float, float]:
         project = Path(tmp)
         (project / "qwex.toml").write_text("")
         qwex = [QWEX, "run", "--backend", "docker", "--image", IMAGE, "--", "true"]
-        return paired(lambda: timed([*DOCKER_RUN, IMAGE, "true"]), lambda: timed(qwex, project),
-                      repeat)
+        return paired(
+            lambda: timed([*DOCKER_RUN, IMAGE, "true"]), lambda: timed(qwex, project), repeat
+        )
 
 
 def throughput(agent: Path, repeat: int) -> tuple[float, float]:
@@ -81,15 +92,42 @@ def throughput(agent: Path, repeat: int) -> tuple[float, float]:
         out.chmod(0o777)
 
         def bare() -> float:
-            seconds = timed([*DOCKER_RUN, "-v", f"{out}:/out", IMAGE, "sh", "-c",
-                             f"head -c {OUTPUT_BYTES} /dev/zero > /out/bare.log"])
+            seconds = timed(
+                [
+                    *DOCKER_RUN,
+                    "-v",
+                    f"{out}:/out",
+                    IMAGE,
+                    "sh",
+                    "-c",
+                    f"head -c {OUTPUT_BYTES} /dev/zero > /out/bare.log",
+                ]
+            )
             (out / "bare.log").unlink()
             return seconds
 
         def through_agent() -> float:
-            seconds = timed([*DOCKER_RUN, "-v", f"{agent}:/qwex:ro", "-v", f"{out}:/qwex-run", IMAGE,
-                             "/qwex/bin/qwex", "run", "--local", "--run-dir", "/qwex-run/r", "--quiet",
-                             "--", "head", "-c", str(OUTPUT_BYTES), "/dev/zero"])
+            seconds = timed(
+                [
+                    *DOCKER_RUN,
+                    "-v",
+                    f"{agent}:/qwex:ro",
+                    "-v",
+                    f"{out}:/qwex-run",
+                    IMAGE,
+                    "/qwex/bin/qwex",
+                    "run",
+                    "--local",
+                    "--run-dir",
+                    "/qwex-run/r",
+                    "--quiet",
+                    "--",
+                    "head",
+                    "-c",
+                    str(OUTPUT_BYTES),
+                    "/dev/zero",
+                ]
+            )
             size = (out / "r" / "stdout.log").stat().st_size
             assert size == OUTPUT_BYTES, f"the agent logged {size} bytes"
             shutil.rmtree(out / "r")
@@ -119,20 +157,49 @@ def main(repeat: int = 15) -> list[dict[str, Any]]:
     bare_run, qwex_run = cli_ratio(repeat)
     bare_out, agent_out = throughput(agent, max(3, repeat // 5))
     rows = [
-        {"figure": f"docker: agent start overhead vs `docker run --rm {IMAGE} true`",
-         "value": round((agent_start - bare_start) * 1000, 1), "target": 50, "unit": "ms"},
-        {"figure": f"docker: `qwex run -b docker --image {IMAGE} -- true` vs `docker run --rm`",
-         "value": round(qwex_run / bare_run, 2), "target": 1.5, "unit": "x"},
-        {"figure": "docker: 1 GiB stdout through the agent in the container, % of bare",
-         "value": round(100 * bare_out / agent_out, 1), "target": 70, "unit": "% (min)"},
+        {
+            "figure": f"docker: agent start overhead vs `docker run --rm {IMAGE} true`",
+            "value": round((agent_start - bare_start) * 1000, 1),
+            "target": 50,
+            "unit": "ms",
+        },
+        {
+            "figure": f"docker: `qwex run -b docker --image {IMAGE} -- true` vs `docker run --rm`",
+            "value": round(qwex_run / bare_run, 2),
+            "target": 1.5,
+            "unit": "x",
+        },
+        {
+            "figure": "docker: 1 GiB stdout through the agent in the container, % of bare",
+            "value": round(100 * bare_out / agent_out, 1),
+            "target": 70,
+            "unit": "% (min)",
+        },
     ]
-    raw = {"image": IMAGE, "repeat": repeat, "docker_run_true_s": bare_start,
-           "agent_run_true_s": agent_start, "docker_run_true_twin_s": bare_run,
-           "qwex_run_true_s": qwex_run, "bare_1gib_s": bare_out, "agent_1gib_s": agent_out}
+    raw = {
+        "image": IMAGE,
+        "repeat": repeat,
+        "docker_run_true_s": bare_start,
+        "agent_run_true_s": agent_start,
+        "docker_run_true_twin_s": bare_run,
+        "qwex_run_true_s": qwex_run,
+        "bare_1gib_s": bare_out,
+        "agent_1gib_s": agent_out,
+    }
     out = ROOT / ".bench" / "docker.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": os.uname().machine, "cpus": os.cpu_count(),
-                               "results": rows, "raw_medians": raw}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "machine": os.uname().machine,
+                "cpus": os.cpu_count(),
+                "results": rows,
+                "raw_medians": raw,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return rows
 
 
