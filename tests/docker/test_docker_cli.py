@@ -218,3 +218,16 @@ def test_socket_without_permission_is_a_clear_message(
     assert result.returncode == 1, result.stderr
     assert f"permission denied on the Docker socket {sock_path}" in result.stderr
     assert "docker` group" in result.stderr
+
+
+def test_a_new_run_removes_containers_of_runs_that_ended_unwatched(
+    project: Path, qwex: Qwex, docker_ready: Any, docker_api: Any
+) -> None:
+    first = qwex("run", "-d", *DOCKER, "--", "true", check=True).stdout.strip()
+    wait_until(lambda: read_record(project, first)["status"] == "succeeded", what="the end")
+    wait_until(
+        lambda: [c for c in leftovers(docker_api, first) if c["State"] == "exited"],
+        what="the container to exit",
+    )
+    qwex("run", *DOCKER, "--", "true", check=True)
+    assert leftovers(docker_api, first) == []

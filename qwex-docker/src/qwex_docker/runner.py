@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from qwex_core.agent.record import CANCEL_FILE, transition
-from qwex_core.errors import BackendError
+from qwex_core.errors import BackendError, QwexError
 from qwex_core.models import JobSpec, Run, RunStatus
 from qwex_core.runners.base import Runner
 
@@ -100,6 +100,30 @@ class DockerRunner(Runner):
             with contextlib.suppress(APIError):
                 self.api.remove_container(container_id, force=True, v=True)
             raise BackendError(f"the container did not start: {api_message(exc)}") from None
+        self._reap_finished()
+
+    def _reap_finished(self) -> None:
+        """Remove this project's exited containers whose run is final.
+
+        A detached run that ended while no qwex process was watching still has its
+        (exited) container: the run's end was recorded, but nobody was there to clean
+        up. Each new run sweeps them; `qwex gc` does it for every project."""
+        if self.settings.keep_containers:
+            return
+        from docker.errors import APIError
+
+        filters = {"label": f"{plan.LABEL_PROJECT}={self.store.project_dir}", "status": "exited"}
+        with contextlib.suppress(APIError):
+            for summary in self.api.containers(all=True, filters=filters):
+                run_id = (summary.get("Labels") or {}).get(plan.LABEL_RUN_ID, "")
+                try:
+                    run = self.store.load(run_id)
+                except QwexError:
+                    continue  # not ours to judge here: `qwex gc` handles unknown runs
+                if run.is_final:
+                    self._with_oom_reason(run)
+                    with contextlib.suppress(APIError):
+                        self.api.remove_container(summary["Id"], v=True)
 
     def _share_run_dir(self, run: Run) -> None:
         """Let a container user other than the invoking one write the record and the logs."""
