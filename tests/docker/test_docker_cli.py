@@ -231,3 +231,18 @@ def test_a_new_run_removes_containers_of_runs_that_ended_unwatched(
     )
     qwex("run", *DOCKER, "--", "true", check=True)
     assert leftovers(docker_api, first) == []
+
+
+def test_backend_image_and_docker_settings_from_a_profile(
+    project: Path, qwex: Qwex, docker_ready: Any
+) -> None:
+    (project / "qwex.toml").write_text(
+        f'[profiles.box]\nbackend = "docker"\nimage = "{BUSYBOX}"\n'
+        '[profiles.box.docker]\nnetwork = "none"\n'
+    )
+    result = qwex("run", "-p", "box", "--", "sh", "-c", "ip -o link | wc -l")
+    assert (result.returncode, result.stdout.strip()) == (0, "1"), result.stderr
+    (project / "qwex.toml").write_text("[docker]\nnetwrk = 'none'\n")
+    bad = qwex("run", *DOCKER, "--", "true")
+    assert bad.returncode == 1
+    assert "qwex.toml" in bad.stderr and "docker.netwrk" in bad.stderr
