@@ -33,10 +33,11 @@ build_busybox() {
   local image=qwex-test/busybox
   if have_image "$image"; then echo "images: $image exists"; return; fi
   local busybox root
+  is_static() { [ -x "$1" ] && ! ldd "$1" >/dev/null 2>&1; }  # ldd fails on static binaries
   busybox=$(command -v busybox || true)
-  [ -n "$busybox" ] && file -L "$busybox" | grep -q "statically linked" || busybox=/bin/busybox
-  file -L "$busybox" | grep -q "statically linked" || {
-    echo "images: $busybox is not static; install busybox-static" >&2; exit 1; }
+  is_static "$busybox" || busybox=/bin/busybox
+  is_static "$busybox" || {
+    echo "images: no static busybox at $busybox; install busybox-static" >&2; exit 1; }
   root=$(mktemp -d)
   trap 'rm -rf "$root"' RETURN
   mkdir -p "$root/bin"
