@@ -352,3 +352,16 @@ def test_agent_in_a_copied_dir_is_used_from_config(
     service = make_service()
     run = finish(service, ["true"])
     assert run.status is RunStatus.SUCCEEDED
+
+
+def test_the_agent_ignores_the_images_library_and_python_settings(
+    make_service: MakeService, project: Path
+) -> None:
+    """A broken libc on LD_LIBRARY_PATH and a bogus PYTHONHOME reach the command, not the agent."""
+    (project / "badlib").mkdir()
+    (project / "badlib" / "libc.so.6").write_bytes(b"not a library")
+    service = make_service()
+    env = {"LD_LIBRARY_PATH": "/workspace/badlib", "PYTHONHOME": "/nowhere", "PYTHONPATH": "/x"}
+    run = finish(service, ["sh", "-c", "echo $LD_LIBRARY_PATH $PYTHONHOME $LC_CTYPE."], env=env)
+    assert run.status is RunStatus.SUCCEEDED, service.store.log_path(run.id, "stderr").read_text()
+    assert out(service, run) == "/workspace/badlib /nowhere .\n"
