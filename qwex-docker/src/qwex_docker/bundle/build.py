@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 import qwex_core
+
 from qwex_docker.bundle import locate, modules
 from qwex_docker.bundle.platforms import Platform
 

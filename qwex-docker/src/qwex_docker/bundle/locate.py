@@ -27,6 +27,7 @@ from typing import Any
 
 import qwex_core
 from qwex_core.errors import BackendError
+
 from qwex_docker.bundle.platforms import Platform, elf_platform
 
 MOUNT = "/qwex"
