@@ -66,7 +66,9 @@ def images(docker_api: Any) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_container_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+def no_container_left_behind(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """After the whole session, no container of a test project may remain (they are removed
     so the next run starts clean, and the session errors)."""
     yield
@@ -79,7 +81,7 @@ def no_container_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
         api = connect(None, 30)
     except DaemonUnavailable:
         return
-    tmp_root = str(request.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    tmp_root = str(tmp_path_factory.getbasetemp())
     left = [
         c
         for c in api.containers(all=True, filters={"label": LABEL_RUN_ID})
