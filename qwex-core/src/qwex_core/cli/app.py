@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,6 @@ class State:
 
     host: PluginHost
     project: Path | None = None
-    _services: dict[Any, RunService] = field(default_factory=dict)
 
     def service(
         self, profile: str | None = None, flags: dict[Key, Any] | None = None

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from qwex_core.agent.record import AGENT_PID_FILE, CANCEL_FILE, transition
 from qwex_core.errors import BackendError
@@ -22,13 +23,17 @@ from qwex_core.models import Run, RunStatus
 from qwex_core.runners import procs
 from qwex_core.runners.base import Runner
 
+if TYPE_CHECKING:
+    from qwex_core.config import QwexConfig
+    from qwex_core.store import RunStore
+
 NEVER_STARTED_AFTER = 30.0
 """Seconds after which a pending run with no agent is declared lost."""
 
 
 class LocalRunner(Runner):
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, name: str, store: RunStore, config: QwexConfig) -> None:
+        super().__init__(name=name, store=store, config=config)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def agent_command(self, run: Run) -> list[str]:
