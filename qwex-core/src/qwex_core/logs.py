@@ -10,6 +10,8 @@ from typing import BinaryIO
 from qwex_core.models import Run
 
 CHUNK = 1 << 20
+FAST_POLL = 0.01
+FAST_POLL_FOR = 2.0
 
 
 def tail_offset(fh: BinaryIO, lines: int) -> int:
@@ -78,8 +80,12 @@ class LogFollower:
         max_sleep: float = 0.1,
     ) -> Run:
         """Pump until `poll()` returns a final run, then drain what is left and return it.
-        Files stay open (the caller closes), so following can resume after an interruption."""
+        Files stay open (the caller closes), so following can resume after an interruption.
+
+        Polls often for the first seconds (short runs end fast; a poll is a small file
+        read), then back off to `max_sleep`."""
         delay = 0.002
+        started = time.monotonic()
         while True:
             if self.pump():
                 delay = 0.002
@@ -89,4 +95,5 @@ class LogFollower:
                 self.pump()
                 return run
             pause(delay)
-            delay = min(delay * 2, max_sleep)
+            ceiling = FAST_POLL if time.monotonic() - started < FAST_POLL_FOR else max_sleep
+            delay = min(delay * 2, ceiling)

@@ -66,9 +66,7 @@ class RunService:
     def observe(self, run_id: str) -> Run:
         """Read a run as it is now; the first process to see it final tells the plugins."""
         run = self.refresh(self.store.load(run_id))
-        if run.is_final:
-            self.finished(run)
-        return run
+        return self.finished(run) if run.is_final else run
 
     def refresh(self, run: Run) -> Run:
         """The run as it is now, asking its backend when the record is not final."""
@@ -79,9 +77,7 @@ class RunService:
         except BackendError:
             return run  # its backend is not installed here: show the record as it stands
         current = runner.refresh(run)
-        if current.is_final:
-            self.finished(current)
-        return current
+        return self.finished(current) if current.is_final else current
 
     def list(
         self,
@@ -136,20 +132,22 @@ class RunService:
                 return run
             time.sleep(poll)
 
-    def finished(self, run: Run) -> None:
-        """Tell plugins, once per run across all processes, and let the runner clean up."""
+    def finished(self, run: Run) -> Run:
+        """Let the runner clean up and tell plugins, once per run across all processes.
+        Returns the record as it is after the cleanup (a backend may refine the reason)."""
         if run.id in self._finished:
-            return
+            return run
         self._finished.add(run.id)
         try:
             fd = os.open(
                 self.store.run_dir(run.id) / NOTIFIED_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY
             )
         except FileExistsError:
-            return
+            return run
         os.close(fd)
         with contextlib.suppress(QwexError):
             self.runner(run.backend).cleanup(run)
+            run = self.store.load(run.id)
         try:
             self.host.hook.qwex_run_finished(run=run)
         except Exception as exc:
@@ -157,14 +155,14 @@ class RunService:
                 f"qwex: warning: a qwex_run_finished hook failed: {type(exc).__name__}: {exc}",
                 file=sys.stderr,
             )
+        return run
 
     def _finalize(self, run: Run, status: RunStatus, reason: str) -> Run:
         record = run.model_dump(mode="json")
         transition(record, status.value, reason)
         final = Run.model_validate(record)
         self.store.save(final, durable=True)
-        self.finished(final)
-        return final
+        return self.finished(final)
 
 
 def open_service(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 USAGE = """\
 usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--] COMMAND [ARGS]...
@@ -26,9 +25,9 @@ class UsageError(Exception):
     pass
 
 
-def parse(argv: list[str]) -> tuple[Path | None, float, bool, list[str]]:
+def parse(argv: list[str]) -> tuple[str | None, float, bool, list[str]]:
     """Split the agent's own options from the command; `argv` starts after `run --local`."""
-    run_dir: Path | None = None
+    run_dir: str | None = None
     grace = float(os.environ.get("QWEX_GRACE_PERIOD", "10"))
     quiet = False
     args = list(argv)
@@ -42,7 +41,7 @@ def parse(argv: list[str]) -> tuple[Path | None, float, bool, list[str]]:
                 raise UsageError(f"{name} needs a value")
             value = inline or args.pop(0)
             if name == "--run-dir":
-                run_dir = Path(value)
+                run_dir = value
             else:
                 try:
                     grace = float(value)
@@ -72,5 +71,5 @@ def main(argv: list[str] | None = None) -> int:
         from qwex_core.ids import uuid7
         from qwex_core.paths import find_project_dir, runs_dir
 
-        run_dir = runs_dir(find_project_dir()) / uuid7()
+        run_dir = str(runs_dir(find_project_dir()) / uuid7())
     return Supervisor(run_dir=run_dir, command=command, grace=grace, passthrough=not quiet).run()

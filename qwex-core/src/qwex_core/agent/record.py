@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 RUN_FILE = "run.json"
@@ -31,22 +30,24 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def read_record(run_dir: Path) -> dict[str, Any] | None:
+def read_record(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The record in `run_dir`, or None when there is none yet."""
     try:
-        with open(run_dir / RUN_FILE, "rb") as fh:
+        with open(os.path.join(run_dir, RUN_FILE), "rb") as fh:
             data = json.loads(fh.read())
     except FileNotFoundError:
         return None
     return data if isinstance(data, dict) else None
 
 
-def write_record(run_dir: Path, record: dict[str, Any], *, durable: bool = False) -> None:
+def write_record(
+    run_dir: str | os.PathLike[str], record: dict[str, Any], *, durable: bool = False
+) -> None:
     """Replace `run.json` atomically: a reader sees the old or the new record, never half.
 
     `durable` also fsyncs the file, for final states that must survive a power loss.
     """
-    tmp = run_dir / f".{RUN_FILE}.{os.getpid()}.tmp"
+    tmp = os.path.join(run_dir, f".{RUN_FILE}.{os.getpid()}.tmp")
     data = json.dumps(record, indent=1, sort_keys=True).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -55,7 +56,7 @@ def write_record(run_dir: Path, record: dict[str, Any], *, durable: bool = False
             os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, run_dir / RUN_FILE)
+    os.replace(tmp, os.path.join(run_dir, RUN_FILE))
 
 
 def transition(record: dict[str, Any], status: str, reason: str | None = None) -> None:

@@ -15,13 +15,11 @@ import fcntl
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from qwex_core.agent.cgroup import oom_kills, oom_reason
 from qwex_core.agent.record import (
     CANCEL_FILE,
     FINAL_STATUSES,
@@ -57,29 +55,36 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-@dataclass
 class Supervisor:
-    run_dir: Path
-    command: list[str]
-    grace: float = 10.0
-    passthrough: bool = True
-    record: dict[str, Any] = field(default_factory=dict)
-    _pending_signals: list[int] = field(default_factory=list)
-    _cancel_signal: str | None = None
+    # A plain class (no dataclasses, no pathlib): every import costs start-up time in containers.
+    def __init__(
+        self, run_dir: str, command: list[str], grace: float = 10.0, passthrough: bool = True
+    ) -> None:
+        self.run_dir = run_dir
+        self.command = command
+        self.grace = grace
+        self.passthrough = passthrough
+        self.record: dict[str, Any] = {}
+        self._pending_signals: list[int] = []
+        self._cancel_signal: str | None = None
+        self._oom_before: tuple[int, str] | None = None
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.run_dir, name)
 
     def run(self) -> int:
         """Supervise the command to its end; return the exit code to exit with."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.run_dir, exist_ok=True)
         self.record = read_record(self.run_dir) or self._new_record()
         if self.record.get("status") in FINAL_STATUSES:
             self._say(f"run {self.record.get('id')} already ended ({self.record['status']})")
             return AGENT_ERROR
-        self.record.update(agent_pid=os.getpid(), host=socket.gethostname())
+        self.record.update(agent_pid=os.getpid(), host=os.uname().nodename)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         previous = self._install_signals(wake_w)
         try:
-            if (self.run_dir / CANCEL_FILE).exists():
+            if os.path.exists(self._path(CANCEL_FILE)):
                 return self._finish_cancelled_before_start()
             return self._supervise(wake_r)
         finally:
@@ -93,7 +98,7 @@ class Supervisor:
 
     def _new_record(self) -> dict[str, Any]:
         return {
-            "id": self.run_dir.name,
+            "id": os.path.basename(os.path.normpath(self.run_dir)),
             "backend": "local",
             "spec": {"command": self.command},
             "status": "pending",
@@ -114,13 +119,14 @@ class Supervisor:
             self._pending_signals.append(signum)
 
     def _open_log(self, name: str) -> int:
-        return os.open(self.run_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        return os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     # -- the run -------------------------------------------------------------
 
     def _supervise(self, wake_r: int) -> int:
         argv = shell_form(self.command)
         out_log, err_log = self._open_log(STDOUT_FILE), self._open_log(STDERR_FILE)
+        self._oom_before = oom_kills()
         try:
             try:
                 proc = subprocess.Popen(
@@ -237,7 +243,8 @@ class Supervisor:
         elif code == 0:
             transition(self.record, "succeeded", "exit code 0")
         elif self.record.get("signal"):
-            transition(self.record, "failed", f"killed by {self.record['signal']}")
+            oom = oom_reason(self._oom_before) if self.record["signal"] == "SIGKILL" else None
+            transition(self.record, "failed", oom or f"killed by {self.record['signal']}")
         else:
             transition(self.record, "failed", f"exit code {code}")
         write_record(self.run_dir, self.record, durable=True)
@@ -264,7 +271,8 @@ class Supervisor:
 
     def _cancel_reason(self, default: str) -> str:
         try:
-            text = (self.run_dir / CANCEL_FILE).read_text().strip()
+            with open(self._path(CANCEL_FILE)) as fh:
+                text = fh.read().strip()
         except OSError:
             return default
         return text or "cancelled by user"
