@@ -35,3 +35,12 @@ def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> 
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def wait_gone(api: Any, run_id: str, timeout: float = 15) -> None:
+    """Wait until no container of run `run_id` exists (the daemon auto-removes exited ones)."""
+    wait_until(
+        lambda: not api.containers(all=True, filters={"label": f"qwex.run-id={run_id}"}),
+        timeout=timeout,
+        what=f"the container of run {run_id} to be removed",
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_support import BUSYBOX, PYTHON, read_record, wait_until
+from docker_support import BUSYBOX, PYTHON, read_record, wait_gone, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -41,7 +41,7 @@ def test_seed_example_with_a_project_script(
     assert result.returncode == 3, result.stderr
     assert result.stdout == "hi from script.py\n"
     assert "exit code 3" in result.stderr
-    assert leftovers(docker_api, run_id_of(project)) == []
+    wait_gone(docker_api, run_id_of(project))
 
 
 def test_qwex_help_does_not_import_docker(project: Path, qwex: Qwex) -> None:
@@ -77,7 +77,7 @@ def test_detach_status_and_reattach_from_another_shell(
     assert follow.stdout == "one\n" and "two\n" in follow.stderr
     final = json.loads(qwex("status", run_id, "--json", check=True).stdout)
     assert (final["status"], final["exit_code"]) == ("failed", 5)
-    assert leftovers(docker_api, run_id) == []
+    wait_gone(docker_api, run_id)
     again = qwex("logs", run_id, check=True)  # logs survive the container
     assert again.stdout == "one\n"
 
@@ -108,7 +108,7 @@ def test_cancel_from_another_shell(
     record = read_record(project, run_id)
     assert record["reason"] == "cancelled by user"
     assert (project / ".qwex" / "runs" / run_id / "stdout.log").read_text() == "started\ngot TERM\n"
-    assert leftovers(docker_api, run_id) == []
+    wait_gone(docker_api, run_id)
 
 
 def test_ctrl_c_cancels_the_foreground_run(
@@ -129,7 +129,7 @@ def test_ctrl_c_cancels_the_foreground_run(
     assert record["status"] == "cancelled", err
     assert "cancelling run" in err
     assert proc.returncode == 130
-    assert leftovers(docker_api, run_id) == []
+    wait_gone(docker_api, run_id)
 
 
 def test_a_killed_cli_leaves_no_untracked_container(
@@ -149,7 +149,7 @@ def test_a_killed_cli_leaves_no_untracked_container(
     follow = qwex("logs", "-f", run_id, check=True)
     assert follow.stdout == "a\nb\n"
     assert read_record(project, run_id)["status"] == "succeeded"
-    assert leftovers(docker_api, run_id) == []
+    wait_gone(docker_api, run_id)
 
 
 def test_missing_image_and_command_not_found(project: Path, qwex: Qwex, docker_ready: Any) -> None:
@@ -220,17 +220,12 @@ def test_socket_without_permission_is_a_clear_message(
     assert "docker` group" in result.stderr
 
 
-def test_a_new_run_removes_containers_of_runs_that_ended_unwatched(
+def test_a_run_that_ends_unwatched_leaves_no_container(
     project: Path, qwex: Qwex, docker_ready: Any, docker_api: Any
 ) -> None:
-    first = qwex("run", "-d", *DOCKER, "--", "true", check=True).stdout.strip()
-    wait_until(lambda: read_record(project, first)["status"] == "succeeded", what="the end")
-    wait_until(
-        lambda: [c for c in leftovers(docker_api, first) if c["State"] == "exited"],
-        what="the container to exit",
-    )
-    qwex("run", *DOCKER, "--", "true", check=True)
-    assert leftovers(docker_api, first) == []
+    run_id = qwex("run", "-d", *DOCKER, "--", "true", check=True).stdout.strip()
+    wait_until(lambda: read_record(project, run_id)["status"] == "succeeded", what="the end")
+    wait_gone(docker_api, run_id)
 
 
 def test_backend_image_and_docker_settings_from_a_profile(

@@ -6,7 +6,8 @@ in the run record *before* starting it (so a killed CLI never leaves an
 untracked container), then starts it. Inside, the agent writes the record and
 logs straight into the host's run directory. Any qwex process can then find
 the container from the record (or from its `qwex.run-id` label), tell a
-vanished or OOM-killed one, cancel it, and remove it once the run is final.
+vanished one, and cancel it. The daemon removes the container once it exits
+(auto-remove, as `docker run --rm`), after the agent recorded the end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from qwex_core.agent.record import CANCEL_FILE, transition
-from qwex_core.errors import BackendError, QwexError
+from qwex_core.errors import BackendError
 from qwex_core.models import JobSpec, Run, RunStatus
 from qwex_core.runners.base import Runner
 
@@ -73,7 +74,9 @@ class DockerRunner(Runner):
         facts = plan.HostFacts.here(
             self.store.project_dir, self.store.run_dir(run.id), agent.path, self.settings.network
         )
-        create, host_config = plan.create_args(run, facts)
+        create, host_config = plan.create_args(
+            run, facts, auto_remove=not self.settings.keep_containers
+        )
         if create["user"] != facts.uid_gid:
             self._share_run_dir(run)
         try:
@@ -100,30 +103,6 @@ class DockerRunner(Runner):
             with contextlib.suppress(APIError):
                 self.api.remove_container(container_id, force=True, v=True)
             raise BackendError(f"the container did not start: {api_message(exc)}") from None
-        self._reap_finished()
-
-    def _reap_finished(self) -> None:
-        """Remove this project's exited containers whose run is final.
-
-        A detached run that ended while no qwex process was watching still has its
-        (exited) container: the run's end was recorded, but nobody was there to clean
-        up. Each new run sweeps them; `qwex gc` does it for every project."""
-        if self.settings.keep_containers:
-            return
-        from docker.errors import APIError
-
-        filters = {"label": f"{plan.LABEL_PROJECT}={self.store.project_dir}", "status": "exited"}
-        with contextlib.suppress(APIError):
-            for summary in self.api.containers(all=True, filters=filters):
-                run_id = (summary.get("Labels") or {}).get(plan.LABEL_RUN_ID, "")
-                try:
-                    run = self.store.load(run_id)
-                except QwexError:
-                    continue  # not ours to judge here: `qwex gc` handles unknown runs
-                if run.is_final:
-                    self._with_oom_reason(run)
-                    with contextlib.suppress(APIError):
-                        self.api.remove_container(summary["Id"], v=True)
 
     def _share_run_dir(self, run: Run) -> None:
         """Let a container user other than the invoking one write the record and the logs."""
@@ -178,7 +157,7 @@ class DockerRunner(Runner):
 
         current = self.store.load(run.id)
         if current.is_final:
-            return self._with_oom_reason(current)
+            return current
         cancel_age = self._cancel_age(current)
         last = self._inspected.get(current.id, 0.0)
         if time.monotonic() - last < INSPECT_EVERY and cancel_age is None:
@@ -190,7 +169,7 @@ class DockerRunner(Runner):
             return current  # cannot tell now; the record stands
         current = self.store.load(run.id)  # read after inspecting: an exited agent wrote its last
         if current.is_final:
-            return self._with_oom_reason(current)
+            return current
         verdict = judge(
             info,
             has_container_id=bool(current.backend_data.get("container_id")),
@@ -204,7 +183,14 @@ class DockerRunner(Runner):
         if verdict.action is Action.KILL and info is not None:
             with contextlib.suppress(APIError):
                 self.api.kill(info["Id"], signal="SIGKILL")
-            return current
+            # Recorded now: the daemon removes the killed container, which then tells nothing.
+            reason = self._cancel_reason(current)
+            return self._record_end(
+                current,
+                RunStatus.CANCELLED,
+                f"{reason} (the agent did not stop within the grace period; "
+                "its container was killed)",
+            )
         if verdict.action is Action.DISCARD and info is not None:
             with contextlib.suppress(APIError):
                 self.api.remove_container(info["Id"], force=True, v=True)
@@ -300,18 +286,13 @@ class DockerRunner(Runner):
         self.refresh(run)
 
     def cleanup(self, run: Run) -> None:
-        """Remove the finished run's container (its logs and record stay in the run store)."""
-        if self.settings.keep_containers:
+        """The daemon removes a finished container itself (auto-remove, like `docker run --rm`).
+        A kept one (`keep_containers`) still tells whether the OOM killer took the agent too."""
+        self._inspected.pop(run.id, None)
+        if not self.settings.keep_containers:
             return
         from docker.errors import APIError
         from requests.exceptions import RequestException
 
         with contextlib.suppress(DaemonUnavailable, APIError, RequestException):
             self._with_oom_reason(self.store.load(run.id))
-            container_id = run.backend_data.get("container_id")
-            if not container_id:
-                info = self._inspect(run)
-                container_id = info["Id"] if info else None
-            if container_id:
-                self.api.remove_container(container_id, force=True, v=True)
-        self._inspected.pop(run.id, None)

@@ -178,10 +178,16 @@ def user(spec: JobSpec, facts: HostFacts) -> str | None:
     return None if chosen == IMAGE_USER else chosen
 
 
-def create_args(run: Run, facts: HostFacts) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Arguments of `APIClient.create_container` and of `create_host_config`."""
+def create_args(
+    run: Run, facts: HostFacts, *, auto_remove: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Arguments of `APIClient.create_container` and of `create_host_config`.
+
+    `auto_remove`: the daemon removes the container once it exited, as `docker run --rm`
+    does. The agent has recorded the end (and the logs) in the run store by then."""
     spec = run.spec
     host_config: dict[str, Any] = {
+        "auto_remove": auto_remove,
         "mounts": mounts(run, facts),
         "network_mode": spec.container.network or facts.default_network,
         **resources(spec),

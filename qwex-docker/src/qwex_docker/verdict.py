@@ -58,9 +58,12 @@ def judge(
                 "the container was never created (the qwex process that "
                 "started the run stopped before creating it)",
             )
+        if cancel_age is not None:
+            return Verdict(Action.CANCELLED, f"{cancel_reason} (its container is gone)")
         return Verdict(
             Action.LOST,
-            "its container is gone (removed outside qwex?) and the run had not recorded an end",
+            "its container is gone and the run had not recorded an end (the agent was "
+            "killed, or the container was removed outside qwex)",
         )
     state = info.get("State") or {}
     status = state.get("Status", "")
