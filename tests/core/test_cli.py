@@ -278,3 +278,17 @@ def test_cancel_asked_but_agent_killed_ends_cancelled(project: Path, qwex: Qwex)
     assert rec["status"] == "cancelled" and rec["reason"].startswith("cancelled by user")
     time.sleep(0.2)
     assert not _alive(int((project / "cmd.pid").read_text()))
+
+
+def test_command_starts_in_the_subdirectory_it_was_run_from(project: Path, qwex: Qwex) -> None:
+    sub = project / "src" / "pkg"
+    sub.mkdir(parents=True)
+    result = qwex("run", "--", "sh", "-c", "pwd", cwd=sub)
+    assert result.returncode == 0 and result.stdout == f"{sub}\n"
+    assert (project / ".qwex" / "runs").is_dir() and not (sub / ".qwex").exists()
+
+
+def test_image_on_the_local_backend_is_flagged(project: Path, qwex: Qwex) -> None:
+    result = qwex("run", "--image", "python:3.11", "--", "true")
+    assert result.returncode == 0
+    assert "--image is ignored: the local backend runs no container" in result.stderr

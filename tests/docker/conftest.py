@@ -7,7 +7,9 @@ set), where `.ci/run` provides all three (DESIGN §7).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,13 +84,20 @@ def no_container_left_behind(
     except DaemonUnavailable:
         return
     tmp_root = str(tmp_path_factory.getbasetemp())
-    left = [
-        c
-        for c in api.containers(all=True, filters={"label": LABEL_RUN_ID})
-        if (c.get("Labels") or {}).get(LABEL_PROJECT, "").startswith(tmp_root)
-    ]
+
+    def ours() -> list[dict[str, Any]]:
+        return [
+            c
+            for c in api.containers(all=True, filters={"label": LABEL_RUN_ID})
+            if (c.get("Labels") or {}).get(LABEL_PROJECT, "").startswith(tmp_root)
+        ]
+
+    deadline = time.monotonic() + 10  # the daemon may still be auto-removing the last ones
+    while (left := ours()) and time.monotonic() < deadline:
+        time.sleep(0.1)
     for container in left:
-        api.remove_container(container["Id"], force=True, v=True)
+        with contextlib.suppress(Exception):
+            api.remove_container(container["Id"], force=True, v=True)
     assert not left, f"containers left behind by the tests: {[c['Names'] for c in left]}"
 
 

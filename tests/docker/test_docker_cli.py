@@ -241,3 +241,13 @@ def test_backend_image_and_docker_settings_from_a_profile(
     bad = qwex("run", *DOCKER, "--", "true")
     assert bad.returncode == 1
     assert "qwex.toml" in bad.stderr and "docker.netwrk" in bad.stderr
+
+
+def test_run_from_a_subdirectory_starts_there_in_the_container(
+    project: Path, qwex: Qwex, docker_ready: Any
+) -> None:
+    sub = project / "src"
+    sub.mkdir()
+    (sub / "data.txt").write_text("found\n")
+    result = qwex("run", *DOCKER, "--", "sh", "-c", "pwd; cat data.txt", cwd=sub)
+    assert (result.returncode, result.stdout) == (0, "/workspace/src\nfound\n"), result.stderr

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,7 +14,7 @@ from qwex_core.cli.output import emit_json, note, run_json
 if TYPE_CHECKING:
     from qwex_core.cli.app import State
     from qwex_core.config import Key
-    from qwex_core.models import Run
+    from qwex_core.models import JobSpec, Run
     from qwex_core.service import RunService
 
 
@@ -137,11 +139,13 @@ def run(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--mount") from None
     container = core.container.model_copy(update={"image": core.image or core.container.image})
+    if image and not service.runner(core.backend).uses_container:
+        note(f"--image is ignored: the {core.backend} backend runs no container")
     spec = JobSpec(
         command=list(command),
         backend=core.backend,
         name=name,
-        workdir=core.workdir,
+        workdir=core.workdir or _subdirectory(service.store.project_dir, container.mount_project),
         env=core.env,
         labels=core.labels,
         resources=core.resources,
@@ -149,7 +153,12 @@ def run(
         container=container,
         grace_period=core.grace_period,
     )
-    run_ = service.submit(spec)
+    run_, interrupted = _submit_deferring_ctrl_c(service, spec)
+    if interrupted:
+        note(f"cancelling run {run_.id}")
+        service.cancel(run_, interrupt=True)
+        if detach:
+            raise click.exceptions.Exit(130)
     if detach:
         if as_json:
             emit_json(run_json(service.store.load(run_.id)))
@@ -165,6 +174,27 @@ def run(
     if final.status.value != "succeeded":
         note(f"run {final.id} {final.status.value}: {final.reason}")
     raise click.exceptions.Exit(exit_code(final))
+
+
+def _subdirectory(project_dir: Path, mount_project: bool) -> str | None:
+    """The working directory when it is a folder below the project: the command starts there
+    (in containers, at the same place in the mounted project)."""
+    cwd = Path.cwd().resolve()
+    if mount_project and cwd != project_dir and cwd.is_relative_to(project_dir):
+        return str(cwd)
+    return None
+
+
+def _submit_deferring_ctrl_c(service: RunService, spec: JobSpec) -> tuple[Run, bool]:
+    """Submit with Ctrl-C held back until the run has started, so that an early Ctrl-C
+    cancels a run that exists instead of cutting its start in half."""
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        run = service.submit(spec)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return run, bool(caught)
 
 
 def exit_code(run: Run) -> int:
