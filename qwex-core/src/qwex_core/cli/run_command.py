@@ -54,7 +54,11 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     "-l", "--label", multiple=True, metavar="KEY=VALUE", help="Label the run (repeatable)."
 )
 @click.option("--name", help="A name for the run.")
-@click.option("--workdir", help="Directory the command starts in (default: the project directory).")
+@click.option(
+    "--workdir",
+    help="Host directory the command starts in (default: the current one; in containers, the "
+    "same place in the mounted project).",
+)
 @click.option(
     "--grace-period", type=float, help="Seconds from SIGTERM to SIGKILL on cancel (default 10)."
 )
