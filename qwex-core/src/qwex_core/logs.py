@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from qwex_core.models import Run
+if TYPE_CHECKING:
+    from qwex_core.models import Run
 
 CHUNK = 1 << 20
 FAST_POLL = 0.01

@@ -12,28 +12,38 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from qwex_core.agent.record import FINAL_STATUSES, NOTIFIED_FILE, transition
-from qwex_core.config import Key, QwexConfig
 from qwex_core.errors import BackendError, QwexError
-from qwex_core.models import JobSpec, Run, RunStatus
 from qwex_core.plugin.manager import PluginHost
-from qwex_core.runners.base import Runner
 from qwex_core.store import RunStore
+
+if TYPE_CHECKING:
+    # Imported where used: `qwex list` and reading final runs need neither pydantic nor the config.
+    from qwex_core.config import Key, QwexConfig
+    from qwex_core.models import JobSpec, Run, RunStatus
+    from qwex_core.runners.base import Runner
 
 
 class RunService:
-    def __init__(self, host: PluginHost, config: QwexConfig, store: RunStore) -> None:
+    def __init__(
+        self, host: PluginHost, config: QwexConfig | Callable[[], QwexConfig], store: RunStore
+    ) -> None:
+        """`config` may be a loader: it is then resolved when first needed (a runner, a submit)."""
         self.host = host
-        self.config = config
+        self._config = config
         self.store = store
         self._runners: dict[str, Runner] = {}
         self._finished: set[str] = set()
+
+    @property
+    def config(self) -> QwexConfig:
+        if callable(self._config):
+            self._config = self._config()
+        return self._config
 
     def runner(self, backend: str) -> Runner:
         if backend not in self._runners:
@@ -51,6 +61,8 @@ class RunService:
         try:
             runner.start(run)
         except BaseException as exc:
+            from qwex_core.models import RunStatus
+
             reason = str(exc) if isinstance(exc, QwexError) else f"{type(exc).__name__}: {exc}"
             current = self.store.load(run.id)
             if not current.is_final:
@@ -82,27 +94,33 @@ class RunService:
     def list(
         self,
         *,
-        statuses: set[RunStatus] | None = None,
+        statuses: Collection[str] | None = None,
         backends: set[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[Run]:
         """Runs newest first, each brought up to date when not final."""
+        from qwex_core.models import Run
+
         for record in self.list_records(statuses=statuses, backends=backends, limit=limit):
             yield Run.model_validate(record)
 
     def list_records(
         self,
         *,
-        statuses: set[RunStatus] | None = None,
+        statuses: Collection[str] | None = None,
         backends: set[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Like `list`, as JSON-ready records: final records are passed on as stored, without
         building a model, which keeps `qwex list` fast with thousands of runs."""
-        wanted = {s.value for s in statuses} if statuses is not None else None
+        wanted = {str(s) for s in statuses} if statuses is not None else None
         count = 0
         for record in self.store.iter_records(backends=backends):
             if record.get("status") not in FINAL_STATUSES:
+                from pydantic import ValidationError
+
+                from qwex_core.models import Run
+
                 try:
                     run = Run.model_validate(record)
                 except ValidationError:
@@ -158,6 +176,8 @@ class RunService:
         return run
 
     def _finalize(self, run: Run, status: RunStatus, reason: str) -> Run:
+        from qwex_core.models import Run
+
         record = run.model_dump(mode="json")
         transition(record, status.value, reason)
         final = Run.model_validate(record)
@@ -173,10 +193,14 @@ def open_service(
     flags: dict[Key, tuple[Any, str]] | None = None,
 ) -> RunService:
     """The service for a project, with its configuration resolved."""
-    from qwex_core.config import load_config
     from qwex_core.paths import find_project_dir
 
     project_dir = project_dir or find_project_dir()
-    host = host or PluginHost()
-    config = load_config(project_dir, host.config_sections, profile=profile, flags=flags)
-    return RunService(host, config, RunStore(project_dir))
+    plugins = host or PluginHost()
+
+    def config() -> QwexConfig:
+        from qwex_core.config import load_config
+
+        return load_config(project_dir, plugins.config_sections, profile=profile, flags=flags)
+
+    return RunService(plugins, config, RunStore(project_dir))

@@ -12,15 +12,16 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from qwex_core.agent.record import RUN_FILE, STDERR_FILE, STDOUT_FILE, read_record, write_record
 from qwex_core.errors import QwexError, RunNotFound
 from qwex_core.ids import uuid7
-from qwex_core.models import JobSpec, Run
 from qwex_core.paths import runs_dir
+
+if TYPE_CHECKING:
+    # pydantic is imported only where a model is built: listing and resolving ids do without.
+    from qwex_core.models import JobSpec, Run
 
 
 class RunStore:
@@ -45,6 +46,7 @@ class RunStore:
             except FileExistsError:  # pragma: no cover - 74 random bits
                 continue
         from qwex_core.agent.record import now_iso
+        from qwex_core.models import Run
 
         now = now_iso()
         run = Run.model_validate(
@@ -66,6 +68,10 @@ class RunStore:
 
     def load(self, run_id: str) -> Run:
         """The record of an exact run id."""
+        from pydantic import ValidationError
+
+        from qwex_core.models import Run
+
         data = read_record(self.run_dir(run_id))
         if data is None:
             raise RunNotFound(f"no run {run_id} in {self.root}")

@@ -43,11 +43,9 @@ def list_runs(
       qwex list -s running -s pending
       qwex list -b docker -n 20 --json
     """
-    from qwex_core.models import RunStatus
-
     service = state.service()
     records = service.list_records(
-        statuses={RunStatus(s) for s in statuses} or None,
+        statuses=set(statuses) or None,
         backends=set(backends) or None,
         limit=limit,
     )
