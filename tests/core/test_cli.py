@@ -27,6 +27,15 @@ def wait_status(qwex: Qwex, run_id: str, want: set[str], timeout: float = 20) ->
         time.sleep(0.05)
 
 
+def pid_in(path: Path, timeout: float = 10) -> int:
+    """The pid a command wrote to `path`, once it has written it."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline, f"nothing written to {path}"
+        time.sleep(0.02)
+    return int(path.read_text())
+
+
 def test_foreground_run_streams_output_and_exits_with_the_code(project: Path, qwex: Qwex) -> None:
     result = qwex("run", "--", "sh", "-c", "echo hello; echo oops >&2; exit 3")
     assert result.returncode == 3
@@ -98,11 +107,7 @@ def test_cancel_stops_the_process_tree(project: Path, qwex: Qwex) -> None:
     run_id = qwex(
         "run", "-d", "--", "sh", "-c", "sleep 300 & echo $! > child.pid; wait", check=True
     ).stdout.strip()
-    deadline = time.monotonic() + 10
-    while not (project / "child.pid").exists() or not (project / "child.pid").read_text().strip():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    child = int((project / "child.pid").read_text())
+    child = pid_in(project / "child.pid")
     result = qwex("cancel", run_id)
     assert result.returncode == 0 and "cancelled" in result.stdout
     rec = wait_status(qwex, run_id, {"cancelled"})
@@ -152,15 +157,12 @@ def test_a_killed_agent_is_reported_lost(project: Path, qwex: Qwex) -> None:
         "run", "-d", "--", "sh", "-c", "echo $$ > cmd.pid; sleep 300", check=True
     ).stdout.strip()
     rec = wait_status(qwex, run_id, {"running"})
-    deadline = time.monotonic() + 10
-    while not (project / "cmd.pid").read_text().strip() if (project / "cmd.pid").exists() else True:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    command_pid = pid_in(project / "cmd.pid")
     os.kill(rec["agent_pid"], signal.SIGKILL)
     rec = wait_status(qwex, run_id, {"lost"})
     assert "agent" in rec["reason"] and "command was stopped" in rec["reason"]
     time.sleep(0.2)
-    assert not _alive(int((project / "cmd.pid").read_text()))
+    assert not _alive(command_pid)
 
 
 def test_errors_are_one_line_without_traceback(project: Path, qwex: Qwex) -> None:
@@ -268,16 +270,13 @@ def test_cancel_asked_but_agent_killed_ends_cancelled(project: Path, qwex: Qwex)
         "run", "-d", "--", "sh", "-c", "echo $$ > cmd.pid; sleep 300", check=True
     ).stdout.strip()
     rec = wait_status(qwex, run_id, {"running"})
-    deadline = time.monotonic() + 10
-    while not (project / "cmd.pid").exists() or not (project / "cmd.pid").read_text().strip():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    command_pid = pid_in(project / "cmd.pid")
     (project / ".qwex" / "runs" / run_id / "cancel").write_text("cancelled by user")
     os.kill(rec["agent_pid"], signal.SIGKILL)
     rec = wait_status(qwex, run_id, {"cancelled", "lost"})
     assert rec["status"] == "cancelled" and rec["reason"].startswith("cancelled by user")
     time.sleep(0.2)
-    assert not _alive(int((project / "cmd.pid").read_text()))
+    assert not _alive(command_pid)
 
 
 def test_command_starts_in_the_subdirectory_it_was_run_from(project: Path, qwex: Qwex) -> None:
