@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qwex_core.agent.record import FINAL_STATUSES, NOTIFIED_FILE, transition
+from qwex_core.agent.record import FINAL_STATUSES, NOTIFIED_FILE
 from qwex_core.errors import BackendError, QwexError
 from qwex_core.plugin.manager import PluginHost
 from qwex_core.store import RunStore
@@ -176,13 +176,7 @@ class RunService:
         return run
 
     def _finalize(self, run: Run, status: RunStatus, reason: str) -> Run:
-        from qwex_core.models import Run
-
-        record = run.model_dump(mode="json")
-        transition(record, status.value, reason)
-        final = Run.model_validate(record)
-        self.store.save(final, durable=True)
-        return self.finished(final)
+        return self.finished(self.store.record_end(run, status, reason))
 
 
 def open_service(

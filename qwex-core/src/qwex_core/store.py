@@ -66,6 +66,17 @@ class RunStore:
     def save(self, run: Run, *, durable: bool = False) -> None:
         write_record(self.run_dir(run.id), run.model_dump(mode="json"), durable=durable)
 
+    def record_end(self, run: Run, status: str, reason: str) -> Run:
+        """Write the final state that the run's supervisor could not write, and return it."""
+        from qwex_core.agent.record import transition
+        from qwex_core.models import Run
+
+        record = run.model_dump(mode="json")
+        transition(record, str(status), reason)
+        final = Run.model_validate(record)
+        self.save(final, durable=True)
+        return final
+
     def load(self, run_id: str) -> Run:
         """The record of an exact run id."""
         from pydantic import ValidationError

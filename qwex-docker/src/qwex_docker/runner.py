@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from qwex_core.agent.record import CANCEL_FILE, transition
+from qwex_core.agent.record import CANCEL_FILE, cancel_reason, request_cancel
 from qwex_core.errors import BackendError
 from qwex_core.models import JobSpec, Run, RunStatus
 from qwex_core.runners.base import Runner
@@ -185,7 +185,7 @@ class DockerRunner(Runner):
                 self.api.kill(info["Id"], signal="SIGKILL")
             # Recorded now: the daemon removes the killed container, which then tells nothing.
             reason = self._cancel_reason(current)
-            return self._record_end(
+            return self.store.record_end(
                 current,
                 RunStatus.CANCELLED,
                 f"{reason} (the agent did not stop within the grace period; "
@@ -195,15 +195,7 @@ class DockerRunner(Runner):
             with contextlib.suppress(APIError):
                 self.api.remove_container(info["Id"], force=True, v=True)
         status = RunStatus.CANCELLED if verdict.action is Action.CANCELLED else RunStatus.LOST
-        return self._record_end(current, status, verdict.reason)
-
-    def _record_end(self, run: Run, status: RunStatus, reason: str) -> Run:
-        """Write the final state the agent could not write."""
-        record = run.model_dump(mode="json")
-        transition(record, status.value, reason)
-        final = Run.model_validate(record)
-        self.store.save(final, durable=True)
-        return final
+        return self.store.record_end(current, status, verdict.reason)
 
     def _with_oom_reason(self, run: Run) -> Run:
         """A final run whose command died of SIGKILL: say `OOMKilled` when Docker saw the OOM killer.
@@ -248,12 +240,7 @@ class DockerRunner(Runner):
             return None
 
     def _cancel_reason(self, run: Run) -> str:
-        try:
-            return (
-                self.store.run_dir(run.id) / CANCEL_FILE
-            ).read_text().strip() or "cancelled by user"
-        except OSError:
-            return "cancelled by user"
+        return cancel_reason(self.store.run_dir(run.id)) or "cancelled by user"
 
     def cancel(
         self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
@@ -264,9 +251,7 @@ class DockerRunner(Runner):
         same for a plain `docker stop`)."""
         from docker.errors import APIError
 
-        marker = self.store.run_dir(run.id) / CANCEL_FILE
-        with contextlib.suppress(FileExistsError), open(marker, "x") as fh:
-            fh.write(reason)
+        request_cancel(self.store.run_dir(run.id), reason)
         info = self._inspect(run)
         status = (info or {}).get("State", {}).get("Status")
         if info is not None and status == "created":
@@ -274,7 +259,7 @@ class DockerRunner(Runner):
                 self.api.remove_container(info["Id"], force=True, v=True)
             current = self.store.load(run.id)
             if not current.is_final:
-                self._record_end(current, RunStatus.CANCELLED, reason)
+                self.store.record_end(current, RunStatus.CANCELLED, reason)
             return
         if info is not None and status in ("running", "paused", "restarting"):
             try:

@@ -59,6 +59,29 @@ def write_record(
     os.replace(tmp, os.path.join(run_dir, RUN_FILE))
 
 
+def request_cancel(run_dir: str | os.PathLike[str], reason: str) -> None:
+    """Leave the cancel marker (the first reason wins) before signalling the supervisor."""
+    try:
+        fd = os.open(
+            os.path.join(run_dir, CANCEL_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644
+        )
+    except FileExistsError:
+        return
+    try:
+        os.write(fd, reason.encode())
+    finally:
+        os.close(fd)
+
+
+def cancel_reason(run_dir: str | os.PathLike[str]) -> str | None:
+    """The reason of a requested cancel, or None when nobody asked for one."""
+    try:
+        with open(os.path.join(run_dir, CANCEL_FILE)) as fh:
+            return fh.read().strip() or "cancelled by user"
+    except OSError:
+        return None
+
+
 def transition(record: dict[str, Any], status: str, reason: str | None = None) -> None:
     """Move `record` to `status`, keeping the history of every transition."""
     at = now_iso()

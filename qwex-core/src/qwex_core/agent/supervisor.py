@@ -21,10 +21,10 @@ from typing import Any
 
 from qwex_core.agent.cgroup import oom_kills, oom_reason
 from qwex_core.agent.record import (
-    CANCEL_FILE,
     FINAL_STATUSES,
     STDERR_FILE,
     STDOUT_FILE,
+    cancel_reason,
     now_iso,
     read_record,
     transition,
@@ -84,7 +84,7 @@ class Supervisor:
         os.set_blocking(wake_w, False)
         previous = self._install_signals(wake_w)
         try:
-            if os.path.exists(self._path(CANCEL_FILE)):
+            if cancel_reason(self.run_dir) is not None:
                 return self._finish_cancelled_before_start()
             return self._supervise(wake_r)
         finally:
@@ -270,12 +270,7 @@ class Supervisor:
         return 128 + signal.SIGTERM
 
     def _cancel_reason(self, default: str) -> str:
-        try:
-            with open(self._path(CANCEL_FILE)) as fh:
-                text = fh.read().strip()
-        except OSError:
-            return default
-        return text or "cancelled by user"
+        return cancel_reason(self.run_dir) or default
 
     def _say(self, message: str) -> None:
         with contextlib.suppress(OSError):

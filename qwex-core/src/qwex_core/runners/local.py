@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from qwex_core.agent.record import AGENT_PID_FILE, CANCEL_FILE, transition
+from qwex_core.agent.record import AGENT_PID_FILE, cancel_reason, request_cancel
 from qwex_core.errors import BackendError
 from qwex_core.models import Run, RunStatus
 from qwex_core.runners import procs
@@ -114,25 +114,15 @@ class LocalRunner(Runner):
         if run.pid is not None and procs.start_time(run.pid) is not None:
             procs.kill_group(run.pid)
             reason += "; its command was stopped"
-        status = RunStatus.LOST
-        cancel_file = self.store.run_dir(run.id) / CANCEL_FILE
-        if cancel_file.exists():
-            status, reason = (
-                RunStatus.CANCELLED,
-                cancel_file.read_text().strip() or "cancelled by user",
-            )
-        record = run.model_dump(mode="json")
-        transition(record, status.value, reason)
-        lost = Run.model_validate(record)
-        self.store.save(lost, durable=True)
-        return lost
+        asked = cancel_reason(self.store.run_dir(run.id))
+        if asked is not None:
+            return self.store.record_end(run, RunStatus.CANCELLED, asked)
+        return self.store.record_end(run, RunStatus.LOST, reason)
 
     def cancel(
         self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
     ) -> None:
-        run_dir = self.store.run_dir(run.id)
-        with contextlib.suppress(FileExistsError), open(run_dir / CANCEL_FILE, "x") as fh:
-            fh.write(reason)
+        request_cancel(self.store.run_dir(run.id), reason)
         agent = self._agent(run)
         signum = signal.SIGINT if interrupt else signal.SIGTERM
         if agent is not None and procs.is_running(*agent):
