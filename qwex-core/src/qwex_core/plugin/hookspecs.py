@@ -4,12 +4,15 @@ Plugins are found through the entry-point group `qwex`; the entry point names
 a module holding `@hookimpl` functions. Plugin modules are imported whenever
 qwex starts (even for `qwex --help`), so they must be cheap to import: name
 heavy classes by `"module:attribute"` strings instead of importing them.
+
+Each implementation is called on its own: one that raises is named in a
+one-line warning (`qwex: warning: plugin 'x' (qwex-x 1.0) failed in
+qwex_run_finished: RuntimeError: boom`) and the other plugins still run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from qwex_core.plugin.markers import hookspec
 
@@ -19,13 +22,23 @@ if TYPE_CHECKING:
 
     from qwex_core.config import QwexConfig
     from qwex_core.models import JobSpec, Run
+    from qwex_core.runners.base import Runner
 
-RegisterRunner = Callable[..., None]
-"""`register(name, runner, *, description="")` where `runner` is a `Runner`
-subclass or a `"module:ClassName"` string imported only when the runner is used."""
 
-RegisterSection = Callable[[str, "type[BaseModel]"], None]
-"""`register(section, model)`: validate `[tool.qwex.<section>]` with a pydantic model."""
+class RegisterRunner(Protocol):
+    """The `register` that `qwex_register_runners` receives: a Protocol, so a
+    plugin's call is type-checked (pydantic and the runners stay unimported)."""
+
+    def __call__(self, name: str, runner: type[Runner] | str, *, description: str = "") -> None:
+        """Register `runner`, a `Runner` subclass or a `"module:ClassName"` string
+        imported only when the runner is used, under the backend name `name`."""
+
+
+class RegisterSection(Protocol):
+    """The `register` that `qwex_config_sections` receives."""
+
+    def __call__(self, section: str, model: type[BaseModel]) -> None:
+        """Validate `[tool.qwex.<section>]` with the pydantic model `model`."""
 
 
 @hookspec
@@ -38,7 +51,8 @@ def qwex_register_runners(register: RegisterRunner) -> None:
     qwex with an error naming both plugins. `runner` is a subclass of
     `qwex_core.runners.base.Runner`, or a `"module:ClassName"` string so that
     the backend's heavy imports (docker, kubernetes...) happen only when the
-    runner is used.
+    runner is used. If this hook raises, none of the runners it registered in
+    that call are kept.
     """
 
 
@@ -49,7 +63,8 @@ def qwex_config_sections(register: RegisterSection) -> None:
     `register("docker", DockerSettings)` makes `[tool.qwex.docker]` (and the
     same table in `qwex.toml`, the user config and profiles, and
     `QWEX_DOCKER_<KEY>` variables) valid, validated by `DockerSettings`. A
-    validation error names the file, the key and what was expected.
+    validation error names the file, the key and what was expected. If this
+    hook raises, none of the sections it registered in that call are kept.
     """
 
 
@@ -68,7 +83,7 @@ def qwex_run_finished(run: Run) -> None:
 
     Called once per run, by whichever qwex process first observes the final
     state (the foreground `qwex run`, `qwex logs -f`, `qwex status`,
-    `qwex list` or a server). Exceptions are reported and otherwise ignored.
+    `qwex list` or a server).
     """
 
 

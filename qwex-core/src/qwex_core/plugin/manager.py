@@ -1,7 +1,8 @@
 """Load plugins from the `qwex` entry-point group and collect what they register.
 
-A plugin that fails to import is named in a one-line warning and skipped; a
-duplicate or malformed runner name stops with an error naming the plugins.
+A plugin that fails to import, or whose hook raises, is named in a one-line
+warning and the other plugins keep working; a duplicate or malformed runner
+name stops with an error naming the plugins.
 `QWEX_DISABLE_PLUGINS=1` turns entry-point loading off (for tests), or names
 the plugins to skip (`QWEX_DISABLE_PLUGINS=docker,k8s`). `QWEX_PLUGINS` lists
 extra plugin modules to register (`QWEX_PLUGINS=my_tests.plugin`).
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
@@ -29,9 +30,11 @@ from qwex_core.plugin.markers import ENTRY_POINT_GROUP, PROJECT
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from qwex_core.plugin.hookspecs import RegisterRunner, RegisterSection
     from qwex_core.runners.base import Runner
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,13 @@ class PluginInfo:
         if self.distribution:
             return f"{self.distribution} {self.version or ''}".strip()
         return f"plugin {self.name}"
+
+    @property
+    def label(self) -> str:
+        """How warnings name it: `plugin 'bad' (qwex-bad 1.0)`, or `plugin 'bad'` without a distribution."""
+        if self.distribution:
+            return f"plugin {self.name!r} ({self.origin})"
+        return f"plugin {self.name!r}"
 
 
 @dataclass(frozen=True)
@@ -105,11 +115,60 @@ class PluginHost:
 
     @property
     def hook(self) -> Any:
+        """pluggy's hook relay. Prefer `call`: one plugin raising here stops the others."""
         return self.pm.hook
 
     def register(self, name: str, plugin: object, info: PluginInfo | None = None) -> None:
         self.pm.register(plugin, name=name)
         self.infos[name] = info or PluginInfo(name)
+
+    def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation of `hook_name` on its own, in pluggy's order (the
+        last registered first), and return their results that are not None.
+
+        An implementation that raises is named in a one-line warning (and in
+        `load_errors`) and skipped, so a broken plugin never silences the others.
+        What it did before raising (a changed job, an added command) stays.
+        """
+        results: list[Any] = []
+        for impl in self._impls(hook_name):
+            args = {name: kwargs[name] for name in impl.argnames}
+            try:
+                result = impl.function(**args)
+            except Exception as exc:
+                self._hook_failed(impl.plugin_name, hook_name, exc)
+                continue
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
+        """The implementations of a hook in call order. qwex hooks are plain calls: a
+        hook wrapper would be a generator here, so it is reported and left out."""
+        impls: list[pluggy.HookImpl] = []
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                self._warn(
+                    f"{self._info(impl.plugin_name).label} implements {hook_name} as a hook "
+                    "wrapper, which qwex does not call"
+                )
+            else:
+                impls.append(impl)
+        return impls
+
+    def _info(self, plugin_name: str) -> PluginInfo:
+        return self.infos.get(plugin_name, PluginInfo(plugin_name))
+
+    def _hook_failed(self, plugin_name: str, hook_name: str, exc: Exception) -> None:
+        self._warn(f"{self._info(plugin_name).label} failed in {hook_name}: {_describe(exc)}")
+        if os.environ.get("QWEX_DEBUG"):
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+
+    def _warn(self, message: str) -> None:
+        self.load_errors.append(message)
+        print(f"qwex: warning: {message}", file=sys.stderr)
 
     def _load_entry_points(self, disabled: set[str]) -> None:
         for ep in entry_points(ENTRY_POINT_GROUP):
@@ -125,22 +184,45 @@ class PluginHost:
             plugin = loader()
             self.register(name, plugin, info)
         except Exception as exc:
-            message = f"plugin {name!r} ({info.origin}) failed to load: {type(exc).__name__}: {exc}"
-            self.load_errors.append(message)
-            print(f"qwex: warning: {message}", file=sys.stderr)
+            self._warn(f"{info.label} failed to load: {_describe(exc)}")
 
-    def _collect(self, hook_name: str, argname: str, make: Callable[[PluginInfo], Any]) -> None:
-        """Call one registration hook per plugin, so each registration knows its plugin."""
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            info = self.infos.get(impl.plugin_name, PluginInfo(impl.plugin_name))
-            impl.function(**{argname: make(info)})
+    def _collect(
+        self,
+        hook_name: str,
+        found: dict[str, T],
+        make: Callable[[PluginInfo, dict[str, T]], Callable[..., None]],
+    ) -> None:
+        """Call one registration hook per plugin, so each registration knows its plugin.
+
+        `make(info, staged)` gives the `register` callback for one plugin; it
+        checks against `found` and `staged` and adds to `staged`. A plugin's
+        registrations are merged into `found` only if its hook returns: when it
+        raises, it is named in a warning and all it registered in that call is
+        dropped. A `PluginError` from `register` itself (a duplicate or
+        malformed name) is ours, not the plugin's failure: it stops qwex.
+        """
+        for impl in self._impls(hook_name):
+            info = self._info(impl.plugin_name)
+            staged: dict[str, T] = {}
+            refused: list[PluginError] = []
+            register = _noting_refusals(make(info, staged), refused)
+            try:
+                impl.function(**{name: register for name in impl.argnames})
+            except Exception as exc:
+                if refused:
+                    raise refused[0] from None
+                self._hook_failed(impl.plugin_name, hook_name, exc)
+                continue
+            if refused:  # the plugin swallowed our error: still an error
+                raise refused[0]
+            found.update(staged)
 
     @cached_property
     def runners(self) -> dict[str, RunnerInfo]:
         """Every registered runner by name."""
         found: dict[str, RunnerInfo] = {}
 
-        def make(info: PluginInfo) -> Callable[..., None]:
+        def make(info: PluginInfo, staged: dict[str, RunnerInfo]) -> RegisterRunner:
             def register(name: str, runner: type[Runner] | str, *, description: str = "") -> None:
                 if not isinstance(name, str) or not NAME.match(name):
                     raise PluginError(
@@ -154,19 +236,19 @@ class PluginHost:
                         f"{info.origin} registers runner {name!r} as {runner!r}: "
                         "give a Runner subclass or a 'module:ClassName' string"
                     )
-                if name in found:
-                    other = found[name].plugin
+                if name in found or name in staged:
+                    other = (found.get(name) or staged[name]).plugin
                     first, second = sorted([other, info], key=lambda p: p.origin)
                     raise PluginError(
                         f"runner name {name!r} is registered twice: by {first.origin} and by "
                         f"{second.origin}; uninstall one, or skip one with "
                         f"QWEX_DISABLE_PLUGINS={first.name} or QWEX_DISABLE_PLUGINS={second.name}"
                     )
-                found[name] = RunnerInfo(name, runner, description, info)
+                staged[name] = RunnerInfo(name, runner, description, info)
 
             return register
 
-        self._collect("qwex_register_runners", "register", make)
+        self._collect("qwex_register_runners", found, make)
         return dict(sorted(found.items()))
 
     @cached_property
@@ -174,22 +256,25 @@ class PluginHost:
         """Every plugin configuration section by name."""
         found: dict[str, tuple[type[BaseModel], PluginInfo]] = {}
 
-        def make(info: PluginInfo) -> Callable[[str, type[BaseModel]], None]:
+        def make(
+            info: PluginInfo, staged: dict[str, tuple[type[BaseModel], PluginInfo]]
+        ) -> RegisterSection:
             def register(section: str, model: type[BaseModel]) -> None:
-                if not NAME.match(section):
+                if not isinstance(section, str) or not NAME.match(section):
                     raise PluginError(
                         f"{info.origin} registers an invalid config section {section!r}"
                     )
-                if section in found:
+                if section in found or section in staged:
+                    other = (found.get(section) or staged[section])[1]
                     raise PluginError(
                         f"config section [tool.qwex.{section}] is registered by both "
-                        f"{found[section][1].origin} and {info.origin}"
+                        f"{other.origin} and {info.origin}"
                     )
-                found[section] = (model, info)
+                staged[section] = (model, info)
 
             return register
 
-        self._collect("qwex_config_sections", "register", make)
+        self._collect("qwex_config_sections", found, make)
         return {name: model for name, (model, _) in sorted(found.items())}
 
     def runner_class(self, name: str) -> type[Runner]:
@@ -201,3 +286,22 @@ class PluginHost:
                 f"e.g. `pip install qwex-{name}`, or see `qwex backends`"
             )
         return info.load()
+
+
+def _noting_refusals(register: Callable[..., None], refused: list[PluginError]) -> Any:
+    """`register`, also noting each `PluginError` it raises: a plugin may catch it."""
+
+    def noting(*args: Any, **kwargs: Any) -> None:
+        try:
+            register(*args, **kwargs)
+        except PluginError as exc:
+            refused.append(exc)
+            raise
+
+    return noting
+
+
+def _describe(exc: BaseException) -> str:
+    """`RuntimeError: boom`, on one line whatever the message."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
