@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from qwex_core.cli.app import State
+    from qwex_core.cli.context import State
 
     from qwex_docker.settings import DockerSettings
 

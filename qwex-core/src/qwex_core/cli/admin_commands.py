@@ -9,7 +9,7 @@ import click
 from qwex_core.cli.output import emit_json, note, run_json, table
 
 if TYPE_CHECKING:
-    from qwex_core.cli.app import State
+    from qwex_core.cli.context import State
 
 
 @click.command()

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from qwex_core import __version__
+from qwex_core.cli.context import State
 from qwex_core.errors import QwexError
 
 if TYPE_CHECKING:
-    from qwex_core.config import Key
     from qwex_core.plugin.manager import PluginHost
-    from qwex_core.service import RunService
-
-
-@dataclass
-class State:
-    """What the commands share: the plugin host (loaded once) and the project."""
-
-    host: PluginHost
-    project: Path | None = None
-
-    def service(
-        self, profile: str | None = None, flags: dict[Key, Any] | None = None
-    ) -> RunService:
-        from qwex_core.service import open_service
-
-        return open_service(self.project, host=self.host, profile=profile, flags=flags)
 
 
 class QwexGroup(click.Group):
@@ -67,32 +50,39 @@ class Failure(click.ClickException):
         click.echo(f"qwex: error: {self.format_message()}", err=True)
 
 
-@click.group(cls=QwexGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="qwex")
-@click.option(
-    "--project",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="QWEX_PROJECT_DIR",
-    help="Project directory holding .qwex/runs (default: nearest folder with .qwex, qwex.toml, "
-    "pyproject.toml or .git).",
-)
-@click.pass_context
-def cli(ctx: click.Context, project: Path | None) -> None:
-    """Run a command anywhere, with one CLI and one run record.
+def make_cli(host: PluginHost) -> click.Group:
+    """A new `qwex` command group: the core commands plus those `host`'s plugins add.
 
-    \b
-      qwex run -- python train.py                       on this machine
-      qwex run -b docker --image python:3.11 -- ...     in any Docker image
-      qwex list | qwex status RUN | qwex logs -f RUN | qwex cancel RUN
-
-    Every run is recorded under .qwex/runs/<id>/ with its logs; any unique
-    prefix of a run id works wherever RUN is asked for.
+    A new group per call, so two hosts in one process (tests, a server) never
+    share commands. A plugin whose `qwex_register_commands` raises is named in a
+    warning; the other plugins' commands are still added.
     """
-    ctx.obj.project = project.resolve() if project else None
-
-
-def build_cli(host: PluginHost) -> click.Group:
     from qwex_core.cli import admin_commands, read_commands, run_command
+
+    @click.group(cls=QwexGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, prog_name="qwex")
+    @click.option(
+        "--project",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="QWEX_PROJECT_DIR",
+        help="Project directory holding .qwex/runs (default: nearest folder with .qwex, "
+        "qwex.toml, pyproject.toml or .git).",
+    )
+    @click.pass_context
+    def cli(ctx: click.Context, project: Path | None) -> None:
+        """Run a command anywhere, with one CLI and one run record.
+
+        \b
+          qwex run -- python train.py                       on this machine
+          qwex run -b docker --image python:3.11 -- ...     in any Docker image
+          qwex list | qwex status RUN | qwex logs -f RUN | qwex cancel RUN
+
+        Every run is recorded under .qwex/runs/<id>/ with its logs; any unique
+        prefix of a run id works wherever RUN is asked for.
+        """
+        if ctx.obj is None:
+            ctx.obj = State(host=host)
+        ctx.obj.project = project.resolve() if project else None
 
     for command in (
         run_command.run,
@@ -104,13 +94,7 @@ def build_cli(host: PluginHost) -> click.Group:
         admin_commands.config,
     ):
         cli.add_command(command)
-    try:
-        host.hook.qwex_register_commands(cli=cli)
-    except Exception as exc:
-        click.echo(
-            f"qwex: warning: a plugin failed to add its commands: {type(exc).__name__}: {exc}",
-            err=True,
-        )
+    host.call("qwex_register_commands", cli=cli)
     return cli
 
 
@@ -118,7 +102,7 @@ def run_cli(args: list[str]) -> int:
     from qwex_core.plugin.manager import PluginHost
 
     host = PluginHost()
-    group = build_cli(host)
+    group = make_cli(host)
     try:
         # With standalone_mode off, click returns the code of a `click.exceptions.Exit`.
         result = group.main(args, prog_name="qwex", obj=State(host=host), standalone_mode=False)

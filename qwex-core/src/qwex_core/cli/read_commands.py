@@ -10,7 +10,7 @@ import click
 from qwex_core.cli.output import ago, command_text, duration, emit_json, run_json, table
 
 if TYPE_CHECKING:
-    from qwex_core.cli.app import State
+    from qwex_core.cli.context import State
 
 STATUSES = ["pending", "queued", "running", "succeeded", "failed", "cancelled", "lost"]
 

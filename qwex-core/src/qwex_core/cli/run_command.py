@@ -12,7 +12,7 @@ import click
 from qwex_core.cli.output import emit_json, note, run_json
 
 if TYPE_CHECKING:
-    from qwex_core.cli.app import State
+    from qwex_core.cli.context import State
     from qwex_core.config import Key
     from qwex_core.models import JobSpec, Run
     from qwex_core.service import RunService
