@@ -57,6 +57,15 @@ def images(session: nox.Session) -> None:
     session.run("bash", ".ci/build-test-images.sh", external=True)
 
 
+@nox.session(python=False)
+def cluster(session: nox.Session) -> None:
+    """The single-node Kubernetes + Kueue test cluster (root): `-- up|down|status|load IMAGE`.
+
+    `up` builds its binaries from their Go modules on first use (cached per version outside
+    the checkout), then starts it in its own network namespace; see .ci/k8s/cluster.sh."""
+    session.run("bash", ".ci/k8s/cluster.sh", *(session.posargs or ["status"]), external=True)
+
+
 @nox.session(python=PYTHON)
 def agent(session: nox.Session) -> None:
     """The self-contained qwex agent for this machine's platform, into the user cache.

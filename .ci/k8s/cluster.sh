@@ -1,0 +1,533 @@
+#!/usr/bin/env bash
+# A real single-node Kubernetes cluster with Kueue, for the tests (run as root).
+#
+#   cluster.sh up        build the binaries if needed (build.sh), start everything, wait until
+#                        the node is Ready and Kueue answers; a no-op when already up
+#   cluster.sh down      stop everything; leaves no process, mount, netns, cgroup or state
+#   cluster.sh status    kubeconfig path, node and Kueue readiness; non-zero when not usable
+#   cluster.sh load IMG  copy an image from the local Docker daemon into the node (like kind)
+#   cluster.sh kubectl … kubectl with the cluster's kubeconfig
+#   cluster.sh logs      tail of every component's log
+#
+# Everything runs inside the network namespace $NETNS, made here: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, containerd (Debian's), kubelet, Kueue. Pods get
+# addresses on a bridge inside it. The host reaches the API server through a socat relay on
+# 127.0.0.1:$PORT that enters the namespace for each connection, so no traffic touches any
+# address but loopback and the namespace's own.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/versions.sh"
+BIN="$QWEX_K8S_BIN"
+
+STATE="${QWEX_K8S_STATE:-/var/lib/qwex-k8s}"  # removed by `down`
+LOGS="${QWEX_K8S_LOGS:-/var/log/qwex-k8s}"    # kept by `down`, emptied by `up`
+PORT="${QWEX_K8S_PORT:-16443}"                # the host's 127.0.0.1 port of the API server
+NETNS=qwex-k8s
+NS_PATH="/run/netns/$NETNS"
+NODE=qwex-node
+NODE_IP=10.250.0.1        # a dummy interface inside the namespace (kubelet refuses loopback)
+POD_SUBNET=10.251.0.0/24  # the CNI bridge inside the namespace
+SERVICE_CIDR=10.252.0.0/24
+CGROUP_ROOT=qwex-k8s      # pods' cgroups live under /sys/fs/cgroup/<controller>/qwex-k8s
+PAUSE_IMAGE=qwex.local/pause:3.10
+# The test namespace and Kueue objects the tests (and qwex's Kubernetes backend tests) use.
+TEST_NAMESPACE=qwex-test
+LOCAL_QUEUE=qwex-queue
+CLUSTER_QUEUE=qwex-cluster-queue
+FLAVOR=qwex-flavor
+QUOTA_CPU=1
+QUOTA_MEMORY=1Gi
+TEST_IMAGES=(qwex-test/busybox:latest qwex-test/python:latest)
+# Kueue's metrics server reads its certificate from this fixed path (no flag for it).
+KUEUE_METRICS_CERTS=/etc/kueue/metrics/certs
+
+PKI="$STATE/pki"
+PIDS="$STATE/pids"
+CTRD_SOCK="$STATE/run/containerd.sock"
+KUBECONFIG_OUT="$STATE/kubeconfig"   # for the host: https://127.0.0.1:$PORT
+ADMIN_IN="$STATE/admin-in.kubeconfig" # for components inside the namespace
+
+log() { echo "[cluster] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+in_ns() { nsenter --net="$NS_PATH" "$@"; }
+kc() { "$BIN/kubectl" --kubeconfig "$ADMIN_IN" "$@"; }
+kc_ns() { in_ns "$BIN/kubectl" --kubeconfig "$ADMIN_IN" "$@"; }
+ctr_() { ctr --address "$CTRD_SOCK" --namespace k8s.io "$@"; }
+
+# wait_for SECONDS WHAT COMMAND...: poll until COMMAND succeeds, or fail naming WHAT and the log.
+wait_for() {
+    local secs=$1 what=$2; shift 2
+    local end=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$end" ] || die "$what: not ready after ${secs}s (logs: $LOGS)"
+        sleep 1
+    done
+}
+
+# ---- processes --------------------------------------------------------------------------------
+
+# start NAME COMMAND...: run COMMAND inside the namespace, detached, logging to $LOGS/NAME.log.
+start() {
+    local name=$1; shift
+    log "starting $name"
+    # setsid: the component outlives this script and the caller's process group
+    in_ns setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    echo $! >"$PIDS/$name"
+}
+
+alive() {  # alive NAME: its recorded pid runs (and is ours: same executable name)
+    local pid
+    pid="$(cat "$PIDS/$1" 2>/dev/null)" || return 1
+    [ -d "/proc/$pid" ] && grep -qa -- "$1" "/proc/$pid/cmdline"
+}
+
+stop() {  # stop NAME: TERM, then KILL after 10 s
+    alive "$1" || { rm -f "$PIDS/$1"; return 0; }
+    local pid i
+    pid="$(cat "$PIDS/$1")"
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$PIDS/$1"
+}
+
+# ---- pieces of `up` ---------------------------------------------------------------------------
+
+make_netns() {
+    [ -e "$NS_PATH" ] || ip netns add "$NETNS"
+    in_ns ip link set lo up
+    in_ns ip link show qk-node >/dev/null 2>&1 || {
+        in_ns ip link add qk-node type dummy
+        in_ns ip addr add "$NODE_IP/24" dev qk-node
+    }
+    in_ns ip link set qk-node up
+}
+
+# cert NAME CN [O] [SANS]: a key and a certificate signed by the cluster's CA.
+cert() {
+    local name=$1 cn=$2 o=${3:-} sans=${4:-} subj ext
+    [ -s "$PKI/$name.crt" ] && return
+    subj="/CN=$cn"; [ -z "$o" ] || subj="/O=$o$subj"
+    ext="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth,clientAuth"
+    [ -z "$sans" ] || ext+=$'\n'"subjectAltName=$sans"
+    openssl genrsa -out "$PKI/$name.key" 2048 2>/dev/null
+    openssl req -new -key "$PKI/$name.key" -subj "$subj" 2>/dev/null |
+        openssl x509 -req -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 3650 \
+            -extfile <(echo "$ext") -out "$PKI/$name.crt" 2>/dev/null
+}
+
+make_pki() {
+    mkdir -p "$PKI" && chmod 700 "$PKI"
+    if [ ! -s "$PKI/ca.crt" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
+            -days 3650 -subj "/CN=qwex-k8s-ca" 2>/dev/null
+    fi
+    local api_sans="IP:127.0.0.1,IP:$NODE_IP,IP:${SERVICE_CIDR%0/24}1,DNS:localhost"
+    api_sans+=",DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+    api_sans+=",DNS:kubernetes.default.svc.cluster.local"
+    cert apiserver kube-apiserver "" "$api_sans"
+    cert admin admin system:masters
+    cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
+    cert controller-manager system:kube-controller-manager
+    cert scheduler system:kube-scheduler
+    cert kubelet "system:node:$NODE" system:nodes "IP:$NODE_IP,DNS:$NODE"
+    cert kueue kueue system:masters
+    cert kueue-serving kueue-webhook-service "" "IP:127.0.0.1,DNS:localhost"
+    [ -s "$PKI/sa.key" ] || {
+        openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+        openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+    }
+}
+
+# kubeconfig FILE SERVER CERTNAME
+kubeconfig() {
+    cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: qwex-k8s
+  cluster:
+    server: $2
+    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
+users:
+- name: $3
+  user:
+    client-certificate-data: $(base64 -w0 "$PKI/$3.crt")
+    client-key-data: $(base64 -w0 "$PKI/$3.key")
+contexts:
+- name: qwex-k8s
+  context: {cluster: qwex-k8s, user: $3}
+current-context: qwex-k8s
+EOF
+    chmod 600 "$1"
+}
+
+write_configs() {
+    local inner=https://127.0.0.1:6443
+    kubeconfig "$ADMIN_IN" "$inner" admin
+    kubeconfig "$STATE/controller-manager.kubeconfig" "$inner" controller-manager
+    kubeconfig "$STATE/scheduler.kubeconfig" "$inner" scheduler
+    kubeconfig "$STATE/kubelet.kubeconfig" "$inner" kubelet
+    kubeconfig "$STATE/kueue.kubeconfig" "$inner" kueue
+
+    mkdir -p "$STATE/containerd" "$STATE/run" "$STATE/cni/net.d" "$STATE/kubelet/root"
+    cat >"$STATE/containerd/config.toml" <<EOF
+version = 2
+root = "$STATE/containerd/root"
+state = "$STATE/run/containerd"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$CTRD_SOCK"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$STATE/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  # No registry: the sandbox image is made locally from Kubernetes' pause.c.
+  sandbox_image = "$PAUSE_IMAGE"
+  # Root here lacks CAP_SYS_RESOURCE: runc must not lower oom_score_adj.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$STATE/cni/net.d"
+EOF
+    # A bridge inside the namespace; no masquerading: pods have no way out of it.
+    cat >"$STATE/cni/net.d/10-qwex.conflist" <<EOF
+{"cniVersion": "0.4.0", "name": "qwex", "plugins": [
+  {"type": "bridge", "bridge": "qk-br0", "isGateway": true, "ipMasq": false,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_SUBNET"}]],
+            "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$STATE/cni/ipam"}},
+  {"type": "loopback"}]}
+EOF
+    cat >"$STATE/kubelet/config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization: {mode: Webhook}
+tlsCertFile: $PKI/kubelet.crt
+tlsPrivateKeyFile: $PKI/kubelet.key
+containerRuntimeEndpoint: unix://$CTRD_SOCK
+cgroupDriver: cgroupfs
+cgroupRoot: /$CGROUP_ROOT
+failSwapOn: false
+resolvConf: ""
+# Pods must not be evicted because the shared disk fills, nor images garbage-collected.
+evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+maxPods: 50
+EOF
+    mkdir -p "$STATE/kueue/certs"
+    cp "$PKI/kueue-serving.crt" "$STATE/kueue/certs/tls.crt"
+    cp "$PKI/kueue-serving.key" "$STATE/kueue/certs/tls.key"
+    cat >"$STATE/kueue/config.yaml" <<EOF
+apiVersion: config.kueue.x-k8s.io/v1beta2
+kind: Configuration
+namespace: kueue-system
+health: {healthProbeBindAddress: "127.0.0.1:8081"}
+metrics: {bindAddress: "127.0.0.1:8443"}
+# Its webhooks are not registered with the API server (Jobs are created suspended with the
+# queue label by their owner), but the webhook server still starts and needs a certificate.
+webhook: {port: 9443, host: 127.0.0.1, certDir: $STATE/kueue/certs}
+leaderElection: {leaderElect: false}
+internalCertManagement: {enable: false}
+integrations: {frameworks: ["batch/job"]}
+EOF
+}
+
+# The sandbox image: one static binary, as a docker-archive tarball that ctr imports.
+pause_tar() {
+    local d="$STATE/pause-image" diff cfg
+    rm -rf "$d" && mkdir -p "$d/rootfs"
+    cp "$BIN/pause" "$d/rootfs/pause"
+    tar -C "$d/rootfs" --numeric-owner --owner=0 --group=0 --mtime=@0 -cf "$d/layer.tar" pause
+    diff="sha256:$(sha256sum "$d/layer.tar" | cut -d' ' -f1)"
+    cat >"$d/config.json" <<EOF
+{"architecture": "amd64", "os": "linux",
+ "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
+ "rootfs": {"type": "layers", "diff_ids": ["$diff"]}}
+EOF
+    cfg="$(sha256sum "$d/config.json" | cut -d' ' -f1).json"
+    mv "$d/config.json" "$d/$cfg"
+    echo "[{\"Config\": \"$cfg\", \"RepoTags\": [\"$PAUSE_IMAGE\"], \"Layers\": [\"layer.tar\"]}]" \
+        >"$d/manifest.json"
+    tar -C "$d" -cf "$d.tar" manifest.json "$cfg" layer.tar
+    rm -rf "$d"
+    echo "$d.tar"
+}
+
+# load IMAGE: copy IMAGE from the local Docker daemon into containerd (skipped when the same
+# image id was loaded before). Pods then use it with imagePullPolicy IfNotPresent or Never.
+load_image() {
+    local image=$1 id stamp
+    id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null)" ||
+        die "load: no image $image in the local Docker daemon"
+    stamp="$STATE/images/$(echo "$image" | tr '/:' '__')"
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$id" ]; then
+        log "image $image already loaded"; return
+    fi
+    log "loading $image"
+    mkdir -p "$STATE/images"
+    docker save "$image" | ctr_ images import - >/dev/null
+    echo "$id" >"$stamp"
+}
+
+start_components() {
+    local pki=$PKI
+    alive etcd || start etcd "$BIN/etcd" --name qwex --data-dir "$STATE/etcd" \
+        --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+        --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+        --initial-cluster qwex=http://127.0.0.1:2380 \
+        --unsafe-no-fsync  # a throwaway test cluster: speed over durability
+    wait_for 60 etcd in_ns curl -fsS http://127.0.0.1:2379/health
+
+    alive kube-apiserver || start kube-apiserver "$BIN/kube-apiserver" \
+        --etcd-servers=http://127.0.0.1:2379 \
+        --bind-address=0.0.0.0 --secure-port=6443 --advertise-address="$NODE_IP" \
+        --service-cluster-ip-range="$SERVICE_CIDR" \
+        --client-ca-file="$pki/ca.crt" \
+        --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+        --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+        --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+        --kubelet-certificate-authority="$pki/ca.crt" \
+        --kubelet-preferred-address-types=InternalIP \
+        --service-account-issuer=https://kubernetes.default.svc \
+        --service-account-key-file="$pki/sa.pub" \
+        --service-account-signing-key-file="$pki/sa.key" \
+        --authorization-mode=Node,RBAC --allow-privileged=true \
+        --enable-admission-plugins=NodeRestriction
+    wait_for 120 kube-apiserver kc_ns get --raw /readyz
+
+    alive kube-controller-manager || start kube-controller-manager "$BIN/kube-controller-manager" \
+        --kubeconfig="$STATE/controller-manager.kubeconfig" \
+        --authentication-kubeconfig="$STATE/controller-manager.kubeconfig" \
+        --authorization-kubeconfig="$STATE/controller-manager.kubeconfig" \
+        --bind-address=127.0.0.1 --leader-elect=false \
+        --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+        --use-service-account-credentials=true \
+        --controllers='*'  # all default ones: job, ttl-after-finished, garbagecollector, namespace, …
+    alive kube-scheduler || start kube-scheduler "$BIN/kube-scheduler" \
+        --kubeconfig="$STATE/scheduler.kubeconfig" \
+        --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
+        --authorization-kubeconfig="$STATE/scheduler.kubeconfig" \
+        --bind-address=127.0.0.1 --leader-elect=false
+
+    alive containerd || start containerd containerd --config "$STATE/containerd/config.toml"
+    wait_for 60 containerd ctr_ version
+    local pause
+    if ! ctr_ images ls -q | grep -qx "$PAUSE_IMAGE"; then
+        pause="$(pause_tar)"
+        ctr_ images import "$pause" >/dev/null
+        rm -f "$pause"
+    fi
+
+    # kubelet wants its cgroup root to exist in every hierarchy.
+    local c
+    for c in /sys/fs/cgroup/*/; do
+        case "$c" in */unified/ | */systemd/) continue ;; esac
+        mkdir -p "$c$CGROUP_ROOT"
+    done
+    alive kubelet || start kubelet "$BIN/kubelet" \
+        --config="$STATE/kubelet/config.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
+        --root-dir="$STATE/kubelet/root" --hostname-override="$NODE" --node-ip="$NODE_IP"
+
+    # Kueue's CRDs (server-side: some are too large for the last-applied annotation).
+    kc_ns create namespace kueue-system --dry-run=client -o yaml | kc_ns apply -f - >/dev/null
+    kc_ns apply --server-side --force-conflicts -f "$BIN/kueue-crds.yaml" >/dev/null
+    kc_ns wait --for=condition=Established --timeout=60s \
+        crd/workloads.kueue.x-k8s.io crd/clusterqueues.kueue.x-k8s.io >/dev/null
+    mkdir -p "$KUEUE_METRICS_CERTS"
+    cp "$PKI/kueue-serving.crt" "$KUEUE_METRICS_CERTS/tls.crt"
+    cp "$PKI/kueue-serving.key" "$KUEUE_METRICS_CERTS/tls.key"
+    # VisibilityOnDemand off: its API server would want yet more certificates and an APIService.
+    alive kueue || start kueue env KUBECONFIG="$STATE/kueue.kubeconfig" "$BIN/kueue" \
+        --config="$STATE/kueue/config.yaml" --feature-gates=VisibilityOnDemand=false
+
+    # The host-side relay: 127.0.0.1:$PORT -> the namespace's 127.0.0.1:6443, per connection.
+    if ! alive relay; then
+        log "starting relay on 127.0.0.1:$PORT"
+        setsid socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork" \
+            "EXEC:nsenter --net=$NS_PATH socat STDIO TCP\:127.0.0.1\:6443" \
+            >>"$LOGS/relay.log" 2>&1 </dev/null &
+        echo $! >"$PIDS/relay"
+    fi
+    kubeconfig "$KUBECONFIG_OUT" "https://127.0.0.1:$PORT" admin
+}
+
+node_ready() {
+    [ "$(kc_ns get node "$NODE" \
+        -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+kueue_ready() { in_ns curl -fsS http://127.0.0.1:8081/readyz; }
+
+queues() {
+    kc_ns apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: $TEST_NAMESPACE}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ResourceFlavor
+metadata: {name: $FLAVOR}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {name: $CLUSTER_QUEUE}
+spec:
+  namespaceSelector: {}
+  resourceGroups:
+  - coveredResources: [cpu, memory]
+    flavors:
+    - name: $FLAVOR
+      resources:
+      - {name: cpu, nominalQuota: "$QUOTA_CPU"}
+      - {name: memory, nominalQuota: $QUOTA_MEMORY}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: LocalQueue
+metadata: {name: $LOCAL_QUEUE, namespace: $TEST_NAMESPACE}
+spec: {clusterQueue: $CLUSTER_QUEUE}
+EOF
+}
+
+all_alive() {
+    local n
+    for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kueue \
+        relay; do
+        alive "$n" || return 1
+    done
+}
+
+# ---- commands ---------------------------------------------------------------------------------
+
+cmd_up() {
+    [ "$(id -u)" = 0 ] || die "run as root (network namespace, containerd, kubelet)"
+    local t0=$SECONDS n
+    bash "$here/build.sh"
+    if [ -e "$NS_PATH" ] && ! all_alive; then
+        log "a previous cluster is partly running: taking it down first"
+        cmd_down
+    fi
+    mkdir -p "$STATE" "$PIDS" "$LOGS"
+    if ! all_alive; then
+        for n in "$LOGS"/*.log; do [ -e "$n" ] && : >"$n"; done
+        make_netns
+        make_pki
+        write_configs
+        start_components
+    fi
+    wait_for 120 "node $NODE Ready" node_ready
+    wait_for 120 "Kueue" kueue_ready
+    wait_for 60 "the test namespace and queues" queues
+    wait_for 60 "the default service account of $TEST_NAMESPACE" \
+        kc_ns -n "$TEST_NAMESPACE" get serviceaccount default
+    local image
+    for image in "${TEST_IMAGES[@]}"; do
+        if docker image inspect "$image" >/dev/null 2>&1; then
+            load_image "$image"
+        else
+            log "note: $image is not in the local Docker daemon (nox -s images); not loaded"
+        fi
+    done
+    wait_for 30 "host relay" "$BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" get --raw /readyz
+    log "up in $((SECONDS - t0))s; KUBECONFIG=$KUBECONFIG_OUT"
+}
+
+cmd_down() {
+    [ "$(id -u)" = 0 ] || die "run as root"
+    local t0=$SECONDS n pid me
+    for n in relay kueue kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
+        stop "$n"
+    done
+    # The relay's per-connection children, and every process left in the namespace (container
+    # processes, shims' children): found by their network namespace, killed by pid.
+    if [ -e "$NS_PATH" ]; then
+        me="$(stat -L -c %i "$NS_PATH")"
+        for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+            [ "$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null)" = "$me" ] &&
+                kill -KILL "$pid" 2>/dev/null || true
+        done
+    fi
+    # Pods' processes, by their cgroups.
+    local c
+    for c in /sys/fs/cgroup/*/"$CGROUP_ROOT"; do
+        [ -d "$c" ] || continue
+        find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null | while read -r pid; do
+            kill -KILL "$pid" 2>/dev/null || true
+        done
+    done
+    # containerd's shims name our socket in their command line.
+    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+        grep -qa -- "$CTRD_SOCK" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    done
+    stop containerd
+    # Mounts under the state folder (pod volumes, container root filesystems), deepest first.
+    local m
+    for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^$STATE(/|$)" | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    # Empty cgroups, deepest first (a cgroup is removed with rmdir).
+    for c in /sys/fs/cgroup/*/"$CGROUP_ROOT"; do
+        [ -d "$c" ] || continue
+        find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    done
+    [ -e "$NS_PATH" ] && ip netns delete "$NETNS"
+    rm -rf "$STATE" "$KUEUE_METRICS_CERTS"
+    rmdir /etc/kueue/metrics /etc/kueue 2>/dev/null || true
+    log "down in $((SECONDS - t0))s"
+}
+
+cmd_status() {
+    local ok=0 node=NotReady kueue=NotReady
+    echo "kubeconfig: $KUBECONFIG_OUT"
+    echo "logs: $LOGS"
+    if [ -e "$NS_PATH" ] && [ -s "$ADMIN_IN" ]; then
+        node_ready && node=Ready
+        kueue_ready >/dev/null 2>&1 && kueue=Ready
+        "$BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" get --raw /readyz >/dev/null 2>&1 || ok=1
+    else
+        ok=1
+    fi
+    echo "node $NODE: $node"
+    echo "kueue: $kueue"
+    echo "namespace: $TEST_NAMESPACE, local queue: $LOCAL_QUEUE (cluster queue $CLUSTER_QUEUE:" \
+        "cpu $QUOTA_CPU, memory $QUOTA_MEMORY)"
+    [ "$node" = Ready ] && [ "$kueue" = Ready ] && [ $ok = 0 ] ||
+        { echo "cluster: not usable (start it: nox -s cluster -- up)"; return 1; }
+    echo "cluster: usable"
+}
+
+cmd_logs() {
+    local f
+    for f in "$LOGS"/*.log; do
+        [ -e "$f" ] || continue
+        echo "===== $f (last ${1:-40} lines)"
+        tail -n "${1:-40}" "$f"
+    done
+}
+
+case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    build) bash "$here/build.sh" ;;
+    load) [ $# -ge 2 ] || die "usage: cluster.sh load IMAGE..."; shift
+        for i in "$@"; do load_image "$i"; done ;;
+    kubectl) shift; exec "$BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" "$@" ;;
+    logs) cmd_logs "${2:-40}" ;;
+    *) echo "usage: cluster.sh up|down|status|build|load IMAGE...|kubectl ARGS...|logs [N]" >&2
+        exit 2 ;;
+esac
