@@ -50,6 +50,15 @@ GOOD = """
     def qwex_run_finished(run):
         with open("finished.txt", "a") as fh:
             fh.write(run.id + " " + run.status.value + "\\n")
+
+    @hookimpl
+    def qwex_config_sections(register):
+        from pydantic import BaseModel
+
+        class GoodSettings(BaseModel):
+            greeting: str = "hi"
+
+        register("good", GoodSettings)
 """
 GOOD_RUNNER = """
     import heavy_fake_lib  # stands for docker/kubernetes: must load only when used
@@ -104,6 +113,79 @@ def test_broken_plugin_is_named_and_the_rest_work(project: Path, site: Path, qwe
     assert qwex("run", "--", "true").returncode == 0
     quiet = qwex("backends", env={"QWEX_DISABLE_PLUGINS": "broken"})
     assert "broken" not in quiet.stderr and "local" in quiet.stdout
+
+
+BAD_HOOKS = {
+    "qwex_register_runners": """
+        @hookimpl
+        def qwex_register_runners(register):
+            register("partial", "good_runner:NiceRunner")
+            raise RuntimeError("boom")
+    """,
+    "qwex_config_sections": """
+        @hookimpl
+        def qwex_config_sections(register):
+            from pydantic import BaseModel
+            register("partial", BaseModel)
+            raise RuntimeError("boom")
+    """,
+    "qwex_prepare_job": """
+        @hookimpl
+        def qwex_prepare_job(spec, config):
+            raise RuntimeError("boom")
+    """,
+    "qwex_run_finished": """
+        @hookimpl
+        def qwex_run_finished(run):
+            raise RuntimeError("boom")
+    """,
+    "qwex_register_commands": """
+        @hookimpl
+        def qwex_register_commands(cli):
+            raise RuntimeError("boom")
+    """,
+}
+
+
+def warnings(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr and "internal error" not in stderr, stderr
+    return [line for line in stderr.splitlines() if "warning" in line]
+
+
+@pytest.mark.parametrize("bad", ["aaa", "zzz"])  # loaded before / after qwex-good
+@pytest.mark.parametrize("hook", sorted(BAD_HOOKS))
+def test_a_raising_hook_breaks_only_its_plugin(
+    project: Path, site: Path, qwex: Qwex, hook: str, bad: str
+) -> None:
+    install_fake(site, "qwex-good", {"good": GOOD, "good_runner": GOOD_RUNNER}, {"good": "good"})
+    source = "from qwex_core.plugin import hookimpl\n" + textwrap.dedent(BAD_HOOKS[hook])
+    install_fake(site, f"qwex-{bad}", {f"bad_{bad}": source}, {bad: f"bad_{bad}"})
+    message = f"plugin {bad!r} (qwex-{bad} 1.0) failed in {hook}: RuntimeError: boom"
+
+    result = qwex("run", "-b", "nice", "--", "sh", "-c", "echo $ADDED_BY_PLUGIN")
+    assert (result.returncode, result.stdout) == (0, "yes\n"), result.stderr
+    assert warnings(result.stderr) == [f"qwex: warning: {message}"]
+    run_id = json.loads(qwex("list", "--json").stdout)[0]["id"]
+    assert (project / "finished.txt").read_text() == f"{run_id} succeeded\n"
+
+    help_ = qwex("--help")
+    assert help_.returncode == 0 and "hello" in help_.stdout
+    assert warnings(help_.stderr) == ([f"qwex: warning: {message}"] if "commands" in hook else [])
+    hello = qwex("hello")
+    assert hello.stdout == "hello from good\n" and hello.returncode == 0
+
+    listed = qwex("backends", "--json")
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    assert {b["name"] for b in data["backends"]} >= {"local", "nice"}
+    assert "partial" not in {b["name"] for b in data["backends"]}  # dropped with its failure
+    if hook in ("qwex_register_runners", "qwex_register_commands"):
+        assert data["load_errors"] == [message]
+
+    config = qwex("config", "--json")
+    assert config.returncode == 0, config.stderr
+    keys = {v["key"] for v in json.loads(config.stdout)["values"]}
+    assert "good.greeting" in keys and not any(k.startswith("partial") for k in keys)
 
 
 def test_duplicate_runner_name_is_a_clear_error(project: Path, site: Path, qwex: Qwex) -> None:
