@@ -25,7 +25,7 @@ PORT="${QWEX_K8S_PORT:-16443}"                # the host's 127.0.0.1 port of the
 NETNS=qwex-k8s
 NS_PATH="/run/netns/$NETNS"
 NODE=qwex-node
-NODE_IP=10.250.0.1        # a dummy interface inside the namespace (kubelet refuses loopback)
+NODE_IP=10.250.0.1        # on a veth inside the namespace (kubelet refuses a loopback node IP)
 POD_SUBNET=10.251.0.0/24  # the CNI bridge inside the namespace
 SERVICE_CIDR=10.252.0.0/24
 CGROUP_ROOT=qwex-k8s      # pods' cgroups live under /sys/fs/cgroup/<controller>/qwex-k8s
@@ -50,7 +50,6 @@ ADMIN_IN="$STATE/admin-in.kubeconfig" # for components inside the namespace
 log() { echo "[cluster] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 in_ns() { nsenter --net="$NS_PATH" "$@"; }
-kc() { "$BIN/kubectl" --kubeconfig "$ADMIN_IN" "$@"; }
 kc_ns() { in_ns "$BIN/kubectl" --kubeconfig "$ADMIN_IN" "$@"; }
 ctr_() { ctr --address "$CTRD_SOCK" --namespace k8s.io "$@"; }
 
@@ -72,19 +71,21 @@ start() {
     log "starting $name"
     # setsid: the component outlives this script and the caller's process group
     in_ns setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-    echo $! >"$PIDS/$name"
+    echo "$! $name" >"$PIDS/$name"
 }
 
-alive() {  # alive NAME: its recorded pid runs (and is ours: same executable name)
-    local pid
-    pid="$(cat "$PIDS/$1" 2>/dev/null)" || return 1
-    [ -d "/proc/$pid" ] && grep -qa -- "$1" "/proc/$pid/cmdline"
+# alive NAME: its recorded pid runs and is still ours (its command line holds the recorded
+# word), so a pid reused after a reboot is never taken for it.
+alive() {
+    local pid word
+    read -r pid word 2>/dev/null <"$PIDS/$1" || return 1
+    [ -d "/proc/$pid" ] && grep -qa -- "$word" "/proc/$pid/cmdline"
 }
 
 stop() {  # stop NAME: TERM, then KILL after 10 s
     alive "$1" || { rm -f "$PIDS/$1"; return 0; }
-    local pid i
-    pid="$(cat "$PIDS/$1")"
+    local pid word i
+    read -r pid word <"$PIDS/$1"
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -96,10 +97,13 @@ stop() {  # stop NAME: TERM, then KILL after 10 s
 make_netns() {
     [ -e "$NS_PATH" ] || ip netns add "$NETNS"
     in_ns ip link set lo up
+    # The node's address. This kernel has no dummy device: one end of a veth pair whose other
+    # end stays in the namespace too (both up, so the link has carrier).
     in_ns ip link show qk-node >/dev/null 2>&1 || {
-        in_ns ip link add qk-node type dummy
+        in_ns ip link add qk-node type veth peer name qk-node-peer
         in_ns ip addr add "$NODE_IP/24" dev qk-node
     }
+    in_ns ip link set qk-node-peer up
     in_ns ip link set qk-node up
 }
 
@@ -334,12 +338,15 @@ start_components() {
         rm -f "$pause"
     fi
 
-    # kubelet wants its cgroup root to exist in every hierarchy.
+    # kubelet wants its cgroup root to exist in every hierarchy; a new v1 cpuset starts with
+    # no CPUs and no memory nodes, so it gets its parent's.
     local c
     for c in /sys/fs/cgroup/*/; do
         case "$c" in */unified/ | */systemd/) continue ;; esac
         mkdir -p "$c$CGROUP_ROOT"
     done
+    cat /sys/fs/cgroup/cpuset/cpuset.cpus >"/sys/fs/cgroup/cpuset/$CGROUP_ROOT/cpuset.cpus"
+    cat /sys/fs/cgroup/cpuset/cpuset.mems >"/sys/fs/cgroup/cpuset/$CGROUP_ROOT/cpuset.mems"
     alive kubelet || start kubelet "$BIN/kubelet" \
         --config="$STATE/kubelet/config.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
         --root-dir="$STATE/kubelet/root" --hostname-override="$NODE" --node-ip="$NODE_IP"
@@ -362,9 +369,11 @@ start_components() {
         setsid socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork" \
             "EXEC:nsenter --net=$NS_PATH socat STDIO TCP\:127.0.0.1\:6443" \
             >>"$LOGS/relay.log" 2>&1 </dev/null &
-        echo $! >"$PIDS/relay"
+        echo "$! TCP-LISTEN:$PORT" >"$PIDS/relay"
     fi
     kubeconfig "$KUBECONFIG_OUT" "https://127.0.0.1:$PORT" admin
+    # Started with sudo: the user who asked may read the kubeconfig (tests, kubectl, qwex).
+    if [ -n "${SUDO_USER:-}" ]; then chown "$SUDO_USER" "$KUBECONFIG_OUT"; fi
 }
 
 node_ready() {
@@ -448,10 +457,18 @@ cmd_up() {
 
 cmd_down() {
     [ "$(id -u)" = 0 ] || die "run as root"
-    local t0=$SECONDS n pid me
+    local t0=$SECONDS n pid me podnets=()
     for n in relay kueue kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
         stop "$n"
     done
+    # containerd makes each pod's network namespace under /run/netns (cni-…): note ours, by
+    # asking it, so that they can be removed once it is gone.
+    if alive containerd; then
+        for n in $(ctr_ containers ls -q 2>/dev/null); do
+            podnets+=($(ctr_ containers info "$n" 2>/dev/null | jq -r \
+                '.Spec.linux.namespaces[]? | select(.type == "network") | .path // empty'))
+        done
+    fi
     # The relay's per-connection children, and every process left in the namespace (container
     # processes, shims' children): found by their network namespace, killed by pid.
     if [ -e "$NS_PATH" ]; then
@@ -484,7 +501,12 @@ cmd_down() {
         [ -d "$c" ] || continue
         find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     done
-    [ -e "$NS_PATH" ] && ip netns delete "$NETNS"
+    for n in $(printf '%s\n' "${podnets[@]}" | sort -u); do
+        case "$n" in /run/netns/cni-* | /var/run/netns/cni-*) ;; *) continue ;; esac
+        umount "$n" 2>/dev/null || true
+        rm -f "$n"
+    done
+    if [ -e "$NS_PATH" ]; then ip netns delete "$NETNS"; fi
     rm -rf "$STATE" "$KUEUE_METRICS_CERTS"
     rmdir /etc/kueue/metrics /etc/kueue 2>/dev/null || true
     log "down in $((SECONDS - t0))s"

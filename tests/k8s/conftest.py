@@ -28,7 +28,10 @@ def k8s_api() -> Iterator[client.ApiClient]:
     path = kubeconfig_path()
     if not path.is_file():
         unavailable(f"no Kubernetes cluster (no kubeconfig at {path})")
-    api = config.new_client_from_config(config_file=str(path))
+    try:
+        api = config.new_client_from_config(config_file=str(path))
+    except Exception as exc:  # unreadable (root's 0600 file) or invalid
+        unavailable(f"cannot use the kubeconfig {path} ({exc})")
     try:
         client.VersionApi(api).get_code(_request_timeout=10)
     except Exception as exc:  # any failure to connect means "no usable cluster"
