@@ -5,23 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["qwex_core.testing"]
+
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def project(qwex_project: Path) -> Path:
     """An empty project (it has a qwex.toml) as the working directory, with no user config."""
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "qwex.toml").write_text("")
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    for var in [v for v in os.environ if v.startswith("QWEX_")]:
-        monkeypatch.delenv(var)
-    yield root
+    return qwex_project
 
 
 @pytest.fixture

@@ -60,7 +60,9 @@ def test_plugin_section_is_validated_by_its_model(
     write_pyproject(project, '[tool.qwex.docker]\nnetwork = "host"\n')
     monkeypatch.setenv("QWEX_DOCKER_SOCKET", "/run/x.sock")
     cfg = load_config(project, {"docker": DockerSection})
-    assert cfg.section("docker") == DockerSection(network="host", socket="/run/x.sock")
+    assert cfg.section("docker", DockerSection) == DockerSection(
+        network="host", socket="/run/x.sock"
+    )
 
 
 def test_bad_value_names_file_key_and_expectation(project: Path) -> None:

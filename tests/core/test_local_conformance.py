@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import signal
 
-import pytest
+from qwex_core.models import Run
 from qwex_core.service import RunService
-from qwex_core.testing import RunnerConformance, service_for
+from qwex_core.testing import RunnerConformance
 
 
 class TestLocalRunner(RunnerConformance):
     backend = "local"
     timeout = 20.0
 
-    @pytest.fixture
-    def service(self, project: Path) -> RunService:
-        return service_for(project)
+    def kill_supervisor(self, service: RunService, run: Run) -> None:
+        pid = int((service.store.run_dir(run.id) / "agent.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)

@@ -49,7 +49,7 @@ def test_unique_prefix_and_ambiguity(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     a = store.create(JobSpec(command=["true"]))
     b = store.create(JobSpec(command=["false"]))
-    assert store.get(a.id[:36]).id == a.id
+    assert store.load(store.resolve(a.id[:36])).id == a.id
     common = next(n for n in range(36) if a.id[n] != b.id[n])
     assert store.resolve(b.id[: common + 1]) == b.id
     with pytest.raises(RunNotFound, match="matches 2 runs"):

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 from docker_support import BUSYBOX, PYTHON
-from qwex_core.models import ContainerConfig, JobSpec
+from qwex_core.models import JobSpec, Run
 from qwex_core.service import RunService
 from qwex_core.testing import RunnerConformance, service_for
 
@@ -21,16 +21,19 @@ class DockerConformance(RunnerConformance):
     image: ClassVar[str]
 
     @pytest.fixture
-    def service(self, project: Path, docker_ready: dict[str, str]) -> RunService:
-        return service_for(project, backend="docker", image=self.image)
+    def service(self, qwex_project: Path, docker_ready: dict[str, str]) -> RunService:
+        return service_for(qwex_project, backend="docker", image=self.image)
 
-    def make_spec(self, command: list[str], **fields: Any) -> JobSpec:
-        return JobSpec(
-            command=command,
-            backend=self.backend,
-            container=ContainerConfig(image=self.image),
-            **fields,
-        )
+    def kill_supervisor(self, service: RunService, run: Run) -> None:
+        api: Any = service.runner("docker").api  # type: ignore[attr-defined]
+        api.kill(service.store.load(run.id).backend_data["container_id"], signal="SIGKILL")
+
+    def workdir_seen(self, service: RunService, host_dir: Path) -> str:
+        relative = host_dir.relative_to(service.store.project_dir).as_posix()
+        return "/workspace" if relative == "." else f"/workspace/{relative}"
+
+    def failing_job(self, service: RunService) -> JobSpec:
+        return service.job(["true"], container={"image": "qwex-test/no-such-image:0"})
 
 
 class TestDockerRunnerBusybox(DockerConformance):

@@ -1,5 +1,5 @@
-"""The rules of the Docker backend that need no daemon: the container plan, the verdict on a
-container's state, platform names and the agent bundle checks. Real objects, no mocks."""
+"""The rules of the Docker backend that need no daemon: the container plan, what a
+container's state says about its agent, platform names and the agent bundle checks. Real objects, no mocks."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from docker_support import docker_spec
 from qwex_core.errors import SpecError
+from qwex_core.lifecycle import STOP_MARGIN, Seen
 from qwex_core.models import Mount, ResourceRequirements, Run
 from qwex_core.store import RunStore
 from qwex_docker import spec as plan
 from qwex_docker.bundle.locate import AgentError, check, find_agent
 from qwex_docker.bundle.platforms import Platform, elf_platform
-from qwex_docker.verdict import NEVER_STARTED_AFTER, Action, judge
+from qwex_docker.runner import container_probe
 
 
 def make_run(project: Path, **fields: object) -> tuple[Run, plan.HostFacts]:
@@ -45,7 +46,7 @@ def test_the_command_is_the_mounted_agent_running_the_users_command(project: Pat
         "python",
         "train.py",
     ]
-    assert create["stop_timeout"] >= 7.5 + plan.STOP_MARGIN
+    assert create["stop_timeout"] >= 7.5 + STOP_MARGIN
     assert create["name"] == f"qwex-{run.id}"
 
 
@@ -129,40 +130,28 @@ def state(status: str, **extra: object) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(
-    ("info", "kwargs", "action", "words"),
+    ("info", "known", "seen", "what"),
     [
-        (None, {"has_container_id": False, "age": 1.0}, Action.KEEP, ""),
-        (
-            None,
-            {"has_container_id": False, "age": NEVER_STARTED_AFTER + 1},
-            Action.LOST,
-            "never created",
-        ),
-        (None, {"has_container_id": True, "age": 1.0}, Action.LOST, "container is gone"),
-        (state("created"), {"age": 1.0}, Action.KEEP, ""),
-        (state("created"), {"age": NEVER_STARTED_AFTER + 1}, Action.DISCARD, "never started"),
-        (state("running"), {}, Action.KEEP, ""),
-        (state("running"), {"cancel_age": 1.0}, Action.KEEP, ""),
-        (state("running"), {"cancel_age": 99.0}, Action.KILL, ""),
-        (state("exited", ExitCode=137, OOMKilled=True), {}, Action.LOST, "OOMKilled"),
-        (state("exited", ExitCode=137), {"cancel_age": 99.0}, Action.CANCELLED, "stop please"),
-        (state("exited", ExitCode=1, Error="boom"), {}, Action.LOST, "exited with code 1"),
+        (None, False, Seen.NOTHING, "its container"),
+        (None, True, Seen.GONE, "its container"),
+        (state("created"), True, Seen.STARTING, "its container c0ffeec0ffee"),
+        (state("running"), True, Seen.ALIVE, "its container c0ffeec0ffee"),
+        (state("paused"), True, Seen.ALIVE, "its container c0ffeec0ffee"),
+        (state("removing"), True, Seen.ALIVE, "its container c0ffeec0ffee"),
+        (state("exited", ExitCode=1), True, Seen.EXITED, "its container c0ffeec0ffee"),
+        (state("dead"), True, Seen.EXITED, "its container c0ffeec0ffee"),
     ],
 )
-def test_verdict_on_a_container_whose_run_is_not_final(
-    info: dict[str, object] | None, kwargs: dict[str, object], action: Action, words: str
+def test_what_a_container_state_says_about_the_agent(
+    info: dict[str, object] | None, known: bool, seen: Seen, what: str
 ) -> None:
-    args: dict[str, object] = {
-        "has_container_id": True,
-        "age": 5.0,
-        "cancel_age": None,
-        "cancel_reason": "stop please",
-        "stop_after": 15.0,
-        **kwargs,
-    }
-    verdict = judge(info, **args)  # type: ignore[arg-type]
-    assert verdict.action is action
-    assert words in verdict.reason
+    probe = container_probe(info, known=known)
+    assert (probe.seen, probe.what) == (seen, what)
+
+
+def test_an_exited_container_tells_how() -> None:
+    probe = container_probe(state("exited", ExitCode=137, OOMKilled=True, Error="x"), known=True)
+    assert (probe.exit_code, probe.oom, probe.error) == (137, True, "x")
 
 
 def test_platform_names_follow_docker() -> None:

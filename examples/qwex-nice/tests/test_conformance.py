@@ -1,16 +1,19 @@
 """qwex's runner conformance suite, run against this plugin."""
 
-from pathlib import Path
+import os
+import signal
 
-import pytest
+from qwex_core.models import Run
 from qwex_core.service import RunService
-from qwex_core.testing import RunnerConformance, service_for
+from qwex_core.testing import RunnerConformance
+
+pytest_plugins = ["qwex_core.testing"]
 
 
 class TestNiceRunner(RunnerConformance):
     backend = "nice"
     timeout = 20.0
 
-    @pytest.fixture
-    def service(self, tmp_path: Path) -> RunService:
-        return service_for(tmp_path / "project")
+    def kill_supervisor(self, service: RunService, run: Run) -> None:
+        pid = int((service.store.run_dir(run.id) / "agent.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)

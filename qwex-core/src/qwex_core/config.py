@@ -23,14 +23,15 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qwex_core.errors import ConfigError
-from qwex_core.models import ContainerConfig, Mount, ResourceRequirements
+from qwex_core.models import JobSettings
 
 Key = tuple[str, ...]
+Section = TypeVar("Section", bound=BaseModel)
 
 NOT_CONFIG_VARS = frozenset(
     {
@@ -40,34 +41,19 @@ NOT_CONFIG_VARS = frozenset(
         "QWEX_PROFILE",
         "QWEX_DEBUG",
         "QWEX_RUN_ID",
-        "QWEX_RUN_DIR",
     }
 )
 
 
-class CoreSettings(BaseModel):
-    """The keys of `[tool.qwex]` itself."""
+class CoreSettings(JobSettings):
+    """The keys of `[tool.qwex]` itself: a job's settings plus what picks the backend."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     backend: str = Field("local", description="the backend `qwex run` uses")
     profile: str | None = Field(None, description="the profile applied by default")
     image: str | None = Field(None, description="container image for container backends")
-    workdir: str | None = Field(None, description="host directory the command starts in")
-    env: dict[str, str] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
-    resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
-    mounts: list[Mount] = Field(default_factory=list)
-    container: ContainerConfig = Field(default_factory=ContainerConfig)
-    grace_period: float = Field(10.0, ge=0, description="seconds from SIGTERM to SIGKILL on cancel")
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    @field_validator("mounts", mode="before")
-    @classmethod
-    def _mount_strings(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [Mount.parse(v) if isinstance(v, str) else v for v in value]
-        return value
 
 
 @dataclass
@@ -86,9 +72,10 @@ class QwexConfig:
     files: list[Path] = field(default_factory=list)
     profile: str | None = None
 
-    def section(self, name: str) -> Any:
-        """The validated model of a plugin's section (its defaults when not configured)."""
-        return self.sections.get(name)
+    def section(self, name: str, model: type[Section]) -> Section:
+        """The validated `[tool.qwex.<name>]` of a plugin (`model`'s defaults when unset)."""
+        value = self.sections.get(name)
+        return value if isinstance(value, model) else model()
 
     def source_of(self, key: Key) -> str:
         for end in range(len(key), 0, -1):

@@ -27,11 +27,3 @@ def uuid7() -> str:
         value = _last + 1
     _last = value
     return str(uuid.UUID(int=value))
-
-
-def looks_like_run_id(text: str) -> bool:
-    """True when `text` is a full canonical UUID string."""
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False

@@ -1,18 +1,14 @@
-"""Reading and following a run's log files, which outlive any container or pod."""
+"""Reading a run's log files, which outlive any container or pod (`follow` streams them)."""
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, BinaryIO
-
-if TYPE_CHECKING:
-    from qwex_core.models import Run
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
 
 CHUNK = 1 << 20
-FAST_POLL = 0.01
-FAST_POLL_FOR = 2.0
+STREAMS = ("stdout", "stderr")
 
 
 def tail_offset(fh: BinaryIO, lines: int) -> int:
@@ -39,62 +35,55 @@ def tail_offset(fh: BinaryIO, lines: int) -> int:
     return 0
 
 
-class LogFollower:
-    """Copies new bytes from a run's log files to sinks; call `pump` until it says nothing is new."""
+@dataclass(frozen=True)
+class Chunk:
+    """Bytes of one stream's log, starting at byte `offset` of that log."""
+
+    stream: str
+    offset: int
+    data: bytes
+
+
+class LogReader:
+    """Reads what is new in a run's log files, from given byte offsets or the last lines."""
 
     def __init__(
         self,
-        paths: dict[str, str | os.PathLike[str]],
-        sinks: Mapping[str, BinaryIO],
+        paths: Mapping[str, str | os.PathLike[str]],
+        *,
+        offsets: Mapping[str, int] | None = None,
         tail: int | None = None,
     ) -> None:
         self.files: dict[str, BinaryIO] = {}
-        self.sinks = sinks
+        self.offsets: dict[str, int] = {}
         for stream, path in paths.items():
             try:
                 fh = open(path, "rb")  # noqa: SIM115 - kept open while following
             except FileNotFoundError:
                 continue
-            fh.seek(tail_offset(fh, tail) if tail is not None else 0)
+            if offsets is not None:
+                start = offsets.get(stream, 0)
+            else:
+                start = tail_offset(fh, tail) if tail is not None else 0
+            self.offsets[stream] = fh.seek(start)
             self.files[stream] = fh
 
-    def pump(self) -> int:
-        """Copy whatever is new; return how many bytes moved."""
-        moved = 0
+    def __iter__(self) -> Iterator[Chunk]:
+        """Whatever was written since the last read, in chunks of at most `CHUNK` bytes."""
         for stream, fh in self.files.items():
             while data := fh.read(CHUNK):
-                sink = self.sinks[stream]
-                sink.write(data)
-                sink.flush()
-                moved += len(data)
-        return moved
+                yield Chunk(stream, self.offsets[stream], data)
+                self.offsets[stream] += len(data)
+
+    def read(self) -> list[Chunk]:
+        return list(self)
 
     def close(self) -> None:
         for fh in self.files.values():
             fh.close()
 
-    def follow(
-        self,
-        poll: Callable[[], Run],
-        pause: Callable[[float], None] = time.sleep,
-        *,
-        max_sleep: float = 0.1,
-    ) -> Run:
-        """Pump until `poll()` returns a final run, then drain what is left and return it.
-        Files stay open (the caller closes), so following can resume after an interruption.
+    def __enter__(self) -> LogReader:
+        return self
 
-        Polls often for the first seconds (short runs end fast; a poll is a small file
-        read), then back off to `max_sleep`."""
-        delay = 0.002
-        started = time.monotonic()
-        while True:
-            if self.pump():
-                delay = 0.002
-                continue
-            run = poll()
-            if run.is_final:
-                self.pump()
-                return run
-            pause(delay)
-            ceiling = FAST_POLL if time.monotonic() - started < FAST_POLL_FOR else max_sleep
-            delay = min(delay * 2, ceiling)
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -116,21 +116,37 @@ class ContainerConfig(_Model):
     pull: bool = False
 
 
-class JobSpec(_Model):
-    """Everything a runner needs to start a command."""
+class JobSettings(_Model):
+    """The settings of a job that configuration can give too: `[tool.qwex]` declares them
+    through `CoreSettings`, which extends this model, and `JobSpec` carries them."""
 
-    command: list[str] = Field(min_length=1)
-    backend: str = "local"
-    name: str | None = None
-    workdir: str | None = None
-    """The directory the command runs in on the host (the project directory by default)."""
+    workdir: str | None = Field(
+        default=None,
+        description="host directory the command starts in (default: the project directory)",
+    )
     env: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     mounts: list[Mount] = Field(default_factory=list)
     container: ContainerConfig = Field(default_factory=ContainerConfig)
-    grace_period: float = Field(default=10.0, ge=0)
-    """Seconds between the polite signal and SIGKILL on cancel."""
+    grace_period: float = Field(
+        default=10.0, ge=0, description="seconds from SIGTERM to SIGKILL on cancel"
+    )
+
+    @field_validator("mounts", mode="before")
+    @classmethod
+    def _mount_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [Mount.parse(v) if isinstance(v, str) else v for v in value]
+        return value
+
+
+class JobSpec(JobSettings):
+    """Everything a runner needs to start a command."""
+
+    command: list[str] = Field(min_length=1)
+    backend: str = "local"
+    name: str | None = None
 
     @field_validator("command")
     @classmethod

@@ -1,18 +1,17 @@
 """Run operations shared by the CLI, the conformance suite and the server.
 
 `RunService` ties the store, the plugin host and the configuration together:
-submit a spec to its backend, read a run and bring it up to date through its
-runner (which is where `lost` is detected), cancel, wait, and tell plugins
-once that a run finished.
+build a job from the configuration, submit it to its backend, read a run and
+bring it up to date through its runner (`Runner.refresh`, where `lost` is
+decided), cancel, wait, and tell plugins once that a run finished.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from qwex_core.store import RunStore
 if TYPE_CHECKING:
     # Imported where used: `qwex list` and reading final runs need neither pydantic nor the config.
     from qwex_core.config import Key, QwexConfig
-    from qwex_core.models import JobSpec, Run, RunStatus
+    from qwex_core.models import JobSpec, Run
     from qwex_core.runners.base import Runner
 
 
@@ -51,11 +50,26 @@ class RunService:
             self._runners[backend] = cls(name=backend, store=self.store, config=self.config)
         return self._runners[backend]
 
+    def job(
+        self,
+        command: Sequence[str],
+        *,
+        name: str | None = None,
+        cwd: Path | None = None,
+        **extra: Any,
+    ) -> JobSpec:
+        """The job that runs `command` with this project's configuration (see `build_job`)."""
+        from qwex_core.jobs import build_job
+
+        return build_job(
+            self.config, command, project_dir=self.store.project_dir, name=name, cwd=cwd, **extra
+        )
+
     def submit(self, spec: JobSpec) -> Run:
         """Create the run record and start it on its backend. A start failure is recorded
         as `failed` with the backend's message as the reason, then raised."""
         runner = self.runner(spec.backend)
-        self.host.hook.qwex_prepare_job(spec=spec, config=self.config)
+        self.host.call("qwex_prepare_job", spec=spec, config=self.config)
         runner.validate(spec)
         run = self.store.create(spec)
         try:
@@ -66,10 +80,11 @@ class RunService:
             reason = str(exc) if isinstance(exc, QwexError) else f"{type(exc).__name__}: {exc}"
             current = self.store.load(run.id)
             if not current.is_final:
-                self._finalize(current, RunStatus.FAILED, reason)
+                self.notify_final(self.store.record_end(current, RunStatus.FAILED, reason))
             if isinstance(exc, QwexError):
                 raise QwexError(f"run {run.id} failed to start: {exc}") from None
             raise
+        runner.started(run)
         return run
 
     def get(self, prefix: str) -> Run:
@@ -78,7 +93,7 @@ class RunService:
     def observe(self, run_id: str) -> Run:
         """Read a run as it is now; the first process to see it final tells the plugins."""
         run = self.refresh(self.store.load(run_id))
-        return self.finished(run) if run.is_final else run
+        return self.notify_final(run) if run.is_final else run
 
     def refresh(self, run: Run) -> Run:
         """The run as it is now, asking its backend when the record is not final."""
@@ -89,7 +104,7 @@ class RunService:
         except BackendError:
             return run  # its backend is not installed here: show the record as it stands
         current = runner.refresh(run)
-        return self.finished(current) if current.is_final else current
+        return self.notify_final(current) if current.is_final else current
 
     def list(
         self,
@@ -139,7 +154,8 @@ class RunService:
         if run.is_final:
             return run
         self.runner(run.backend).cancel(run, reason=reason, interrupt=interrupt)
-        return self.store.load(run.id)
+        current = self.store.load(run.id)
+        return self.notify_final(current) if current.is_final else current
 
     def wait(self, run: Run, timeout: float | None = None, poll: float = 0.05) -> Run:
         """Block until the run is final (or `timeout` seconds pass); return its record."""
@@ -150,9 +166,9 @@ class RunService:
                 return run
             time.sleep(poll)
 
-    def finished(self, run: Run) -> Run:
-        """Let the runner clean up and tell plugins, once per run across all processes.
-        Returns the record as it is after the cleanup (a backend may refine the reason)."""
+    def notify_final(self, run: Run) -> Run:
+        """Once per run across all processes: let the runner refine the reason and clean
+        up, then tell the plugins. Returns the record as it is afterwards."""
         if run.id in self._finished:
             return run
         self._finished.add(run.id)
@@ -164,19 +180,13 @@ class RunService:
             return run
         os.close(fd)
         with contextlib.suppress(QwexError):
-            self.runner(run.backend).cleanup(run)
-            run = self.store.load(run.id)
-        try:
-            self.host.hook.qwex_run_finished(run=run)
-        except Exception as exc:
-            print(
-                f"qwex: warning: a qwex_run_finished hook failed: {type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
+            runner = self.runner(run.backend)
+            reason = runner.explain(run)
+            if reason and reason != run.reason:
+                run = self.store.record_end(run, run.status, reason)
+            runner.cleanup(run)
+        self.host.call("qwex_run_finished", run=run)
         return run
-
-    def _finalize(self, run: Run, status: RunStatus, reason: str) -> Run:
-        return self.finished(self.store.record_end(run, status, reason))
 
 
 def open_service(

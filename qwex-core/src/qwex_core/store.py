@@ -67,12 +67,21 @@ class RunStore:
         write_record(self.run_dir(run.id), run.model_dump(mode="json"), durable=durable)
 
     def record_end(self, run: Run, status: str, reason: str) -> Run:
-        """Write the final state that the run's supervisor could not write, and return it."""
+        """Write the final state that the run's agent could not write, and return it.
+
+        The one write path for an end from outside the agent. On a run that is already
+        final with `status`, it refines the reason instead (`OOMKilled` seen by the
+        container runtime after the agent recorded a SIGKILL)."""
         from qwex_core.agent.record import transition
         from qwex_core.models import Run
 
         record = run.model_dump(mode="json")
-        transition(record, str(status), reason)
+        if run.is_final and run.status == status:
+            record["reason"] = reason
+            if record.get("history"):
+                record["history"][-1]["reason"] = reason
+        else:
+            transition(record, str(status), reason)
         final = Run.model_validate(record)
         self.save(final, durable=True)
         return final
@@ -112,9 +121,6 @@ class RunStore:
                 f"{prefix!r} matches {len(matches)} runs ({shown}...); give more of the id"
             )
         return matches[0]
-
-    def get(self, prefix: str) -> Run:
-        return self.load(self.resolve(prefix))
 
     def ids(self) -> list[str]:
         """Every run id, newest first."""

@@ -111,5 +111,4 @@ def _settings(state: State) -> DockerSettings:
     """The `[tool.qwex.docker]` section of the current project (its defaults when absent)."""
     from qwex_docker.settings import DockerSettings
 
-    section = state.service().config.section("docker")
-    return section if isinstance(section, DockerSettings) else DockerSettings()
+    return state.service().config.section("docker", DockerSettings)

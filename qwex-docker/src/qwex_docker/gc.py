@@ -9,7 +9,6 @@ removes the container itself); a live run's container is never touched.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,12 +90,3 @@ def describe(findings: list[Finding]) -> list[dict[str, Any]]:
         {"container": f.container_id[:12], "run": f.run_id, "why": f.why, "removed": f.removed}
         for f in findings
     ]
-
-
-def remove_all(api: docker.APIClient) -> int:
-    """Remove every qwex container whatever its run's state (for tests and emergencies)."""
-    count = 0
-    for summary in api.containers(all=True, filters={"label": LABEL_RUN_ID}):
-        with contextlib.suppress(Exception):
-            count += _remove(api, summary["Id"])
-    return count

@@ -4,22 +4,21 @@
 agent bundle by the image's platform, creates the container, records its id
 in the run record *before* starting it (so a killed CLI never leaves an
 untracked container), then starts it. Inside, the agent writes the record and
-logs straight into the host's run directory. Any qwex process can then find
-the container from the record (or from its `qwex.run-id` label), tell a
-vanished one, and cancel it. The daemon removes the container once it exits
-(auto-remove, as `docker run --rm`), after the agent recorded the end.
+logs straight into the host's run directory. `probe` finds the container from
+the record (or from its `qwex.run-id` label) and tells core what state it is
+in; core decides the rest (`qwex_core.lifecycle`). The daemon removes the
+container once it exits (auto-remove, as `docker run --rm`), after the agent
+recorded the end.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from datetime import UTC, datetime
+import signal
 from typing import TYPE_CHECKING, Any
 
-from qwex_core.agent.record import CANCEL_FILE, cancel_reason, request_cancel
 from qwex_core.errors import BackendError
-from qwex_core.models import JobSpec, Run, RunStatus
+from qwex_core.lifecycle import Probe, Seen, oom_reason
 from qwex_core.runners.base import Runner
 
 from qwex_docker import spec as plan
@@ -27,36 +26,37 @@ from qwex_docker.bundle.locate import find_agent
 from qwex_docker.bundle.platforms import Platform
 from qwex_docker.client import DaemonUnavailable, api_message, connect, daemon_address
 from qwex_docker.settings import DockerSettings
-from qwex_docker.verdict import Action, judge, oom_reason
 
 if TYPE_CHECKING:
     import docker
+    from qwex_core.config import QwexConfig
+    from qwex_core.models import JobSpec, Run
+    from qwex_core.store import RunStore
 
-INSPECT_EVERY = 1.0
-"""Seconds between two `docker inspect` calls for the same run in one process: the record
-tells when the run ends; the container is asked only to notice a vanished agent."""
 EXIT_WAIT = 5.0
-"""Seconds to wait for a container to exit after its agent recorded a SIGKILL, so that Docker
-has seen the OOM event before qwex asks whether the kernel killed the command."""
+"""Seconds to wait for a kept container to exit after its agent recorded a SIGKILL, so that
+Docker has seen the OOM event before qwex asks whether the kernel killed the command."""
+ALIVE = ("running", "paused", "restarting", "removing")
 
 
 class DockerRunner(Runner):
     """Runs each job in a new container of `spec.container.image`."""
 
     uses_container = True
+    probe_every = 1.0
+    """The record tells when the run ends; the container is asked only to notice a vanished
+    agent, at most once a second per run."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        section = self.config.section("docker")
-        self.settings = section if isinstance(section, DockerSettings) else DockerSettings()
+    def __init__(self, *, name: str, store: RunStore, config: QwexConfig) -> None:
+        super().__init__(name=name, store=store, config=config)
+        self.docker = self.settings("docker", DockerSettings)
         self._api: docker.APIClient | None = None
-        self._inspected: dict[str, float] = {}
 
     @property
     def api(self) -> docker.APIClient:
         """The daemon connection, opened on first use (the SDK import is not free)."""
         if self._api is None:
-            self._api = connect(self.settings.base_url, self.settings.timeout)
+            self._api = connect(self.docker.base_url, self.docker.timeout)
         return self._api
 
     # -- starting ------------------------------------------------------------
@@ -70,12 +70,12 @@ class DockerRunner(Runner):
         image = str(run.spec.container.image)
         attrs = self._image(image, pull=run.spec.container.pull)
         platform = Platform.of_image(attrs)
-        agent = find_agent(platform, agent_dir=self.settings.agent_dir, image=image)
+        agent = find_agent(platform, agent_dir=self.docker.agent_dir, image=image)
         facts = plan.HostFacts.here(
-            self.store.project_dir, self.store.run_dir(run.id), agent.path, self.settings.network
+            self.store.project_dir, self.store.run_dir(run.id), agent.path, self.docker.network
         )
         create, host_config = plan.create_args(
-            run, facts, auto_remove=not self.settings.keep_containers
+            run, facts, auto_remove=not self.docker.keep_containers
         )
         if create["user"] != facts.uid_gid:
             self._share_run_dir(run)
@@ -93,10 +93,9 @@ class DockerRunner(Runner):
             "container_name": create["name"],
             "image_id": attrs.get("Id"),
             "platform": str(platform),
-            "docker_host": daemon_address(self.settings.base_url),
+            "docker_host": daemon_address(self.docker.base_url),
         }
         self.store.save(run)  # before the agent starts: afterwards only the agent writes the record
-        self._inspected[run.id] = time.monotonic()  # just created: no need to look at it again yet
         try:
             self.api.start(container_id)
         except APIError as exc:
@@ -151,63 +150,35 @@ class DockerRunner(Runner):
             return None
         return info
 
-    def refresh(self, run: Run) -> Run:
+    def probe(self, run: Run) -> Probe | None:
         from docker.errors import APIError
         from requests.exceptions import RequestException
 
-        current = self.store.load(run.id)
-        if current.is_final:
-            return current
-        cancel_age = self._cancel_age(current)
-        last = self._inspected.get(current.id, 0.0)
-        if time.monotonic() - last < INSPECT_EVERY and cancel_age is None:
-            return current
-        self._inspected[current.id] = time.monotonic()
         try:
-            info = self._inspect(current)
+            info = self._inspect(run)
         except (DaemonUnavailable, APIError, RequestException):
-            return current  # cannot tell now; the record stands
-        current = self.store.load(run.id)  # read after inspecting: an exited agent wrote its last
-        if current.is_final:
-            return current
-        verdict = judge(
-            info,
-            has_container_id=bool(current.backend_data.get("container_id")),
-            age=(datetime.now(UTC) - current.created_at).total_seconds(),
-            cancel_age=cancel_age,
-            cancel_reason=self._cancel_reason(current),
-            stop_after=current.spec.grace_period + plan.STOP_MARGIN,
-        )
-        if verdict.action is Action.KEEP:
-            return current
-        if verdict.action is Action.KILL and info is not None:
-            with contextlib.suppress(APIError):
-                self.api.kill(info["Id"], signal="SIGKILL")
-            # Recorded now: the daemon removes the killed container, which then tells nothing.
-            reason = self._cancel_reason(current)
-            return self.store.record_end(
-                current,
-                RunStatus.CANCELLED,
-                f"{reason} (the agent did not stop within the grace period; "
-                "its container was killed)",
-            )
-        if verdict.action is Action.DISCARD and info is not None:
-            with contextlib.suppress(APIError):
-                self.api.remove_container(info["Id"], force=True, v=True)
-        status = RunStatus.CANCELLED if verdict.action is Action.CANCELLED else RunStatus.LOST
-        return self.store.record_end(current, status, verdict.reason)
+            return None  # cannot tell now; the record stands
+        return container_probe(info, known=bool(run.backend_data.get("container_id")))
 
-    def _with_oom_reason(self, run: Run) -> Run:
-        """A final run whose command died of SIGKILL: say `OOMKilled` when Docker saw the OOM killer.
+    def signal(self, run: Run, signum: int) -> None:
+        """SIGKILL removes the container (running or only created); other signals go to the
+        agent, PID 1 of the container."""
+        from docker.errors import APIError
 
-        The agent only sees a SIGKILL; the container's OOM flag tells who sent it. Written
-        once, after the final state (when the agent no longer writes)."""
-        if (
-            run.status is not RunStatus.FAILED
-            or run.signal != "SIGKILL"
-            or "oom_killed" in run.backend_data
-        ):
-            return run
+        container = run.backend_data.get("container_id") or plan.container_name(run.id)
+        with contextlib.suppress(APIError, DaemonUnavailable):
+            if signum == signal.SIGKILL:
+                self.api.remove_container(container, force=True, v=True)
+            else:
+                self.api.kill(container, signal=signal.Signals(signum).name)
+
+    def explain(self, run: Run) -> str | None:
+        """A kept container (`keep_containers`) whose command died of SIGKILL: `OOMKilled`
+        when Docker saw the OOM killer (the agent itself sees only the SIGKILL)."""
+        if not self.docker.keep_containers or run.signal != "SIGKILL":
+            return None
+        if (run.reason or "").startswith("OOMKilled"):
+            return None  # the agent saw it in the memory cgroup
         from docker.errors import APIError
         from requests.exceptions import RequestException
 
@@ -217,67 +188,28 @@ class DockerRunner(Runner):
                 self.api.wait(info["Id"], timeout=EXIT_WAIT)
                 info = self._inspect(run)
         except (DaemonUnavailable, APIError, RequestException):
-            return run  # cannot tell (or it has not exited in time): keep the agent's reason
-        if info is None:
-            return run
-        record = run.model_dump(mode="json")
-        oom = bool(info["State"].get("OOMKilled"))
-        record["backend_data"]["oom_killed"] = oom
-        if oom:
-            record["reason"] = oom_reason(run.spec.resources.memory)
-            if record.get("history"):
-                record["history"][-1]["reason"] = record["reason"]
-        amended = Run.model_validate(record)
-        self.store.save(amended, durable=True)
-        return amended
-
-    # -- cancel and cleanup ----------------------------------------------------
-
-    def _cancel_age(self, run: Run) -> float | None:
-        try:
-            return time.time() - (self.store.run_dir(run.id) / CANCEL_FILE).stat().st_mtime
-        except OSError:
+            return None  # cannot tell (or it has not exited in time): keep the agent's reason
+        if info is None or not info["State"].get("OOMKilled"):
             return None
+        return oom_reason(run.spec.resources.memory)
 
-    def _cancel_reason(self, run: Run) -> str:
-        return cancel_reason(self.store.run_dir(run.id)) or "cancelled by user"
 
-    def cancel(
-        self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
-    ) -> None:
-        """Mark the cancel, then signal the agent (PID 1): it stops the command with the grace
-        period and records `cancelled`. If the container still runs after the grace period
-        plus a margin, the next refresh kills it (the container's stop timeout does the
-        same for a plain `docker stop`)."""
-        from docker.errors import APIError
-
-        request_cancel(self.store.run_dir(run.id), reason)
-        info = self._inspect(run)
-        status = (info or {}).get("State", {}).get("Status")
-        if info is not None and status == "created":
-            with contextlib.suppress(APIError):
-                self.api.remove_container(info["Id"], force=True, v=True)
-            current = self.store.load(run.id)
-            if not current.is_final:
-                self.store.record_end(current, RunStatus.CANCELLED, reason)
-            return
-        if info is not None and status in ("running", "paused", "restarting"):
-            try:
-                self.api.kill(info["Id"], signal="SIGINT" if interrupt else "SIGTERM")
-                return
-            except APIError:
-                pass  # it stopped meanwhile
-        self._inspected.pop(run.id, None)
-        self.refresh(run)
-
-    def cleanup(self, run: Run) -> None:
-        """The daemon removes a finished container itself (auto-remove, like `docker run --rm`).
-        A kept one (`keep_containers`) still tells whether the OOM killer took the agent too."""
-        self._inspected.pop(run.id, None)
-        if not self.settings.keep_containers:
-            return
-        from docker.errors import APIError
-        from requests.exceptions import RequestException
-
-        with contextlib.suppress(DaemonUnavailable, APIError, RequestException):
-            self._with_oom_reason(self.store.load(run.id))
+def container_probe(info: dict[str, Any] | None, *, known: bool) -> Probe:
+    """What `docker inspect` data (None: no such container) says about a run's agent;
+    `known`: the record holds the container's id, so it was created."""
+    if info is None:
+        return Probe(Seen.GONE if known else Seen.NOTHING, "its container")
+    state = info.get("State") or {}
+    status = state.get("Status", "")
+    what = f"its container {str(info.get('Id', ''))[:12]}"
+    if status == "created":
+        return Probe(Seen.STARTING, what)
+    if status in ALIVE:
+        return Probe(Seen.ALIVE, what)
+    return Probe(
+        Seen.EXITED,
+        what,
+        exit_code=state.get("ExitCode"),
+        oom=bool(state.get("OOMKilled")),
+        error=state.get("Error") or "",
+    )

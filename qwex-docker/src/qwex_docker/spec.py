@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import qwex_core
+from qwex_core.agent.main import command_line
 from qwex_core.errors import SpecError
+from qwex_core.lifecycle import STOP_MARGIN
 from qwex_core.models import JobSpec, Run
 
 from qwex_docker.bundle.locate import LAUNCHER, MOUNT
 
 RUN_DIR = "/qwex-run"
 """Where the host's run directory is mounted: the agent writes run.json and the logs there."""
-STOP_MARGIN = 5.0
-"""Seconds Docker waits beyond the grace period before it SIGKILLs the agent itself: time for
-the agent to kill the command, drain its pipes and write the final record."""
 IMAGE_USER = "image"
 """`container.user = "image"` keeps the image's own USER instead of the invoking user."""
 
@@ -106,18 +105,12 @@ def check(spec: JobSpec, project_dir: Path) -> None:
 
 def agent_command(run: Run) -> list[str]:
     """The container's command: the mounted agent, then the user's command."""
-    return [
-        f"{MOUNT}/{LAUNCHER}",
-        "run",
-        "--local",
-        "--run-dir",
-        RUN_DIR,
-        "--quiet",
-        "--grace",
-        f"{run.spec.grace_period:g}",
-        "--",
-        *run.spec.command,
-    ]
+    return command_line(
+        (f"{MOUNT}/{LAUNCHER}",),
+        run_dir=RUN_DIR,
+        grace=run.spec.grace_period,
+        command=run.spec.command,
+    )
 
 
 def labels(run: Run, facts: HostFacts) -> dict[str, str]:
@@ -201,6 +194,7 @@ def create_args(
         "user": user(spec, facts),
         "environment": {**spec.env, "QWEX_RUN_ID": run.id},
         "labels": labels(run, facts),
+        # Docker SIGKILLs the agent itself past the grace period plus core's margin.
         "stop_timeout": int(spec.grace_period + STOP_MARGIN + 0.999),
         "detach": True,
         "stdin_open": False,

@@ -3,8 +3,10 @@
 from qwex_core.models import Run
 from qwex_core.runners.local import LocalRunner
 
+from qwex_nice.plugin import NiceSettings
+
 
 class NiceRunner(LocalRunner):
-    def agent_command(self, run: Run) -> list[str]:
-        niceness = self.config.section("nice").niceness
-        return ["nice", "-n", str(niceness), *super().agent_command(run)]
+    def launcher(self, run: Run) -> list[str]:
+        niceness = self.settings("nice", NiceSettings).niceness
+        return ["nice", "-n", str(niceness), *super().launcher(run)]

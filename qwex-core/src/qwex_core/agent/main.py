@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 USAGE = """\
 usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--] COMMAND [ARGS]...
@@ -56,6 +57,25 @@ def parse(argv: list[str]) -> tuple[str | None, float, bool, list[str]]:
     if not args:
         raise UsageError("no command given")
     return run_dir, grace, quiet, args
+
+
+def command_line(
+    launcher: Sequence[str], *, run_dir: str, grace: float, command: Sequence[str]
+) -> list[str]:
+    """The agent's command line as `parse` reads it: `launcher` is how to call the agent
+    where it runs (`python -m qwex_core.agent`, the mounted `/qwex/bin/qwex`)."""
+    return [
+        *launcher,
+        "run",
+        "--local",
+        "--run-dir",
+        run_dir,
+        "--quiet",
+        "--grace",
+        f"{grace:g}",
+        "--",
+        *command,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

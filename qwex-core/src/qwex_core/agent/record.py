@@ -18,7 +18,6 @@ STDERR_FILE = "stderr.log"
 CANCEL_FILE = "cancel"
 """Written by whoever cancels, before signalling: the agent then records
 `cancelled` with the file's text as the reason."""
-AGENT_PID_FILE = "agent.pid"
 NOTIFIED_FILE = "notified"
 """Created exclusively by the first process that reports the final state to plugins."""
 

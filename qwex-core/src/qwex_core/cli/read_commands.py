@@ -135,32 +135,25 @@ def logs(
       qwex logs RUN --tail 50
       qwex logs -f RUN            re-attach to a running run
     """
-    from qwex_core.logs import LogFollower
+    from qwex_core.logs import LogReader
 
     service = state.service()
     run = service.get(run_id)
     streams = ("stdout", "stderr") if stream == "all" else (stream,)
-    if as_json:
-        import io
-
-        buffers = {s: io.BytesIO() for s in streams}
-        follower = LogFollower(
-            {s: service.store.log_path(run.id, s) for s in streams}, buffers, tail=tail
-        )
-        follower.pump()
-        follower.close()
-        emit_json({s: b.getvalue().decode("utf-8", "replace") for s, b in buffers.items()})
-        return
-    if follow:
+    if follow and not as_json:
         from qwex_core.cli.run_command import follow_run
 
         follow_run(service, run, tail=tail, streams=streams, cancel_on_interrupt=False)
         return
-    sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-    follower = LogFollower(
-        {s: service.store.log_path(run.id, s) for s in streams},
-        {s: sinks[s] for s in streams},
-        tail=tail,
-    )
-    follower.pump()
-    follower.close()
+    paths = {s: service.store.log_path(run.id, s) for s in streams}
+    with LogReader(paths, tail=tail) as reader:
+        if as_json:
+            texts = {s: bytearray() for s in streams}
+            for chunk in reader:
+                texts[chunk.stream] += chunk.data
+            emit_json({s: data.decode("utf-8", "replace") for s, data in texts.items()})
+            return
+        sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+        for chunk in reader:
+            sinks[chunk.stream].write(chunk.data)
+            sinks[chunk.stream].flush()

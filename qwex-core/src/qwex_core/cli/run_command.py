@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,7 +12,6 @@ from qwex_core.cli.output import emit_json, note, run_json
 
 if TYPE_CHECKING:
     from qwex_core.cli.context import State
-    from qwex_core.config import Key
     from qwex_core.models import JobSpec, Run
     from qwex_core.service import RunService
 
@@ -115,48 +113,31 @@ def run(
     """
     if local:
         raise click.UsageError("--local must come right after `run`: qwex run --local -- COMMAND")
-    from qwex_core.models import JobSpec, Mount
+    from qwex_core.jobs import overrides
+    from qwex_core.models import Mount
 
-    flags: dict[Key, tuple[Any, str]] = {}
-    for key, value, flag in (
-        (("backend",), backend, "--backend"),
-        (("image",), image, "--image"),
-        (("resources", "cpu"), cpu, "--cpu"),
-        (("resources", "memory"), memory, "--memory"),
-        (("resources", "gpu"), gpu, "--gpu"),
-        (("workdir",), workdir, "--workdir"),
-        (("grace_period",), grace_period, "--grace-period"),
-        (("container", "pull"), pull, "--pull"),
-    ):
-        if value is not None:
-            flags[key] = (value, flag)
-    for name, text in _pairs(env, "--env").items():
-        flags[("env", name)] = (text, "--env")
-    for name, text in _pairs(label, "--label").items():
-        flags[("labels", name)] = (text, "--label")
-    service = state.service(profile=profile, flags=flags)
-    core = service.config.core
-    mounts = list(core.mounts)
-    for text in mount:
-        try:
-            mounts.append(Mount.parse(text))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--mount") from None
-    container = core.container.model_copy(update={"image": core.image or core.container.image})
-    if image and not service.runner(core.backend).uses_container:
-        note(f"--image is ignored: the {core.backend} backend runs no container")
-    spec = JobSpec(
-        command=list(command),
-        backend=core.backend,
-        name=name,
-        workdir=core.workdir or _subdirectory(service.store.project_dir, container.mount_project),
-        env=core.env,
-        labels=core.labels,
-        resources=core.resources,
-        mounts=mounts,
-        container=container,
-        grace_period=core.grace_period,
+    flags = overrides(
+        {
+            "backend": backend,
+            "image": image,
+            "cpu": cpu,
+            "memory": memory,
+            "gpu": gpu,
+            "workdir": workdir,
+            "grace_period": grace_period,
+            "pull": pull,
+            "env": _pairs(env, "--env"),
+            "labels": _pairs(label, "--label"),
+        }
     )
+    try:
+        mounts = [Mount.parse(text) for text in mount]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mount") from None
+    service = state.service(profile=profile, flags=flags)
+    spec = service.job(list(command), name=name, mounts=mounts)
+    if image and not service.runner(spec.backend).uses_container:
+        note(f"--image is ignored: the {spec.backend} backend runs no container")
     run_, interrupted = _submit_deferring_ctrl_c(service, spec)
     if interrupted:
         note(f"cancelling run {run_.id}")
@@ -178,15 +159,6 @@ def run(
     if final.status.value != "succeeded":
         note(f"run {final.id} {final.status.value}: {final.reason}")
     raise click.exceptions.Exit(exit_code(final))
-
-
-def _subdirectory(project_dir: Path, mount_project: bool) -> str | None:
-    """The working directory when it is a folder below the project: the command starts there
-    (in containers, at the same place in the mounted project)."""
-    cwd = Path.cwd().resolve()
-    if mount_project and cwd != project_dir and cwd.is_relative_to(project_dir):
-        return str(cwd)
-    return None
 
 
 def _submit_deferring_ctrl_c(service: RunService, spec: JobSpec) -> tuple[Run, bool]:
@@ -215,40 +187,34 @@ def follow_run(
     streams: tuple[str, ...] = ("stdout", "stderr"),
     cancel_on_interrupt: bool = True,
 ) -> Run:
-    """Stream the run's logs until it is final. Ctrl-C cancels it (twice: kills it), or with
-    `cancel_on_interrupt` off, only stops following."""
-    from qwex_core.logs import LogFollower
+    """Print the run's output until it is final (stdout to stdout, stderr to stderr). Ctrl-C
+    cancels it (twice: kills it), or with `cancel_on_interrupt` off, only stops following."""
+    from qwex_core.follow import follow
+    from qwex_core.models import Run
 
     sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-    follower = LogFollower(
-        {s: service.store.log_path(run.id, s) for s in streams},
-        {s: sinks[s] for s in streams},
-        tail=tail,
-    )
-    runner = service.runner(run.backend)
-
-    def pause(seconds: float) -> None:
-        runner.pause(run, seconds)
-
+    offsets: dict[str, int] | None = None
     interrupts = 0
-    try:
-        while True:
-            try:
-                return follower.follow(lambda: service.observe(run.id), pause)
-            except KeyboardInterrupt:
-                if not cancel_on_interrupt:
-                    note(
-                        f"stopped following; run {run.id} goes on (`qwex cancel {run.id[:13]}` stops it)"
-                    )
-                    raise
-                interrupts += 1
-                if interrupts == 1:
-                    note(f"cancelling run {run.id} (Ctrl-C again to kill it at once)")
-                elif interrupts == 2:
-                    note(f"killing run {run.id}")
-                else:
-                    note(f"stopped waiting; `qwex status {run.id[:13]}` shows how it ends")
-                    raise
-                service.cancel(service.store.load(run.id), interrupt=True)
-    finally:
-        follower.close()
+    while True:
+        try:
+            for item in follow(service, run.id, streams=streams, offsets=offsets, tail=tail):
+                if isinstance(item, Run):
+                    return item
+                sinks[item.stream].write(item.data)
+                sinks[item.stream].flush()
+                offsets = {**(offsets or {}), item.stream: item.offset + len(item.data)}
+        except KeyboardInterrupt:
+            if not cancel_on_interrupt:
+                note(
+                    f"stopped following; run {run.id} goes on (`qwex cancel {run.id[:13]}` stops it)"
+                )
+                raise
+            interrupts += 1
+            if interrupts == 1:
+                note(f"cancelling run {run.id} (Ctrl-C again to kill it at once)")
+            elif interrupts == 2:
+                note(f"killing run {run.id}")
+            else:
+                note(f"stopped waiting; `qwex status {run.id[:13]}` shows how it ends")
+                raise
+            service.cancel(service.store.load(run.id), interrupt=True)

@@ -1,22 +1,39 @@
-"""The interface a backend implements.
+"""The interface a backend implements, and the run lifecycle every backend shares.
 
-A runner turns a pending run record into a running command somewhere and
-can find it again from the record alone: every method may be called by a
-different qwex process than the one that started the run. The record and
-the logs live in the run store; runners whose supervisor cannot write there
-directly (a remote server) copy them in `refresh`.
+A backend says how to start the qwex agent somewhere (`start`), how to look at
+what it started (`probe`), how to signal it (`signal`) and, optionally, how to
+clean up. Everything else is the same for every backend and lives here and in
+`qwex_core.lifecycle`: bringing a record up to date (`refresh`), deciding that a
+run is `lost`, the cancel marker and its reason, and the agent's command line.
+Every method may be called by another qwex process than the one that started
+the run, so a backend finds its run again from the record and the run folder.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from qwex_core.agent.main import command_line
+from qwex_core.agent.record import request_cancel
+from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen, judge
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from qwex_core.config import QwexConfig
     from qwex_core.models import JobSpec, Run
     from qwex_core.store import RunStore
+
+    Settings = TypeVar("Settings", bound=BaseModel)
+
+LOCAL_LAUNCHER: tuple[str, ...] = (sys.executable, "-m", "qwex_core.agent")
+"""How to start the agent with this machine's Python (qwex-core installed)."""
 
 
 class Runner(ABC):
@@ -24,42 +41,121 @@ class Runner(ABC):
 
     uses_container: ClassVar[bool] = False
     """True when the backend runs `spec.container.image`; `qwex run --image` then applies."""
+    start_timeout: ClassVar[float] = 30.0
+    """Seconds a run may stay unstarted (nothing found, or created but not running) before
+    it is recorded `lost`. A backend with a queue in front raises it."""
+    probe_every: ClassVar[float] = 0.0
+    """Seconds between two probes of the same run by one process, when probing costs a
+    round trip (a daemon, an API server); a pending cancel is always probed."""
 
     def __init__(self, *, name: str, store: RunStore, config: QwexConfig) -> None:
         self.name = name
         self.store = store
         self.config = config
+        self._probed: dict[str, float] = {}
+
+    # -- what a backend implements ---------------------------------------------
 
     def validate(self, spec: JobSpec) -> None:
-        """Raise `SpecError` when this backend cannot run `spec` (e.g. no image given)."""
+        """Raise `SpecError` when this backend cannot run `spec`, before any record exists."""
 
     @abstractmethod
     def start(self, run: Run) -> None:
-        """Launch `run`, whose pending record already exists in the store.
+        """Start the agent for `run` (`self.agent_command(run)`), whose pending record exists.
 
-        Return once the run is on its way; raise `BackendError` with a clear
-        message when it cannot start (the caller records the run `failed`).
+        Keep what finds the run again: in `run.backend_data` saved with
+        `self.store.save(run)` *before* the agent starts (after that, only the agent
+        writes the record), or in a file of `self.store.run_dir(run.id)`. Return once
+        the agent is on its way; raise `BackendError` with a clear message when it
+        cannot start (the run is then recorded `failed` with that message).
         """
 
     @abstractmethod
-    def refresh(self, run: Run) -> Run:
-        """Return the current record of a run that was not final when last read.
-
-        Detect a vanished supervisor here and record the run `lost`.
-        """
+    def probe(self, run: Run) -> Probe | None:
+        """Look at what `start` started for `run`; None when that cannot be told now
+        (the daemon or the API server does not answer): the record then stands."""
 
     @abstractmethod
-    def cancel(
-        self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
-    ) -> None:
-        """Ask the run to stop: a polite signal (SIGINT when `interrupt`, else SIGTERM), then
-        SIGKILL after `run.spec.grace_period`. Return without waiting; the record turns
-        `cancelled` with `reason` once the supervisor has stopped the command."""
+    def signal(self, run: Run, signum: int) -> None:
+        """Send `signum` to the run's agent. SIGKILL must stop everything of the run at
+        once, also what was created but not started. Never raise for a run that is gone."""
 
-    def pause(self, run: Run, seconds: float) -> None:
-        """Wait up to `seconds` for `run` to change while someone follows it. Backends that can
-        be woken early (the local runner waits on its child process) return sooner."""
+    def wait_for_change(self, run: Run, seconds: float) -> None:
+        """Wait up to `seconds` for `run` to change while someone follows it. A backend
+        that can be woken early (the local runner waits on its child) returns sooner."""
         time.sleep(seconds)
+
+    def explain(self, run: Run) -> str | None:
+        """A better reason for a final run than its agent could give (`OOMKilled` seen by
+        the container runtime), or None. Asked once per run, before `cleanup`."""
+        return None
 
     def cleanup(self, run: Run) -> None:
         """Release what the backend still holds for a final run (a stopped container...)."""
+
+    # -- what every backend shares ---------------------------------------------
+
+    def agent_command(
+        self, run: Run, *, launcher: Sequence[str] = LOCAL_LAUNCHER, run_dir: str | None = None
+    ) -> list[str]:
+        """The command line that starts the agent for `run`: `launcher` is how to call the
+        agent where it runs, `run_dir` where it finds the run folder (default: this one)."""
+        return command_line(
+            launcher,
+            run_dir=run_dir or str(self.store.run_dir(run.id)),
+            grace=run.spec.grace_period,
+            command=run.spec.command,
+        )
+
+    def settings(self, section: str, model: type[Settings]) -> Settings:
+        """This backend's validated `[tool.qwex.<section>]` (the model's defaults when unset)."""
+        return self.config.section(section, model)
+
+    def refresh(self, run: Run) -> Run:
+        """The run's record as it is now; when the agent can no longer write it (gone,
+        exited without an end, never started, not stopping on a cancel), record the end."""
+        current = self.store.load(run.id)
+        if current.is_final:
+            return current
+        cancel = CancelRequest.of(self.store.run_dir(run.id))
+        now = time.monotonic()
+        if cancel is None and now - self._probed.get(run.id, -1e9) < self.probe_every:
+            return current
+        self._probed[run.id] = now
+        probe = self.probe(current)
+        if probe is None:
+            return current
+        current = self.store.load(run.id)  # read after probing: an exited agent wrote its last
+        if current.is_final:
+            return current
+        verdict = judge(
+            probe,
+            age=(datetime.now(UTC) - current.created_at).total_seconds(),
+            cancel=cancel,
+            grace_period=current.spec.grace_period,
+            start_timeout=self.start_timeout,
+        )
+        if verdict.action is Action.KEEP:
+            return current
+        if verdict.action is Action.STOP:
+            self.signal(current, signal.SIGKILL)
+        return self.store.record_end(current, verdict.status, verdict.reason)
+
+    def cancel(
+        self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
+    ) -> None:
+        """Leave the cancel marker (the agent records `cancelled` with its reason), then ask
+        the agent to stop: SIGINT when `interrupt` (Ctrl-C), else SIGTERM. Does not wait;
+        a run with no live agent is recorded at once, one that ignores the signal is
+        killed by a later `refresh` once the grace period is over."""
+        request_cancel(self.store.run_dir(run.id), reason)
+        probe = self.probe(run)
+        if probe is not None and probe.seen is Seen.ALIVE:
+            self.signal(run, signal.SIGINT if interrupt else signal.SIGTERM)
+            return
+        self._probed.pop(run.id, None)
+        self.refresh(run)
+
+    def started(self, run: Run) -> None:
+        """Called by core right after `start`: no need to probe again at once."""
+        self._probed[run.id] = time.monotonic()

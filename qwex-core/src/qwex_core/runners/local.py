@@ -12,23 +12,19 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
-import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from qwex_core.agent.record import AGENT_PID_FILE, cancel_reason, request_cancel
-from qwex_core.errors import BackendError
-from qwex_core.models import Run, RunStatus
+from qwex_core.errors import BackendError, SpecError
+from qwex_core.lifecycle import Probe, Seen
 from qwex_core.runners import procs
-from qwex_core.runners.base import Runner
+from qwex_core.runners.base import LOCAL_LAUNCHER, Runner
 
 if TYPE_CHECKING:
     from qwex_core.config import QwexConfig
+    from qwex_core.models import JobSpec, Run
     from qwex_core.store import RunStore
 
-NEVER_STARTED_AFTER = 30.0
-"""Seconds after which a pending run with no agent is declared lost."""
+AGENT_PID_FILE = "agent.pid"
 
 
 class LocalRunner(Runner):
@@ -36,32 +32,27 @@ class LocalRunner(Runner):
         super().__init__(name=name, store=store, config=config)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
-    def agent_command(self, run: Run) -> list[str]:
-        """The command line that starts the agent; subclasses may wrap it (`nice`, `taskset`...)."""
-        return [
-            sys.executable,
-            "-m",
-            "qwex_core.agent",
-            "run",
-            "--local",
-            "--run-dir",
-            str(self.store.run_dir(run.id)),
-            "--quiet",
-            "--grace",
-            str(run.spec.grace_period),
-            "--",
-            *run.spec.command,
-        ]
+    def validate(self, spec: JobSpec) -> None:
+        if spec.workdir and not os.path.isdir(self.store.project_dir / spec.workdir):
+            raise SpecError(f"workdir {spec.workdir} is not a directory on this machine")
+        if spec.mounts:
+            raise SpecError(
+                f"the {self.name} backend runs no container, so it cannot mount "
+                f"{spec.mounts[0].source}; use a container backend (--backend docker)"
+            )
+
+    def launcher(self, run: Run) -> list[str]:
+        """How to call the agent; a subclass may wrap it (`nice`, `taskset`, `systemd-run`)."""
+        return list(LOCAL_LAUNCHER)
 
     def start(self, run: Run) -> None:
         run_dir = self.store.run_dir(run.id)
-        argv = self.agent_command(run)
         env = {**os.environ, **run.spec.env, "QWEX_RUN_ID": run.id}
-        workdir = run.spec.workdir or str(self.store.project_dir)
+        workdir = self.store.project_dir / (run.spec.workdir or ".")
         with open(run_dir / "agent.log", "ab") as agent_log:
             try:
                 proc = subprocess.Popen(
-                    argv,
+                    self.agent_command(run, launcher=self.launcher(run)),
                     cwd=workdir,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -74,67 +65,45 @@ class LocalRunner(Runner):
                     f"cannot start the agent in {workdir}: {exc.strerror or exc}"
                 ) from None
         self._children[run.id] = proc
-        started = procs.start_time(proc.pid)
-        (run_dir / AGENT_PID_FILE).write_text(f"{proc.pid} {started or 0}\n")
+        (run_dir / AGENT_PID_FILE).write_text(f"{proc.pid} {procs.start_time(proc.pid) or 0}\n")
 
-    def _agent(self, run: Run) -> tuple[int, int | None] | None:
+    def _agent(self, run: Run) -> tuple[int, int] | None:
+        """The agent's pid and kernel start time, once it was started."""
         try:
             pid, started = (self.store.run_dir(run.id) / AGENT_PID_FILE).read_text().split()
         except (OSError, ValueError):
             return None
         return int(pid), int(started)
 
-    def _agent_alive(self, run: Run) -> bool:
+    def probe(self, run: Run) -> Probe:
+        agent = self._agent(run)
+        if agent is None:
+            return Probe(Seen.NOTHING)
+        what = f"the agent (pid {agent[0]})"
         child = self._children.get(run.id)
-        if child is not None:
-            return child.poll() is None
+        alive = child.poll() is None if child is not None else procs.is_running(*agent)
+        if alive:
+            return Probe(Seen.ALIVE, what)
+        leftovers = run.pid is not None and procs.start_time(run.pid) is not None
+        return Probe(Seen.EXITED, what, leftovers=leftovers)
+
+    def signal(self, run: Run, signum: int) -> None:
+        """The agent forwards SIGINT/SIGTERM to the command; SIGKILL stops both process
+        groups (the agent's session and the command's own group) at once."""
         agent = self._agent(run)
-        return agent is not None and procs.is_running(*agent)
-
-    def refresh(self, run: Run) -> Run:
-        current = self.store.load(run.id)
-        if current.is_final or self._agent_alive(current):
-            return current
-        if self._agent(current) is None:
-            age = (datetime.now(UTC) - current.created_at).total_seconds()
-            if age < NEVER_STARTED_AFTER:
-                return current
-            return self._mark_lost(current, "the agent never started")
-        current = self.store.load(run.id)  # it may have finished between the two reads
-        if current.is_final:
-            return current
-        pid = self._agent(current)
-        return self._mark_lost(
-            current, f"the agent (pid {pid[0] if pid else '?'}) ended without a final state"
-        )
-
-    def _mark_lost(self, run: Run, reason: str) -> Run:
-        """Record `lost` (or `cancelled`, when that was asked for: the agent may have been
-        stopped before it could handle the signal), stopping whatever it left running."""
-        if run.pid is not None and procs.start_time(run.pid) is not None:
-            procs.kill_group(run.pid)
-            reason += "; its command was stopped"
-        asked = cancel_reason(self.store.run_dir(run.id))
-        if asked is not None:
-            return self.store.record_end(run, RunStatus.CANCELLED, asked)
-        return self.store.record_end(run, RunStatus.LOST, reason)
-
-    def cancel(
-        self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
-    ) -> None:
-        request_cancel(self.store.run_dir(run.id), reason)
-        agent = self._agent(run)
-        signum = signal.SIGINT if interrupt else signal.SIGTERM
         if agent is not None and procs.is_running(*agent):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(agent[0], signum)
-        else:
-            self.refresh(run)  # no agent left to ask: the record turns lost
+            if signum == signal.SIGKILL:
+                procs.kill_group(agent[0])
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(agent[0], signum)
+        if signum == signal.SIGKILL and run.pid is not None:
+            procs.kill_group(run.pid)
 
-    def pause(self, run: Run, seconds: float) -> None:
+    def wait_for_change(self, run: Run, seconds: float) -> None:
         child = self._children.get(run.id)
         if child is None:
-            time.sleep(seconds)
+            super().wait_for_change(run, seconds)
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=seconds)

@@ -1,9 +1,9 @@
 """The runner conformance suite: what every backend, third-party ones too, must do.
 
-Subclass `RunnerConformance`, set `backend`, provide a `service` fixture (a
-`RunService` on a temporary project, e.g. from `service_for`) and override
-`make_spec` to add what your backend needs (an image...). The commands used
-are POSIX `sh` one-liners, so any image with a shell (busybox included) works.
+Subclass `RunnerConformance`, set `backend` (and `overrides`, e.g. an image),
+and implement `kill_supervisor`. Jobs are built the way `qwex run` builds them
+(`RunService.job`), so `overrides` reach every job. The commands are POSIX `sh`
+one-liners, so any image with a shell (busybox included) works.
 """
 
 from __future__ import annotations
@@ -14,27 +14,71 @@ from typing import Any, ClassVar
 
 import pytest
 
-from qwex_core.errors import QwexError, RunNotFound
+from qwex_core.errors import BackendError, QwexError, RunNotFound, SpecError
+from qwex_core.jobs import overrides
 from qwex_core.models import JobSpec, Run, RunStatus
+from qwex_core.plugin import hookimpl
 from qwex_core.service import RunService, open_service
 
 
 def service_for(project_dir: Path, **flags: Any) -> RunService:
-    """A service on `project_dir` with the installed plugins; `flags` set config keys
-    as the command line would (`backend="docker"`, `image="busybox"`)."""
+    """A service on `project_dir` with the installed plugins; `flags` override the
+    configuration as `qwex run` flags do (`backend="docker"`, `image="busybox"`)."""
     project_dir.mkdir(parents=True, exist_ok=True)
-    return open_service(project_dir, flags={(k,): (v, f"--{k}") for k, v in flags.items()})
+    return open_service(project_dir, flags=overrides(flags))
+
+
+class _Counter:
+    """A plugin that counts `qwex_run_finished` calls per run."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @hookimpl
+    def qwex_run_finished(self, run: Run) -> None:
+        self.seen.append(run.id)
 
 
 class RunnerConformance:
     """The behaviour every runner must show. Tests assert what a user would notice."""
 
     backend: ClassVar[str] = "local"
+    overrides: ClassVar[dict[str, Any]] = {}
+    """Configuration overrides every job of the suite gets, as flags: `{"image": "busybox"}`."""
     timeout: ClassVar[float] = 60.0
     """Seconds a short command may take to finish on this backend."""
 
-    def make_spec(self, command: list[str], **fields: Any) -> JobSpec:
-        return JobSpec(command=command, backend=self.backend, **fields)
+    @pytest.fixture
+    def service(self, qwex_project: Path) -> RunService:
+        return service_for(qwex_project, backend=self.backend, **self.overrides)
+
+    # -- what a backend's test class provides ------------------------------------
+
+    def kill_supervisor(self, service: RunService, run: Run) -> None:
+        """Kill the running run's agent as a crash would (SIGKILL, a lost node), from outside."""
+        pytest.fail(
+            f"{type(self).__name__} must implement kill_supervisor(service, run): kill the "
+            "run's agent from outside, so the suite can check the run is recorded `lost`"
+        )
+
+    def workdir_seen(self, service: RunService, host_dir: Path) -> str:
+        """The working directory the command sees when started in `host_dir`, a folder of
+        the project (a container backend maps it into the container)."""
+        return str(host_dir)
+
+    def failing_job(self, service: RunService) -> JobSpec | None:
+        """A job this backend fails to start (an image that does not exist...), or None:
+        the suite then makes `start` raise `BackendError` itself."""
+        return None
+
+    def rejected_job(self, service: RunService) -> JobSpec:
+        """A job the backend's own `validate` rejects (pydantic accepts it)."""
+        return service.job(["true"], workdir="/nonexistent/qwex-conformance")
+
+    # -- helpers -----------------------------------------------------------------
+
+    def job(self, service: RunService, command: list[str], **fields: Any) -> JobSpec:
+        return service.job(command, **fields)
 
     def wait_for(self, service: RunService, run: Run, statuses: set[RunStatus]) -> Run:
         deadline = time.monotonic() + self.timeout
@@ -46,12 +90,25 @@ class RunnerConformance:
         pytest.fail(f"run {run.id} stayed {run.status.value}, expected one of {sorted(statuses)}")
 
     def finish(self, service: RunService, command: list[str], **fields: Any) -> Run:
-        run = service.submit(self.make_spec(command, **fields))
+        run = service.submit(self.job(service, command, **fields))
         final = service.wait(run, timeout=self.timeout)
         assert final.is_final, f"run {run.id} did not finish within {self.timeout}s: {final.status}"
         return final
 
-    # -- tests ---------------------------------------------------------------
+    def stdout(self, service: RunService, run: Run) -> str:
+        return service.store.log_path(run.id, "stdout").read_text()
+
+    def start_sleeper(self, service: RunService, **fields: Any) -> Run:
+        """A running run that has printed `started` and sleeps."""
+        run = service.submit(self.job(service, ["sh", "-c", "echo started; sleep 300"], **fields))
+        run = self.wait_for(service, run, {RunStatus.RUNNING})
+        deadline = time.monotonic() + self.timeout
+        while "started" not in self.stdout(service, run):
+            assert time.monotonic() < deadline, "the command never printed"
+            time.sleep(0.05)
+        return run
+
+    # -- tests -------------------------------------------------------------------
 
     def test_success_records_every_transition(self, service: RunService) -> None:
         run = self.finish(service, ["sh", "-c", "exit 0"])
@@ -67,15 +124,11 @@ class RunnerConformance:
 
     def test_exit_code_and_reason(self, service: RunService) -> None:
         run = self.finish(service, ["sh", "-c", "exit 3"])
-        assert run.status is RunStatus.FAILED
-        assert run.exit_code == 3
-        assert run.reason == "exit code 3"
+        assert (run.status, run.exit_code, run.reason) == (RunStatus.FAILED, 3, "exit code 3")
 
     def test_killed_by_signal_is_128_plus_n(self, service: RunService) -> None:
         run = self.finish(service, ["sh", "-c", "kill -9 $$"])
-        assert run.status is RunStatus.FAILED
-        assert run.exit_code == 137
-        assert run.signal == "SIGKILL"
+        assert (run.status, run.exit_code, run.signal) == (RunStatus.FAILED, 137, "SIGKILL")
 
     def test_command_not_found(self, service: RunService) -> None:
         run = self.finish(service, ["qwex-no-such-command-xyz"])
@@ -86,33 +139,78 @@ class RunnerConformance:
     def test_logs_keep_each_stream(self, service: RunService) -> None:
         run = self.finish(service, ["sh", "-c", "echo to-out; echo to-err >&2; echo more-out"])
         assert run.status is RunStatus.SUCCEEDED
-        assert service.store.log_path(run.id, "stdout").read_text() == "to-out\nmore-out\n"
+        assert self.stdout(service, run) == "to-out\nmore-out\n"
         assert service.store.log_path(run.id, "stderr").read_text() == "to-err\n"
 
     def test_shell_string_runs_through_sh(self, service: RunService) -> None:
         run = self.finish(service, ["echo one && echo two"])
-        assert service.store.log_path(run.id, "stdout").read_text() == "one\ntwo\n"
+        assert self.stdout(service, run) == "one\ntwo\n"
 
     def test_env_reaches_the_command(self, service: RunService) -> None:
         run = self.finish(
             service, ["sh", "-c", 'echo "$QWEX_CONFORMANCE"'], env={"QWEX_CONFORMANCE": "hi there"}
         )
-        assert service.store.log_path(run.id, "stdout").read_text() == "hi there\n"
+        assert self.stdout(service, run) == "hi there\n"
+
+    def test_working_directory(self, service: RunService) -> None:
+        project = service.store.project_dir
+        (project / "sub").mkdir()
+        assert self.stdout(service, self.finish(service, ["pwd"])) == (
+            self.workdir_seen(service, project) + "\n"
+        )
+        run = service.submit(service.job(["pwd"], cwd=project / "sub"))
+        run = service.wait(run, timeout=self.timeout)
+        assert self.stdout(service, run) == self.workdir_seen(service, project / "sub") + "\n"
 
     def test_cancel_stops_the_command(self, service: RunService) -> None:
-        spec = self.make_spec(["sh", "-c", "echo started; sleep 300"], grace_period=5.0)
-        run = service.submit(spec)
-        run = self.wait_for(service, run, {RunStatus.RUNNING})
-        deadline = time.monotonic() + self.timeout
-        while "started" not in service.store.log_path(run.id, "stdout").read_text():
-            assert time.monotonic() < deadline, "the command never printed"
-            time.sleep(0.05)
+        run = self.start_sleeper(service, grace_period=5.0)
         begun = time.monotonic()
         service.cancel(run)
         final = service.wait(run, timeout=self.timeout)
-        assert final.status is RunStatus.CANCELLED
-        assert final.reason == "cancelled by user"
+        assert (final.status, final.reason) == (RunStatus.CANCELLED, "cancelled by user")
         assert time.monotonic() - begun < 5.0 + self.timeout / 2  # well before sleep 300 ends
+
+    def test_cancelling_a_pending_run(self, service: RunService) -> None:
+        """A run whose starter stopped before starting anything ends `cancelled` at once."""
+        run = service.store.create(self.job(service, ["sh", "-c", "exit 0"]))
+        service.cancel(run, reason="not needed")
+        final = service.get(run.id)
+        assert (final.status, final.reason) == (RunStatus.CANCELLED, "not needed")
+
+    def test_a_vanished_supervisor_is_recorded_lost(self, service: RunService) -> None:
+        run = self.start_sleeper(service)
+        self.kill_supervisor(service, run)
+        final = self.wait_for(service, run, {RunStatus.LOST})
+        assert final.reason and final.finished_at is not None
+        assert service.get(run.id).status is RunStatus.LOST  # and it stays so
+
+    def test_plugins_are_told_exactly_once(self, service: RunService) -> None:
+        counter = _Counter()
+        service.host.register("conformance-counter", counter)
+        run = self.finish(service, ["sh", "-c", "exit 0"])
+        service.get(run.id)
+        list(service.list())
+        other = open_service(service.store.project_dir, host=service.host)  # another process
+        other.get(run.id)
+        assert counter.seen == [run.id]
+
+    def test_a_start_failure_is_recorded_failed(
+        self, service: RunService, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        job = self.failing_job(service)
+        if job is None:
+            job = self.job(service, ["true"])
+
+            def refuse(run: Run) -> None:
+                raise BackendError("no room for this run")
+
+            monkeypatch.setattr(service.runner(self.backend), "start", refuse)
+        with pytest.raises(QwexError, match="failed to start") as failure:
+            service.submit(job)
+        (run_id,) = service.store.ids()
+        run = service.get(run_id)
+        assert run.status is RunStatus.FAILED
+        assert run.reason and run.reason in str(failure.value)
 
     def test_list_shows_runs_newest_first(self, service: RunService) -> None:
         first = self.finish(service, ["sh", "-c", "exit 0"])
@@ -126,7 +224,7 @@ class RunnerConformance:
         with pytest.raises(RunNotFound, match="no run matches"):
             service.get("ffffffff-no-such-run")
 
-    def test_bad_spec_is_rejected_before_anything_starts(self, service: RunService) -> None:
-        with pytest.raises((QwexError, ValueError)):
-            service.submit(self.make_spec([""]))
-        assert list(service.store.ids()) == []
+    def test_the_runner_rejects_a_job_it_cannot_run(self, service: RunService) -> None:
+        with pytest.raises(SpecError):
+            service.submit(self.rejected_job(service))
+        assert service.store.ids() == []
