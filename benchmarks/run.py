@@ -35,6 +35,27 @@ def median_seconds(fn: Callable[[], Any], repeat: int, warmup: int = 2) -> float
     return statistics.median(samples)
 
 
+def paired(
+    fn: Callable[[], Any], twin: Callable[[], Any], repeat: int, warmup: int = 2
+) -> tuple[float, float]:
+    """Medians (seconds) of `fn` and its `twin`, sampled alternately so that the machine's
+    drift lands on both alike."""
+    for _ in range(warmup):
+        fn()
+        twin()
+    ours, theirs = [], []
+    for _ in range(repeat):
+        for samples, call in ((ours, fn), (theirs, twin)):
+            start = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - start)
+    return statistics.median(ours), statistics.median(theirs)
+
+
+IMPORT_TWIN = [sys.executable, "-c", "import click, pydantic, pluggy"]
+"""The start-up twin: the import of the libraries qwex's CLI is built on."""
+
+
 def run(args: list[str], cwd: Path, **kw: Any) -> None:
     subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, **kw)
 
@@ -122,56 +143,62 @@ def agent_peak_rss_mib(project: Path) -> float:
 
 
 def core_figures() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def ratio(figure: str, fn: Callable[[], Any], repeat: int, target: float) -> None:
+        ours, twin = paired(fn, lambda: run(IMPORT_TWIN, project), repeat)
+        rows.append(
+            {
+                "figure": figure,
+                "value": round(ours / twin, 2),
+                "target": target,
+                "unit": "x twin",
+                "ms": round(ours * 1000, 1),
+                "twin": "python -c 'import click, pydantic, pluggy'",
+                "twin_ms": round(twin * 1000, 1),
+            }
+        )
+
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         (project / "qwex.toml").write_text("")
-        figures = [
-            (
-                "qwex --help",
-                median_seconds(lambda: run([QWEX, "--help"], project), 20) * 1000,
-                120,
-                "ms",
-            ),
-            (
-                "qwex run -- true (foreground, local)",
-                median_seconds(
-                    lambda: run([QWEX, "run", "--", "true"], project, stderr=subprocess.DEVNULL), 20
-                )
-                * 1000,
-                250,
-                "ms",
-            ),
-            (
-                "qwex run -d -- true, until the id is printed",
-                median_seconds(lambda: detach_until_id(project), 20) * 1000,
-                150,
-                "ms",
-            ),
-        ]
+        quiet = {"stderr": subprocess.DEVNULL}
+        ratio("qwex --help", lambda: run([QWEX, "--help"], project), 20, 0.9)
+        ratio(
+            "qwex run -- true (foreground, local)",
+            lambda: run([QWEX, "run", "--", "true"], project, **quiet),
+            20,
+            2.8,
+        )
+        ratio(
+            "qwex run -d -- true, until the id is printed",
+            lambda: detach_until_id(project),
+            20,
+            2.5,
+        )
         shutil.rmtree(project / ".qwex")
         make_store(project, 10_000)
-        figures.append(
-            (
-                "qwex list, 10,000 runs in the store",
-                median_seconds(lambda: run([QWEX, "list"], project), 7) * 1000,
-                300,
-                "ms",
-            )
-        )
+        ratio("qwex list, 10,000 runs in the store", lambda: run([QWEX, "list"], project), 7, 4.0)
         shutil.rmtree(project / ".qwex")
         bare, through = throughput(project)
-        figures.append(
-            (
-                "1 GiB stdout through qwex run, % of bare rate to a file",
-                100 * bare / through,
-                70,
-                "% (min)",
-            )
+        rows.append(
+            {
+                "figure": "1 GiB stdout through qwex run, % of bare rate to a file",
+                "value": round(100 * bare / through, 1),
+                "target": 70,
+                "unit": "% (min)",
+                "twin": "head -c 1G /dev/zero > file",
+            }
         )
-        figures.append(
-            ("agent peak memory (1 GiB of output)", agent_peak_rss_mib(project), 30, "MiB")
+        rows.append(
+            {
+                "figure": "agent peak memory (1 GiB of output)",
+                "value": round(agent_peak_rss_mib(project), 1),
+                "target": 30,
+                "unit": "MiB",
+            }
         )
-    return [{"figure": f, "value": round(v, 1), "target": t, "unit": u} for f, v, t, u in figures]
+    return rows
 
 
 def met(row: dict[str, Any]) -> bool:
@@ -191,10 +218,12 @@ def main() -> None:
         spec.loader.exec_module(module)
         results += module.main()
     width = max(len(r["figure"]) for r in results)
-    print(f"{'figure'.ljust(width)}  {'median':>8}  {'target':>8}  unit     met")
+    print(f"{'figure'.ljust(width)}  {'median':>8}  {'target':>8}  unit     met  ms (twin ms)")
     for r in results:
+        times = f"{r['ms']} ({r['twin_ms']})" if "twin_ms" in r else ""
         print(
-            f"{r['figure'].ljust(width)}  {r['value']:>8}  {r['target']:>8}  {r['unit']:<7}  {'yes' if met(r) else 'NO'}"
+            f"{r['figure'].ljust(width)}  {r['value']:>8}  {r['target']:>8}  {r['unit']:<7}  "
+            f"{'yes' if met(r) else 'NO ':<3}  {times}"
         )
     out = ROOT / ".bench" / "results.json"
     out.parent.mkdir(exist_ok=True)
