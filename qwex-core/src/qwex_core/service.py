@@ -83,6 +83,12 @@ class RunService:
                 self.notify_final(self.store.record_end(current, RunStatus.FAILED, reason))
             if isinstance(exc, QwexError):
                 raise QwexError(f"run {run.id} failed to start: {exc}") from None
+            if isinstance(exc, Exception):  # a bug in the backend: name it, not "internal error"
+                origin = self.host.runners[spec.backend].plugin.origin
+                raise BackendError(
+                    f"run {run.id} failed to start: the {spec.backend} backend ({origin}) "
+                    f"raised {reason}"
+                ) from None
             raise
         runner.started(run)
         return run
