@@ -24,6 +24,13 @@ class QwexGroup(click.Group):
             return super().invoke(ctx)
         except QwexError as exc:
             raise Failure(str(exc)) from None
+        except BrokenPipeError:
+            # The reader of our output went away (`qwex logs RUN | head -1`): stop quietly, with
+            # the code of a process killed by SIGPIPE, as `cat` or `seq` would.
+            from qwex_core.cli.output import PIPE_CLOSED, silence_output
+
+            silence_output()
+            raise click.exceptions.Exit(PIPE_CLOSED) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -57,7 +64,7 @@ def make_cli(host: PluginHost) -> click.Group:
     share commands. A plugin whose `qwex_register_commands` raises is named in a
     warning; the other plugins' commands are still added.
     """
-    from qwex_core.cli import admin_commands, read_commands, run_command
+    from qwex_core.cli import admin_commands, read_commands, run_command, wait_command
 
     @click.group(cls=QwexGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="qwex")
@@ -89,6 +96,7 @@ def make_cli(host: PluginHost) -> click.Group:
         read_commands.list_runs,
         read_commands.status,
         read_commands.logs,
+        wait_command.wait,
         admin_commands.cancel,
         admin_commands.backends,
         admin_commands.config,
@@ -99,6 +107,7 @@ def make_cli(host: PluginHost) -> click.Group:
 
 
 def run_cli(args: list[str]) -> int:
+    from qwex_core.cli.output import TERMINATED, Terminated
     from qwex_core.plugin.manager import PluginHost
 
     host = PluginHost()
@@ -116,4 +125,6 @@ def run_cli(args: list[str]) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return TERMINATED
     return result if isinstance(result, int) else 0

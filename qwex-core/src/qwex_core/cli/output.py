@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,9 +19,34 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+PIPE_CLOSED = 141
+"""The exit code when the reader of our output went away (`qwex logs RUN | head -1`): what a
+shell reports for a process killed by SIGPIPE (128 + 13)."""
+
+
+class Terminated(BaseException):
+    """Raised by the SIGTERM handler of a foreground `qwex run` (not an `Exception`, so no
+    error handler takes it for a failure)."""
+
+
+TERMINATED = 143
+"""The exit code after SIGTERM (128 + 15)."""
+
+
+def silence_output() -> None:
+    """Point stdout and stderr at /dev/null once a reader has gone: what is still buffered
+    is then dropped quietly instead of failing again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
 def note(message: str) -> None:
-    """A qwex message (not the command's output) on stderr."""
-    click.echo(f"qwex: {message}", err=True)
+    """A qwex message (not the command's output) on stderr; nothing if stderr is closed."""
+    with contextlib.suppress(OSError):
+        click.echo(f"qwex: {message}", err=True)
 
 
 def run_json(run: Run) -> dict[str, Any]:

@@ -110,7 +110,8 @@ def status(state: State, run_id: str, as_json: bool) -> None:
     "-f",
     "--follow",
     is_flag=True,
-    help="Keep printing until the run ends; Ctrl-C stops following, the run goes on.",
+    help="Keep printing until the run ends, then one status line on stderr; Ctrl-C stops "
+    "following, the run goes on.",
 )
 @click.option(
     "-n", "--tail", type=click.IntRange(min=0), help="Only the last N lines of each stream."
@@ -141,9 +142,22 @@ def logs(
     run = service.get(run_id)
     streams = ("stdout", "stderr") if stream == "all" else (stream,)
     if follow and not as_json:
+        from qwex_core.cli.output import note
         from qwex_core.cli.run_command import follow_run
 
-        follow_run(service, run, tail=tail, streams=streams, cancel_on_interrupt=False)
+        try:
+            final = follow_run(service, run, tail=tail, streams=streams, cancel_on_interrupt=False)
+        except KeyboardInterrupt:
+            note(
+                f"stopped following; run {run.id[:13]} goes on (`qwex cancel {run.id[:13]}` stops it)"
+            )
+            raise click.exceptions.Exit(130) from None
+        how = (
+            final.status.value
+            if final.reason in (None, "", final.status.value)
+            else (f"{final.status.value}, {final.reason}")
+        )
+        note(f"run {run.id[:13]} finished: {how}")
         return
     paths = {s: service.store.log_path(run.id, s) for s in streams}
     with LogReader(paths, tail=tail) as reader:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from qwex_core.cli.output import emit_json, note, run_json
+from qwex_core.cli.output import TERMINATED, Terminated, emit_json, note, run_json
 
 if TYPE_CHECKING:
     from qwex_core.cli.context import State
@@ -70,7 +70,14 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the run record as JSON (at once with -d, else at the end).",
+    help="Print the run record as JSON (at once with -d, else at the end): the only thing on "
+    "stdout; the command's output goes to stderr.",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Do not print the command's output (it is still recorded: `qwex logs RUN`).",
 )
 @click.option(
     "--local",
@@ -97,6 +104,7 @@ def run(
     grace_period: float | None,
     pull: bool | None,
     as_json: bool,
+    quiet: bool,
     local: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -108,8 +116,11 @@ def run(
       qwex run -d -b docker --image python:3.11 -- python train.py
 
     Ctrl-C cancels the run (the command gets SIGINT, then SIGKILL after the
-    grace period); a second Ctrl-C kills it at once. The run outlives this
-    process: `qwex logs -f RUN` re-attaches from any shell.
+    grace period); a second Ctrl-C kills it at once. SIGTERM (`timeout 60 qwex
+    run ...`) cancels it too (the command gets SIGTERM) and exits 143. A closed
+    terminal (SIGHUP) or a closed output pipe (`qwex run ... | head`) stops
+    following only: the run goes on, `qwex logs -f RUN` re-attaches from any
+    shell. Stdin is not forwarded: the command reads an empty stdin.
     """
     if local:
         raise click.UsageError("--local must come right after `run`: qwex run --local -- COMMAND")
@@ -138,39 +149,56 @@ def run(
     spec = service.job(list(command), name=name, mounts=mounts)
     if image and not service.runner(spec.backend).uses_container:
         note(f"--image is ignored: the {spec.backend} backend runs no container")
-    run_, interrupted = _submit_deferring_ctrl_c(service, spec)
-    if interrupted:
-        note(f"cancelling run {run_.id}")
-        service.cancel(run_, interrupt=True)
+    if not detach:
+        # SIGTERM cancels a foreground run, as Ctrl-C does; with -d it stops nothing.
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    run_, caught = _submit_deferring_ctrl_c(service, spec)
+    terminated = signal.SIGTERM in caught
+    if caught:
+        note(f"cancelling run {run_.id}" + (" (received SIGTERM)" if terminated else ""))
+        service.cancel(run_, interrupt=not terminated)
         if detach:
-            raise click.exceptions.Exit(130)
+            raise click.exceptions.Exit(TERMINATED if terminated else 130)
     if detach:
         if as_json:
             emit_json(run_json(service.store.load(run_.id)))
         else:
             click.echo(run_.id)
         return
-    note(
-        f"run {run_.id} on {spec.backend}; Ctrl-C cancels, `qwex logs -f {run_.id[:13]}` re-attaches"
-    )
-    final = follow_run(service, run_)
+    if not quiet:
+        note(
+            f"run {run_.id} on {spec.backend}; Ctrl-C cancels, "
+            f"`qwex logs -f {run_.id[:13]}` re-attaches"
+        )
+    streams = () if quiet else ("stdout", "stderr")
+    final = follow_run(service, run_, streams=streams, stdout_to_stderr=as_json, signals=caught)
+    terminated = signal.SIGTERM in caught
     if as_json:
         emit_json(run_json(final))
     if final.status.value != "succeeded":
         note(f"run {final.id} {final.status.value}: {final.reason}")
-    raise click.exceptions.Exit(exit_code(final))
+    raise click.exceptions.Exit(TERMINATED if terminated else exit_code(final))
 
 
-def _submit_deferring_ctrl_c(service: RunService, spec: JobSpec) -> tuple[Run, bool]:
-    """Submit with Ctrl-C held back until the run has started, so that an early Ctrl-C
-    cancels a run that exists instead of cutting its start in half."""
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
+def _submit_deferring_ctrl_c(service: RunService, spec: JobSpec) -> tuple[Run, set[int]]:
+    """Submit with Ctrl-C and SIGTERM held back until the run has started, so that an early
+    signal cancels a run that exists instead of cutting its start in half. Returns the run
+    and the signals that arrived meanwhile."""
+    caught: set[int] = set()
+    previous = {
+        signum: signal.signal(signum, lambda signum, _frame: caught.add(signum))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         run = service.submit(spec)
     finally:
-        signal.signal(signal.SIGINT, previous)
-    return run, bool(caught)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return run, caught
 
 
 def exit_code(run: Run) -> int:
@@ -186,13 +214,21 @@ def follow_run(
     tail: int | None = None,
     streams: tuple[str, ...] = ("stdout", "stderr"),
     cancel_on_interrupt: bool = True,
+    stdout_to_stderr: bool = False,
+    signals: set[int] | None = None,
 ) -> Run:
-    """Print the run's output until it is final (stdout to stdout, stderr to stderr). Ctrl-C
-    cancels it (twice: kills it), or with `cancel_on_interrupt` off, only stops following."""
+    """Print the run's output until it is final (stdout to stdout, or to stderr with
+    `stdout_to_stderr`; stderr to stderr). Ctrl-C cancels it (twice: kills it), or with
+    `cancel_on_interrupt` off, only stops following. SIGTERM (when the caller turned it into
+    `Terminated`) cancels it like Ctrl-C and is added to `signals`. A closed output pipe
+    stops following and raises `BrokenPipeError`; the run goes on."""
     from qwex_core.follow import follow
     from qwex_core.models import Run
 
-    sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    sinks = {
+        "stdout": sys.stderr.buffer if stdout_to_stderr else sys.stdout.buffer,
+        "stderr": sys.stderr.buffer,
+    }
     offsets: dict[str, int] | None = None
     interrupts = 0
     while True:
@@ -200,21 +236,30 @@ def follow_run(
             for item in follow(service, run.id, streams=streams, offsets=offsets, tail=tail):
                 if isinstance(item, Run):
                     return item
-                sinks[item.stream].write(item.data)
-                sinks[item.stream].flush()
+                try:
+                    sinks[item.stream].write(item.data)
+                    sinks[item.stream].flush()
+                except BrokenPipeError:
+                    if cancel_on_interrupt and not service.store.load(run.id).is_final:
+                        note(
+                            f"output closed: stopped following; run {run.id} goes on "
+                            f"(`qwex cancel {run.id[:13]}` stops it)"
+                        )
+                    raise
                 offsets = {**(offsets or {}), item.stream: item.offset + len(item.data)}
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as exc:
             if not cancel_on_interrupt:
-                note(
-                    f"stopped following; run {run.id} goes on (`qwex cancel {run.id[:13]}` stops it)"
-                )
                 raise
+            term = isinstance(exc, Terminated)
+            if term and signals is not None:
+                signals.add(signal.SIGTERM)
             interrupts += 1
             if interrupts == 1:
-                note(f"cancelling run {run.id} (Ctrl-C again to kill it at once)")
+                again = "SIGTERM" if term else "Ctrl-C"
+                note(f"cancelling run {run.id} ({again} again to kill it at once)")
             elif interrupts == 2:
                 note(f"killing run {run.id}")
             else:
                 note(f"stopped waiting; `qwex status {run.id[:13]}` shows how it ends")
                 raise
-            service.cancel(service.store.load(run.id), interrupt=True)
+            service.cancel(service.store.load(run.id), interrupt=not term)

@@ -1,0 +1,84 @@
+"""Signals to the `qwex` CLI: SIGTERM cancels a foreground run, SIGHUP leaves it going,
+Ctrl-C on `logs -f` says one line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+QWEX = str(Path(sys.executable).parent / "qwex")
+Qwex = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def wait_status(qwex: Qwex, run_id: str, want: set[str], timeout: float = 30) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while True:
+        rec = json.loads(qwex("status", run_id, "--json", check=True).stdout)
+        if rec["status"] in want:
+            return rec  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"run {run_id} stayed {rec['status']}, wanted {want}"
+        time.sleep(0.05)
+
+
+def started(args: list[str]) -> subprocess.Popen[str]:
+    """`qwex ARGS` whose command printed `ready` first."""
+    proc = subprocess.Popen(
+        [QWEX, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n", "the command did not start"
+    return proc
+
+
+def latest(qwex: Qwex) -> str:
+    return str(json.loads(qwex("list", "--json", check=True).stdout)[0]["id"])
+
+
+def test_sigterm_cancels_a_foreground_run_and_exits_143(project: Path, qwex: Qwex) -> None:
+    proc = started(["run", "--", "sh", "-c", "echo ready; sleep 300"])
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "cancelling run" in err
+    rec = wait_status(qwex, latest(qwex), {"cancelled", "failed", "succeeded", "lost"})
+    assert rec["status"] == "cancelled", rec
+
+
+def test_sigterm_during_submit_still_cancels(project: Path, qwex: Qwex) -> None:
+    # `timeout` sends SIGTERM whenever it likes; a run started meanwhile is cancelled too.
+    result = subprocess.run(
+        ["timeout", "-s", "TERM", "1", QWEX, "run", "--", "sleep", "300"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 124, result.stderr  # timeout's code: its command timed out
+    rec = wait_status(qwex, latest(qwex), {"cancelled", "failed", "succeeded", "lost"})
+    assert rec["status"] == "cancelled", rec
+
+
+def test_sighup_leaves_the_run_going(project: Path, qwex: Qwex) -> None:
+    proc = started(["run", "--", "sh", "-c", "echo ready; sleep 1; echo finished"])
+    proc.send_signal(signal.SIGHUP)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGHUP
+    run_id = latest(qwex)
+    rec = wait_status(qwex, run_id, {"succeeded", "failed", "cancelled", "lost"})
+    assert rec["status"] == "succeeded"
+    assert qwex("logs", run_id).stdout == "ready\nfinished\n"
+
+
+def test_ctrl_c_on_logs_follow_prints_one_line(project: Path, qwex: Qwex) -> None:
+    run_id = qwex("run", "-d", "--", "sh", "-c", "echo ready; sleep 300", check=True).stdout.strip()
+    proc = started(["logs", "-f", run_id])
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert len(err.strip().splitlines()) == 1 and "stopped following" in err, err
+    assert wait_status(qwex, run_id, {"running"})["status"] == "running"
+    qwex("cancel", run_id, check=True)
