@@ -71,6 +71,8 @@ class QwexConfig:
     sources: dict[Key, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     profile: str | None = None
+    profile_sources: dict[str, str] = field(default_factory=dict)
+    """Where each profile is defined (the last file that sets it)."""
 
     def section(self, name: str, model: type[Section]) -> Section:
         """The validated `[tool.qwex.<name>]` of a plugin (`model`'s defaults when unset)."""
@@ -84,11 +86,24 @@ class QwexConfig:
         return "default"
 
     def items(self) -> list[tuple[str, Any, str]]:
-        """Every resolved leaf value as (dotted key, value, source)."""
+        """Every resolved leaf value as (dotted key, value, source), each key once, then the
+        names of the profiles, then the plugins' sections."""
         tree: dict[str, Any] = self.core.model_dump(mode="json", exclude={"profiles"})
-        for name, model in self.sections.items():
-            tree[name] = model.model_dump(mode="json")
-        return [(".".join(k), v, self.source_of(k)) for k, v in _flatten(tree).items()]
+        # `image` is `container.image` under a shorter name: show it once, as `image`.
+        container_image = tree.get("container", {}).pop("image", None)
+        image_source = self.source_of(("image",))
+        if tree.get("image") is None and container_image is not None:
+            tree["image"] = container_image
+            image_source = self.source_of(("container", "image"))
+        items = [
+            (".".join(k), v, image_source if k == ("image",) else self.source_of(k))
+            for k, v in _flatten(tree).items()
+        ]
+        where = sorted(set(self.profile_sources.values()))
+        items.append(("profiles", sorted(self.core.profiles), ", ".join(where) or "default"))
+        sections = {name: model.model_dump(mode="json") for name, model in self.sections.items()}
+        items += [(".".join(k), v, self.source_of(k)) for k, v in _flatten(sections).items()]
+        return items
 
 
 def user_config_path() -> Path:
@@ -125,9 +140,15 @@ def load_config(
 
     profiles: dict[str, tuple[dict[str, Any], str]] = {}
     for layer in layers:
+        # Every layer is checked on its own, so a bad value stops qwex even where a higher
+        # layer overrides it, and so does one in a profile that is not selected.
+        _check_layer(layer.data, layer.source, sections)
+        if not isinstance(layer.data.get("profiles") or {}, dict):
+            raise ConfigError(f"{layer.source}: profiles must be a table of tables")
         for name, table in (layer.data.get("profiles") or {}).items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{layer.source}: profiles.{name} must be a table")
+            _check_layer(table, f"{layer.source} [profiles.{name}]", sections)
             merged = _deep_merge(profiles.get(name, ({}, ""))[0], table)
             profiles[name] = (merged, layer.source)
     env_profile = os.environ.get("QWEX_PROFILE") or None
@@ -141,7 +162,9 @@ def load_config(
         table, where = profiles[chosen]
         layers.append(Layer(f"profile {chosen!r} ({where})", table))
 
-    layers.append(_env_layer(sections))
+    env_layer = _env_layer(sections)
+    _check_layer(env_layer.data, env_layer.source, sections)
+    layers.append(env_layer)
     values: dict[Key, Any] = {}
     sources: dict[Key, str] = {}
     for layer in layers:
@@ -183,7 +206,34 @@ def load_config(
         name: _validate(model, plugin_tables.get(name, {}), (name,), sources)
         for name, model in sections.items()
     }
-    return QwexConfig(core, validated, sources, files, chosen)
+    return QwexConfig(
+        core,
+        validated,
+        sources,
+        files,
+        chosen,
+        profile_sources={name: where for name, (_, where) in profiles.items()},
+    )
+
+
+def _check_layer(data: dict[str, Any], source: str, sections: dict[str, type[BaseModel]]) -> None:
+    """Validate one layer's keys against the models, every key optional (the layer over the
+    defaults). Tables no installed plugin registers are left for the warning after merging."""
+    core: dict[str, Any] = {}
+    plugins: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "profiles":
+            continue
+        if name in sections:
+            plugins[name] = value
+        elif name in CoreSettings.model_fields or not isinstance(value, dict):
+            core[name] = value
+    sources = {key: source for key in _flatten(data)} | {(name,): source for name in data}
+    _validate(
+        CoreSettings, core, (), sources, hint=sorted(CoreSettings.model_fields) + sorted(sections)
+    )
+    for name, table in plugins.items():
+        _validate(sections[name], table, (name,), sources)
 
 
 def _set(
