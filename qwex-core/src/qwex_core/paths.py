@@ -22,6 +22,25 @@ def find_project_dir(start: Path | None = None) -> Path:
     return here
 
 
+def store_announcement(project_dir: Path) -> str | None:
+    """What to say when `.qwex/` is about to be created in `project_dir`, or None when it
+    goes where a user expects it: a project folder (`qwex.toml`, `pyproject.toml`, `.git`)
+    that is not the home directory. Said once: afterwards `.qwex/` exists."""
+    home = Path(os.path.expanduser("~")).resolve()
+    where = project_dir.resolve()
+    if where == home:
+        return (
+            f"creating .qwex/ in your home directory {where}: runs started here are recorded "
+            "there; a qwex.toml in a project folder (or --project DIR) keeps them with the project"
+        )
+    if any((where / marker).exists() for marker in PROJECT_MARKERS):
+        return None
+    return (
+        f"creating .qwex/ in {where} (no qwex.toml, pyproject.toml, .git or .qwex here or "
+        "above): runs started from below this folder are recorded there"
+    )
+
+
 def runs_dir(project_dir: Path) -> Path:
     """The folder that holds one sub-folder per run."""
     return project_dir / ".qwex" / "runs"

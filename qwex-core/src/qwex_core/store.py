@@ -4,30 +4,71 @@ Ids are UUIDv7, so listing the folder names in reverse order lists runs
 newest first without reading any record. Every record write is atomic
 (see `qwex_core.agent.record`), and ids are created with an exclusive
 `mkdir`, so many shells can start runs at once.
+
+A run's short id is the last 12 hex digits of its id (the UUID's random tail:
+the first digits are a timestamp shared by runs made close together), checked
+unique when the run is created. A run's name is an entry `.qwex/names/<name>`
+holding its id, created exclusively, so a name belongs to one run at a time and
+resolving it reads one small file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qwex_core.agent.record import RUN_FILE, STDERR_FILE, STDOUT_FILE, read_record, write_record
+from qwex_core.agent.record import (
+    RUN_FILE,
+    STDERR_FILE,
+    STDOUT_FILE,
+    UNREADABLE,
+    write_record,
+)
 from qwex_core.errors import QwexError, RunNotFound
 from qwex_core.ids import uuid7
-from qwex_core.paths import runs_dir
+from qwex_core.paths import runs_dir, store_announcement
 
 if TYPE_CHECKING:
     # pydantic is imported only where a model is built: listing and resolving ids do without.
     from qwex_core.models import JobSpec, Run
 
 
+SHORT_ID_LENGTH = 12
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+"""A run name: letters, digits, `_`, `.`, `-`, starting with a letter or digit (as Docker)."""
+CREATING_GRACE = 60.0
+"""Seconds a run folder may have no `run.json` yet (it is being created) before `qwex list`
+shows it as unreadable."""
+
+
+def short_id(run_id: str) -> str:
+    """The id users see: the random tail of the UUID, unique in its store."""
+    return run_id[-SHORT_ID_LENGTH:]
+
+
+def check_name(name: str) -> str:
+    """`name` when it can name a run, else a `QwexError` saying what a name may hold."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise QwexError(
+            f"{name!r} cannot name a run: use up to 63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
 class RunStore:
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = project_dir
         self.root = runs_dir(project_dir)
+        self.names = self.root.parent / "names"
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / run_id
@@ -36,15 +77,31 @@ class RunStore:
         return self.run_dir(run_id) / (STDOUT_FILE if stream == "stdout" else STDERR_FILE)
 
     def create(self, spec: JobSpec) -> Run:
-        """Make a new pending run for `spec`, with an empty log of each stream."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Make a new pending run for `spec`, with an empty log of each stream. Its name, if
+        it has one, is claimed first: a name another run holds is an error, and no run."""
+        if not self.root.is_dir():
+            announcement = (
+                None if self.root.parent.exists() else store_announcement(self.project_dir)
+            )
+            self.root.mkdir(parents=True, exist_ok=True)
+            if announcement:
+                sys.stderr.write(f"qwex: {announcement}\n")
+        taken = {short_id(n) for n in self.ids()}
         while True:
             run_id = uuid7()
+            if short_id(run_id) in taken:  # pragma: no cover - 48 random bits
+                continue
             try:
                 (self.root / run_id).mkdir()
-                break
             except FileExistsError:  # pragma: no cover - 74 random bits
                 continue
+            if spec.name:
+                try:
+                    self.claim_name(spec.name, run_id)
+                except BaseException:
+                    shutil.rmtree(self.root / run_id, ignore_errors=True)
+                    raise
+            break
         from qwex_core.agent.record import now_iso
         from qwex_core.models import Run
 
@@ -52,6 +109,7 @@ class RunStore:
         run = Run.model_validate(
             {
                 "id": run_id,
+                "short_id": short_id(run_id),
                 "backend": spec.backend,
                 "spec": spec,
                 "created_at": now,
@@ -62,6 +120,65 @@ class RunStore:
             (self.root / run_id / name).touch()
         self.save(run)
         return run
+
+    def name_owner(self, name: str) -> str | None:
+        """The id of the run named `name`, or None (an entry left by a deleted run is none)."""
+        if not NAME_PATTERN.fullmatch(name):
+            return None
+        try:
+            run_id = (self.names / name).read_text().strip()
+        except OSError:
+            return None
+        return run_id if run_id and (self.root / run_id).is_dir() else None
+
+    def claim_name(self, name: str, run_id: str) -> None:
+        """Give `name` to `run_id`, atomically: an error when another run holds it."""
+        check_name(name)
+        self.names.mkdir(parents=True, exist_ok=True)
+        path = self.names / name
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                try:
+                    holder = path.read_text().strip()
+                except FileNotFoundError:
+                    continue
+                if not holder or (self.root / holder).is_dir():  # empty: being claimed now
+                    shown = f"run {short_id(holder)}" if holder else "a run being started"
+                    raise QwexError(
+                        f"the name {name!r} is taken by {shown}; choose another "
+                        f"or remove that run (`qwex rm {name}`)"
+                    ) from None
+                path.unlink(missing_ok=True)  # left by a run deleted by hand: take it over
+                continue
+            try:
+                os.write(fd, run_id.encode())
+            finally:
+                os.close(fd)
+            return
+        raise QwexError(f"could not claim the name {name!r} in {self.names}; try again")
+
+    def release_name(self, name: str, run_id: str) -> None:
+        """Drop the name entry `name` if it still points at `run_id`."""
+        path = self.names / name
+        try:
+            if path.read_text().strip() == run_id:
+                path.unlink()
+        except OSError:
+            pass
+
+    def delete(self, run_id: str, name: str | None = None) -> int:
+        """Remove a run's folder and its name entry; return the bytes freed."""
+        run_dir = self.run_dir(run_id)
+        size = dir_size(run_dir)
+        if name:
+            self.release_name(name, run_id)
+        elif self.names.is_dir():  # a run whose record cannot be read: find its name entry
+            for entry in os.listdir(self.names):
+                self.release_name(entry, run_id)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return size
 
     def save(self, run: Run, *, durable: bool = False) -> None:
         write_record(self.run_dir(run.id), run.model_dump(mode="json"), durable=durable)
@@ -92,9 +209,7 @@ class RunStore:
 
         from qwex_core.models import Run
 
-        data = read_record(self.run_dir(run_id))
-        if data is None:
-            raise RunNotFound(f"no run {run_id} in {self.root}")
+        data = self.read(run_id)
         try:
             return Run.model_validate(data)
         except ValidationError as exc:
@@ -102,23 +217,59 @@ class RunStore:
                 f"the record {self.run_dir(run_id) / RUN_FILE} is damaged: {exc}"
             ) from None
 
-    def resolve(self, prefix: str) -> str:
-        """The full id of the one run whose id starts with `prefix`."""
-        prefix = prefix.strip().lower()
-        if not prefix:
-            raise RunNotFound("give a run id (or a unique prefix of one); `qwex list` shows them")
+    def read(self, run_id: str) -> dict[str, Any]:
+        """The raw record of an exact run id; a missing or unreadable one is an error naming
+        the file."""
+        path = self.run_dir(run_id) / RUN_FILE
         try:
-            matches = [name for name in os.listdir(self.root) if name.startswith(prefix)]
+            data = json.loads(_read_small(str(path)))
         except FileNotFoundError:
-            matches = []
+            if not self.run_dir(run_id).is_dir():
+                raise RunNotFound(f"no run {run_id} in {self.root}") from None
+            raise QwexError(
+                f"the record {path} is missing (the run is being created, or its folder "
+                f"was damaged; `qwex rm {short_id(run_id)}` removes it)"
+            ) from None
+        except OSError as exc:
+            raise QwexError(f"cannot read the record {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise QwexError(
+                f"the record {path} is damaged (not JSON: {exc}); "
+                f"`qwex rm {short_id(run_id)}` removes the run"
+            ) from None
+        if not isinstance(data, dict):
+            raise QwexError(f"the record {path} is damaged (not a JSON object)")
+        return data
+
+    def resolve(self, token: str) -> str:
+        """The full id of the one run `token` names: a full id, a run name, or a unique
+        prefix of a full or short id."""
+        token = token.strip()
+        if not token:
+            raise RunNotFound(
+                "give a run id, short id or name (or a unique prefix of an id); "
+                "`qwex list` shows them"
+            )
+        if os.sep not in token and (self.root / token).is_dir() and not token.startswith("."):
+            return token
+        owner = self.name_owner(token)
+        if owner is not None:
+            return owner
+        prefix = token.lower()
+        matches = [
+            name
+            for name in self.ids()
+            if name.startswith(prefix) or short_id(name).startswith(prefix)
+        ]
         if not matches:
             raise RunNotFound(
-                f"no run matches {prefix!r} in {self.root}; `qwex list` shows the runs"
+                f"no run matches {token!r} (an id, short id or name) in {self.root}; "
+                "`qwex list` shows the runs"
             )
         if len(matches) > 1:
-            shown = ", ".join(sorted(matches)[:5])
+            shown = ", ".join(short_id(m) for m in sorted(matches)[:5])
             raise RunNotFound(
-                f"{prefix!r} matches {len(matches)} runs ({shown}...); give more of the id"
+                f"{token!r} matches {len(matches)} runs ({shown}...); give more of the id"
             )
         return matches[0]
 
@@ -130,17 +281,56 @@ class RunStore:
             return []
         return sorted((n for n in names if not n.startswith(".")), reverse=True)
 
-    def iter_records(self, *, backends: set[str] | None = None) -> Iterator[dict[str, Any]]:
+    def iter_records(
+        self, *, backends: set[str] | None = None, unreadable: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """Raw records, newest first, as stored. `qwex list` reads thousands of these, so no
-        model is built here; folders without a readable record yet are skipped."""
+        model is built here. A folder whose record cannot be read is skipped, or with
+        `unreadable`, given as `{"id", "short_id", "status": "unreadable", "reason"}` (the
+        reason names the file); one still being created (no record yet, a few seconds old)
+        is skipped either way."""
         root = str(self.root)
         for run_id in self.ids():
+            path = f"{root}/{run_id}/{RUN_FILE}"
             try:
-                data = json.loads(_read_small(f"{root}/{run_id}/{RUN_FILE}"))
-            except (OSError, ValueError):
+                data = json.loads(_read_small(path))
+                problem = None if isinstance(data, dict) else "not a JSON object"
+            except FileNotFoundError:
+                if not unreadable or _younger_than(f"{root}/{run_id}", CREATING_GRACE):
+                    continue
+                problem = "missing"
+            except OSError as exc:
+                problem = exc.strerror or str(exc)
+            except ValueError as exc:
+                problem = f"not JSON: {exc}"
+            if problem is not None:
+                if unreadable and backends is None:
+                    yield unreadable_record(run_id, f"{path}: {problem}")
                 continue
-            if isinstance(data, dict) and (backends is None or data.get("backend") in backends):
+            if backends is None or data.get("backend") in backends:
                 yield data
+
+
+def unreadable_record(run_id: str, reason: str) -> dict[str, Any]:
+    """What `qwex list` shows for a run whose record cannot be read."""
+    return {"id": run_id, "short_id": short_id(run_id), "status": UNREADABLE, "reason": reason}
+
+
+def dir_size(path: Path) -> int:
+    """The bytes the files under `path` take (apparent size)."""
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+def _younger_than(path: str, seconds: float) -> bool:
+    try:
+        return time.time() - os.stat(path).st_mtime < seconds
+    except OSError:
+        return True
 
 
 def _read_small(path: str) -> bytes:

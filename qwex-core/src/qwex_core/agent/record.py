@@ -21,7 +21,11 @@ CANCEL_FILE = "cancel"
 NOTIFIED_FILE = "notified"
 """Created exclusively by the first process that reports the final state to plugins."""
 
+STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled", "lost")
+"""Every status a run can have, in the order a run goes through them."""
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "lost"})
+UNREADABLE = "unreadable"
+"""Not a status: what `qwex list` shows for a run whose `run.json` cannot be read."""
 
 
 def now_iso() -> str:

@@ -64,7 +64,13 @@ def make_cli(host: PluginHost) -> click.Group:
     share commands. A plugin whose `qwex_register_commands` raises is named in a
     warning; the other plugins' commands are still added.
     """
-    from qwex_core.cli import admin_commands, read_commands, run_command, wait_command
+    from qwex_core.cli import (
+        admin_commands,
+        housekeeping,
+        read_commands,
+        run_command,
+        wait_command,
+    )
 
     @click.group(cls=QwexGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="qwex")
@@ -98,6 +104,8 @@ def make_cli(host: PluginHost) -> click.Group:
         read_commands.logs,
         wait_command.wait,
         admin_commands.cancel,
+        housekeeping.rm,
+        housekeeping.prune,
         admin_commands.backends,
         admin_commands.config,
     ):

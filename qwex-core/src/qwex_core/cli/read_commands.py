@@ -3,16 +3,100 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from qwex_core.agent.record import STATUSES
 from qwex_core.cli.output import ago, command_text, duration, emit_json, run_json, table
+from qwex_core.store import short_id
 
 if TYPE_CHECKING:
     from qwex_core.cli.context import State
 
-STATUSES = ["pending", "queued", "running", "succeeded", "failed", "cancelled", "lost"]
+FILTER_KEYS = ("name", "label", "status", "backend")
+
+
+def _filters(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """`--filter KEY=VALUE` options as (key, value) pairs; an unknown key is a usage error."""
+    out = []
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FILTER_KEYS or not value:
+            raise click.BadParameter(
+                f"{item!r}: give KEY=VALUE with KEY one of {', '.join(FILTER_KEYS)} "
+                "(name=NAME, label=K or label=K=V, status=S, backend=B)",
+                param_hint="--filter",
+            )
+        out.append((key, value))
+    return out
+
+
+def _matches(record: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
+    """Every filter holds: names match by substring (as `docker ps --filter name=`), labels
+    by key or key=value; several filters of one key match any of their values."""
+    by_key: dict[str, list[str]] = {}
+    for key, value in filters:
+        by_key.setdefault(key, []).append(value)
+    spec = record.get("spec") or {}
+    for key, values in by_key.items():
+        if key == "name":
+            name = spec.get("name") or ""
+            ok = any(v in name for v in values)
+        elif key == "label":
+            labels = spec.get("labels") or {}
+            ok = all(
+                k in labels and (not sep or labels[k] == v)
+                for k, sep, v in (x.partition("=") for x in values)
+            )
+        else:
+            ok = record.get(key) in values
+        if not ok:
+            return False
+    return True
+
+
+def _list_records(
+    state: State,
+    statuses: set[str],
+    backends: set[str],
+    filters: list[tuple[str, str]],
+    limit: int | None,
+) -> Iterator[dict[str, Any]]:
+    """Records newest first, each brought up to date when not final (as
+    `RunService.list_records`); without filters, a run whose record cannot be read comes as
+    an `unreadable` row naming the file instead of being left out."""
+    from qwex_core.agent.record import FINAL_STATUSES, UNREADABLE
+    from qwex_core.store import unreadable_record
+
+    service = state.service()
+    show_unreadable = not (statuses or backends or filters)
+    count = 0
+    for record in service.store.iter_records(backends=backends or None, unreadable=show_unreadable):
+        status = record.get("status")
+        if status != UNREADABLE and status not in FINAL_STATUSES:
+            from pydantic import ValidationError
+
+            from qwex_core.models import Run
+
+            try:
+                run = Run.model_validate(record)
+            except ValidationError as exc:
+                if show_unreadable:
+                    path = service.store.run_dir(str(record.get("id"))) / "run.json"
+                    problem = exc.errors()[0]["msg"] if exc.errors() else "invalid"
+                    yield unreadable_record(str(record.get("id")), f"{path}: {problem}")
+                continue
+            record = service.refresh(run).model_dump(mode="json")
+        if statuses and record.get("status") not in statuses:
+            continue
+        if filters and not _matches(record, filters):
+            continue
+        yield record
+        count += 1
+        if limit is not None and count >= limit:
+            return
 
 
 @click.command("list")
@@ -27,46 +111,78 @@ STATUSES = ["pending", "queued", "running", "succeeded", "failed", "cancelled", 
 @click.option(
     "-b", "--backend", "backends", multiple=True, help="Only runs on this backend (repeatable)."
 )
+@click.option(
+    "-f",
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only runs that match: name=NAME (part of the name), label=K or label=K=V, "
+    "status=S, backend=B (repeatable; all must hold).",
+)
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many runs.")
+@click.option("--no-trunc", is_flag=True, help="Show full run ids and commands.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of run records.")
 @click.pass_obj
 def list_runs(
     state: State,
     statuses: tuple[str, ...],
     backends: tuple[str, ...],
+    filters: tuple[str, ...],
     limit: int | None,
+    no_trunc: bool,
     as_json: bool,
 ) -> None:
-    """List runs, newest first.
+    """List runs, newest first. ID is the short id; any command taking RUN accepts it, a
+    run's NAME, or a unique prefix of its full id (`--no-trunc` shows full ids).
 
     \b
       qwex list -s running -s pending
       qwex list -b docker -n 20 --json
+      qwex list --filter name=train --filter label=team=nlp
     """
-    service = state.service()
-    records = service.list_records(
-        statuses=set(statuses) or None,
-        backends=set(backends) or None,
-        limit=limit,
-    )
+    pairs = _filters(filters)
+    wanted = set(statuses) | {v for k, v in pairs if k == "status"}
+    unknown = sorted(wanted - set(STATUSES))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown status {', '.join(map(repr, unknown))}; valid: {', '.join(STATUSES)}",
+            param_hint="--filter status",
+        )
+    chosen = set(backends) | {v for k, v in pairs if k == "backend"}
+    known = set(state.host.runners)
+    if chosen - known:
+        raise click.BadParameter(
+            f"unknown backend {', '.join(map(repr, sorted(chosen - known)))}; "
+            f"installed: {', '.join(sorted(known)) or 'none'} (see `qwex backends`)",
+            param_hint="--backend",
+        )
+    pairs = [(k, v) for k, v in pairs if k not in ("status", "backend")]
+    records = _list_records(state, wanted, chosen, pairs, limit)
     if as_json:
         emit_json(list(records))
         return
     rows = [
         [
-            r["id"],
+            r["id"] if no_trunc else r.get("short_id") or short_id(r["id"]),
             r["status"],
-            r["backend"],
+            r.get("backend") or "-",
             ago(r.get("created_at")),
             duration(r.get("started_at"), r.get("finished_at")),
-            command_text(r["spec"]["command"]),
+            r.get("reason") or "-"
+            if r["status"] == "unreadable"
+            else command_text(r["spec"]["command"], width=10_000 if no_trunc else 50),
+            (r.get("spec") or {}).get("name") or "-",
         ]
         for r in records
     ]
     if not rows:
-        click.echo("no runs yet: start one with `qwex run -- COMMAND`", err=True)
+        if wanted or chosen or pairs:
+            click.echo("no runs match", err=True)
+        else:
+            click.echo("no runs yet: start one with `qwex run -- COMMAND`", err=True)
         return
-    table(rows, ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "COMMAND"])
+    table(rows, ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "COMMAND", "NAME"])
 
 
 @click.command()
@@ -84,6 +200,8 @@ def status(state: State, run_id: str, as_json: bool) -> None:
 
     fields = [
         ("id", run.id),
+        ("short id", short_id(run.id)),
+        ("name", run.spec.name or "-"),
         ("status", run.status.value),
         ("reason", run.reason or "-"),
         ("backend", run.backend),

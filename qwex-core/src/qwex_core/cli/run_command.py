@@ -9,11 +9,24 @@ from typing import TYPE_CHECKING
 import click
 
 from qwex_core.cli.output import TERMINATED, Terminated, emit_json, note, run_json
+from qwex_core.errors import QwexError
+from qwex_core.plugin.manager import unknown_backend
+from qwex_core.store import check_name, short_id
 
 if TYPE_CHECKING:
     from qwex_core.cli.context import State
     from qwex_core.models import JobSpec, Run
     from qwex_core.service import RunService
+
+
+def _check_name(name: str | None) -> str | None:
+    """A `--name` that can name a run (a usage error otherwise)."""
+    if name is None:
+        return None
+    try:
+        return check_name(name)
+    except QwexError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -51,9 +64,14 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option(
     "-l", "--label", multiple=True, metavar="KEY=VALUE", help="Label the run (repeatable)."
 )
-@click.option("--name", help="A name for the run.")
+@click.option(
+    "--name",
+    callback=lambda _ctx, _param, value: _check_name(value),
+    help="A name for the run, usable wherever a run id is; unique among the project's runs.",
+)
 @click.option(
     "--workdir",
+    type=click.Path(exists=True, file_okay=False, resolve_path=True),
     help="Host directory the command starts in (default: the current one; in containers, the "
     "same place in the mounted project).",
 )
@@ -124,6 +142,8 @@ def run(
     """
     if local:
         raise click.UsageError("--local must come right after `run`: qwex run --local -- COMMAND")
+    if not command[0].strip():
+        raise click.UsageError("the command is empty: qwex run [OPTIONS] -- COMMAND [ARGS]...")
     from qwex_core.jobs import overrides
     from qwex_core.models import Mount
 
@@ -146,7 +166,12 @@ def run(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mount") from None
     service = state.service(profile=profile, flags=flags)
+    if name and (owner := service.store.name_owner(name)):
+        raise QwexError(f"the name {name!r} is taken by run {short_id(owner)}; choose another")
     spec = service.job(list(command), name=name, mounts=mounts)
+    if spec.backend not in state.host.runners:
+        source = service.config.source_of(("backend",))
+        raise unknown_backend(spec.backend, state.host.runners, source)
     if image and not service.runner(spec.backend).uses_container:
         note(f"--image is ignored: the {spec.backend} backend runs no container")
     if not detach:

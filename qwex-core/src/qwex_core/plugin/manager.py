@@ -280,12 +280,31 @@ class PluginHost:
     def runner_class(self, name: str) -> type[Runner]:
         info = self.runners.get(name)
         if info is None:
-            installed = ", ".join(self.runners) or "none"
-            raise BackendError(
-                f"unknown backend {name!r} (installed: {installed}); install its package, "
-                f"e.g. `pip install qwex-{name}`, or see `qwex backends`"
-            )
+            raise unknown_backend(name, self.runners)
         return info.load()
+
+
+FIRST_PARTY_BACKENDS = ("qwex-docker", "qwex-k8s", "qwex-remote")
+"""The distributions of qwex's own backends, named when a backend is unknown (never a
+package name made from what was typed: a typo must not become an install)."""
+
+
+def unknown_backend(name: str, installed: Iterable[str], source: str | None = None) -> BackendError:
+    """The error for a backend that no installed plugin provides. `source` is where the
+    name came from, as `QwexConfig.source_of` gives it."""
+    names = ", ".join(sorted(installed)) or "none"
+    origin = ""
+    if source and source != "default":
+        if source.startswith("--"):
+            origin = f" from the flag {source}"
+        elif source.startswith("environment"):
+            origin = " from the variable QWEX_BACKEND"
+        else:
+            origin = f" from {source}, key backend,"
+    return BackendError(
+        f"unknown backend {name!r}{origin} (installed: {names}); qwex's own backends come "
+        f"in {', '.join(FIRST_PARTY_BACKENDS)}; `qwex backends` lists the installed ones"
+    )
 
 
 def _noting_refusals(register: Callable[..., None], refused: list[PluginError]) -> Any:
