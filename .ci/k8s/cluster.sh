@@ -341,10 +341,7 @@ start_components() {
     # kubelet wants its cgroup root to exist in every hierarchy; a new v1 cpuset starts with
     # no CPUs and no memory nodes, so it gets its parent's.
     local c
-    for c in /sys/fs/cgroup/*/; do
-        case "$c" in */unified/ | */systemd/) continue ;; esac
-        mkdir -p "$c$CGROUP_ROOT"
-    done
+    for c in /sys/fs/cgroup/*/; do mkdir -p "$c$CGROUP_ROOT"; done
     cat /sys/fs/cgroup/cpuset/cpuset.cpus >"/sys/fs/cgroup/cpuset/$CGROUP_ROOT/cpuset.cpus"
     cat /sys/fs/cgroup/cpuset/cpuset.mems >"/sys/fs/cgroup/cpuset/$CGROUP_ROOT/cpuset.mems"
     alive kubelet || start kubelet "$BIN/kubelet" \
@@ -354,8 +351,8 @@ start_components() {
     # Kueue's CRDs (server-side: some are too large for the last-applied annotation).
     kc_ns create namespace kueue-system --dry-run=client -o yaml | kc_ns apply -f - >/dev/null
     kc_ns apply --server-side --force-conflicts -f "$BIN/kueue-crds.yaml" >/dev/null
-    kc_ns wait --for=condition=Established --timeout=60s \
-        crd/workloads.kueue.x-k8s.io crd/clusterqueues.kueue.x-k8s.io >/dev/null
+    wait_for 60 "Kueue's CRDs" kc_ns wait --for=condition=Established --timeout=5s \
+        crd/workloads.kueue.x-k8s.io crd/clusterqueues.kueue.x-k8s.io
     mkdir -p "$KUEUE_METRICS_CERTS"
     cp "$PKI/kueue-serving.crt" "$KUEUE_METRICS_CERTS/tls.crt"
     cp "$PKI/kueue-serving.key" "$KUEUE_METRICS_CERTS/tls.key"
