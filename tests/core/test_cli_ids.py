@@ -61,3 +61,24 @@ def test_a_name_works_wherever_an_id_does_and_is_unique(project: Path, qwex: Qwe
     assert none.returncode == 0 and none.stdout == "" and "no runs match" in none.stderr
     unknown = qwex("list", "--filter", "colour=red")
     assert unknown.returncode == 2 and "name" in unknown.stderr and "label" in unknown.stderr
+
+
+def test_a_name_is_claimed_by_one_of_many_runs_started_at_once(project: Path) -> None:
+    import sys
+
+    qwex_bin = str(Path(sys.executable).parent / "qwex")
+    procs = [
+        subprocess.Popen(
+            [qwex_bin, "run", "-d", "--name", "race", "--", "true"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    results = [(p.wait(timeout=60), *p.communicate()) for p in procs]
+    winners = [out.strip() for code, out, _ in results if code == 0]
+    assert len(winners) == 1, results
+    assert all("the name 'race' is taken" in err for code, _, err in results if code != 0)
+    assert [p.name for p in (project / ".qwex" / "runs").iterdir()] == winners
+    assert (project / ".qwex" / "names" / "race").read_text() == winners[0]
