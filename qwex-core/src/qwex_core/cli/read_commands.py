@@ -267,7 +267,7 @@ def logs(
             final = follow_run(service, run, tail=tail, streams=streams, cancel_on_interrupt=False)
         except KeyboardInterrupt:
             note(
-                f"stopped following; run {run.id[:13]} goes on (`qwex cancel {run.id[:13]}` stops it)"
+                f"stopped following; run {short_id(run.id)} goes on (`qwex cancel {short_id(run.id)}` stops it)"
             )
             raise click.exceptions.Exit(130) from None
         how = (
@@ -275,7 +275,7 @@ def logs(
             if final.reason in (None, "", final.status.value)
             else (f"{final.status.value}, {final.reason}")
         )
-        note(f"run {run.id[:13]} finished: {how}")
+        note(f"run {short_id(run.id)} finished: {how}")
         return
     paths = {s: service.store.log_path(run.id, s) for s in streams}
     with LogReader(paths, tail=tail) as reader:

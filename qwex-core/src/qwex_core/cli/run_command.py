@@ -193,7 +193,7 @@ def run(
     if not quiet:
         note(
             f"run {run_.id} on {spec.backend}; Ctrl-C cancels, "
-            f"`qwex logs -f {run_.id[:13]}` re-attaches"
+            f"`qwex logs -f {short_id(run_.id)}` re-attaches"
         )
     streams = () if quiet else ("stdout", "stderr")
     final = follow_run(service, run_, streams=streams, stdout_to_stderr=as_json, signals=caught)
@@ -268,7 +268,7 @@ def follow_run(
                     if cancel_on_interrupt and not service.store.load(run.id).is_final:
                         note(
                             f"output closed: stopped following; run {run.id} goes on "
-                            f"(`qwex cancel {run.id[:13]}` stops it)"
+                            f"(`qwex cancel {short_id(run.id)}` stops it)"
                         )
                     raise
                 offsets = {**(offsets or {}), item.stream: item.offset + len(item.data)}
@@ -285,6 +285,6 @@ def follow_run(
             elif interrupts == 2:
                 note(f"killing run {run.id}")
             else:
-                note(f"stopped waiting; `qwex status {run.id[:13]}` shows how it ends")
+                note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
                 raise
             service.cancel(service.store.load(run.id), interrupt=not term)
