@@ -69,8 +69,9 @@ wait_for() {
 start() {
     local name=$1; shift
     log "starting $name"
-    # setsid: the component outlives this script and the caller's process group
-    in_ns setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    # exec all the way down (subshell -> nsenter -> setsid -> component), so that $! is the
+    # component's pid; setsid: it outlives this script and the caller's process group.
+    (exec nsenter --net="$NS_PATH" setsid "$@") >>"$LOGS/$name.log" 2>&1 </dev/null &
     echo "$! $name" >"$PIDS/$name"
 }
 
@@ -79,22 +80,42 @@ start() {
 alive() {
     local pid word
     read -r pid word 2>/dev/null <"$PIDS/$1" || return 1
-    [ -d "/proc/$pid" ] && grep -qa -- "$word" "/proc/$pid/cmdline"
+    running "$pid" && grep -qa -- "$word" "/proc/$pid/cmdline"
 }
 
-stop() {  # stop NAME: TERM, then KILL after 10 s
-    alive "$1" || { rm -f "$PIDS/$1"; return 0; }
-    local pid word i
-    read -r pid word <"$PIDS/$1"
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$PIDS/$1"
+running() {  # running PID: exists and is not a zombie (our parent, pid 1, reaps lazily)
+    [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+stop() {  # stop NAME...: SIGTERM to all, SIGKILL to those still running after 5 s
+    local n pid word pids=()
+    for n in "$@"; do
+        if alive "$n"; then
+            read -r pid word <"$PIDS/$n"
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid:$n")
+        fi
+        rm -f "$PIDS/$n"
+    done
+    local end=$((SECONDS + 5)) left
+    while :; do
+        left=()
+        for n in "${pids[@]}"; do running "${n%%:*}" && left+=("$n"); done
+        [ "${#left[@]}" -gt 0 ] || return 0
+        [ "$SECONDS" -lt "$end" ] || break
+        sleep 0.2
+    done
+    for n in "${left[@]}"; do
+        log "${n#*:} ignored SIGTERM for 5s: killing it"
+        kill -KILL "${n%%:*}" 2>/dev/null || true
+    done
 }
 
 # ---- pieces of `up` ---------------------------------------------------------------------------
 
 make_netns() {
+    # `ip netns add` turns /run/netns into a mount point the first time: undone by `down`.
+    mountpoint -q /run/netns || touch "$STATE/made-run-netns-mount"
     [ -e "$NS_PATH" ] || ip netns add "$NETNS"
     in_ns ip link set lo up
     # The node's address. This kernel has no dummy device: one end of a veth pair whose other
@@ -363,7 +384,7 @@ start_components() {
     # The host-side relay: 127.0.0.1:$PORT -> the namespace's 127.0.0.1:6443, per connection.
     if ! alive relay; then
         log "starting relay on 127.0.0.1:$PORT"
-        setsid socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork" \
+        setsid socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork,backlog=128" \
             "EXEC:nsenter --net=$NS_PATH socat STDIO TCP\:127.0.0.1\:6443" \
             >>"$LOGS/relay.log" 2>&1 </dev/null &
         echo "$! TCP-LISTEN:$PORT" >"$PIDS/relay"
@@ -455,9 +476,7 @@ cmd_up() {
 cmd_down() {
     [ "$(id -u)" = 0 ] || die "run as root"
     local t0=$SECONDS n pid me podnets=()
-    for n in relay kueue kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
-        stop "$n"
-    done
+    stop relay kueue kubelet kube-scheduler kube-controller-manager kube-apiserver etcd
     # containerd makes each pod's network namespace under /run/netns (cni-…): note ours, by
     # asking it, so that they can be removed once it is gone.
     if alive containerd; then
@@ -504,6 +523,9 @@ cmd_down() {
         rm -f "$n"
     done
     if [ -e "$NS_PATH" ]; then ip netns delete "$NETNS"; fi
+    if [ -e "$STATE/made-run-netns-mount" ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
+        umount /run/netns 2>/dev/null || true
+    fi
     rm -rf "$STATE" "$KUEUE_METRICS_CERTS"
     rmdir /etc/kueue/metrics /etc/kueue 2>/dev/null || true
     log "down in $((SECONDS - t0))s"

@@ -1,42 +1,64 @@
 """Fixtures for the Kubernetes tests: a real cluster with Kueue, nothing mocked.
 
 Which cluster: see `k8s_support.kubeconfig_path` (QWEX_K8S_KUBECONFIG, else the test cluster
-that `nox -s cluster -- up` starts). Without one, the tests skip on a developer machine and
-FAIL under CI (env `CI` set), where `.ci/run` starts the cluster.
+that `nox -s cluster -- up` starts). Without one, the tests skip on a developer machine (one
+summary line saying how to start it) and FAIL under CI (env `CI` set), where `.ci/run`
+starts the cluster.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from k8s_support import HOW_TO, Cluster, kubeconfig_path
-from kubernetes import client, config
+from kubernetes import client
+from kubernetes import config as kube_config
+
+HERE = Path(__file__).parent
 
 
-def unavailable(message: str) -> None:
-    """Skip on a laptop, fail under CI: a cluster test must never silently not run in CI."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; under CI this is an error ({HOW_TO})", pytrace=False)
-    pytest.skip(f"{message}: {HOW_TO}")
+def cluster_problem() -> str | None:
+    """Why the cluster cannot be used, or None when it answers."""
+    path = kubeconfig_path()
+    if not path.is_file():
+        return f"no Kubernetes cluster (no kubeconfig at {path})"
+    try:
+        api = kube_config.new_client_from_config(config_file=str(path))
+    except Exception as exc:  # unreadable (root's 0600 file) or invalid
+        return f"cannot use the kubeconfig {path} ({exc})"
+    try:
+        client.VersionApi(api).get_code(_request_timeout=10)
+    except Exception as exc:  # any failure to connect means "no usable cluster"
+        return f"the Kubernetes cluster of {path} does not answer ({exc.__class__.__name__})"
+    finally:
+        api.close()
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Off CI, skip this folder's tests by a mark when there is no cluster (one summary line)."""
+    mine = [item for item in items if HERE in item.path.parents]
+    if not mine or os.environ.get("CI"):
+        return
+    problem = cluster_problem()
+    if problem:
+        skip = pytest.mark.skip(reason=f"{problem}: {HOW_TO}")
+        for item in mine:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def k8s_api() -> Iterator[client.ApiClient]:
-    """A client of the cluster, checked to answer."""
-    path = kubeconfig_path()
-    if not path.is_file():
-        unavailable(f"no Kubernetes cluster (no kubeconfig at {path})")
-    try:
-        api = config.new_client_from_config(config_file=str(path))
-    except Exception as exc:  # unreadable (root's 0600 file) or invalid
-        unavailable(f"cannot use the kubeconfig {path} ({exc})")
-    try:
-        client.VersionApi(api).get_code(_request_timeout=10)
-    except Exception as exc:  # any failure to connect means "no usable cluster"
-        api.close()
-        unavailable(f"the Kubernetes cluster of {path} does not answer ({exc.__class__.__name__})")
+    """A client of the cluster, checked to answer; under CI a missing cluster is a failure."""
+    problem = cluster_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}; under CI this is an error ({HOW_TO})", pytrace=False)
+        pytest.skip(f"{problem}: {HOW_TO}")
+    api = kube_config.new_client_from_config(config_file=str(kubeconfig_path()))
     yield api
     api.close()
 
