@@ -566,6 +566,7 @@ case "${1:-}" in
     status) cmd_status ;;
     build) bash "$here/build.sh" ;;
     load) [ $# -ge 2 ] || die "usage: cluster.sh load IMAGE..."; shift
+        alive containerd || die "the cluster is not up (nox -s cluster -- up)"
         for i in "$@"; do load_image "$i"; done ;;
     kubectl) shift; exec "$BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" "$@" ;;
     logs) cmd_logs "${2:-40}" ;;
