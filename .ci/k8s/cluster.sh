@@ -444,7 +444,8 @@ cmd_up() {
     [ "$(id -u)" = 0 ] || die "run as root (network namespace, containerd, kubelet)"
     local t0=$SECONDS n
     bash "$here/build.sh"
-    if [ -e "$NS_PATH" ] && ! all_alive; then
+    # Left over from a run that was killed (or a reboot): clean it all away first.
+    if { [ -e "$NS_PATH" ] || [ -d "$STATE" ]; } && ! all_alive; then
         log "a previous cluster is partly running: taking it down first"
         cmd_down
     fi
@@ -522,7 +523,7 @@ cmd_down() {
         umount "$n" 2>/dev/null || true
         rm -f "$n"
     done
-    if [ -e "$NS_PATH" ]; then ip netns delete "$NETNS"; fi
+    if [ -e "$NS_PATH" ]; then ip netns delete "$NETNS" 2>/dev/null || rm -f "$NS_PATH"; fi
     if [ -e "$STATE/made-run-netns-mount" ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
         umount /run/netns 2>/dev/null || true
     fi
