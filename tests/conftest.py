@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,12 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["qwex_core.testing"]
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    # Started in the background by a non-interactive shell (as CI may be), SIGINT arrives
+    # ignored and every child would inherit that: the Ctrl-C tests could not press Ctrl-C.
+    # A handler of our own is reset to the default in each child the tests start.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
