@@ -446,7 +446,7 @@ cmd_up() {
     bash "$here/build.sh"
     # Left over from a run that was killed (or a reboot): clean it all away first.
     if { [ -e "$NS_PATH" ] || [ -d "$STATE" ]; } && ! all_alive; then
-        log "a previous cluster is partly running: taking it down first"
+        log "cleaning away what is left of an earlier cluster"
         cmd_down
     fi
     mkdir -p "$STATE" "$PIDS" "$LOGS"
@@ -503,9 +503,11 @@ cmd_down() {
             kill -KILL "$pid" 2>/dev/null || true
         done
     done
-    # containerd's shims name our socket in their command line.
+    # containerd's shims name our socket in their command line; the relay's forked children
+    # (one per open connection) its listening address.
     for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-        grep -qa -- "$CTRD_SOCK" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+        grep -qaE -- "$CTRD_SOCK|TCP-LISTEN:$PORT,bind=127.0.0.1" "/proc/$pid/cmdline" 2>/dev/null &&
+            kill -KILL "$pid" 2>/dev/null || true
     done
     stop containerd
     # Mounts under the state folder (pod volumes, container root filesystems), deepest first.
@@ -560,6 +562,9 @@ cmd_logs() {
         tail -n "${1:-40}" "$f"
     done
 }
+
+# One command at a time: two `up`s racing would start everything twice.
+if [ "$(id -u)" = 0 ]; then exec 9>/run/qwex-k8s.lock && flock 9; fi
 
 case "${1:-}" in
     up) cmd_up ;;
