@@ -71,7 +71,8 @@ start() {
     log "starting $name"
     # exec all the way down (subshell -> nsenter -> setsid -> component), so that $! is the
     # component's pid; setsid: it outlives this script and the caller's process group.
-    (exec nsenter --net="$NS_PATH" setsid "$@") >>"$LOGS/$name.log" 2>&1 </dev/null &
+    # 9>&-: the component must not inherit (and so hold forever) this script's lock.
+    (exec nsenter --net="$NS_PATH" setsid "$@") >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
     echo "$! $name" >"$PIDS/$name"
 }
 
@@ -386,7 +387,7 @@ start_components() {
         log "starting relay on 127.0.0.1:$PORT"
         setsid socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork,backlog=128" \
             "EXEC:nsenter --net=$NS_PATH socat STDIO TCP\:127.0.0.1\:6443" \
-            >>"$LOGS/relay.log" 2>&1 </dev/null &
+            >>"$LOGS/relay.log" 2>&1 </dev/null 9>&- &
         echo "$! TCP-LISTEN:$PORT" >"$PIDS/relay"
     fi
     kubeconfig "$KUBECONFIG_OUT" "https://127.0.0.1:$PORT" admin
@@ -563,15 +564,19 @@ cmd_logs() {
     done
 }
 
-# One command at a time: two `up`s racing would start everything twice.
-if [ "$(id -u)" = 0 ]; then exec 9>/run/qwex-k8s.lock && flock 9; fi
+# One changing command at a time: two `up`s racing would start everything twice.
+lock() {
+    [ "$(id -u)" = 0 ] || die "run as root"
+    exec 9>/run/qwex-k8s.lock
+    flock -w 600 9 || die "another cluster.sh has held /run/qwex-k8s.lock for 10 minutes"
+}
 
 case "${1:-}" in
-    up) cmd_up ;;
-    down) cmd_down ;;
+    up) lock; cmd_up ;;
+    down) lock; cmd_down ;;
     status) cmd_status ;;
     build) bash "$here/build.sh" ;;
-    load) [ $# -ge 2 ] || die "usage: cluster.sh load IMAGE..."; shift
+    load) [ $# -ge 2 ] || die "usage: cluster.sh load IMAGE..."; shift; lock
         alive containerd || die "the cluster is not up (nox -s cluster -- up)"
         for i in "$@"; do load_image "$i"; done ;;
     kubectl) shift; exec "$BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" "$@" ;;
