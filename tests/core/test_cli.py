@@ -8,32 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-QWEX = str(Path(sys.executable).parent / "qwex")
-Qwex = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def wait_status(qwex: Qwex, run_id: str, want: set[str], timeout: float = 20) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while True:
-        rec = json.loads(qwex("status", run_id, "--json", check=True).stdout)
-        if rec["status"] in want:
-            return rec  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"run stayed {rec['status']}"
-        time.sleep(0.05)
-
-
-def pid_in(path: Path, timeout: float = 10) -> int:
-    """The pid a command wrote to `path`, once it has written it."""
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.read_text().strip()):
-        assert time.monotonic() < deadline, f"nothing written to {path}"
-        time.sleep(0.02)
-    return int(path.read_text())
+from cli_support import QWEX, Qwex, pid_in, wait_status
 
 
 def test_foreground_run_streams_output_and_exits_with_the_code(project: Path, qwex: Qwex) -> None:

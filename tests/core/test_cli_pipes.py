@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-QWEX = str(Path(sys.executable).parent / "qwex")
-Qwex = Callable[..., subprocess.CompletedProcess[str]]
+from cli_support import QWEX, Qwex, wait_status
+
 PIPE_CLOSED = 141
-
-
-def wait_final(qwex: Qwex, run_id: str, timeout: float = 30) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while True:
-        rec = json.loads(qwex("status", run_id, "--json", check=True).stdout)
-        if rec["status"] not in {"pending", "queued", "running"}:
-            return rec  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"run {run_id} still {rec['status']} after {timeout}s"
-        time.sleep(0.05)
 
 
 def head_1(*args: str) -> tuple[str, int, str]:
@@ -49,7 +36,7 @@ def test_run_into_a_closed_pipe_stops_following_quietly(project: Path, qwex: Qwe
     assert "error" not in err and "Traceback" not in err, err
     run_id = json.loads(qwex("list", "--json", check=True).stdout)[0]["id"]
     # The run is left going (its output goes to the run record) and ends on its own.
-    rec = wait_final(qwex, run_id)
+    rec = wait_status(qwex, run_id)
     assert rec["status"] == "succeeded" and rec["exit_code"] == 0
 
 
@@ -103,7 +90,7 @@ def test_wait_prints_exit_codes_and_exits_with_the_first_non_zero(
     result = qwex("wait", ok, bad, worse)
     assert result.stdout == "0\n4\n7\n", result.stderr
     assert result.returncode == 4
-    assert wait_final(qwex, bad)["exit_code"] == 4
+    assert wait_status(qwex, bad)["exit_code"] == 4
     assert qwex("wait", ok).returncode == 0
     assert qwex("wait", "no-such-run").returncode == 1
 

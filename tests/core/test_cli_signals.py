@@ -6,23 +6,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-QWEX = str(Path(sys.executable).parent / "qwex")
-Qwex = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def wait_status(qwex: Qwex, run_id: str, want: set[str], timeout: float = 30) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while True:
-        rec = json.loads(qwex("status", run_id, "--json", check=True).stdout)
-        if rec["status"] in want:
-            return rec  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"run {run_id} stayed {rec['status']}, wanted {want}"
-        time.sleep(0.05)
+from cli_support import QWEX, Qwex, wait_status
 
 
 def started(args: list[str]) -> subprocess.Popen[str]:

@@ -131,23 +131,39 @@ class RunService:
         statuses: Collection[str] | None = None,
         backends: set[str] | None = None,
         limit: int | None = None,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+        unreadable: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Like `list`, as JSON-ready records: final records are passed on as stored, without
-        building a model, which keeps `qwex list` fast with thousands of runs."""
+        building a model, which keeps `qwex list` fast with thousands of runs. `where` filters
+        further; with `unreadable`, a run whose record cannot be read comes as an
+        `unreadable` row naming the file (see `store.unreadable_record`) instead of being
+        left out."""
+        from qwex_core.agent.record import UNREADABLE
+        from qwex_core.store import unreadable_record
+
         wanted = {str(s) for s in statuses} if statuses is not None else None
         count = 0
-        for record in self.store.iter_records(backends=backends):
-            if record.get("status") not in FINAL_STATUSES:
+        for record in self.store.iter_records(backends=backends, unreadable=unreadable):
+            status = record.get("status")
+            if status != UNREADABLE and status not in FINAL_STATUSES:
                 from pydantic import ValidationError
 
                 from qwex_core.models import Run
 
                 try:
                     run = Run.model_validate(record)
-                except ValidationError:
-                    continue
-                record = self.refresh(run).model_dump(mode="json")
+                except ValidationError as exc:
+                    if not unreadable:
+                        continue
+                    path = self.store.run_dir(str(record.get("id"))) / "run.json"
+                    problem = exc.errors()[0]["msg"] if exc.errors() else "invalid"
+                    record = unreadable_record(str(record.get("id")), f"{path}: {problem}")
+                else:
+                    record = self.refresh(run).model_dump(mode="json")
             if wanted is not None and record.get("status") not in wanted:
+                continue
+            if where is not None and not where(record):
                 continue
             yield record
             count += 1

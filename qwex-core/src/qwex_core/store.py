@@ -222,7 +222,7 @@ class RunStore:
         the file."""
         path = self.run_dir(run_id) / RUN_FILE
         try:
-            data = json.loads(_read_small(str(path)))
+            return _load_record(str(path))
         except FileNotFoundError:
             if not self.run_dir(run_id).is_dir():
                 raise RunNotFound(f"no run {run_id} in {self.root}") from None
@@ -234,12 +234,8 @@ class RunStore:
             raise QwexError(f"cannot read the record {path}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise QwexError(
-                f"the record {path} is damaged (not JSON: {exc}); "
-                f"`qwex rm {short_id(run_id)}` removes the run"
+                f"the record {path} is damaged ({exc}); `qwex rm {short_id(run_id)}` removes the run"
             ) from None
-        if not isinstance(data, dict):
-            raise QwexError(f"the record {path} is damaged (not a JSON object)")
-        return data
 
     def resolve(self, token: str) -> str:
         """The full id of the one run `token` names: a full id, a run name, or a unique
@@ -292,9 +288,9 @@ class RunStore:
         root = str(self.root)
         for run_id in self.ids():
             path = f"{root}/{run_id}/{RUN_FILE}"
+            problem = None
             try:
-                data = json.loads(_read_small(path))
-                problem = None if isinstance(data, dict) else "not a JSON object"
+                data = _load_record(path)
             except FileNotFoundError:
                 if not unreadable or _younger_than(f"{root}/{run_id}", CREATING_GRACE):
                     continue
@@ -302,7 +298,7 @@ class RunStore:
             except OSError as exc:
                 problem = exc.strerror or str(exc)
             except ValueError as exc:
-                problem = f"not JSON: {exc}"
+                problem = str(exc)
             if problem is not None:
                 if unreadable and backends is None:
                     yield unreadable_record(run_id, f"{path}: {problem}")
@@ -331,6 +327,18 @@ def _younger_than(path: str, seconds: float) -> bool:
         return time.time() - os.stat(path).st_mtime < seconds
     except OSError:
         return True
+
+
+def _load_record(path: str) -> dict[str, Any]:
+    """The record at `path`. OSError (FileNotFoundError: none yet) when it cannot be read,
+    ValueError saying what is wrong when it is not a record."""
+    try:
+        data = json.loads(_read_small(path))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
 
 
 def _read_small(path: str) -> bytes:

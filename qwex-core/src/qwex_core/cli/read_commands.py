@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -55,48 +54,6 @@ def _matches(record: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
         if not ok:
             return False
     return True
-
-
-def _list_records(
-    state: State,
-    statuses: set[str],
-    backends: set[str],
-    filters: list[tuple[str, str]],
-    limit: int | None,
-) -> Iterator[dict[str, Any]]:
-    """Records newest first, each brought up to date when not final (as
-    `RunService.list_records`); without filters, a run whose record cannot be read comes as
-    an `unreadable` row naming the file instead of being left out."""
-    from qwex_core.agent.record import FINAL_STATUSES, UNREADABLE
-    from qwex_core.store import unreadable_record
-
-    service = state.service()
-    show_unreadable = not (statuses or backends or filters)
-    count = 0
-    for record in service.store.iter_records(backends=backends or None, unreadable=show_unreadable):
-        status = record.get("status")
-        if status != UNREADABLE and status not in FINAL_STATUSES:
-            from pydantic import ValidationError
-
-            from qwex_core.models import Run
-
-            try:
-                run = Run.model_validate(record)
-            except ValidationError as exc:
-                if show_unreadable:
-                    path = service.store.run_dir(str(record.get("id"))) / "run.json"
-                    problem = exc.errors()[0]["msg"] if exc.errors() else "invalid"
-                    yield unreadable_record(str(record.get("id")), f"{path}: {problem}")
-                continue
-            record = service.refresh(run).model_dump(mode="json")
-        if statuses and record.get("status") not in statuses:
-            continue
-        if filters and not _matches(record, filters):
-            continue
-        yield record
-        count += 1
-        if limit is not None and count >= limit:
-            return
 
 
 @click.command("list")
@@ -158,7 +115,13 @@ def list_runs(
             param_hint="--backend",
         )
     pairs = [(k, v) for k, v in pairs if k not in ("status", "backend")]
-    records = _list_records(state, wanted, chosen, pairs, limit)
+    records = state.service().list_records(
+        statuses=wanted or None,
+        backends=chosen or None,
+        limit=limit,
+        where=(lambda record: _matches(record, pairs)) if pairs else None,
+        unreadable=not (wanted or chosen or pairs),
+    )
     if as_json:
         emit_json(list(records))
         return
