@@ -110,29 +110,21 @@ def throughput(project: Path) -> tuple[float, float]:
 
 def agent_peak_rss_mib(project: Path) -> float:
     """Peak RSS of the agent alone, read by a wrapper process whose only child it is."""
+    from qwex_core.agent.main import command_line
+    from qwex_core.runners.base import LOCAL_LAUNCHER
+
     wrapper = (
         "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
+    agent = command_line(
+        LOCAL_LAUNCHER,
+        run_dir=str(project / "rss"),
+        grace=10,
+        command=["head", "-c", str(GIB), "/dev/zero"],
+    )
     out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            wrapper,
-            sys.executable,
-            "-m",
-            "qwex_core.agent",
-            "run",
-            "--local",
-            "--run-dir",
-            str(project / "rss"),
-            "--quiet",
-            "--",
-            "head",
-            "-c",
-            str(GIB),
-            "/dev/zero",
-        ],
+        [sys.executable, "-c", wrapper, *agent],
         cwd=project,
         check=True,
         capture_output=True,
