@@ -32,9 +32,12 @@ def follow(
     streams: Sequence[str] = STREAMS,
     offsets: Mapping[str, int] | None = None,
     tail: int | None = None,
+    on_status: Callable[[Run], None] | None = None,
 ) -> Iterator[Chunk | Run]:
     """Yield the run's log chunks as they are written, from `offsets` (bytes per stream;
-    default: the start, or the last `tail` lines), then its final record, last."""
+    default: the start, or the last `tail` lines), then its final record, last.
+    `on_status` is called with the run each time it is observed not final (while no output
+    comes), e.g. to show what it waits for."""
     paths = {s: service.store.log_path(run_id, s) for s in streams}
     wait = _waiter(service, run_id)
     delay = 0.002
@@ -51,6 +54,8 @@ def follow(
                 yield from reader.read()
                 yield run
                 return
+            if on_status is not None:
+                on_status(run)
             wait(delay)
             ceiling = FAST_POLL if time.monotonic() - started < FAST_POLL_FOR else SLOW_POLL
             delay = min(delay * 2, ceiling)

@@ -16,9 +16,14 @@ def main(argv: list[str] | None = None) -> int:
         from qwex_core.agent.main import main as agent_main
 
         return agent_main(args[2:])
-    from qwex_core.cli.app import run_cli
+    if "_QWEX_COMPLETE" in os.environ:  # the shell asks for completions
+        from qwex_core.cli.app import run_completion
 
-    code = run_cli(args)
+        code = run_completion()
+    else:
+        from qwex_core.cli.app import run_cli
+
+        code = run_cli(args)
     if argv is None:
         # Tearing down an interpreter that loaded pydantic and click takes ~30 ms, a fifth of
         # `qwex run -d`. Everything qwex writes is flushed or closed by now: skip the teardown.

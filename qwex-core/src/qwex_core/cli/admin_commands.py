@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from qwex_core.cli.completion import complete_profiles, complete_runs
 from qwex_core.cli.output import emit_json, note, run_json, table
 
 if TYPE_CHECKING:
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True)
+@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True, shell_complete=complete_runs)
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -86,7 +87,12 @@ def backends(state: State, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("-p", "--profile", help="Resolve with this profile applied.")
+@click.option(
+    "-p",
+    "--profile",
+    shell_complete=complete_profiles,
+    help="Resolve with this profile applied.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print values and their sources as JSON.")
 @click.pass_obj
 def config(state: State, profile: str | None, as_json: bool) -> None:

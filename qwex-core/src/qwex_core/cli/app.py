@@ -66,6 +66,7 @@ def make_cli(host: PluginHost) -> click.Group:
     """
     from qwex_core.cli import (
         admin_commands,
+        completion,
         housekeeping,
         read_commands,
         run_command,
@@ -81,8 +82,13 @@ def make_cli(host: PluginHost) -> click.Group:
         help="Project directory holding .qwex/runs (default: nearest folder with .qwex, "
         "qwex.toml, pyproject.toml or .git).",
     )
+    @click.option(
+        "--no-color",
+        is_flag=True,
+        help="No colours, even on a terminal (as NO_COLOR=1; piped output has none).",
+    )
     @click.pass_context
-    def cli(ctx: click.Context, project: Path | None) -> None:
+    def cli(ctx: click.Context, project: Path | None, no_color: bool) -> None:
         """Run a command anywhere, with one CLI and one run record.
 
         \b
@@ -108,10 +114,27 @@ def make_cli(host: PluginHost) -> click.Group:
         housekeeping.prune,
         admin_commands.backends,
         admin_commands.config,
+        completion.completion,
     ):
         cli.add_command(command)
     host.call("qwex_register_commands", cli=cli)
     return cli
+
+
+def run_completion() -> int:
+    """Answer the shell's completion request in `$_QWEX_COMPLETE` (click's protocol: e.g.
+    `_QWEX_COMPLETE=bash_complete COMP_WORDS="qwex status " COMP_CWORD=2 qwex`)."""
+    from qwex_core.cli.completion import COMPLETE_VAR
+    from qwex_core.plugin.manager import PluginHost
+
+    host = PluginHost()
+    group = make_cli(host)
+    try:
+        # Click answers completion requests only in standalone mode, and exits.
+        group.main([], prog_name="qwex", complete_var=COMPLETE_VAR, obj=State(host=host))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 1
 
 
 def run_cli(args: list[str]) -> int:

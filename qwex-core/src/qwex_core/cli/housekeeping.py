@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from qwex_core.agent.record import FINAL_STATUSES, STATUSES, UNREADABLE
+from qwex_core.cli.completion import complete_runs
 from qwex_core.cli.output import note
 from qwex_core.errors import QwexError
 from qwex_core.store import short_id
@@ -46,7 +47,7 @@ def _age(value: str | None) -> float | None:
 
 
 @click.command()
-@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True)
+@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True, shell_complete=complete_runs)
 @click.option(
     "-f",
     "--force",

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -87,10 +88,22 @@ def command_text(command: list[str], width: int = 50) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def table(rows: list[list[str]], headers: list[str]) -> None:
+def table(
+    rows: list[list[str]],
+    headers: list[str],
+    paint: dict[int, Callable[[str], str]] | None = None,
+) -> None:
+    """Aligned columns on stdout; `paint` styles the cells of some columns (by index) after
+    they are measured, so escape codes never shift a column."""
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
+    paint = paint or {}
+
+    def cell(i: int, text: str) -> str:
+        pad = " " * (widths[i] - len(text))
+        return paint[i](text) + pad if i in paint else text + pad
+
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += ["  ".join(cell(i, c) for i, c in enumerate(r)).rstrip() for r in rows]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from qwex_core.agent.record import STATUSES
+from qwex_core.cli.completion import complete_backends, complete_runs
 from qwex_core.cli.output import ago, command_text, duration, emit_json, run_json, table
 from qwex_core.store import short_id
 
@@ -66,7 +67,12 @@ def _matches(record: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
     help="Only runs in this status (repeatable).",
 )
 @click.option(
-    "-b", "--backend", "backends", multiple=True, help="Only runs on this backend (repeatable)."
+    "-b",
+    "--backend",
+    "backends",
+    multiple=True,
+    shell_complete=complete_backends,
+    help="Only runs on this backend (repeatable).",
 )
 @click.option(
     "-f",
@@ -145,11 +151,18 @@ def list_runs(
         else:
             click.echo("no runs yet: start one with `qwex run -- COMMAND`", err=True)
         return
-    table(rows, ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "COMMAND", "NAME"])
+    from qwex_core.cli.terminal import colour_wanted, paint_status
+
+    colour = colour_wanted(sys.stdout)
+    table(
+        rows,
+        ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "COMMAND", "NAME"],
+        paint={1: lambda text: paint_status(text, text, colour)},
+    )
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", shell_complete=complete_runs)
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @click.pass_obj
 def status(state: State, run_id: str, as_json: bool) -> None:
@@ -180,13 +193,18 @@ def status(state: State, run_id: str, as_json: bool) -> None:
         fields.insert(4, ("image", run.spec.container.image))
     for key, value in run.backend_data.items():
         fields.append((key.replace("_", " "), str(value)))
+    from qwex_core.cli.terminal import colour_wanted, paint_status
+
+    colour = colour_wanted(sys.stdout)
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
-        click.echo(f"{key.ljust(width)}  {value}")
+        if key == "status":
+            value = paint_status(value, value, colour)
+        click.echo(f"{key.ljust(width)}  {value}", color=colour or None)
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", shell_complete=complete_runs)
 @click.option(
     "-f",
     "--follow",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from qwex_core.cli.completion import complete_backends, complete_profiles
 from qwex_core.cli.output import TERMINATED, Terminated, emit_json, note, run_json
 from qwex_core.errors import QwexError
 from qwex_core.plugin.manager import unknown_backend
@@ -43,9 +44,15 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option(
     "-b",
     "--backend",
+    shell_complete=complete_backends,
     help="Backend to run on (see `qwex backends`); default from config, else local.",
 )
-@click.option("-p", "--profile", help="Named profile from [tool.qwex.profiles.NAME].")
+@click.option(
+    "-p",
+    "--profile",
+    shell_complete=complete_profiles,
+    help="Named profile from [tool.qwex.profiles.NAME].",
+)
 @click.option("-d", "--detach", is_flag=True, help="Print the run id and return at once.")
 @click.option("--image", help="Container image (container backends).")
 @click.option(
@@ -196,7 +203,14 @@ def run(
             f"`qwex logs -f {short_id(run_.id)}` re-attaches"
         )
     streams = () if quiet else ("stdout", "stderr")
-    final = follow_run(service, run_, streams=streams, stdout_to_stderr=as_json, signals=caught)
+    final = follow_run(
+        service,
+        run_,
+        streams=streams,
+        stdout_to_stderr=as_json,
+        signals=caught,
+        phase=not quiet,
+    )
     terminated = signal.SIGTERM in caught
     if as_json:
         emit_json(run_json(final))
@@ -241,12 +255,15 @@ def follow_run(
     cancel_on_interrupt: bool = True,
     stdout_to_stderr: bool = False,
     signals: set[int] | None = None,
+    phase: bool = True,
 ) -> Run:
     """Print the run's output until it is final (stdout to stdout, or to stderr with
     `stdout_to_stderr`; stderr to stderr). Ctrl-C cancels it (twice: kills it), or with
     `cancel_on_interrupt` off, only stops following. SIGTERM (when the caller turned it into
     `Terminated`) cancels it like Ctrl-C and is added to `signals`. A closed output pipe
-    stops following and raises `BrokenPipeError`; the run goes on."""
+    stops following and raises `BrokenPipeError`; the run goes on. With `phase`, a terminal's
+    stderr shows what the run waits for until it is running (see `PhaseLine`)."""
+    from qwex_core.cli.terminal import PhaseLine
     from qwex_core.follow import follow
     from qwex_core.models import Run
 
@@ -254,11 +271,16 @@ def follow_run(
         "stdout": sys.stderr.buffer if stdout_to_stderr else sys.stdout.buffer,
         "stderr": sys.stderr.buffer,
     }
+    line = PhaseLine(sys.stderr, enabled=phase)
+    on_status = line.update if line.enabled else None
     offsets: dict[str, int] | None = None
     interrupts = 0
     while True:
         try:
-            for item in follow(service, run.id, streams=streams, offsets=offsets, tail=tail):
+            for item in follow(
+                service, run.id, streams=streams, offsets=offsets, tail=tail, on_status=on_status
+            ):
+                line.stop()  # output flows, or the run has ended
                 if isinstance(item, Run):
                     return item
                 try:
@@ -273,6 +295,7 @@ def follow_run(
                     raise
                 offsets = {**(offsets or {}), item.stream: item.offset + len(item.data)}
         except (KeyboardInterrupt, Terminated) as exc:
+            line.clear()
             if not cancel_on_interrupt:
                 raise
             term = isinstance(exc, Terminated)
@@ -288,3 +311,6 @@ def follow_run(
                 note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
                 raise
             service.cancel(service.store.load(run.id), interrupt=not term)
+        except BaseException:
+            line.clear()
+            raise

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from qwex_core.cli.completion import complete_runs
 from qwex_core.cli.output import emit_json, run_json
 
 if TYPE_CHECKING:
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True)
+@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True, shell_complete=complete_runs)
 @click.option("--json", "as_json", is_flag=True, help="Print the final run records as JSON.")
 @click.pass_obj
 def wait(state: State, run_ids: tuple[str, ...], as_json: bool) -> None:
