@@ -1,0 +1,67 @@
+"""A local job run by an ordinary user (qwex-user, its own venv of Debian's Python):
+everything it makes is its own, and a second user (qwex-other) cannot change the run."""
+
+from __future__ import annotations
+
+import json
+import pwd
+from pathlib import Path
+
+import pytest
+from users import OTHER, USER, qwex_as, tamper, world_writable
+
+pytestmark = [pytest.mark.users, pytest.mark.slow]
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()}
+
+
+def run_id_of(project: Path) -> str:
+    (run_dir,) = (project / ".qwex" / "runs").iterdir()
+    return run_dir.name
+
+
+def test_local_job_as_user_is_the_users_and_other_users_cannot_change_it(
+    user_bin: Path, user_project: Path
+) -> None:
+    uid = pwd.getpwnam(USER).pw_uid
+    done = qwex_as(
+        USER, user_bin, user_project, "run", "--", "sh", "-c", "echo hello; echo data > made.txt"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "hello" in done.stdout
+    made = user_project / "made.txt"
+    assert made.read_text() == "data\n"
+    assert made.stat().st_uid == uid
+
+    run_id = run_id_of(user_project)
+    listed = qwex_as(USER, user_bin, user_project, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert run_id[-12:] in listed.stdout and "succeeded" in listed.stdout
+    logs = qwex_as(USER, user_bin, user_project, "logs", run_id[-12:])
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == "hello\n"
+
+    store = user_project / ".qwex"
+    assert all(p.stat().st_uid == uid for p in [store, *store.rglob("*")])
+    assert world_writable(store) == []
+
+    run_dir = store / "runs" / run_id
+    before = snapshot(run_dir)
+    assert tamper(OTHER, run_dir) == []
+    assert snapshot(run_dir) == before
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "succeeded"
+
+
+def test_user_cancels_a_local_run(user_bin: Path, user_project: Path) -> None:
+    started = qwex_as(USER, user_bin, user_project, "run", "-d", "--", "sleep", "60")
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip()
+    cancelled = qwex_as(USER, user_bin, user_project, "cancel", run_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    waited = qwex_as(USER, user_bin, user_project, "wait", run_id, timeout=60)
+    status = qwex_as(USER, user_bin, user_project, "status", run_id)
+    assert "cancelled" in status.stdout, (waited.stdout, status.stdout, status.stderr)
+    assert world_writable(user_project / ".qwex") == []
