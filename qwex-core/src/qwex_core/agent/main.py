@@ -1,8 +1,9 @@
-"""`qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] -- CMD ARGS...`
+"""`qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--snapshot FILE]
+[--termination-log FILE] -- CMD ARGS...`, and the frozen agent's `qwex agent copy DEST`.
 
 The agent's command line, parsed by hand to keep start-up fast. It is the
 same whether it runs as `qwex run --local` on a laptop, as the frozen
-`/qwex/bin/qwex` inside a container, or as `python -m qwex_core.agent`.
+`/qwex/bin/qwex` inside a container or pod, or as `python -m qwex_core.agent`.
 """
 
 from __future__ import annotations
@@ -10,26 +11,55 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
 USAGE = """\
-usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--] COMMAND [ARGS]...
+usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--snapshot FILE]
+                        [--termination-log FILE] [--] COMMAND [ARGS]...
 
 Run COMMAND right here under the qwex agent: its output goes to the run's log
 files (and through to this terminal unless --quiet), its run record is kept in
 DIR (default: a new run in the project's .qwex/runs/), SIGINT/SIGTERM are
 forwarded to it and it is killed after the grace period (default 10 s).
+--snapshot unpacks a project snapshot (tar.gz) into the working directory
+first; --termination-log also writes the final record there as JSON of at
+most 4 KiB (Kubernetes reads /dev/termination-log).
 Exits with the command's exit code (128+N when killed by signal N).
 """
+
+COPY_VERB = ["agent", "copy"]
+"""`<launcher> agent copy DEST` (frozen agent only) copies the whole agent bundle, the
+directory above the running `bin/qwex`, into DEST with its modes, through DEST/.tmp and
+renames (`bin/` last, so DEST/bin/qwex never exists half-copied); exits 0, or 125 with a
+one-line reason on stderr.
+
+On Kubernetes the init container of the agent image (`qwex_core.agent.image_name()`)
+runs `["/qwex/bin/qwex", "agent", "copy", "/qwex-install"]` (`copy_command(("/qwex/bin/qwex",),
+"/qwex-install")`) with an emptyDir mounted at /qwex-install; the main container mounts
+the same emptyDir at /qwex (the bundle's loader path is fixed there) and runs
+`command_line(("/qwex/bin/qwex",), ...)`."""
+
+VALUED = ("--run-dir", "--grace", "--snapshot", "--termination-log")
 
 
 class UsageError(Exception):
     pass
 
 
-def parse(argv: list[str]) -> tuple[str | None, float, bool, list[str]]:
+class Options(NamedTuple):
+    """The agent's options as `parse` read them."""
+
+    run_dir: str | None
+    grace: float
+    quiet: bool
+    command: list[str]
+    snapshot: str | None = None
+    termination_log: str | None = None
+
+
+def parse(argv: list[str]) -> Options:
     """Split the agent's own options from the command; `argv` starts after `run --local`."""
-    run_dir: str | None = None
-    grace = float(os.environ.get("QWEX_GRACE_PERIOD", "10"))
+    values: dict[str, str] = {}
     quiet = False
     args = list(argv)
     while args and args[0].startswith("-"):
@@ -37,45 +67,68 @@ def parse(argv: list[str]) -> tuple[str | None, float, bool, list[str]]:
         if opt == "--":
             break
         name, _, inline = opt.partition("=")
-        if name in ("--run-dir", "--grace"):
+        if name in VALUED:
             if not inline and not args:
                 raise UsageError(f"{name} needs a value")
-            value = inline or args.pop(0)
-            if name == "--run-dir":
-                run_dir = value
-            else:
-                try:
-                    grace = float(value)
-                except ValueError:
-                    raise UsageError(f"--grace expects seconds, got {value!r}") from None
+            values[name] = inline or args.pop(0)
         elif opt == "--quiet":
             quiet = True
         elif opt in ("-h", "--help"):
             raise UsageError("")
         else:
             raise UsageError(f"unknown agent option {opt}")
+    grace_text = values.get("--grace") or os.environ.get("QWEX_GRACE_PERIOD", "10")
+    try:
+        grace = float(grace_text)
+    except ValueError:
+        raise UsageError(f"--grace expects seconds, got {grace_text!r}") from None
     if not args:
         raise UsageError("no command given")
-    return run_dir, grace, quiet, args
+    return Options(
+        run_dir=values.get("--run-dir"),
+        grace=grace,
+        quiet=quiet,
+        command=args,
+        snapshot=values.get("--snapshot"),
+        termination_log=values.get("--termination-log"),
+    )
 
 
 def command_line(
-    launcher: Sequence[str], *, run_dir: str, grace: float, command: Sequence[str]
+    launcher: Sequence[str],
+    *,
+    run_dir: str,
+    grace: float,
+    command: Sequence[str],
+    quiet: bool = True,
+    snapshot: str | None = None,
+    termination_log: str | None = None,
 ) -> list[str]:
-    """The agent's command line as `parse` reads it: `launcher` is how to call the agent
-    where it runs (`python -m qwex_core.agent`, the mounted `/qwex/bin/qwex`)."""
+    """The agent's command line as `parse` reads it: `launcher` is how to call the
+    agent where it runs (`python -m qwex_core.agent`, the mounted `/qwex/bin/qwex`).
+
+    `quiet=False` also passes the command's output through to the agent's own stdout and
+    stderr (a pod's log); `snapshot` is a tar.gz the agent unpacks into its working
+    directory before the command starts; `termination_log` gets the final record."""
     return [
         *launcher,
         "run",
         "--local",
         "--run-dir",
         run_dir,
-        "--quiet",
+        *(["--quiet"] if quiet else []),
         "--grace",
         f"{grace:g}",
+        *(["--snapshot", snapshot] if snapshot is not None else []),
+        *(["--termination-log", termination_log] if termination_log is not None else []),
         "--",
         *command,
     ]
+
+
+def copy_command(launcher: Sequence[str], dest: str) -> list[str]:
+    """The command that copies the agent bundle into `dest` (see `COPY_VERB`)."""
+    return [*launcher, *COPY_VERB, dest]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,13 +136,21 @@ def main(argv: list[str] | None = None) -> int:
     from qwex_core.agent.supervisor import Supervisor
 
     try:
-        run_dir, grace, quiet, command = parse(sys.argv[3:] if argv is None else argv)
+        opts = parse(sys.argv[3:] if argv is None else argv)
     except UsageError as exc:
         sys.stderr.write(USAGE + (f"\nqwex: error: {exc}\n" if str(exc) else ""))
         return 2 if str(exc) else 0
+    run_dir = opts.run_dir
     if run_dir is None:
         from qwex_core.ids import uuid7
         from qwex_core.paths import find_project_dir, runs_dir
 
         run_dir = str(runs_dir(find_project_dir()) / uuid7())
-    return Supervisor(run_dir=run_dir, command=command, grace=grace, passthrough=not quiet).run()
+    return Supervisor(
+        run_dir=run_dir,
+        command=opts.command,
+        grace=opts.grace,
+        passthrough=not opts.quiet,
+        snapshot=opts.snapshot,
+        termination_log=opts.termination_log,
+    ).run()

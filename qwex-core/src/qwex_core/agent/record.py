@@ -95,3 +95,60 @@ def transition(record: dict[str, Any], status: str, reason: str | None = None) -
         record["started_at"] = at
     if status in FINAL_STATUSES:
         record["finished_at"] = at
+
+
+TERMINATION_LIMIT = 4096
+"""Kubernetes keeps at most 4096 bytes of a container's termination message."""
+TERMINATION_KEYS = (
+    "id",
+    "status",
+    "reason",
+    "exit_code",
+    "signal",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "host",
+    "history",
+)
+TRUNCATED = "...[truncated]"
+
+
+def termination_message(record: dict[str, Any], limit: int = TERMINATION_LIMIT) -> bytes:
+    """The final record as compact JSON of at most `limit` bytes: the history goes first,
+    then the longest strings (the reason, usually) are cut, marked with `...[truncated]`."""
+    kept = {key: record[key] for key in TERMINATION_KEYS if key in record}
+    data = _compact(kept)
+    if len(data) > limit:
+        kept.pop("history", None)
+        data = _compact(kept)
+    while len(data) > limit:
+        key = max(
+            (k for k, v in kept.items() if isinstance(v, str) and v),
+            key=lambda k: len(kept[k]),
+            default=None,
+        )
+        if key is None:  # nothing left to cut: the bare minimum always fits
+            return _compact({"status": record.get("status"), "truncated": True})[:limit]
+        text: str = kept[key].removesuffix(TRUNCATED)
+        encoded = len(_compact(text))  # a character is 1 to 6 bytes in JSON
+        room = encoded - (len(data) - limit) - len(TRUNCATED)
+        keep = min(len(text) - 1, len(text) * room // encoded) if room > 0 else 0
+        kept[key] = text[:keep] + TRUNCATED if keep > 0 else ""
+        data = _compact(kept)
+    return data
+
+
+def write_termination_log(path: str, record: dict[str, Any]) -> None:
+    """Write `termination_message(record)` to `path` (replacing what is there)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(termination_message(record))
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()

@@ -29,6 +29,7 @@ from qwex_core.agent.record import (
     read_record,
     transition,
     write_record,
+    write_termination_log,
 )
 
 CHUNK = 1 << 20
@@ -58,12 +59,20 @@ def signal_name(signum: int) -> str:
 class Supervisor:
     # A plain class (no dataclasses, no pathlib): every import costs start-up time in containers.
     def __init__(
-        self, run_dir: str, command: list[str], grace: float = 10.0, passthrough: bool = True
+        self,
+        run_dir: str,
+        command: list[str],
+        grace: float = 10.0,
+        passthrough: bool = True,
+        snapshot: str | None = None,
+        termination_log: str | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.command = command
         self.grace = grace
         self.passthrough = passthrough
+        self.snapshot = snapshot
+        self.termination_log = termination_log
         self.record: dict[str, Any] = {}
         self._pending_signals: list[int] = []
         self._cancel_signal: str | None = None
@@ -86,6 +95,8 @@ class Supervisor:
         try:
             if cancel_reason(self.run_dir) is not None:
                 return self._finish_cancelled_before_start()
+            if self.snapshot is not None and not self._unpack_snapshot():
+                return AGENT_ERROR
             return self._supervise(wake_r)
         finally:
             signal.set_wakeup_fd(-1)
@@ -120,6 +131,25 @@ class Supervisor:
 
     def _open_log(self, name: str) -> int:
         return os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def _unpack_snapshot(self) -> bool:
+        """Unpack the project snapshot into the working directory; on failure, end the run."""
+        from qwex_core.agent.unpack import SnapshotError, unpack
+
+        assert self.snapshot is not None
+        try:
+            unpack(self.snapshot, ".")
+        except SnapshotError as exc:
+            self._say(str(exc))
+            with contextlib.suppress(OSError):
+                err_log = self._open_log(STDERR_FILE)
+                _write_all(err_log, f"qwex: {exc}\n".encode())
+                os.close(err_log)
+            self.record["exit_code"] = AGENT_ERROR
+            transition(self.record, "failed", str(exc))
+            self._write_final()
+            return False
+        return True
 
     # -- the run -------------------------------------------------------------
 
@@ -247,7 +277,7 @@ class Supervisor:
             transition(self.record, "failed", oom or f"killed by {self.record['signal']}")
         else:
             transition(self.record, "failed", f"exit code {code}")
-        write_record(self.run_dir, self.record, durable=True)
+        self._write_final()
         return code
 
     def _finish_not_started(self, program: str, exc: OSError, err_log: int) -> int:
@@ -261,13 +291,22 @@ class Supervisor:
         self._say(reason)
         self.record["exit_code"] = code
         transition(self.record, "failed", reason)
-        write_record(self.run_dir, self.record, durable=True)
+        self._write_final()
         return code
 
     def _finish_cancelled_before_start(self) -> int:
         transition(self.record, "cancelled", self._cancel_reason("cancelled before start"))
-        write_record(self.run_dir, self.record, durable=True)
+        self._write_final()
         return 128 + signal.SIGTERM
+
+    def _write_final(self) -> None:
+        """Write the final record durably, and the termination log when one is asked for."""
+        write_record(self.run_dir, self.record, durable=True)
+        if self.termination_log is not None:
+            try:
+                write_termination_log(self.termination_log, self.record)
+            except OSError as exc:
+                self._say(f"cannot write the termination log {self.termination_log}: {exc}")
 
     def _cancel_reason(self, default: str) -> str:
         return cancel_reason(self.run_dir) or default

@@ -1,0 +1,68 @@
+"""Unpack a project snapshot (DESIGN §6) into the working directory, safely.
+
+The archive comes from outside the container (a ConfigMap, an upload), so it is
+extracted with tarfile's `data` filter: no absolute paths, nothing outside the
+directory, no links leaving it, no device files, no set-uid bits, no chown.
+Pythons older than 3.11.4 (Debian 12's 3.11.2) lack the filter; there the same
+rules are checked here, member by member, against what is already on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+
+
+class SnapshotError(Exception):
+    """The snapshot cannot be unpacked; the message says which file and why."""
+
+
+def unpack(archive: str, dest: str = ".") -> int:
+    """Extract the tar.gz `archive` into `dest`; return the number of members extracted."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, members=members, filter="data")
+            else:  # pragma: no cover - exercised through extract_checked on any Python
+                extract_checked(tar, members, dest)
+    except FileNotFoundError:
+        raise SnapshotError(f"snapshot {archive} does not exist") from None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise SnapshotError(f"cannot unpack the snapshot {archive}: {exc}") from None
+    return len(members)
+
+
+def extract_checked(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: str) -> None:
+    """What the `data` filter does, for Pythons without it."""
+    root = os.path.realpath(dest)
+    for member in members:
+        name = member.name
+        if os.path.isabs(name) or ".." in name.split("/"):
+            raise tarfile.TarError(f"{member.name!r} would be written outside the directory")
+        target = os.path.realpath(os.path.join(root, name))
+        if not _inside(root, os.path.dirname(target)):
+            raise tarfile.TarError(f"{member.name!r} would be written outside the directory")
+        if member.issym() or member.islnk():
+            base = os.path.dirname(target) if member.issym() else root
+            if os.path.isabs(member.linkname) or not _inside(
+                root, os.path.realpath(os.path.join(base, member.linkname))
+            ):
+                raise tarfile.TarError(
+                    f"{member.name!r} links to {member.linkname!r}, outside the directory"
+                )
+        elif not (member.isfile() or member.isdir()):
+            raise tarfile.TarError(f"{member.name!r} is a special file")
+        mode = stat.S_IMODE(member.mode) & 0o755
+        if member.isdir():
+            mode |= 0o700
+        elif member.isfile():
+            mode = mode | 0o600 if mode & 0o100 else mode & 0o644 | 0o600
+        member.mode = mode
+        member.uid, member.gid, member.uname, member.gname = os.geteuid(), os.getegid(), "", ""
+        tar.extract(member, root, set_attrs=not member.issym())
+
+
+def _inside(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
