@@ -67,6 +67,21 @@ def cluster(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def agent_image(session: nox.Session) -> None:
+    """The agent image (FROM scratch + the agent at /qwex), loaded into the test cluster.
+
+    Pods get the agent from it through an init container (docs/kubernetes.md). A no-op
+    when the image already holds the current agent; `-- --no-load` skips the cluster."""
+    session.install("-e", "qwex-core", "-e", "qwex-docker")
+    load = "--no-load" not in session.posargs
+    out = session.run("qwex", "agent", "image", silent=True)
+    tag = str(out).strip().splitlines()[-1]
+    session.log(f"agent image {tag}")
+    if load:
+        session.run("bash", ".ci/k8s/cluster.sh", "load", tag, external=True)
+
+
+@nox.session(python=PYTHON)
 def agent(session: nox.Session) -> None:
     """The self-contained qwex agent for this machine's platform, into the user cache.
 

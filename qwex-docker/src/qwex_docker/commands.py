@@ -1,4 +1,4 @@
-"""`qwex agent build|path` and `qwex gc`, added to the qwex CLI by the docker plugin.
+"""`qwex agent build|path|image` and `qwex gc`, added to the qwex CLI by the docker plugin.
 
 Defined with click only; the docker SDK and the build machinery are imported
 inside the command bodies, since this module is loaded for `qwex --help`.
@@ -6,6 +6,7 @@ inside the command bodies, since this module is loaded for `qwex --help`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ import click
 if TYPE_CHECKING:
     from qwex_core.cli.context import State
 
+    from qwex_docker.bundle.locate import Agent
+    from qwex_docker.bundle.platforms import Platform as PlatformType
     from qwex_docker.settings import DockerSettings
 
 
@@ -25,6 +28,7 @@ def agent() -> None:
     \b
       qwex agent build          build it for this machine's platform (into the user cache)
       qwex agent path           where the agent for an image's platform is, or why it is not
+      qwex agent image          the agent image (FROM scratch + /qwex) a Kubernetes pod copies it from
     """
 
 
@@ -77,6 +81,67 @@ def agent_path(state: State, platform_name: str | None, image: str | None) -> No
     else:
         platform = Platform.host()
     click.echo(str(find_agent(platform, agent_dir=settings.agent_dir, image=image).path))
+
+
+@agent.command("image")
+@click.option("--tag", help="Image tag (default: qwex/agent:<qwex-core version>).")
+@click.option(
+    "--platform",
+    "platform_name",
+    help="OS/ARCH of the agent, e.g. linux/arm64 (default: this machine's).",
+)
+@click.option("--force", is_flag=True, help="Build even if the tag already holds this agent.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tag, id and platform as JSON.")
+@click.pass_obj
+def agent_image(
+    state: State, tag: str | None, platform_name: str | None, force: bool, as_json: bool
+) -> None:
+    """Build the agent image: FROM scratch plus the agent bundle at /qwex, offline.
+
+    A Kubernetes pod gets the agent from it through an init container that runs
+    `/qwex/bin/qwex agent copy /qwex-install` (its default command) into an emptyDir.
+    Prints the tag; to use it on a cluster, `docker tag` and `docker push` it to a
+    registry the cluster pulls from (docs/kubernetes.md).
+    """
+    from qwex_core.agent import image_name
+
+    from qwex_docker.bundle.image import build_image
+    from qwex_docker.bundle.platforms import Platform
+    from qwex_docker.client import connect
+
+    settings = _settings(state)
+    try:
+        platform = Platform.parse(platform_name) if platform_name else Platform.host()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--platform") from None
+    agent = _agent_for(platform, settings)
+    api = connect(settings.base_url, max(settings.timeout, 300))
+    image = build_image(api, agent, tag or image_name(), force=force)
+    if as_json:
+        click.echo(json.dumps({**dataclasses.asdict(image), "agent": str(agent.path)}, indent=2))
+    else:
+        if not image.built:
+            click.echo(f"qwex: {image.tag} already holds this agent", err=True)
+        click.echo(image.tag)
+
+
+def _agent_for(platform: PlatformType, settings: DockerSettings) -> Agent:
+    """The agent bundle for `platform`, built here first when it is this machine's."""
+    from qwex_docker.bundle.locate import AgentError, find_agent
+    from qwex_docker.bundle.platforms import Platform
+
+    try:
+        return find_agent(platform, agent_dir=settings.agent_dir)
+    except AgentError:
+        if settings.agent_dir or platform != Platform.host():
+            raise
+    from qwex_docker.bundle.build import BuildError, build
+
+    try:
+        build(log=lambda m: click.echo(f"qwex: {m}", err=True))
+    except BuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    return find_agent(platform, agent_dir=settings.agent_dir)
 
 
 @click.command()

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE "usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--] COMMAND...\n"
+#define USAGE                                                                                  \
+    "usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--] COMMAND...\n"      \
+    "       qwex agent copy DEST\n"
 
 /* The bundle root: the directory above bin/ holding this executable. */
 static int bundle_root(const char *argv0, char *out, size_t size) {
@@ -49,7 +51,9 @@ static void fail(PyStatus status) {
 
 int main(int argc, char **argv) {
     char root[PATH_MAX];
-    if (argc < 3 || strcmp(argv[1], "run") != 0 || strcmp(argv[2], "--local") != 0) {
+    int run = argc >= 3 && strcmp(argv[1], "run") == 0 && strcmp(argv[2], "--local") == 0;
+    int copy = argc >= 3 && strcmp(argv[1], "agent") == 0 && strcmp(argv[2], "copy") == 0;
+    if (!run && !copy) {
         fputs(USAGE, stderr);
         return 2;
     }

@@ -34,7 +34,7 @@ MOUNT = "/qwex"
 """Where the bundle is mounted in the container; its loader path is fixed at build time."""
 LAUNCHER = "bin/qwex"
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2
 """Bundle layout version, bumped when the launcher or the layout changes."""
 PACKAGED_MODULE = "qwex_docker_agents"
 
