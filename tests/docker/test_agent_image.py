@@ -81,6 +81,9 @@ def test_the_image_holds_only_the_agent(
     again = qwex("agent", "image", "--tag", tag, check=True)
     assert again.stdout.strip() == tag and "already holds this agent" in again.stderr
     assert docker_api.inspect_image(tag)["Id"] == info["id"]
+    bad = qwex("agent", "image", "--tag", "Not A Tag")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "cannot build the agent image Not A Tag: " in bad.stderr
 
 
 def test_copy_verb_gives_a_busybox_container_a_working_agent(

@@ -34,8 +34,9 @@ ALWAYS_EXCLUDED = frozenset({".git", ".qwex"})
 IGNORE_FILES = (".gitignore", ".qwexignore")
 """Read in this order in every directory; a later pattern wins."""
 EXTRA_SCAN = 64 << 20
-"""Once over the limit, how many more uncompressed bytes to compress to name the real size."""
+"""Once over the limit, how many more bytes to read (plus one CHUNK buffered) to name the size."""
 BIGGEST = 5
+CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,8 @@ class _Reader:
 def _write_tar(root: str, entries: list[_Entry], sink: _Sink) -> None:
     with (
         gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=sink, mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        io.BufferedWriter(gz, buffer_size=CHUNK) as buffered,  # zlib likes big writes
+        tarfile.open(fileobj=buffered, mode="w", format=tarfile.GNU_FORMAT) as tar,
     ):
         for entry in entries:
             info = tarfile.TarInfo(entry.rel)

@@ -5,6 +5,8 @@ extracted with tarfile's `data` filter: no absolute paths, nothing outside the
 directory, no links leaving it, no device files, no set-uid bits, no chown.
 Pythons older than 3.11.4 (Debian 12's 3.11.2) lack the filter; there the same
 rules are checked here, member by member, against what is already on disk.
+Files get the time of unpacking, not the snapshot's zero (tools such as zip refuse
+times before 1980, and build tools see the tree as new).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+import time
 
 
 class SnapshotError(Exception):
@@ -24,7 +27,12 @@ def unpack(archive: str, dest: str = ".") -> int:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()
             if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, members=members, filter="data")
+                now = time.time()
+
+                def data_now(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+                    return tarfile.data_filter(member, path).replace(mtime=now, deep=False)
+
+                tar.extractall(dest, members=members, filter=data_now)
             else:  # pragma: no cover - exercised through extract_checked on any Python
                 extract_checked(tar, members, dest)
     except FileNotFoundError:
@@ -36,7 +44,7 @@ def unpack(archive: str, dest: str = ".") -> int:
 
 def extract_checked(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: str) -> None:
     """What the `data` filter does, for Pythons without it."""
-    root = os.path.realpath(dest)
+    root, now = os.path.realpath(dest), time.time()
     for member in members:
         name = member.name
         if os.path.isabs(name) or ".." in name.split("/"):
@@ -59,7 +67,7 @@ def extract_checked(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: 
             mode |= 0o700
         elif member.isfile():
             mode = mode | 0o600 if mode & 0o100 else mode & 0o644 | 0o600
-        member.mode = mode
+        member.mode, member.mtime = mode, now
         member.uid, member.gid, member.uname, member.gname = os.geteuid(), os.getegid(), "", ""
         tar.extract(member, root, set_attrs=not member.issym())
 

@@ -87,6 +87,8 @@ def build_image(api: Any, agent: Agent, tag: str, *, force: bool = False) -> Age
             attrs = api.inspect_image(tag)
         except ImageNotFound:
             attrs = None
+        except APIError as exc:  # an invalid reference, most often
+            raise BackendError(f"cannot build the agent image {tag}: {api_message(exc)}") from None
         labels = ((attrs or {}).get("Config") or {}).get("Labels") or {}
         if attrs and labels.get(DIGEST_LABEL) == digest:
             return AgentImage(tag, attrs["Id"], platform, digest, built=False)
