@@ -21,6 +21,10 @@ USER = "qwex-user"
 """In the `docker` group: runs local and Docker jobs."""
 OTHER = "qwex-other"
 """In no special group: another person on the same machine."""
+BUSYBOX = "qwex-test/busybox"
+IMAGE_WITH_USER = "qwex-test/busybox-user"
+"""Made from BUSYBOX by the tests, with its own USER IMAGE_UID (no user of this machine)."""
+IMAGE_UID = 4321
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
 PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -57,9 +61,11 @@ def as_user(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
+    group: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `argv` as `user` (with its supplementary groups) in a clean environment: that
-    user's HOME, a system PATH, LANG, the PIP_* settings of this session, plus `env`."""
+    """Run `argv` as `user` (with its supplementary groups; `group`: another primary group)
+    in a clean environment: that user's HOME, a system PATH, LANG, the PIP_* settings of this
+    session, plus `env`."""
     account = pwd.getpwnam(user)
     clean = {
         "HOME": account.pw_dir,
@@ -71,7 +77,16 @@ def as_user(
         **(env or {}),
     }
     runuser = shutil.which("runuser") or "/usr/sbin/runuser"
-    command = [runuser, "-u", user, "--", "env", "-i", *(f"{k}={v}" for k, v in clean.items())]
+    command = [
+        runuser,
+        "-u",
+        user,
+        *(["-g", group] if group else []),
+        "--",
+        "env",
+        "-i",
+        *(f"{k}={v}" for k, v in clean.items()),
+    ]
     return subprocess.run(
         [*command, *argv],
         cwd=cwd,
@@ -123,10 +138,17 @@ def user_venv(
 
 
 def qwex_as(
-    user: str, bin_dir: Path, project: Path, *args: str, timeout: float = 120
+    user: str,
+    bin_dir: Path,
+    project: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    group: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`qwex ARGS` run by `user` from the venv `bin_dir`, in `project`."""
-    return as_user(user, [str(bin_dir / "qwex"), *args], cwd=project, timeout=timeout)
+    argv = [str(bin_dir / "qwex"), *args]
+    return as_user(user, argv, cwd=project, env=env, timeout=timeout, group=group)
 
 
 def world_writable(root: Path) -> list[str]:

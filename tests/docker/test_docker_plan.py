@@ -80,6 +80,16 @@ def test_runs_as_the_invoking_user_unless_told(project: Path) -> None:
     assert plan.create_args(run, facts)[0]["user"] is None
 
 
+def test_another_container_user_gets_the_invoking_users_group_and_no_one_else(
+    project: Path,
+) -> None:
+    run, facts = make_run(project)
+    assert "group_add" not in plan.create_args(run, facts)[1]
+    for user in ("image", "0:0"):
+        run, facts = make_run(project, container={"user": user})
+        assert plan.create_args(run, facts)[1]["group_add"] == ["100"]
+
+
 def test_resources_become_nano_cpus_memory_without_swap_and_gpu_requests(project: Path) -> None:
     run, facts = make_run(project, resources=ResourceRequirements(cpu=1.5, memory="512Mi", gpu=2))
     _, host = plan.create_args(run, facts)

@@ -8,13 +8,26 @@ modes, not because a parent folder is closed.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from users import OTHER, USER, give, require_user, unavailable, user_venv
+from users import (
+    BUSYBOX,
+    IMAGE_UID,
+    IMAGE_WITH_USER,
+    OTHER,
+    USER,
+    give,
+    require_user,
+    unavailable,
+    user_venv,
+)
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +49,31 @@ def user_bin(user_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def user_agent_dir(user_root: Path) -> Path:
+def docker_images() -> Iterator[dict[str, str]]:
+    """The busybox test image, and one made from it whose own USER is 4321:4321 (removed after
+    the session); skips on a laptop without them, fails under CI."""
+    from docker.errors import APIError, ImageNotFound
+    from qwex_docker.client import DaemonUnavailable, connect
+
+    try:
+        api = connect(None, 30)
+        api.ping()
+        api.inspect_image(BUSYBOX)
+    except (DaemonUnavailable, ImageNotFound) as exc:
+        unavailable(f"no Docker daemon or no {BUSYBOX} image: {exc}")
+    tag = f"{IMAGE_WITH_USER}:{os.getpid()}"
+    dockerfile = f"FROM {BUSYBOX}\nUSER {IMAGE_UID}:{IMAGE_UID}\n".encode()
+    for _ in api.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True, pull=False):
+        pass
+    try:
+        yield {"busybox": BUSYBOX, "with-user": tag}
+    finally:
+        with contextlib.suppress(APIError):
+            api.remove_image(tag, force=True)
+
+
+@pytest.fixture(scope="session")
+def user_agent_dir(user_root: Path, docker_images: dict[str, str]) -> Path:
     """A copy, readable by qwex-user, of the agent bundle this session builds (or finds) as
     root: a directory of `<os>-<arch>/` bundles for `[docker] agent_dir`."""
     from qwex_docker.bundle.build import BuildError, build

@@ -8,7 +8,7 @@ import pwd
 from pathlib import Path
 
 import pytest
-from users import OTHER, USER, qwex_as, tamper, world_writable
+from users import OTHER, USER, as_user, qwex_as, tamper, world_writable
 
 pytestmark = [pytest.mark.users, pytest.mark.slow]
 
@@ -65,3 +65,22 @@ def test_user_cancels_a_local_run(user_bin: Path, user_project: Path) -> None:
     status = qwex_as(USER, user_bin, user_project, "status", run_id)
     assert "cancelled" in status.stdout, (waited.stdout, status.stdout, status.stderr)
     assert world_writable(user_project / ".qwex") == []
+
+
+def test_nothing_qwex_stores_is_world_writable_even_under_umask_000(
+    user_bin: Path, user_project: Path
+) -> None:
+    """A user whose umask lets everyone write still gets a store no one else can change."""
+    qwex = str(user_bin / "qwex")
+    script = f"umask 000; {qwex} run --name named -- true && {qwex} run -d -- sleep 30"
+    started = as_user(USER, ["/bin/sh", "-c", script], cwd=user_project)
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip().splitlines()[-1]
+    cancel = as_user(
+        USER, ["/bin/sh", "-c", f"umask 000; {qwex} cancel {run_id}"], cwd=user_project
+    )
+    assert cancel.returncode == 0, cancel.stderr
+    qwex_as(USER, user_bin, user_project, "wait", run_id, timeout=60)
+    assert world_writable(user_project / ".qwex") == []
+    for run_dir in (user_project / ".qwex" / "runs").iterdir():
+        assert tamper(OTHER, run_dir) == []

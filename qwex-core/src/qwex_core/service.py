@@ -196,7 +196,9 @@ class RunService:
         self._finished.add(run.id)
         try:
             fd = os.open(
-                self.store.run_dir(run.id) / NOTIFIED_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                self.store.run_dir(run.id) / NOTIFIED_FILE,
+                os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                0o644,
             )
         except FileExistsError:
             return run

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 SHORT_ID_LENGTH = 12
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 """A run name: letters, digits, `_`, `.`, `-`, starting with a letter or digit (as Docker)."""
+DIR_MODE = 0o775
+FILE_MODE = 0o664
+"""Modes of what the store creates: never world-writable, whatever the umask (which may still
+take the group's write bit away, as the usual 022 does)."""
 CREATING_GRACE = 60.0
 """Seconds a run folder may have no `run.json` yet (it is being created) before `qwex list`
 shows it as unreadable."""
@@ -83,7 +87,8 @@ class RunStore:
             announcement = (
                 None if self.root.parent.exists() else store_announcement(self.project_dir)
             )
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.parent.mkdir(DIR_MODE, parents=True, exist_ok=True)
+            self.root.mkdir(DIR_MODE, exist_ok=True)
             if announcement:
                 sys.stderr.write(f"qwex: {announcement}\n")
         taken = {short_id(n) for n in self.ids()}
@@ -92,7 +97,7 @@ class RunStore:
             if short_id(run_id) in taken:  # pragma: no cover - 48 random bits
                 continue
             try:
-                (self.root / run_id).mkdir()
+                (self.root / run_id).mkdir(DIR_MODE)
             except FileExistsError:  # pragma: no cover - 74 random bits
                 continue
             if spec.name:
@@ -117,7 +122,7 @@ class RunStore:
             }
         )
         for name in (STDOUT_FILE, STDERR_FILE):
-            (self.root / run_id / name).touch()
+            (self.root / run_id / name).touch(FILE_MODE)
         self.save(run)
         return run
 
@@ -134,7 +139,7 @@ class RunStore:
     def claim_name(self, name: str, run_id: str) -> None:
         """Give `name` to `run_id`, atomically: an error when another run holds it."""
         check_name(name)
-        self.names.mkdir(parents=True, exist_ok=True)
+        self.names.mkdir(DIR_MODE, parents=True, exist_ok=True)
         path = self.names / name
         for _ in range(3):
             try:

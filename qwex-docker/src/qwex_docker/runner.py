@@ -14,6 +14,7 @@ recorded the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from qwex_core.errors import BackendError
 from qwex_core.lifecycle import Probe, Seen, oom_reason
 from qwex_core.runners.base import Runner
 
+from qwex_docker import sharing
 from qwex_docker import spec as plan
 from qwex_docker.bundle.locate import find_agent
 from qwex_docker.bundle.platforms import Platform
@@ -63,6 +65,8 @@ class DockerRunner(Runner):
 
     def validate(self, spec: JobSpec) -> None:
         plan.check(spec, self.store.project_dir)
+        if plan.shares_run_dir(spec, f"{os.getuid()}:{os.getgid()}"):
+            sharing.check_private_group(os.getuid(), os.getgid())
 
     def start(self, run: Run) -> None:
         from docker.errors import APIError
@@ -77,8 +81,8 @@ class DockerRunner(Runner):
         create, host_config = plan.create_args(
             run, facts, auto_remove=not self.docker.keep_containers
         )
-        if create["user"] != facts.uid_gid:
-            self._share_run_dir(run)
+        if plan.shares_run_dir(run.spec, facts.uid_gid):
+            sharing.share_with_group(self.store.run_dir(run.id), int(facts.gid))
         try:
             created = self.api.create_container(
                 host_config=self.api.create_host_config(**host_config), **create
@@ -102,13 +106,6 @@ class DockerRunner(Runner):
             with contextlib.suppress(APIError):
                 self.api.remove_container(container_id, force=True, v=True)
             raise BackendError(f"the container did not start: {api_message(exc)}") from None
-
-    def _share_run_dir(self, run: Run) -> None:
-        """Let a container user other than the invoking one write the record and the logs."""
-        run_dir = self.store.run_dir(run.id)
-        run_dir.chmod(0o777)
-        for path in run_dir.iterdir():
-            path.chmod(0o666)
 
     def _image(self, image: str, *, pull: bool) -> dict[str, Any]:
         """The image's inspect data; pulled first only when the job asks for it."""

@@ -50,6 +50,10 @@ class HostFacts:
     ) -> HostFacts:
         return cls(project_dir, run_dir, agent_dir, network, f"{os.getuid()}:{os.getgid()}")
 
+    @property
+    def gid(self) -> str:
+        return self.uid_gid.partition(":")[2]
+
 
 def container_name(run_id: str) -> str:
     return f"qwex-{run_id}"
@@ -171,6 +175,17 @@ def user(spec: JobSpec, facts: HostFacts) -> str | None:
     return None if chosen == IMAGE_USER else chosen
 
 
+def shares_run_dir(spec: JobSpec, uid_gid: str) -> bool:
+    """Whether the container runs as another user than the invoking one (`uid_gid`), who then
+    reaches the run directory through the invoking user's own group (`qwex_docker.sharing`)."""
+    return (spec.container.user or uid_gid) != uid_gid
+
+
+def group_add(spec: JobSpec, facts: HostFacts) -> list[str] | None:
+    """The invoking user's group, added to the container's when it runs as someone else."""
+    return [facts.gid] if shares_run_dir(spec, facts.uid_gid) else None
+
+
 def create_args(
     run: Run, facts: HostFacts, *, auto_remove: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -183,6 +198,7 @@ def create_args(
         "auto_remove": auto_remove,
         "mounts": mounts(run, facts),
         "network_mode": spec.container.network or facts.default_network,
+        "group_add": group_add(spec, facts),
         **resources(spec),
     }
     create: dict[str, Any] = {

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from qwex_core.store import RunStore
 
 AGENT_PID_FILE = "agent.pid"
+APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
 class LocalRunner(Runner):
@@ -49,7 +50,7 @@ class LocalRunner(Runner):
         run_dir = self.store.run_dir(run.id)
         env = {**os.environ, **run.spec.env, "QWEX_RUN_ID": run.id}
         workdir = self.store.project_dir / (run.spec.workdir or ".")
-        with open(run_dir / "agent.log", "ab") as agent_log:
+        with open(os.open(run_dir / "agent.log", APPEND, 0o644), "ab") as agent_log:
             try:
                 proc = subprocess.Popen(
                     self.agent_command(run, launcher=self.launcher(run)),
@@ -65,7 +66,9 @@ class LocalRunner(Runner):
                     f"cannot start the agent in {workdir}: {exc.strerror or exc}"
                 ) from None
         self._children[run.id] = proc
-        (run_dir / AGENT_PID_FILE).write_text(f"{proc.pid} {procs.start_time(proc.pid) or 0}\n")
+        pid_file = os.open(run_dir / AGENT_PID_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(pid_file, f"{proc.pid} {procs.start_time(proc.pid) or 0}\n".encode())
+        os.close(pid_file)
 
     def _agent(self, run: Run) -> tuple[int, int] | None:
         """The agent's pid and kernel start time, once it was started."""
