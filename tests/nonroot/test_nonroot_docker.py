@@ -149,15 +149,18 @@ def test_the_images_own_user_writes_the_run_but_other_users_cannot(
     assert_no_container_left(run_dir.name)
 
 
-def test_root_running_an_image_user_shares_the_run_with_no_one_else(
-    user_root: Path, user_agent_dir: Path, docker_images: dict[str, str]
+@pytest.mark.parametrize("container_user", ["default", "image"])
+def test_root_shares_its_runs_with_no_local_user(
+    user_root: Path, user_agent_dir: Path, docker_images: dict[str, str], container_user: str
 ) -> None:
-    """Root invoking, the image's user 4321: it is given root's group, no local user is."""
+    """Root invoking: the container runs as root, or as the image's user 4321, which is given
+    root's group; no local user can change the run either way."""
     project = Path(tempfile.mkdtemp(prefix="root-project-", dir=user_root))
     project.chmod(0o755)
-    (project / "qwex.toml").write_text(
-        f'[docker]\nagent_dir = "{user_agent_dir}"\n[container]\nuser = "image"\n'
-    )
+    toml = f'[docker]\nagent_dir = "{user_agent_dir}"\n'
+    if container_user == "image":
+        toml += '[container]\nuser = "image"\n'
+    (project / "qwex.toml").write_text(toml)
     done = subprocess.run(
         [
             str(Path(sys.executable).parent / "qwex"),
@@ -171,11 +174,12 @@ def test_root_running_an_image_user_shares_the_run_with_no_one_else(
         env={k: v for k, v in os.environ.items() if not k.startswith("QWEX_")},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"{IMAGE_UID}\n"
+    assert done.stdout == f"{IMAGE_UID if container_user == 'image' else 0}\n"
     run_dir = only_run(project)
     assert (run_dir / "stderr.log").read_text() == "to-stderr\n"
     assert run_dir.stat().st_gid == 0
     assert_others_cannot_change(run_dir, USER, OTHER)
+    assert_no_container_left(run_dir.name)
 
 
 def test_a_primary_group_shared_with_others_is_refused_for_an_image_user(
