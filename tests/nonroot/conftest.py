@@ -60,7 +60,7 @@ def docker_images() -> Iterator[dict[str, str]]:
         api.ping()
         api.inspect_image(BUSYBOX)
     except (DaemonUnavailable, ImageNotFound) as exc:
-        unavailable(f"no Docker daemon or no {BUSYBOX} image: {exc}")
+        unavailable(f"no Docker daemon or no {BUSYBOX} image ({exc}): `nox -s images`")
     tag = f"{IMAGE_WITH_USER}:{os.getpid()}"
     dockerfile = f"FROM {BUSYBOX}\nUSER {IMAGE_UID}:{IMAGE_UID}\n".encode()
     for _ in api.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True, pull=False):
@@ -81,7 +81,7 @@ def user_agent_dir(user_root: Path, docker_images: dict[str, str]) -> Path:
     try:
         built = build()
     except BuildError as exc:
-        unavailable(f"cannot build the qwex agent: {exc}")
+        unavailable(f"cannot build the qwex agent ({exc}): `nox -s agent`")
     copy = user_root / "agents"
     shutil.copytree(built, copy / built.name, symlinks=True)
     give(copy, USER)
