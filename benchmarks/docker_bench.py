@@ -1,15 +1,26 @@
-"""The Docker backend's three figures (issue 3), each a median against its bare twin in the same run.
+"""The Docker backend's figures (issues 3 and 8), each from samples alternated with their
+twins in the same run, so that a noisy neighbour hurts both alike.
 
-1. Agent overhead at container start: `docker run --rm IMG /qwex/bin/qwex run --local -- true`
-   against `docker run --rm IMG true`, in milliseconds (target <= 50 ms extra).
-2. `qwex run --backend docker --image IMG -- true` against `docker run --rm IMG true`, as a
-   ratio (target <= 1.5x).
-3. Output throughput through the agent in the container against the bare command writing the
+1. Agent start overhead: `docker run --rm -v AGENT:/qwex:ro IMG /qwex/bin/qwex run --local
+   -- true` against `docker run --rm IMG true`, in milliseconds (target <= 50 ms extra).
+2. `qwex run -b docker --image IMG -- true` against the plain `docker run --rm IMG true` a
+   user types, as a ratio (reported; no target of its own).
+3. What the Docker backend adds on top of that plain run, in local runs:
+   (qwex_docker - docker_plain) / qwex_local, where qwex_local is `qwex run -- true` taken
+   in the same three-way alternation (target <= 1.0: Docker costs no more than a local run
+   on top of Docker's own work).
+4. 1 GiB of stdout through the agent in the container against the bare command writing the
    same bytes to a file on the same bind mount, in % of the bare rate (target >= 70 %).
 
-Twins alternate sample by sample so that a noisy neighbour hurts both alike. Run alone
-(`python benchmarks/docker_bench.py [--repeat N]`: prints a table, writes .bench/docker.json)
-or through `nox -s bench`, which calls `main()`.
+qwex returns once the run's record is final, while the daemon is still auto-removing the
+container; before the next sample the bench waits, off the clock, until no container of the
+previous sample exists, so that the removal lands on nobody's time.
+
+Then, from separate runs with `QWEX_TIMINGS` set (not the timed ones), where the time of a
+Docker and of a local `qwex run` goes, phase by phase.
+
+Run alone (`python benchmarks/docker_bench.py [--repeat N]`: prints the tables, writes
+.bench/docker.json) or through `nox -s bench`, which calls `main()`.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +42,47 @@ ROOT = Path(__file__).resolve().parents[1]
 QWEX = str(Path(sys.executable).parent / "qwex")
 IMAGE = os.environ.get("QWEX_BENCH_IMAGE", "qwex-test/busybox")
 OUTPUT_BYTES = 1 << 30
-DOCKER_RUN = ["docker", "run", "--rm", "--network", "none"]
+DOCKER_RUN = ["docker", "run", "--rm"]
+PHASES = {
+    "cli-start": "Python start, qwex_core imported",
+    "job-built": "click, plugins, configuration, the job",
+    "record-created": "run record written (pending)",
+    "docker-imported": "docker SDK imported",
+    "docker-connected": "client created (API version asked)",
+    "image-inspected": "image inspected",
+    "container-created": "container created",
+    "container-started": "container started",
+    "backend-started": "backend start returned",
+    "agent-running": "agent started the command (record: running)",
+    "agent-ended": "agent recorded the end",
+    "record-final": "qwex saw the final record",
+    "exit": "qwex exits",
+    "returned": "process gone (as timed)",
+}
+"""The phases a `qwex run` passes, in order: `QWEX_TIMINGS` marks and the record's history."""
 
 
-def timed(argv: list[str], cwd: Path | None = None) -> float:
+def timed(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
-def paired(
-    first: Callable[[], float], second: Callable[[], float], repeat: int, warmup: int = 2
-) -> tuple[float, float]:
-    """Medians of two measurements taken alternately."""
+def alternated(
+    samples: dict[str, Callable[[], float]], repeat: int, warmup: int = 2
+) -> dict[str, float]:
+    """Median seconds of each measurement, taken in turn; each returns its own time, so
+    that what it waits for off the clock stays off it."""
     for _ in range(warmup):
-        first()
-        second()
-    a, b = [], []
+        for sample in samples.values():
+            sample()
+    taken: dict[str, list[float]] = {name: [] for name in samples}
     for _ in range(repeat):
-        a.append(first())
-        b.append(second())
-    return statistics.median(a), statistics.median(b)
+        for name, sample in samples.items():
+            taken[name].append(sample())
+    return {name: statistics.median(values) for name, values in taken.items()}
 
 
 def agent_bundle() -> Path:
@@ -60,7 +92,21 @@ def agent_bundle() -> Path:
     return build()
 
 
-def start_overhead(agent: Path, repeat: int) -> tuple[float, float]:
+def wait_removed(project: Path, timeout: float = 60.0) -> None:
+    """Until the daemon has removed every container of the project's qwex runs."""
+    import docker
+
+    api = docker.APIClient(version="auto")
+    wanted = {"label": f"qwex.project={project}"}
+    deadline = time.monotonic() + timeout
+    while api.containers(all=True, filters=wanted):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"qwex containers of {project} still exist after {timeout:g} s")
+        time.sleep(0.01)
+    api.close()
+
+
+def start_overhead(agent: Path, repeat: int) -> dict[str, float]:
     bare = [*DOCKER_RUN, IMAGE, "true"]
     with_agent = [
         *DOCKER_RUN,
@@ -73,20 +119,77 @@ def start_overhead(agent: Path, repeat: int) -> tuple[float, float]:
         "--",
         "true",
     ]
-    return paired(lambda: timed(bare), lambda: timed(with_agent), repeat)
+    return alternated({"bare": lambda: timed(bare), "agent": lambda: timed(with_agent)}, repeat)
 
 
-def cli_ratio(repeat: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        (project / "qwex.toml").write_text("")
-        qwex = [QWEX, "run", "--backend", "docker", "--image", IMAGE, "--", "true"]
-        return paired(
-            lambda: timed([*DOCKER_RUN, IMAGE, "true"]), lambda: timed(qwex, project), repeat
-        )
+def qwex_argv(backend: str) -> list[str]:
+    image = ["--image", IMAGE] if backend == "docker" else []
+    return [QWEX, "run", "--backend", backend, *image, "--", "true"]
 
 
-def throughput(agent: Path, repeat: int) -> tuple[float, float]:
+def cli_figures(project: Path, repeat: int) -> dict[str, float]:
+    """Plain `docker run --rm`, `qwex run -b docker` and local `qwex run`, in turn."""
+
+    def docker_plain() -> float:
+        return timed([*DOCKER_RUN, IMAGE, "true"])
+
+    def qwex_docker() -> float:
+        seconds = timed(qwex_argv("docker"), project)
+        wait_removed(project)
+        return seconds
+
+    def qwex_local() -> float:
+        return timed(qwex_argv("local"), project)
+
+    return alternated(
+        {"docker_plain": docker_plain, "qwex_docker": qwex_docker, "qwex_local": qwex_local},
+        repeat,
+    )
+
+
+def phases_of(project: Path, backend: str) -> dict[str, float]:
+    """Milliseconds from spawning one `qwex run` to each phase it reached."""
+    marks_file = project / "timings.txt"
+    marks_file.unlink(missing_ok=True)
+    env = {**os.environ, "QWEX_TIMINGS": str(marks_file)}
+    spawned = time.time()
+    out = subprocess.run(
+        [*qwex_argv(backend)[:2], "--json", *qwex_argv(backend)[2:]],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    marks = {"returned": time.time()}
+    for line in marks_file.read_text().splitlines():
+        _, phase, at = line.split()
+        marks[phase] = float(at)
+    history = {h["status"]: h["at"] for h in json.loads(out)["history"]}
+    marks["agent-running"] = datetime.fromisoformat(history["running"]).timestamp()
+    marks["agent-ended"] = datetime.fromisoformat(history["succeeded"]).timestamp()
+    if backend == "docker":
+        wait_removed(project)
+    return {phase: (at - spawned) * 1000 for phase, at in marks.items()}
+
+
+def breakdown(project: Path, repeat: int) -> dict[str, dict[str, float]]:
+    """Median milliseconds since spawn of every phase, per backend, runs taken in turn."""
+    taken: dict[str, list[dict[str, float]]] = {"docker": [], "local": []}
+    for _ in range(repeat):
+        for backend, runs in taken.items():
+            runs.append(phases_of(project, backend))
+    return {
+        backend: {
+            phase: statistics.median(run[phase] for run in runs)
+            for phase in PHASES
+            if phase in runs[0]
+        }
+        for backend, runs in taken.items()
+    }
+
+
+def throughput(agent: Path, repeat: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         out.chmod(0o777)
@@ -133,7 +236,7 @@ def throughput(agent: Path, repeat: int) -> tuple[float, float]:
             shutil.rmtree(out / "r")
             return seconds
 
-        return paired(bare, through_agent, repeat, warmup=1)
+        return alternated({"bare": bare, "agent": through_agent}, repeat, warmup=1)
 
 
 def ready() -> str | None:
@@ -146,32 +249,51 @@ def ready() -> str | None:
     return None
 
 
-def main(repeat: int = 15) -> list[dict[str, Any]]:
-    """The three figures as {figure, value, target, unit} rows (empty when Docker is missing)."""
+def main(repeat: int = 20) -> list[dict[str, Any]]:
+    """The figures as {figure, value, target, unit} rows (empty when Docker is missing);
+    prints where the time goes."""
     problem = ready()
     if problem:
         print(f"docker figures skipped: {problem}", file=sys.stderr)
         return []
     agent = agent_bundle()
-    bare_start, agent_start = start_overhead(agent, repeat)
-    bare_run, qwex_run = cli_ratio(repeat)
-    bare_out, agent_out = throughput(agent, max(3, repeat // 5))
+    start = start_overhead(agent, repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp).resolve()
+        (project / "qwex.toml").write_text("")
+        cli = cli_figures(project, repeat)
+        phases = breakdown(project, max(5, repeat // 2))
+    out = throughput(agent, max(3, repeat // 5))
+    plain, ours, local = cli["docker_plain"], cli["qwex_docker"], cli["qwex_local"]
+    ms = {name: round(seconds * 1000, 1) for name, seconds in cli.items()}
     rows = [
         {
             "figure": f"docker: agent start overhead vs `docker run --rm {IMAGE} true`",
-            "value": round((agent_start - bare_start) * 1000, 1),
+            "value": round((start["agent"] - start["bare"]) * 1000, 1),
             "target": 50,
             "unit": "ms",
         },
         {
             "figure": f"docker: `qwex run -b docker --image {IMAGE} -- true` vs `docker run --rm`",
-            "value": round(qwex_run / bare_run, 2),
-            "target": 1.5,
-            "unit": "x",
+            "value": round(ours / plain, 2),
+            "target": None,
+            "unit": "x twin",
+            "ms": ms["qwex_docker"],
+            "twin": f"docker run --rm {IMAGE} true",
+            "twin_ms": ms["docker_plain"],
+        },
+        {
+            "figure": "docker: what -b docker adds to `docker run --rm`, in local `qwex run`s",
+            "value": round((ours - plain) / local, 2),
+            "target": 1.0,
+            "unit": "x local",
+            "ms": round(ms["qwex_docker"] - ms["docker_plain"], 1),
+            "twin": "qwex run -- true",
+            "twin_ms": ms["qwex_local"],
         },
         {
             "figure": "docker: 1 GiB stdout through the agent in the container, % of bare",
-            "value": round(100 * bare_out / agent_out, 1),
+            "value": round(100 * out["bare"] / out["agent"], 1),
             "target": 70,
             "unit": "% (min)",
         },
@@ -179,22 +301,23 @@ def main(repeat: int = 15) -> list[dict[str, Any]]:
     raw = {
         "image": IMAGE,
         "repeat": repeat,
-        "docker_run_true_s": bare_start,
-        "agent_run_true_s": agent_start,
-        "docker_run_true_twin_s": bare_run,
-        "qwex_run_true_s": qwex_run,
-        "bare_1gib_s": bare_out,
-        "agent_1gib_s": agent_out,
+        "docker_run_true_s": start["bare"],
+        "agent_run_true_s": start["agent"],
+        **{f"{name}_s": seconds for name, seconds in cli.items()},
+        "bare_1gib_s": out["bare"],
+        "agent_1gib_s": out["agent"],
     }
-    out = ROOT / ".bench" / "docker.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(
+    print_breakdown(phases)
+    target = ROOT / ".bench" / "docker.json"
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(
         json.dumps(
             {
                 "machine": os.uname().machine,
                 "cpus": os.cpu_count(),
                 "results": rows,
                 "raw_medians": raw,
+                "phases_ms": phases,
             },
             indent=2,
         )
@@ -203,16 +326,36 @@ def main(repeat: int = 15) -> list[dict[str, Any]]:
     return rows
 
 
+def print_breakdown(phases: dict[str, dict[str, float]]) -> None:
+    """Each phase's median time since spawn, and since the phase before, per backend."""
+    print(f"where `qwex run -- true` spends its time (QWEX_TIMINGS, medians; image {IMAGE}):")
+    print(f"{'phase':<46}  {'docker ms':>9} {'(+step)':>8}  {'local ms':>9} {'(+step)':>8}")
+    before = {"docker": 0.0, "local": 0.0}
+    for phase, what in PHASES.items():
+        cells = []
+        for backend in ("docker", "local"):
+            at = phases[backend].get(phase)
+            if at is None:
+                cells.append(f"{'':>9} {'':>8}")
+                continue
+            cells.append(f"{at:>9.1f} {f'(+{at - before[backend]:.1f})':>8}")
+            before[backend] = at
+        print(f"{what:<46}  {cells[0]}  {cells[1]}")
+    print()
+
+
 def _print(rows: list[dict[str, Any]]) -> None:
     width = max(len(r["figure"]) for r in rows)
-    print(f"{'figure'.ljust(width)}  {'median':>8}  {'target':>7}  unit")
+    print(f"{'figure'.ljust(width)}  {'median':>8}  {'target':>7}  unit     ms (twin ms)")
     for r in rows:
-        print(f"{r['figure'].ljust(width)}  {r['value']:>8}  {r['target']:>7}  {r['unit']}")
+        times = f"{r['ms']} ({r['twin_ms']})" if "twin_ms" in r else ""
+        target = "-" if r["target"] is None else r["target"]
+        print(f"{r['figure'].ljust(width)}  {r['value']:>8}  {target:>7}  {r['unit']:<7}  {times}")
     print(f"written to {ROOT / '.bench' / 'docker.json'}")
 
 
 if __name__ == "__main__":
-    count = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 15
+    count = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 20
     results = main(count)
     if results:
         _print(results)

@@ -39,6 +39,7 @@ NOT_CONFIG_VARS = frozenset(
         "QWEX_PLUGINS",
         "QWEX_PROJECT_DIR",
         "QWEX_PROFILE",
+        "QWEX_TIMINGS",
         "QWEX_DEBUG",
         "QWEX_RUN_ID",
     }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from qwex_core.errors import BackendError
 from qwex_core.logs import STREAMS, Chunk, LogReader
+from qwex_core.timings import mark
 
 if TYPE_CHECKING:
     from qwex_core.models import Run
@@ -51,6 +52,7 @@ def follow(
                 continue
             run = service.observe(run_id)
             if run.is_final:
+                mark("record-final")
                 yield from reader.read()
                 yield run
                 return

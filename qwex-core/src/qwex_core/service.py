@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from qwex_core.agent.record import FINAL_STATUSES, NOTIFIED_FILE
 from qwex_core.errors import BackendError, QwexError
 from qwex_core.plugin.manager import PluginHost
+from qwex_core.timings import mark
 from qwex_core.store import RunStore
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class RunService:
         self.host.call("qwex_prepare_job", spec=spec, config=self.config)
         runner.validate(spec)
         run = self.store.create(spec)
+        mark("record-created")
         try:
             runner.start(run)
         except BaseException as exc:
@@ -91,6 +93,7 @@ class RunService:
                 ) from None
             raise
         runner.started(run)
+        mark("backend-started")
         return run
 
     def get(self, prefix: str) -> Run:

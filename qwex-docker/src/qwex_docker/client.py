@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from qwex_core.errors import BackendError
+from qwex_core.timings import mark
 
 if TYPE_CHECKING:
     import docker
@@ -32,14 +33,18 @@ def connect(base_url: str | None, timeout: float) -> docker.APIClient:
     import docker
     from docker.errors import DockerException
 
+    mark("docker-imported")
     address = daemon_address(base_url)
     try:
         if base_url is None and os.environ.get("DOCKER_TLS_VERIFY"):
             kwargs = docker.utils.kwargs_from_env()
-            return docker.APIClient(version="auto", timeout=int(timeout), **kwargs)
-        return docker.APIClient(base_url=address, version="auto", timeout=int(timeout))
+            client = docker.APIClient(version="auto", timeout=int(timeout), **kwargs)
+        else:
+            client = docker.APIClient(base_url=address, version="auto", timeout=int(timeout))
     except DockerException as exc:
         raise DaemonUnavailable(unreachable(address, exc)) from None
+    mark("docker-connected")
+    return client
 
 
 def unreachable(address: str, exc: BaseException) -> str:

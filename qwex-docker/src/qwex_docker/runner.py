@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from qwex_core.errors import BackendError
 from qwex_core.lifecycle import Probe, Seen, oom_reason
+from qwex_core.timings import mark
 from qwex_core.runners.base import Runner
 
 from qwex_docker import sharing
@@ -73,6 +74,7 @@ class DockerRunner(Runner):
 
         image = str(run.spec.container.image)
         attrs = self._image(image, pull=run.spec.container.pull)
+        mark("image-inspected")
         platform = Platform.of_image(attrs)
         agent = find_agent(platform, agent_dir=self.docker.agent_dir, image=image)
         facts = plan.HostFacts.here(
@@ -92,6 +94,7 @@ class DockerRunner(Runner):
                 f"Docker refused to create the container: {api_message(exc)}"
             ) from None
         container_id = created["Id"]
+        mark("container-created")
         run.backend_data = {
             "container_id": container_id,
             "container_name": create["name"],
@@ -102,6 +105,7 @@ class DockerRunner(Runner):
         self.store.save(run)  # before the agent starts: afterwards only the agent writes the record
         try:
             self.api.start(container_id)
+            mark("container-started")
         except APIError as exc:
             with contextlib.suppress(APIError):
                 self.api.remove_container(container_id, force=True, v=True)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import sys
 
+from qwex_core.timings import mark
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    mark("cli-start")
     if args[:2] == ["run", "--local"]:
         from qwex_core.agent.main import main as agent_main
 
@@ -32,5 +35,6 @@ def main(argv: list[str] | None = None) -> int:
                 stream.flush()
             except (OSError, ValueError):
                 code = code or 1
+        mark("exit")
         os._exit(code)
     return code

@@ -12,6 +12,7 @@ from qwex_core.cli.completion import complete_backends, complete_profiles
 from qwex_core.cli.output import TERMINATED, Terminated, emit_json, note, run_json
 from qwex_core.errors import QwexError
 from qwex_core.plugin.manager import unknown_backend
+from qwex_core.timings import mark
 from qwex_core.store import check_name, short_id
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ def run(
     if name and (owner := service.store.name_owner(name)):
         raise QwexError(f"the name {name!r} is taken by run {short_id(owner)}; choose another")
     spec = service.job(list(command), name=name, mounts=mounts)
+    mark("job-built")
     if spec.backend not in state.host.runners:
         source = service.config.source_of(("backend",))
         raise unknown_backend(spec.backend, state.host.runners, source)
