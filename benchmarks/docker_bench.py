@@ -148,7 +148,8 @@ def cli_figures(project: Path, repeat: int) -> dict[str, float]:
 
 
 def phases_of(project: Path, backend: str) -> dict[str, float]:
-    """Milliseconds from spawning one `qwex run` to each phase it reached."""
+    """Milliseconds from spawning one `qwex run` to each phase it reached, and the CLI's CPU
+    milliseconds by then (as `cpu:PHASE`)."""
     marks_file = project / "timings.txt"
     marks_file.unlink(missing_ok=True)
     env = {**os.environ, "QWEX_TIMINGS": str(marks_file)}
@@ -162,15 +163,17 @@ def phases_of(project: Path, backend: str) -> dict[str, float]:
         text=True,
     ).stdout
     marks = {"returned": time.time()}
+    cpu = {}
     for line in marks_file.read_text().splitlines():
-        _, phase, at = line.split()
+        _, phase, at, cpu_at = line.split()
         marks[phase] = float(at)
+        cpu[f"cpu:{phase}"] = float(cpu_at) * 1000
     history = {h["status"]: h["at"] for h in json.loads(out)["history"]}
     marks["agent-running"] = datetime.fromisoformat(history["running"]).timestamp()
     marks["agent-ended"] = datetime.fromisoformat(history["succeeded"]).timestamp()
     if backend == "docker":
         wait_removed(project)
-    return {phase: (at - spawned) * 1000 for phase, at in marks.items()}
+    return {**{phase: (at - spawned) * 1000 for phase, at in marks.items()}, **cpu}
 
 
 def breakdown(project: Path, repeat: int) -> dict[str, dict[str, float]]:
@@ -182,7 +185,7 @@ def breakdown(project: Path, repeat: int) -> dict[str, dict[str, float]]:
     return {
         backend: {
             phase: statistics.median(run[phase] for run in runs)
-            for phase in PHASES
+            for phase in [*PHASES, *(f"cpu:{p}" for p in PHASES)]
             if phase in runs[0]
         }
         for backend, runs in taken.items()
@@ -327,19 +330,24 @@ def main(repeat: int = 20) -> list[dict[str, Any]]:
 
 
 def print_breakdown(phases: dict[str, dict[str, float]]) -> None:
-    """Each phase's median time since spawn, and since the phase before, per backend."""
+    """Each phase's median time since spawn, the step from the phase before, and the CLI's
+    CPU time in that step, per backend."""
     print(f"where `qwex run -- true` spends its time (QWEX_TIMINGS, medians; image {IMAGE}):")
-    print(f"{'phase':<46}  {'docker ms':>9} {'(+step)':>8}  {'local ms':>9} {'(+step)':>8}")
-    before = {"docker": 0.0, "local": 0.0}
+    head = f"{'ms':>7} {'(+step':>7} {'cpu)':>6}"
+    print(f"{'phase':<46}  {'docker':^22}  {'local':^22}")
+    print(f"{'':<46}  {head}  {head}")
+    before = {"docker": (0.0, 0.0), "local": (0.0, 0.0)}
     for phase, what in PHASES.items():
         cells = []
         for backend in ("docker", "local"):
             at = phases[backend].get(phase)
             if at is None:
-                cells.append(f"{'':>9} {'':>8}")
+                cells.append(" " * 22)
                 continue
-            cells.append(f"{at:>9.1f} {f'(+{at - before[backend]:.1f})':>8}")
-            before[backend] = at
+            cpu = phases[backend].get(f"cpu:{phase}")
+            step_cpu = "" if cpu is None else f"{cpu - before[backend][1]:.1f}"
+            cells.append(f"{at:>7.1f} {f'+{at - before[backend][0]:.1f}':>7} {step_cpu:>6}")
+            before[backend] = (at, before[backend][1] if cpu is None else cpu)
         print(f"{what:<46}  {cells[0]}  {cells[1]}")
     print()
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from qwex_core.agent.record import FINAL_STATUSES, NOTIFIED_FILE
 from qwex_core.errors import BackendError, QwexError
 from qwex_core.plugin.manager import PluginHost
-from qwex_core.timings import mark
 from qwex_core.store import RunStore
+from qwex_core.timings import mark
 
 if TYPE_CHECKING:
     # Imported where used: `qwex list` and reading final runs need neither pydantic nor the config.

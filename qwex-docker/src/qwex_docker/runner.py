@@ -16,18 +16,26 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qwex_core.errors import BackendError
 from qwex_core.lifecycle import Probe, Seen, oom_reason
-from qwex_core.timings import mark
 from qwex_core.runners.base import Runner
+from qwex_core.timings import mark
 
 from qwex_docker import sharing
 from qwex_docker import spec as plan
 from qwex_docker.bundle.locate import find_agent
 from qwex_docker.bundle.platforms import Platform
-from qwex_docker.client import DaemonUnavailable, api_message, connect, daemon_address
+from qwex_docker.client import (
+    DaemonUnavailable,
+    api_message,
+    connect_reusing,
+    daemon_address,
+    forget_version,
+    unreachable,
+)
 from qwex_docker.settings import DockerSettings
 
 if TYPE_CHECKING:
@@ -40,6 +48,7 @@ EXIT_WAIT = 5.0
 """Seconds to wait for a kept container to exit after its agent recorded a SIGKILL, so that
 Docker has seen the OOM event before qwex asks whether the kernel killed the command."""
 ALIVE = ("running", "paused", "restarting", "removing")
+Result = TypeVar("Result")
 
 
 class DockerRunner(Runner):
@@ -54,13 +63,33 @@ class DockerRunner(Runner):
         super().__init__(name=name, store=store, config=config)
         self.docker = self.settings("docker", DockerSettings)
         self._api: docker.APIClient | None = None
+        self._version_reused = False
 
     @property
     def api(self) -> docker.APIClient:
         """The daemon connection, opened on first use (the SDK import is not free)."""
         if self._api is None:
-            self._api = connect(self.docker.base_url, self.docker.timeout)
+            self._api, self._version_reused = connect_reusing(
+                self.docker.base_url, self.docker.timeout
+            )
         return self._api
+
+    def _fresh(self, call: Callable[[], Result]) -> Result:
+        """`call()`; when it fails on a client that reused a remembered API version, once
+        more on a client that asked the daemon (or `DaemonUnavailable` when none answers)."""
+        from docker.errors import APIError, NotFound
+        from requests.exceptions import RequestException
+
+        try:
+            return call()
+        except NotFound:
+            raise
+        except (APIError, RequestException):
+            if not self._version_reused:
+                raise
+        forget_version(self.docker.base_url)
+        self._api, self._version_reused = connect_reusing(self.docker.base_url, self.docker.timeout)
+        return call()
 
     # -- starting ------------------------------------------------------------
 
@@ -114,14 +143,15 @@ class DockerRunner(Runner):
     def _image(self, image: str, *, pull: bool) -> dict[str, Any]:
         """The image's inspect data; pulled first only when the job asks for it."""
         from docker.errors import APIError, DockerException, ImageNotFound
+        from requests.exceptions import RequestException
 
         if pull:
             try:
-                self.api.pull(image)
+                self._fresh(lambda: self.api.pull(image))
             except DockerException as exc:
                 raise BackendError(f"cannot pull image {image}: {api_message(exc)}") from None
         try:
-            attrs: dict[str, Any] = self.api.inspect_image(image)
+            attrs: dict[str, Any] = self._fresh(lambda: self.api.inspect_image(image))
         except ImageNotFound:
             raise BackendError(
                 f"image not found: {image} is not present locally, and qwex does not pull unless "
@@ -129,12 +159,18 @@ class DockerRunner(Runner):
             ) from None
         except APIError as exc:
             raise BackendError(f"cannot inspect image {image}: {api_message(exc)}") from None
+        except RequestException as exc:
+            address = daemon_address(self.docker.base_url)
+            raise DaemonUnavailable(unreachable(address, exc)) from None
         return attrs
 
     # -- finding the container again -------------------------------------------
 
     def _inspect(self, run: Run) -> dict[str, Any] | None:
         """The run's container as `docker inspect` shows it, or None when there is none."""
+        return self._fresh(lambda: self._inspect_once(run))
+
+    def _inspect_once(self, run: Run) -> dict[str, Any] | None:
         from docker.errors import NotFound
 
         container_id = run.backend_data.get("container_id")

@@ -12,8 +12,8 @@ from qwex_core.cli.completion import complete_backends, complete_profiles
 from qwex_core.cli.output import TERMINATED, Terminated, emit_json, note, run_json
 from qwex_core.errors import QwexError
 from qwex_core.plugin.manager import unknown_backend
-from qwex_core.timings import mark
 from qwex_core.store import check_name, short_id
+from qwex_core.timings import mark
 
 if TYPE_CHECKING:
     from qwex_core.cli.context import State
