@@ -1,0 +1,129 @@
+"""Log reading for the API: byte ranges of a job's log files, and the SSE follow stream.
+
+Both decode UTF-8 without splitting a character: an offset the API hands out is
+always a character boundary, so a client resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from qwex_core.logs import STREAMS, Chunk
+
+from qwex_remote.server.store import FINAL, ServerStore
+
+SSE_POLL = 0.05
+
+
+def decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
+def read_range(path: str | None, offset: int, limit: int) -> tuple[str, int, int]:
+    """(text, next_offset, file size) of at most `limit` bytes of `path` from `offset`."""
+    if not path:
+        return "", offset, 0
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(offset)
+            data = fh.read(limit)
+    except FileNotFoundError:
+        return "", offset, 0
+    dec = decoder()
+    text = dec.decode(data, final=len(data) < limit and offset + len(data) >= size)
+    pending = len(dec.getstate()[0])
+    return text, offset + len(data) - pending, size
+
+
+class Stopped(Exception):
+    """The follower must stop: its client went away or the server is shutting down."""
+
+
+def event(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def parse_event_id(value: str | None) -> dict[str, int] | None:
+    """The offsets in a `Last-Event-ID` (`STDOUT,STDERR`), or None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        out, err = (int(v) for v in value.split(","))
+    except ValueError:
+        return None
+    return {"stdout": max(out, 0), "stderr": max(err, 0)}
+
+
+def follow_events(
+    store: ServerStore,
+    job_id: str,
+    offsets: dict[str, int],
+    stopped: Callable[[], bool],
+    service_for: Callable[[Path], Any],
+) -> Iterator[str]:
+    """SSE events: `log` for output (id = the offsets to resume from), then `end` with the
+    final status; `shutdown` when the server stops first (resume from the last id)."""
+    from qwex_core.follow import follow
+
+    while True:
+        job = store.get(job_id)
+        if job is None:
+            return
+        if job.run_id or job.status in FINAL:
+            break
+        if stopped():
+            yield event("shutdown", {"message": "the server is shutting down; resume later"})
+            return
+        time.sleep(SSE_POLL)
+    if not job.run_id or not job.job_dir:
+        yield event("end", {"status": job.status, "reason": job.reason, "exit_code": None})
+        return
+
+    def on_status(_run: Any) -> None:
+        if stopped():
+            raise Stopped
+
+    position = {s: offsets.get(s, 0) for s in STREAMS}
+    decoders = {s: decoder() for s in STREAMS}
+    service = service_for(Path(job.job_dir))
+    try:
+        for item in follow(service, job.run_id, offsets=position.copy(), on_status=on_status):
+            if isinstance(item, Chunk):
+                dec = decoders[item.stream]
+                text = dec.decode(item.data)
+                start = position[item.stream]
+                position[item.stream] = item.offset + len(item.data) - len(dec.getstate()[0])
+                if text:
+                    data = {
+                        "stream": item.stream,
+                        "offset": start,
+                        "next_offset": position[item.stream],
+                        "data": text,
+                    }
+                    yield event("log", data, f"{position['stdout']},{position['stderr']}")
+                if stopped():
+                    raise Stopped
+            else:
+                yield event(
+                    "end",
+                    {
+                        "status": item.status.value,
+                        "reason": item.reason,
+                        "exit_code": item.exit_code,
+                    },
+                    f"{position['stdout']},{position['stderr']}",
+                )
+    except Stopped:
+        yield event("shutdown", {"message": "the server is shutting down; resume later"})
+
+
+def stop_flag(*events: threading.Event) -> Callable[[], bool]:
+    return lambda: any(e.is_set() for e in events)

@@ -1,0 +1,75 @@
+"""What a remote submission may ask for: `[tool.qwex.server]` decides (see `settings`).
+
+`check` returns the backend the job runs on, or raises `Refused` naming the
+rule (`server.backends`, `server.images`...) so the 403 tells the user which key
+an administrator would have to change.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import TYPE_CHECKING
+
+from qwex_core.models import parse_memory
+
+if TYPE_CHECKING:
+    from qwex_remote.server.schemas import JobSubmission
+    from qwex_remote.server.settings import ServerSettings
+
+CONTAINER_BACKENDS = frozenset({"docker", "k8s"})
+
+
+class Refused(Exception):
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"refused by the server policy ({rule}): {message}")
+        self.rule = rule
+
+
+def check(submission: JobSubmission, policy: ServerSettings, installed: set[str]) -> str:
+    backend = submission.backend or policy.default_backend
+    if backend not in policy.backends:
+        allowed = ", ".join(policy.backends) or "none"
+        raise Refused("server.backends", f"backend {backend!r} is not allowed; allowed: {allowed}")
+    if backend not in installed:
+        raise Refused("server.backends", f"backend {backend!r} is not installed on the server")
+    if submission.image is not None and not any(
+        fnmatch.fnmatchcase(submission.image, pattern) for pattern in policy.images
+    ):
+        raise Refused(
+            "server.images",
+            f"image {submission.image!r} matches none of {', '.join(policy.images) or 'nothing'}",
+        )
+    for mount in submission.mounts:
+        source = os.path.normpath(mount.source)
+        if not os.path.isabs(source) or not any(
+            _inside(source, os.path.normpath(root)) for root in policy.mounts
+        ):
+            allowed = ", ".join(policy.mounts) or "none"
+            raise Refused(
+                "server.mounts",
+                f"mounting {mount.source!r} is not allowed (allowed host directories: {allowed})",
+            )
+    if submission.network is not None and submission.network not in policy.networks:
+        allowed = ", ".join(policy.networks) or "only the default"
+        raise Refused(
+            "server.networks", f"network {submission.network!r} is not allowed ({allowed})"
+        )
+    _limits(submission, policy)
+    return backend
+
+
+def _limits(submission: JobSubmission, policy: ServerSettings) -> None:
+    asked = submission.resources
+    if policy.max_cpu is not None and (asked.cpu or 0) > policy.max_cpu:
+        raise Refused("server.max_cpu", f"{asked.cpu} CPUs asked, at most {policy.max_cpu}")
+    if policy.max_gpu is not None and (asked.gpu or 0) > policy.max_gpu:
+        raise Refused("server.max_gpu", f"{asked.gpu} GPUs asked, at most {policy.max_gpu}")
+    asked_bytes = asked.memory_bytes
+    most = policy.max_memory
+    if most is not None and asked_bytes is not None and asked_bytes > parse_memory(most):
+        raise Refused("server.max_memory", f"{asked.memory} of memory asked, at most {most}")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")

@@ -1,0 +1,85 @@
+"""`[tool.qwex.server]`: where the server keeps its data, and what a remote submission may use.
+
+The policy keys are deliberately few. By default a remote job runs only in the
+Docker backend, in its own unpacked snapshot, mounts nothing of the server's
+filesystem, uses the daemon's default network and is never privileged (qwex
+has no way to ask for a privileged container at all). An administrator widens
+it explicitly, e.g. `backends = ["docker", "local"]` (a local job runs as the
+server's own user, so it can read what that user can).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from qwex_core.models import parse_memory
+
+DEFAULT_SNAPSHOT_LIMIT = 64 << 20
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/qwex` (default `~/.local/share/qwex`)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "qwex"
+
+
+class ServerSettings(BaseModel):
+    """Validated `[tool.qwex.server]` table (also `QWEX_SERVER_<KEY>` variables)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    data_dir: str | None = Field(
+        default=None,
+        description="where the database (SQLite), snapshots, job folders and logs live "
+        "(default: $XDG_DATA_HOME/qwex)",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@127.0.0.1:5432/qwex "
+        "(default: SQLite in WAL mode at DATA_DIR/server.db)",
+    )
+    backends: list[str] = Field(
+        default_factory=lambda: ["docker"], description="backends a remote submission may use"
+    )
+    default_backend: str = Field(
+        default="docker", description="the backend of a submission that names none"
+    )
+    images: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="image patterns (fnmatch) a container job may use",
+    )
+    mounts: list[str] = Field(
+        default_factory=list,
+        description="host directories a job may mount (a mount's source must be inside one); "
+        "default: none",
+    )
+    networks: list[str] = Field(
+        default_factory=list,
+        description="container networks a job may name (default: only the daemon's default)",
+    )
+    max_cpu: float | None = Field(default=None, gt=0, description="most CPU cores a job may ask")
+    max_memory: str | None = Field(default=None, description="most memory a job may ask, e.g. 8Gi")
+    max_gpu: int | None = Field(default=None, ge=0, description="most GPUs a job may ask")
+    max_snapshot_bytes: int = Field(
+        default=DEFAULT_SNAPSHOT_LIMIT, gt=0, description="largest snapshot upload, in bytes"
+    )
+    concurrency: int = Field(default=4, ge=1, description="jobs this server runs at once")
+
+    @field_validator("max_memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        if value is not None:
+            parse_memory(value if isinstance(value, (int, str)) else str(value))
+            return str(value)
+        return value
+
+    def resolved_data_dir(self) -> Path:
+        return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir() / 'server.db'}"

@@ -1,0 +1,47 @@
+"""Bearer tokens: made here, stored hashed, compared in constant time.
+
+A token's secret is 32 random bytes from `secrets` (256 bits). Its sha256 is
+what the database keeps. A slow, salted password hash (bcrypt, argon2) exists to
+make guessing a *human-chosen* password expensive; a uniformly random 256-bit
+secret cannot be guessed, so one sha256 is enough, costs nothing per request,
+and lets the server find the token by its hash with an index. A stolen database
+therefore holds no usable secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from enum import StrEnum
+
+PREFIX = "qwex_"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+
+class Role(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+
+
+def new_secret() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def matches(secret: str, stored_hash: str) -> bool:
+    """Whether `secret` hashes to `stored_hash`, in time independent of where they differ."""
+    return hmac.compare_digest(digest(secret), stored_hash)
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise ValueError(
+            f"{name!r} cannot name a token: use up to 64 letters, digits, '_', '.', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    return name

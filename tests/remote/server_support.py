@@ -1,0 +1,142 @@
+"""A real `qwex serve` process on loopback, and an httpx client for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+QWEX = str(Path(sys.executable).parent / "qwex")
+FINAL = {"succeeded", "failed", "cancelled", "lost"}
+CONFIG = """\
+[server]
+backends = ["local", "docker"]
+default_backend = "local"
+images = ["qwex-test/*"]
+max_snapshot_bytes = 65536
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(cwd: Path) -> dict[str, str]:
+    """The environment without QWEX_* variables and without the user's qwex config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QWEX_")}
+    env["XDG_CONFIG_HOME"] = str(cwd.parent / "xdg")
+    return env
+
+
+def qwex_cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = clean_env(cwd)
+    return subprocess.run(
+        [QWEX, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+@dataclass
+class Server:
+    """`qwex serve` in `project` (its qwex.toml holds the policy), data in `data_dir`."""
+
+    project: Path
+    data_dir: Path
+    database_url: str | None = None
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"serve-{self.port}.log"
+
+    def db_args(self) -> list[str]:
+        args = ["--data-dir", str(self.data_dir)]
+        return [*args, "--database-url", self.database_url] if self.database_url else args
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return qwex_cli(*args, cwd=self.project)
+
+    def add_token(self, name: str, role: str = "user") -> str:
+        result = self.cli("serve", "token", "add", name, "--role", role, *self.db_args())
+        assert result.returncode == 0, result.stderr
+        self.tokens[name] = result.stdout.strip()
+        return self.tokens[name]
+
+    def start(self, *extra: str) -> Server:
+        env = clean_env(self.project)
+        log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [QWEX, "serve", "--port", str(self.port), *self.db_args(), *extra],
+            cwd=self.project,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"qwex serve exited:\n{self.log_path.read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.05)
+        raise AssertionError(f"qwex serve did not answer:\n{self.log_path.read_text()}")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("qwex serve did not stop within 20 s of SIGTERM") from None
+        return self.proc.returncode
+
+    def client(self, who: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def submit(client: httpx.Client, sid: str, command: list[str], **spec: Any) -> dict[str, Any]:
+    response = client.post("/jobs", json={"submission_id": sid, "command": command, **spec})
+    assert response.status_code == 201, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def wait_final(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in FINAL or time.monotonic() > deadline:
+            return job
+        time.sleep(0.05)
+
+
+def wait_status(client: httpx.Client, job_id: str, status: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get(f"/jobs/{job_id}").json()["status"] != status:
+        assert time.monotonic() < deadline, f"job {job_id} never became {status}"
+        time.sleep(0.05)

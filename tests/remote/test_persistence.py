@@ -1,0 +1,129 @@
+"""The persistence layer on SQLite and on a real PostgreSQL: migrations, idempotent
+submissions, pagination, tokens, and the queue (two workers never take the same job)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qwex_remote.server.db import connect, open_database
+from qwex_remote.server.store import ServerStore, SubmissionConflict
+from sqlalchemy import inspect, text
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'server.db'}"
+    else:
+        yield request.getfixturevalue("postgres_db")
+
+
+def store_for(url: str) -> ServerStore:
+    return ServerStore(open_database(url))
+
+
+def add(store: ServerStore, sid: str, spec_hash: str = "h", submitter: str = "alice") -> str:
+    job, _ = store.submit(
+        submitter=submitter,
+        submission_id=sid,
+        spec={"command": ["true"]},
+        spec_hash=spec_hash,
+        backend="local",
+        snapshot=None,
+    )
+    return job.id
+
+
+def test_migrations_create_the_tables_once(url: str) -> None:
+    store_for(url)
+    store_for(url)  # a second start finds the schema up to date
+    engine = connect(url)
+    tables = set(inspect(engine).get_table_names())
+    assert {"jobs", "tokens", "snapshots", "alembic_version"} <= tables
+    with engine.connect() as conn:
+        assert conn.scalar(text("select version_num from alembic_version")) == "0001"
+        if engine.dialect.name == "sqlite":
+            assert conn.scalar(text("pragma journal_mode")) == "wal"
+
+
+def test_a_submission_id_names_one_job_per_submitter(url: str) -> None:
+    store = store_for(url)
+    first = add(store, "s1")
+    assert add(store, "s1") == first
+    assert add(store, "s1", submitter="bob") != first
+    with pytest.raises(SubmissionConflict) as caught:
+        add(store, "s1", spec_hash="other")
+    assert caught.value.job.id == first
+
+
+def test_pages_are_newest_first_and_filtered(url: str) -> None:
+    store = store_for(url)
+    ids = [add(store, f"s{i}") for i in range(7)]
+    add(store, "x", submitter="bob")
+    page1 = store.list_jobs(submitter="alice", limit=4)
+    page2 = store.list_jobs(submitter="alice", limit=4, before=page1[-1].seq)
+    assert [j.id for j in page1 + page2] == ids[::-1]
+    store.update(ids[0], status="succeeded")
+    assert [j.id for j in store.list_jobs(statuses=["succeeded"])] == [ids[0]]
+
+
+def test_tokens_are_stored_hashed_and_revocable(url: str) -> None:
+    store = store_for(url)
+    assert not store.has_tokens()
+    secret = store.add_token("alice", "admin")
+    assert store.has_tokens()
+    who = store.authenticate(secret)
+    assert who is not None and (who.name, who.is_admin) == ("alice", True)
+    assert store.authenticate(secret + "x") is None
+    assert all(secret not in (t.secret_hash, t.name) for t in store.list_tokens())
+    with pytest.raises(ValueError, match="exists already"):
+        store.add_token("alice", "user")
+    assert store.revoke_token("alice") and not store.revoke_token("alice")
+    assert store.authenticate(secret) is None and not store.has_tokens()
+
+
+def test_two_workers_never_claim_the_same_job(url: str) -> None:
+    ids = {add(store_for(url), f"q{i}") for i in range(60)}
+    claimed: dict[str, list[str]] = {"w1": [], "w2": []}
+    start = threading.Barrier(2)
+
+    def work(name: str) -> None:
+        store = store_for(url)  # each worker its own engine and connections
+        start.wait()
+        misses = 0
+        while misses < 20:
+            job = store.claim(name)
+            if job is None:
+                misses += 1
+                continue
+            assert job.claimed_by == name
+            claimed[name].append(job.id)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not set(claimed["w1"]) & set(claimed["w2"])
+    assert set(claimed["w1"]) | set(claimed["w2"]) == ids
+    assert sorted(claimed["w1"] + claimed["w2"]) == sorted(ids)  # none twice by one worker
+    assert store_for(url).claim("w3") is None
+
+
+def test_cancel_of_a_queued_job_is_at_once_and_of_a_claimed_one_is_left_to_its_worker(
+    url: str,
+) -> None:
+    store = store_for(url)
+    queued, claimed = add(store, "c1"), add(store, "c2")
+    taken = store.claim("w")
+    assert taken is not None and taken.id == queued
+    store.cancel(claimed, "cancelled by alice")  # still in the queue
+    job = store.get(claimed)
+    assert job is not None and (job.status, job.reason) == ("cancelled", "cancelled by alice")
+    store.cancel(queued, "cancelled by bob")  # claimed: its worker must act
+    job = store.get(queued)
+    assert job is not None and (job.status, job.cancel_reason) == ("pending", "cancelled by bob")
+    assert [j.id for j in store.owned("w")] == [queued]

@@ -1,0 +1,146 @@
+"""`qwex serve` as a user runs it: the token commands, the loopback rule, start-up cost,
+PostgreSQL, a restart in the middle of a run, and the committed OpenAPI spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_server
+from server_support import Server, submit, wait_final, wait_status
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Server:
+    return make_server(tmp_path)
+
+
+def test_token_commands(server: Server) -> None:
+    secret = server.add_token("alice", "admin")
+    assert secret.startswith("qwex_") and len(secret) > 40
+    again = server.cli("serve", "token", "add", "alice", *server.db_args())
+    assert again.returncode == 1 and "exists already" in again.stderr
+    bad = server.cli("serve", "token", "add", "no spaces", *server.db_args())
+    assert bad.returncode == 1 and "cannot name a token" in bad.stderr
+    listed = server.cli("serve", "token", "list", "--json", *server.db_args())
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["role"], r["revoked_at"]) for r in rows] == [("alice", "admin", None)]
+    assert secret not in listed.stdout
+    table = server.cli("serve", "token", "list", *server.db_args()).stdout
+    assert "alice" in table and secret not in table
+    assert server.cli("serve", "token", "revoke", "alice", *server.db_args()).returncode == 0
+    gone = server.cli("serve", "token", "revoke", "alice", *server.db_args())
+    assert gone.returncode == 1 and "no token named 'alice'" in gone.stderr
+
+
+def test_a_non_loopback_bind_is_refused_while_no_token_exists(server: Server) -> None:
+    result = server.cli("serve", "--host", "0.0.0.0", "--port", "1", *server.db_args())
+    assert result.returncode == 1
+    assert "refusing to listen on 0.0.0.0" in result.stderr
+    assert "qwex serve token add NAME" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_database_url_is_one_clear_line(server: Server) -> None:
+    url = "postgresql://nobody:secret-pw@127.0.0.1:1/none"
+    result = server.cli("serve", "token", "list", "--database-url", url)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot prepare the database" in result.stderr and "secret-pw" not in result.stderr
+
+
+def test_cli_start_up_imports_no_server_library(server: Server) -> None:
+    probe = (
+        "import sys\nfrom qwex_core.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = {'fastapi', 'sqlalchemy', 'uvicorn', 'alembic', 'starlette', 'psycopg'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    for args in (["--help"], ["run", "--", "true"], ["serve", "--help"]):
+        out = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            cwd=server.project,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        assert out.strip().splitlines()[-1] == "[]", (args, out)
+
+
+@pytest.mark.postgres
+def test_the_server_on_postgresql(tmp_path: Path, postgres_db: str) -> None:
+    server = make_server(tmp_path, database_url=postgres_db)
+    server.add_token("alice")
+    server.start()
+    try:
+        with server.client("alice") as alice:
+            job = submit(alice, "pg-1", ["echo", "on postgres"])
+            assert wait_final(alice, job["id"])["status"] == "succeeded"
+            assert alice.get(f"/jobs/{job['id']}/logs").json()["data"] == "on postgres\n"
+    finally:
+        server.stop()
+
+
+def test_a_restart_reattaches_running_jobs_and_marks_vanished_ones_lost(server: Server) -> None:
+    server.add_token("alice")
+    server.start()
+    with server.client("alice") as alice:
+        goes_on = submit(alice, "r-1", ["sh", "-c", "echo a; sleep 3; echo b"])
+        killed = submit(alice, "r-2", ["sh", "-c", "echo ready; sleep 60"])
+        wait_status(alice, goes_on["id"], "running")
+        wait_status(alice, killed["id"], "running")
+    server.stop()
+    # While the server is down, the second job's agent and command vanish (a crash, a reboot).
+    runs = server.data_dir / "jobs" / killed["id"] / ".qwex" / "runs"
+    run_dir = next(runs.iterdir())
+    agent_pid = int((run_dir / "agent.pid").read_text().split()[0])
+    os.killpg(agent_pid, signal.SIGKILL)
+    command_pid = json.loads((run_dir / "run.json").read_text())["pid"]
+    os.killpg(command_pid, signal.SIGKILL)
+    time.sleep(0.2)
+    server.start()
+    try:
+        with server.client("alice") as alice:
+            done = wait_final(alice, goes_on["id"])
+            assert (done["status"], done["exit_code"]) == ("succeeded", 0)
+            assert alice.get(f"/jobs/{goes_on['id']}/logs").json()["data"] == "a\nb\n"
+            lost = wait_final(alice, killed["id"])
+            assert lost["status"] == "lost", lost
+    finally:
+        server.stop()
+
+
+def test_the_committed_openapi_spec_is_what_the_app_produces() -> None:
+    from qwex_remote.server.openapi import openapi_json
+
+    committed = Path(__file__).parents[2] / "qwex-remote" / "openapi.json"
+    produced = openapi_json()
+    assert committed.read_text() == produced, (
+        "qwex-remote/openapi.json is stale: python -m qwex_remote.server.openapi > "
+        "qwex-remote/openapi.json"
+    )
+    spec = json.loads(produced)
+    operations = {op["operationId"]: op for path in spec["paths"].values() for op in path.values()}
+    assert {
+        "health",
+        "submit_job",
+        "get_job",
+        "list_jobs",
+        "cancel_job",
+        "get_logs",
+        "follow_logs",
+        "put_snapshot",
+        "get_snapshot",
+    } == set(operations)
+    for name, op in operations.items():
+        errors = {code for code in op["responses"] if code[0] in "45"}
+        if name != "health":
+            assert "401" in errors, name
+        for code in errors:
+            schema = op["responses"][code]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (name, code)
