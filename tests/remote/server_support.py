@@ -73,10 +73,19 @@ class Server:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return qwex_cli(*args, cwd=self.project)
 
-    def add_token(self, name: str, role: str = "user") -> str:
-        result = self.cli("serve", "token", "add", name, "--role", role, *self.db_args())
-        assert result.returncode == 0, result.stderr
-        self.tokens[name] = result.stdout.strip()
+    def add_token(self, name: str, role: str = "user", *, cli: bool = False) -> str:
+        """A token made by `qwex serve token add` (`cli`), or by the store directly (faster)."""
+        if cli:
+            result = self.cli("serve", "token", "add", name, "--role", role, *self.db_args())
+            assert result.returncode == 0, result.stderr
+            self.tokens[name] = result.stdout.strip()
+        else:
+            from qwex_remote.server.db import open_database
+            from qwex_remote.server.store import ServerStore
+
+            url = self.database_url or f"sqlite:///{self.data_dir / 'server.db'}"
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.tokens[name] = ServerStore(open_database(url)).add_token(name, role)
         return self.tokens[name]
 
     def start(self, *extra: str) -> Server:

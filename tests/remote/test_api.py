@@ -257,7 +257,7 @@ def test_the_policy_refuses_with_a_403_naming_the_rule(
 
 
 def test_a_revoked_token_gets_401(server: Server) -> None:
-    server.add_token("temp")
+    server.add_token("temp", cli=True)
     with server.client("temp") as temp:
         assert temp.get("/jobs", params={"limit": 1}).status_code == 200
         result = server.cli("serve", "token", "revoke", "temp", *server.db_args())

@@ -22,7 +22,7 @@ def server(tmp_path: Path) -> Server:
 
 
 def test_token_commands(server: Server) -> None:
-    secret = server.add_token("alice", "admin")
+    secret = server.add_token("alice", "admin", cli=True)
     assert secret.startswith("qwex_") and len(secret) > 40
     again = server.cli("serve", "token", "add", "alice", *server.db_args())
     assert again.returncode == 1 and "exists already" in again.stderr
