@@ -23,6 +23,7 @@ backends = ["local", "docker"]
 default_backend = "local"
 images = ["qwex-test/*"]
 max_snapshot_bytes = 65536
+sse_keepalive = 0.3
 """
 
 

@@ -191,6 +191,16 @@ def test_follow_streams_a_line_while_the_job_runs_then_resumes(alice: httpx.Clie
     assert tail[0][2]["data"] == "rst\n" and tail[0][2]["offset"] == 2
 
 
+def test_a_quiet_stream_gets_keepalives_and_no_line_twice(alice: httpx.Client) -> None:
+    job = submit(alice, "quiet-1", ["sh", "-c", "printf 'a\\nb'; sleep 1.2; printf 'c\\n'"])
+    with alice.stream("GET", f"/jobs/{job['id']}/logs/follow") as response:
+        lines = list(response.iter_lines())
+    assert ": keepalive" in lines
+    data = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+    assert "".join(d["data"] for d in data[:-1]) == "a\nbc\n"
+    assert data[-1]["status"] == "succeeded"
+
+
 def test_snapshot_upload_is_verified_idempotent_and_size_limited(
     alice: httpx.Client, tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -92,17 +92,30 @@ def test_a_restart_reattaches_running_jobs_and_marks_vanished_ones_lost(server: 
     with server.client("alice") as alice:
         goes_on = submit(alice, "r-1", ["sh", "-c", "echo a; sleep 3; echo b"])
         killed = submit(alice, "r-2", ["sh", "-c", "echo ready; sleep 60"])
-        wait_status(alice, goes_on["id"], "running")
-        wait_status(alice, killed["id"], "running")
-    server.stop()
-    # While the server is down, the second job's agent and command vanish (a crash, a reboot).
-    runs = server.data_dir / "jobs" / killed["id"] / ".qwex" / "runs"
-    run_dir = next(runs.iterdir())
+        to_cancel = submit(alice, "r-3", ["sleep", "60"])
+        for job in (goes_on, killed, to_cancel):
+            wait_status(alice, job["id"], "running")
+        # A log stream open at shutdown ends with a `shutdown` event, and does not hold it up.
+        events: list[str] = []
+        with alice.stream("GET", f"/jobs/{goes_on['id']}/logs/follow") as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "id: 2,0"
+            stopping = threading.Thread(target=server.stop)
+            stopping.start()
+            events = [line for line in lines if line.startswith("event: ")]
+        stopping.join()
+    assert events[-1] == "event: shutdown", events
+    # While the server is down, the second job's agent and command vanish (a crash, a
+    # reboot), and a cancel of the third is asked but not carried out yet.
+    run_dir = next((server.data_dir / "jobs" / killed["id"] / ".qwex" / "runs").iterdir())
     agent_pid = int((run_dir / "agent.pid").read_text().split()[0])
     os.killpg(agent_pid, signal.SIGKILL)
-    command_pid = json.loads((run_dir / "run.json").read_text())["pid"]
-    os.killpg(command_pid, signal.SIGKILL)
-    time.sleep(0.2)
+    os.killpg(json.loads((run_dir / "run.json").read_text())["pid"], signal.SIGKILL)
+    from qwex_remote.server.db import open_database
+    from qwex_remote.server.store import ServerStore
+
+    store = ServerStore(open_database(f"sqlite:///{server.data_dir / 'server.db'}"))
+    store.cancel(to_cancel["id"], "cancelled by alice")
     server.start()
     try:
         with server.client("alice") as alice:
@@ -111,6 +124,8 @@ def test_a_restart_reattaches_running_jobs_and_marks_vanished_ones_lost(server: 
             assert alice.get(f"/jobs/{goes_on['id']}/logs").json()["data"] == "a\nb\n"
             lost = wait_final(alice, killed["id"])
             assert lost["status"] == "lost", lost
+            cancelled = wait_final(alice, to_cancel["id"])
+            assert (cancelled["status"], cancelled["reason"]) == ("cancelled", "cancelled by alice")
     finally:
         server.stop()
 

@@ -371,7 +371,12 @@ def _router() -> APIRouter:
         }
         gone = threading.Event()
         events = follow_events(
-            state.store, job_id, offsets, stop_flag(gone, state.stopping), state.service_for
+            state.store,
+            job_id,
+            offsets,
+            stop_flag(gone, state.stopping),
+            state.service_for,
+            keepalive=state.settings.sse_keepalive,
         )
 
         async def stream() -> AsyncIterator[str]:

@@ -19,6 +19,8 @@ from qwex_core.logs import STREAMS, Chunk
 from qwex_remote.server.store import FINAL, ServerStore
 
 SSE_POLL = 0.05
+KEEPALIVE = 15.0
+"""Seconds without an event before a keepalive comment."""
 
 
 def decoder() -> codecs.IncrementalDecoder:
@@ -40,6 +42,10 @@ def read_range(path: str | None, offset: int, limit: int) -> tuple[str, int, int
     text = dec.decode(data, final=len(data) < limit and offset + len(data) >= size)
     pending = len(dec.getstate()[0])
     return text, offset + len(data) - pending, size
+
+
+class _Quiet(Exception):
+    """Nothing was sent for `KEEPALIVE` seconds."""
 
 
 class Stopped(Exception):
@@ -68,11 +74,13 @@ def follow_events(
     offsets: dict[str, int],
     stopped: Callable[[], bool],
     service_for: Callable[[Path], Any],
+    keepalive: float = KEEPALIVE,
 ) -> Iterator[str]:
     """SSE events: `log` for output (id = the offsets to resume from), then `end` with the
     final status; `shutdown` when the server stops first (resume from the last id)."""
     from qwex_core.follow import follow
 
+    waiting_since = time.monotonic()
     while True:
         job = store.get(job_id)
         if job is None:
@@ -82,47 +90,57 @@ def follow_events(
         if stopped():
             yield event("shutdown", {"message": "the server is shutting down; resume later"})
             return
+        if time.monotonic() - waiting_since > keepalive:  # still in the queue
+            waiting_since = time.monotonic()
+            yield ": keepalive\n\n"
         time.sleep(SSE_POLL)
     if not job.run_id or not job.job_dir:
         yield event("end", {"status": job.status, "reason": job.reason, "exit_code": None})
         return
 
+    quiet_since = time.monotonic()
+
     def on_status(_run: Any) -> None:
         if stopped():
             raise Stopped
+        if time.monotonic() - quiet_since > keepalive:
+            raise _Quiet
 
     position = {s: offsets.get(s, 0) for s in STREAMS}
-    decoders = {s: decoder() for s in STREAMS}
     service = service_for(Path(job.job_dir))
-    try:
-        for item in follow(service, job.run_id, offsets=position.copy(), on_status=on_status):
-            if isinstance(item, Chunk):
-                dec = decoders[item.stream]
-                text = dec.decode(item.data)
-                start = position[item.stream]
-                position[item.stream] = item.offset + len(item.data) - len(dec.getstate()[0])
-                if text:
-                    data = {
-                        "stream": item.stream,
-                        "offset": start,
-                        "next_offset": position[item.stream],
-                        "data": text,
-                    }
-                    yield event("log", data, f"{position['stdout']},{position['stderr']}")
-                if stopped():
-                    raise Stopped
-            else:
-                yield event(
-                    "end",
-                    {
-                        "status": item.status.value,
-                        "reason": item.reason,
-                        "exit_code": item.exit_code,
-                    },
-                    f"{position['stdout']},{position['stderr']}",
-                )
-    except Stopped:
-        yield event("shutdown", {"message": "the server is shutting down; resume later"})
+    while True:
+        decoders = {s: decoder() for s in STREAMS}
+        try:
+            for item in follow(service, job.run_id, offsets=position.copy(), on_status=on_status):
+                quiet_since = time.monotonic()
+                if isinstance(item, Chunk):
+                    dec = decoders[item.stream]
+                    text = dec.decode(item.data)
+                    start = position[item.stream]
+                    position[item.stream] = item.offset + len(item.data) - len(dec.getstate()[0])
+                    if text:
+                        data = {
+                            "stream": item.stream,
+                            "offset": start,
+                            "next_offset": position[item.stream],
+                            "data": text,
+                        }
+                        yield event("log", data, f"{position['stdout']},{position['stderr']}")
+                    if stopped():
+                        raise Stopped
+                else:
+                    end: dict[str, Any] = {"status": item.status.value, "reason": item.reason}
+                    end["exit_code"] = item.exit_code
+                    yield event("end", end, f"{position['stdout']},{position['stderr']}")
+            return
+        except _Quiet:
+            # A comment line keeps proxies from closing the stream and shows whether the
+            # client is still there; following goes on from the same offsets.
+            quiet_since = time.monotonic()
+            yield ": keepalive\n\n"
+        except Stopped:
+            yield event("shutdown", {"message": "the server is shutting down; resume later"})
+            return
 
 
 def stop_flag(*events: threading.Event) -> Callable[[], bool]:

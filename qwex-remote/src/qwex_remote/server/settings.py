@@ -66,6 +66,9 @@ class ServerSettings(BaseModel):
     max_snapshot_bytes: int = Field(
         default=DEFAULT_SNAPSHOT_LIMIT, gt=0, description="largest snapshot upload, in bytes"
     )
+    sse_keepalive: float = Field(
+        default=15.0, gt=0, description="seconds of silence before a log stream sends a keepalive"
+    )
     concurrency: int = Field(default=4, ge=1, description="jobs this server runs at once")
 
     @field_validator("max_memory", mode="before")
