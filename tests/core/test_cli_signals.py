@@ -36,16 +36,21 @@ def test_sigterm_cancels_a_foreground_run_and_exits_143(project: Path, qwex: Qwe
 
 
 def test_sigterm_during_submit_still_cancels(project: Path, qwex: Qwex) -> None:
-    # `timeout` sends SIGTERM whenever it likes; a run started meanwhile is cancelled too.
-    result = subprocess.run(
-        ["timeout", "-s", "TERM", "1", QWEX, "run", "--", "sleep", "300"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 124, result.stderr  # timeout's code: its command timed out
-    rec = wait_status(qwex, latest(qwex), {"cancelled", "failed", "succeeded", "lost"})
-    assert rec["status"] == "cancelled", rec
+    # `timeout` sends SIGTERM whenever it likes: before the run exists (then there is none), while
+    # it is being submitted, or once it is followed. Whichever it hit, no run is left going.
+    for delay in ("0.3", "0.7", "1.2", "2", "3"):
+        result = subprocess.run(
+            ["timeout", "-s", "TERM", delay, QWEX, "run", "--", "sleep", "300"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 124, result.stderr  # timeout's code: its command timed out
+    runs = json.loads(qwex("list", "--json", check=True).stdout)
+    assert runs, "no SIGTERM came after the run was created: nothing tested"
+    for run in runs:
+        rec = wait_status(qwex, run["id"], {"cancelled", "failed", "succeeded", "lost"})
+        assert rec["status"] == "cancelled", rec
 
 
 def test_sighup_leaves_the_run_going(project: Path, qwex: Qwex) -> None:
