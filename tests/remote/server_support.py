@@ -41,8 +41,10 @@ def clean_env(cwd: Path) -> dict[str, str]:
     return env
 
 
-def qwex_cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = clean_env(cwd)
+def qwex_cli(
+    *args: str, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**clean_env(cwd), **(env or {})}
     return subprocess.run(
         [QWEX, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
@@ -56,6 +58,8 @@ class Server:
     data_dir: Path
     database_url: str | None = None
     port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the environment of `qwex serve` and the token commands."""
     proc: subprocess.Popen[str] | None = None
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -72,7 +76,7 @@ class Server:
         return [*args, "--database-url", self.database_url] if self.database_url else args
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return qwex_cli(*args, cwd=self.project)
+        return qwex_cli(*args, cwd=self.project, env=self.env)
 
     def add_token(self, name: str, role: str = "user", *, cli: bool = False) -> str:
         """A token made by `qwex serve token add` (`cli`), or by the store directly (faster)."""
@@ -84,13 +88,17 @@ class Server:
             from qwex_remote.server.db import open_database
             from qwex_remote.server.store import ServerStore
 
-            url = self.database_url or f"sqlite:///{self.data_dir / 'server.db'}"
+            url = (
+                self.database_url
+                or self.env.get("QWEX_SERVER_DATABASE_URL")
+                or f"sqlite:///{self.data_dir / 'server.db'}"
+            )
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.tokens[name] = ServerStore(open_database(url)).add_token(name, role)
         return self.tokens[name]
 
     def start(self, *extra: str) -> Server:
-        env = clean_env(self.project)
+        env = {**clean_env(self.project), **self.env}
         log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [QWEX, "serve", "--port", str(self.port), *self.db_args(), *extra],

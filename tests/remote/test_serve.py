@@ -54,6 +54,15 @@ def test_a_bad_database_url_is_one_clear_line(server: Server) -> None:
     assert "cannot prepare the database" in result.stderr and "secret-pw" not in result.stderr
 
 
+def test_a_bad_policy_is_named_before_the_server_starts(server: Server) -> None:
+    (server.project / "qwex.toml").write_text(
+        '[server]\nbackends = ["docker"]\ndefault_backend = "local"\n'
+    )
+    result = server.cli("serve", "--port", "1", *server.db_args())
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "qwex.toml" in result.stderr and "default_backend 'local' is not one of" in result.stderr
+
+
 def test_cli_start_up_imports_no_server_library(server: Server) -> None:
     probe = (
         "import sys\nfrom qwex_core.cli import main\n"
@@ -74,16 +83,20 @@ def test_cli_start_up_imports_no_server_library(server: Server) -> None:
 
 @pytest.mark.postgres
 def test_the_server_on_postgresql(tmp_path: Path, postgres_db: str) -> None:
-    server = make_server(tmp_path, database_url=postgres_db)
+    server = make_server(tmp_path)
+    server.env["QWEX_SERVER_DATABASE_URL"] = postgres_db  # as an administrator may set it
     server.add_token("alice")
     server.start()
     try:
         with server.client("alice") as alice:
-            job = submit(alice, "pg-1", ["echo", "on postgres"])
+            job = submit(alice, "pg-1", ["sh", "-c", "echo on postgres; env"])
             assert wait_final(alice, job["id"])["status"] == "succeeded"
-            assert alice.get(f"/jobs/{job['id']}/logs").json()["data"] == "on postgres\n"
+            out = alice.get(f"/jobs/{job['id']}/logs").json()["data"]
+            assert out.startswith("on postgres\n")
+            assert "qwex_test" not in out, "a job must not see the database URL in its env"
     finally:
         server.stop()
+    assert "database postgresql://qwex_test:***@127.0.0.1" in server.log_path.read_text()
 
 
 def test_a_restart_reattaches_running_jobs_and_marks_vanished_ones_lost(server: Server) -> None:

@@ -129,11 +129,17 @@ def _run(
     port: int,
     worker_name: str | None,
 ) -> None:
+    import os
     import threading
 
     import uvicorn
 
     from qwex_remote.server.app import create_app
+
+    # The configuration is loaded: the server's own settings (a database URL with its
+    # password) must not reach the jobs, which the local runner starts with this environment.
+    for var in [v for v in os.environ if v.startswith("QWEX_SERVER_")]:
+        del os.environ[var]
     from qwex_remote.server.db import _safe
 
     stopping = threading.Event()

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from qwex_core.models import parse_memory
 
 DEFAULT_SNAPSHOT_LIMIT = 64 << 20
@@ -78,6 +78,15 @@ class ServerSettings(BaseModel):
             parse_memory(value if isinstance(value, (int, str)) else str(value))
             return str(value)
         return value
+
+    @model_validator(mode="after")
+    def _default_is_allowed(self) -> ServerSettings:
+        if self.default_backend not in self.backends:
+            raise ValueError(
+                f"default_backend {self.default_backend!r} is not one of backends "
+                f"({', '.join(self.backends) or 'none'}); add it there or choose another"
+            )
+        return self
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
