@@ -172,3 +172,29 @@ def test_the_committed_openapi_spec_is_what_the_app_produces() -> None:
         for code in errors:
             schema = op["responses"][code]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (name, code)
+
+
+@pytest.mark.docker
+def test_a_restart_in_the_middle_of_a_docker_run_reattaches_it(
+    server: Server, docker_ready: None
+) -> None:
+    server.add_token("alice")
+    server.start()
+    spec = {"backend": "docker", "image": "qwex-test/busybox"}
+    with server.client("alice") as alice:
+        job = submit(alice, "d-1", ["sh", "-c", "echo a; sleep 4; echo b"], **spec)
+        wait_status(alice, job["id"], "running", timeout=60)
+        doomed = submit(alice, "d-2", ["sleep", "60"], **spec)
+        wait_status(alice, doomed["id"], "running", timeout=60)
+    server.stop()
+    server.start()
+    try:
+        with server.client("alice") as alice:
+            done = wait_final(alice, job["id"], timeout=60)  # not lost: found again and followed
+            assert (done["status"], done["exit_code"]) == ("succeeded", 0)
+            assert alice.get(f"/jobs/{job['id']}/logs").json()["data"] == "a\nb\n"
+            alice.post(f"/jobs/{doomed['id']}/cancel")
+            cancelled = wait_final(alice, doomed["id"], timeout=60)
+            assert (cancelled["status"], cancelled["reason"]) == ("cancelled", "cancelled by alice")
+    finally:
+        server.stop()
