@@ -298,3 +298,12 @@ def test_a_docker_job_runs_in_its_snapshot_with_nothing_of_the_server_mounted(
     assert done["status"] == "succeeded", (done, out)
     assert out.splitlines()[0] == "hello from /workspace"
     assert "No such file or directory" in out.splitlines()[1]
+
+
+@pytest.mark.docker
+def test_a_job_that_cannot_start_fails_with_the_backends_reason(
+    alice: httpx.Client, docker_ready: None
+) -> None:
+    job = submit(alice, "noimage-1", ["true"], backend="docker", image="qwex-test/no-such-image")
+    done = wait_final(alice, job["id"], timeout=60)
+    assert done["status"] == "failed" and "qwex-test/no-such-image" in (done["reason"] or "")
