@@ -24,6 +24,11 @@ default_backend = "local"
 images = ["qwex-test/*"]
 max_snapshot_bytes = 65536
 sse_keepalive = 0.3
+profiles = ["small"]
+
+[profiles.small]
+backend = "local"
+env = { SIZE = "small" }
 """
 
 

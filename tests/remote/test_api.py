@@ -266,6 +266,16 @@ def test_the_policy_refuses_with_a_403_naming_the_rule(
     assert rule in response.json()["error"]["message"]
 
 
+def test_a_submission_may_name_an_allowed_server_side_profile(alice: httpx.Client) -> None:
+    job = submit(alice, "profile-1", ["sh", "-c", "echo $SIZE"], profile="small")
+    assert wait_final(alice, job["id"])["status"] == "succeeded"
+    assert alice.get(f"/jobs/{job['id']}/logs").json()["data"] == "small\n"
+    refused = alice.post(
+        "/jobs", json={"submission_id": "profile-2", "command": ["id"], "profile": "big"}
+    )
+    assert refused.status_code == 403 and "server.profiles" in refused.json()["error"]["message"]
+
+
 def test_a_revoked_token_gets_401(server: Server) -> None:
     server.add_token("temp", cli=True)
     with server.client("temp") as temp:

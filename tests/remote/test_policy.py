@@ -65,3 +65,15 @@ def test_an_allowed_backend_that_is_not_installed_is_refused_by_name() -> None:
     policy = ServerSettings(backends=["k8s"], default_backend="k8s")
     with pytest.raises(Refused, match="backend 'k8s' is not installed on the server"):
         check(sub(), policy, INSTALLED)
+
+
+def test_a_profile_must_be_allowed_and_brings_its_backend() -> None:
+    policy = ServerSettings(backends=["docker", "local"], profiles=["cpu"])
+    backends = {"cpu": "local"}
+    assert check(sub(profile="cpu"), policy, INSTALLED, backends.__getitem__) == "local"
+    assert check(sub(profile="cpu", backend="docker"), policy, INSTALLED, backends.__getitem__) == (
+        "docker"
+    )
+    with pytest.raises(Refused) as caught:
+        check(sub(profile="gpu"), policy, INSTALLED, backends.__getitem__)
+    assert caught.value.rule == "server.profiles"

@@ -23,10 +23,12 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from qwex_core.errors import QwexError
 from starlette.concurrency import run_in_threadpool
 
 from qwex_remote import __version__
 from qwex_remote.server import API_VERSION, errors, policy
+from qwex_remote.server.configs import Configs
 from qwex_remote.server.errors import ApiError, responses
 from qwex_remote.server.logs import follow_events, parse_event_id, read_range, stop_flag
 from qwex_remote.server.schemas import (
@@ -56,15 +58,17 @@ class ServerState:
     settings: ServerSettings
     store: ServerStore
     host: Any
-    config: Any
+    configs: Configs
     data_dir: Path
     stopping: threading.Event
     wake: threading.Event
 
-    def service_for(self, job_dir: Path) -> Any:
+    def service_for(self, job: Job) -> Any:
+        """Core's run service over the job's own run store (its folder)."""
         from qwex_remote.server.worker import job_service
 
-        return job_service(self.host, self.config, job_dir)
+        config = self.configs.get(job.spec.get("profile"))
+        return job_service(self.host, config, Path(job.job_dir or "."))
 
 
 def create_app(
@@ -74,15 +78,19 @@ def create_app(
     host: PluginHost | None = None,
     worker_name: str | None = None,
     stopping: threading.Event | None = None,
+    project_dir: Path | None = None,
 ) -> FastAPI:
-    """The server app. `config` (the qwex configuration the runners get) and `host` (the
-    plugins) default to the working directory's; `stopping` is set when shutdown begins,
-    which ends the open log streams."""
+    """The server app. `config` (the qwex configuration the runners get, with its profiles)
+    and `host` (the plugins) default to those of `project_dir` (default: found from the
+    working directory); `stopping` is set when shutdown begins, which ends the open log
+    streams."""
     stop = stopping or threading.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state, worker = await run_in_threadpool(_start, settings, config, host, worker_name, stop)
+        state, worker = await run_in_threadpool(
+            _start, settings, config, host, worker_name, stop, project_dir
+        )
         app.state.server = state
         try:
             yield
@@ -107,10 +115,10 @@ def _start(
     host: PluginHost | None,
     worker_name: str | None,
     stop: threading.Event,
+    project_dir: Path | None,
 ) -> tuple[ServerState, Any]:
     import socket
 
-    from qwex_core.config import load_config
     from qwex_core.paths import find_project_dir
     from qwex_core.plugin.manager import PluginHost
 
@@ -118,20 +126,21 @@ def _start(
     from qwex_remote.server.worker import Worker
 
     plugins = host or PluginHost()
-    qwex_config = config or load_config(find_project_dir(), plugins.config_sections)
+    configs = Configs(project_dir or find_project_dir(), plugins, config)
+    configs.get()  # a bad configuration stops the start, naming the file and key
     data_dir = settings.resolved_data_dir()
     (data_dir / "snapshots").mkdir(parents=True, exist_ok=True)
     store = ServerStore(open_database(settings.resolved_database_url()))
     worker = Worker(
         store=store,
         host=plugins,
-        config=qwex_config,
+        configs=configs,
         data_dir=data_dir,
         name=worker_name or socket.gethostname(),
         concurrency=settings.concurrency,
     )
     worker.start()
-    state = ServerState(settings, store, plugins, qwex_config, data_dir, stop, worker.wake)
+    state = ServerState(settings, store, plugins, configs, data_dir, stop, worker.wake)
     return state, worker
 
 
@@ -214,10 +223,16 @@ def _router() -> APIRouter:
     ) -> JobInfo:
         """Queue a job (201), or return the job of an earlier identical submission (200)."""
         installed = set(state.host.runners)
+
+        def profile_backend(name: str) -> str:
+            return str(state.configs.get(name).core.backend)
+
         try:
-            backend = policy.check(submission, state.settings, installed)
+            backend = policy.check(submission, state.settings, installed, profile_backend)
         except policy.Refused as exc:
             raise ApiError(403, "policy_refused", str(exc)) from None
+        except QwexError as exc:  # an allowed profile that the configuration lacks
+            raise ApiError(422, "invalid_request", str(exc)) from None
         if submission.snapshot and state.store.snapshot(submission.snapshot) is None:
             raise ApiError(
                 422,

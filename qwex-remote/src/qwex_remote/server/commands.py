@@ -143,8 +143,15 @@ def _run(
     from qwex_remote.server.db import _safe
 
     stopping = threading.Event()
+    from qwex_core.paths import find_project_dir
+
     app = create_app(
-        settings, config=config, host=state.host, worker_name=worker_name, stopping=stopping
+        settings,
+        config=config,
+        host=state.host,
+        worker_name=worker_name,
+        stopping=stopping,
+        project_dir=state.project or find_project_dir(),
     )
 
     class Server(uvicorn.Server):

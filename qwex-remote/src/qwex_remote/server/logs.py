@@ -11,7 +11,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from qwex_core.logs import STREAMS, Chunk
@@ -73,7 +72,7 @@ def follow_events(
     job_id: str,
     offsets: dict[str, int],
     stopped: Callable[[], bool],
-    service_for: Callable[[Path], Any],
+    service_for: Callable[[Any], Any],
     keepalive: float = KEEPALIVE,
 ) -> Iterator[str]:
     """SSE events: `log` for output (id = the offsets to resume from), then `end` with the
@@ -107,7 +106,7 @@ def follow_events(
             raise _Quiet
 
     position = {s: offsets.get(s, 0) for s in STREAMS}
-    service = service_for(Path(job.job_dir))
+    service = service_for(job)
     while True:
         decoders = {s: decoder() for s in STREAMS}
         try:

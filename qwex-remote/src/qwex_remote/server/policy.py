@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from qwex_core.models import parse_memory
@@ -26,8 +27,21 @@ class Refused(Exception):
         self.rule = rule
 
 
-def check(submission: JobSubmission, policy: ServerSettings, installed: set[str]) -> str:
-    backend = submission.backend or policy.default_backend
+def check(
+    submission: JobSubmission,
+    policy: ServerSettings,
+    installed: set[str],
+    profile_backend: Callable[[str], str] | None = None,
+) -> str:
+    """The backend `submission` runs on; `profile_backend(name)` is a profile's backend."""
+    profile = submission.profile
+    if profile is not None and profile not in policy.profiles:
+        allowed = ", ".join(policy.profiles) or "none"
+        raise Refused("server.profiles", f"profile {profile!r} is not allowed; allowed: {allowed}")
+    backend = submission.backend
+    if backend is None and profile is not None and profile_backend is not None:
+        backend = profile_backend(profile)
+    backend = backend or policy.default_backend
     if backend not in policy.backends:
         allowed = ", ".join(policy.backends) or "none"
         raise Refused("server.backends", f"backend {backend!r} is not allowed; allowed: {allowed}")

@@ -32,6 +32,9 @@ class JobSubmission(BaseModel):
     backend: str | None = Field(
         default=None, description="a backend the server allows (default: the server's)"
     )
+    profile: str | None = Field(
+        default=None, max_length=63, description="a server-side profile the server allows"
+    )
     name: str | None = Field(default=None, max_length=63)
     image: str | None = Field(default=None, description="container image (container backends)")
     env: dict[str, str] = Field(default_factory=dict)

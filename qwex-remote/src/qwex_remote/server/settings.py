@@ -47,6 +47,11 @@ class ServerSettings(BaseModel):
     default_backend: str = Field(
         default="docker", description="the backend of a submission that names none"
     )
+    profiles: list[str] = Field(
+        default_factory=list,
+        description="profiles of the server's configuration ([tool.qwex.profiles.NAME]) a "
+        "submission may name; the profile's settings are the administrator's",
+    )
     images: list[str] = Field(
         default_factory=lambda: ["*"],
         description="image patterns (fnmatch) a container job may use",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from qwex_core.errors import QwexError
 
+from qwex_remote.server.configs import Configs
 from qwex_remote.server.store import ServerStore, aware, now
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def job_spec(job: Job, config: QwexConfig, job_dir: Path) -> JobSpec:
 class Worker:
     store: ServerStore
     host: PluginHost
-    config: QwexConfig
+    configs: Configs
     data_dir: Path
     name: str
     concurrency: int = 4
@@ -109,7 +110,8 @@ class Worker:
         """Take back the jobs this worker had claimed before a restart."""
         for job in self.store.owned(self.name):
             if job.run_id and job.job_dir and Path(job.job_dir).is_dir():
-                service = job_service(self.host, self.config, Path(job.job_dir))
+                config = self.configs.get(job.spec.get("profile"))
+                service = job_service(self.host, config, Path(job.job_dir))
                 self._active[job.id] = (service, job.run_id)
                 log.info("job %s: re-attached to run %s", job.id, job.run_id)
             else:
@@ -164,9 +166,10 @@ class Worker:
             (job_dir / ".qwex").mkdir(parents=True)
             if job.snapshot:
                 self._unpack(job.snapshot, job_dir)
-            spec = job_spec(job, self.config, job_dir)
+            config = self.configs.get(job.spec.get("profile"))
+            spec = job_spec(job, config, job_dir)
             self.store.update(job.id, job_dir=str(job_dir))
-            service = job_service(self.host, self.config, job_dir)
+            service = job_service(self.host, config, job_dir)
             run = service.submit(spec)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, QwexError) else f"{type(exc).__name__}: {exc}"
