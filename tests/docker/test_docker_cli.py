@@ -67,14 +67,18 @@ def test_detach_status_and_reattach_from_another_shell(
         "--",
         "sh",
         "-c",
-        "echo one; sleep 1; echo two >&2; exit 5",
+        "echo one; until [ -e go ]; do sleep 0.05; done; echo two >&2; exit 5",
         check=True,
     )
     run_id = started.stdout.strip()
     status = json.loads(qwex("status", run_id[:13], "--json", check=True).stdout)
     assert status["status"] in ("pending", "running") and status["backend"] == "docker"
-    follow = qwex("logs", "-f", run_id[:13])
-    assert follow.stdout == "one\n" and "two\n" in follow.stderr
+    follow = subprocess.Popen(
+        [QWEX, "logs", "-f", run_id[:13]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    (project / "go").touch()  # the command goes on only now, while another shell follows it
+    out, err = follow.communicate(timeout=60)
+    assert out == "one\n" and "two\n" in err
     final = json.loads(qwex("status", run_id, "--json", check=True).stdout)
     assert (final["status"], final["exit_code"]) == ("failed", 5)
     wait_gone(docker_api, run_id)
