@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from server_support import CONFIG, Server
 
 DEFAULT_POSTGRES = "postgresql://qwex_test:qwex_test@127.0.0.1:54329/qwex_test"
 HOW_TO = "run `bash .ci/setup-postgres.sh` as root (or set QWEX_TEST_POSTGRES_URL)"
@@ -51,13 +49,6 @@ def postgres_db(postgres_url: str) -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
-
-
-def make_server(root: Path, database_url: str | None = None, config: str = CONFIG) -> Server:
-    project = root / "project"
-    project.mkdir(parents=True, exist_ok=True)
-    (project / "qwex.toml").write_text(config)
-    return Server(project=project, data_dir=root / "data", database_url=database_url)
 
 
 @pytest.fixture(scope="session")

@@ -163,3 +163,11 @@ def wait_status(client: httpx.Client, job_id: str, status: str, timeout: float =
     while client.get(f"/jobs/{job_id}").json()["status"] != status:
         assert time.monotonic() < deadline, f"job {job_id} never became {status}"
         time.sleep(0.05)
+
+
+def make_server(root: Path, database_url: str | None = None, config: str = CONFIG) -> Server:
+    """A server (not started) whose project and data live under `root`."""
+    project = root / "project"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "qwex.toml").write_text(config)
+    return Server(project=project, data_dir=root / "data", database_url=database_url)

@@ -11,8 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import make_server
-from server_support import Server, submit, wait_final, wait_status
+from server_support import Server, make_server, submit, wait_final, wait_status
 
 
 @pytest.fixture(scope="module")

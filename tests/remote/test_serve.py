@@ -12,8 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import make_server
-from server_support import Server, submit, wait_final, wait_status
+from server_support import Server, make_server, submit, wait_final, wait_status
 
 
 @pytest.fixture
