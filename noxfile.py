@@ -10,6 +10,10 @@ nox.options.error_on_external_run = True
 
 PYTHON = "3.11"
 PACKAGES = ["-e", "qwex-core", "-e", "qwex-docker", "-e", "qwex-k8s", "-e", "qwex-remote"]
+"""Not qwex-docker-agents: the tests prove the agent is built on first use without it, and
+install its wheel in a venv of their own (tests/docker/test_docker_install.py)."""
+DISTRIBUTIONS = ["qwex-core", "qwex-docker", "qwex-docker-agents", "qwex-k8s", "qwex-remote"]
+AGENTS_PACKAGE = "qwex-docker-agents/src/qwex_docker_agents"
 TEST_DEPS = ["pytest>=8", "pytest-timeout", "pytest-xdist"]
 
 
@@ -36,6 +40,7 @@ def typecheck(session: nox.Session) -> None:
         "mypy",
         "qwex-core/src",
         "qwex-docker/src",
+        "qwex-docker-agents/src",
         "qwex-k8s/src",
         "qwex-remote/src",
         "examples/qwex-nice/src",
@@ -88,6 +93,23 @@ def agent(session: nox.Session) -> None:
     A no-op when the cached agent matches the installed qwex-core sources; `-- --force` rebuilds."""
     session.install("-e", "qwex-core", "-e", "qwex-docker")
     session.run("qwex", "agent", "build", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def dist(session: nox.Session) -> None:
+    """Every distribution's sdist and wheel into dist/ (emptied first).
+
+    The agent for this machine's platform is built into the qwex-docker-agents package first
+    (an arm64 one comes from an arm64 machine: docs/docker.md)."""
+    import platform
+    import shutil
+
+    session.install("-e", "qwex-core", "-e", "qwex-docker", "build", "hatchling>=1.21")
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    session.run("qwex", "agent", "build", "--output", f"{AGENTS_PACKAGE}/linux-{arch}")
+    shutil.rmtree("dist", ignore_errors=True)
+    for name in DISTRIBUTIONS:
+        session.run("python", "-m", "build", "--no-isolation", "--outdir", "dist", name)
 
 
 @nox.session(python=PYTHON)

@@ -41,11 +41,16 @@ def agent() -> None:
 )
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date agent is there.")
 def agent_build(output: Path | None, force: bool) -> None:
-    """Build the agent for this machine's platform (needs a C compiler and patchelf)."""
+    """Build the agent for this machine's platform (needs a C compiler and Python's headers).
+
+    `qwex run -b docker` builds it on first use too; this is the explicit way."""
     from qwex_docker.bundle.build import BuildError, build
 
+    def say(message: str) -> None:
+        click.echo(f"qwex: {message}", err=True)
+
     try:
-        path = build(output, force=force, log=lambda m: click.echo(f"qwex: {m}", err=True))
+        path = build(output, force=force, log=say, announce=say)
     except BuildError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(path))

