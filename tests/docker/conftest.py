@@ -8,25 +8,15 @@ set), where `.ci/run` provides all three (DESIGN §7).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_support import BUSYBOX, PYTHON
+from docker_support import BUSYBOX, PYTHON, unavailable
 from qwex_core.service import RunService
 from qwex_core.testing import service_for
-
-HOW_TO = "run `.ci/setup-docker.sh && nox -s images agent` (or `.ci/run`)"
-
-
-def unavailable(message: str) -> None:
-    """Skip on a laptop, fail under CI: a Docker test must never silently not run in CI."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; under CI this is an error ({HOW_TO})", pytrace=False)
-    pytest.skip(f"{message} ({HOW_TO})")
 
 
 @pytest.fixture(scope="session")

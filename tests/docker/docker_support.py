@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from qwex_core.models import ContainerConfig, JobSpec
 
 BUSYBOX = "qwex-test/busybox"
 PYTHON = "qwex-test/python"
+HOW_TO = "run `.ci/setup-docker.sh && nox -s images agent` (or `.ci/run`)"
+
+
+def unavailable(message: str) -> None:
+    """Skip on a laptop, fail under CI: a Docker test must never silently not run in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; under CI this is an error ({HOW_TO})", pytrace=False)
+    pytest.skip(f"{message} ({HOW_TO})")
 
 
 def docker_spec(command: list[str], image: str = BUSYBOX, **fields: Any) -> JobSpec:

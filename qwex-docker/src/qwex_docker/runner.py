@@ -26,8 +26,8 @@ from qwex_core.timings import mark
 
 from qwex_docker import sharing
 from qwex_docker import spec as plan
-from qwex_docker.bundle.provide import provide_agent
 from qwex_docker.bundle.platforms import Platform
+from qwex_docker.bundle.provide import provide_agent
 from qwex_docker.client import (
     DaemonUnavailable,
     api_message,

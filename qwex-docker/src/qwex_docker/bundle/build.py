@@ -89,9 +89,7 @@ def _fresh(dest: Path, target: Platform) -> bool:
 
 
 @contextlib.contextmanager
-def _locked(
-    dest: Path, announce: Callable[[str], None] | None, waiting: str
-) -> Iterator[None]:
+def _locked(dest: Path, announce: Callable[[str], None] | None, waiting: str) -> Iterator[None]:
     """Hold the build lock of `dest` (a file next to it), saying so when another holds it."""
     with open(dest.with_name(f".{dest.name}.lock"), "a") as lock:
         try:
@@ -168,7 +166,9 @@ def _compile_launcher(tools: Toolchain, out: Path) -> None:
             result = subprocess.run(argv, capture_output=True, text=True)
             if result.returncode == 0:
                 return
-            errors.append(f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}")
+            errors.append(
+                f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}"
+            )
     raise BuildError("cannot link the agent with this Python's libpython: " + "\n".join(errors))
 
 
