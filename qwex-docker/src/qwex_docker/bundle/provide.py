@@ -28,8 +28,13 @@ def provide_agent(platform: Platform, *, agent_dir: str | None, image: str | Non
     of_image = f" (the platform of image {image})" if image else ""
     try:
         path = build(announce=_stderr)
-    except (BuildError, OSError) as exc:
+    except BuildError as exc:
         raise AgentError(f"no qwex agent for {platform}{of_image} yet, and {exc}") from None
+    except OSError as exc:
+        raise AgentError(
+            f"no qwex agent for {platform}{of_image} yet, and it cannot be built into the user "
+            f"cache: {exc} (set XDG_CACHE_HOME to a folder you can write)"
+        ) from None
     agent, why = check(path, platform)
     if agent is None:
         raise AgentError(f"the qwex agent built for {platform} is not usable: {why}")
