@@ -94,9 +94,9 @@ def wheels(agent_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
     )
     shutil.copytree(agent_dir, agents / "src" / "qwex_docker_agents" / agent_dir.name)
     out = work / "wheels"
+    sources = [str(REPO / "qwex-core"), str(REPO / "qwex-docker"), str(agents)]
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out)]
-        + [str(REPO / "qwex-core"), str(REPO / "qwex-docker"), str(agents)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), *sources],
         capture_output=True,
         text=True,
         timeout=600,
