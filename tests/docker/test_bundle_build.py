@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from docker_support import docker_spec, unavailable
@@ -134,3 +135,17 @@ def test_a_machine_that_cannot_build_names_what_to_install(
     assert "\n" not in message
     (run,) = service.list()
     assert run.status is RunStatus.FAILED and "apt-get install gcc" in (run.reason or "")
+
+
+def test_the_agents_distribution_is_versioned_with_qwex_core() -> None:
+    """An agent writes the records its qwex-core reads: same version, pinned both ways."""
+    import tomllib
+
+    def project(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = tomllib.loads((REPO / name / "pyproject.toml").read_text())
+        return data["project"]
+
+    core, agents, docker = (project(n) for n in ("qwex-core", "qwex-docker-agents", "qwex-docker"))
+    pin = f"qwex-core=={core['version']}"
+    assert agents["version"] == core["version"] and pin in agents["dependencies"]
+    assert docker["optional-dependencies"]["agents"] == [f"qwex-docker-agents=={core['version']}"]
