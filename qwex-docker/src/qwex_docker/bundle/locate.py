@@ -10,6 +10,8 @@ searched, first valid one wins:
 3. the optional `qwex_docker_agents` package (a wheel carrying prebuilt Linux
    agents for every architecture; see docs/docker.md).
 
+When none holds one, `provide.py` builds it into the user cache on first use.
+
 A candidate is rejected when its launcher is not an ELF file for the wanted
 platform, or when it was built from other qwex-core agent sources than the
 ones installed (the agent must write the record this qwex reads).
