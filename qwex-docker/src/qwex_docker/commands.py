@@ -132,21 +132,9 @@ def agent_image(
 
 def _agent_for(platform: PlatformType, settings: DockerSettings) -> Agent:
     """The agent bundle for `platform`, built here first when it is this machine's."""
-    from qwex_docker.bundle.locate import AgentError, find_agent
-    from qwex_docker.bundle.platforms import Platform
+    from qwex_docker.bundle.provide import provide_agent
 
-    try:
-        return find_agent(platform, agent_dir=settings.agent_dir)
-    except AgentError:
-        if settings.agent_dir or platform != Platform.host():
-            raise
-    from qwex_docker.bundle.build import BuildError, build
-
-    try:
-        build(log=lambda m: click.echo(f"qwex: {m}", err=True))
-    except BuildError as exc:
-        raise click.ClickException(str(exc)) from None
-    return find_agent(platform, agent_dir=settings.agent_dir)
+    return provide_agent(platform, agent_dir=settings.agent_dir, image=None)
 
 
 @click.command()
