@@ -152,4 +152,4 @@ def test_the_agents_wheel_runs_a_job_with_no_compiler(
     packaged = Path(where.stdout.strip())
     assert packaged.parts[-2:] == ("qwex_docker_agents", HOST.dirname)
     assert packaged.is_relative_to(venv)
-    assert not cache.exists()  # nothing was built into the user cache
+    assert not (cache / "qwex" / "agent").exists()  # nothing was built into the user cache
