@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qwex_remote.server.db import connect, open_database
+from qwex_remote.server.db import connect, migrate, open_database
 from qwex_remote.server.store import ServerStore, SubmissionConflict
 from sqlalchemy import inspect, text
 
@@ -44,9 +44,38 @@ def test_migrations_create_the_tables_once(url: str) -> None:
     tables = set(inspect(engine).get_table_names())
     assert {"jobs", "tokens", "snapshots", "alembic_version"} <= tables
     with engine.connect() as conn:
-        assert conn.scalar(text("select version_num from alembic_version")) == "0001"
+        assert conn.scalar(text("select version_num from alembic_version")) == "0002"
         if engine.dialect.name == "sqlite":
             assert conn.scalar(text("pragma journal_mode")) == "wal"
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_declares(url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from qwex_remote.server.tables import Base
+
+    store_for(url)
+    with connect(url).connect() as conn:
+        drift = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert drift == [], "tables.py and the migrations disagree: add a migration"
+
+
+def test_a_database_of_the_first_schema_is_upgraded_with_its_jobs(url: str) -> None:
+    engine = connect(url)
+    migrate(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into jobs (id, submission_id, submitter, spec, spec_hash, backend, "
+                "status, created_at) values ('j1', 's1', 'alice', '{}', 'h', 'local', "
+                "'succeeded', '2026-01-01 00:00:00')"
+            )
+        )
+    store = store_for(url)
+    assert [j.id for j in store.list_jobs(submitter="alice")] == ["j1"]
+    indexes = {i["name"] for i in inspect(connect(url)).get_indexes("jobs")}
+    assert {"ix_jobs_submitter_seq", "ix_jobs_backend_seq", "ix_jobs_status_seq"} <= indexes
+    assert "ix_jobs_submitter" not in indexes
 
 
 def test_a_submission_id_names_one_job_per_submitter(url: str) -> None:

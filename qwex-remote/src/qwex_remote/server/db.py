@@ -47,8 +47,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def migrate(engine: Engine) -> None:
-    """Apply every migration not applied yet (a no-op on an up-to-date database)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Apply every migration not applied yet, up to `revision` (a no-op when there)."""
     from alembic import command
     from alembic.config import Config
 
@@ -57,7 +57,7 @@ def migrate(engine: Engine) -> None:
     try:
         with _MIGRATING, engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     except Exception as exc:
         if isinstance(exc, QwexError):
             raise

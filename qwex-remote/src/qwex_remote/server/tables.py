@@ -23,15 +23,17 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("submitter", "submission_id", name="uq_jobs_submitter_submission"),
         Index("ix_jobs_status_seq", "status", "seq"),
+        Index("ix_jobs_submitter_seq", "submitter", "seq"),
+        Index("ix_jobs_backend_seq", "backend", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(36), unique=True)
     submission_id: Mapped[str] = mapped_column(String(128))
-    submitter: Mapped[str] = mapped_column(String(64), index=True)
+    submitter: Mapped[str] = mapped_column(String(64))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     spec_hash: Mapped[str] = mapped_column(String(64))
-    backend: Mapped[str] = mapped_column(String(64), index=True)
+    backend: Mapped[str] = mapped_column(String(64))
     snapshot: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     reason: Mapped[str | None] = mapped_column(Text)
