@@ -14,7 +14,7 @@ PACKAGES = ["-e", "qwex-core", "-e", "qwex-docker", "-e", "qwex-k8s", "-e", "qwe
 install its wheel in a venv of their own (tests/docker/test_docker_install.py)."""
 DISTRIBUTIONS = ["qwex-core", "qwex-docker", "qwex-docker-agents", "qwex-k8s", "qwex-remote"]
 AGENTS_PACKAGE = "qwex-docker-agents/src/qwex_docker_agents"
-TEST_DEPS = ["pytest>=8", "pytest-timeout", "pytest-xdist"]
+TEST_DEPS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "kubernetes-validate"]
 
 
 @nox.session(python=PYTHON)

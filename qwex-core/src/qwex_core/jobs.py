@@ -27,9 +27,11 @@ OVERRIDES: dict[str, Key] = {
     "workdir": ("workdir",),
     "grace_period": ("grace_period",),
     "pull": ("container", "pull"),
+    "queue": ("k8s", "queue"),
 }
 """Each override (named as its flag: `--grace-period` is `grace_period`) and the
-configuration key it sets. `env` and `labels` take a mapping of their own."""
+configuration key it sets. `env` and `labels` take a mapping of their own. `queue` sets the
+k8s backend's section (a Kueue LocalQueue); without that backend it is ignored with a warning."""
 
 
 def flag_name(override: str) -> str:

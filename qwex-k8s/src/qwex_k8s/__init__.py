@@ -1,3 +1,3 @@
-"""qwex-k8s: the Kubernetes backend (packaging skeleton; the runner comes with its own issue)."""
+"""qwex-k8s: the Kubernetes backend (Jobs, Kueue by label)."""
 
 __version__ = "0.1.0"

@@ -92,6 +92,7 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     default=None,
     help="Pull the image even if present (container backends).",
 )
+@click.option("--queue", help="Queue to wait in (k8s: a Kueue LocalQueue).")
 @click.option(
     "--json",
     "as_json",
@@ -129,6 +130,7 @@ def run(
     workdir: str | None,
     grace_period: float | None,
     pull: bool | None,
+    queue: str | None,
     as_json: bool,
     quiet: bool,
     local: bool,
@@ -165,6 +167,7 @@ def run(
             "workdir": workdir,
             "grace_period": grace_period,
             "pull": pull,
+            "queue": queue,
             "env": _pairs(env, "--env"),
             "labels": _pairs(label, "--label"),
         }

@@ -1,0 +1,115 @@
+"""Finding the Jobs and ConfigMaps qwex no longer needs in a namespace.
+
+Every Job qwex creates carries `app.kubernetes.io/managed-by: qwex`, its run id, and
+annotations naming the host and run folder of its record. A Job is garbage when its
+run is final (its logs and end are in the record) or its record is gone; a run not
+final is first brought up to date through its project's service (a vanished Job is
+then recorded `lost`). A snapshot ConfigMap is garbage once no Job owns it.
+Jobs made on another host are left alone: their records are not here.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qwex_core.agent.record import FINAL_STATUSES, read_record
+from qwex_core.errors import QwexError
+
+from qwex_k8s.manifests import (
+    ANNOTATION_HOST,
+    ANNOTATION_PROJECT,
+    ANNOTATION_RUN_DIR,
+    LABEL_RUN_ID,
+    LABEL_SNAPSHOT,
+    MANAGED_BY,
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    name: str
+    run_id: str
+    why: str
+    removed: bool
+
+
+def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Finding]:
+    """Delete (unless `dry_run`) qwex's Jobs whose run is final or unknown, and snapshot
+    ConfigMaps no Job owns."""
+    from kubernetes import client
+
+    batch = client.BatchV1Api(api)
+    core = client.CoreV1Api(api)
+    findings = []
+    here = socket.gethostname()
+    jobs: list[Any] = batch.list_namespaced_job(
+        namespace, label_selector=f"{MANAGED_BY}=qwex"
+    ).items
+    maps: list[Any] = core.list_namespaced_config_map(
+        namespace, label_selector=LABEL_SNAPSHOT
+    ).items
+    for job in jobs:
+        annotations = job.metadata.annotations or {}
+        if annotations.get(ANNOTATION_HOST, here) != here:
+            continue
+        run_id = (job.metadata.labels or {}).get(LABEL_RUN_ID, "?")
+        why = _why_garbage(annotations, dry_run=dry_run)
+        if why is None:
+            continue
+        removed = not dry_run and _delete(
+            batch.delete_namespaced_job,
+            job.metadata.name,
+            namespace,
+            propagation_policy="Background",
+        )
+        findings.append(Finding("job", job.metadata.name, run_id, why, removed))
+    for cm in maps:
+        if cm.metadata.owner_references:
+            continue
+        removed = not dry_run and _delete(
+            core.delete_namespaced_config_map, cm.metadata.name, namespace
+        )
+        findings.append(Finding("configmap", cm.metadata.name, "-", "no Job uses it", removed))
+    return findings
+
+
+def _why_garbage(annotations: dict[str, str], *, dry_run: bool) -> str | None:
+    run_dir = annotations.get(ANNOTATION_RUN_DIR)
+    record = read_record(Path(run_dir)) if run_dir else None
+    if record is None:
+        return f"no run record at {run_dir}" if run_dir else "no run folder annotation"
+    if record.get("status") in FINAL_STATUSES:
+        return f"its run is {record['status']}"
+    if dry_run:
+        return None
+    project = annotations.get(ANNOTATION_PROJECT)
+    if not project:
+        return None
+    from qwex_core.service import open_service
+
+    try:
+        status = open_service(Path(project)).get(str(record.get("id"))).status.value
+    except QwexError:
+        return None
+    return f"its run is {status}" if status in FINAL_STATUSES else None
+
+
+def _delete(call: Any, *args: Any, **kwargs: Any) -> bool:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        call(*args, **kwargs)
+    except ApiException as exc:
+        return bool(exc.status == 404)
+    return True
+
+
+def describe(findings: list[Finding]) -> list[dict[str, Any]]:
+    return [
+        {"kind": f.kind, "name": f.name, "run": f.run_id, "why": f.why, "removed": f.removed}
+        for f in findings
+    ]

@@ -1,0 +1,131 @@
+"""Copying a pod's log into the run's log file, so output outlives the pod.
+
+The API server gives a container's log as one stream: stdout and stderr merged
+(in the order the kubelet wrote them). qwex appends it to the run's `stdout.log`;
+`stderr.log` stays empty for Kubernetes runs (docs/kubernetes.md says so).
+
+Copies resume exactly: `k8s-logs.json` in the run folder counts the bytes already
+copied from each pod, so a dropped stream, a second follower or another qwex
+process goes on where the last copy stopped, never duplicating or losing a line.
+One process copies at a time (an exclusive lock on `k8s-logs.lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qwex_core.agent.record import STDOUT_FILE
+
+from qwex_k8s.manifests import MAIN
+
+if TYPE_CHECKING:
+    from kubernetes import client
+
+LOCK_FILE = "k8s-logs.lock"
+STATE_FILE = "k8s-logs.json"
+CHUNK = 1 << 16
+
+
+@contextlib.contextmanager
+def copy_lock(run_dir: Path, *, wait: float, stop: threading.Event | None = None) -> Iterator[bool]:
+    """Hold the run's log-copy lock; yields False when it could not be had within `wait` s."""
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                    yield False
+                    return
+                time.sleep(0.05)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def copied(run_dir: Path) -> dict[str, int]:
+    """Bytes copied so far from each pod."""
+    try:
+        data = json.loads((run_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _save(run_dir: Path, state: dict[str, int]) -> None:
+    tmp = run_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, run_dir / STATE_FILE)
+
+
+def copy_pod_log(
+    core: client.CoreV1Api,
+    namespace: str,
+    pod: str,
+    run_dir: Path,
+    *,
+    follow: bool,
+    timeout: float,
+    stop: threading.Event | None = None,
+) -> bool:
+    """Append what the pod's main container logged since the last copy to `stdout.log`.
+
+    With `follow`, keep copying as it logs until the stream ends (the container exited,
+    or the connection dropped). Returns True when the stream ended normally; False when
+    the log could not be read (no such pod, container not started, lock held)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    with copy_lock(run_dir, wait=timeout if not follow else 3600.0, stop=stop) as locked:
+        if not locked:
+            return False
+        state = copied(run_dir)
+        skip = state.get(pod, 0)
+        try:
+            resp: Any = core.read_namespaced_pod_log(
+                pod,
+                namespace,
+                container=MAIN,
+                follow=follow,
+                _preload_content=False,
+                _request_timeout=None if follow else timeout,
+            )
+        except ApiException:
+            return False
+        except HTTPError:
+            return False
+        try:
+            with open(run_dir / STDOUT_FILE, "ab") as out:
+                for chunk in resp.stream(CHUNK, decode_content=True):
+                    if stop is not None and stop.is_set():
+                        return False
+                    if skip >= len(chunk):
+                        skip -= len(chunk)
+                        continue
+                    data = chunk[skip:]
+                    skip = 0
+                    out.write(data)
+                    out.flush()
+                    state[pod] = state.get(pod, 0) + len(data)
+                    _save(run_dir, state)
+        except (HTTPError, OSError):
+            return False
+        finally:
+            resp.release_conn()
+        state.setdefault(pod, 0)
+        _save(run_dir, state)
+        return True

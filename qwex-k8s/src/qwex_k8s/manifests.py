@@ -1,0 +1,346 @@
+"""From a run to the Kubernetes objects that run it: the Job, its pod, the code's ConfigMap.
+
+Pure functions of the run, the `[tool.qwex.k8s]` settings and a few facts, returning
+plain dicts in the API's own spelling, so what qwex asks the cluster for can be read,
+validated against the official schema and tested in one place (DESIGN §1.1, §1.4, §6).
+
+The pod's first container (an init container of the small agent image) copies the
+self-contained agent into an `emptyDir`, mounted read-only at `/qwex` in the main
+container, whose command becomes the agent's: the user's image is used as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import math
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import qwex_core
+from qwex_core.agent.main import command_line
+from qwex_core.errors import SpecError
+from qwex_core.lifecycle import STOP_MARGIN
+from qwex_core.models import JobSpec, Run
+
+from qwex_k8s.settings import SNAPSHOT, K8sSettings
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_RUN_ID = "qwex.dev/run-id"
+LABEL_SNAPSHOT = "qwex.dev/snapshot"
+ANNOTATION_PROJECT = "qwex.dev/project"
+ANNOTATION_RUN_DIR = "qwex.dev/run-dir"
+ANNOTATION_HOST = "qwex.dev/host"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+
+MAIN = "main"
+"""The container running the agent and, under it, the user's command."""
+AGENT_CONTAINER = "qwex-agent"
+AGENT_MOUNT = "/qwex"
+AGENT_INSTALL = "/qwex-install"
+AGENT_COPY = ["/qwex/bin/qwex", "agent", "copy", AGENT_INSTALL]
+LAUNCHER = f"{AGENT_MOUNT}/bin/qwex"
+RUN_DIR = "/qwex-run"
+"""The agent's own run folder in the pod (an emptyDir): the host's record is kept by qwex."""
+CODE_DIR = "/qwex-code"
+SNAPSHOT_KEY = "snapshot.tar.gz"
+TERMINATION_LOG = "/dev/termination-log"
+AGENT_ERROR = 125
+"""The agent's exit code when it cannot run the command at all: the Job fails at once."""
+RESERVED = (AGENT_MOUNT, RUN_DIR, CODE_DIR, "/dev/shm")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the manifests need besides the run and the settings."""
+
+    namespace: str
+    project_dir: Path
+    run_dir: Path
+    host: str
+    snapshot: str | None = None
+    """Name of the ConfigMap holding the project's snapshot (code = snapshot)."""
+
+
+def agent_image(settings: K8sSettings) -> str:
+    """The agent image: the configured one, else the one matching this qwex-core."""
+    if settings.agent_image:
+        return settings.agent_image
+    from qwex_core import agent
+
+    named = getattr(agent, "image_name", None)
+    return str(named()) if callable(named) else f"qwex/agent:{qwex_core.__version__}"
+
+
+def job_name(run_id: str) -> str:
+    """The Job's name: `qwex-` and the run id (41 characters, a valid DNS label)."""
+    return f"qwex-{run_id}"[:63].rstrip("-")
+
+
+def snapshot_name(sha256: str) -> str:
+    """A content-addressed ConfigMap name: an unchanged tree is never sent twice."""
+    return f"qwex-code-{sha256[:40]}"
+
+
+def container_workdir(spec: JobSpec, project_dir: Path) -> tuple[str, str | None]:
+    """The project's place in the container, and the sub-folder the command starts in."""
+    base = spec.container.workdir
+    if not spec.workdir:
+        return base, None
+    host = (project_dir / spec.workdir).resolve()
+    project = project_dir.resolve()
+    if not host.is_relative_to(project):
+        raise SpecError(
+            f"workdir {spec.workdir} is not inside the project {project}, which is what the "
+            f"pod gets (at {base}); set container.workdir to a path in the image instead"
+        )
+    rel = host.relative_to(project).as_posix()
+    return base, None if rel == "." else rel
+
+
+def check(spec: JobSpec, project_dir: Path, settings: K8sSettings) -> None:
+    """Raise `SpecError` for a job this backend cannot run, before anything is created."""
+    if not spec.container.image:
+        raise SpecError(
+            "the k8s backend needs an image: pass --image IMAGE or set `image` in "
+            "[tool.qwex] (or a profile)"
+        )
+    if spec.mounts:
+        raise SpecError(
+            "host mounts (--mount) cannot reach a Kubernetes pod; put the data in a "
+            'PersistentVolumeClaim and set [tool.qwex.k8s] code = "pvc:<claim>", or in the image'
+        )
+    base, _ = container_workdir(spec, project_dir)
+    normal = posixpath.normpath(base)
+    if not base.startswith("/") or any(normal == r or normal.startswith(r + "/") for r in RESERVED):
+        raise SpecError(f"container.workdir {base!r} must be absolute and not under {RESERVED}")
+    user(spec)
+
+
+def user(spec: JobSpec) -> dict[str, int]:
+    """`container.user` ("uid" or "uid:gid") as a securityContext (default: the image's)."""
+    text = spec.container.user
+    if not text or text == "image":
+        return {}
+    uid, _, gid = text.partition(":")
+    try:
+        out = {"runAsUser": int(uid)}
+        if gid:
+            out["runAsGroup"] = int(gid)
+    except ValueError:
+        raise SpecError(
+            f"container.user {text!r} must be numeric uid[:gid] on Kubernetes"
+        ) from None
+    return out
+
+
+def _command_line(**options: Any) -> list[str]:
+    """`command_line` of qwex-core, with the agent's pod options when this core has them."""
+    known = inspect.signature(command_line).parameters
+    argv = command_line(**{k: v for k, v in options.items() if k in known})
+    if "quiet" not in known and not options.get("quiet", True):
+        argv.remove("--quiet")  # an older core: its agent passes output through unless told
+    return argv
+
+
+def agent_command(run: Run, *, snapshot: bool, subdir: str | None) -> list[str]:
+    """The main container's command: the mounted agent, then the user's command. A command
+    started in a sub-folder of an unpacked snapshot changes into it through `sh`."""
+    command = list(run.spec.command)
+    if subdir and snapshot:
+        if len(command) == 1 and any(ch.isspace() for ch in command[0]):
+            command = ["/bin/sh", "-c", command[0]]
+        command = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', subdir, *command]
+    return _command_line(
+        launcher=(LAUNCHER,),
+        run_dir=RUN_DIR,
+        grace=run.spec.grace_period,
+        command=command,
+        quiet=False,
+        snapshot=f"{CODE_DIR}/{SNAPSHOT_KEY}" if snapshot else None,
+        termination_log=TERMINATION_LOG,
+    )
+
+
+def quantity_cpu(cores: float) -> str:
+    """CPU cores as a Kubernetes quantity (millicores when fractional)."""
+    milli = round(cores * 1000)
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+def resources(spec: JobSpec, settings: K8sSettings) -> dict[str, dict[str, str]]:
+    """Requests and limits: cpu and memory both (a guaranteed share, the OOM killer past the
+    memory limit); GPUs and other extended resources in limits (requests default to them)."""
+    res = spec.resources
+    amounts: dict[str, str] = {}
+    if res.cpu is not None:
+        amounts["cpu"] = quantity_cpu(res.cpu)
+    if res.memory_bytes is not None:
+        amounts["memory"] = str(res.memory_bytes)
+    limits = dict(amounts)
+    if res.gpu:
+        limits[settings.gpu_resource] = str(res.gpu)
+    limits.update(settings.extra_resources)
+    out: dict[str, dict[str, str]] = {}
+    if amounts:
+        out["requests"] = amounts
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def labels(run: Run) -> dict[str, str]:
+    return {MANAGED_BY: "qwex", LABEL_RUN_ID: run.id}
+
+
+def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any]:
+    """The `batch/v1` Job that runs `run`; queued by Kueue when a queue is named (the label
+    on the Job's own metadata, never on the pod template, and created suspended)."""
+    spec = run.spec
+    base, subdir = container_workdir(spec, facts.project_dir)
+    snapshot = settings.code == SNAPSHOT
+    metadata_labels = labels(run)
+    if settings.queue:
+        metadata_labels[QUEUE_LABEL] = settings.queue
+        if settings.priority_class:
+            metadata_labels[PRIORITY_LABEL] = settings.priority_class
+    mounts = [
+        {"name": "qwex-agent", "mountPath": AGENT_MOUNT, "readOnly": True},
+        {"name": "qwex-run", "mountPath": RUN_DIR},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "qwex-agent", "emptyDir": {}},
+        {"name": "qwex-run", "emptyDir": {}},
+    ]
+    if snapshot:
+        if facts.snapshot is None:
+            raise ValueError("code = snapshot needs the snapshot's ConfigMap")
+        mounts += [
+            {"name": "qwex-code", "mountPath": CODE_DIR, "readOnly": True},
+            {"name": "workspace", "mountPath": base},
+        ]
+        volumes += [
+            {"name": "qwex-code", "configMap": {"name": facts.snapshot}},
+            {"name": "workspace", "emptyDir": {}},
+        ]
+    elif settings.pvc:
+        mounts.append({"name": "workspace", "mountPath": base})
+        volumes.append({"name": "workspace", "persistentVolumeClaim": {"claimName": settings.pvc}})
+    if settings.shm_size:
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+        volumes.append(
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}}
+        )
+    workdir = posixpath.join(base, subdir) if subdir and not snapshot else base
+    env = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env.append({"name": "QWEX_RUN_ID", "value": run.id})
+    main: dict[str, Any] = {
+        "name": MAIN,
+        "image": spec.container.image,
+        "imagePullPolicy": "Always" if spec.container.pull else settings.image_pull_policy,
+        "command": agent_command(run, snapshot=snapshot, subdir=subdir),
+        "workingDir": workdir,
+        "env": env,
+        "resources": resources(spec, settings),
+        "volumeMounts": mounts,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+    }
+    if settings.env_from:
+        main["envFrom"] = [{"secretRef": {"name": name}} for name in settings.env_from]
+    if security := user(spec):
+        main["securityContext"] = security
+    init = {
+        "name": AGENT_CONTAINER,
+        "image": agent_image(settings),
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": AGENT_COPY,
+        "volumeMounts": [{"name": "qwex-agent", "mountPath": AGENT_INSTALL}],
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+    }
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "initContainers": [init],
+        "containers": [main],
+        "volumes": volumes,
+        # The agent forwards SIGTERM to the command and kills it after the grace period.
+        "terminationGracePeriodSeconds": math.ceil(spec.grace_period + STOP_MARGIN),
+        "enableServiceLinks": False,
+    }
+    if settings.service_account:
+        pod["serviceAccountName"] = settings.service_account
+    else:
+        pod["automountServiceAccountToken"] = False
+    if settings.node_selector:
+        pod["nodeSelector"] = dict(settings.node_selector)
+    if settings.tolerations:
+        pod["tolerations"] = [t.manifest() for t in settings.tolerations]
+    job_spec: dict[str, Any] = {
+        "backoffLimit": settings.retries,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "Ignore",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                },
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": MAIN,
+                        "operator": "In",
+                        "values": [AGENT_ERROR],
+                    },
+                },
+            ]
+        },
+        "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+        "suspend": bool(settings.queue),
+        "template": {"metadata": {"labels": labels(run)}, "spec": pod},
+    }
+    if settings.timeout:
+        job_spec["activeDeadlineSeconds"] = settings.timeout
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(run.id),
+            "namespace": facts.namespace,
+            "labels": metadata_labels,
+            "annotations": {
+                ANNOTATION_PROJECT: str(facts.project_dir),
+                ANNOTATION_RUN_DIR: str(facts.run_dir),
+                ANNOTATION_HOST: facts.host,
+            },
+        },
+        "spec": job_spec,
+    }
+
+
+def snapshot_configmap(sha256: str, data: bytes, namespace: str) -> dict[str, Any]:
+    """The immutable ConfigMap holding a snapshot; its owners (the Jobs) are added after."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": snapshot_name(sha256),
+            "namespace": namespace,
+            "labels": {MANAGED_BY: "qwex", LABEL_SNAPSHOT: sha256[:63]},
+        },
+        "immutable": True,
+        "binaryData": {SNAPSHOT_KEY: base64.b64encode(data).decode("ascii")},
+    }
+
+
+def owner_reference(job: dict[str, Any] | Any, uid: str) -> dict[str, Any]:
+    """An owner reference to the Job `job_name`, so the cluster deletes what it owns with it."""
+    name = job["metadata"]["name"] if isinstance(job, dict) else str(job)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": name,
+        "uid": uid,
+        "blockOwnerDeletion": False,
+    }

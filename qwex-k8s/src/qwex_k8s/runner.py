@@ -1,0 +1,481 @@
+"""`KubernetesRunner`: one `batch/v1` Job per run, queued by Kueue when a queue is named.
+
+`start` makes the project's snapshot ConfigMap (content-addressed, immutable, owned
+by the Jobs that use it), records the Job's name, namespace and context in the run
+record, then creates the Job. The agent runs in the pod and keeps its record there;
+the host's record is written by whichever qwex process observes the run (`probe`):
+it copies the pod's log into the run's log file and records `queued` (with Kueue's
+own message), `running` and the final state (the agent's record, from the
+container's termination message, else the Job's and pod's conditions), so `qwex
+logs` and `qwex status` work after the Job is gone. A follower watches the Job, its
+pods and Workload instead of polling (`qwex_k8s.watch`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from qwex_core.agent.record import transition
+from qwex_core.errors import BackendError, SpecError
+from qwex_core.lifecycle import CancelRequest, Probe, Seen
+from qwex_core.runners.base import Runner
+
+from qwex_k8s import manifests, status
+from qwex_k8s.client import Connection, api_message, connect, is_unreachable
+from qwex_k8s.logs import copy_pod_log
+from qwex_k8s.settings import SNAPSHOT, K8sSettings
+from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
+
+if TYPE_CHECKING:
+    from qwex_core.config import QwexConfig
+    from qwex_core.models import JobSpec, Run
+    from qwex_core.store import RunStore
+
+WATCH_AFTER = 5.0
+"""A run probed twice within this many seconds is being polled: watch it instead."""
+LOG_JOIN = 5.0
+"""Seconds to let the log follower reach the end of a finished pod's log."""
+
+
+class KubernetesRunner(Runner):
+    """Runs each job as a Kubernetes Job of `spec.container.image`."""
+
+    uses_container = True
+    start_timeout = 7 * 24 * 3600.0
+    """A Job may wait in a queue for days: whether it is lost is told by the cluster (its
+    Job is gone), not by its age."""
+
+    def __init__(self, *, name: str, store: RunStore, config: QwexConfig) -> None:
+        super().__init__(name=name, store=store, config=config)
+        self.k8s = self.settings("k8s", K8sSettings)
+        self._conn: Connection | None = None
+        self._watches: dict[str, RunWatch] = {}
+        self._followers: dict[str, tuple[str, threading.Thread, threading.Event]] = {}
+        self._last_probe: dict[str, float] = {}
+        self._snapshot: tuple[int, Any] | None = None
+
+    @property
+    def conn(self) -> Connection:
+        """The cluster connection, opened on first use (the client import is not free)."""
+        if self._conn is None:
+            self._conn = connect(self.k8s)
+        return self._conn
+
+    def _apis(self) -> tuple[Any, Any, Any]:
+        from kubernetes import client
+
+        api = self.conn.api
+        return client.BatchV1Api(api), client.CoreV1Api(api), client.CustomObjectsApi(api)
+
+    # -- starting ------------------------------------------------------------
+
+    def validate(self, spec: JobSpec) -> None:
+        manifests.check(spec, self.store.project_dir, self.k8s)
+        if self.k8s.code == SNAPSHOT:
+            self._snapshot = (id(spec), self._make_snapshot())
+        if self.k8s.queue:
+            self._check_queue(self.k8s.queue)
+
+    def _make_snapshot(self) -> Any:
+        """The project's snapshot (`qwex_core.snapshot`), or a clear error when too big."""
+        import importlib
+
+        try:
+            module: Any = importlib.import_module("qwex_core.snapshot")
+        except ImportError:
+            raise SpecError(
+                "this qwex-core cannot snapshot the project: set [tool.qwex.k8s] code = "
+                '"image" (the code is in the image) or "pvc:<claim>"'
+            ) from None
+        return module.make_snapshot(self.store.project_dir, limit=self.k8s.snapshot_limit)
+
+    def _check_queue(self, queue: str) -> None:
+        """Say clearly when the LocalQueue does not exist, listing the ones that do."""
+        from kubernetes.client.exceptions import ApiException
+
+        _, _, custom = self._apis()
+        namespace = self.conn.namespace
+        try:
+            custom.get_namespaced_custom_object(
+                *KUEUE, namespace, "localqueues", queue, _request_timeout=self.k8s.request_timeout
+            )
+            return
+        except ApiException as exc:
+            if exc.status != 404:
+                raise BackendError(
+                    f"cannot check the Kueue LocalQueue {queue!r} in namespace {namespace}: "
+                    f"{api_message(exc)}"
+                ) from None
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise BackendError(f"the Kubernetes API server does not answer: {exc}") from None
+            raise
+        try:
+            found = custom.list_namespaced_custom_object(*KUEUE, namespace, "localqueues")
+            names = ", ".join(sorted(q["metadata"]["name"] for q in found["items"])) or "none"
+        except ApiException as exc:
+            names = f"cannot list them: {api_message(exc)}"
+        raise SpecError(
+            f"no Kueue LocalQueue {queue!r} in namespace {namespace} (LocalQueues there: "
+            f"{names}); fix --queue or [tool.qwex.k8s] queue, or create it (docs/kubernetes.md)"
+        )
+
+    def start(self, run: Run) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        conn = self.conn
+        batch, core, _ = self._apis()
+        name = manifests.job_name(run.id)
+        snapshot = None
+        if self.k8s.code == SNAPSHOT:
+            snap = self._snapshot[1] if self._snapshot else None
+            if snap is None:
+                snap = self._make_snapshot()
+            self._snapshot = None
+            snapshot = manifests.snapshot_name(snap.sha256)
+        run.backend_data = {
+            "job": name,
+            "namespace": conn.namespace,
+            "context": conn.context,
+            "queue": self.k8s.queue,
+            "retries": self.k8s.retries,
+            "snapshot": snapshot,
+        }
+        self.store.save(run)  # before anything exists: every qwex process can find it again
+        facts = manifests.Facts(
+            namespace=conn.namespace,
+            project_dir=self.store.project_dir,
+            run_dir=self.store.run_dir(run.id),
+            host=socket.gethostname(),
+            snapshot=snapshot,
+        )
+        body = manifests.job_manifest(run, self.k8s, facts)
+        try:
+            if snapshot is not None and snap is not None:
+                self._ensure_snapshot(core, snap, conn.namespace)
+            job = batch.create_namespaced_job(
+                conn.namespace, body, _request_timeout=self.k8s.request_timeout
+            )
+        except ApiException as exc:
+            raise BackendError(
+                f"the cluster refused the Job {name} in namespace {conn.namespace}: "
+                f"{api_message(exc)}"
+            ) from None
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise BackendError(f"the Kubernetes API server does not answer: {exc}") from None
+            raise
+        run.backend_data["uid"] = job.metadata.uid
+        self.store.save(run)
+        if snapshot is not None:
+            self._own_snapshot(core, snapshot, name, job.metadata.uid)
+
+    def _ensure_snapshot(self, core: Any, snap: Any, namespace: str) -> None:
+        """Create the snapshot's ConfigMap unless it exists (same content, same name)."""
+        from kubernetes.client.exceptions import ApiException
+
+        body = manifests.snapshot_configmap(snap.sha256, snap.data, namespace)
+        try:
+            core.create_namespaced_config_map(
+                namespace, body, _request_timeout=self.k8s.request_timeout
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    def _own_snapshot(self, core: Any, name: str, job: str, uid: str) -> None:
+        """Add the Job to the ConfigMap's owners: it goes with the last Job using it."""
+        from kubernetes.client.exceptions import ApiException
+
+        patch = {"metadata": {"ownerReferences": [manifests.owner_reference(job, uid)]}}
+        with contextlib.suppress(ApiException):
+            core.patch_namespaced_config_map(
+                name, self.conn.namespace, patch, _request_timeout=self.k8s.request_timeout
+            )
+
+    def started(self, run: Run) -> None:
+        super().started(run)
+        self._watch(run)  # the starter follows the run: watch it from now on
+
+    # -- looking at the run ------------------------------------------------------
+
+    def _watch(self, run: Run) -> RunWatch | None:
+        data = run.backend_data
+        if not data.get("job"):
+            return None
+        watch = self._watches.get(run.id)
+        if watch is None or watch.stopped:
+            try:
+                api = self.conn.api
+            except BackendError:
+                return None
+            watch = RunWatch(
+                api,
+                str(data["namespace"]),
+                str(data["job"]),
+                run.id,
+                data.get("uid"),
+                queue=bool(data.get("queue")),
+            ).start()
+            self._watches[run.id] = watch
+        return watch
+
+    def _state(self, run: Run) -> tuple[Any | None, list[Any], dict[str, Any] | None] | None:
+        """The run's Job, pods and Workload: from the watch when there is one, else read
+        now. None when the API server cannot be reached."""
+        now = time.monotonic()
+        polled = now - self._last_probe.get(run.id, -1e9) < WATCH_AFTER
+        self._last_probe[run.id] = now
+        watch = self._watches.get(run.id)
+        if watch is None and polled:
+            watch = self._watch(run)
+        if watch is not None and not watch.stopped and watch.synced(timeout=5.0):
+            return watch.snapshot()
+        return self._read(run)
+
+    def _read(self, run: Run) -> tuple[Any | None, list[Any], dict[str, Any] | None] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        data = run.backend_data
+        namespace, name = str(data["namespace"]), str(data["job"])
+        try:
+            batch, core, custom = self._apis()
+            timeout = self.k8s.request_timeout
+            try:
+                job = batch.read_namespaced_job(name, namespace, _request_timeout=timeout)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                return None, [], None
+            pods = core.list_namespaced_pod(
+                namespace,
+                label_selector=f"{manifests.LABEL_RUN_ID}={run.id}",
+                _request_timeout=timeout,
+            ).items
+            workload = None
+            if data.get("queue") and job.spec.suspend:
+                found = custom.list_namespaced_custom_object(
+                    *KUEUE,
+                    namespace,
+                    "workloads",
+                    label_selector=workload_selector(job.metadata.uid),
+                    _request_timeout=timeout,
+                )
+                workload = found["items"][0] if found["items"] else None
+            return job, list(pods), workload
+        except (ApiException, BackendError):
+            return None  # cannot tell now: the record stands
+        except Exception as exc:
+            if is_unreachable(exc):
+                return None
+            raise
+
+    def probe(self, run: Run) -> Probe | None:
+        data = run.backend_data
+        if not data.get("job"):
+            return Probe(Seen.NOTHING, "its Job")
+        what = f"its Job {data['job']}"
+        state = self._state(run)
+        if state is None:
+            return None
+        job, pods, workload = state
+        seen = status.observe(
+            job,
+            pods,
+            workload,
+            known=bool(data.get("uid")),
+            queue=data.get("queue"),
+            retries=int(data.get("retries") or 0),
+        )
+        cancel = CancelRequest.of(self.store.run_dir(run.id))
+        if seen.pod:
+            self._copy_logs(run, seen.pod, final=seen.is_final or cancel is not None)
+        if cancel is not None:
+            deleting = job is not None and job.metadata.deletion_timestamp is not None
+            live = any(p.metadata.deletion_timestamp is None for p in pods)
+            if seen.phase == status.GONE or (deleting and not live) or seen.is_final:
+                cancelled = not seen.is_final or seen.status == "cancelled" or seen.status == "lost"
+                self._finish(
+                    run,
+                    seen,
+                    "cancelled" if cancelled else seen.status,
+                    cancel.reason if cancelled else seen.reason,
+                )
+                return Probe(Seen.EXITED, what, exit_code=seen.exit_code)
+        if seen.phase == status.NOTHING:
+            return Probe(Seen.NOTHING, what)
+        if seen.phase == status.GONE:
+            return Probe(Seen.GONE, what)
+        if seen.is_final:
+            self._finish(run, seen, seen.status, seen.reason)
+            if seen.stuck:
+                self.signal(run, signal.SIGKILL)  # a pod that cannot start: leave none behind
+            return Probe(Seen.EXITED, what, exit_code=seen.exit_code)
+        if seen.phase == status.QUEUED:
+            self._advance(run, "queued", seen.reason)
+            return Probe(Seen.STARTING, what)
+        if seen.phase == status.RUNNING:
+            self._advance(run, "running", None, at=seen.started_at)
+            return Probe(Seen.ALIVE, f"its pod {seen.pod}")
+        since = seen.unschedulable_since
+        if (
+            since is not None
+            and (datetime.now(UTC) - since).total_seconds() > self.k8s.schedule_timeout
+        ):
+            self._finish(run, seen, "failed", seen.reason)
+            self.signal(run, signal.SIGKILL)
+            return Probe(Seen.EXITED, what)
+        if run.status.value == "queued" and job is not None and not job.spec.suspend:
+            self._advance(run, "pending", f"admitted; {seen.reason}")
+        return Probe(Seen.STARTING, what)
+
+    # -- writing the host's record -----------------------------------------------
+
+    def _advance(self, run: Run, new: str, reason: str | None, at: datetime | None = None) -> None:
+        """Record a non-final status the cluster shows (`queued` with Kueue's words,
+        `running`), once: a changed reason alone updates the last transition."""
+        current = self.store.read(run.id)
+        if current.get("status") in ("succeeded", "failed", "cancelled", "lost"):
+            return
+        if current.get("status") == new:
+            if current.get("reason") != reason:
+                current["reason"] = reason
+                if current.get("history"):
+                    current["history"][-1]["reason"] = reason
+                self._save(current)
+            return
+        transition(current, new, reason)
+        if at is not None and new == "running":
+            self._backdate(current, at)
+        self._save(current)
+
+    @staticmethod
+    def _backdate(record: dict[str, Any], at: datetime) -> None:
+        """Time the last transition when the cluster says it happened (never before the one
+        it follows)."""
+        history = record["history"]
+        when = at.astimezone(UTC).isoformat()
+        if len(history) > 1 and history[-2]["at"] > when:
+            when = history[-2]["at"]
+        history[-1]["at"] = when
+        if history[-1]["status"] == "running":
+            record["started_at"] = when
+
+    def _save(self, record: dict[str, Any]) -> None:
+        from qwex_core.models import Run
+
+        self.store.save(Run.model_validate(record))
+
+    def _finish(self, run: Run, seen: status.Observation, final: str, reason: str) -> None:
+        """Record the end: `running` first if the run was never seen running, then the end
+        through `RunStore.record_end`, with the exit code and signal the agent recorded."""
+        from qwex_core.models import Run
+
+        current = self.store.read(run.id)
+        if current.get("status") in ("succeeded", "failed", "cancelled", "lost"):
+            return
+        started = seen.started_at
+        if (
+            started is not None
+            and current.get("status") != "running"
+            and not current.get("started_at")
+        ):
+            transition(current, "running", None)
+            self._backdate(current, started)
+        current["exit_code"] = seen.exit_code
+        current["signal"] = seen.signal
+        self.store.record_end(Run.model_validate(current), final, reason)
+        self._stop_watch(run.id)
+
+    def _copy_logs(self, run: Run, pod: str, *, final: bool) -> None:
+        """Bring the run's log file up to the pod's log: a follower thread while it runs
+        and someone watches, the rest at once when it ended."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.conn.api)
+        namespace = str(run.backend_data["namespace"])
+        run_dir = self.store.run_dir(run.id)
+        follower = self._followers.get(run.id)
+        if final:
+            if follower is not None:
+                follower[1].join(LOG_JOIN)
+                follower[2].set()
+            copy_pod_log(
+                core, namespace, pod, run_dir, follow=False, timeout=self.k8s.request_timeout
+            )
+            return
+        if follower is not None and follower[0] == pod and follower[1].is_alive():
+            return
+        if run.id not in self._watches:
+            copy_pod_log(core, namespace, pod, run_dir, follow=False, timeout=0.0)
+            return
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._follow_log,
+            args=(core, namespace, pod, run_dir, stop),
+            daemon=True,
+            name="qwex-k8s-log",
+        )
+        self._followers[run.id] = (pod, thread, stop)
+        thread.start()
+
+    def _follow_log(
+        self, core: Any, namespace: str, pod: str, run_dir: Any, stop: threading.Event
+    ) -> None:
+        """Follow the pod's log; a dropped stream resumes where it stopped (no line twice)."""
+        while not stop.is_set():
+            if copy_pod_log(core, namespace, pod, run_dir, follow=True, timeout=60.0, stop=stop):
+                return
+            stop.wait(0.5)
+
+    def _stop_watch(self, run_id: str) -> None:
+        watch = self._watches.pop(run_id, None)
+        if watch is not None:
+            watch.stop()
+        follower = self._followers.pop(run_id, None)
+        if follower is not None:
+            follower[2].set()
+
+    # -- acting on the run ---------------------------------------------------------
+
+    def signal(self, run: Run, signum: int) -> None:
+        """Delete the Job, its pods with it (foreground propagation): Kubernetes sends the
+        agent SIGTERM (it stops the command within the grace period); SIGKILL deletes at
+        once. A Job can get no other signal."""
+        from kubernetes.client.exceptions import ApiException
+
+        data = run.backend_data
+        if not data.get("job"):
+            return
+        grace = 0 if signum == signal.SIGKILL else None
+        with contextlib.suppress(ApiException, BackendError, OSError):
+            batch, _, _ = self._apis()
+            try:
+                batch.delete_namespaced_job(
+                    str(data["job"]),
+                    str(data["namespace"]),
+                    propagation_policy="Foreground",
+                    grace_period_seconds=grace,
+                    _request_timeout=self.k8s.request_timeout,
+                )
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+
+    def wait_for_change(self, run: Run, seconds: float) -> None:
+        watch = self._watch(run) if not run.is_final else None
+        if watch is None:
+            time.sleep(seconds)
+            return
+        watch.changed.wait(seconds)
+        watch.changed.clear()
+
+    def cleanup(self, run: Run) -> None:
+        """The record holds the logs and the end; the Job goes with its TTL."""
+        self._stop_watch(run.id)

@@ -1,0 +1,299 @@
+"""What a Job, its pods and its Kueue Workload say about a run: a pure mapping.
+
+`observe` turns the objects as the API server returns them (`V1Job`, `V1Pod`, the
+Workload as a dict) into an `Observation`: the qwex status they mean and its reason
+in the cluster's own words. The runner writes it into the run record; nothing here
+talks to the cluster, so the table of cases is tested from real objects.
+
+| what the cluster shows | qwex |
+|---|---|
+| Job suspended by Kueue, Workload without quota | `queued`, Kueue's message |
+| Workload `Evicted` / `Preempted` (Job suspended again) | `queued`, `Preempted: ...` |
+| pod pending (init container, image present, scheduled) | `pending` |
+| pod unschedulable | `pending`, `Unschedulable: ...` (failed past `schedule_timeout`) |
+| image missing or unpullable (main or agent image) | `failed`, `ImagePullBackOff: <image>` |
+| main container running | `running` |
+| main container terminated with the agent's record | that record's status and reason |
+| main container `OOMKilled` without a record | `failed`, `OOMKilled` |
+| pod `Evicted` by the kubelet | `failed`, `Evicted: ...` |
+| Job `Failed`, `DeadlineExceeded` | `failed`, `DeadlineExceeded: ...` |
+| Job failed with its pod deleted, or the Job gone | `lost` |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from qwex_k8s.manifests import AGENT_CONTAINER, MAIN
+
+PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+
+NOTHING = "nothing"
+GONE = "gone"
+QUEUED = "queued"
+PENDING = "pending"
+RUNNING = "running"
+FINAL = "final"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The run as the cluster shows it."""
+
+    phase: str
+    """`nothing`, `gone`, `queued`, `pending`, `running` or `final`."""
+    reason: str = ""
+    status: str = ""
+    """The final qwex status (phase `final`)."""
+    exit_code: int | None = None
+    signal: str | None = None
+    pod: str | None = None
+    """The pod whose logs are the run's output (its main container has started)."""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    unschedulable_since: datetime | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+    """The agent's final record from the termination message, when there is one."""
+    stuck: bool = False
+    """Final although the pod never ran (an image that cannot be had...): delete the Job."""
+
+    @property
+    def is_final(self) -> bool:
+        return self.phase == FINAL
+
+
+def condition(conditions: list[Any] | None, kind: str) -> Any | None:
+    """The condition of type `kind` whose status is True (objects or dicts)."""
+    for cond in conditions or []:
+        ctype = cond.get("type") if isinstance(cond, dict) else cond.type
+        status = cond.get("status") if isinstance(cond, dict) else cond.status
+        if ctype == kind and status == "True":
+            return cond
+    return None
+
+
+def _message(cond: Any) -> str:
+    if cond is None:
+        return ""
+    if isinstance(cond, dict):
+        return str(cond.get("message") or cond.get("reason") or "")
+    return str(cond.message or cond.reason or "")
+
+
+def _reason(cond: Any) -> str:
+    if isinstance(cond, dict):
+        return str(cond.get("reason") or "")
+    return str(cond.reason or "")
+
+
+def latest_pod(pods: list[Any]) -> Any | None:
+    """The newest pod of the Job (retries and readmissions make new ones)."""
+    if not pods:
+        return None
+    return max(pods, key=lambda p: (p.metadata.creation_timestamp or datetime.min, p.metadata.name))
+
+
+def _container(statuses: list[Any] | None, name: str) -> Any | None:
+    for status in statuses or []:
+        if status.name == name:
+            return status
+    return None
+
+
+def termination_record(message: str | None) -> dict[str, Any]:
+    """The agent's final record, from a termination message (`{}` when it is not one)."""
+    if not message:
+        return {}
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict) or data.get("status") not in (
+        "succeeded",
+        "failed",
+        "cancelled",
+        "lost",
+    ):
+        return {}
+    return data
+
+
+def queued_reason(job: Any, workload: dict[str, Any] | None, queue: str | None) -> str:
+    """Why a suspended Job waits, in Kueue's words."""
+    where = f" in {queue}" if queue else ""
+    if workload is None:
+        return f"waiting for Kueue to admit it{where}"
+    conditions = (workload.get("status") or {}).get("conditions") or []
+    for kind in ("Preempted", "Evicted"):
+        cond = condition(conditions, kind)
+        if cond is not None and not condition(conditions, "QuotaReserved"):
+            return f"{kind}: {_message(cond)}"
+    for cond in conditions:
+        if cond.get("type") == "QuotaReserved" and cond.get("status") == "False":
+            return _message(cond) or f"waiting for quota{where}"
+    if condition(conditions, "QuotaReserved") and not condition(conditions, "Admitted"):
+        return f"quota reserved{where}, waiting for admission checks"
+    return f"waiting for Kueue to admit it{where}"
+
+
+def observe(
+    job: Any | None,
+    pods: list[Any],
+    workload: dict[str, Any] | None = None,
+    *,
+    known: bool = True,
+    queue: str | None = None,
+    retries: int = 0,
+) -> Observation:
+    """What the Job (None: not found), its pods and its Workload say about the run.
+    `known`: the Job was created (its uid is in the record), so not finding it means gone."""
+    if job is None:
+        return Observation(GONE if known else NOTHING, "its Job is gone")
+    pod = latest_pod(pods)
+    jstatus = job.status
+    conditions = jstatus.conditions if jstatus else None
+    failed = condition(conditions, "Failed") or condition(conditions, "FailureTarget")
+    complete = condition(conditions, "Complete") or condition(conditions, "SuccessCriteriaMet")
+    if job.spec.suspend and not failed and not complete:
+        return Observation(QUEUED, queued_reason(job, workload, queue))
+    if failed is not None and _reason(failed) == "DeadlineExceeded":
+        return _final(
+            "failed",
+            f"DeadlineExceeded: {_message(failed)}",
+            pod,
+        )
+    if pod is not None:
+        seen = _pod(pod, final_job=failed is not None or complete is not None, retries=retries)
+        if seen is not None:
+            return seen
+    if complete is not None:
+        return _final("succeeded", "exit code 0", pod, exit_code=0)
+    if failed is not None:
+        return Observation(
+            FINAL,
+            status="lost",
+            reason=f"its Job failed ({_reason(failed)}: {_message(failed)}) and its pod is "
+            "gone: it was deleted or evicted before the agent could record an end",
+        )
+    return Observation(PENDING, "waiting for its pod")
+
+
+def _final(
+    status: str, reason: str, pod: Any | None, *, exit_code: int | None = None
+) -> Observation:
+    main = _container(pod.status.container_statuses, MAIN) if pod and pod.status else None
+    terminated = main.state.terminated if main and main.state else None
+    return Observation(
+        FINAL,
+        reason=reason,
+        status=status,
+        exit_code=exit_code
+        if exit_code is not None
+        else (terminated.exit_code if terminated else None),
+        pod=pod.metadata.name if terminated and pod is not None else None,
+        started_at=terminated.started_at if terminated else None,
+        finished_at=terminated.finished_at if terminated else None,
+    )
+
+
+def _pod(pod: Any, *, final_job: bool, retries: int) -> Observation | None:
+    """What one pod says; None when it says nothing final or current (left to the Job)."""
+    status = pod.status
+    name = pod.metadata.name
+    main = _container(status.container_statuses, MAIN)
+    init = _container(status.init_container_statuses, AGENT_CONTAINER)
+    disrupted = condition(status.conditions, "DisruptionTarget") is not None
+    if main is not None and main.state is not None and main.state.terminated is not None:
+        done = main.state.terminated
+        if disrupted and not final_job:
+            return Observation(
+                PENDING, f"its pod {name} was disrupted: {done.reason or ''}".strip()
+            )
+        if not final_job and retries > 0:
+            return Observation(PENDING, f"its pod {name} ended; the Job may retry")
+        record = termination_record(done.message)
+        if record:
+            code = record.get("exit_code")
+            return Observation(
+                FINAL,
+                reason=str(record.get("reason") or ""),
+                status=str(record["status"]),
+                exit_code=code if isinstance(code, int) else done.exit_code,
+                signal=record.get("signal"),
+                pod=name,
+                started_at=done.started_at,
+                finished_at=done.finished_at,
+                record=record,
+            )
+        if done.reason == "OOMKilled":
+            return Observation(
+                FINAL,
+                reason="OOMKilled: the pod ran out of memory and the agent was killed with "
+                "the command",
+                status="failed",
+                exit_code=done.exit_code,
+                pod=name,
+                started_at=done.started_at,
+                finished_at=done.finished_at,
+            )
+        code = done.exit_code
+        return Observation(
+            FINAL,
+            reason="exit code 0" if code == 0 else f"exit code {code} (no record from the agent)",
+            status="succeeded" if code == 0 else "failed",
+            exit_code=code,
+            pod=name,
+            started_at=done.started_at,
+            finished_at=done.finished_at,
+        )
+    if status.reason == "Evicted" or (status.phase == "Failed" and status.reason):
+        return Observation(
+            FINAL, reason=f"{status.reason}: {status.message or ''}".strip(), status="failed"
+        )
+    for cstatus in (init, main):
+        if cstatus is None or cstatus.state is None or cstatus.state.waiting is None:
+            continue
+        waiting = cstatus.state.waiting
+        shown = cstatus.image
+        if waiting.reason in PULL_ERRORS:
+            hint = (
+                "the agent image (load it into the nodes or push it: see docs/kubernetes.md)"
+                if cstatus.name == AGENT_CONTAINER
+                else "the node cannot get it"
+            )
+            return Observation(
+                FINAL,
+                reason=f"ImagePullBackOff: {shown}: {hint} ({waiting.reason}: "
+                f"{(waiting.message or '').strip()})",
+                status="failed",
+                stuck=True,
+            )
+        if waiting.reason in CONFIG_ERRORS:
+            return Observation(
+                FINAL,
+                reason=f"{waiting.reason}: {waiting.message or ''}".strip(),
+                status="failed",
+                stuck=True,
+            )
+    if main is not None and main.state is not None and main.state.running is not None:
+        return Observation(RUNNING, pod=name, started_at=main.state.running.started_at)
+    for cond in status.conditions or []:
+        if (
+            cond.type == "PodScheduled"
+            and cond.status == "False"
+            and cond.reason == "Unschedulable"
+        ):
+            return Observation(
+                PENDING,
+                f"Unschedulable: {cond.message or ''}".strip(),
+                unschedulable_since=cond.last_transition_time,
+            )
+    if pod.metadata.deletion_timestamp is not None and not final_job:
+        return Observation(PENDING, f"its pod {name} is being deleted")
+    if final_job:
+        return None
+    return Observation(PENDING, f"its pod {name} is {(status.phase or 'pending').lower()}")

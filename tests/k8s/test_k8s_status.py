@@ -1,0 +1,333 @@
+"""The status mapping, table-tested from real `V1Job`/`V1Pod` objects (deserialized from
+the API's JSON by the official client, as a watch does) and Workload dicts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kubernetes import client
+from qwex_k8s.status import FINAL, GONE, NOTHING, PENDING, QUEUED, RUNNING, observe
+
+T0 = "2026-11-27T12:00:00Z"
+T1 = "2026-11-27T12:00:05Z"
+T2 = "2026-11-27T12:00:09Z"
+RECORD = {"status": "failed", "reason": "killed by SIGKILL", "exit_code": 137, "signal": "SIGKILL"}
+
+
+def api(kind: str, data: dict[str, Any]) -> Any:
+    """A model object exactly as the client builds it from the API server's JSON."""
+    return client.ApiClient().deserialize(json.dumps(data), kind, "application/json")
+
+
+def job(
+    *, suspend: bool = False, conditions: list[dict[str, str]] | None = None, **status: Any
+) -> Any:
+    conds = [
+        {"type": t, "status": "True", "reason": r, "message": m} for t, r, m in (conditions or [])
+    ]
+    return api(
+        "V1Job",
+        {
+            "metadata": {"name": "qwex-run", "uid": "u1", "creationTimestamp": T0},
+            "spec": {"suspend": suspend, "template": {"spec": {"containers": []}}},
+            "status": {"conditions": conds, **status},
+        },
+    )
+
+
+def container(name: str, state: dict[str, Any], image: str = "python:3.11") -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": image,
+        "imageID": "",
+        "ready": False,
+        "restartCount": 0,
+        "state": state,
+    }
+
+
+def pod(
+    main: dict[str, Any] | None = None,
+    init: dict[str, Any] | None = None,
+    *,
+    phase: str = "Pending",
+    conditions: list[dict[str, str]] | None = None,
+    reason: str | None = None,
+    message: str | None = None,
+    name: str = "qwex-run-abcde",
+    created: str = T0,
+) -> Any:
+    status: dict[str, Any] = {"phase": phase, "conditions": conditions or []}
+    if main is not None:
+        status["containerStatuses"] = [container("main", main)]
+    if init is not None:
+        status["initContainerStatuses"] = [container("qwex-agent", init, "qwex/agent:0.1.0")]
+    if reason:
+        status["reason"], status["message"] = reason, message
+    return api(
+        "V1Pod",
+        {
+            "metadata": {"name": name, "creationTimestamp": created},
+            "spec": {"containers": []},
+            "status": status,
+        },
+    )
+
+
+def terminated(code: int, reason: str = "Completed", message: str | None = None) -> dict[str, Any]:
+    return {
+        "terminated": {
+            "exitCode": code,
+            "reason": reason,
+            "message": message,
+            "startedAt": T1,
+            "finishedAt": T2,
+        }
+    }
+
+
+def workload(*conds: tuple[str, str, str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "job-qwex-run-1"},
+        "status": {
+            "conditions": [
+                {"type": t, "status": s, "reason": r, "message": m} for t, s, r, m in conds
+            ]
+        },
+    }
+
+
+QUOTA = "couldn't assign flavors to pod set main: insufficient unused quota for cpu in flavor qwex-flavor, 1 more needed"
+
+# name: (job, pods, workload, phase, status, reason fragment, exit code)
+CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
+    "no Job, never created": (None, [], None, NOTHING, "", "", None),
+    "queued for quota, Kueue's words": (
+        job(suspend=True),
+        [],
+        workload(("QuotaReserved", "False", "Pending", QUOTA)),
+        QUEUED,
+        "",
+        "insufficient unused quota for cpu",
+        None,
+    ),
+    "queued, no Workload yet": (job(suspend=True), [], None, QUEUED, "", "waiting for Kueue", None),
+    "preempted, queued again": (
+        job(suspend=True),
+        [],
+        workload(
+            ("QuotaReserved", "False", "Pending", QUOTA),
+            ("Evicted", "True", "Preempted", "Preempted to accommodate a higher priority Workload"),
+            (
+                "Preempted",
+                "True",
+                "InClusterQueue",
+                "Preempted to accommodate a higher priority Workload",
+            ),
+        ),
+        QUEUED,
+        "",
+        "Preempted: Preempted to accommodate",
+        None,
+    ),
+    "init container at work": (
+        job(),
+        [pod(init={"running": {"startedAt": T0}}, main={"waiting": {"reason": "PodInitializing"}})],
+        None,
+        PENDING,
+        "",
+        "pending",
+        None,
+    ),
+    "running": (
+        job(active=1),
+        [pod({"running": {"startedAt": T1}}, phase="Running")],
+        None,
+        RUNNING,
+        "",
+        "",
+        None,
+    ),
+    "the agent's record in the termination message": (
+        job(),
+        [pod(terminated(137, "Error", json.dumps(RECORD)), phase="Failed")],
+        None,
+        FINAL,
+        "failed",
+        "killed by SIGKILL",
+        137,
+    ),
+    "succeeded without a record": (
+        job(conditions=[("Complete", "", "")]),
+        [pod(terminated(0), phase="Succeeded")],
+        None,
+        FINAL,
+        "succeeded",
+        "exit code 0",
+        0,
+    ),
+    "exit code without a record": (
+        job(),
+        [pod(terminated(3, "Error"), phase="Failed")],
+        None,
+        FINAL,
+        "failed",
+        "exit code 3",
+        3,
+    ),
+    "OOMKilled": (
+        job(),
+        [pod(terminated(137, "OOMKilled"), phase="Failed")],
+        None,
+        FINAL,
+        "failed",
+        "OOMKilled",
+        137,
+    ),
+    "evicted by the kubelet": (
+        job(),
+        [pod(phase="Failed", reason="Evicted", message="The node was low on resource: memory.")],
+        None,
+        FINAL,
+        "failed",
+        "Evicted: The node was low on resource: memory.",
+        None,
+    ),
+    "the image is not on the node": (
+        job(),
+        [
+            pod(
+                main={
+                    "waiting": {
+                        "reason": "ErrImageNeverPull",
+                        "message": 'Container image "python:3.11" is not present with pull policy of Never',
+                    }
+                },
+                init={"terminated": {"exitCode": 0, "reason": "Completed"}},
+            )
+        ],
+        None,
+        FINAL,
+        "failed",
+        "ImagePullBackOff: python:3.11",
+        None,
+    ),
+    "the agent image cannot be pulled": (
+        job(),
+        [
+            pod(
+                init={
+                    "waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}
+                }
+            )
+        ],
+        None,
+        FINAL,
+        "failed",
+        "ImagePullBackOff: qwex/agent:0.1.0: the agent image",
+        None,
+    ),
+    "unschedulable": (
+        job(),
+        [
+            pod(
+                conditions=[
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
+                        "lastTransitionTime": T0,
+                    }
+                ]
+            )
+        ],
+        None,
+        PENDING,
+        "",
+        "Unschedulable: 0/1 nodes are available",
+        None,
+    ),
+    "past its deadline": (
+        job(
+            conditions=[
+                ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+            ]
+        ),
+        [],
+        None,
+        FINAL,
+        "failed",
+        "DeadlineExceeded: Job was active longer",
+        None,
+    ),
+    "its pod deleted from outside": (
+        job(
+            conditions=[
+                ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+            ]
+        ),
+        [],
+        None,
+        FINAL,
+        "lost",
+        "its pod is gone",
+        None,
+    ),
+    "disrupted pod, Job not failed: not final": (
+        job(active=0),
+        [
+            pod(
+                terminated(143, "Error"),
+                phase="Failed",
+                conditions=[
+                    {
+                        "type": "DisruptionTarget",
+                        "status": "True",
+                        "reason": "PreemptionByScheduler",
+                    }
+                ],
+            )
+        ],
+        None,
+        PENDING,
+        "",
+        "disrupted",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_status_mapping(case: str) -> None:
+    the_job, pods, the_workload, phase, status, reason, code = CASES[case]
+    seen = observe(the_job, pods, the_workload, known=case != "no Job, never created", queue="q")
+    assert seen.phase == phase
+    assert seen.status == status
+    assert reason in seen.reason
+    assert seen.exit_code == code
+
+
+def test_a_vanished_job_is_gone_once_it_was_created() -> None:
+    assert observe(None, [], known=True).phase == GONE
+
+
+def test_the_newest_pod_speaks_for_the_run() -> None:
+    old = pod(terminated(1, "Error"), phase="Failed", name="a", created=T0)
+    new = pod({"running": {"startedAt": T2}}, phase="Running", name="b", created=T1)
+    seen = observe(job(active=1), [old, new], retries=2)
+    assert (seen.phase, seen.pod) == (RUNNING, "b")
+
+
+def test_a_failed_pod_with_retries_left_is_not_the_end() -> None:
+    seen = observe(job(active=0), [pod(terminated(1, "Error"), phase="Failed")], retries=2)
+    assert seen.phase == PENDING
+
+
+def test_stuck_pods_are_flagged_for_deletion() -> None:
+    _, pods, _, *_ = CASES["the image is not on the node"]
+    assert observe(job(), pods).stuck
+    _, pods, _, *_ = CASES["OOMKilled"]
+    assert not observe(job(), pods).stuck
