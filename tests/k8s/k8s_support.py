@@ -145,3 +145,34 @@ def millicores(quantity: str) -> int:
     if quantity.endswith("m"):
         return int(quantity[:-1])
     return int(float(quantity) * 1000)
+
+
+AGENT_IMAGE = os.environ.get("QWEX_K8S_AGENT_IMAGE")
+"""The agent image the runs use (read before the tests clear QWEX_* variables); default:
+the one matching this qwex-core, which `nox -s agent_image` loads into the test cluster."""
+PYTHON_IMAGE = os.environ.get("QWEX_K8S_PYTHON_IMAGE", "qwex-test/python:latest")
+
+
+def configure(project: Path, cluster: Cluster, **settings: Any) -> Path:
+    """Point the project's qwex.toml at the cluster: `[k8s]` with the kubeconfig, namespace
+    and agent image, plus `settings` (TOML values: str, int, list, dict of str)."""
+    import json
+
+    table: dict[str, Any] = {
+        "kubeconfig": str(kubeconfig_path()),
+        "namespace": cluster.namespace,
+        "ttl_seconds_after_finished": 300,
+    }
+    if AGENT_IMAGE:
+        table["agent_image"] = AGENT_IMAGE
+    table.update(settings)
+    lines = ['backend = "k8s"', f"image = {json.dumps(cluster.busybox)}", "[k8s]"]
+    for key, value in table.items():
+        if isinstance(value, dict):
+            inner = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
+            lines.append(f"{key} = {{ {inner} }}")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    path = project / "qwex.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -197,7 +197,7 @@ def test_a_sub_folder_of_a_snapshot_is_entered_by_the_command() -> None:
     assert main["command"][-6:] == [
         "/bin/sh",
         "-c",
-        'cd "$0" && exec "$@"',
+        'cd "$$0" && exec "$$@"',  # as Kubernetes reads it: `$$` is `$`
         "src",
         "python",
         "train.py",
@@ -226,3 +226,11 @@ def test_jobs_the_backend_cannot_run_are_refused_clearly(
 def test_settings_reject_a_bad_code_mode() -> None:
     with pytest.raises(ValueError, match="snapshot, image or pvc"):
         K8sSettings(code="nfs")
+
+
+def test_dollars_reach_the_shell_as_written() -> None:
+    """Kubernetes expands `$(VAR)` and reads `$$` as `$` in commands and env values."""
+    run = make_run(command=["sh", "-c", "kill -9 $$; echo $(HOME)"], env={"P": "$(X)$"})
+    main = render(run)["spec"]["template"]["spec"]["containers"][0]
+    assert main["command"][-1] == "kill -9 $$$$; echo $$(HOME)"
+    assert {"name": "P", "value": "$$(X)$$"} in main["env"]

@@ -276,6 +276,31 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
         "its pod is gone",
         None,
     ),
+    "its pod deleted while running": (
+        job(active=1),
+        [
+            api(
+                "V1Pod",
+                {
+                    "metadata": {
+                        "name": "qwex-run-abcde",
+                        "creationTimestamp": T0,
+                        "deletionTimestamp": T2,
+                    },
+                    "spec": {"containers": []},
+                    "status": {
+                        "phase": "Failed",
+                        "containerStatuses": [container("main", terminated(137, "Error"))],
+                    },
+                },
+            )
+        ],
+        None,
+        FINAL,
+        "lost",
+        "was deleted outside qwex",
+        137,
+    ),
     "disrupted pod, Job not failed: not final": (
         job(active=0),
         [

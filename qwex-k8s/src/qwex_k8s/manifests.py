@@ -165,6 +165,12 @@ def agent_command(run: Run, *, snapshot: bool, subdir: str | None) -> list[str]:
     )
 
 
+def literal(text: str) -> str:
+    """`text` as Kubernetes passes it on: a command or env value expands `$(VAR)` and reads
+    `$$` as `$`, so every `$` is doubled (`kill -9 $$` reaches the shell as written)."""
+    return text.replace("$", "$$")
+
+
 def quantity_cpu(cores: float) -> str:
     """CPU cores as a Kubernetes quantity (millicores when fractional)."""
     milli = round(cores * 1000)
@@ -235,13 +241,13 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}}
         )
     workdir = posixpath.join(base, subdir) if subdir and not snapshot else base
-    env = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env = [{"name": k, "value": literal(v)} for k, v in spec.env.items()]
     env.append({"name": "QWEX_RUN_ID", "value": run.id})
     main: dict[str, Any] = {
         "name": MAIN,
         "image": spec.container.image,
         "imagePullPolicy": "Always" if spec.container.pull else settings.image_pull_policy,
-        "command": agent_command(run, snapshot=snapshot, subdir=subdir),
+        "command": [literal(arg) for arg in agent_command(run, snapshot=snapshot, subdir=subdir)],
         "workingDir": workdir,
         "env": env,
         "resources": resources(spec, settings),

@@ -167,7 +167,12 @@ def observe(
             pod,
         )
     if pod is not None:
-        seen = _pod(pod, final_job=failed is not None or complete is not None, retries=retries)
+        seen = _pod(
+            pod,
+            final_job=failed is not None or complete is not None,
+            retries=retries,
+            complete_job=complete is not None,
+        )
         if seen is not None:
             return seen
     if complete is not None:
@@ -200,7 +205,9 @@ def _final(
     )
 
 
-def _pod(pod: Any, *, final_job: bool, retries: int) -> Observation | None:
+def _pod(
+    pod: Any, *, final_job: bool, retries: int, complete_job: bool = False
+) -> Observation | None:
     """What one pod says; None when it says nothing final or current (left to the Job)."""
     status = pod.status
     name = pod.metadata.name
@@ -209,6 +216,17 @@ def _pod(pod: Any, *, final_job: bool, retries: int) -> Observation | None:
     disrupted = condition(status.conditions, "DisruptionTarget") is not None
     if main is not None and main.state is not None and main.state.terminated is not None:
         done = main.state.terminated
+        if pod.metadata.deletion_timestamp is not None and not disrupted and not complete_job:
+            return Observation(
+                FINAL,
+                reason=f"its pod {name} was deleted outside qwex before the run ended "
+                f"(exit code {done.exit_code})",
+                status="lost",
+                exit_code=done.exit_code,
+                pod=name,
+                started_at=done.started_at,
+                finished_at=done.finished_at,
+            )
         if disrupted and not final_job:
             return Observation(
                 PENDING, f"its pod {name} was disrupted: {done.reason or ''}".strip()
@@ -243,7 +261,7 @@ def _pod(pod: Any, *, final_job: bool, retries: int) -> Observation | None:
         code = done.exit_code
         return Observation(
             FINAL,
-            reason="exit code 0" if code == 0 else f"exit code {code} (no record from the agent)",
+            reason="exit code 0" if code == 0 else f"exit code {code}",
             status="succeeded" if code == 0 else "failed",
             exit_code=code,
             pod=name,
