@@ -24,7 +24,7 @@ class TestKubernetesRunner(RunnerConformance):
 
     @pytest.fixture
     def service(self, qwex_project: Path, cluster: Cluster) -> RunService:
-        configure(qwex_project, cluster, code="image")
+        configure(qwex_project, cluster)
         return service_for(qwex_project, backend="k8s", image=cluster.busybox)
 
     def kill_supervisor(self, service: RunService, run: Run) -> None:

@@ -80,17 +80,19 @@ def copy_pod_log(
     *,
     follow: bool,
     timeout: float,
+    lock_wait: float = 10.0,
     stop: threading.Event | None = None,
 ) -> bool:
     """Append what the pod's main container logged since the last copy to `stdout.log`.
 
     With `follow`, keep copying as it logs until the stream ends (the container exited,
-    or the connection dropped). Returns True when the stream ended normally; False when
-    the log could not be read (no such pod, container not started, lock held)."""
+    or the connection dropped). `timeout`: seconds per request (not followed); `lock_wait`:
+    seconds to wait for another copier to finish. Returns True when the stream ended
+    normally; False when the log could not be read (no such pod, not started, lock held)."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    with copy_lock(run_dir, wait=timeout if not follow else 3600.0, stop=stop) as locked:
+    with copy_lock(run_dir, wait=lock_wait, stop=stop) as locked:
         if not locked:
             return False
         state = copied(run_dir)

@@ -12,15 +12,14 @@ container, whose command becomes the agent's: the user's image is used as it is.
 from __future__ import annotations
 
 import base64
-import inspect
 import math
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import qwex_core
-from qwex_core.agent.main import command_line
+from qwex_core.agent import image_name
+from qwex_core.agent.main import command_line, copy_command
 from qwex_core.errors import SpecError
 from qwex_core.lifecycle import STOP_MARGIN
 from qwex_core.models import JobSpec, Run
@@ -41,8 +40,8 @@ MAIN = "main"
 AGENT_CONTAINER = "qwex-agent"
 AGENT_MOUNT = "/qwex"
 AGENT_INSTALL = "/qwex-install"
-AGENT_COPY = ["/qwex/bin/qwex", "agent", "copy", AGENT_INSTALL]
 LAUNCHER = f"{AGENT_MOUNT}/bin/qwex"
+AGENT_COPY = copy_command((LAUNCHER,), AGENT_INSTALL)
 RUN_DIR = "/qwex-run"
 """The agent's own run folder in the pod (an emptyDir): the host's record is kept by qwex."""
 CODE_DIR = "/qwex-code"
@@ -67,12 +66,7 @@ class Facts:
 
 def agent_image(settings: K8sSettings) -> str:
     """The agent image: the configured one, else the one matching this qwex-core."""
-    if settings.agent_image:
-        return settings.agent_image
-    from qwex_core import agent
-
-    named = getattr(agent, "image_name", None)
-    return str(named()) if callable(named) else f"qwex/agent:{qwex_core.__version__}"
+    return settings.agent_image or image_name()
 
 
 def job_name(run_id: str) -> str:
@@ -137,15 +131,6 @@ def user(spec: JobSpec) -> dict[str, int]:
     return out
 
 
-def _command_line(**options: Any) -> list[str]:
-    """`command_line` of qwex-core, with the agent's pod options when this core has them."""
-    known = inspect.signature(command_line).parameters
-    argv = command_line(**{k: v for k, v in options.items() if k in known})
-    if "quiet" not in known and not options.get("quiet", True):
-        argv.remove("--quiet")  # an older core: its agent passes output through unless told
-    return argv
-
-
 def agent_command(run: Run, *, snapshot: bool, subdir: str | None) -> list[str]:
     """The main container's command: the mounted agent, then the user's command. A command
     started in a sub-folder of an unpacked snapshot changes into it through `sh`."""
@@ -154,8 +139,8 @@ def agent_command(run: Run, *, snapshot: bool, subdir: str | None) -> list[str]:
         if len(command) == 1 and any(ch.isspace() for ch in command[0]):
             command = ["/bin/sh", "-c", command[0]]
         command = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', subdir, *command]
-    return _command_line(
-        launcher=(LAUNCHER,),
+    return command_line(
+        (LAUNCHER,),
         run_dir=RUN_DIR,
         grace=run.spec.grace_period,
         command=command,

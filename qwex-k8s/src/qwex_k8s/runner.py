@@ -35,6 +35,7 @@ from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
 if TYPE_CHECKING:
     from qwex_core.config import QwexConfig
     from qwex_core.models import JobSpec, Run
+    from qwex_core.snapshot import Snapshot
     from qwex_core.store import RunStore
 
 WATCH_AFTER = 5.0
@@ -58,7 +59,7 @@ class KubernetesRunner(Runner):
         self._watches: dict[str, RunWatch] = {}
         self._followers: dict[str, tuple[str, threading.Thread, threading.Event]] = {}
         self._last_probe: dict[str, float] = {}
-        self._snapshot: tuple[int, Any] | None = None
+        self._snapshot: tuple[int, Snapshot] | None = None
 
     @property
     def conn(self) -> Connection:
@@ -82,18 +83,11 @@ class KubernetesRunner(Runner):
         if self.k8s.queue:
             self._check_queue(self.k8s.queue)
 
-    def _make_snapshot(self) -> Any:
-        """The project's snapshot (`qwex_core.snapshot`), or a clear error when too big."""
-        import importlib
+    def _make_snapshot(self) -> Snapshot:
+        """The project's snapshot; `SnapshotTooLarge` names the biggest files when too big."""
+        from qwex_core.snapshot import make_snapshot
 
-        try:
-            module: Any = importlib.import_module("qwex_core.snapshot")
-        except ImportError:
-            raise SpecError(
-                "this qwex-core cannot snapshot the project: set [tool.qwex.k8s] code = "
-                '"image" (the code is in the image) or "pvc:<claim>"'
-            ) from None
-        return module.make_snapshot(self.store.project_dir, limit=self.k8s.snapshot_limit)
+        return make_snapshot(self.store.project_dir, limit=self.k8s.snapshot_limit)
 
     def _check_queue(self, queue: str) -> None:
         """Say clearly when the LocalQueue does not exist, listing the ones that do."""
@@ -294,8 +288,8 @@ class KubernetesRunner(Runner):
             retries=int(data.get("retries") or 0),
         )
         cancel = CancelRequest.of(self.store.run_dir(run.id))
-        if seen.pod:
-            self._copy_logs(run, seen.pod, final=seen.is_final or cancel is not None)
+        if seen.pod and not seen.is_final:
+            self._copy_logs(run, seen.pod, final=False)
         if cancel is not None:
             deleting = job is not None and job.metadata.deletion_timestamp is not None
             live = any(p.metadata.deletion_timestamp is None for p in pods)
@@ -377,6 +371,10 @@ class KubernetesRunner(Runner):
         through `RunStore.record_end`, with the exit code and signal the agent recorded."""
         from qwex_core.models import Run
 
+        if seen.pod and seen.finished_at is not None:
+            self._copy_logs(run, seen.pod, final=True)  # all of it, before the end is read
+        else:
+            self._stop_follower(run.id)
         current = self.store.read(run.id)
         if current.get("status") in ("succeeded", "failed", "cancelled", "lost"):
             return
@@ -402,18 +400,26 @@ class KubernetesRunner(Runner):
         namespace = str(run.backend_data["namespace"])
         run_dir = self.store.run_dir(run.id)
         follower = self._followers.get(run.id)
-        if final:
+        if final:  # the container has exited: its log stream ends by itself
             if follower is not None:
                 follower[1].join(LOG_JOIN)
-                follower[2].set()
+                self._stop_follower(run.id)
             copy_pod_log(
                 core, namespace, pod, run_dir, follow=False, timeout=self.k8s.request_timeout
             )
             return
         if follower is not None and follower[0] == pod and follower[1].is_alive():
             return
-        if run.id not in self._watches:
-            copy_pod_log(core, namespace, pod, run_dir, follow=False, timeout=0.0)
+        if run.id not in self._watches:  # a look from `qwex status`: what is there now
+            copy_pod_log(
+                core,
+                namespace,
+                pod,
+                run_dir,
+                follow=False,
+                timeout=self.k8s.request_timeout,
+                lock_wait=0.0,
+            )
             return
         stop = threading.Event()
         thread = threading.Thread(
@@ -430,7 +436,9 @@ class KubernetesRunner(Runner):
     ) -> None:
         """Follow the pod's log; a dropped stream resumes where it stopped (no line twice)."""
         while not stop.is_set():
-            if copy_pod_log(core, namespace, pod, run_dir, follow=True, timeout=60.0, stop=stop):
+            if copy_pod_log(
+                core, namespace, pod, run_dir, follow=True, timeout=0, lock_wait=3600.0, stop=stop
+            ):
                 return
             stop.wait(0.5)
 
@@ -438,6 +446,9 @@ class KubernetesRunner(Runner):
         watch = self._watches.pop(run_id, None)
         if watch is not None:
             watch.stop()
+        self._stop_follower(run_id)
+
+    def _stop_follower(self, run_id: str) -> None:
         follower = self._followers.pop(run_id, None)
         if follower is not None:
             follower[2].set()
