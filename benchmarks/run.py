@@ -200,18 +200,28 @@ def met(row: dict[str, Any]) -> str:
     return "yes" if ok else "NO"
 
 
+def _cluster_configured() -> bool:
+    """A kubeconfig for the k8s figures: QWEX_K8S_KUBECONFIG, else the test cluster's."""
+    state = os.environ.get("QWEX_K8S_STATE", "/var/lib/qwex-k8s")
+    return Path(os.environ.get("QWEX_K8S_KUBECONFIG") or f"{state}/kubeconfig").is_file()
+
+
 def main() -> None:
     only = set(sys.argv[1:])
     results: list[dict[str, Any]] = []
     if not only or "core" in only:
         results += core_figures()
-    extra = ROOT / "benchmarks" / "docker_bench.py"
-    if (not only or "docker" in only) and extra.exists():
-        spec = importlib.util.spec_from_file_location("docker_bench", extra)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        results += module.main()
+    for part in ("docker", "k8s"):
+        extra = ROOT / "benchmarks" / f"{part}_bench.py"
+        if (not only or part in only) and extra.exists():
+            if part == "k8s" and not only and not _cluster_configured():
+                print("k8s figures skipped: no cluster (`nox -s bench -- k8s` needs one)")
+                continue
+            spec = importlib.util.spec_from_file_location(f"{part}_bench", extra)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            results += module.main()
     width = max(len(r["figure"]) for r in results)
     print(f"{'figure'.ljust(width)}  {'median':>8}  {'target':>8}  unit     met  ms (twin ms)")
     for r in results:

@@ -132,6 +132,31 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
         "Preempted: Preempted to accommodate",
         None,
     ),
+    "being evicted, quota still reserved": (
+        job(suspend=True),
+        [],
+        workload(
+            ("QuotaReserved", "True", "QuotaReserved", "Quota reserved in ClusterQueue cq"),
+            ("Admitted", "True", "Admitted", "The workload is admitted"),
+            ("Evicted", "True", "Preempted", "Preempted to accommodate a workload (UID: 1)"),
+        ),
+        QUEUED,
+        "",
+        "Evicted: Preempted to accommodate a workload",
+        None,
+    ),
+    "requeued after a preemption, waiting for quota": (
+        job(suspend=True),
+        [],
+        workload(
+            ("Evicted", "False", "QuotaReserved", "Previously: Preempted"),
+            ("Requeued", "True", "Preempted", "Preempted to accommodate a workload (UID: 1)"),
+        ),
+        QUEUED,
+        "",
+        "Preempted: Preempted to accommodate",
+        None,
+    ),
     "init container at work": (
         job(),
         [pod(init={"running": {"startedAt": T0}}, main={"waiting": {"reason": "PodInitializing"}})],

@@ -82,6 +82,8 @@ class KubernetesRunner(Runner):
             self._snapshot = (id(spec), self._make_snapshot())
         if self.k8s.queue:
             self._check_queue(self.k8s.queue)
+            if self.k8s.priority_class:
+                self._check_priority(self.k8s.priority_class)
 
     def _make_snapshot(self) -> Snapshot:
         """The project's snapshot; `SnapshotTooLarge` names the biggest files when too big."""
@@ -118,6 +120,26 @@ class KubernetesRunner(Runner):
         raise SpecError(
             f"no Kueue LocalQueue {queue!r} in namespace {namespace} (LocalQueues there: "
             f"{names}); fix --queue or [tool.qwex.k8s] queue, or create it (docs/kubernetes.md)"
+        )
+
+    def _check_priority(self, name: str) -> None:
+        """Kueue creates no Workload for an unknown priority class: the run would wait forever."""
+        from kubernetes.client.exceptions import ApiException
+
+        _, _, custom = self._apis()
+        try:
+            custom.get_cluster_custom_object(
+                *KUEUE, "workloadpriorityclasses", name, _request_timeout=self.k8s.request_timeout
+            )
+            return
+        except ApiException as exc:
+            if exc.status != 404:
+                return  # not allowed to look (a namespaced user): let Kueue judge
+        found = custom.list_cluster_custom_object(*KUEUE, "workloadpriorityclasses")
+        names = ", ".join(sorted(c["metadata"]["name"] for c in found["items"])) or "none"
+        raise SpecError(
+            f"no Kueue WorkloadPriorityClass {name!r} (there are: {names}); fix "
+            "[tool.qwex.k8s] priority_class"
         )
 
     def start(self, run: Run) -> None:
@@ -326,22 +348,20 @@ class KubernetesRunner(Runner):
             self.signal(run, signal.SIGKILL)
             return Probe(Seen.EXITED, what)
         if run.status.value == "queued" and job is not None and not job.spec.suspend:
-            self._advance(run, "pending", f"admitted; {seen.reason}")
+            self._advance(run, "queued", f"admitted by Kueue; {seen.reason}")
         return Probe(Seen.STARTING, what)
 
     # -- writing the host's record -----------------------------------------------
 
     def _advance(self, run: Run, new: str, reason: str | None, at: datetime | None = None) -> None:
         """Record a non-final status the cluster shows (`queued` with Kueue's words,
-        `running`), once: a changed reason alone updates the last transition."""
+        `running`), once: a changed reason alone updates the record's current reason."""
         current = self.store.read(run.id)
         if current.get("status") in ("succeeded", "failed", "cancelled", "lost"):
             return
         if current.get("status") == new:
-            if current.get("reason") != reason:
+            if current.get("reason") != reason:  # the history keeps why it entered the status
                 current["reason"] = reason
-                if current.get("history"):
-                    current["history"][-1]["reason"] = reason
                 self._save(current)
             return
         transition(current, new, reason)
@@ -388,7 +408,12 @@ class KubernetesRunner(Runner):
             self._backdate(current, started)
         current["exit_code"] = seen.exit_code
         current["signal"] = seen.signal
-        self.store.record_end(Run.model_validate(current), final, reason)
+        ended = self.store.record_end(Run.model_validate(current), final, reason)
+        if seen.finished_at is not None:  # when it ended, not when a qwex process saw it
+            record = ended.model_dump(mode="json")
+            when = max(seen.finished_at.astimezone(UTC).isoformat(), record["history"][-2]["at"])
+            record["finished_at"] = record["history"][-1]["at"] = when
+            self.store.save(Run.model_validate(record), durable=True)
         self._stop_watch(run.id)
 
     def _copy_logs(self, run: Run, pod: str, *, final: bool) -> None:

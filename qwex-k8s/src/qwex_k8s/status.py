@@ -128,10 +128,14 @@ def queued_reason(job: Any, workload: dict[str, Any] | None, queue: str | None) 
     if workload is None:
         return f"waiting for Kueue to admit it{where}"
     conditions = (workload.get("status") or {}).get("conditions") or []
-    for kind in ("Preempted", "Evicted"):
+    for kind in ("Preempted", "Evicted"):  # True while evicted (its quota not yet released)
         cond = condition(conditions, kind)
-        if cond is not None and not condition(conditions, "QuotaReserved"):
+        if cond is not None:
             return f"{kind}: {_message(cond)}"
+    if not condition(conditions, "QuotaReserved"):
+        requeued = condition(conditions, "Requeued")
+        if requeued is not None and _reason(requeued) in ("Preempted", "Evicted"):
+            return f"{_reason(requeued)}: {_message(requeued)}"
     for cond in conditions:
         if cond.get("type") == "QuotaReserved" and cond.get("status") == "False":
             return _message(cond) or f"waiting for quota{where}"

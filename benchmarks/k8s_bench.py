@@ -1,0 +1,240 @@
+"""The Kubernetes backend's figures (issue 10), each against its plain twin in the same run.
+
+1. `qwex run -b k8s -- true` (busybox image, the project's snapshot) against `kubectl create
+   -f job.yaml` + `kubectl wait --for=condition=complete` of the same Job (the manifest
+   qwex renders, the same snapshot ConfigMap), as a ratio (target <= 1.2x).
+2. API requests per run: qwex's (`QWEX_K8S_TRACE`) against kubectl's (`-v=6`) for the same
+   Job, as counts.
+3. From the command's end to `qwex run` returning, in seconds (target < 1 s: watch, not
+   poll), with `kubectl wait`'s as the twin: the command prints the wall clock last thing
+   (the node is this machine, so the clocks are one).
+
+Samples alternate. The cluster: QWEX_K8S_KUBECONFIG, else the test cluster's kubeconfig;
+namespace QWEX_K8S_NAMESPACE (default qwex-test). Run alone (`python
+benchmarks/k8s_bench.py [--repeat N]`) or through `nox -s bench -- k8s`, which calls `main()`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+QWEX = str(Path(sys.executable).parent / "qwex")
+KUBECONFIG = os.environ.get("QWEX_K8S_KUBECONFIG") or str(
+    Path(os.environ.get("QWEX_K8S_STATE", "/var/lib/qwex-k8s")) / "kubeconfig"
+)
+NAMESPACE = os.environ.get("QWEX_K8S_NAMESPACE", "qwex-test")
+BUSYBOX = os.environ.get("QWEX_K8S_BUSYBOX_IMAGE", "qwex-test/busybox:latest")
+PYTHON = os.environ.get("QWEX_K8S_PYTHON_IMAGE", "qwex-test/python:latest")
+STAMP = "import time; print(repr(time.time()))"
+
+
+def kubectl_binary() -> str:
+    found = os.environ.get("QWEX_BENCH_KUBECTL") or shutil.which("kubectl")
+    if found:
+        return found
+    cached = sorted(glob.glob("/var/cache/qwex-k8s/k8s-*/kubectl"))
+    if not cached:
+        raise SystemExit("no kubectl: set QWEX_BENCH_KUBECTL (the test cluster's cache has one)")
+    return cached[-1]
+
+
+KUBECTL = [kubectl_binary(), "--kubeconfig", KUBECONFIG, "-n", NAMESPACE]
+
+
+def project(where: Path) -> Path:
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "qwex.toml").write_text(
+        f'backend = "k8s"\nimage = "{BUSYBOX}"\n[k8s]\nkubeconfig = "{KUBECONFIG}"\n'
+        f'namespace = "{NAMESPACE}"\nttl_seconds_after_finished = 60\n'
+    )
+    (where / "train.py").write_text("print('the project')\n")
+    return where
+
+
+def qwex_run(
+    cwd: Path, *command: str, image: str = BUSYBOX, trace: bool = False
+) -> tuple[float, str]:
+    """Seconds `qwex run` took, and what it printed on stderr."""
+    env = {**os.environ, "QWEX_K8S_TRACE": "1"} if trace else dict(os.environ)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [QWEX, "run", "-q", "--image", image, "--", *command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"qwex run failed: {done.stderr}")
+    return took, done.stderr
+
+
+def last_record(cwd: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [QWEX, "list", "--json", "-n", "1"], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    rec: dict[str, Any] = json.loads(out.stdout)[0]
+    return rec
+
+
+def twin_manifest(cwd: Path, command: list[str], image: str) -> dict[str, Any]:
+    """The Job qwex would create for `command`, renamed: what the twin gives kubectl."""
+    sys.path.insert(0, str(ROOT / "qwex-k8s" / "src"))
+    from qwex_core.models import JobSpec, Run
+    from qwex_k8s import manifests
+    from qwex_k8s.settings import K8sSettings
+
+    run_id = str(uuid.uuid4())
+    run = Run(
+        id=run_id,
+        backend="k8s",
+        spec=JobSpec(command=command, backend="k8s", container={"image": image}),
+        created_at="2026-01-01T00:00:00+00:00",
+    )
+    snapshot = last_record(cwd)["backend_data"]["snapshot"]  # the ConfigMap qwex made
+    facts = manifests.Facts(NAMESPACE, cwd, cwd / ".qwex", "bench", snapshot=snapshot)
+    job = manifests.job_manifest(run, K8sSettings(ttl_seconds_after_finished=60), facts)
+    job["metadata"]["name"] = f"twin-{run_id[:18]}"
+    return job
+
+
+def kubectl_run(manifest: dict[str, Any], *, verbose: bool = False) -> tuple[float, str, str]:
+    """Seconds `kubectl create -f` + `kubectl wait --for=condition=complete` took, their
+    request log (with `verbose`), and the Job's name."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(manifest, fh)
+    name = manifest["metadata"]["name"]
+    extra = ["-v=6"] if verbose else []
+    start = time.perf_counter()
+    created = subprocess.run(
+        [*KUBECTL, *extra, "create", "-f", fh.name], capture_output=True, text=True, check=True
+    )
+    waited = subprocess.run(
+        [*KUBECTL, *extra, "wait", "--for=condition=complete", f"job/{name}", "--timeout=180s"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    took = time.perf_counter() - start
+    os.unlink(fh.name)
+    return took, created.stderr + waited.stderr, name
+
+
+def delete_job(name: str) -> None:
+    subprocess.run(
+        [*KUBECTL, "delete", "job", name, "--wait=false", "--cascade=background"],
+        capture_output=True,
+    )
+
+
+def requests(log: str, prefix: str) -> int:
+    return sum(1 for line in log.splitlines() if prefix in line)
+
+
+def main(repeat: int = 5) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="qwex-k8s-bench-") as tmp:
+        cwd = project(Path(tmp) / "project")
+        qwex_run(cwd, "true")  # warm: the snapshot ConfigMap exists from now on
+        twin = twin_manifest(cwd, ["true"], BUSYBOX)
+        ours, theirs = [], []
+        for i in range(repeat + 1):
+            took, _ = qwex_run(cwd, "true")
+            delete_job(last_record(cwd)["backend_data"]["job"])
+            job = json.loads(json.dumps(twin))
+            job["metadata"]["name"] = f"{twin['metadata']['name'][:20]}-{i}"
+            kubectl_took, _, name = kubectl_run(job)
+            delete_job(name)
+            if i:  # the first pair warms both up
+                ours.append(took)
+                theirs.append(kubectl_took)
+        q, k = statistics.median(ours), statistics.median(theirs)
+        rows.append(
+            {
+                "figure": "k8s: qwex run -b k8s -- true vs kubectl create + wait",
+                "value": round(q / k, 2),
+                "target": 1.2,
+                "unit": "x",
+                "ms": round(q * 1000),
+                "twin_ms": round(k * 1000),
+                "twin": "kubectl create -f job.yaml && kubectl wait --for=condition=complete",
+            }
+        )
+        _, log = qwex_run(cwd, "true", trace=True)
+        delete_job(last_record(cwd)["backend_data"]["job"])
+        job = json.loads(json.dumps(twin))
+        job["metadata"]["name"] = f"{twin['metadata']['name'][:20]}-v"
+        _, klog, name = kubectl_run(job, verbose=True)
+        delete_job(name)
+        rows.append(
+            {
+                "figure": "k8s: API requests per run (qwex; twin: kubectl create + wait)",
+                "value": requests(log, "qwex-k8s: "),
+                "target": requests(klog, " https://") + 4,
+                "unit": "count",
+                "twin": f"kubectl -v=6: {requests(klog, ' https://')} requests",
+            }
+        )
+        lag, kubectl_lag = [], []
+        python_job = twin_manifest(cwd, ["python", "-c", STAMP], PYTHON)
+        for i in range(max(3, repeat // 2)):
+            subprocess.run(
+                [QWEX, "run", "--image", PYTHON, "--", "python", "-c", STAMP],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            returned = time.time()
+            rec = last_record(cwd)
+            printed = float(Path(cwd / ".qwex" / "runs" / rec["id"] / "stdout.log").read_text())
+            lag.append(returned - printed)
+            delete_job(rec["backend_data"]["job"])
+            job = json.loads(json.dumps(python_job))
+            job["metadata"]["name"] = f"{python_job['metadata']['name'][:20]}-p{i}"
+            kubectl_run(job)
+            returned = time.time()
+            logs = subprocess.run(
+                [*KUBECTL, "logs", f"job/{job['metadata']['name']}", "-c", "main"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            kubectl_lag.append(returned - float(logs.stdout.strip().splitlines()[-1]))
+            delete_job(job["metadata"]["name"])
+        q, k = statistics.median(lag), statistics.median(kubectl_lag)
+        rows.append(
+            {
+                "figure": "k8s: command end to qwex run returning",
+                "value": round(q, 2),
+                "target": 1.0,
+                "unit": "s",
+                "ms": round(q * 1000),
+                "twin_ms": round(k * 1000),
+                "twin": "the same to kubectl wait returning",
+            }
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    count = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 5
+    results = main(count)
+    for row in results:
+        print(json.dumps(row))
+    out = ROOT / ".bench" / "k8s.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))

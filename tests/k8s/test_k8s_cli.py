@@ -1,0 +1,395 @@
+"""`qwex run --backend k8s` on the real cluster, through the CLI as a user types it: the
+busybox-only image and the Python image with the project's script, exit codes and signals,
+OOMKilled, cancel, Kueue queueing and preemption, a pod deleted from outside, logs after the
+Job's TTL deletion, a missing LocalQueue, an image the node does not have, timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_support import KUEUE_GROUP, KUEUE_VERSION, PYTHON_IMAGE, Cluster, configure, wait_for
+from kubernetes import client
+
+pytestmark = [pytest.mark.k8s, pytest.mark.live]
+
+Qwex = Callable[..., subprocess.CompletedProcess[str]]
+FINAL = {"succeeded", "failed", "cancelled", "lost"}
+
+
+@pytest.fixture
+def k8s_project(project: Path, cluster: Cluster) -> Path:
+    configure(project, cluster)
+    return project
+
+
+def record(qwex: Qwex, run_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(qwex("status", run_id, "--json", check=True).stdout)
+    return out
+
+
+def runs(qwex: Qwex) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = json.loads(qwex("list", "--json", check=True).stdout)
+    return out
+
+
+def last_run(qwex: Qwex) -> str:
+    return str(runs(qwex)[0]["id"])
+
+
+def wait_status(qwex: Qwex, run_id: str, want: set[str], timeout: float = 120) -> dict[str, Any]:
+    """The run's record (as `qwex status` shows it) once its status is in `want`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rec = record(qwex, run_id)
+        if rec["status"] in want:
+            return rec
+        assert time.monotonic() < deadline, f"run {run_id} stayed {rec['status']}: {rec['reason']}"
+        time.sleep(0.3)
+
+
+def started(qwex: Qwex, *args: str) -> str:
+    """The id of a run started with `qwex run -d ARGS`."""
+    result = qwex("run", "-d", *args, check=True, timeout=120)
+    return result.stdout.strip()
+
+
+def pods_of(cluster: Cluster, run_id: str) -> list[Any]:
+    return list(
+        cluster.core.list_namespaced_pod(
+            cluster.namespace, label_selector=f"qwex.dev/run-id={run_id}"
+        ).items
+    )
+
+
+def job_of(cluster: Cluster, rec: dict[str, Any]) -> Any | None:
+    try:
+        return cluster.job(rec["backend_data"]["job"])
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def test_busybox_image_exit_code_and_output(k8s_project: Path, qwex: Qwex) -> None:
+    result = qwex("run", "--", "sh", "-c", "echo hello from busybox; exit 3", timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "hello from busybox\n"
+    assert "failed: exit code 3" in result.stderr
+
+
+def test_python_image_runs_the_projects_script(k8s_project: Path, qwex: Qwex) -> None:
+    """The seed's example: the project's script reaches the pod in a snapshot."""
+    (k8s_project / "script.py").write_text("import data\nprint('script says', data.VALUE)\n")
+    (k8s_project / "data.py").write_text("VALUE = 42\n")
+    result = qwex(
+        "run", "--backend", "k8s", "--image", PYTHON_IMAGE, "python script.py", timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "script says 42\n"
+
+
+def test_a_signal_is_128_plus_n(k8s_project: Path, qwex: Qwex) -> None:
+    result = qwex("run", "--", "sh", "-c", "kill -TERM $$", timeout=120)
+    assert result.returncode == 143
+    assert "killed by SIGTERM" in result.stderr
+
+
+def test_oom_killed(k8s_project: Path, qwex: Qwex) -> None:
+    result = qwex(
+        "run",
+        "--image",
+        PYTHON_IMAGE,
+        "--memory",
+        "48Mi",
+        "--",
+        "python",
+        "-c",
+        "b = [bytearray(1 << 20) for _ in range(400)]",
+        timeout=120,
+    )
+    assert result.returncode == 137
+    run_id = last_run(qwex)
+    rec = record(qwex, run_id)
+    assert rec["status"] == "failed"
+    assert rec["reason"].startswith("OOMKilled")
+
+
+def test_cancel_deletes_the_job_and_leaves_no_pod(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    run_id = started(qwex, "--grace-period", "2", "--", "sh", "-c", "echo up; sleep 300")
+    wait_status(qwex, run_id, {"running"})
+    qwex("cancel", run_id, check=True, timeout=60)
+    rec = wait_status(qwex, run_id, FINAL)
+    assert (rec["status"], rec["reason"]) == ("cancelled", "cancelled by user")
+    wait_for("the run's pods to be gone", lambda: not pods_of(cluster, run_id), timeout=60)
+    assert job_of(cluster, rec) is None
+
+
+def test_queued_behind_a_full_cluster_queue_then_admitted(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    quota = cluster.cluster_queue_quota("cpu")
+    queue = ("--queue", cluster.local_queue, "--cpu", quota)
+    blocker = started(qwex, *queue, "--", "sh", "-c", "sleep 300")
+    wait_status(qwex, blocker, {"running"})
+    waiting = started(qwex, *queue, "--", "sh", "-c", "echo admitted")
+    rec = wait_status(qwex, waiting, {"queued"})
+    assert "insufficient unused quota" in rec["reason"]  # Kueue's own words
+    qwex("cancel", blocker, check=True, timeout=60)
+    rec = wait_status(qwex, waiting, FINAL, timeout=180)
+    assert rec["status"] == "succeeded", rec["reason"]
+    seen = [t["status"] for t in rec["history"]]
+    assert seen.index("queued") < seen.index("running") < seen.index("succeeded")
+    assert qwex("logs", waiting, check=True).stdout == "admitted\n"
+
+
+@pytest.fixture
+def preempting_queue(cluster: Cluster) -> Iterator[str]:
+    """A LocalQueue whose ClusterQueue preempts lower priorities, with two priority classes."""
+    name = cluster.name("qwex-preempt")
+    custom = cluster.custom
+    classes = {f"{name}-low": 100, f"{name}-high": 1000}
+    for cls, value in classes.items():
+        custom.create_cluster_custom_object(
+            KUEUE_GROUP,
+            KUEUE_VERSION,
+            "workloadpriorityclasses",
+            {
+                "apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}",
+                "kind": "WorkloadPriorityClass",
+                "metadata": {"name": cls},
+                "value": value,
+            },
+        )
+    custom.create_cluster_custom_object(
+        KUEUE_GROUP,
+        KUEUE_VERSION,
+        "clusterqueues",
+        {
+            "apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}",
+            "kind": "ClusterQueue",
+            "metadata": {"name": name},
+            "spec": {
+                "namespaceSelector": {},
+                "preemption": {"withinClusterQueue": "LowerPriority"},
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["cpu", "memory"],
+                        "flavors": [
+                            {
+                                "name": "qwex-flavor",
+                                "resources": [
+                                    {"name": "cpu", "nominalQuota": "1"},
+                                    {"name": "memory", "nominalQuota": "1Gi"},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    custom.create_namespaced_custom_object(
+        KUEUE_GROUP,
+        KUEUE_VERSION,
+        cluster.namespace,
+        "localqueues",
+        {
+            "apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}",
+            "kind": "LocalQueue",
+            "metadata": {"name": name, "namespace": cluster.namespace},
+            "spec": {"clusterQueue": name},
+        },
+    )
+    try:
+        yield name
+    finally:
+        custom.delete_namespaced_custom_object(
+            KUEUE_GROUP, KUEUE_VERSION, cluster.namespace, "localqueues", name
+        )
+        custom.delete_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", name)
+        for cls in classes:
+            custom.delete_cluster_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, "workloadpriorityclasses", cls
+            )
+
+
+def test_preempted_by_a_higher_priority_then_readmitted(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster, preempting_queue: str
+) -> None:
+    queue = preempting_queue
+
+    def run_at(priority: str, script: str) -> str:
+        configure(k8s_project, cluster, priority_class=f"{queue}-{priority}")
+        return started(qwex, "--queue", queue, "--cpu", "1", "--", "sh", "-c", script)
+
+    configure(k8s_project, cluster, priority_class=f"{queue}-low")
+    low = subprocess.Popen(  # its user follows it: `qwex run` in the foreground
+        [
+            *(str(Path(sys.executable).parent / "qwex"), "run", "--queue", queue, "--cpu", "1"),
+            *("--", "sh", "-c", "echo low; sleep 300"),
+        ],
+        cwd=k8s_project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    low_id = wait_for("the low run", lambda: runs(qwex) and last_run(qwex), timeout=60)
+    wait_status(qwex, low_id, {"running"})
+    high = run_at("high", "echo high")
+    rec = wait_status(qwex, high, FINAL, timeout=180)
+    assert rec["status"] == "succeeded", rec["reason"]
+
+    def readmitted() -> list[tuple[str, str]] | None:
+        history = record(qwex, low_id)["history"]
+        phases = [(t["status"], t.get("reason") or "") for t in history]
+        return phases if [s for s, _ in phases][-3:] == ["running", "queued", "running"] else None
+
+    phases = wait_for("the low run to run again", readmitted, timeout=180)
+    assert phases[-2][1].startswith(("Preempted", "Evicted")), phases
+    qwex("cancel", low_id, check=True, timeout=60)
+    out, _ = low.communicate(timeout=120)
+    assert out.startswith("low\n")  # the first pod's output, then the second's
+    assert record(qwex, low_id)["status"] == "cancelled"
+
+
+def test_a_pod_deleted_from_outside_is_lost(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    run_id = started(qwex, "--", "sh", "-c", "echo up; sleep 300")
+    wait_status(qwex, run_id, {"running"})
+    for pod in pods_of(cluster, run_id):
+        cluster.core.delete_namespaced_pod(
+            pod.metadata.name, cluster.namespace, grace_period_seconds=0
+        )
+    rec = wait_status(qwex, run_id, FINAL)
+    assert rec["status"] == "lost"
+    assert "deleted" in rec["reason"] or "gone" in rec["reason"]
+    assert qwex("logs", run_id, check=True).stdout == "up\n"
+
+
+def test_logs_and_status_outlive_the_jobs_ttl(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    configure(k8s_project, cluster, ttl_seconds_after_finished=2)
+    result = qwex("run", "--", "sh", "-c", "echo one; echo two", timeout=120)
+    assert result.returncode == 0, result.stderr
+    run_id = last_run(qwex)
+    rec = record(qwex, run_id)
+    wait_for("the TTL to delete the Job", lambda: job_of(cluster, rec) is None, timeout=60)
+    assert qwex("logs", run_id, check=True).stdout == "one\ntwo\n"
+    after = record(qwex, run_id)
+    assert (after["status"], after["exit_code"]) == ("succeeded", 0)
+
+
+def test_logs_follow_resumes_without_duplicates(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """A follower killed mid-stream (its connection dropped) and a new one: every line
+    once, in order."""
+    run_id = started(
+        qwex,
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 40 ]; do echo line $i; i=$((i+1)); sleep 0.1; done",
+    )
+    wait_status(qwex, run_id, {"running"})
+    qwex_bin = str(Path(sys.executable).parent / "qwex")
+    first = subprocess.Popen(
+        [qwex_bin, "logs", "-f", run_id], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    time.sleep(1.5)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = qwex("logs", "-f", run_id, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == "".join(f"line {i}\n" for i in range(40))
+
+
+def test_a_missing_local_queue_is_named_with_the_ones_that_exist(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    result = qwex("run", "--queue", "no-such-queue", "--", "true", timeout=60)
+    assert result.returncode != 0
+    assert "no Kueue LocalQueue 'no-such-queue'" in result.stderr
+    assert cluster.local_queue in result.stderr
+    assert "Traceback" not in result.stderr
+    assert runs(qwex) == []  # nothing was created
+
+
+def test_an_image_the_node_does_not_have(k8s_project: Path, qwex: Qwex, cluster: Cluster) -> None:
+    image = "qwex-test/no-such-image:0"
+    result = qwex("run", "--image", image, "--", "true", timeout=180)
+    assert result.returncode != 0
+    run_id = last_run(qwex)
+    rec = record(qwex, run_id)
+    assert rec["status"] == "failed"
+    assert rec["reason"].startswith(f"ImagePullBackOff: docker.io/{image}") or rec[
+        "reason"
+    ].startswith(f"ImagePullBackOff: {image}")
+    wait_for("the stuck Job to be deleted", lambda: job_of(cluster, rec) is None, timeout=60)
+
+
+def test_a_timeout_is_deadline_exceeded(k8s_project: Path, qwex: Qwex, cluster: Cluster) -> None:
+    configure(k8s_project, cluster, timeout=3)
+    result = qwex("run", "--", "sh", "-c", "sleep 60", timeout=120)
+    assert result.returncode != 0
+    rec = record(qwex, last_run(qwex))
+    assert (rec["status"], rec["reason"].split(":")[0]) == ("failed", "DeadlineExceeded")
+
+
+def test_an_unschedulable_pod_fails_with_the_schedulers_words(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    configure(
+        k8s_project, cluster, node_selector={"qwex.dev/no-such-pool": "x"}, schedule_timeout=2
+    )
+    result = qwex("run", "--", "true", timeout=120)
+    assert result.returncode != 0
+    rec = record(qwex, last_run(qwex))
+    assert rec["status"] == "failed"
+    assert rec["reason"].startswith("Unschedulable: 0/1 nodes are available")
+
+
+def test_a_snapshot_over_the_limit_fails_before_anything_exists(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    configure(k8s_project, cluster, snapshot_limit=50_000)
+    (k8s_project / "weights.bin").write_bytes(os.urandom(200_000))
+    result = qwex("run", "--", "true", timeout=60)
+    assert result.returncode != 0
+    assert "weights.bin" in result.stderr and "Traceback" not in result.stderr
+    assert runs(qwex) == []
+
+
+def test_gc_deletes_the_jobs_of_final_runs(k8s_project: Path, qwex: Qwex, cluster: Cluster) -> None:
+    result = qwex("run", "--", "true", timeout=120)
+    assert result.returncode == 0, result.stderr
+    rec = record(qwex, last_run(qwex))
+    job = rec["backend_data"]["job"]
+    dry = qwex("k8s", "gc", "--dry-run", check=True)
+    assert f"would remove job {job}" in dry.stdout and "its run is succeeded" in dry.stdout
+    assert job_of(cluster, rec) is not None
+    qwex("k8s", "gc", check=True)
+    wait_for("gc to delete the Job", lambda: job_of(cluster, rec) is None, timeout=30)
+
+
+def test_an_unknown_priority_class_is_refused(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    configure(k8s_project, cluster, priority_class="qwex-no-such-priority")
+    result = qwex("run", "--queue", cluster.local_queue, "--", "true", timeout=60)
+    assert result.returncode != 0
+    assert "no Kueue WorkloadPriorityClass 'qwex-no-such-priority'" in result.stderr
+    assert runs(qwex) == []
