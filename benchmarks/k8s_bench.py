@@ -38,6 +38,9 @@ NAMESPACE = os.environ.get("QWEX_K8S_NAMESPACE", "qwex-test")
 BUSYBOX = os.environ.get("QWEX_K8S_BUSYBOX_IMAGE", "qwex-test/busybox:latest")
 PYTHON = os.environ.get("QWEX_K8S_PYTHON_IMAGE", "qwex-test/python:latest")
 STAMP = "import time; print(repr(time.time()))"
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("QWEX_")}
+"""What qwex runs with: the project's qwex.toml says everything (QWEX_K8S_* here name the
+benchmark's cluster, and would be read as [k8s] keys)."""
 
 
 def kubectl_binary() -> str:
@@ -67,7 +70,7 @@ def qwex_run(
     cwd: Path, *command: str, image: str = BUSYBOX, trace: bool = False
 ) -> tuple[float, str]:
     """Seconds `qwex run` took, and what it printed on stderr."""
-    env = {**os.environ, "QWEX_K8S_TRACE": "1"} if trace else dict(os.environ)
+    env = {**ENV, "QWEX_K8S_TRACE": "1"} if trace else ENV
     start = time.perf_counter()
     done = subprocess.run(
         [QWEX, "run", "-q", "--image", image, "--", *command],
@@ -84,7 +87,12 @@ def qwex_run(
 
 def last_record(cwd: Path) -> dict[str, Any]:
     out = subprocess.run(
-        [QWEX, "list", "--json", "-n", "1"], cwd=cwd, capture_output=True, text=True, check=True
+        [QWEX, "list", "--json", "-n", "1"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=ENV,
     )
     rec: dict[str, Any] = json.loads(out.stdout)[0]
     return rec
@@ -92,7 +100,6 @@ def last_record(cwd: Path) -> dict[str, Any]:
 
 def twin_manifest(cwd: Path, command: list[str], image: str) -> dict[str, Any]:
     """The Job qwex would create for `command`, renamed: what the twin gives kubectl."""
-    sys.path.insert(0, str(ROOT / "qwex-k8s" / "src"))
     from qwex_core.models import JobSpec, Run
     from qwex_k8s import manifests
     from qwex_k8s.settings import K8sSettings
@@ -197,6 +204,7 @@ def main(repeat: int = 5) -> list[dict[str, Any]]:
                 capture_output=True,
                 text=True,
                 check=True,
+                env=ENV,
             )
             returned = time.time()
             rec = last_record(cwd)
