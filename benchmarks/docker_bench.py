@@ -260,13 +260,15 @@ def main(repeat: int = 20) -> list[dict[str, Any]]:
         print(f"docker figures skipped: {problem}", file=sys.stderr)
         return []
     agent = agent_bundle()
+    load_before = os.getloadavg()[0]
     start = start_overhead(agent, repeat)
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp).resolve()
         (project / "qwex.toml").write_text("")
         cli = cli_figures(project, repeat)
         phases = breakdown(project, max(5, repeat // 2))
-    out = throughput(agent, max(3, repeat // 5))
+    out = throughput(agent, max(5, repeat // 4))
+    load = (round(load_before, 1), round(os.getloadavg()[0], 1))
     plain, ours, local = cli["docker_plain"], cli["qwex_docker"], cli["qwex_local"]
     ms = {name: round(seconds * 1000, 1) for name, seconds in cli.items()}
     rows = [
@@ -304,6 +306,7 @@ def main(repeat: int = 20) -> list[dict[str, Any]]:
     raw = {
         "image": IMAGE,
         "repeat": repeat,
+        "load_average_1min": load,
         "docker_run_true_s": start["bare"],
         "agent_run_true_s": start["agent"],
         **{f"{name}_s": seconds for name, seconds in cli.items()},
@@ -311,6 +314,10 @@ def main(repeat: int = 20) -> list[dict[str, Any]]:
         "agent_1gib_s": out["agent"],
     }
     print_breakdown(phases)
+    print(
+        f"docker figures: {repeat} alternated samples per twin ({max(5, repeat // 4)} for 1 GiB); "
+        f"load average {load[0]} -> {load[1]} on {os.cpu_count()} cores"
+    )
     target = ROOT / ".bench" / "docker.json"
     target.parent.mkdir(exist_ok=True)
     target.write_text(
