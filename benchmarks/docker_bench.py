@@ -48,7 +48,7 @@ PHASES = {
     "job-built": "click, plugins, configuration, the job",
     "record-created": "run record written (pending)",
     "docker-imported": "docker SDK imported",
-    "docker-connected": "client created (API version asked)",
+    "docker-connected": "client created (API version remembered or asked)",
     "image-inspected": "image inspected",
     "container-created": "container created",
     "container-started": "container started",
@@ -341,8 +341,9 @@ def print_breakdown(phases: dict[str, dict[str, float]]) -> None:
     CPU time in that step, per backend."""
     print(f"where `qwex run -- true` spends its time (QWEX_TIMINGS, medians; image {IMAGE}):")
     head = f"{'ms':>7} {'(+step':>7} {'cpu)':>6}"
-    print(f"{'phase':<46}  {'docker':^22}  {'local':^22}")
-    print(f"{'':<46}  {head}  {head}")
+    width = max(len(what) for what in PHASES.values())
+    print(f"{'phase':<{width}}  {'docker':^22}  {'local':^22}")
+    print(f"{'':<{width}}  {head}  {head}")
     before = {"docker": (0.0, 0.0), "local": (0.0, 0.0)}
     for phase, what in PHASES.items():
         cells = []
@@ -355,7 +356,7 @@ def print_breakdown(phases: dict[str, dict[str, float]]) -> None:
             step_cpu = "" if cpu is None else f"{cpu - before[backend][1]:.1f}"
             cells.append(f"{at:>7.1f} {f'+{at - before[backend][0]:.1f}':>7} {step_cpu:>6}")
             before[backend] = (at, before[backend][1] if cpu is None else cpu)
-        print(f"{what:<46}  {cells[0]}  {cells[1]}")
+        print(f"{what:<{width}}  {cells[0]}  {cells[1]}")
     print()
 
 
