@@ -1,21 +1,26 @@
 """The daemon's API version, remembered per local socket so that a run does not ask for it
-every time: a remembered version must never turn into a failed run or a vague message."""
+every time: a remembered version must never turn into a failed run or a vague message.
+And `QWEX_TIMINGS`, which shows where a Docker run's start goes."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_support import docker_spec
+from docker_support import BUSYBOX, docker_spec, wait_gone
 from qwex_core.errors import QwexError
 from qwex_core.models import RunStatus
 from qwex_core.testing.conformance import service_for
 from qwex_docker.client import connect_reusing, daemon_address, socket_identity
 
 pytestmark = pytest.mark.docker
+QWEX = str(Path(sys.executable).parent / "qwex")
 
 
 @pytest.fixture
@@ -81,3 +86,35 @@ def test_a_dead_daemon_behind_a_remembered_version_is_a_clear_error(
     (run,) = service.list()
     assert run.status is RunStatus.FAILED and "refused the connection" in (run.reason or "")
     assert address not in remembered(cache)
+
+
+def test_timings_of_a_docker_run_show_the_daemon_calls_in_order(
+    project: Path, docker_ready: Any, docker_api: Any
+) -> None:
+    """`QWEX_TIMINGS=1`: the Docker phases between the record and the end, in order."""
+    result = subprocess.run(
+        [QWEX, "run", "-b", "docker", "--image", BUSYBOX, "--", "echo", "hi"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QWEX_TIMINGS": "1"},
+    )
+    assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
+    lines = [line.split() for line in result.stderr.splitlines() if line.startswith("qwex-")]
+    assert [line[1] for line in lines] == [
+        "cli-start",
+        "job-built",
+        "record-created",
+        "docker-imported",
+        "docker-connected",
+        "image-inspected",
+        "container-created",
+        "container-started",
+        "backend-started",
+        "record-final",
+        "exit",
+    ]
+    walls = [float(line[2]) for line in lines]
+    assert walls == sorted(walls)
+    run_id = next(p.name for p in (project / ".qwex" / "runs").iterdir())
+    wait_gone(docker_api, run_id)
