@@ -142,3 +142,36 @@ def is_unreachable(exc: BaseException) -> bool:
     from urllib3.exceptions import HTTPError
 
     return isinstance(exc, (HTTPError, OSError))
+
+
+def rest(
+    api: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    content_type: str = "application/json",
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """One API request through `api` (its auth, TLS and tracing), the answer as a dict.
+
+    For the few calls `qwex run` makes before the Job exists: the client's typed API
+    classes (CoreV1Api, BatchV1Api) take a second or more to import, on every run."""
+    from kubernetes.client.exceptions import ApiException
+
+    params = api.param_serialize(
+        method=method,
+        resource_path=path,
+        header_params={"Accept": "application/json", "Content-Type": content_type},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(*params, _request_timeout=timeout)
+    response.read()
+    data = response.data or b""
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(
+            http_resp=response, body=data.decode("utf-8", "replace"), data=None
+        )
+    out: dict[str, Any] = json.loads(data) if data else {}
+    return out

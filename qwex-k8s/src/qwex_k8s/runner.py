@@ -27,7 +27,7 @@ from qwex_core.lifecycle import CancelRequest, Probe, Seen
 from qwex_core.runners.base import Runner
 
 from qwex_k8s import manifests, status
-from qwex_k8s.client import Connection, api_message, connect, is_unreachable
+from qwex_k8s.client import Connection, api_message, connect, is_unreachable, rest
 from qwex_k8s.logs import copy_pod_log
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
@@ -95,12 +95,10 @@ class KubernetesRunner(Runner):
         """Say clearly when the LocalQueue does not exist, listing the ones that do."""
         from kubernetes.client.exceptions import ApiException
 
-        _, _, custom = self._apis()
         namespace = self.conn.namespace
+        queues = f"/apis/{KUEUE[0]}/{KUEUE[1]}/namespaces/{namespace}/localqueues"
         try:
-            custom.get_namespaced_custom_object(
-                *KUEUE, namespace, "localqueues", queue, _request_timeout=self.k8s.request_timeout
-            )
+            rest(self.conn.api, "GET", f"{queues}/{queue}", timeout=self.k8s.request_timeout)
             return
         except ApiException as exc:
             if exc.status != 404:
@@ -113,7 +111,7 @@ class KubernetesRunner(Runner):
                 raise BackendError(f"the Kubernetes API server does not answer: {exc}") from None
             raise
         try:
-            found = custom.list_namespaced_custom_object(*KUEUE, namespace, "localqueues")
+            found = rest(self.conn.api, "GET", queues, timeout=self.k8s.request_timeout)
             names = ", ".join(sorted(q["metadata"]["name"] for q in found["items"])) or "none"
         except ApiException as exc:
             names = f"cannot list them: {api_message(exc)}"
@@ -126,16 +124,14 @@ class KubernetesRunner(Runner):
         """Kueue creates no Workload for an unknown priority class: the run would wait forever."""
         from kubernetes.client.exceptions import ApiException
 
-        _, _, custom = self._apis()
+        classes = f"/apis/{KUEUE[0]}/{KUEUE[1]}/workloadpriorityclasses"
         try:
-            custom.get_cluster_custom_object(
-                *KUEUE, "workloadpriorityclasses", name, _request_timeout=self.k8s.request_timeout
-            )
+            rest(self.conn.api, "GET", f"{classes}/{name}", timeout=self.k8s.request_timeout)
             return
         except ApiException as exc:
             if exc.status != 404:
                 return  # not allowed to look (a namespaced user): let Kueue judge
-        found = custom.list_cluster_custom_object(*KUEUE, "workloadpriorityclasses")
+        found = rest(self.conn.api, "GET", classes, timeout=self.k8s.request_timeout)
         names = ", ".join(sorted(c["metadata"]["name"] for c in found["items"])) or "none"
         raise SpecError(
             f"no Kueue WorkloadPriorityClass {name!r} (there are: {names}); fix "
@@ -146,7 +142,6 @@ class KubernetesRunner(Runner):
         from kubernetes.client.exceptions import ApiException
 
         conn = self.conn
-        batch, core, _ = self._apis()
         name = manifests.job_name(run.id)
         snapshot = None
         if self.k8s.code == SNAPSHOT:
@@ -174,9 +169,13 @@ class KubernetesRunner(Runner):
         body = manifests.job_manifest(run, self.k8s, facts)
         try:
             if snapshot is not None and snap is not None:
-                self._ensure_snapshot(core, snap, conn.namespace)
-            job = batch.create_namespaced_job(
-                conn.namespace, body, _request_timeout=self.k8s.request_timeout
+                self._ensure_snapshot(snap, conn.namespace)
+            job = rest(
+                conn.api,
+                "POST",
+                f"/apis/batch/v1/namespaces/{conn.namespace}/jobs",
+                body,
+                timeout=self.k8s.request_timeout,
             )
         except ApiException as exc:
             raise BackendError(
@@ -187,32 +186,41 @@ class KubernetesRunner(Runner):
             if is_unreachable(exc):
                 raise BackendError(f"the Kubernetes API server does not answer: {exc}") from None
             raise
-        run.backend_data["uid"] = job.metadata.uid
+        run.backend_data["uid"] = job["metadata"]["uid"]
         self.store.save(run)
         if snapshot is not None:
-            self._own_snapshot(core, snapshot, name, job.metadata.uid)
+            self._own_snapshot(snapshot, name, job["metadata"]["uid"])
 
-    def _ensure_snapshot(self, core: Any, snap: Any, namespace: str) -> None:
+    def _ensure_snapshot(self, snap: Snapshot, namespace: str) -> None:
         """Create the snapshot's ConfigMap unless it exists (same content, same name)."""
         from kubernetes.client.exceptions import ApiException
 
         body = manifests.snapshot_configmap(snap.sha256, snap.data, namespace)
         try:
-            core.create_namespaced_config_map(
-                namespace, body, _request_timeout=self.k8s.request_timeout
+            rest(
+                self.conn.api,
+                "POST",
+                f"/api/v1/namespaces/{namespace}/configmaps",
+                body,
+                timeout=self.k8s.request_timeout,
             )
         except ApiException as exc:
             if exc.status != 409:
                 raise
 
-    def _own_snapshot(self, core: Any, name: str, job: str, uid: str) -> None:
+    def _own_snapshot(self, name: str, job: str, uid: str) -> None:
         """Add the Job to the ConfigMap's owners: it goes with the last Job using it."""
         from kubernetes.client.exceptions import ApiException
 
         patch = {"metadata": {"ownerReferences": [manifests.owner_reference(job, uid)]}}
         with contextlib.suppress(ApiException):
-            core.patch_namespaced_config_map(
-                name, self.conn.namespace, patch, _request_timeout=self.k8s.request_timeout
+            rest(
+                self.conn.api,
+                "PATCH",
+                f"/api/v1/namespaces/{self.conn.namespace}/configmaps/{name}",
+                patch,
+                content_type="application/strategic-merge-patch+json",
+                timeout=self.k8s.request_timeout,
             )
 
     def started(self, run: Run) -> None:

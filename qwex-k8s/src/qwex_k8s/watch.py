@@ -40,8 +40,6 @@ class RunWatch:
         *,
         queue: bool,
     ) -> None:
-        from kubernetes import client
-
         self.namespace = namespace
         self.job_name = job_name
         self.job: Any | None = None
@@ -50,40 +48,38 @@ class RunWatch:
         self.changed = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        batch = client.BatchV1Api(api)
-        core = client.CoreV1Api(api)
-        self._kinds: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
-            (
-                "job",
-                batch.list_namespaced_job,
-                {"namespace": namespace, "field_selector": f"metadata.name={job_name}"},
-            ),
-            (
-                "pod",
-                core.list_namespaced_pod,
-                {"namespace": namespace, "label_selector": f"{LABEL_RUN_ID}={run_id}"},
-            ),
-        ]
-        if queue and job_uid:
-            custom = client.CustomObjectsApi(api)
-            self._kinds.append(
-                (
-                    "workload",
-                    custom.list_namespaced_custom_object,
-                    {
-                        "group": KUEUE[0],
-                        "version": KUEUE[1],
-                        "namespace": namespace,
-                        "plural": "workloads",
-                        "label_selector": workload_selector(job_uid),
-                    },
-                )
-            )
-        self._synced = {kind: threading.Event() for kind, _, _ in self._kinds}
+        self._api = api
+        self._run_id = run_id
+        self._job_uid = job_uid
+        kinds = ["job", "pod"] + (["workload"] if queue and job_uid else [])
+        self._synced = {kind: threading.Event() for kind in kinds}
         self._threads = [
-            threading.Thread(target=self._loop, args=k, daemon=True, name=f"qwex-k8s-{k[0]}")
-            for k in self._kinds
+            threading.Thread(target=self._loop, args=(k,), daemon=True, name=f"qwex-k8s-{k}")
+            for k in kinds
         ]
+
+    def _call(self, kind: str) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """The list call of `kind` and its arguments; the typed API classes are imported
+        here, in the watch's own thread (they take a second to import)."""
+        from kubernetes import client
+
+        if kind == "job":
+            return client.BatchV1Api(self._api).list_namespaced_job, {
+                "namespace": self.namespace,
+                "field_selector": f"metadata.name={self.job_name}",
+            }
+        if kind == "pod":
+            return client.CoreV1Api(self._api).list_namespaced_pod, {
+                "namespace": self.namespace,
+                "label_selector": f"{LABEL_RUN_ID}={self._run_id}",
+            }
+        return client.CustomObjectsApi(self._api).list_namespaced_custom_object, {
+            "group": KUEUE[0],
+            "version": KUEUE[1],
+            "namespace": self.namespace,
+            "plural": "workloads",
+            "label_selector": workload_selector(str(self._job_uid)),
+        }
 
     def start(self) -> RunWatch:
         for thread in self._threads:
@@ -112,12 +108,13 @@ class RunWatch:
 
     # -- the watch loops ---------------------------------------------------------
 
-    def _loop(self, kind: str, list_call: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    def _loop(self, kind: str) -> None:
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
 
         make_watch: Any = watch.Watch  # untyped in the client
 
+        list_call, kwargs = self._call(kind)
         version: str | None = None
         while not self._stop.is_set():
             try:
