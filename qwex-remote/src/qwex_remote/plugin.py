@@ -1,18 +1,54 @@
 """The qwex plugin of qwex-remote (entry point `remote` in the group `qwex`).
 
 Imported whenever qwex starts, even for `qwex --help`: it imports neither
-FastAPI nor SQLAlchemy. `qwex serve` imports them inside its command body.
+FastAPI nor SQLAlchemy, and not even the definition of `qwex serve` (its
+options and subcommands): a stand-in names the command in `qwex --help` and
+hands over to the real one when `qwex serve ...` is used or completed.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import click
 from qwex_core.plugin import hookimpl
 
 if TYPE_CHECKING:
-    import click
     from qwex_core.plugin.hookspecs import RegisterSection
+
+SERVE_HELP = "Run the qwex server: REST API, job queue, tokens."
+
+
+class LazyServe(click.Group):
+    """`qwex serve`, defined in `qwex_remote.server.commands`, imported on first use."""
+
+    def __init__(self) -> None:
+        super().__init__("serve", short_help=SERVE_HELP, help=SERVE_HELP)
+
+    @staticmethod
+    def real() -> click.Group:
+        from qwex_remote.server.commands import serve
+
+        return serve
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # click then invokes `ctx.command`, the real group, with this context.
+        return self.real().make_context(info_name, args, parent=parent, **extra)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self.real().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.real().get_command(ctx, cmd_name)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return self.real().get_params(ctx)
 
 
 @hookimpl
@@ -24,6 +60,4 @@ def qwex_config_sections(register: RegisterSection) -> None:
 
 @hookimpl
 def qwex_register_commands(cli: click.Group) -> None:
-    from qwex_remote.server.commands import serve
-
-    cli.add_command(serve)
+    cli.add_command(LazyServe())
