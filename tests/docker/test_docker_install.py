@@ -115,15 +115,20 @@ def wheels(agent_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
 def test_the_agents_wheel_runs_a_job_with_no_compiler(
     wheels: list[Path], images: dict[str, str], tmp_path: Path
 ) -> None:
-    """A fresh venv with the three wheels, a PATH holding only that venv's bin (no cc, no gcc),
+    """A fresh venv with qwex-core and `qwex-docker[agents]` from the built wheels, a PATH holding only that venv's bin (no cc, no gcc),
     an empty user cache: the job runs with the packaged agent, nothing is built."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    core, docker, _ = wheels
+    # The agents wheel comes through the extra, found next to the others (pip reads a
+    # whitespace-separated list from PIP_FIND_LINKS, kept for the dependencies).
+    links = " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS"), str(core.parent)]))
     install = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--no-input", "-q", *map(str, wheels)],
+        [str(venv / "bin" / "pip"), "install", "--no-input", "-q", str(core), f"{docker}[agents]"],
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "PIP_FIND_LINKS": links},
     )
     assert install.returncode == 0, install.stderr[-3000:]
     path = str(venv / "bin")

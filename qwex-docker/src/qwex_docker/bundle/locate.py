@@ -129,8 +129,9 @@ def missing_message(platform: Platform, problems: list[str], image: str | None) 
     of_image = f" (the platform of image {image})" if image else ""
     if platform == Platform.host():
         how = (
-            "build it with `qwex agent build` (or `nox -s agent`), or install the prebuilt "
-            "agents: `pip install 'qwex-docker[agents]'`"
+            "build it with `qwex agent build` (or `nox -s agent`; a docker run builds it on "
+            "first use unless agent_dir is set), or install the prebuilt agents: "
+            "`pip install 'qwex-docker[agents]'`"
         )
     else:
         how = (
