@@ -7,6 +7,7 @@ where this machine cannot build, the tests skip on a laptop and fail under CI.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -150,3 +151,28 @@ def test_the_agents_distribution_is_versioned_with_qwex_core() -> None:
     pin = f"qwex-core=={core['version']}"
     assert agents["version"] == core["version"] and pin in agents["dependencies"]
     assert docker["optional-dependencies"]["agents"] == [f"qwex-docker-agents=={core['version']}"]
+
+
+def test_a_forced_rebuild_leaves_the_replaced_bundle_to_running_containers(
+    tmp_path: Path, agent_dir: Path
+) -> None:
+    """A container mounts the bundle's directory, not its name: `--force` renames the old one
+    aside (removed a day later) instead of deleting the files under a running agent."""
+    dest = tmp_path / agent_dir.name
+    shutil.copytree(agent_dir, dest, symlinks=True)
+    mounted = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)  # what a bind mount holds on to
+    try:
+        qwex = Path(sys.executable).parent / "qwex"
+        done = subprocess.run(
+            [str(qwex), "agent", "build", "--force", "--output", str(dest)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert Path(f"/proc/self/fd/{mounted}/bin/qwex").is_file()
+        assert os.stat(mounted).st_ino != dest.stat().st_ino  # a new bundle under the name
+    finally:
+        os.close(mounted)
+    agent, why = check(dest, HOST)
+    assert agent is not None, why

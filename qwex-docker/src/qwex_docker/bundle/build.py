@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import resources
@@ -100,11 +101,20 @@ def _locked(dest: Path, announce: Callable[[str], None] | None, waiting: str) ->
         yield  # closing the file releases the lock
 
 
+KEEP_REPLACED = 24 * 3600
+"""Seconds a replaced bundle is kept: a container started before the rebuild still has it
+mounted (a bind mount follows the directory, not its name)."""
+
+
 def _remove_leftovers(dest: Path) -> None:
-    """Work and old directories of builds that died: none is in use while we hold the lock."""
-    for pattern in (f".{dest.name}.build-*", f".{dest.name}.old-*"):
-        for path in dest.parent.glob(pattern):
-            shutil.rmtree(path, ignore_errors=True)
+    """Work directories of builds that died (none is in progress while we hold the lock), and
+    bundles replaced more than `KEEP_REPLACED` seconds ago."""
+    for path in dest.parent.glob(f".{dest.name}.build-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in dest.parent.glob(f".{dest.name}.old-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime > KEEP_REPLACED:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _assemble(
@@ -237,11 +247,11 @@ def smoke_test(root: Path) -> None:
 
 def _install(work: Path, dest: Path) -> None:
     """Replace `dest` with `work` so that a reader never sees a half-written bundle."""
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
     if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{time.time_ns()}")
         dest.rename(old)
+        os.utime(old)  # when it was replaced; removed a day later (`_remove_leftovers`)
     work.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _run(argv: list[str]) -> str:
