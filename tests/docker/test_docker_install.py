@@ -90,7 +90,9 @@ def wheels(agent_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
     work = tmp_path_factory.mktemp("dist")
     agents = work / "qwex-docker-agents"
     shutil.copytree(
-        REPO / "qwex-docker-agents", agents, ignore=shutil.ignore_patterns("linux-*", "dist")
+        REPO / "qwex-docker-agents",
+        agents,
+        ignore=shutil.ignore_patterns("linux-*", ".linux-*", "dist"),
     )
     shutil.copytree(agent_dir, agents / "src" / "qwex_docker_agents" / agent_dir.name)
     out = work / "wheels"
