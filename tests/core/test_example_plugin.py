@@ -46,7 +46,7 @@ def test_the_guide_documents_every_hook_and_runner_method() -> None:
         for name, _ in inspect.getmembers(Runner, inspect.isfunction)
         if not name.startswith("_")
     ]
-    assert len(hooks) == 5 and "probe" in methods
+    assert len(hooks) == 6 and "probe" in methods
     missing = [n for n in hooks + methods if not re.search(rf"`[^`\n]*\b{n}\(", text)]
     assert not missing, f"docs/plugins.md does not document {missing}"
 

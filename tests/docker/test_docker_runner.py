@@ -265,7 +265,8 @@ def test_labels_on_the_container_and_gc_removes_what_is_kept(
     assert labels["qwex.project"] == str(project) and labels["qwex.backend"] == "docker"
     listed = qwex("gc", "--dry-run", check=True)
     assert (
-        f"would remove {container['Id'][:12]}  run {run.id}: its run is succeeded" in listed.stdout
+        f"would remove container {container['Id'][:12]}  run {run.id}: its run is succeeded"
+        in listed.stdout
     )
     assert containers_of(docker_api, run)
     qwex("gc", check=True)
@@ -284,6 +285,17 @@ def test_gc_leaves_live_runs_alone(
     service.cancel(service.get(run.id))
     assert service.wait(run, timeout=30).status is RunStatus.CANCELLED
     wait_gone(docker_api, run.id)
+
+
+def test_gc_with_the_daemon_unreachable_says_so_and_exits_1(
+    project: Path, qwex: Callable[..., Any]
+) -> None:
+    missing = project / "no-daemon.sock"
+    result = qwex("gc", env={"QWEX_DOCKER_BASE_URL": f"unix://{missing}"})
+    assert result.returncode == 1, result.stderr
+    assert "plugin 'docker'" in result.stderr and str(missing) in result.stderr
+    assert "nothing to remove in the backends that answered" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_container_removed_behind_qwex_s_back_makes_the_run_lost(

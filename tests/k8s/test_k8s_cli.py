@@ -378,10 +378,10 @@ def test_gc_deletes_the_jobs_of_final_runs(k8s_project: Path, qwex: Qwex, cluste
     assert result.returncode == 0, result.stderr
     rec = record(qwex, last_run(qwex))
     job = rec["backend_data"]["job"]
-    dry = qwex("k8s", "gc", "--dry-run", check=True)
+    dry = qwex("gc", "--dry-run", check=True)
     assert f"would remove job {job}" in dry.stdout and "its run is succeeded" in dry.stdout
     assert job_of(cluster, rec) is not None
-    qwex("k8s", "gc", check=True)
+    qwex("gc", check=True)
     wait_for("gc to delete the Job", lambda: job_of(cluster, rec) is None, timeout=30)
 
 

@@ -137,34 +137,6 @@ def _agent_for(platform: PlatformType, settings: DockerSettings) -> Agent:
     return provide_agent(platform, agent_dir=settings.agent_dir, image=None)
 
 
-@click.command()
-@click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
-@click.pass_obj
-def gc(state: State, dry_run: bool, as_json: bool) -> None:
-    """Remove Docker containers left by qwex whose run is final or unknown.
-
-    Looks at every container labelled `qwex.run-id` on the daemon, whatever
-    its project. Runs still going are brought up to date first (a vanished
-    agent is recorded `lost`); their live containers are left alone.
-    """
-    from qwex_docker import gc as garbage
-    from qwex_docker.client import connect
-
-    settings = _settings(state)
-    findings = garbage.collect(connect(settings.base_url, settings.timeout), dry_run=dry_run)
-    rows = garbage.describe(findings)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("qwex: no containers to remove", err=True)
-    verb = "would remove" if dry_run else "removed"
-    for row in rows:
-        done = verb if dry_run or row["removed"] else "could not remove"
-        click.echo(f"{done} {row['container']}  run {row['run']}: {row['why']}")
-
-
 def _settings(state: State) -> DockerSettings:
     """The `[tool.qwex.docker]` section of the current project (its defaults when absent)."""
     from qwex_docker.settings import DockerSettings

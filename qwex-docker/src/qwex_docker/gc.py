@@ -9,12 +9,12 @@ removes the container itself); a live run's container is never touched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qwex_core.agent.record import FINAL_STATUSES, read_record
 from qwex_core.errors import QwexError
+from qwex_core.garbage import Garbage
 
 from qwex_docker.spec import LABEL_PROJECT, LABEL_RUN_DIR, LABEL_RUN_ID
 
@@ -22,15 +22,7 @@ if TYPE_CHECKING:
     import docker
 
 
-@dataclass(frozen=True)
-class Finding:
-    container_id: str
-    run_id: str
-    why: str
-    removed: bool
-
-
-def collect(api: docker.APIClient, *, dry_run: bool = False) -> list[Finding]:
+def collect(api: docker.APIClient, *, dry_run: bool = False) -> list[Garbage]:
     """Remove (unless `dry_run`) every qwex container whose run is final or unknown."""
     findings = []
     for summary in api.containers(all=True, filters={"label": LABEL_RUN_ID}):
@@ -41,7 +33,8 @@ def collect(api: docker.APIClient, *, dry_run: bool = False) -> list[Finding]:
         removed = False
         if not dry_run:
             removed = _remove(api, summary["Id"])
-        findings.append(Finding(summary["Id"], labels.get(LABEL_RUN_ID, "?"), why, removed))
+        run_id = labels.get(LABEL_RUN_ID, "?")
+        findings.append(Garbage("docker", "container", summary["Id"][:12], run_id, why, removed))
     return findings
 
 
@@ -83,10 +76,3 @@ def _remove(api: docker.APIClient, container_id: str) -> bool:
     except APIError:
         return False
     return True
-
-
-def describe(findings: list[Finding]) -> list[dict[str, Any]]:
-    return [
-        {"container": f.container_id[:12], "run": f.run_id, "why": f.why, "removed": f.removed}
-        for f in findings
-    ]

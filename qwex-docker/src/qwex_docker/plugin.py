@@ -13,6 +13,8 @@ from qwex_core.plugin import hookimpl
 
 if TYPE_CHECKING:
     import click
+    from qwex_core.config import QwexConfig
+    from qwex_core.garbage import Garbage
     from qwex_core.plugin.hookspecs import RegisterRunner, RegisterSection
 
 
@@ -34,7 +36,17 @@ def qwex_config_sections(register: RegisterSection) -> None:
 
 @hookimpl
 def qwex_register_commands(cli: click.Group) -> None:
-    from qwex_docker.commands import agent, gc
+    from qwex_docker.commands import agent
 
     cli.add_command(agent)
-    cli.add_command(gc)
+
+
+@hookimpl
+def qwex_collect_garbage(config: QwexConfig, dry_run: bool) -> list[Garbage]:
+    """`qwex gc`: containers labelled `qwex.run-id` whose run is final or unknown."""
+    from qwex_docker import gc
+    from qwex_docker.client import connect
+    from qwex_docker.settings import DockerSettings
+
+    settings = config.section("docker", DockerSettings)
+    return gc.collect(connect(settings.base_url, settings.timeout), dry_run=dry_run)

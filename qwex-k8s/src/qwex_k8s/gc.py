@@ -11,12 +11,12 @@ Jobs made on another host are left alone: their records are not here.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qwex_core.agent.record import FINAL_STATUSES, read_record
 from qwex_core.errors import QwexError
+from qwex_core.garbage import Garbage
 
 from qwex_k8s.manifests import (
     ANNOTATION_HOST,
@@ -28,16 +28,7 @@ from qwex_k8s.manifests import (
 )
 
 
-@dataclass(frozen=True)
-class Finding:
-    kind: str
-    name: str
-    run_id: str
-    why: str
-    removed: bool
-
-
-def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Finding]:
+def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]:
     """Delete (unless `dry_run`) qwex's Jobs whose run is final or unknown, and snapshot
     ConfigMaps no Job owns."""
     from kubernetes import client
@@ -66,14 +57,16 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Finding]
             namespace,
             propagation_policy="Background",
         )
-        findings.append(Finding("job", job.metadata.name, run_id, why, removed))
+        findings.append(Garbage("k8s", "job", job.metadata.name, run_id, why, removed))
     for cm in maps:
         if cm.metadata.owner_references:
             continue
         removed = not dry_run and _delete(
             core.delete_namespaced_config_map, cm.metadata.name, namespace
         )
-        findings.append(Finding("configmap", cm.metadata.name, "-", "no Job uses it", removed))
+        findings.append(
+            Garbage("k8s", "configmap", cm.metadata.name, "-", "no Job uses it", removed)
+        )
     return findings
 
 
@@ -106,10 +99,3 @@ def _delete(call: Any, *args: Any, **kwargs: Any) -> bool:
     except ApiException as exc:
         return bool(exc.status == 404)
     return True
-
-
-def describe(findings: list[Finding]) -> list[dict[str, Any]]:
-    return [
-        {"kind": f.kind, "name": f.name, "run": f.run_id, "why": f.why, "removed": f.removed}
-        for f in findings
-    ]

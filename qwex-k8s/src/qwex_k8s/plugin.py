@@ -1,7 +1,7 @@
 """The qwex plugin of the Kubernetes backend (entry point `k8s` in the group `qwex`).
 
 Imported whenever qwex starts, so it imports neither the kubernetes client nor the
-runner: the runner is registered by name and the commands import what they need.
+runner: the runner is registered by name, and `qwex gc` imports the client only when used.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from qwex_core.plugin import hookimpl
 
 if TYPE_CHECKING:
-    import click
+    from qwex_core.config import QwexConfig
+    from qwex_core.garbage import Garbage
     from qwex_core.plugin.hookspecs import RegisterRunner, RegisterSection
 
 
@@ -32,7 +33,17 @@ def qwex_config_sections(register: RegisterSection) -> None:
 
 
 @hookimpl
-def qwex_register_commands(cli: click.Group) -> None:
-    from qwex_k8s.commands import k8s
+def qwex_collect_garbage(config: QwexConfig, dry_run: bool) -> list[Garbage] | None:
+    """`qwex gc`: qwex's Jobs made from this host whose run is final or unknown, and snapshot
+    ConfigMaps no Job owns, in the configured namespace; None when no cluster is configured."""
+    import os
 
-    cli.add_command(k8s)
+    from qwex_k8s import gc
+    from qwex_k8s.client import connect, kubeconfig_file
+    from qwex_k8s.settings import K8sSettings
+
+    settings = config.section("k8s", K8sSettings)
+    if kubeconfig_file(settings) is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None  # no cluster here: nothing can have been left on one
+    conn = connect(settings)
+    return gc.collect(conn.api, conn.namespace, dry_run=dry_run)

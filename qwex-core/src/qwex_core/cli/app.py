@@ -112,6 +112,7 @@ def make_cli(host: PluginHost) -> click.Group:
         admin_commands.cancel,
         housekeeping.rm,
         housekeeping.prune,
+        housekeeping.gc,
         admin_commands.backends,
         admin_commands.config,
         completion.completion,

@@ -157,3 +157,42 @@ def prune(state: State, older_than: str | None, statuses: tuple[str, ...], dry_r
     done = "would delete" if dry_run else "deleted"
     plural = "" if len(chosen) == 1 else "s"
     click.echo(f"{done} {len(chosen)} run{plural}, {verb} {size_text(freed)}", err=True)
+
+
+@click.command()
+@click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
+@click.pass_obj
+def gc(state: State, dry_run: bool, as_json: bool) -> None:
+    """Remove what backends left behind for runs that are final or unknown.
+
+    Asks every installed backend (Docker: containers labelled `qwex.run-id` on the
+    daemon, whatever their project; Kubernetes: qwex's Jobs made from this host and
+    unused snapshot ConfigMaps in the configured namespace). Runs still going are
+    brought up to date first; what a live run needs is left alone. The run records and
+    logs stay: `qwex rm` and `qwex prune` delete those. Exits 1 when a backend could
+    not be asked (its daemon or cluster is down), after what the others found.
+    """
+    import json
+
+    from qwex_core.garbage import Garbage
+
+    config = state.service().config
+    failures = len(state.host.load_errors)
+    found: list[Garbage] = [
+        item
+        for items in state.host.call("qwex_collect_garbage", config=config, dry_run=dry_run)
+        for item in items
+    ]
+    unasked = len(state.host.load_errors) > failures  # each one named in a warning already
+    if as_json:
+        click.echo(json.dumps([item.as_dict() for item in found], indent=2))
+    else:
+        if not found:
+            note("nothing to remove" + (" in the backends that answered" if unasked else ""))
+        verb = "would remove" if dry_run else "removed"
+        for item in found:
+            done = verb if dry_run or item.removed else "could not remove"
+            click.echo(f"{done} {item.kind} {item.name}  run {item.run}: {item.why}")
+    if unasked:
+        raise SystemExit(1)

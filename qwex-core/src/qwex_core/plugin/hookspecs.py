@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from qwex_core.config import QwexConfig
+    from qwex_core.garbage import Garbage
     from qwex_core.models import JobSpec, Run
     from qwex_core.runners.base import Runner
 
@@ -84,6 +85,20 @@ def qwex_run_finished(run: Run) -> None:
     Called once per run, by whichever qwex process first observes the final
     state (the foreground `qwex run`, `qwex logs -f`, `qwex status`,
     `qwex list` or a server).
+    """
+
+
+@hookspec
+def qwex_collect_garbage(config: QwexConfig, dry_run: bool) -> list[Garbage] | None:
+    """Find what this backend left behind for runs that are final or unknown (containers,
+    Jobs, ConfigMaps...) and, unless `dry_run`, remove it; `qwex gc` shows the findings
+    of every installed backend.
+
+    Return one `qwex_core.garbage.Garbage` per thing found, or None when this backend is
+    not set up here at all (nothing can have been left). A run that is not final is
+    brought up to date first (its project's `RunService`), and anything a live run still
+    needs is left alone. Raise when the backend is set up but cannot be asked (its daemon
+    or cluster is down): `qwex gc` names the plugin and what went wrong, and goes on.
     """
 
 
