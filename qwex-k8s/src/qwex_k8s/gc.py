@@ -11,12 +11,9 @@ Jobs made on another host are left alone: their records are not here.
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 from typing import Any
 
-from qwex_core.agent.record import FINAL_STATUSES, read_record
-from qwex_core.errors import QwexError
-from qwex_core.garbage import Garbage
+from qwex_core.garbage import Garbage, why_removable
 
 from qwex_k8s.manifests import (
     ANNOTATION_HOST,
@@ -48,7 +45,11 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
         if annotations.get(ANNOTATION_HOST, here) != here:
             continue
         run_id = (job.metadata.labels or {}).get(LABEL_RUN_ID, "?")
-        why = _why_garbage(annotations, dry_run=dry_run)
+        why = why_removable(
+            annotations.get(ANNOTATION_RUN_DIR),
+            annotations.get(ANNOTATION_PROJECT),
+            dry_run=dry_run,
+        )
         if why is None:
             continue
         removed = not dry_run and _delete(
@@ -68,27 +69,6 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
             Garbage("k8s", "configmap", cm.metadata.name, "-", "no Job uses it", removed)
         )
     return findings
-
-
-def _why_garbage(annotations: dict[str, str], *, dry_run: bool) -> str | None:
-    run_dir = annotations.get(ANNOTATION_RUN_DIR)
-    record = read_record(Path(run_dir)) if run_dir else None
-    if record is None:
-        return f"no run record at {run_dir}" if run_dir else "no run folder annotation"
-    if record.get("status") in FINAL_STATUSES:
-        return f"its run is {record['status']}"
-    if dry_run:
-        return None
-    project = annotations.get(ANNOTATION_PROJECT)
-    if not project:
-        return None
-    from qwex_core.service import open_service
-
-    try:
-        status = open_service(Path(project)).get(str(record.get("id"))).status.value
-    except QwexError:
-        return None
-    return f"its run is {status}" if status in FINAL_STATUSES else None
 
 
 def _delete(call: Any, *args: Any, **kwargs: Any) -> bool:
