@@ -156,7 +156,8 @@ def rest(
     """One API request through `api` (its auth, TLS and tracing), the answer as a dict.
 
     For the few calls `qwex run` makes before the Job exists: the client's typed API
-    classes (CoreV1Api, BatchV1Api) take a second or more to import, on every run."""
+    classes (CoreV1Api, BatchV1Api) take a second or more to import, on every run.
+    An answer saying no is an `ApiException`; no answer at all is a `BackendError`."""
     from kubernetes.client.exceptions import ApiException
 
     params = api.param_serialize(
@@ -166,8 +167,13 @@ def rest(
         body=body,
         auth_settings=["BearerToken"],
     )
-    response = api.call_api(*params, _request_timeout=timeout)
-    response.read()
+    try:
+        response = api.call_api(*params, _request_timeout=timeout)
+        response.read()
+    except Exception as exc:
+        if is_unreachable(exc):
+            raise BackendError(f"the Kubernetes API server does not answer: {exc}") from None
+        raise
     data = response.data or b""
     if not 200 <= response.status <= 299:
         raise ApiException.from_response(

@@ -106,10 +106,6 @@ class KubernetesRunner(Runner):
                     f"cannot check the Kueue LocalQueue {queue!r} in namespace {namespace}: "
                     f"{api_message(exc)}"
                 ) from None
-        except Exception as exc:
-            if is_unreachable(exc):
-                raise BackendError(f"the Kubernetes API server does not answer: {exc}") from None
-            raise
         try:
             found = rest(self.conn.api, "GET", queues, timeout=self.k8s.request_timeout)
             names = ", ".join(sorted(q["metadata"]["name"] for q in found["items"])) or "none"
@@ -182,10 +178,6 @@ class KubernetesRunner(Runner):
                 f"the cluster refused the Job {name} in namespace {conn.namespace}: "
                 f"{api_message(exc)}"
             ) from None
-        except Exception as exc:
-            if is_unreachable(exc):
-                raise BackendError(f"the Kubernetes API server does not answer: {exc}") from None
-            raise
         run.backend_data["uid"] = job["metadata"]["uid"]
         self.store.save(run)
         if snapshot is not None:
@@ -213,7 +205,7 @@ class KubernetesRunner(Runner):
         from kubernetes.client.exceptions import ApiException
 
         patch = {"metadata": {"ownerReferences": [manifests.owner_reference(job, uid)]}}
-        with contextlib.suppress(ApiException):
+        with contextlib.suppress(ApiException, BackendError):  # best effort: the Job runs
             rest(
                 self.conn.api,
                 "PATCH",
