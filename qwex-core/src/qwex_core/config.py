@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -114,7 +115,7 @@ def user_config_path() -> Path:
 
 def load_config(
     project_dir: Path,
-    sections: dict[str, type[BaseModel]],
+    sections: Mapping[str, type[BaseModel]],
     *,
     profile: str | None = None,
     flags: dict[Key, tuple[Any, str]] | None = None,
@@ -217,7 +218,9 @@ def load_config(
     )
 
 
-def _check_layer(data: dict[str, Any], source: str, sections: dict[str, type[BaseModel]]) -> None:
+def _check_layer(
+    data: dict[str, Any], source: str, sections: Mapping[str, type[BaseModel]]
+) -> None:
     """Validate one layer's keys against the models, every key optional (the layer over the
     defaults). Tables no installed plugin registers are left for the warning after merging."""
     core: dict[str, Any] = {}
@@ -248,7 +251,7 @@ def _set(
     sources[key] = source
 
 
-def _env_layer(sections: dict[str, type[BaseModel]]) -> Layer:
+def _env_layer(sections: Mapping[str, type[BaseModel]]) -> Layer:
     data: dict[str, Any] = {}
     nested = {"resources", "container", *sections}
     for var, raw in os.environ.items():

@@ -29,9 +29,7 @@ def qwex_register_runners(register: RegisterRunner) -> None:
 
 @hookimpl
 def qwex_config_sections(register: RegisterSection) -> None:
-    from qwex_docker.settings import DockerSettings
-
-    register("docker", DockerSettings)
+    register("docker", "qwex_docker.settings:DockerSettings")
 
 
 @hookimpl

@@ -27,9 +27,7 @@ def qwex_register_runners(register: RegisterRunner) -> None:
 
 @hookimpl
 def qwex_config_sections(register: RegisterSection) -> None:
-    from qwex_k8s.settings import K8sSettings
-
-    register("k8s", K8sSettings)
+    register("k8s", "qwex_k8s.settings:K8sSettings")
 
 
 @hookimpl

@@ -53,9 +53,7 @@ class LazyServe(click.Group):
 
 @hookimpl
 def qwex_config_sections(register: RegisterSection) -> None:
-    from qwex_remote.server.settings import ServerSettings
-
-    register("server", ServerSettings)
+    register("server", "qwex_remote.server.settings:ServerSettings")
 
 
 @hookimpl

@@ -38,8 +38,9 @@ class RegisterRunner(Protocol):
 class RegisterSection(Protocol):
     """The `register` that `qwex_config_sections` receives."""
 
-    def __call__(self, section: str, model: type[BaseModel]) -> None:
-        """Validate `[tool.qwex.<section>]` with the pydantic model `model`."""
+    def __call__(self, section: str, model: type[BaseModel] | str) -> None:
+        """Validate `[tool.qwex.<section>]` with the pydantic model `model`, or with the
+        `"module:ClassName"` it names, imported only when the section is set or read."""
 
 
 @hookspec
@@ -61,11 +62,14 @@ def qwex_register_runners(register: RegisterRunner) -> None:
 def qwex_config_sections(register: RegisterSection) -> None:
     """Register a pydantic model for this plugin's configuration section.
 
-    `register("docker", DockerSettings)` makes `[tool.qwex.docker]` (and the
-    same table in `qwex.toml`, the user config and profiles, and
-    `QWEX_DOCKER_<KEY>` variables) valid, validated by `DockerSettings`. A
-    validation error names the file, the key and what was expected. If this
-    hook raises, none of the sections it registered in that call are kept.
+    `register("docker", "qwex_docker.settings:DockerSettings")` makes
+    `[tool.qwex.docker]` (and the same table in `qwex.toml`, the user config and
+    profiles, and `QWEX_DOCKER_<KEY>` variables) valid, validated by
+    `DockerSettings`. Name the model by a string so that it is imported only when
+    a configuration sets the section or a runner reads it, not on every command
+    (a class works too). A validation error names the file, the key and what was
+    expected. If this hook raises, none of the sections it registered in that call
+    are kept.
     """
 
 

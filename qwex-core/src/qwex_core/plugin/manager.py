@@ -15,7 +15,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -252,14 +252,14 @@ class PluginHost:
         return dict(sorted(found.items()))
 
     @cached_property
-    def config_sections(self) -> dict[str, type[BaseModel]]:
-        """Every plugin configuration section by name."""
-        found: dict[str, tuple[type[BaseModel], PluginInfo]] = {}
+    def config_sections(self) -> SectionModels:
+        """Every plugin configuration section by name (each model imported when first used)."""
+        found: dict[str, tuple[type[BaseModel] | str, PluginInfo]] = {}
 
         def make(
-            info: PluginInfo, staged: dict[str, tuple[type[BaseModel], PluginInfo]]
+            info: PluginInfo, staged: dict[str, tuple[type[BaseModel] | str, PluginInfo]]
         ) -> RegisterSection:
-            def register(section: str, model: type[BaseModel]) -> None:
+            def register(section: str, model: type[BaseModel] | str) -> None:
                 if not isinstance(section, str) or not NAME.match(section):
                     raise PluginError(
                         f"{info.origin} registers an invalid config section {section!r}"
@@ -275,7 +275,7 @@ class PluginHost:
             return register
 
         self._collect("qwex_config_sections", found, make)
-        return {name: model for name, (model, _) in sorted(found.items())}
+        return SectionModels(dict(sorted(found.items())))
 
     def runner_class(self, name: str) -> type[Runner]:
         info = self.runners.get(name)
@@ -324,3 +324,34 @@ def _describe(exc: BaseException) -> str:
     """`RuntimeError: boom`, on one line whatever the message."""
     message = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+class SectionModels(Mapping[str, "type[BaseModel]"]):
+    """The configuration sections' models by name; a model registered as a
+    `"module:ClassName"` string is imported on first lookup, so that listing the names
+    (to recognise a table) costs nothing."""
+
+    def __init__(self, registered: dict[str, tuple[type[BaseModel] | str, PluginInfo]]) -> None:
+        self._registered = registered
+        self._loaded: dict[str, type[BaseModel]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseModel]:
+        if name not in self._loaded:
+            target, info = self._registered[name]
+            if isinstance(target, str):
+                module_name, _, attr = target.partition(":")
+                try:
+                    target = getattr(importlib.import_module(module_name), attr)
+                except Exception as exc:
+                    raise PluginError(
+                        f"config section [tool.qwex.{name}] ({info.origin}) failed to load "
+                        f"{target}: {type(exc).__name__}: {exc}"
+                    ) from None
+            self._loaded[name] = target
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registered)
+
+    def __len__(self) -> int:
+        return len(self._registered)
