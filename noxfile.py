@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "contracts", "tests"]
+nox.options.sessions = ["lint", "typecheck", "contracts", "gen_check", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
@@ -14,7 +14,9 @@ PACKAGES = ["-e", "qwex-core", "-e", "qwex-docker", "-e", "qwex-k8s", "-e", "qwe
 install its wheel in a venv of their own (tests/docker/test_docker_install.py)."""
 DISTRIBUTIONS = ["qwex-core", "qwex-docker", "qwex-docker-agents", "qwex-k8s", "qwex-remote"]
 AGENTS_PACKAGE = "qwex-docker-agents/src/qwex_docker_agents"
-TEST_DEPS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "kubernetes-validate"]
+GENERATOR = "openapi-python-client==0.29.1"
+"""Pinned: another version writes another client (tools/gen_client.py checks it)."""
+TEST_DEPS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "kubernetes-validate", GENERATOR]
 
 
 @nox.session(python=PYTHON)
@@ -52,6 +54,26 @@ def contracts(session: nox.Session) -> None:
     """import-linter: qwex-core never imports a backend; the agent stays stdlib-only."""
     session.install(*PACKAGES, "import-linter")
     session.run("lint-imports")
+
+
+@nox.session(python=PYTHON)
+def gen(session: nox.Session) -> None:
+    """Regenerate qwex-remote/openapi.json and the API client (qwex_remote/client) safely.
+
+    Generated in a temporary directory, swapped in, imported and tried with the adapter's
+    tests; the old client and spec come back on any failure (tools/gen_client.py).
+    `-- --spec FILE` generates from FILE instead of the app's spec."""
+    session.install(
+        "-e", "qwex-core", "-e", "qwex-remote", GENERATOR, "pytest>=8", "pytest-timeout"
+    )
+    session.run("python", "tools/gen_client.py", "gen", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def gen_check(session: nox.Session) -> None:
+    """Fail when the committed spec or API client differs from what the code produces."""
+    session.install("-e", "qwex-core", "-e", "qwex-remote", GENERATOR)
+    session.run("python", "tools/gen_client.py", "check")
 
 
 @nox.session(python=False)
