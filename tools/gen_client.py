@@ -16,6 +16,7 @@ import argparse
 import compileall
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -236,6 +237,10 @@ def check(layout: Layout) -> list[str]:
     return stale
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("command", choices=["gen", "check"])
@@ -244,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--spec", type=Path, help="generate from this document instead of the app's (gen only)"
     )
     args = parser.parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a killed run puts the old client back too
+        signal.signal(signum, _exit_on_signal)
     layout = Layout(args.root.resolve())
     try:
         if args.command == "check":

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,22 @@ def test_an_interrupted_run_is_named_before_anything_is_touched(root: Path) -> N
     assert result.returncode == 1
     assert "an interrupted `nox -s gen` left the old client in" in result.stderr
     assert digest(root) == before
+
+
+def test_a_run_stopped_while_it_tries_the_new_client_puts_the_old_one_back(root: Path) -> None:
+    before = digest(root)
+    described = spec_with(root, "no token needed", "no token ever needed")
+    proc = subprocess.Popen(
+        [sys.executable, str(TOOL), "gen", "--spec", str(described), "--root", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list((root / CLIENT).parent.glob(".client-backup-*")):  # the new one is in
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert digest(root) == before
+    assert not list((root / CLIENT).parent.glob(".client-backup-*"))
