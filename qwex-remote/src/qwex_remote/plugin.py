@@ -14,7 +14,7 @@ import click
 from qwex_core.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from qwex_core.plugin.hookspecs import RegisterSection
+    from qwex_core.plugin.hookspecs import RegisterRunner, RegisterSection
 
 SERVE_HELP = "Run the qwex server: REST API, job queue, tokens."
 
@@ -52,8 +52,18 @@ class LazyServe(click.Group):
 
 
 @hookimpl
+def qwex_register_runners(register: RegisterRunner) -> None:
+    register(
+        "remote",
+        "qwex_remote.runner:RemoteRunner",
+        description="a qwex server runs it ([tool.qwex.remote] base_url)",
+    )
+
+
+@hookimpl
 def qwex_config_sections(register: RegisterSection) -> None:
     register("server", "qwex_remote.server.settings:ServerSettings")
+    register("remote", "qwex_remote.client_settings:RemoteSettings")
 
 
 @hookimpl

@@ -1,0 +1,73 @@
+"""The local copy of a remote job's output: the run's own log files, kept by byte offsets.
+
+The server's offsets are bytes of its log files; the text it sends is decoded
+UTF-8, so a local file's size may differ from the server's offset (a replaced
+invalid byte). The server offsets copied so far are therefore kept beside the
+logs (`remote-offsets.json`), and every append happens under a lock on the run
+folder: two qwex processes following the same run never write a line twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from qwex_core.agent.record import STDERR_FILE, STDOUT_FILE
+from qwex_core.logs import STREAMS
+
+from qwex_remote.protocol import LogPiece
+
+OFFSETS_FILE = "remote-offsets.json"
+LOCK_FILE = ".remote.lock"
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's copy lock (an flock: released if the process dies)."""
+    fd = os.open(run_dir / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o664)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def offsets(run_dir: Path) -> dict[str, int]:
+    """The server byte offsets of each stream copied so far."""
+    try:
+        data = json.loads((run_dir / OFFSETS_FILE).read_text())
+    except (OSError, ValueError):
+        data = {}
+    return {s: int(data.get(s, 0)) if isinstance(data, dict) else 0 for s in STREAMS}
+
+
+def append(run_dir: Path, piece: LogPiece) -> bool:
+    """Append what of `piece` is not copied yet; False when it starts past what was copied
+    (a gap: fetch from `offsets` first)."""
+    with locked(run_dir):
+        return append_locked(run_dir, piece)
+
+
+def append_locked(run_dir: Path, piece: LogPiece) -> bool:
+    """`append`, for a caller holding the lock."""
+    done = offsets(run_dir)
+    have = done[piece.stream]
+    if piece.next_offset <= have:
+        return True
+    if piece.offset > have:
+        return False
+    data = piece.data.encode()
+    if have > piece.offset:  # partly copied by another follower
+        data = data[have - piece.offset :]
+    name = STDOUT_FILE if piece.stream == "stdout" else STDERR_FILE
+    with open(run_dir / name, "ab") as fh:
+        fh.write(data)
+    done[piece.stream] = piece.next_offset
+    tmp = run_dir / f".{OFFSETS_FILE}.tmp"
+    tmp.write_text(json.dumps(done))
+    os.replace(tmp, run_dir / OFFSETS_FILE)
+    return True

@@ -1,0 +1,428 @@
+"""`RemoteRunner`: a run handed to a qwex server (`qwex run --backend remote`).
+
+`start` checks the server's API version, uploads the project snapshot unless the
+server has that sha256 already, and submits with `submission_id` = the run id, so
+a retry after a dropped connection gives one job; the job's id and the server's
+URL go into the run record. The server runs the job with its own runners; the
+local record is written by whichever qwex process observes the run (`probe`): it
+copies the job's output into the run's log files by byte offsets and records
+`queued`, `running` and the end (status, exit code, reason), so `qwex logs` and
+`qwex status` work after the server forgot the run or is gone. A follower
+(`follower.Follower`) streams the job's output (Server-Sent Events) while someone
+follows the run, and wakes them at once.
+
+The runner knows the server only through `protocol.JobAPIClient`; the client
+comes from one factory (`open_client`), which builds the adapter over the
+generated client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import re
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from qwex_core.agent.record import request_cancel, transition
+from qwex_core.errors import BackendError, SpecError
+from qwex_core.lifecycle import CancelRequest, Probe, Seen
+from qwex_core.runners.base import Runner
+from qwex_core.store import short_id
+
+from qwex_remote import mirror
+from qwex_remote.client_settings import RemoteSettings
+from qwex_remote.protocol import API_VERSION, APIError, JobState, Submission, Unreachable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from qwex_core.config import QwexConfig
+    from qwex_core.models import JobSpec, Run
+    from qwex_core.snapshot import Snapshot
+    from qwex_core.store import RunStore
+
+    from qwex_remote.follower import Follower
+    from qwex_remote.protocol import JobAPIClient
+
+ADAPTER = "qwex_remote.adapter:connect"
+"""The factory of the real client, named by string: only the adapter imports the generated
+client, and the runner depends on the protocol alone."""
+SUBMIT_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
+"""Seconds before each retry of a submit whose connection failed (same submission id)."""
+SUBMIT_TIMEOUT = 120.0
+"""Seconds a run with no job id may stay pending: its starter stopped before submitting."""
+LOG_PAGE = 1 << 20
+FINAL = ("succeeded", "failed", "cancelled", "lost")
+_KILLED = re.compile(r"\bkilled by (SIG[A-Z0-9]+)")
+
+
+def open_client(settings: RemoteSettings, base_url: str) -> JobAPIClient:
+    """The API client for `base_url`, with the configured token and timeout."""
+    module, _, name = ADAPTER.partition(":")
+    factory: Callable[..., JobAPIClient] = getattr(importlib.import_module(module), name)
+    return factory(base_url, token=settings.secret(), timeout=settings.timeout)
+
+
+class RemoteRunner(Runner):
+    """Submits each run to the qwex server at `[tool.qwex.remote] base_url`."""
+
+    uses_container = True
+    """The server's backend may run containers: `--image` is sent, the server's policy decides."""
+    start_timeout = 7 * 24 * 3600.0
+    """A job may wait in the server's queue for days: the server says when it is lost."""
+    probe_every = 0.5
+    client_factory: ClassVar[Callable[[RemoteSettings, str], JobAPIClient]] = staticmethod(
+        open_client
+    )
+
+    def __init__(self, *, name: str, store: RunStore, config: QwexConfig) -> None:
+        super().__init__(name=name, store=store, config=config)
+        self.remote = self.settings("remote", RemoteSettings)
+        self._clients: dict[str, JobAPIClient] = {}
+        self._followers: dict[str, Follower] = {}
+        self._snapshot: tuple[int, Snapshot] | None = None
+        self._lock = threading.Lock()
+
+    def client(self, base_url: str) -> JobAPIClient:
+        with self._lock:
+            if base_url not in self._clients:
+                self._clients[base_url] = type(self).client_factory(self.remote, base_url)
+            return self._clients[base_url]
+
+    # -- starting ----------------------------------------------------------------
+
+    def validate(self, spec: JobSpec) -> None:
+        if not self.remote.base_url:
+            raise SpecError(self._where_to_set("base_url", "http://127.0.0.1:8765"))
+        if self.remote.api_version != API_VERSION:
+            raise SpecError(
+                f"remote.api_version is {self.remote.api_version!r} "
+                f"({self.config.source_of(('remote', 'api_version'))}), but this qwex-remote "
+                f"speaks API version {API_VERSION} only; remove the key or upgrade qwex-remote"
+            )
+        if spec.workdir:
+            project = self.store.project_dir.resolve()
+            host = (project / spec.workdir).resolve()
+            if host != project:
+                where = (
+                    "a folder of the project"
+                    if host.is_relative_to(project)
+                    else "outside the project"
+                )
+                raise SpecError(
+                    f"workdir {spec.workdir} is {where}; a remote job starts in the root of "
+                    f"the project's snapshot on the server. Run qwex from {project}, or change "
+                    "directory in the command: qwex run -b remote -- sh -c 'cd SUB && ...'"
+                )
+        self._snapshot = (id(spec), self._make_snapshot())
+
+    def _where_to_set(self, key: str, example: str) -> str:
+        files = [p for p in self.config.files if p.name != "config.toml"]
+        project = files[-1] if files else self.store.project_dir / "qwex.toml"
+        table = "[tool.qwex.remote]" if project.name == "pyproject.toml" else "[remote]"
+        return (
+            f"the remote backend needs remote.{key}: set {key} = {example!r} under {table} in "
+            f"{project} (or in your user config, or QWEX_REMOTE_{key.upper()})"
+        )
+
+    def _make_snapshot(self) -> Snapshot:
+        from qwex_core.snapshot import make_snapshot
+
+        return make_snapshot(self.store.project_dir, limit=self.remote.snapshot_limit)
+
+    def start(self, run: Run) -> None:
+        base_url = str(self.remote.base_url)
+        client = self.client(base_url)
+        self._check_version(client, base_url)
+        held = self._snapshot
+        self._snapshot = None
+        snapshot = held[1] if held is not None else self._make_snapshot()
+        if not client.has_snapshot(snapshot.sha256):
+            self._upload(client, snapshot)
+        run.backend_data = {"base_url": base_url, "submission_id": run.id}
+        self.store.save(run)  # before the job exists: another process knows where to look
+        state = self._submit(client, self._submission(run, snapshot.sha256), base_url)
+        run.backend_data["job_id"] = state.id
+        run.backend_data["server_backend"] = state.backend
+        self.store.save(run)
+
+    def _check_version(self, client: JobAPIClient, base_url: str) -> None:
+        try:
+            health = client.health()
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            raise BackendError(
+                f"the server at {base_url} has no API version {API_VERSION} (404 for its "
+                "health check): it speaks another version, or it is not a qwex server; "
+                "upgrade qwex-remote here or on the server so that both speak the same"
+            ) from None
+        if health.api_version != API_VERSION:
+            newer = "the server" if health.api_version < API_VERSION else "qwex-remote here"
+            raise BackendError(
+                f"API version mismatch: this client speaks {API_VERSION}, the server at "
+                f"{base_url} (qwex-remote {health.server_version}) speaks "
+                f"{health.api_version}; upgrade {newer} (pip install -U qwex-remote)"
+            )
+
+    def _upload(self, client: JobAPIClient, snapshot: Snapshot) -> None:
+        fd, path = tempfile.mkstemp(prefix="qwex-snapshot-", suffix=".tar.gz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(snapshot.data)
+            from pathlib import Path
+
+            client.put_snapshot(snapshot.sha256, Path(path))
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def _submission(self, run: Run, snapshot: str) -> Submission:
+        spec = run.spec
+        return Submission(
+            submission_id=run.id,
+            command=list(spec.command),
+            backend=self.remote.backend,
+            profile=self.remote.profile,
+            name=spec.name,
+            image=spec.container.image,
+            env=dict(spec.env),
+            labels=dict(spec.labels),
+            resources=spec.resources.model_dump(mode="json", exclude_none=True),
+            mounts=[m.model_dump(mode="json") for m in spec.mounts],
+            network=spec.container.network,
+            grace_period=spec.grace_period,
+            snapshot=snapshot,
+        )
+
+    def _submit(self, client: JobAPIClient, submission: Submission, base_url: str) -> JobState:
+        """Submit; a connection that failed is retried with the same submission id, which
+        the server answers with the job the first attempt made, if it did."""
+        for delay in (*SUBMIT_RETRIES, None):
+            try:
+                return client.submit(submission)
+            except Unreachable as exc:
+                if delay is None:
+                    raise BackendError(
+                        f"the server at {base_url} did not answer the submit "
+                        f"({len(SUBMIT_RETRIES) + 1} tries): {exc}"
+                    ) from None
+                time.sleep(delay)
+            except APIError as exc:
+                raise BackendError(f"the server at {base_url} refused the job: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def started(self, run: Run) -> None:
+        super().started(run)
+        self._follow(run)  # the starter usually follows: stream the output from now on
+
+    # -- looking at the run -------------------------------------------------------
+
+    def _job(self, run: Run) -> tuple[str, str] | None:
+        data = run.backend_data
+        if not data.get("job_id") or not data.get("base_url"):
+            return None
+        return str(data["base_url"]), str(data["job_id"])
+
+    def probe(self, run: Run) -> Probe | None:
+        where = self._job(run)
+        if where is None:
+            age = (datetime.now(UTC) - run.created_at).total_seconds()
+            if run.backend_data.get("submission_id") and age > SUBMIT_TIMEOUT:
+                return Probe(Seen.GONE, "its job on the server (never submitted)")
+            return Probe(Seen.NOTHING, "its job on the server")
+        base_url, job_id = where
+        what = f"its job {job_id} on {base_url}"
+        follower = self._followers.get(run.id)
+        if follower is not None and follower.problem:
+            raise BackendError(follower.problem)
+        try:
+            state = self.client(base_url).get(job_id)
+        except Unreachable:
+            return None
+        except APIError as exc:
+            if exc.status == 404:
+                return Probe(Seen.GONE, what)
+            raise BackendError(f"run {short_id(run.id)}: the server at {base_url}: {exc}") from None
+        return self._observe(run, state, what)
+
+    def _observe(self, run: Run, state: JobState, what: str) -> Probe:
+        """Bring the local record to what the server shows; the probe that says so."""
+        if state.status in FINAL:
+            self.finish(run.id, state)
+            return Probe(Seen.EXITED, what, exit_code=state.exit_code)
+        if state.status == "running":
+            self._advance(run.id, "running", None, at=state.started_at)
+            if run.id not in self._followers:
+                self._copy_logs(run)
+            return Probe(Seen.ALIVE, what)
+        base_url = run.backend_data.get("base_url")
+        self._advance(run.id, "queued", f"waiting in the queue of the server at {base_url}")
+        return Probe(Seen.STARTING, what)
+
+    def _copy_logs(self, run: Run) -> None:
+        """Fetch what the local log files lack, by server offsets (no stream is open)."""
+        where = self._job(run)
+        if where is None:
+            return
+        client = self.client(where[0])
+        run_dir = self.store.run_dir(run.id)
+        with mirror.locked(run_dir):
+            for stream in ("stdout", "stderr"):
+                for _ in range(64):  # at most 64 MiB per look; the next look goes on
+                    offset = mirror.offsets(run_dir)[stream]
+                    try:
+                        piece = client.logs(where[1], stream, offset, LOG_PAGE)
+                    except (Unreachable, APIError):
+                        return
+                    if piece.next_offset <= offset:
+                        break
+                    mirror.append_locked(run_dir, piece)
+
+    # -- writing the local record ----------------------------------------------------
+
+    def _advance(self, run_id: str, new: str, reason: str | None, at: str | None = None) -> None:
+        """Record a non-final status the server shows, once."""
+        run_dir = self.store.run_dir(run_id)
+        with mirror.locked(run_dir):
+            current = self.store.read(run_id)
+            if current.get("status") in FINAL or current.get("status") == new:
+                return
+            if new == "queued" and current.get("status") == "running":
+                return
+            transition(current, new, reason)
+            if at is not None:
+                _backdate(current, at)
+            self._save(current)
+
+    def _save(self, record: dict[str, Any], durable: bool = False) -> None:
+        from qwex_core.models import Run
+
+        self.store.save(Run.model_validate(record), durable=durable)
+
+    def finish(self, run_id: str, state: JobState, *, streamed: bool = False) -> None:
+        """Record the job's end locally, after the rest of its output (`streamed`: the
+        follow stream gave all of it): status, exit code, signal and reason as the server
+        has them (a local cancel keeps its own reason)."""
+        run = self.store.load(run_id)
+        if run.is_final:
+            return
+        if not streamed:
+            self._copy_logs(run)
+        run_dir = self.store.run_dir(run_id)
+        with mirror.locked(run_dir):
+            current = self.store.read(run_id)
+            if current.get("status") in FINAL:
+                return
+            if not current.get("started_at") and (state.started_at or state.exit_code is not None):
+                # It ran (the server may not have noted when yet: its end came first).
+                transition(current, "running", None)
+                if state.started_at:
+                    _backdate(current, state.started_at)
+            reason = state.reason or state.status
+            cancel = CancelRequest.of(run_dir)
+            if state.status == "cancelled" and cancel is not None:
+                reason = cancel.reason
+            current["exit_code"] = state.exit_code
+            killed = _KILLED.search(state.reason or "")
+            current["signal"] = killed.group(1) if killed else None
+            transition(current, state.status, reason)
+            if state.finished_at:  # when it ended, not when a qwex process saw it
+                _backdate(current, state.finished_at, final=True)
+            self._save(current, durable=True)
+
+    # -- following -----------------------------------------------------------------
+
+    def _follow(self, run: Run) -> Follower | None:
+        where = self._job(run)
+        if where is None:
+            return None
+        with self._lock:
+            follower = self._followers.get(run.id)
+            if follower is not None and follower.alive:
+                return follower
+            from qwex_remote.follower import Follower
+
+            follower = Follower(
+                self, run.id, where[1], type(self).client_factory(*self._args(where[0]))
+            )
+            self._followers[run.id] = follower
+        follower.start()
+        return follower
+
+    def _args(self, base_url: str) -> tuple[RemoteSettings, str]:
+        return self.remote, base_url
+
+    def wait_for_change(self, run: Run, seconds: float) -> None:
+        follower = None if run.is_final else self._follow(run)
+        if follower is None:
+            time.sleep(seconds)
+            return
+        follower.changed.wait(seconds)
+        follower.changed.clear()
+
+    # -- acting on the run -----------------------------------------------------------
+
+    def signal(self, run: Run, signum: int) -> None:
+        """Ask the server to cancel the job (any signal: the server stops it with its grace
+        period, then kills it). A job the server no longer knows, or an unreachable
+        server, is not an error here."""
+        where = self._job(run)
+        if where is None:
+            return
+        with contextlib.suppress(Unreachable):
+            try:
+                self.client(where[0]).cancel(where[1])
+            except APIError as exc:
+                if exc.status != 404:
+                    raise BackendError(
+                        f"cannot cancel run {short_id(run.id)}: the server at {where[0]} "
+                        f"refused: {exc}"
+                    ) from None
+
+    def cancel(
+        self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
+    ) -> None:
+        """The server is asked first, so a refused cancel (another user's run) leaves no
+        cancel marker behind; then core's marker, and the record as the server has it."""
+        if self._job(run) is None:
+            super().cancel(run, reason=reason, interrupt=interrupt)
+            return
+        self.signal(run, 15)
+        request_cancel(self.store.run_dir(run.id), reason)
+        self._probed.pop(run.id, None)
+        self.refresh(run)
+
+    def cleanup(self, run: Run) -> None:
+        follower = self._followers.pop(run.id, None)
+        if follower is not None:
+            follower.stop()
+
+
+def _backdate(record: dict[str, Any], at: str, *, final: bool = False) -> None:
+    """Time the last transition when the server says it happened (never before the one it
+    follows, nor after it was seen here: the clocks may differ)."""
+    history = record["history"]
+    when = _time(at)
+    if len(history) > 1:
+        when = max(when, _time(history[-2]["at"]))
+    when = min(when, _time(history[-1]["at"]))
+    text = when.isoformat()
+    history[-1]["at"] = text
+    if history[-1]["status"] == "running":
+        record["started_at"] = text
+    if final:
+        record["finished_at"] = text
+
+
+def _time(text: str) -> datetime:
+    """An ISO 8601 time (any offset, or `Z`) as an aware UTC datetime."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

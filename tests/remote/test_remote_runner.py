@@ -1,0 +1,204 @@
+"""The remote runner against a real `qwex serve` on loopback whose default backend is local:
+the conformance suite every backend passes, and what only a remote run does (the snapshot
+sent once, a retried submit that makes one job, the run readable after the server is gone).
+
+One difference is by design: a remote job starts in the root of the project's snapshot on
+the server (the API has no working-directory field), so a run started in a folder below
+the project is refused with a message saying what to do (docs/server.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qwex_core.errors import QwexError, SpecError
+from qwex_core.models import Run, RunStatus
+from qwex_core.service import RunService
+from qwex_core.testing import RunnerConformance, service_for
+from qwex_remote.runner import RemoteRunner, open_client
+from server_support import Server, make_server
+
+
+def root_url(server: Server) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = make_server(tmp_path_factory.mktemp("server"))
+    for name in ("alice", "bob"):
+        srv.add_token(name)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def configure(project: Path, url: str, monkeypatch: pytest.MonkeyPatch, token: str) -> None:
+    """The project submits to `url`, with `token` from the environment (as a user would)."""
+    (project / "qwex.toml").write_text(f'[remote]\nbase_url = "{url}"\n')
+    monkeypatch.setenv("QWEX_REMOTE_TOKEN", token)
+
+
+def server_run_dir(server: Server, job_id: str) -> Path:
+    return next((server.data_dir / "jobs" / job_id / ".qwex" / "runs").iterdir())
+
+
+class TestRemoteRunner(RunnerConformance):
+    backend = "remote"
+
+    @pytest.fixture
+    def service(
+        self, qwex_project: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+    ) -> RunService:
+        configure(qwex_project, root_url(server), monkeypatch, server.tokens["alice"])
+        self.server = server
+        return service_for(qwex_project, backend="remote")
+
+    def kill_supervisor(self, service: RunService, run: Run) -> None:
+        """The job's agent and command on the server killed at once, as a crash would."""
+        job_id = service.store.load(run.id).backend_data["job_id"]
+        run_dir = server_run_dir(self.server, job_id)
+        os.killpg(int((run_dir / "agent.pid").read_text().split()[0]), signal.SIGKILL)
+        os.killpg(json.loads((run_dir / "run.json").read_text())["pid"], signal.SIGKILL)
+
+    def failing_job(self, service: RunService) -> Any:
+        """An image the server's policy does not allow: the submit is refused (403)."""
+        return service.job(["true"], container={"image": "not-allowed/anything"})
+
+    def test_working_directory(self, service: RunService) -> None:
+        """The job starts in its own folder on the server, holding the project's snapshot;
+        a run started below the project is refused, saying what to do."""
+        project = service.store.project_dir
+        (project / "sub").mkdir()
+        (project / "sub" / "here.txt").write_text("x")
+        run = self.finish(service, ["sh", "-c", "pwd; ls sub"])
+        job_id = run.backend_data["job_id"]
+        assert self.stdout(service, run) == f"{self.server.data_dir / 'jobs' / job_id}\nhere.txt\n"
+        with pytest.raises(SpecError, match=r"is a folder of the project.*cd SUB"):
+            service.submit(service.job(["pwd"], cwd=project / "sub"))
+
+
+def test_a_start_failure_names_the_servers_rule(
+    qwex_project: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(qwex_project, root_url(server), monkeypatch, server.tokens["alice"])
+    service = service_for(qwex_project, backend="remote")
+    with pytest.raises(QwexError, match=r"refused by the server policy \(server\.mounts\)"):
+        service.submit(service.job(["true"], mounts=[{"source": "/", "target": "/host"}]))
+
+
+class Counting:
+    """The real client, counting the calls the runner makes."""
+
+    def __init__(self, inner: Any, calls: list[str]) -> None:
+        self.inner = inner
+        self.calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if callable(attr):
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                self.calls.append(name)
+                return attr(*args, **kwargs)
+
+            return counted
+        return attr
+
+
+def test_the_snapshot_is_uploaded_only_when_the_server_lacks_it(
+    qwex_project: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(qwex_project, root_url(server), monkeypatch, server.tokens["alice"])
+    (qwex_project / "data.txt").write_text("from the laptop\n")
+    calls: list[str] = []
+    monkeypatch.setattr(
+        RemoteRunner,
+        "client_factory",
+        staticmethod(lambda settings, url: Counting(open_client(settings, url), calls)),
+    )
+    service = service_for(qwex_project, backend="remote")
+    outputs = []
+    for _ in range(2):
+        run = service.wait(service.submit(service.job(["cat", "data.txt"])), timeout=60)
+        assert run.status is RunStatus.SUCCEEDED
+        outputs.append(service.store.log_path(run.id, "stdout").read_text())
+    assert outputs == ["from the laptop\n"] * 2
+    assert calls.count("has_snapshot") == 2 and calls.count("put_snapshot") == 1
+
+
+class DroppingProxy:
+    """A TCP proxy on loopback that forwards everything, except that the connection which
+    carries the first `POST .../jobs` is closed once the server has answered it: the job
+    exists, but the client never hears so (a dropped connection)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.dropped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            drop = threading.Event()
+            threading.Thread(target=self._up, args=(client, upstream, drop), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client, drop), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket, drop: threading.Event) -> None:
+        with contextlib_suppress():
+            while data := client.recv(65536):
+                if not self.dropped and b"POST /api/v1/jobs " in data:
+                    self.dropped = True
+                    drop.set()
+                upstream.sendall(data)
+
+    def _down(self, upstream: socket.socket, client: socket.socket, drop: threading.Event) -> None:
+        with contextlib_suppress():
+            while data := upstream.recv(65536):
+                if drop.is_set():
+                    client.shutdown(socket.SHUT_RDWR)
+                    client.close()
+                    upstream.close()
+                    return
+                client.sendall(data)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def contextlib_suppress() -> Any:
+    import contextlib
+
+    return contextlib.suppress(OSError)
+
+
+def test_a_submit_retried_after_a_dropped_connection_makes_one_job(
+    qwex_project: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = DroppingProxy(server.port)
+    try:
+        configure(qwex_project, f"http://127.0.0.1:{proxy.port}", monkeypatch, server.tokens["bob"])
+        service = service_for(qwex_project, backend="remote")
+        run = service.wait(service.submit(service.job(["echo", "once"])), timeout=60)
+    finally:
+        proxy.close()
+    assert proxy.dropped
+    assert run.status is RunStatus.SUCCEEDED
+    assert service.store.log_path(run.id, "stdout").read_text() == "once\n"
+    with server.client("bob") as bob:
+        jobs = bob.get("/jobs", params={"submitter": "bob"}).json()["items"]
+    assert [j["submission_id"] for j in jobs].count(run.id) == 1
+    assert jobs[0]["id"] == run.backend_data["job_id"]
