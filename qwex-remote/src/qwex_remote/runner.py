@@ -138,18 +138,36 @@ class RemoteRunner(Runner):
     def start(self, run: Run) -> None:
         base_url = str(self.remote.base_url)
         client = self.client(base_url)
-        self._check_version(client, base_url)
         held = self._snapshot
         self._snapshot = None
         snapshot = held[1] if held is not None else self._make_snapshot()
-        if not client.has_snapshot(snapshot.sha256):
-            self._upload(client, snapshot)
+        try:
+            self._check_version(client, base_url)
+            if not client.has_snapshot(snapshot.sha256):
+                self._upload(client, snapshot)
+        except Unreachable as exc:
+            source = self.config.source_of(("remote", "base_url"))
+            raise BackendError(
+                f"{exc} (is `qwex serve` running there? remote.base_url is set in {source})"
+            ) from None
+        except APIError as exc:
+            raise self._refused(exc, base_url) from None
         run.backend_data = {"base_url": base_url, "submission_id": run.id}
         self.store.save(run)  # before the job exists: another process knows where to look
         state = self._submit(client, self._submission(run, snapshot.sha256), base_url)
         run.backend_data["job_id"] = state.id
         run.backend_data["server_backend"] = state.backend
         self.store.save(run)
+
+    def _refused(self, exc: APIError, base_url: str) -> BackendError:
+        """An error answer as one clear line; a refused token says where the token comes from."""
+        if exc.status == 401:
+            return BackendError(
+                f"the server at {base_url} refused: {exc}; give this client a token from "
+                "`qwex serve token add NAME` (run by the server's administrator) in "
+                "QWEX_REMOTE_TOKEN, or remote.token_file / remote.token"
+            )
+        return BackendError(f"the server at {base_url} refused the job: {exc}")
 
     def _check_version(self, client: JobAPIClient, base_url: str) -> None:
         try:
@@ -214,7 +232,7 @@ class RemoteRunner(Runner):
                     ) from None
                 time.sleep(delay)
             except APIError as exc:
-                raise BackendError(f"the server at {base_url} refused the job: {exc}") from None
+                raise self._refused(exc, base_url) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def started(self, run: Run) -> None:
@@ -248,7 +266,7 @@ class RemoteRunner(Runner):
         except APIError as exc:
             if exc.status == 404:
                 return Probe(Seen.GONE, what)
-            raise BackendError(f"run {short_id(run.id)}: the server at {base_url}: {exc}") from None
+            raise BackendError(f"run {short_id(run.id)}: {self._refused(exc, base_url)}") from None
         return self._observe(run, state, what)
 
     def _observe(self, run: Run, state: JobState, what: str) -> Probe:

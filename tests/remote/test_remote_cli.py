@@ -1,0 +1,274 @@
+"""`qwex run --backend remote` end to end: the real CLI against a real `qwex serve` on loopback
+(SQLite, and PostgreSQL), as a user types it. Every refusal is one clear line, no traceback."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from server_support import QWEX, Server, clean_env, make_server, qwex_cli
+
+DOCKER_CONFIG = """\
+[server]
+backends = ["docker"]
+default_backend = "docker"
+images = ["qwex-test/*"]
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = make_server(tmp_path_factory.mktemp("server"))
+    for name in ("alice", "bob"):
+        srv.add_token(name)
+    srv.start()
+    yield srv
+    srv.stop()
+    log = srv.log_path.read_text()
+    assert not [name for name, secret in srv.tokens.items() if secret in log]
+
+
+def laptop(root: Path, url: str) -> Path:
+    """A user's project that submits to the server at `url` (its root, without /api/v1)."""
+    project = root / "laptop"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "qwex.toml").write_text(f'[remote]\nbase_url = "{url}"\n')
+    return project
+
+
+@pytest.fixture
+def project(tmp_path: Path, server: Server) -> Path:
+    return laptop(tmp_path, f"http://127.0.0.1:{server.port}")
+
+
+def qwex(
+    project: Path, *args: str, token: str | None, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    if token is not None:
+        env["QWEX_REMOTE_TOKEN"] = token
+    result = qwex_cli(*args, cwd=project, env=env, timeout=timeout)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("qwex: error: "), result.stderr
+    return lines[0]
+
+
+def test_run_follows_the_job_and_exits_with_its_code(project: Path, server: Server) -> None:
+    alice = server.tokens["alice"]
+    run = qwex(
+        project,
+        "run",
+        "-b",
+        "remote",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+        token=alice,
+    )
+    assert run.returncode == 3
+    assert run.stdout == "out\n"
+    assert "err\n" in run.stderr and "failed: exit code 3" in run.stderr
+    listed = json.loads(qwex(project, "list", "--json", token=alice).stdout)
+    assert [(r["backend"], r["status"], r["exit_code"]) for r in listed] == [
+        ("remote", "failed", 3)
+    ]
+    with server.client("alice") as client:  # the server ran it, as alice
+        job = client.get(f"/jobs/{listed[0]['backend_data']['job_id']}").json()
+    assert (job["submitter"], job["status"], job["submission_id"]) == (
+        "alice",
+        "failed",
+        listed[0]["id"],
+    )
+
+
+def test_detach_then_logs_follow_then_status(project: Path, server: Server) -> None:
+    alice = server.tokens["alice"]
+    started = qwex(
+        project,
+        "run",
+        "-d",
+        "-b",
+        "remote",
+        "--",
+        "sh",
+        "-c",
+        "echo one; sleep 1; echo two",
+        token=alice,
+    )
+    assert started.returncode == 0
+    run_id = started.stdout.strip()
+    followed = qwex(project, "logs", "-f", run_id, token=alice)
+    assert (followed.returncode, followed.stdout) == (0, "one\ntwo\n")
+    status = json.loads(qwex(project, "status", "--json", run_id, token=alice).stdout)
+    assert (status["status"], status["exit_code"]) == ("succeeded", 0)
+    statuses = [h["status"] for h in status["history"]]
+    assert statuses[0] == "pending" and "running" in statuses and statuses[-1] == "succeeded"
+
+
+def test_cancel_and_another_users_cancel_is_refused(project: Path, server: Server) -> None:
+    alice, bob = server.tokens["alice"], server.tokens["bob"]
+    run_id = qwex(
+        project, "run", "-d", "-b", "remote", "--", "sh", "-c", "echo up; sleep 300", token=alice
+    ).stdout.strip()
+    deadline = time.monotonic() + 30
+    while qwex(project, "logs", run_id, token=alice).stdout != "up\n":
+        assert time.monotonic() < deadline, "the job never printed"
+        time.sleep(0.1)
+    refused = one_error_line(qwex(project, "cancel", run_id, token=bob))
+    assert "submitted by another user" in refused and "only an admin or its submitter" in refused
+    assert (
+        json.loads(qwex(project, "status", "--json", run_id, token=alice).stdout)["status"]
+        == "running"
+    )
+    cancelled = qwex(project, "cancel", "--wait", run_id, token=alice)
+    assert cancelled.returncode == 0 and "cancelled  cancelled by user" in cancelled.stdout
+    with server.client("alice") as client:
+        job_id = json.loads(qwex(project, "status", "--json", run_id, token=alice).stdout)[
+            "backend_data"
+        ]["job_id"]
+        assert client.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("token", [None, "qwex_not-a-token"], ids=["no-token", "wrong-token"])
+def test_a_missing_or_wrong_token_is_a_clear_401(project: Path, token: str | None) -> None:
+    line = one_error_line(qwex(project, "run", "-b", "remote", "--", "true", token=token))
+    assert "failed to start" in line and "QWEX_REMOTE_TOKEN" in line
+    assert ("bearer token is required" if token is None else "unknown or revoked") in line
+    assert "qwex_not-a-token" not in line
+
+
+def test_a_mount_of_the_servers_root_is_refused_naming_the_rule(
+    project: Path, server: Server
+) -> None:
+    result = qwex(
+        project, "run", "-b", "remote", "-v", "/:/host", "--", "true", token=server.tokens["alice"]
+    )
+    line = one_error_line(result)
+    assert "refused by the server policy (server.mounts)" in line and "'/'" in line
+
+
+def test_no_base_url_names_the_key_and_the_file(tmp_path: Path) -> None:
+    project = tmp_path / "laptop"
+    project.mkdir()
+    (project / "qwex.toml").write_text("")
+    line = one_error_line(qwex(project, "run", "-b", "remote", "--", "true", token="x"))
+    assert "remote.base_url" in line and f"[remote] in {project / 'qwex.toml'}" in line
+    assert "QWEX_REMOTE_BASE_URL" in line
+
+
+def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    project = laptop(tmp_path, "http://127.0.0.1:9")
+    line = one_error_line(qwex(project, "run", "-b", "remote", "--", "true", token="x"))
+    assert "127.0.0.1:9" in line and "qwex serve" in line
+
+
+class FutureServer(http.server.BaseHTTPRequestHandler):
+    """A server of a later API version: its health check says so."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"status": "ok", "server_version": "9.0.0", "api_version": "2"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_api_version_mismatch_says_what_to_upgrade(tmp_path: Path) -> None:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FutureServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        project = laptop(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}")
+        line = one_error_line(qwex(project, "run", "-b", "remote", "--", "true", token="x"))
+    finally:
+        httpd.shutdown()
+    assert "this client speaks 1" in line and "speaks 2" in line
+    assert "upgrade qwex-remote here" in line
+
+
+def test_logs_and_status_outlive_the_server(tmp_path: Path) -> None:
+    server = make_server(tmp_path / "srv")
+    alice = server.add_token("alice")
+    server.start()
+    try:
+        project = laptop(tmp_path, f"http://127.0.0.1:{server.port}")
+        run = qwex(
+            project,
+            "run",
+            "-b",
+            "remote",
+            "--",
+            "sh",
+            "-c",
+            "echo kept; echo also >&2",
+            token=alice,
+        )
+        assert run.returncode == 0
+        run_id = json.loads(qwex(project, "list", "--json", token=alice).stdout)[0]["id"]
+    finally:
+        server.stop()
+    logs = qwex(project, "logs", run_id, token=alice)
+    assert (logs.returncode, logs.stdout, logs.stderr) == (0, "kept\n", "also\n")
+    status = json.loads(qwex(project, "status", "--json", run_id, token=alice).stdout)
+    assert (status["status"], status["exit_code"]) == ("succeeded", 0)
+
+
+@pytest.mark.postgres
+def test_a_server_on_postgresql(tmp_path: Path, postgres_db: str) -> None:
+    server = make_server(tmp_path / "srv", database_url=postgres_db)
+    alice = server.add_token("alice")
+    server.start()
+    try:
+        project = laptop(tmp_path, f"http://127.0.0.1:{server.port}")
+        run = qwex(
+            project, "run", "-b", "remote", "--", "sh", "-c", "echo on postgres", token=alice
+        )
+        assert (run.returncode, run.stdout) == (0, "on postgres\n")
+    finally:
+        server.stop()
+
+
+@pytest.mark.docker
+def test_a_server_restart_in_the_middle_of_a_docker_run(tmp_path: Path, docker_ready: None) -> None:
+    """The server stops while `qwex run` follows a Docker job: the container goes on, the
+    restarted server re-attaches it, and the CLI's follower reconnects from where it was."""
+    server = make_server(tmp_path / "srv", config=DOCKER_CONFIG)
+    alice = server.add_token("alice")
+    server.start()
+    project = laptop(tmp_path, f"http://127.0.0.1:{server.port}")
+    command = "echo one; sleep 4; echo two"
+    proc = subprocess.Popen(
+        [QWEX, "run", "-b", "remote", "--image", "qwex-test/busybox", "--", "sh", "-c", command],
+        cwd=project,
+        env={**clean_env(project), "QWEX_REMOTE_TOKEN": alice},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "one\n"
+        server.stop()
+        server.start()
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
+    assert (proc.returncode, out) == (0, "two\n"), err
+    assert "Traceback" not in err
