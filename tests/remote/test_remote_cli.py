@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -272,3 +273,30 @@ def test_a_server_restart_in_the_middle_of_a_docker_run(tmp_path: Path, docker_r
         server.stop()
     assert (proc.returncode, out) == (0, "two\n"), err
     assert "Traceback" not in err
+
+
+def test_ctrl_c_cancels_the_job_on_the_server(project: Path, server: Server) -> None:
+    """Ctrl-C asks the server to cancel; `qwex run` exits with the job's code."""
+    proc = subprocess.Popen(
+        [QWEX, "run", "-b", "remote", "--", "sh", "-c", "echo up; sleep 300"],
+        cwd=project,
+        env={**clean_env(project), "QWEX_REMOTE_TOKEN": server.tokens["alice"]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "up\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err  # the job's code: the server stops it with SIGTERM
+    assert "cancelling run" in err and "Traceback" not in err
+    listed = json.loads(qwex(project, "list", "--json", token=server.tokens["alice"]).stdout)
+    assert (listed[0]["status"], listed[0]["reason"]) == ("cancelled", "cancelled by user")
+    with server.client("alice") as client:
+        job = client.get(f"/jobs/{listed[0]['backend_data']['job_id']}").json()
+    assert job["status"] == "cancelled"
