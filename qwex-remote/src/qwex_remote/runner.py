@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from qwex_remote.follower import Follower
     from qwex_remote.protocol import JobAPIClient
 
-ADAPTER = "qwex_remote.adapter:connect"
+ADAPTER = "qwex_remote.adapter:GeneratedClientAdapter"
 """The factory of the real client, named by string: only the adapter imports the generated
 client, and the runner depends on the protocol alone."""
 SUBMIT_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
@@ -147,9 +147,7 @@ class RemoteRunner(Runner):
                 self._upload(client, snapshot)
         except Unreachable as exc:
             source = self.config.source_of(("remote", "base_url"))
-            raise BackendError(
-                f"{exc} (is `qwex serve` running there? remote.base_url is set in {source})"
-            ) from None
+            raise BackendError(f"{exc} (remote.base_url is set in {source})") from None
         except APIError as exc:
             raise self._refused(exc, base_url) from None
         run.backend_data = {"base_url": base_url, "submission_id": run.id}
