@@ -19,7 +19,6 @@ generated client.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import re
 import tempfile
@@ -49,9 +48,6 @@ if TYPE_CHECKING:
     from qwex_remote.follower import Follower
     from qwex_remote.protocol import JobAPIClient
 
-ADAPTER = "qwex_remote.adapter:GeneratedClientAdapter"
-"""The factory of the real client, named by string: only the adapter imports the generated
-client, and the runner depends on the protocol alone."""
 SUBMIT_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
 """Seconds before each retry of a submit whose connection failed (same submission id)."""
 SUBMIT_TIMEOUT = 120.0
@@ -62,10 +58,11 @@ _KILLED = re.compile(r"\bkilled by (SIG[A-Z0-9]+)")
 
 
 def open_client(settings: RemoteSettings, base_url: str) -> JobAPIClient:
-    """The API client for `base_url`, with the configured token and timeout."""
-    module, _, name = ADAPTER.partition(":")
-    factory: Callable[..., JobAPIClient] = getattr(importlib.import_module(module), name)
-    return factory(base_url, token=settings.secret(), timeout=settings.timeout)
+    """The API client for `base_url`, with the configured token and timeout: the one place
+    the runner meets the adapter (imported here: httpx only when a remote run needs it)."""
+    from qwex_remote.adapter import GeneratedClientAdapter
+
+    return GeneratedClientAdapter(base_url, settings.secret(), timeout=settings.timeout)
 
 
 class RemoteRunner(Runner):
