@@ -35,7 +35,14 @@ from qwex_core.store import short_id
 
 from qwex_remote import mirror
 from qwex_remote.client_settings import RemoteSettings
-from qwex_remote.protocol import API_VERSION, APIError, JobState, Submission, Unreachable
+from qwex_remote.protocol import (
+    API_VERSION,
+    APIError,
+    JobState,
+    ServerHealth,
+    Submission,
+    Unreachable,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -83,6 +90,7 @@ class RemoteRunner(Runner):
         self._clients: dict[str, JobAPIClient] = {}
         self._followers: dict[str, Follower] = {}
         self._snapshot: tuple[int, Snapshot] | None = None
+        self._health: tuple[threading.Thread, list[ServerHealth | Exception]] | None = None
         self._lock = threading.Lock()
 
     def client(self, base_url: str) -> JobAPIClient:
@@ -116,6 +124,7 @@ class RemoteRunner(Runner):
                     f"the project's snapshot on the server. Run qwex from {project}, or change "
                     "directory in the command: qwex run -b remote -- sh -c 'cd SUB && ...'"
                 )
+        self._ask_health(self.remote.base_url)  # meanwhile: the client's import, a round trip
         self._snapshot = (id(spec), self._make_snapshot())
 
     def _where_to_set(self, key: str, example: str) -> str:
@@ -164,9 +173,33 @@ class RemoteRunner(Runner):
             )
         return BackendError(f"the server at {base_url} refused the job: {exc}")
 
+    def _ask_health(self, base_url: str) -> None:
+        """Ask the server's health in a thread: importing the client (httpx) and the round
+        trip overlap making the snapshot; `start` takes the answer."""
+        answer: list[ServerHealth | Exception] = []
+
+        def ask() -> None:
+            try:
+                answer.append(self.client(base_url).health())
+            except Exception as exc:  # raised in `start`, in the caller's thread
+                answer.append(exc)
+
+        thread = threading.Thread(target=ask, daemon=True, name="qwex-remote-health")
+        thread.start()
+        self._health = (thread, answer)
+
     def _check_version(self, client: JobAPIClient, base_url: str) -> None:
+        asked, self._health = self._health, None
         try:
-            health = client.health()
+            if asked is not None:
+                asked[0].join()
+            if asked is not None and asked[1]:
+                got = asked[1][0]
+                if isinstance(got, Exception):
+                    raise got
+                health = got
+            else:
+                health = client.health()
         except APIError as exc:
             if exc.status != 404:
                 raise
