@@ -204,7 +204,7 @@ def test_a_server_stopping_mid_follow_is_a_server_shutdown(tmp_path: Path) -> No
     srv.start()
     try:
         with GeneratedClientAdapter(root_url(srv), srv.tokens["alice"]) as api:
-            ran = api.submit(job("echo up; sleep 60"))
+            ran = api.submit(job("echo up; sleep 5"))  # outlives the server, not the test by long
             events = api.follow(ran.id, {})
             first = next(events)
             assert isinstance(first, LogPiece) and first.data == "up\n"
