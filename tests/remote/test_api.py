@@ -190,6 +190,19 @@ def test_follow_streams_a_line_while_the_job_runs_then_resumes(alice: httpx.Clie
     assert tail[0][2]["data"] == "rst\n" and tail[0][2]["offset"] == 2
 
 
+def test_offsets_past_the_end_read_nothing_instead_of_failing(alice: httpx.Client) -> None:
+    """Offsets beyond any file (past 2**63 too) are a client's mistake, not a 500."""
+    job = submit(alice, "far-1", ["echo", "hi"])
+    wait_final(alice, job["id"])
+    far = str(10**30)
+    chunk = alice.get(f"/jobs/{job['id']}/logs", params={"offset": far})
+    assert chunk.status_code == 200 and chunk.json()["data"] == "", chunk.text
+    path = f"/jobs/{job['id']}/logs/follow"
+    with alice.stream("GET", path, params={"stdout_offset": far}) as response:
+        events = list(sse(response))
+    assert [kind for kind, _, _ in events] == ["end"], events
+
+
 def test_a_quiet_stream_gets_keepalives_and_no_line_twice(alice: httpx.Client) -> None:
     job = submit(alice, "quiet-1", ["sh", "-c", "printf 'a\\nb'; sleep 1.2; printf 'c\\n'"])
     with alice.stream("GET", f"/jobs/{job['id']}/logs/follow") as response:

@@ -74,7 +74,7 @@ class ResourceRequirements(_Model):
     def _memory(cls, value: Any) -> Any:
         if value is None:
             return None
-        parse_memory(value if isinstance(value, (int, str)) else str(value))
+        parse_memory(str(value))  # what is kept is parsed again later: check that (not True)
         return str(value)
 
     @property

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from qwex_core.plugin.manager import PluginHost
 
 MAX_LOG_CHUNK = 8 << 20
+MAX_SEQ = (1 << 63) - 1
+"""A cursor past it is past every job (and would overflow the database's integer)."""
 
 
 @dataclass
@@ -295,7 +297,7 @@ def _router() -> APIRouter:
             statuses=status or (),
             backend=backend,
             submitter=submitter,
-            before=int(cursor) if cursor else None,
+            before=min(int(cursor), MAX_SEQ) if cursor else None,
             limit=limit + 1,
         )
         more = len(jobs) > limit

@@ -72,10 +72,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = CODES.get(exc.status_code, ("http_error", ""))[0]
-        if exc.status_code == 405:
+        status, detail = exc.status_code, str(exc.detail)
+        if status == 400:  # the framework could not parse the body (e.g. not UTF-8 JSON)
+            status, detail = 422, f"the request body cannot be read: {detail}"
+        code = CODES.get(status, ("http_error", ""))[0]
+        if status == 405:
             code = "method_not_allowed"
-        return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code)
+        return JSONResponse(body(code, detail), status_code=status)
 
     @app.exception_handler(Exception)
     async def internal(_request: Request, exc: Exception) -> JSONResponse:

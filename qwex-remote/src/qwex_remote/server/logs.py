@@ -33,6 +33,8 @@ def read_range(path: str | None, offset: int, limit: int) -> tuple[str, int, int
     try:
         with open(path, "rb") as fh:
             size = fh.seek(0, 2)
+            if offset >= size:  # nothing there, and a huge offset would not even seek
+                return "", offset, size
             fh.seek(offset)
             data = fh.read(limit)
     except FileNotFoundError:
@@ -105,8 +107,9 @@ def follow_events(
         if time.monotonic() - quiet_since > keepalive:
             raise _Quiet
 
-    position = {s: offsets.get(s, 0) for s in STREAMS}
     service = service_for(job)
+    # An offset past the end names bytes that were never written: follow from the end.
+    position = {s: min(offsets.get(s, 0), _size(service, job.run_id, s)) for s in STREAMS}
     while True:
         decoders = {s: decoder() for s in STREAMS}
         try:
@@ -140,6 +143,13 @@ def follow_events(
         except Stopped:
             yield event("shutdown", {"message": "the server is shutting down; resume later"})
             return
+
+
+def _size(service: Any, run_id: str, stream: str) -> int:
+    try:
+        return int(service.store.log_path(run_id, stream).stat().st_size)
+    except FileNotFoundError:
+        return 0
 
 
 def stop_flag(*events: threading.Event) -> Callable[[], bool]:

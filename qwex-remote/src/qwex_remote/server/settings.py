@@ -74,13 +74,18 @@ class ServerSettings(BaseModel):
     sse_keepalive: float = Field(
         default=15.0, gt=0, description="seconds of silence before a log stream sends a keepalive"
     )
-    concurrency: int = Field(default=4, ge=1, description="jobs this server runs at once")
+    concurrency: int = Field(
+        default=4,
+        ge=0,
+        description="jobs this server runs at once; 0: it only queues them (for other servers "
+        "on the same database to run)",
+    )
 
     @field_validator("max_memory", mode="before")
     @classmethod
     def _memory(cls, value: Any) -> Any:
         if value is not None:
-            parse_memory(value if isinstance(value, (int, str)) else str(value))
+            parse_memory(str(value))  # the string kept is what the policy parses (not True)
             return str(value)
         return value
 
