@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -300,3 +302,57 @@ def test_ctrl_c_cancels_the_job_on_the_server(project: Path, server: Server) -> 
     with server.client("alice") as client:
         job = client.get(f"/jobs/{listed[0]['backend_data']['job_id']}").json()
     assert job["status"] == "cancelled"
+
+
+def test_two_followers_copy_each_line_once(project: Path, server: Server) -> None:
+    alice = server.tokens["alice"]
+    script = "for i in $(seq 1 40); do echo line $i; sleep 0.05; done"
+    run_id = qwex(project, "run", "-d", "-b", "remote", "--", "sh", "-c", script, token=alice)
+    run_id = run_id.stdout.strip()
+    env = {**clean_env(project), "QWEX_REMOTE_TOKEN": alice}
+    followers = [
+        subprocess.Popen(
+            [QWEX, "logs", "-f", run_id], cwd=project, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    expected = "".join(f"line {i}\n" for i in range(1, 41))
+    assert [p.communicate(timeout=60)[0] for p in followers] == [expected, expected]
+    assert (project / ".qwex" / "runs" / run_id / "stdout.log").read_text() == expected
+
+
+def test_a_job_the_server_forgot(tmp_path: Path) -> None:
+    """The server is replaced by one with an empty database: a run it does not know ends
+    `lost` here, saying why, with the output copied before."""
+    first = make_server(tmp_path / "first")
+    first.add_token("alice")
+    first.start()
+    project = laptop(tmp_path, f"http://127.0.0.1:{first.port}")
+    token = first.tokens["alice"]
+    try:
+        started = qwex(
+            project, "run", "-d", "-b", "remote", "--", "sh", "-c", "echo hi; sleep 60", token=token
+        )
+        run_id = started.stdout.strip()
+        deadline = time.monotonic() + 30
+        while qwex(project, "logs", run_id, token=token).stdout != "hi\n":
+            assert time.monotonic() < deadline, "the job never printed"
+            time.sleep(0.1)
+    finally:
+        first.stop()
+        for agent in (first.data_dir / "jobs").glob("*/.qwex/runs/*/agent.pid"):
+            with contextlib.suppress(OSError):  # the server leaves its jobs going
+                os.killpg(int(agent.read_text().split()[0]), signal.SIGKILL)
+    second = make_server(tmp_path / "second")
+    second.port = first.port
+    token = second.add_token("alice")
+    second.start()
+    try:
+        lost = json.loads(qwex(project, "status", "--json", run_id, token=token).stdout)
+        assert lost["status"] == "lost", lost
+        assert (
+            f"the server at http://127.0.0.1:{first.port} no longer knows its job" in lost["reason"]
+        )
+        assert qwex(project, "logs", run_id, token=token).stdout == "hi\n"
+    finally:
+        second.stop()

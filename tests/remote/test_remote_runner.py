@@ -202,3 +202,17 @@ def test_a_submit_retried_after_a_dropped_connection_makes_one_job(
         jobs = bob.get("/jobs", params={"submitter": "bob"}).json()["items"]
     assert [j["submission_id"] for j in jobs].count(run.id) == 1
     assert jobs[0]["id"] == run.backend_data["job_id"]
+
+
+def test_a_job_the_server_does_not_know_is_never_an_error_to_cancel(
+    qwex_project: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(qwex_project, root_url(server), monkeypatch, server.tokens["alice"])
+    service = service_for(qwex_project, backend="remote")
+    run = service.store.create(service.job(["true"]))
+    run.backend_data = {"base_url": root_url(server), "job_id": "no-such-job"}
+    service.store.save(run)
+    service.runner("remote").signal(run, signal.SIGKILL)  # nothing to stop, no error
+    service.cancel(run, reason="not needed")
+    final = service.get(run.id)
+    assert (final.status, final.reason) == (RunStatus.CANCELLED, "not needed")

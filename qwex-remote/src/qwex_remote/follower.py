@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qwex_remote import mirror
@@ -36,12 +38,17 @@ class Follower:
         self.changed = threading.Event()
         self.problem: str | None = None
         """Why following stopped for good (a refused token), for the next probe to say."""
+        self._stopped_at: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, daemon=True, name="qwex-remote-log")
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
+
+    def ended_within(self, seconds: float) -> bool:
+        """Whether following stopped by itself less than `seconds` ago."""
+        return self._stopped_at is not None and time.monotonic() - self._stopped_at < seconds
 
     def start(self) -> None:
         self._thread.start()
@@ -54,6 +61,7 @@ class Follower:
         try:
             self._loop()
         finally:
+            self._stopped_at = time.monotonic()
             self.changed.set()
             with contextlib.suppress(Exception):
                 self.client.close()
@@ -76,11 +84,8 @@ class Follower:
             self._stop.wait(delay)
             delay = min(delay * 2, RETRY_MOST)
 
-    def _stream(self, run_dir: object) -> bool:
+    def _stream(self, folder: Path) -> bool:
         """Follow once; True when the job ended (its end is recorded) or following stops."""
-        from pathlib import Path
-
-        folder = Path(str(run_dir))
         events = self.client.follow(self.job_id, mirror.offsets(folder))
         try:
             for event in events:

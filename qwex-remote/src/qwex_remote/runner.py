@@ -24,6 +24,7 @@ import re
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -59,6 +60,8 @@ SUBMIT_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
 """Seconds before each retry of a submit whose connection failed (same submission id)."""
 SUBMIT_TIMEOUT = 120.0
 """Seconds a run with no job id may stay pending: its starter stopped before submitting."""
+FOLLOW_AGAIN = 1.0
+"""Seconds before a follower that stopped by itself is replaced by a new one."""
 LOG_PAGE = 1 << 20
 FINAL = ("succeeded", "failed", "cancelled", "lost")
 _KILLED = re.compile(r"\bkilled by (SIG[A-Z0-9]+)")
@@ -293,9 +296,20 @@ class RemoteRunner(Runner):
             return None
         except APIError as exc:
             if exc.status == 404:
-                return Probe(Seen.GONE, what)
+                return self._forgotten(run, base_url, job_id, what)
             raise BackendError(f"run {short_id(run.id)}: {self._refused(exc, base_url)}") from None
         return self._observe(run, state, what)
+
+    def _forgotten(self, run: Run, base_url: str, job_id: str, what: str) -> Probe:
+        """The server does not know the job (any more): the run ends here, `lost` (or
+        `cancelled` when a cancel was asked), with the output copied so far."""
+        reason = (
+            f"the server at {base_url} no longer knows its job {job_id} (its database was "
+            "replaced, or the job removed); the output copied before is kept"
+        )
+        gone = JobState(id=job_id, submission_id=run.id, submitter="", backend="", status="lost")
+        self.finish(run.id, replace(gone, reason=reason), streamed=True)
+        return Probe(Seen.EXITED, what)
 
     def _observe(self, run: Run, state: JobState, what: str) -> Probe:
         """Bring the local record to what the server shows; the probe that says so."""
@@ -370,14 +384,14 @@ class RemoteRunner(Runner):
                 transition(current, "running", None)
                 if state.started_at:
                     _backdate(current, state.started_at)
-            reason = state.reason or state.status
+            status, reason = state.status, state.reason or state.status
             cancel = CancelRequest.of(run_dir)
-            if state.status == "cancelled" and cancel is not None:
-                reason = cancel.reason
+            if cancel is not None and status in ("cancelled", "lost"):
+                status, reason = "cancelled", cancel.reason
             current["exit_code"] = state.exit_code
             killed = _KILLED.search(state.reason or "")
             current["signal"] = killed.group(1) if killed else None
-            transition(current, state.status, reason)
+            transition(current, status, reason)
             if state.finished_at:  # when it ended, not when a qwex process saw it
                 _backdate(current, state.finished_at, final=True)
             self._save(current, durable=True)
@@ -392,17 +406,15 @@ class RemoteRunner(Runner):
             follower = self._followers.get(run.id)
             if follower is not None and follower.alive:
                 return follower
+            if follower is not None and follower.ended_within(FOLLOW_AGAIN):
+                return None  # it just stopped (the job is gone?): let a probe tell first
             from qwex_remote.follower import Follower
 
-            follower = Follower(
-                self, run.id, where[1], type(self).client_factory(*self._args(where[0]))
-            )
+            client = type(self).client_factory(self.remote, where[0])  # its own connection
+            follower = Follower(self, run.id, where[1], client)
             self._followers[run.id] = follower
         follower.start()
         return follower
-
-    def _args(self, base_url: str) -> tuple[RemoteSettings, str]:
-        return self.remote, base_url
 
     def wait_for_change(self, run: Run, seconds: float) -> None:
         follower = None if run.is_final else self._follow(run)
