@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_support import QWEX, Server, clean_env, make_server, qwex_cli
+from server_support import QWEX, Server, clean_env, make_server, qwex_cli, wait_final
 
 DOCKER_CONFIG = """\
 [server]
@@ -88,7 +88,8 @@ def test_run_follows_the_job_and_exits_with_its_code(project: Path, server: Serv
         ("remote", "failed", 3)
     ]
     with server.client("alice") as client:  # the server ran it, as alice
-        job = client.get(f"/jobs/{listed[0]['backend_data']['job_id']}").json()
+        # The server's database follows its run within a worker tick: the CLI may be first.
+        job = wait_final(client, listed[0]["backend_data"]["job_id"])
     assert (job["submitter"], job["status"], job["submission_id"]) == (
         "alice",
         "failed",
@@ -141,7 +142,7 @@ def test_cancel_and_another_users_cancel_is_refused(project: Path, server: Serve
         job_id = json.loads(qwex(project, "status", "--json", run_id, token=alice).stdout)[
             "backend_data"
         ]["job_id"]
-        assert client.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+        assert wait_final(client, job_id)["status"] == "cancelled"
 
 
 @pytest.mark.parametrize("token", [None, "qwex_not-a-token"], ids=["no-token", "wrong-token"])
@@ -300,7 +301,8 @@ def test_ctrl_c_cancels_the_job_on_the_server(project: Path, server: Server) -> 
     listed = json.loads(qwex(project, "list", "--json", token=server.tokens["alice"]).stdout)
     assert (listed[0]["status"], listed[0]["reason"]) == ("cancelled", "cancelled by user")
     with server.client("alice") as client:
-        job = client.get(f"/jobs/{listed[0]['backend_data']['job_id']}").json()
+        # The server's database follows its run within a worker tick: the CLI may be first.
+        job = wait_final(client, listed[0]["backend_data"]["job_id"])
     assert job["status"] == "cancelled"
 
 
