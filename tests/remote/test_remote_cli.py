@@ -358,3 +358,26 @@ def test_a_job_the_server_forgot(tmp_path: Path) -> None:
         assert qwex(project, "logs", run_id, token=token).stdout == "hi\n"
     finally:
         second.stop()
+
+
+def test_a_token_file_and_the_token_is_never_shown(project: Path, server: Server) -> None:
+    secret = server.tokens["alice"]
+    token_file = project.parent / "token"
+    token_file.write_text(secret + "\n")
+    with (project / "qwex.toml").open("a") as fh:
+        fh.write(f'token_file = "{token_file}"\n')
+    run = qwex(project, "run", "-b", "remote", "--", "echo", "via file", token=None)
+    assert (run.returncode, run.stdout) == (0, "via file\n"), run.stderr
+    (project / "qwex.toml").write_text(
+        f'[remote]\nbase_url = "http://127.0.0.1:{server.port}"\ntoken = "{secret}"\n'
+    )
+    shown = qwex(project, "config", "--json", token=None)
+    assert shown.returncode == 0 and secret not in shown.stdout + shown.stderr
+    status = qwex(project, "status", "--json", run.stderr.split()[2], token=None)
+    assert (
+        secret not in status.stdout
+        and secret
+        not in (project / ".qwex")
+        .joinpath("runs", json.loads(status.stdout)["id"], "run.json")
+        .read_text()
+    )
