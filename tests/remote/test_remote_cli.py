@@ -381,3 +381,24 @@ def test_a_token_file_and_the_token_is_never_shown(project: Path, server: Server
         .joinpath("runs", json.loads(status.stdout)["id"], "run.json")
         .read_text()
     )
+
+
+def test_a_server_side_profile_is_asked_for(project: Path, server: Server) -> None:
+    alice = server.tokens["alice"]
+    run = qwex(
+        project,
+        "run",
+        "-b",
+        "remote",
+        "--",
+        "sh",
+        "-c",
+        "echo $SIZE",
+        token=alice,
+        QWEX_REMOTE_PROFILE="small",
+    )
+    assert (run.returncode, run.stdout) == (0, "small\n"), run.stderr
+    refused = qwex(
+        project, "run", "-b", "remote", "--", "true", token=alice, QWEX_REMOTE_PROFILE="huge"
+    )
+    assert "refused by the server policy (server.profiles)" in one_error_line(refused)
