@@ -216,3 +216,21 @@ def test_a_job_the_server_does_not_know_is_never_an_error_to_cancel(
     service.cancel(run, reason="not needed")
     final = service.get(run.id)
     assert (final.status, final.reason) == (RunStatus.CANCELLED, "not needed")
+
+
+def test_the_local_log_copy_is_never_doubled(tmp_path: Path) -> None:
+    """Pieces that overlap what was copied add only what is new; a copy cut short by a
+    process that ended mid-write is cut back and redone once."""
+    from qwex_remote import mirror
+    from qwex_remote.protocol import LogPiece
+
+    log = tmp_path / "stdout.log"
+    log.touch()
+    assert mirror.append(tmp_path, LogPiece("stdout", 0, 6, "one\ntw"))
+    assert mirror.append(tmp_path, LogPiece("stdout", 4, 8, "two\n"))  # overlaps by 2 bytes
+    assert not mirror.append(tmp_path, LogPiece("stdout", 12, 14, "x\n"))  # a gap: refused
+    with log.open("ab") as fh:
+        fh.write(b"thr")  # a write cut short, its offsets never recorded
+    assert mirror.append(tmp_path, LogPiece("stdout", 8, 14, "three\n"))
+    assert log.read_text() == "one\ntwo\nthree\n"
+    assert mirror.offsets(tmp_path) == {"stdout": 14, "stderr": 0}

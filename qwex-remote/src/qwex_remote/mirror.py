@@ -36,13 +36,33 @@ def locked(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def offsets(run_dir: Path) -> dict[str, int]:
-    """The server byte offsets of each stream copied so far."""
+def _state(run_dir: Path) -> dict[str, int]:
+    """Per stream: the server offset copied so far (`stdout`) and the local file's size
+    then (`stdout_bytes`)."""
     try:
         data = json.loads((run_dir / OFFSETS_FILE).read_text())
     except (OSError, ValueError):
         data = {}
-    return {s: int(data.get(s, 0)) if isinstance(data, dict) else 0 for s in STREAMS}
+    if not isinstance(data, dict):
+        data = {}
+    state = {s: int(data.get(s, 0)) for s in STREAMS}
+    for stream in STREAMS:
+        size = data.get(f"{stream}_bytes")
+        if size is None and state[stream] > 0:  # copied before sizes were kept: it stands
+            with contextlib.suppress(OSError):
+                size = (run_dir / _log_name(stream)).stat().st_size
+        state[f"{stream}_bytes"] = int(size or 0)
+    return state
+
+
+def _log_name(stream: str) -> str:
+    return STDOUT_FILE if stream == "stdout" else STDERR_FILE
+
+
+def offsets(run_dir: Path) -> dict[str, int]:
+    """The server byte offsets of each stream copied so far."""
+    state = _state(run_dir)
+    return {s: state[s] for s in STREAMS}
 
 
 def append(run_dir: Path, piece: LogPiece) -> bool:
@@ -53,8 +73,10 @@ def append(run_dir: Path, piece: LogPiece) -> bool:
 
 
 def append_locked(run_dir: Path, piece: LogPiece) -> bool:
-    """`append`, for a caller holding the lock."""
-    done = offsets(run_dir)
+    """`append`, for a caller holding the lock. The local file is first cut back to its size
+    at the last recorded copy: a copy cut short (the process ended mid-write) is redone
+    whole, never doubled."""
+    done = _state(run_dir)
     have = done[piece.stream]
     if piece.next_offset <= have:
         return True
@@ -63,9 +85,13 @@ def append_locked(run_dir: Path, piece: LogPiece) -> bool:
     data = piece.data.encode()
     if have > piece.offset:  # partly copied by another follower
         data = data[have - piece.offset :]
-    name = STDOUT_FILE if piece.stream == "stdout" else STDERR_FILE
-    with open(run_dir / name, "ab") as fh:
+    size = f"{piece.stream}_bytes"
+    fd = os.open(run_dir / _log_name(piece.stream), os.O_RDWR | os.O_CREAT, 0o664)
+    with os.fdopen(fd, "r+b") as fh:
+        fh.truncate(done[size])
+        fh.seek(done[size])
         fh.write(data)
+        done[size] = fh.tell()
     done[piece.stream] = piece.next_offset
     tmp = run_dir / f".{OFFSETS_FILE}.tmp"
     tmp.write_text(json.dumps(done))
