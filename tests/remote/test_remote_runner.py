@@ -234,3 +234,21 @@ def test_the_local_log_copy_is_never_doubled(tmp_path: Path) -> None:
     assert mirror.append(tmp_path, LogPiece("stdout", 8, 14, "three\n"))
     assert log.read_text() == "one\ntwo\nthree\n"
     assert mirror.offsets(tmp_path) == {"stdout": 14, "stderr": 0}
+
+
+def test_a_run_never_submitted_ends_lost_saying_why(
+    qwex_project: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its starter stopped before the server took the job: lost after a while, not pending
+    for the days a job may wait in the server's queue."""
+    configure(qwex_project, root_url(server), monkeypatch, server.tokens["alice"])
+    service = service_for(qwex_project, backend="remote")
+    fresh = service.store.create(service.job(["true"]))
+    assert service.get(fresh.id).status is RunStatus.PENDING
+    old = service.store.create(service.job(["true"]))
+    record = service.store.read(old.id)
+    record["created_at"] = record["history"][0]["at"] = "2020-01-01T00:00:00+00:00"
+    service.store.save(Run.model_validate(record))
+    final = service.get(old.id)
+    assert final.status is RunStatus.LOST
+    assert "stopped before the server accepted the job" in (final.reason or "")

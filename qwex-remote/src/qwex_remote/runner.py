@@ -282,9 +282,15 @@ class RemoteRunner(Runner):
         where = self._job(run)
         if where is None:
             age = (datetime.now(UTC) - run.created_at).total_seconds()
-            if run.backend_data.get("submission_id") and age > SUBMIT_TIMEOUT:
-                return Probe(Seen.GONE, "its job on the server (never submitted)")
-            return Probe(Seen.NOTHING, "its job on the server")
+            if age < SUBMIT_TIMEOUT or CancelRequest.of(self.store.run_dir(run.id)):
+                return Probe(Seen.NOTHING, "its job on the server")
+            reason = (
+                "the qwex process that started it stopped before the server accepted the "
+                f"job (its submission id {run.id} names it, if the server got it)"
+            )
+            never = JobState(id="", submission_id=run.id, submitter="", backend="", status="lost")
+            self.finish(run.id, replace(never, reason=reason), streamed=True)
+            return Probe(Seen.EXITED, "its job on the server")
         base_url, job_id = where
         what = f"its job {job_id} on {base_url}"
         follower = self._followers.get(run.id)
