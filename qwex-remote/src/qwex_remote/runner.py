@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from qwex_core.agent.record import request_cancel, transition
@@ -92,7 +93,8 @@ class RemoteRunner(Runner):
         self.remote = self.settings("remote", RemoteSettings)
         self._clients: dict[str, JobAPIClient] = {}
         self._followers: dict[str, Follower] = {}
-        self._snapshot: tuple[int, Snapshot] | None = None
+        self._snapshot: Snapshot | None = None
+        """Made by `validate` (a too large tree fails before a record exists), sent by `start`."""
         self._health: tuple[threading.Thread, list[ServerHealth | Exception]] | None = None
         self._lock = threading.Lock()
 
@@ -128,7 +130,7 @@ class RemoteRunner(Runner):
                     "directory in the command: qwex run -b remote -- sh -c 'cd SUB && ...'"
                 )
         self._ask_health(self.remote.base_url)  # meanwhile: the client's import, a round trip
-        self._snapshot = (id(spec), self._make_snapshot())
+        self._snapshot = self._make_snapshot()
 
     def _where_to_set(self, key: str, example: str) -> str:
         files = [p for p in self.config.files if p.name != "config.toml"]
@@ -147,9 +149,7 @@ class RemoteRunner(Runner):
     def start(self, run: Run) -> None:
         base_url = str(self.remote.base_url)
         client = self.client(base_url)
-        held = self._snapshot
-        self._snapshot = None
-        snapshot = held[1] if held is not None else self._make_snapshot()
+        snapshot, self._snapshot = self._snapshot or self._make_snapshot(), None
         try:
             self._check_version(client, base_url)
             if not client.has_snapshot(snapshot.sha256):
@@ -212,7 +212,8 @@ class RemoteRunner(Runner):
                 "upgrade qwex-remote here or on the server so that both speak the same"
             ) from None
         if health.api_version != API_VERSION:
-            newer = "the server" if health.api_version < API_VERSION else "qwex-remote here"
+            theirs = int(health.api_version) if health.api_version.isdigit() else 0
+            newer = "the server" if theirs < int(API_VERSION) else "qwex-remote here"
             raise BackendError(
                 f"API version mismatch: this client speaks {API_VERSION}, the server at "
                 f"{base_url} (qwex-remote {health.server_version}) speaks "
@@ -224,8 +225,6 @@ class RemoteRunner(Runner):
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(snapshot.data)
-            from pathlib import Path
-
             client.put_snapshot(snapshot.sha256, Path(path))
         finally:
             with contextlib.suppress(OSError):
@@ -324,7 +323,8 @@ class RemoteRunner(Runner):
             return Probe(Seen.EXITED, what, exit_code=state.exit_code)
         if state.status == "running":
             self._advance(run.id, "running", None, at=state.started_at)
-            if run.id not in self._followers:
+            follower = self._followers.get(run.id)
+            if follower is None or not follower.alive:  # no stream copies it: fetch it
                 self._copy_logs(run)
             return Probe(Seen.ALIVE, what)
         base_url = run.backend_data.get("base_url")
