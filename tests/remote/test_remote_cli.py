@@ -342,9 +342,10 @@ def test_a_job_the_server_forgot(tmp_path: Path) -> None:
             time.sleep(0.1)
     finally:
         first.stop()
-        for agent in (first.data_dir / "jobs").glob("*/.qwex/runs/*/agent.pid"):
-            with contextlib.suppress(OSError):  # the server leaves its jobs going
-                os.killpg(int(agent.read_text().split()[0]), signal.SIGKILL)
+        for run_dir in (first.data_dir / "jobs").glob("*/.qwex/runs/*"):
+            with contextlib.suppress(OSError):  # the server leaves its jobs going: stop them
+                os.killpg(int((run_dir / "agent.pid").read_text().split()[0]), signal.SIGKILL)
+                os.killpg(json.loads((run_dir / "run.json").read_text())["pid"], signal.SIGKILL)
     second = make_server(tmp_path / "second")
     second.port = first.port
     token = second.add_token("alice")
