@@ -1,0 +1,500 @@
+"""The qwex server's figures (issue 11), each from samples alternated with its twin in the
+same run, against real `qwex serve` processes on loopback (SQLite, the default database).
+
+1. `POST /jobs` accepted per second, 16 concurrent clients (accepted, not finished), and
+   its p99, against `GET /api/v1/health` under the same load on the same server (target:
+   at least 25 % of the twin's rate). Measured on a server with `concurrency = 0`: it
+   only queues, so the jobs' own work does not land on the API's time.
+2. `GET /jobs` (first page, 50 jobs) with 100,000 jobs stored, against `GET /health`,
+   one request at a time (target: at most 3x its latency). The jobs are inserted through
+   the server's tables, not by 100,000 requests.
+3. A line printed by a job until the follower has it (target: under 100 ms), as
+   `qwex logs -f` prints it (the remote runner) and, for reference, as the server's
+   follow stream (SSE) sends it. The job prints a timestamp every 0.23 s for 6 s, so
+   lines after the server's first two seconds of following count too.
+4. `qwex run --backend remote -- true` on a server whose backend is local, against
+   `qwex run -- true` (target: at most 2x); then one run's phases (QWEX_TIMINGS).
+
+Run alone (`python benchmarks/remote_bench.py [--repeat N]`) or through
+`nox -s bench -- remote`, which calls `main()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+QWEX = str(Path(sys.executable).parent / "qwex")
+CLIENTS = 16
+STORED_JOBS = 100_000
+PRINTER = (
+    "import time\n"
+    "time.sleep(1.0)\n"
+    "for i in range(26):\n"
+    "    print(repr(time.time()), flush=True)\n"
+    "    time.sleep(0.23)\n"
+)
+"""The job of figure 3: a timestamp a line, the first after a second (the follower is
+connected by then), the last 7 s in."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QWEX_")}
+    return {**env, "XDG_CONFIG_HOME": str(home / "xdg"), **extra}
+
+
+class Server:
+    """A `qwex serve` on loopback, its project and data under `root`."""
+
+    def __init__(self, root: Path, concurrency: int) -> None:
+        self.root = root
+        self.project = root / "server"
+        self.data = root / "data"
+        self.project.mkdir(parents=True)
+        (self.project / "qwex.toml").write_text(
+            '[server]\nbackends = ["local"]\ndefault_backend = "local"\n'
+            f"concurrency = {concurrency}\n"
+        )
+        self.port = free_port()
+        self.env = clean_env(root)
+        token = subprocess.run(
+            [QWEX, "serve", "token", "add", "bench", "--data-dir", str(self.data)],
+            cwd=self.project,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        self.token = token.stdout.strip()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        log = open(self.root / "serve.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [QWEX, "serve", "--port", str(self.port), "--data-dir", str(self.data)],
+            cwd=self.project,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if Connection(self).get("/api/v1/health")[0] == 200:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"qwex serve did not start: {(self.root / 'serve.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection (the stdlib's: cheap on the client side)."""
+
+    def __init__(self, server: Server) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        self.headers = {"Authorization": f"Bearer {server.token}"}
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        self.conn.request("GET", path, headers=self.headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        headers = {**self.headers, "Content-Type": "application/json"}
+        self.conn.request("POST", path, body=json.dumps(body), headers=headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+
+@contextlib.contextmanager
+def running(root: Path, concurrency: int) -> Iterator[Server]:
+    server = Server(root, concurrency).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- 1. POST /jobs under load ---------------------------------------------------------
+
+
+def burst(
+    server: Server, per_client: int, call: Callable[[Connection, int, int], int]
+) -> tuple[float, list[float]]:
+    """(requests per second, latencies) of CLIENTS threads making `per_client` calls each."""
+    conns = [Connection(server) for _ in range(CLIENTS)]
+    for conn in conns:  # connected off the clock
+        conn.get("/api/v1/health")
+    latencies: list[list[float]] = [[] for _ in conns]
+    failed: list[int] = []
+    gate = threading.Barrier(CLIENTS + 1)
+
+    def client(n: int) -> None:
+        gate.wait()
+        for i in range(per_client):
+            start = time.perf_counter()
+            status = call(conns[n], n, i)
+            latencies[n].append(time.perf_counter() - start)
+            if status not in (200, 201):
+                failed.append(status)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    for conn in conns:
+        conn.conn.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} requests failed, e.g. HTTP {failed[0]}")
+    return CLIENTS * per_client / elapsed, [s for one in latencies for s in one]
+
+
+def submit_rate(server: Server, repeat: int, per_client: int = 25) -> dict[str, Any]:
+    rounds = iter(range(1 << 30))
+
+    def health(conn: Connection, _n: int, _i: int) -> int:
+        return conn.get("/api/v1/health")[0]
+
+    def submit_burst() -> tuple[float, list[float]]:
+        tag = next(rounds)
+
+        def submit(conn: Connection, n: int, i: int) -> int:
+            body = {"submission_id": f"b{tag}-{n}-{i}", "command": ["true"]}
+            return conn.post("/api/v1/jobs", body)[0]
+
+        return burst(server, per_client, submit)
+
+    samples: dict[str, list[tuple[float, list[float]]]] = {"health": [], "submit": []}
+    for i in range(repeat + 1):
+        for name, take in (
+            ("health", lambda: burst(server, per_client, health)),
+            ("submit", submit_burst),
+        ):
+            taken = take()
+            if i:  # the first round warms up
+                samples[name].append(taken)
+
+    def p99(name: str) -> float:
+        every = sorted(s for _, lat in samples[name] for s in lat)
+        return every[int(0.99 * (len(every) - 1))]
+
+    return {
+        name: {"rate": statistics.median(r for r, _ in samples[name]), "p99": p99(name)}
+        for name in samples
+    }
+
+
+# -- 2. GET /jobs with 100,000 jobs ----------------------------------------------------------
+
+
+def store_jobs(data: Path, count: int) -> None:
+    """`count` finished jobs written straight into the server's database."""
+    from datetime import UTC, datetime, timedelta
+
+    from qwex_core.ids import uuid7
+    from qwex_remote.server.db import open_database
+    from qwex_remote.server.tables import Job
+    from sqlalchemy import insert
+
+    sessions = open_database(f"sqlite:///{data / 'server.db'}")
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    spec = {"command": ["python", "train.py"], "env": {}, "labels": {}, "grace_period": 10.0}
+    with sessions.begin() as session:
+        for first in range(0, count, 10_000):
+            rows = [
+                {
+                    "id": uuid7(),
+                    "submission_id": f"stored-{i}",
+                    "submitter": f"user{i % 7}",
+                    "spec": {**spec, "command": ["python", "train.py", str(i)]},
+                    "spec_hash": f"{i:064x}",
+                    "backend": "local",
+                    "status": "succeeded" if i % 3 else "failed",
+                    "exit_code": 0 if i % 3 else 1,
+                    "reason": None if i % 3 else "exit code 1",
+                    "created_at": start + timedelta(seconds=i),
+                    "started_at": start + timedelta(seconds=i, milliseconds=50),
+                    "finished_at": start + timedelta(seconds=i + 1),
+                    "claimed_by": "bench",
+                }
+                for i in range(first, min(first + 10_000, count))
+            ]
+            session.execute(insert(Job), rows)
+    sessions.kw["bind"].dispose()
+
+
+def list_latency(server: Server, repeat: int) -> dict[str, float]:
+    conn = Connection(server)
+    calls = {"health": "/api/v1/health", "list": "/api/v1/jobs"}
+    taken: dict[str, list[float]] = {name: [] for name in calls}
+    for i in range(repeat + 5):
+        for name, path in calls.items():
+            start = time.perf_counter()
+            status, body = conn.get(path)
+            seconds = time.perf_counter() - start
+            assert status == 200, body[:200]
+            if i >= 5:
+                taken[name].append(seconds)
+    items = json.loads(conn.get("/api/v1/jobs")[1])["items"]
+    assert len(items) == 50, len(items)
+    return {name: statistics.median(values) for name, values in taken.items()}
+
+
+# -- 3. a printed line until the follower has it ------------------------------------------
+
+
+def lags(lines: list[tuple[float, str]]) -> list[float]:
+    """Seconds from each timestamp a job printed to when the follower had that line."""
+    out = []
+    for seen, text in lines:
+        with contextlib.suppress(ValueError):
+            out.append(seen - float(text))
+    return out
+
+
+def sse_lags(server: Server) -> list[float]:
+    """The follow stream (SSE) of a job printing timestamps, read as it comes."""
+    conn = Connection(server)
+    status, body = conn.post(
+        "/api/v1/jobs",
+        {"submission_id": f"sse-{time.time_ns()}", "command": [sys.executable, "-c", PRINTER]},
+    )
+    assert status == 201, body
+    job = json.loads(body)["id"]
+    conn.conn.request("GET", f"/api/v1/jobs/{job}/logs/follow", headers=conn.headers)
+    response = conn.conn.getresponse()
+    seen: list[tuple[float, str]] = []
+    pending = ""
+    for raw in response:
+        now = time.time()
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: end"):
+            break
+        if line.startswith("data: "):
+            data = json.loads(line[6:])
+            pending += data.get("data", "")
+            *complete, pending = pending.split("\n")
+            seen += [(now, text) for text in complete]
+    conn.conn.close()
+    return lags(seen)
+
+
+def logs_f_lags(project: Path, env: dict[str, str]) -> list[float]:
+    """`qwex logs -f` of a job submitted with `qwex run -d -b remote`."""
+    started = subprocess.run(
+        [QWEX, "run", "-d", "-b", "remote", "--", sys.executable, "-c", PRINTER],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    run_id = started.stdout.split()[0]
+    follow = subprocess.Popen(
+        [QWEX, "logs", "-f", run_id], cwd=project, env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert follow.stdout is not None
+    seen = [(time.time(), line.rstrip("\n")) for line in follow.stdout]
+    follow.wait()
+    return lags(seen)
+
+
+# -- 4. qwex run -b remote -----------------------------------------------------------------
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return time.perf_counter() - start
+
+
+def run_overhead(project: Path, env: dict[str, str], repeat: int) -> dict[str, float]:
+    argv = {
+        "local": [QWEX, "run", "--", "true"],
+        "remote": [QWEX, "run", "--backend", "remote", "--", "true"],
+    }
+    taken: dict[str, list[float]] = {name: [] for name in argv}
+    for i in range(repeat + 2):
+        for name, args in argv.items():
+            seconds = timed(args, project, env)
+            if i >= 2:
+                taken[name].append(seconds)
+    return {name: statistics.median(values) for name, values in taken.items()}
+
+
+def phases(project: Path, env: dict[str, str]) -> list[tuple[str, float]]:
+    """Milliseconds since spawn of each phase one `qwex run -b remote -- true` marks."""
+    marks = project / "timings.txt"
+    marks.unlink(missing_ok=True)
+    spawned = time.time()
+    subprocess.run(
+        [QWEX, "run", "--backend", "remote", "--", "true"],
+        cwd=project,
+        env={**env, "QWEX_TIMINGS": str(marks)},
+        check=True,
+        capture_output=True,
+    )
+    returned = time.time()
+    out = [(line.split()[1], float(line.split()[2])) for line in marks.read_text().splitlines()]
+    return [(phase, (at - spawned) * 1000) for phase, at in [*out, ("returned", returned)]]
+
+
+# -- the figures ---------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
+
+
+def main(repeat: int = 10) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp).resolve()
+        queue_only = Server(root / "queue", concurrency=0)
+        store_jobs(queue_only.data, STORED_JOBS)
+        queue_only.start()
+        try:
+            listed = list_latency(queue_only, max(30, repeat * 5))
+            load = submit_rate(queue_only, repeat)
+        finally:
+            queue_only.stop()
+        with running(root / "work", concurrency=4) as server:
+            project = root / "laptop"
+            project.mkdir()
+            (project / "qwex.toml").write_text(f'[remote]\nbase_url = "{server.base}"\n')
+            env = clean_env(root, QWEX_REMOTE_TOKEN=server.token)
+            sse = sse_lags(server)
+            logs_f = logs_f_lags(project, env)
+            cli = run_overhead(project, env, repeat)
+            marks = phases(project, env)
+    load_after = os.getloadavg()[0]
+    h, s = load["health"], load["submit"]
+    rows += [
+        {
+            "figure": f"remote: POST /jobs accepted/s, {CLIENTS} clients, % of GET /health's",
+            "value": round(100 * s["rate"] / h["rate"], 1),
+            "target": 25,
+            "unit": "% (min)",
+            "ms": round(1000 / s["rate"], 2),
+            "twin": "GET /api/v1/health, same load",
+            "twin_ms": round(1000 / h["rate"], 2),
+        },
+        {
+            "figure": f"remote: POST /jobs p99 latency, {CLIENTS} clients (GET /health's)",
+            "value": round(s["p99"] * 1000, 1),
+            "target": None,
+            "unit": "ms",
+            "ms": round(s["p99"] * 1000, 1),
+            "twin_ms": round(h["p99"] * 1000, 1),
+        },
+        {
+            "figure": f"remote: GET /jobs first page, {STORED_JOBS:,} jobs stored",
+            "value": round(listed["list"] / listed["health"], 2),
+            "target": 3.0,
+            "unit": "x twin",
+            "ms": round(listed["list"] * 1000, 2),
+            "twin": "GET /api/v1/health",
+            "twin_ms": round(listed["health"] * 1000, 2),
+        },
+        {
+            "figure": "remote: a job's line until `qwex logs -f` prints it (median)",
+            "value": round(statistics.median(logs_f) * 1000, 1),
+            "target": 100,
+            "unit": "ms",
+        },
+        {
+            "figure": "remote: the same, 90th percentile",
+            "value": round(pct(logs_f, 0.9) * 1000, 1),
+            "target": 100,
+            "unit": "ms",
+        },
+        {
+            "figure": "remote: a job's line until the SSE stream sends it (median; p90)",
+            "value": round(statistics.median(sse) * 1000, 1),
+            "target": None,
+            "unit": "ms",
+            "ms": round(pct(sse, 0.9) * 1000, 1),
+        },
+        {
+            "figure": "remote: `qwex run -b remote -- true`, server backend local",
+            "value": round(cli["remote"] / cli["local"], 2),
+            "target": 2.0,
+            "unit": "x twin",
+            "ms": round(cli["remote"] * 1000, 1),
+            "twin": "qwex run -- true",
+            "twin_ms": round(cli["local"] * 1000, 1),
+        },
+    ]
+    print("where `qwex run -b remote -- true` spends its time (one run, QWEX_TIMINGS):")
+    before = 0.0
+    for phase, at in marks:
+        print(f"  {phase:<22} {at:>8.1f} ms  (+{at - before:.1f})")
+        before = at
+    print(
+        f"remote figures: {repeat} alternated samples per twin ({CLIENTS} x 25 requests a "
+        f"burst), {len(logs_f)} lines via qwex logs -f, {len(sse)} via SSE; load average "
+        f"{load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores"
+    )
+    out = ROOT / ".bench" / "remote.json"
+    out.parent.mkdir(exist_ok=True)
+    raw = {
+        "load_average_1min": [load_before, load_after],
+        "submit": s,
+        "health_under_load": h,
+        "list_s": listed,
+        "logs_f_lags_s": logs_f,
+        "sse_lags_s": sse,
+        "run_s": cli,
+        "phases_ms": marks,
+    }
+    out.write_text(json.dumps({"results": rows, "raw": raw}, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    count = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 10
+    for row in main(count):
+        print(json.dumps(row))
