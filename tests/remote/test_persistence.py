@@ -72,7 +72,7 @@ def test_a_database_of_the_first_schema_is_upgraded_with_its_jobs(url: str) -> N
             )
         )
     store = store_for(url)
-    assert [j.id for j in store.list_jobs(submitter="alice")] == ["j1"]
+    assert [j["id"] for j in store.list_jobs(submitter="alice")] == ["j1"]
     indexes = {i["name"] for i in inspect(connect(url)).get_indexes("jobs")}
     assert {"ix_jobs_submitter_seq", "ix_jobs_backend_seq", "ix_jobs_status_seq"} <= indexes
     assert "ix_jobs_submitter" not in indexes
@@ -93,10 +93,10 @@ def test_pages_are_newest_first_and_filtered(url: str) -> None:
     ids = [add(store, f"s{i}") for i in range(7)]
     add(store, "x", submitter="bob")
     page1 = store.list_jobs(submitter="alice", limit=4)
-    page2 = store.list_jobs(submitter="alice", limit=4, before=page1[-1].seq)
-    assert [j.id for j in page1 + page2] == ids[::-1]
+    page2 = store.list_jobs(submitter="alice", limit=4, before=page1[-1]["seq"])
+    assert [j["id"] for j in page1 + page2] == ids[::-1]
     store.update(ids[0], status="succeeded")
-    assert [j.id for j in store.list_jobs(statuses=["succeeded"])] == [ids[0]]
+    assert [j["id"] for j in store.list_jobs(statuses=["succeeded"])] == [ids[0]]
 
 
 def test_tokens_are_stored_hashed_and_revocable(url: str) -> None:

@@ -151,13 +151,20 @@ def state_of(request: Request) -> ServerState:
     return state
 
 
+async def _state(request: Request) -> ServerState:
+    """`state_of` as a dependency: async, so FastAPI does not hand it to a thread."""
+    return state_of(request)
+
+
 _bearer = HTTPBearer(auto_error=False, description="a token from `qwex serve token add NAME`")
 
 
-def principal(
+async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """Who calls. On SQLite the lookup (one indexed row, ~0.1 ms) runs right here: handing
+    it to a thread cost more than the lookup; a database server is asked from a thread."""
     if credentials is None:
         raise ApiError(
             401,
@@ -165,14 +172,18 @@ def principal(
             "a bearer token is required (Authorization: Bearer TOKEN); an administrator "
             "creates one with `qwex serve token add NAME`",
         )
-    who = state_of(request).store.authenticate(credentials.credentials)
+    store = state_of(request).store
+    if store.is_postgres:
+        who = await run_in_threadpool(store.authenticate, credentials.credentials)
+    else:
+        who = store.authenticate(credentials.credentials)
     if who is None:
         raise ApiError(401, "unauthorized", "the token is unknown or revoked")
     return who
 
 
 Who = Annotated[Principal, Depends(principal)]
-State = Annotated[ServerState, Depends(state_of)]
+State = Annotated[ServerState, Depends(_state)]
 JobId = Annotated[str, PathParam(max_length=64, description="the job's id")]
 Sha = Annotated[str, PathParam(pattern=SHA256, description="sha256 of the snapshot (hex)")]
 
@@ -291,7 +302,7 @@ def _router() -> APIRouter:
         submitter: str | None = None,
         cursor: Annotated[str | None, Query(pattern=r"^[0-9]+$")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> JobPage:
+    ) -> Response:
         """Jobs newest first, a page at a time (`next_cursor` gives the next page)."""
         jobs = state.store.list_jobs(
             statuses=status or (),
@@ -302,9 +313,11 @@ def _router() -> APIRouter:
         )
         more = len(jobs) > limit
         jobs = jobs[:limit]
-        return JobPage(
-            items=[info(j) for j in jobs], next_cursor=str(jobs[-1].seq) if more else None
+        page = JobPage.model_validate(
+            {"items": jobs, "next_cursor": str(jobs[-1]["seq"]) if more else None}
         )
+        # Validated here already: returned as is, not validated again by FastAPI.
+        return Response(page.model_dump_json(), media_type="application/json")
 
     @api.post(
         "/jobs/{job_id}/cancel",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 from qwex_core.models import Mount, ResourceRequirements, RunStatus
 
 SHA256 = r"^[0-9a-f]{64}$"
@@ -65,7 +65,8 @@ class JobInfo(BaseModel):
     finished_at: datetime | None = None
     cancel_requested: bool = False
     snapshot: str | None = None
-    spec: dict[str, Any]
+    spec: SkipValidation[dict[str, Any]]
+    """What the server stored from a validated submission: not checked again per listing."""
 
 
 class JobPage(BaseModel):

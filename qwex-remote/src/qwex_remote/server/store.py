@@ -10,13 +10,15 @@ run by exactly one worker.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from qwex_core.ids import uuid7
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +26,28 @@ from qwex_remote.server import tokens
 from qwex_remote.server.tables import Job, Snapshot, Token
 
 FINAL = ("succeeded", "failed", "cancelled", "lost")
+LISTED = (
+    Job.seq,
+    Job.id,
+    Job.submission_id,
+    Job.submitter,
+    Job.backend,
+    Job.status,
+    Job.reason,
+    Job.exit_code,
+    Job.created_at,
+    Job.started_at,
+    Job.finished_at,
+    Job.cancel_reason.is_not(None).label("cancel_requested"),
+    Job.snapshot,
+    Job.spec,
+)
+_NEWEST = select(*LISTED).order_by(Job.seq.desc())
+"""Built once: building a 14-column select cost as much as running it."""
+_STAMPS = ("created_at", "started_at", "finished_at")
+_TOKEN_BY_HASH = select(Token.name, Token.role, Token.secret_hash, Token.revoked_at).where(
+    Token.secret_hash == bindparam("hash")
+)
 
 
 def now() -> datetime:
@@ -58,7 +82,19 @@ class SubmissionConflict(Exception):
 class ServerStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-        self.is_postgres = sessions.kw["bind"].dialect.name == "postgresql"
+        self.engine: Engine = sessions.kw["bind"]
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if self.is_postgres else threading.Lock()
+        )
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A write transaction. On SQLite, one at a time in this process: SQLite lets one
+        writer in and makes the others sleep and retry (1, 2, 5... up to 100 ms), so under
+        16 concurrent submits most time went to those sleeps; a lock hands over at once."""
+        with self._write_lock, self.sessions.begin() as session:
+            yield session
 
     # -- tokens ------------------------------------------------------------------
 
@@ -66,7 +102,7 @@ class ServerStore:
         """Create the token `name`; return its secret (shown once, never stored)."""
         tokens.check_name(name)
         secret = tokens.new_secret()
-        with self.sessions.begin() as session:
+        with self._writing() as session:
             if session.scalar(select(Token).where(Token.name == name)) is not None:
                 raise ValueError(
                     f"a token named {name!r} exists already (revoked tokens keep their name); "
@@ -83,7 +119,7 @@ class ServerStore:
 
     def revoke_token(self, name: str) -> bool:
         """Revoke the token `name` (kept, shown as revoked); False when there is none."""
-        with self.sessions.begin() as session:
+        with self._writing() as session:
             done = session.execute(
                 update(Token)
                 .where(Token.name == name, Token.revoked_at.is_(None))
@@ -98,8 +134,10 @@ class ServerStore:
             return bool(session.scalar(count))
 
     def authenticate(self, secret: str) -> Principal | None:
-        with self.sessions() as session:
-            token = session.scalar(select(Token).where(Token.secret_hash == tokens.digest(secret)))
+        # Every request asks: one statement built once, on a plain connection (5x cheaper
+        # than building the query and loading a Token through a session each time).
+        with self.engine.connect() as connection:
+            token = connection.execute(_TOKEN_BY_HASH, {"hash": tokens.digest(secret)}).first()
         if token is None or token.revoked_at is not None:
             return None
         if not tokens.matches(secret, token.secret_hash):
@@ -114,7 +152,7 @@ class ServerStore:
 
     def add_snapshot(self, sha256: str, size: int, path: str) -> None:
         try:
-            with self.sessions.begin() as session:
+            with self._writing() as session:
                 session.add(Snapshot(sha256=sha256, size=size, path=path, created_at=now()))
         except IntegrityError:
             pass  # uploaded at the same time by another request: the same bytes
@@ -133,27 +171,25 @@ class ServerStore:
     ) -> tuple[Job, bool]:
         """The job of this submission, and whether it was created now. Raises
         `SubmissionConflict` when the submission id names another spec."""
-        existing = self._by_submission(submitter, submission_id)
-        if existing is None:
-            job = Job(
-                id=uuid7(),
-                submission_id=submission_id,
-                submitter=submitter,
-                spec=spec,
-                spec_hash=spec_hash,
-                backend=backend,
-                snapshot=snapshot,
-                status="pending",
-                created_at=now(),
-            )
-            try:
-                with self.sessions.begin() as session:
-                    session.add(job)
-                return job, True
-            except IntegrityError:  # the same submission raced us
-                existing = self._by_submission(submitter, submission_id)
-                if existing is None:
-                    raise
+        job = Job(
+            id=uuid7(),
+            submission_id=submission_id,
+            submitter=submitter,
+            spec=spec,
+            spec_hash=spec_hash,
+            backend=backend,
+            snapshot=snapshot,
+            status="pending",
+            created_at=now(),
+        )
+        try:  # a new submission is the common case: insert first, look only on a conflict
+            with self._writing() as session:
+                session.add(job)
+            return job, True
+        except IntegrityError:  # submitted before (a retry), or the same submission raced us
+            existing = self._by_submission(submitter, submission_id)
+            if existing is None:
+                raise
         if existing.spec_hash != spec_hash:
             raise SubmissionConflict(existing)
         return existing, False
@@ -176,9 +212,11 @@ class ServerStore:
         submitter: str | None = None,
         before: int | None = None,
         limit: int = 50,
-    ) -> list[Job]:
-        """Jobs newest first; `before` is the cursor: the `seq` of the last job seen."""
-        query = select(Job).order_by(Job.seq.desc()).limit(limit)
+    ) -> list[dict[str, Any]]:
+        """Jobs newest first; `before` is the cursor: the `seq` of the last job seen. What a
+        listed job shows (`JobInfo`'s fields, and `seq`) as plain dicts, not loaded `Job`s:
+        half the time per page."""
+        query = _NEWEST.limit(limit)
         if statuses:
             query = query.where(Job.status.in_(statuses))
         if backend:
@@ -187,13 +225,21 @@ class ServerStore:
             query = query.where(Job.submitter == submitter)
         if before is not None:
             query = query.where(Job.seq < before)
-        with self.sessions() as session:
-            return list(session.scalars(query))
+        with self.engine.connect() as connection:
+            result = connection.execute(query)
+            keys, rows = list(result.keys()), result.all()
+        jobs = []
+        for values in rows:
+            job = dict(zip(keys, values, strict=True))
+            for key in _STAMPS:
+                job[key] = aware(job[key])
+            jobs.append(job)
+        return jobs
 
     def cancel(self, job_id: str, reason: str) -> Job | None:
         """Cancel a job still in the queue at once; for a claimed one, leave the request
         for its worker. Returns the job as it is afterwards."""
-        with self.sessions.begin() as session:
+        with self._writing() as session:
             done = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == "pending", Job.claimed_by.is_(None))
@@ -209,7 +255,7 @@ class ServerStore:
 
     def claim(self, worker: str) -> Job | None:
         """Take the oldest job in the queue for `worker`, or None when the queue is empty."""
-        with self.sessions.begin() as session:
+        with self._writing() as session:
             candidate = select(Job.seq).where(Job.status == "pending", Job.claimed_by.is_(None))
             candidate = candidate.order_by(Job.seq).limit(1)
             if self.is_postgres:
@@ -227,7 +273,7 @@ class ServerStore:
             return session.get(Job, seq)
 
     def update(self, job_id: str, **values: Any) -> None:
-        with self.sessions.begin() as session:
+        with self._writing() as session:
             session.execute(update(Job).where(Job.id == job_id).values(**values))
 
     def owned(self, worker: str) -> list[Job]:

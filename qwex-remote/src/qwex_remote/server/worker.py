@@ -123,9 +123,10 @@ class Worker:
                 )
 
     def tick(self) -> None:
-        for job in self.store.owned(self.name):
-            if job.id in self._active:
-                self._follow_up(job)
+        if self._active:  # a submit wakes the worker: an idle one only looks for work
+            for job in self.store.owned(self.name):
+                if job.id in self._active:
+                    self._follow_up(job)
         while len(self._active) < self.concurrency and not self.stop.is_set():
             claimed = self.store.claim(self.name)
             if claimed is None:
