@@ -34,13 +34,15 @@ def follow(
     offsets: Mapping[str, int] | None = None,
     tail: int | None = None,
     on_status: Callable[[Run], None] | None = None,
+    wait: Callable[[float], None] | None = None,
 ) -> Iterator[Chunk | Run]:
     """Yield the run's log chunks as they are written, from `offsets` (bytes per stream;
     default: the start, or the last `tail` lines), then its final record, last.
     `on_status` is called with the run each time it is observed not final (while no output
-    comes), e.g. to show what it waits for."""
+    comes), e.g. to show what it waits for. `wait(seconds)` waits for a change between
+    polls, returning early if it can (default: the run's runner's `wait_for_change`)."""
     paths = {s: service.store.log_path(run_id, s) for s in streams}
-    wait = _waiter(service, run_id)
+    wait = wait or _waiter(service, run_id)
     delay = 0.002
     started = time.monotonic()
     with LogReader(paths, offsets=offsets, tail=tail) as reader:

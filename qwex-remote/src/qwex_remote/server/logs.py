@@ -7,6 +7,7 @@ always a character boundary, so a client resumes exactly where it stopped.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 from qwex_core.logs import STREAMS, Chunk
 
+from qwex_remote.server.changes import FolderChanges
 from qwex_remote.server.store import FINAL, ServerStore
 
 SSE_POLL = 0.05
@@ -79,8 +81,6 @@ def follow_events(
 ) -> Iterator[str]:
     """SSE events: `log` for output (id = the offsets to resume from), then `end` with the
     final status; `shutdown` when the server stops first (resume from the last id)."""
-    from qwex_core.follow import follow
-
     waiting_since = time.monotonic()
     while True:
         job = store.get(job_id)
@@ -99,6 +99,43 @@ def follow_events(
         yield event("end", {"status": job.status, "reason": job.reason, "exit_code": None})
         return
 
+    service = service_for(job)
+    # An offset past the end names bytes that were never written: follow from the end.
+    position = {s: min(offsets.get(s, 0), _size(service, job.run_id, s)) for s in STREAMS}
+    with _changes(service, job) as changes:
+        wait = changes.wait if changes is not None else None
+        yield from _stream(service, job.run_id, position, stopped, keepalive, wait)
+
+
+def _changes(service: Any, job: Any) -> FolderChanges | contextlib.nullcontext[None]:
+    """A watch on the run's folder when its runner cannot wake a follower itself: its
+    agent writes that folder on this host (local, Docker). A runner that can (Kubernetes
+    streams the pod's log) is left to wait its own way."""
+    from qwex_core.errors import BackendError
+    from qwex_core.runners.base import Runner
+    from qwex_core.runners.local import LocalRunner
+
+    try:
+        runner = service.runner(job.backend)
+    except BackendError:
+        return contextlib.nullcontext()
+    # The local runner wakes only for children of its own process: never the worker's.
+    if type(runner).wait_for_change not in (Runner.wait_for_change, LocalRunner.wait_for_change):
+        return contextlib.nullcontext()
+    return FolderChanges(service.store.run_dir(job.run_id))
+
+
+def _stream(
+    service: Any,
+    run_id: str,
+    position: dict[str, int],
+    stopped: Callable[[], bool],
+    keepalive: float,
+    wait: Callable[[float], None] | None,
+) -> Iterator[str]:
+    """The `log` events of a started run from `position`, then its `end`."""
+    from qwex_core.follow import follow
+
     quiet_since = time.monotonic()
 
     def on_status(_run: Any) -> None:
@@ -107,13 +144,12 @@ def follow_events(
         if time.monotonic() - quiet_since > keepalive:
             raise _Quiet
 
-    service = service_for(job)
-    # An offset past the end names bytes that were never written: follow from the end.
-    position = {s: min(offsets.get(s, 0), _size(service, job.run_id, s)) for s in STREAMS}
     while True:
         decoders = {s: decoder() for s in STREAMS}
         try:
-            for item in follow(service, job.run_id, offsets=position.copy(), on_status=on_status):
+            for item in follow(
+                service, run_id, offsets=position.copy(), on_status=on_status, wait=wait
+            ):
                 quiet_since = time.monotonic()
                 if isinstance(item, Chunk):
                     dec = decoders[item.stream]
