@@ -452,11 +452,16 @@ def main(repeat: int = 10) -> list[dict[str, Any]]:
             "unit": "ms",
         },
         {
-            "figure": "remote: a job's line until the SSE stream sends it (median; p90)",
+            "figure": "remote: a job's line until the SSE stream sends it (median)",
             "value": round(statistics.median(sse) * 1000, 1),
             "target": None,
             "unit": "ms",
-            "ms": round(pct(sse, 0.9) * 1000, 1),
+        },
+        {
+            "figure": "remote: the same, 90th percentile",
+            "value": round(pct(sse, 0.9) * 1000, 1),
+            "target": None,
+            "unit": "ms",
         },
         {
             "figure": "remote: `qwex run -b remote -- true`, server backend local",
