@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,6 +35,7 @@ from qwex_docker.client import (
     connect_reusing,
     daemon_address,
     forget_version,
+    import_sdk,
     unreachable,
 )
 from qwex_docker.settings import DockerSettings
@@ -44,10 +46,15 @@ if TYPE_CHECKING:
     from qwex_core.models import JobSpec, Run
     from qwex_core.store import RunStore
 
+    from qwex_docker.watch import Changes
+
 EXIT_WAIT = 5.0
 """Seconds to wait for a kept container to exit after its agent recorded a SIGKILL, so that
 Docker has seen the OOM event before qwex asks whether the kernel killed the command."""
 ALIVE = ("running", "paused", "restarting", "removing")
+WATCHED = 64
+"""Runs whose files one runner remembers at once for `wait_for_change` (a server follows
+several); past that the oldest is forgotten (its next wait starts afresh)."""
 Result = TypeVar("Result")
 
 
@@ -64,6 +71,8 @@ class DockerRunner(Runner):
         self.docker = self.settings("docker", DockerSettings)
         self._api: docker.APIClient | None = None
         self._version_reused = False
+        self._changes: dict[str, Changes] = {}
+        self._lock = threading.Lock()
 
     @property
     def api(self) -> docker.APIClient:
@@ -99,6 +108,7 @@ class DockerRunner(Runner):
             sharing.check_private_group(os.getuid(), os.getgid())
 
     def start(self, run: Run) -> None:
+        import_sdk()
         from docker.errors import APIError
 
         image = str(run.spec.container.image)
@@ -186,6 +196,27 @@ class DockerRunner(Runner):
         except NotFound:
             return None
         return info
+
+    def wait_for_change(self, run: Run, seconds: float) -> None:
+        """Back as soon as the agent wrote the record or a log (`qwex_docker.watch`)."""
+        from qwex_core.agent.record import RUN_FILE
+        from qwex_core.logs import STREAMS
+
+        from qwex_docker.watch import Changes
+
+        with self._lock:
+            changes = self._changes.get(run.id)
+            if changes is None:
+                files = [self.store.run_dir(run.id) / RUN_FILE]
+                files += [self.store.log_path(run.id, stream) for stream in STREAMS]
+                changes = self._changes[run.id] = Changes(files)
+                while len(self._changes) > WATCHED:
+                    del self._changes[next(iter(self._changes))]
+        changes.wait(seconds)
+
+    def cleanup(self, run: Run) -> None:
+        with self._lock:
+            self._changes.pop(run.id, None)
 
     def probe(self, run: Run) -> Probe | None:
         from docker.errors import APIError
