@@ -20,7 +20,9 @@ Then, from separate runs with `QWEX_TIMINGS` set (not the timed ones), where the
 Docker and of a local `qwex run` goes, phase by phase.
 
 Run alone (`python benchmarks/docker_bench.py [--repeat N]`: prints the tables, writes
-.bench/docker.json) or through `nox -s bench`, which calls `main()`.
+.bench/docker.json) or through `nox -s bench`, which calls `main()`. With
+`QWEX_BENCH_BASELINE=/path/to/other/bin/qwex`, that installation's `-b docker` and local runs
+join the same alternation (a before/after figure of a change, from one run).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 QWEX = str(Path(sys.executable).parent / "qwex")
 IMAGE = os.environ.get("QWEX_BENCH_IMAGE", "qwex-test/busybox")
+BASELINE = os.environ.get("QWEX_BENCH_BASELINE")
+"""Another installation's `qwex` (e.g. main's, in a venv of its own) to time in the same
+alternation, for a before/after figure of a change measured in one run."""
 OUTPUT_BYTES = 1 << 30
 DOCKER_RUN = ["docker", "run", "--rm"]
 PHASES = {
@@ -122,9 +127,9 @@ def start_overhead(agent: Path, repeat: int) -> dict[str, float]:
     return alternated({"bare": lambda: timed(bare), "agent": lambda: timed(with_agent)}, repeat)
 
 
-def qwex_argv(backend: str) -> list[str]:
+def qwex_argv(backend: str, qwex: str = QWEX) -> list[str]:
     image = ["--image", IMAGE] if backend == "docker" else []
-    return [QWEX, "run", "--backend", backend, *image, "--", "true"]
+    return [qwex, "run", "--backend", backend, *image, "--", "true"]
 
 
 def cli_figures(project: Path, repeat: int) -> dict[str, float]:
@@ -141,10 +146,17 @@ def cli_figures(project: Path, repeat: int) -> dict[str, float]:
     def qwex_local() -> float:
         return timed(qwex_argv("local"), project)
 
-    return alternated(
-        {"docker_plain": docker_plain, "qwex_docker": qwex_docker, "qwex_local": qwex_local},
-        repeat,
-    )
+    samples = {"docker_plain": docker_plain, "qwex_docker": qwex_docker, "qwex_local": qwex_local}
+    if BASELINE:
+
+        def baseline_docker() -> float:
+            seconds = timed(qwex_argv("docker", BASELINE), project)
+            wait_removed(project)
+            return seconds
+
+        samples["baseline_docker"] = baseline_docker
+        samples["baseline_local"] = lambda: timed(qwex_argv("local", BASELINE), project)
+    return alternated(samples, repeat)
 
 
 def phases_of(project: Path, backend: str) -> dict[str, float]:
@@ -296,6 +308,21 @@ def main(repeat: int = 20) -> list[dict[str, Any]]:
             "twin": "qwex run -- true",
             "twin_ms": ms["qwex_local"],
         },
+        *(
+            [
+                {
+                    "figure": f"docker: the same, with the baseline {BASELINE}",
+                    "value": round((cli["baseline_docker"] - plain) / cli["baseline_local"], 2),
+                    "target": 1.0,
+                    "unit": "x local",
+                    "ms": round(ms["baseline_docker"] - ms["docker_plain"], 1),
+                    "twin": "qwex run -- true (baseline)",
+                    "twin_ms": ms["baseline_local"],
+                }
+            ]
+            if BASELINE
+            else []
+        ),
         {
             "figure": "docker: 1 GiB stdout through the agent in the container, % of bare",
             "value": round(100 * out["bare"] / out["agent"], 1),
