@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from qwex_core.ids import uuid7
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import Engine, Select, String, bindparam, func, insert, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,25 +26,37 @@ from qwex_remote.server import tokens
 from qwex_remote.server.tables import Job, Snapshot, Token
 
 FINAL = ("succeeded", "failed", "cancelled", "lost")
-LISTED = (
-    Job.seq,
-    Job.id,
-    Job.submission_id,
-    Job.submitter,
-    Job.backend,
-    Job.status,
-    Job.reason,
-    Job.exit_code,
-    Job.created_at,
-    Job.started_at,
-    Job.finished_at,
-    Job.cancel_reason.is_not(None).label("cancel_requested"),
-    Job.snapshot,
-    Job.spec,
-)
-_NEWEST = select(*LISTED).order_by(Job.seq.desc())
-"""Built once: building a 14-column select cost as much as running it."""
-_STAMPS = ("created_at", "started_at", "finished_at")
+
+
+def _newest(sqlite: bool) -> Select[Any]:
+    """Jobs newest first, with what a listed job shows (`JobInfo`'s fields, and `seq`).
+    SQLite keeps timestamps as text in UTC without a zone: they are read as that text
+    with `+00:00` added, which the response model parses, instead of being parsed here
+    and given their zone in Python, row by row."""
+
+    def stamp(column: Any) -> Any:
+        return (type_coerce(column, String) + "+00:00").label(column.key) if sqlite else column
+
+    return select(
+        Job.seq,
+        Job.id,
+        Job.submission_id,
+        Job.submitter,
+        Job.backend,
+        Job.status,
+        Job.reason,
+        Job.exit_code,
+        stamp(Job.created_at),
+        stamp(Job.started_at),
+        stamp(Job.finished_at),
+        Job.cancel_reason.is_not(None).label("cancel_requested"),
+        Job.snapshot,
+        Job.spec,
+    ).order_by(Job.seq.desc())
+
+
+_NEWEST = {True: _newest(sqlite=True), False: _newest(sqlite=False)}
+"""Built once: building the select cost as much as running it."""
 _INSERT_JOB = insert(Job)
 _TOKEN_BY_HASH = select(Token.name, Token.role, Token.secret_hash, Token.revoked_at).where(
     Token.secret_hash == bindparam("hash")
@@ -216,9 +228,9 @@ class ServerStore:
         limit: int = 50,
     ) -> list[dict[str, Any]]:
         """Jobs newest first; `before` is the cursor: the `seq` of the last job seen. What a
-        listed job shows (`JobInfo`'s fields, and `seq`) as plain dicts, not loaded `Job`s:
-        half the time per page."""
-        query = _NEWEST.limit(limit)
+        listed job shows (`JobInfo`'s fields, and `seq`; on SQLite the timestamps as text
+        that `JobInfo` parses) as plain dicts, not loaded `Job`s: a third of the time."""
+        query = _NEWEST[not self.is_postgres].limit(limit)
         if statuses:
             query = query.where(Job.status.in_(statuses))
         if backend:
@@ -230,13 +242,7 @@ class ServerStore:
         with self.engine.connect() as connection:
             result = connection.execute(query)
             keys, rows = list(result.keys()), result.all()
-        jobs = []
-        for values in rows:
-            job = dict(zip(keys, values, strict=True))
-            for key in _STAMPS:
-                job[key] = aware(job[key])
-            jobs.append(job)
-        return jobs
+        return [dict(zip(keys, values, strict=True)) for values in rows]
 
     def cancel(self, job_id: str, reason: str) -> Job | None:
         """Cancel a job still in the queue at once; for a claimed one, leave the request
