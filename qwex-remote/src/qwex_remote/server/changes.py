@@ -3,8 +3,8 @@
 Core's follow polls the run's folder, every 10 ms for 2 s and then every 100 ms,
 so a line printed late in a run waited up to 100 ms on the server alone. On
 Linux an inotify watch on the run's folder ends the wait at the first write to
-a log or the record (a Docker run's bind-mounted folder included); the poll
-stays as the fallback, and where inotify is missing the wait is a plain sleep.
+a log or the record; the poll stays as the fallback, and where inotify is
+missing the wait is a plain sleep. Used for runners whose own wait is a sleep.
 """
 
 from __future__ import annotations

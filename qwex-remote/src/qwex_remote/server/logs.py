@@ -112,9 +112,9 @@ def follow_events(
 
 
 def _changes(service: Any, job: Any) -> FolderChanges | contextlib.nullcontext[None]:
-    """A watch on the run's folder when its runner cannot wake a follower itself: its
-    agent writes that folder on this host (local, Docker). A runner that can (Kubernetes
-    streams the pod's log) is left to wait its own way."""
+    """A watch on the run's folder when its runner only sleeps between polls (local: its
+    agent writes that folder on this host). A runner with a wait of its own (Docker's
+    quick looks at the bind-mounted folder, Kubernetes' log stream) is left to it."""
     from qwex_core.errors import BackendError
     from qwex_core.runners.base import Runner
     from qwex_core.runners.local import LocalRunner
