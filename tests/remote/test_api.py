@@ -262,6 +262,32 @@ def test_snapshot_upload_is_verified_idempotent_and_size_limited(
     assert unknown.status_code == 422 and error(unknown) == "snapshot_not_found"
 
 
+def test_a_job_starts_in_a_folder_of_its_snapshot_and_never_outside_it(
+    alice: httpx.Client, tmp_path: Path
+) -> None:
+    from qwex_core.snapshot import make_snapshot
+
+    project = tmp_path / "code"
+    (project / "sub").mkdir(parents=True)
+    (project / "sub" / "here.txt").write_text("x")
+    (project / "out").symlink_to("/")
+    snap = make_snapshot(project, limit=1 << 20)
+    alice.put(f"/snapshots/{snap.sha256}", content=snap.data)
+    job = submit(alice, "wd-1", ["sh", "-c", "pwd; ls"], snapshot=snap.sha256, workdir="sub")
+    assert wait_final(alice, job["id"])["status"] == "succeeded"
+    out = alice.get(f"/jobs/{job['id']}/logs").json()["data"]
+    assert out.endswith(f"/jobs/{job['id']}/sub\nhere.txt\n")
+    for bad in ("../sub", "/etc", "sub/../../x"):
+        refused = alice.post(
+            "/jobs", json={"submission_id": "wd-2", "command": ["pwd"], "workdir": bad}
+        )
+        assert refused.status_code == 422 and "workdir" in refused.text
+    job = submit(alice, "wd-3", ["pwd"], snapshot=snap.sha256, workdir="out")
+    final = wait_final(alice, job["id"])
+    assert final["status"] == "failed"
+    assert final["reason"] == "workdir out is not a folder of the job's snapshot"
+
+
 @pytest.mark.parametrize(
     ("spec", "rule"),
     [

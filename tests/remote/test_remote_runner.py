@@ -1,10 +1,8 @@
 """The remote runner against a real `qwex serve` on loopback whose default backend is local:
 the conformance suite every backend passes, and what only a remote run does (the snapshot
 sent once, a retried submit that makes one job, the run readable after the server is gone).
-
-One difference is by design: a remote job starts in the root of the project's snapshot on
-the server (the API has no working-directory field), so a run started in a folder below
-the project is refused with a message saying what to do (docs/server.md)."""
+A remote job runs in its own unpacked snapshot on the server, so the working directory the
+suite sees is a folder of the server's, not of the project (docs/server.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qwex_core.errors import QwexError, SpecError
+from qwex_core.errors import QwexError
 from qwex_core.models import Run, RunStatus
 from qwex_core.service import RunService
 from qwex_core.testing import RunnerConformance, service_for
@@ -73,16 +71,17 @@ class TestRemoteRunner(RunnerConformance):
         return service.job(["true"], container={"image": "not-allowed/anything"})
 
     def test_working_directory(self, service: RunService) -> None:
-        """The job starts in its own folder on the server, holding the project's snapshot;
-        a run started below the project is refused, saying what to do."""
+        """The job starts in its own folder on the server, holding the project's snapshot,
+        at the same place in it as qwex was run in the project."""
         project = service.store.project_dir
         (project / "sub").mkdir()
         (project / "sub" / "here.txt").write_text("x")
         run = self.finish(service, ["sh", "-c", "pwd; ls sub"])
-        job_id = run.backend_data["job_id"]
-        assert self.stdout(service, run) == f"{self.server.data_dir / 'jobs' / job_id}\nhere.txt\n"
-        with pytest.raises(SpecError, match=r"is a folder of the project.*cd SUB"):
-            service.submit(service.job(["pwd"], cwd=project / "sub"))
+        job_dir = self.server.data_dir / "jobs" / run.backend_data["job_id"]
+        assert self.stdout(service, run) == f"{job_dir}\nhere.txt\n"
+        run = self.finish(service, ["sh", "-c", "pwd; ls"], cwd=project / "sub")
+        job_dir = self.server.data_dir / "jobs" / run.backend_data["job_id"]
+        assert self.stdout(service, run) == f"{job_dir / 'sub'}\nhere.txt\n"
 
 
 def test_a_start_failure_names_the_servers_rule(

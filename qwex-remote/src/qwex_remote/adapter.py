@@ -313,6 +313,7 @@ def _submission_data(submission: Submission) -> dict[str, Any]:
         "image": submission.image,
         "network": submission.network,
         "snapshot": submission.snapshot,
+        "workdir": submission.workdir,
     }
     data.update({k: v for k, v in optional.items() if v is not None})
     return data

@@ -57,6 +57,8 @@ class Submission:
     network: str | None = None
     grace_period: float = 10.0
     snapshot: str | None = None
+    workdir: str | None = None
+    """Where the command starts, relative to the snapshot's root (default: the root)."""
 
 
 @dataclass(frozen=True)

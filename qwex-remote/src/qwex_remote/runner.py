@@ -115,22 +115,24 @@ class RemoteRunner(Runner):
                 f"({self.config.source_of(('remote', 'api_version'))}), but this qwex-remote "
                 f"speaks API version {API_VERSION} only; remove the key or upgrade qwex-remote"
             )
-        if spec.workdir:
-            project = self.store.project_dir.resolve()
-            host = (project / spec.workdir).resolve()
-            if host != project:
-                where = (
-                    "a folder of the project"
-                    if host.is_relative_to(project)
-                    else "outside the project"
-                )
-                raise SpecError(
-                    f"workdir {spec.workdir} is {where}; a remote job starts in the root of "
-                    f"the project's snapshot on the server. Run qwex from {project}, or change "
-                    "directory in the command: qwex run -b remote -- sh -c 'cd SUB && ...'"
-                )
+        self._workdir(spec)
         self._ask_health(self.remote.base_url)  # meanwhile: the client's import, a round trip
         self._snapshot = self._make_snapshot()
+
+    def _workdir(self, spec: JobSpec) -> str | None:
+        """Where the command starts, relative to the project (so to its snapshot on the
+        server); None for the project itself. Outside the project, nothing of it is there."""
+        if not spec.workdir:
+            return None
+        project = self.store.project_dir.resolve()
+        host = (project / spec.workdir).resolve()
+        if not host.is_relative_to(project):
+            raise SpecError(
+                f"workdir {spec.workdir} is outside the project {project}; a remote job runs "
+                "in the project's snapshot on the server: run qwex from inside the project"
+            )
+        relative = host.relative_to(project).as_posix()
+        return None if relative == "." else relative
 
     def _where_to_set(self, key: str, example: str) -> str:
         files = [p for p in self.config.files if p.name != "config.toml"]
@@ -246,6 +248,7 @@ class RemoteRunner(Runner):
             network=spec.container.network,
             grace_period=spec.grace_period,
             snapshot=snapshot,
+            workdir=self._workdir(spec),
         )
 
     def _submit(self, client: JobAPIClient, submission: Submission, base_url: str) -> JobState:

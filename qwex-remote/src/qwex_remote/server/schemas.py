@@ -8,9 +8,10 @@ on the server (its folder, the project mount) is the server's business.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator
 from qwex_core.models import Mount, ResourceRequirements, RunStatus
 
 SHA256 = r"^[0-9a-f]{64}$"
@@ -46,6 +47,23 @@ class JobSubmission(BaseModel):
     snapshot: str | None = Field(
         default=None, pattern=SHA256, description="sha256 of an uploaded snapshot to run in"
     )
+    workdir: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="the folder of the snapshot the command starts in, relative to its root "
+        "(default: the root)",
+    )
+
+    @field_validator("workdir")
+    @classmethod
+    def _inside(cls, value: str | None) -> str | None:
+        """A relative path that cannot leave the snapshot's folder by its own words."""
+        if value is None:
+            return None
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts or "\x00" in value:
+            raise ValueError("workdir must be a relative path inside the snapshot, without '..'")
+        return None if str(path) == "." else str(path)
 
     def spec_data(self) -> dict[str, Any]:
         """The submission without its id: what must match on a retry."""

@@ -64,8 +64,15 @@ def job_spec(job: Job, config: QwexConfig, job_dir: Path) -> JobSpec:
         "grace_period": sub.get("grace_period", 10.0),
         "container": container,
     }
+    cwd = job_dir
+    if sub.get("workdir"):
+        # The schema refuses `..` and absolute paths; a symlink of the snapshot may still lead
+        # out of the job's folder, and the job would start there.
+        cwd = (job_dir / sub["workdir"]).resolve()
+        if not cwd.is_relative_to(job_dir.resolve()) or not cwd.is_dir():
+            raise QwexError(f"workdir {sub['workdir']} is not a folder of the job's snapshot")
     return build_job(
-        config, sub["command"], project_dir=job_dir, cwd=job_dir, name=sub.get("name"), **extra
+        config, sub["command"], project_dir=job_dir, cwd=cwd, name=sub.get("name"), **extra
     )
 
 

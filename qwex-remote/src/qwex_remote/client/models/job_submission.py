@@ -45,6 +45,8 @@ class JobSubmission:
             resources (ResourceRequirements | Unset): What a run asks for. Backends translate it (Docker: nano_cpus,
                 mem_limit, device_requests).
             snapshot (None | str | Unset): sha256 of an uploaded snapshot to run in
+            workdir (None | str | Unset): the folder of the snapshot the command starts in, relative to its root (default:
+                the root)
      """
 
     command: list[str]
@@ -60,6 +62,7 @@ class JobSubmission:
     profile: None | str | Unset = UNSET
     resources: ResourceRequirements | Unset = UNSET
     snapshot: None | str | Unset = UNSET
+    workdir: None | str | Unset = UNSET
 
 
 
@@ -135,6 +138,12 @@ class JobSubmission:
         else:
             snapshot = self.snapshot
 
+        workdir: None | str | Unset
+        if isinstance(self.workdir, Unset):
+            workdir = UNSET
+        else:
+            workdir = self.workdir
+
 
         field_dict: dict[str, Any] = {}
 
@@ -164,6 +173,8 @@ class JobSubmission:
             field_dict["resources"] = resources
         if snapshot is not UNSET:
             field_dict["snapshot"] = snapshot
+        if workdir is not UNSET:
+            field_dict["workdir"] = workdir
 
         return field_dict
 
@@ -285,6 +296,16 @@ class JobSubmission:
         snapshot = _parse_snapshot(d.pop("snapshot", UNSET))
 
 
+        def _parse_workdir(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        workdir = _parse_workdir(d.pop("workdir", UNSET))
+
+
         job_submission = cls(
             command=command,
             submission_id=submission_id,
@@ -299,6 +320,7 @@ class JobSubmission:
             profile=profile,
             resources=resources,
             snapshot=snapshot,
+            workdir=workdir,
         )
 
         return job_submission
