@@ -153,6 +153,24 @@ def test_a_missing_or_wrong_token_is_a_clear_401(project: Path, token: str | Non
     assert "qwex_not-a-token" not in line
 
 
+def test_list_shows_every_run_when_the_token_is_refused(project: Path, server: Server) -> None:
+    alice = server.tokens["alice"]
+    run_id = qwex(
+        project, "run", "-d", "-b", "remote", "--", "sleep", "300", token=alice
+    ).stdout.strip()
+    local = qwex(project, "run", "--", "true", token=None)
+    assert local.returncode == 0
+    listed = qwex(project, "list", "--no-trunc", token="qwex_not-a-token")
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split()[:2] for line in listed.stdout.splitlines()[1:]]
+    assert [run_id, "pending"] in rows or [run_id, "running"] in rows
+    assert len(rows) == 2
+    warning = listed.stderr.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("qwex: warning: ")
+    assert "unknown or revoked" in warning[0] and "shown as last seen" in warning[0]
+    assert qwex(project, "cancel", "--wait", run_id, token=alice).returncode == 0
+
+
 def test_a_mount_of_the_servers_root_is_refused_naming_the_rule(
     project: Path, server: Server
 ) -> None:

@@ -136,12 +136,15 @@ class RunService:
         limit: int | None = None,
         where: Callable[[dict[str, Any]], bool] | None = None,
         unreadable: bool = False,
+        on_problem: Callable[[Run, BackendError], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Like `list`, as JSON-ready records: final records are passed on as stored, without
         building a model, which keeps `qwex list` fast with thousands of runs. `where` filters
         further; with `unreadable`, a run whose record cannot be read comes as an
         `unreadable` row naming the file (see `store.unreadable_record`) instead of being
-        left out."""
+        left out. With `on_problem`, a run whose backend cannot bring it up to date (a
+        refused token, say) is passed to it and listed as its record stands, so one run
+        never hides the others."""
         from qwex_core.agent.record import UNREADABLE
         from qwex_core.store import unreadable_record
 
@@ -163,7 +166,12 @@ class RunService:
                     problem = exc.errors()[0]["msg"] if exc.errors() else "invalid"
                     record = unreadable_record(str(record.get("id")), f"{path}: {problem}")
                 else:
-                    record = self.refresh(run).model_dump(mode="json")
+                    try:
+                        record = self.refresh(run).model_dump(mode="json")
+                    except BackendError as exc:
+                        if on_problem is None:
+                            raise
+                        on_problem(run, exc)
             if wanted is not None and record.get("status") not in wanted:
                 continue
             if where is not None and not where(record):

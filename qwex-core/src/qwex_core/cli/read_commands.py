@@ -13,7 +13,11 @@ from qwex_core.cli.output import ago, command_text, duration, emit_json, run_jso
 from qwex_core.store import short_id
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from qwex_core.cli.context import State
+    from qwex_core.errors import BackendError
+    from qwex_core.models import Run
 
 FILTER_KEYS = ("name", "label", "status", "backend")
 
@@ -31,6 +35,22 @@ def _filters(values: tuple[str, ...]) -> list[tuple[str, str]]:
             )
         out.append((key, value))
     return out
+
+
+def _warn_once() -> Callable[[Run, BackendError], None]:
+    """For `qwex list`: one stderr line per distinct problem a backend had bringing a run up
+    to date (the run is listed as its record stands)."""
+    seen: set[str] = set()
+
+    def warn(run: Run, exc: BackendError) -> None:
+        message = str(exc)
+        if message not in seen:
+            seen.add(message)
+            click.echo(
+                f"qwex: warning: {message} (run {short_id(run.id)} shown as last seen)", err=True
+            )
+
+    return warn
 
 
 def _matches(record: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
@@ -127,6 +147,7 @@ def list_runs(
         limit=limit,
         where=(lambda record: _matches(record, pairs)) if pairs else None,
         unreadable=not (wanted or chosen or pairs),
+        on_problem=_warn_once(),
     )
     if as_json:
         emit_json(list(records))
