@@ -1,13 +1,13 @@
 """Run ids: UUIDv7, so that sorting ids sorts runs by creation time.
 
-Standard library only: the agent imports this module.
+Standard library only, and not even `uuid` (it imports `platform`): the agent imports
+this module.
 """
 
 from __future__ import annotations
 
 import os
 import time
-import uuid
 
 _last = 0
 
@@ -26,4 +26,5 @@ def uuid7() -> str:
     if value <= _last and (_last + 1) & ((1 << 62) - 1):
         value = _last + 1
     _last = value
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

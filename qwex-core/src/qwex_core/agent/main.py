@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import NamedTuple
 
 USAGE = """\
 usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--snapshot FILE]
@@ -46,15 +45,28 @@ class UsageError(Exception):
     pass
 
 
-class Options(NamedTuple):
-    """The agent's options as `parse` read them."""
+class Options:
+    """The agent's options as `parse` read them (a plain class: `typing` costs the agent
+    a few milliseconds to import, on every run)."""
 
-    run_dir: str | None
-    grace: float
-    quiet: bool
-    command: list[str]
-    snapshot: str | None = None
-    termination_log: str | None = None
+    __slots__ = ("command", "grace", "quiet", "run_dir", "snapshot", "termination_log")
+
+    def __init__(
+        self,
+        *,
+        run_dir: str | None,
+        grace: float,
+        quiet: bool,
+        command: list[str],
+        snapshot: str | None = None,
+        termination_log: str | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.grace = grace
+        self.quiet = quiet
+        self.command = command
+        self.snapshot = snapshot
+        self.termination_log = termination_log
 
 
 def parse(argv: list[str]) -> Options:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
-from typing import Any
+
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: the agent does not import typing
+if TYPE_CHECKING:
+    from typing import Any
 
 RUN_FILE = "run.json"
 STDOUT_FILE = "stdout.log"

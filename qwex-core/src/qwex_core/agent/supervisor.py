@@ -17,7 +17,6 @@ import selectors
 import signal
 import subprocess
 import time
-from typing import Any
 
 from qwex_core.agent.cgroup import oom_kills, oom_reason
 from qwex_core.agent.record import (
@@ -31,6 +30,10 @@ from qwex_core.agent.record import (
     write_record,
     write_termination_log,
 )
+
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: the agent does not import typing
+if TYPE_CHECKING:
+    from typing import Any
 
 CHUNK = 1 << 20
 F_SETPIPE_SZ = 1031
