@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,17 @@ def make_server(root: Path, database_url: str | None = None, config: str = CONFI
     project.mkdir(parents=True, exist_ok=True)
     (project / "qwex.toml").write_text(config)
     return Server(project=project, data_dir=root / "data", database_url=database_url)
+
+
+@contextlib.contextmanager
+def team_server(root: Path) -> Iterator[Server]:
+    """A started server with the users alice and bob; on the way out it must stop cleanly
+    and its log must hold no token."""
+    srv = make_server(root)
+    for name in ("alice", "bob"):
+        srv.add_token(name)
+    srv.start()
+    yield srv
+    assert srv.stop() in (0, -signal.SIGTERM)
+    log = srv.log_path.read_text()
+    assert not [name for name, secret in srv.tokens.items() if secret in log]

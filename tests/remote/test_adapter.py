@@ -27,17 +27,13 @@ from qwex_remote.protocol import (
     Submission,
     Unreachable,
 )
-from server_support import FINAL, Server, free_port, make_server
+from server_support import FINAL, Server, free_port, make_server, team_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = make_server(tmp_path_factory.mktemp("adapter"))
-    for name in ("alice", "bob"):
-        srv.add_token(name)
-    srv.start()
-    yield srv
-    assert srv.stop() in (0, -signal.SIGTERM)
+    with team_server(tmp_path_factory.mktemp("adapter")) as srv:
+        yield srv
 
 
 def root_url(server: Server) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_support import QWEX, Server, clean_env, make_server, qwex_cli, wait_final
+from server_support import QWEX, Server, clean_env, make_server, qwex_cli, team_server, wait_final
 
 DOCKER_CONFIG = """\
 [server]
@@ -27,14 +27,8 @@ images = ["qwex-test/*"]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = make_server(tmp_path_factory.mktemp("server"))
-    for name in ("alice", "bob"):
-        srv.add_token(name)
-    srv.start()
-    yield srv
-    srv.stop()
-    log = srv.log_path.read_text()
-    assert not [name for name, secret in srv.tokens.items() if secret in log]
+    with team_server(tmp_path_factory.mktemp("server")) as srv:
+        yield srv
 
 
 def laptop(root: Path, url: str) -> Path:

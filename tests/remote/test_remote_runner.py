@@ -21,7 +21,7 @@ from qwex_core.models import Run, RunStatus
 from qwex_core.service import RunService
 from qwex_core.testing import RunnerConformance, service_for
 from qwex_remote.runner import RemoteRunner, open_client
-from server_support import Server, make_server
+from server_support import Server, team_server
 
 
 def root_url(server: Server) -> str:
@@ -30,12 +30,8 @@ def root_url(server: Server) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = make_server(tmp_path_factory.mktemp("server"))
-    for name in ("alice", "bob"):
-        srv.add_token(name)
-    srv.start()
-    yield srv
-    srv.stop()
+    with team_server(tmp_path_factory.mktemp("server")) as srv:
+        yield srv
 
 
 def configure(project: Path, url: str, monkeypatch: pytest.MonkeyPatch, token: str) -> None:
