@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from qwex_core.agent.record import transition
+from qwex_core.agent.record import FINAL_STATUSES, backdate, transition
 from qwex_core.errors import BackendError, SpecError
 from qwex_core.lifecycle import CancelRequest, Probe, Seen
 from qwex_core.runners.base import Runner
@@ -357,7 +357,7 @@ class KubernetesRunner(Runner):
         """Record a non-final status the cluster shows (`queued` with Kueue's words,
         `running`), once: a changed reason alone updates the record's current reason."""
         current = self.store.read(run.id)
-        if current.get("status") in ("succeeded", "failed", "cancelled", "lost"):
+        if current.get("status") in FINAL_STATUSES:
             return
         if current.get("status") == new:
             if current.get("reason") != reason:  # the history keeps why it entered the status
@@ -366,20 +366,8 @@ class KubernetesRunner(Runner):
             return
         transition(current, new, reason)
         if at is not None and new == "running":
-            self._backdate(current, at)
+            backdate(current, at)
         self._save(current)
-
-    @staticmethod
-    def _backdate(record: dict[str, Any], at: datetime) -> None:
-        """Time the last transition when the cluster says it happened (never before the one
-        it follows)."""
-        history = record["history"]
-        when = at.astimezone(UTC).isoformat()
-        if len(history) > 1 and history[-2]["at"] > when:
-            when = history[-2]["at"]
-        history[-1]["at"] = when
-        if history[-1]["status"] == "running":
-            record["started_at"] = when
 
     def _save(self, record: dict[str, Any]) -> None:
         from qwex_core.models import Run
@@ -396,7 +384,7 @@ class KubernetesRunner(Runner):
         else:
             self._stop_follower(run.id)
         current = self.store.read(run.id)
-        if current.get("status") in ("succeeded", "failed", "cancelled", "lost"):
+        if current.get("status") in FINAL_STATUSES:
             return
         started = seen.started_at
         if (
@@ -405,14 +393,13 @@ class KubernetesRunner(Runner):
             and not current.get("started_at")
         ):
             transition(current, "running", None)
-            self._backdate(current, started)
+            backdate(current, started)
         current["exit_code"] = seen.exit_code
         current["signal"] = seen.signal
         ended = self.store.record_end(Run.model_validate(current), final, reason)
         if seen.finished_at is not None:  # when it ended, not when a qwex process saw it
             record = ended.model_dump(mode="json")
-            when = max(seen.finished_at.astimezone(UTC).isoformat(), record["history"][-2]["at"])
-            record["finished_at"] = record["history"][-1]["at"] = when
+            backdate(record, seen.finished_at)
             self.store.save(Run.model_validate(record), durable=True)
         self._stop_watch(run.id)
 

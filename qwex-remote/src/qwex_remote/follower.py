@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from qwex_core.agent.record import FINAL_STATUSES
 
 from qwex_remote import mirror
 from qwex_remote.protocol import APIError, JobEnd, JobState, LogPiece, ServerShutdown, Unreachable
@@ -113,24 +116,8 @@ class Follower:
             state = self.client.get(self.job_id)
         except (Unreachable, APIError):
             state = JobState(
-                id=self.job_id,
-                submission_id=self.run_id,
-                submitter="",
-                backend="",
-                status=end.status,
-                reason=end.reason,
-                exit_code=end.exit_code,
+                id=self.job_id, submission_id=self.run_id, submitter="", backend="", status=""
             )
-        if state.status not in ("succeeded", "failed", "cancelled", "lost"):
-            state = JobState(
-                id=state.id,
-                submission_id=state.submission_id,
-                submitter=state.submitter,
-                backend=state.backend,
-                status=end.status,
-                reason=end.reason,
-                exit_code=end.exit_code,
-                started_at=state.started_at,
-                finished_at=state.finished_at,
-            )
+        if state.status not in FINAL_STATUSES:  # not fetched, or the database trails the stream
+            state = replace(state, status=end.status, reason=end.reason, exit_code=end.exit_code)
         self.runner.finish(self.run_id, state, streamed=True)

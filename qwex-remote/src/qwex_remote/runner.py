@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import tempfile
 import threading
 import time
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from qwex_core.agent.record import request_cancel, transition
+from qwex_core.agent.record import FINAL_STATUSES, backdate, request_cancel, transition
 from qwex_core.errors import BackendError, SpecError
 from qwex_core.lifecycle import CancelRequest, Probe, Seen
 from qwex_core.runners.base import Runner
@@ -64,7 +65,6 @@ SUBMIT_TIMEOUT = 120.0
 FOLLOW_AGAIN = 1.0
 """Seconds before a follower that stopped by itself is replaced by a new one."""
 LOG_PAGE = 1 << 20
-FINAL = ("succeeded", "failed", "cancelled", "lost")
 _KILLED = re.compile(r"\bkilled by (SIG[A-Z0-9]+)")
 
 
@@ -321,7 +321,7 @@ class RemoteRunner(Runner):
 
     def _observe(self, run: Run, state: JobState, what: str) -> Probe:
         """Bring the local record to what the server shows; the probe that says so."""
-        if state.status in FINAL:
+        if state.status in FINAL_STATUSES:
             self.finish(run.id, state)
             return Probe(Seen.EXITED, what, exit_code=state.exit_code)
         if state.status == "running":
@@ -360,13 +360,13 @@ class RemoteRunner(Runner):
         run_dir = self.store.run_dir(run_id)
         with mirror.locked(run_dir):
             current = self.store.read(run_id)
-            if current.get("status") in FINAL or current.get("status") == new:
+            if current.get("status") in FINAL_STATUSES or current.get("status") == new:
                 return
             if new == "queued" and current.get("status") == "running":
                 return
             transition(current, new, reason)
             if at is not None:
-                _backdate(current, at)
+                backdate(current, at)
             self._save(current)
 
     def _save(self, record: dict[str, Any], durable: bool = False) -> None:
@@ -386,13 +386,13 @@ class RemoteRunner(Runner):
         run_dir = self.store.run_dir(run_id)
         with mirror.locked(run_dir):
             current = self.store.read(run_id)
-            if current.get("status") in FINAL:
+            if current.get("status") in FINAL_STATUSES:
                 return
             if not current.get("started_at") and (state.started_at or state.exit_code is not None):
                 # It ran (the server may not have noted when yet: its end came first).
                 transition(current, "running", None)
                 if state.started_at:
-                    _backdate(current, state.started_at)
+                    backdate(current, state.started_at)
             status, reason = state.status, state.reason or state.status
             cancel = CancelRequest.of(run_dir)
             if cancel is not None and status in ("cancelled", "lost"):
@@ -402,7 +402,7 @@ class RemoteRunner(Runner):
             current["signal"] = killed.group(1) if killed else None
             transition(current, status, reason)
             if state.finished_at:  # when it ended, not when a qwex process saw it
-                _backdate(current, state.finished_at, final=True)
+                backdate(current, state.finished_at)
             self._save(current, durable=True)
 
     # -- following -----------------------------------------------------------------
@@ -460,7 +460,7 @@ class RemoteRunner(Runner):
         if self._job(run) is None:
             super().cancel(run, reason=reason, interrupt=interrupt)
             return
-        self.signal(run, 15)
+        self.signal(run, signal.SIGTERM)
         request_cancel(self.store.run_dir(run.id), reason)
         self._probed.pop(run.id, None)
         self.refresh(run)
@@ -469,27 +469,3 @@ class RemoteRunner(Runner):
         follower = self._followers.pop(run.id, None)
         if follower is not None:
             follower.stop()
-
-
-def _backdate(record: dict[str, Any], at: str, *, final: bool = False) -> None:
-    """Time the last transition when the server says it happened (never before the one it
-    follows, nor after it was seen here: the clocks may differ)."""
-    history = record["history"]
-    when = _time(at)
-    if len(history) > 1:
-        when = max(when, _time(history[-2]["at"]))
-    when = min(when, _time(history[-1]["at"]))
-    text = when.isoformat()
-    history[-1]["at"] = text
-    if history[-1]["status"] == "running":
-        record["started_at"] = text
-    if final:
-        record["finished_at"] = text
-
-
-def _time(text: str) -> datetime:
-    """An ISO 8601 time (any offset, or `Z`) as an aware UTC datetime."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

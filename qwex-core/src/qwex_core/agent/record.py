@@ -100,6 +100,28 @@ def transition(record: dict[str, Any], status: str, reason: str | None = None) -
         record["finished_at"] = at
 
 
+def backdate(record: dict[str, Any], at: datetime | str) -> None:
+    """Time the last transition when the backend says it happened (a pod's start, a
+    server's end), not when a qwex process saw it: never before the transition it follows,
+    nor after it was seen here (the clocks may differ)."""
+    history = record["history"]
+    when = _utc(at)
+    if len(history) > 1:
+        when = max(when, _utc(history[-2]["at"]))
+    text = min(when, _utc(history[-1]["at"])).isoformat()
+    history[-1]["at"] = text
+    if history[-1]["status"] == "running":
+        record["started_at"] = text
+    if history[-1]["status"] in FINAL_STATUSES:
+        record["finished_at"] = text
+
+
+def _utc(value: datetime | str) -> datetime:
+    """An ISO 8601 time (any offset; none means UTC) or a datetime, as aware UTC."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 TERMINATION_LIMIT = 4096
 """Kubernetes keeps at most 4096 bytes of a container's termination message."""
 TERMINATION_KEYS = (

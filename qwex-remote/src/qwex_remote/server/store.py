@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from qwex_core.agent.record import FINAL_STATUSES
 from qwex_core.ids import uuid7
 from sqlalchemy import Engine, Select, String, bindparam, func, insert, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from qwex_remote.server import tokens
 from qwex_remote.server.tables import Job, Snapshot, Token
 
-FINAL = ("succeeded", "failed", "cancelled", "lost")
+FINAL = tuple(sorted(FINAL_STATUSES))
+"""Core's final statuses, as a sequence for SQL `IN`."""
 
 
 def _newest(sqlite: bool) -> Select[Any]:
