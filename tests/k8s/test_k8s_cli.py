@@ -132,7 +132,9 @@ def test_cancel_deletes_the_job_and_leaves_no_pod(
     rec = wait_status(qwex, run_id, FINAL)
     assert (rec["status"], rec["reason"]) == ("cancelled", "cancelled by user")
     wait_for("the run's pods to be gone", lambda: not pods_of(cluster, run_id), timeout=60)
-    assert job_of(cluster, rec) is None
+    # Foreground deletion removes the Job itself once the garbage collector has seen its
+    # pods go: a moment after them, not at once.
+    wait_for("the run's Job to be gone", lambda: job_of(cluster, rec) is None, timeout=60)
 
 
 def test_queued_behind_a_full_cluster_queue_then_admitted(
