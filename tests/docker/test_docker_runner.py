@@ -287,6 +287,28 @@ def test_gc_leaves_live_runs_alone(
     wait_gone(docker_api, run.id)
 
 
+def test_gc_never_removes_a_live_container_whose_run_folder_is_not_here(
+    make_service: MakeService, docker_api: Any, qwex: Callable[..., Any], project: Path
+) -> None:
+    """A daemon shared by a team: a container whose labelled run folder is missing here (a
+    teammate's, or a project moved while its run goes on) is not provably ours."""
+    service = make_service()
+    run = service.submit(docker_spec(["sleep", "30"], grace_period=0))
+    wait_until(lambda: service.get(run.id).status is RunStatus.RUNNING, what="running")
+    moved = project.parent / f"{project.name}-moved"
+    project.rename(moved)
+    try:
+        for where in (moved, project.parent):
+            result = qwex("gc", "--json", cwd=where, check=True)
+            assert run.id not in result.stdout
+        assert containers_of(docker_api, run)
+    finally:
+        moved.rename(project)
+    service.cancel(service.get(run.id))
+    assert service.wait(run, timeout=30).status is RunStatus.CANCELLED
+    wait_gone(docker_api, run.id)
+
+
 def test_gc_with_the_daemon_unreachable_says_so_and_exits_1(
     project: Path, qwex: Callable[..., Any]
 ) -> None:

@@ -19,6 +19,7 @@ from qwex_core.agent.main import command_line
 from qwex_core.errors import SpecError
 from qwex_core.lifecycle import STOP_MARGIN
 from qwex_core.models import JobSpec, Run
+from qwex_core.ownership import owner_token
 
 from qwex_docker.bundle.locate import LAUNCHER, MOUNT
 
@@ -32,6 +33,8 @@ LABEL_PROJECT = "qwex.project"
 LABEL_RUN_DIR = "qwex.run-dir"
 LABEL_BACKEND = "qwex.backend"
 LABEL_VERSION = "qwex.version"
+LABEL_OWNER = "qwex.owner"
+"""`qwex_core.ownership.owner_token` of the project: `qwex gc` removes only what it proves."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ def labels(run: Run, facts: HostFacts) -> dict[str, str]:
         LABEL_RUN_DIR: str(facts.run_dir),
         LABEL_BACKEND: run.backend,
         LABEL_VERSION: qwex_core.__version__,
+        LABEL_OWNER: owner_token(facts.project_dir) or "",
     }
 
 

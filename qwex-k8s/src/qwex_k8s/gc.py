@@ -1,22 +1,25 @@
-"""Finding the Jobs and ConfigMaps qwex no longer needs in a namespace.
+"""Finding the Jobs, pods and ConfigMaps qwex no longer needs in a namespace.
 
-Every Job qwex creates carries `app.kubernetes.io/managed-by: qwex`, its run id, and
-annotations naming the host and run folder of its record. A Job is garbage when its
-run is final (its logs and end are in the record) or its record is gone; a run not
-final is first brought up to date through its project's service (a vanished Job is
-then recorded `lost`). A snapshot ConfigMap is garbage once no Job owns it.
-Jobs made on another host are left alone: their records are not here.
+A namespace is shared: anything in it may be a teammate's until proven ours. Every
+Job qwex creates (and its pod template) carries `app.kubernetes.io/managed-by: qwex`,
+its run id, and annotations naming the project, the run folder and the project's
+owner token (`qwex_core.ownership`: the project's store id on this machine). Only a
+Job or pod whose owner token the named project holds here is considered; the host
+name proves nothing. Of those, what is provably over goes: never anything with a pod
+still pending or running, and only when its run is final or its record is gone (a
+run not final is first brought up to date through its project's service). A pod
+left without its Job (`kubectl delete job --cascade=orphan`) is found the same way,
+and a snapshot ConfigMap once no Job owns it.
 """
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from qwex_core.garbage import Garbage, why_removable
 
 from qwex_k8s.manifests import (
-    ANNOTATION_HOST,
+    ANNOTATION_OWNER,
     ANNOTATION_PROJECT,
     ANNOTATION_RUN_DIR,
     LABEL_RUN_ID,
@@ -24,32 +27,27 @@ from qwex_k8s.manifests import (
     MANAGED_BY,
 )
 
+LIVE_PHASES = ("Pending", "Running")
+
 
 def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]:
-    """Delete (unless `dry_run`) qwex's Jobs whose run is final or unknown, and snapshot
-    ConfigMaps no Job owns."""
+    """Delete (unless `dry_run`) this machine's qwex Jobs and orphaned pods whose run is
+    over, and snapshot ConfigMaps no Job owns."""
     from kubernetes import client
 
     batch = client.BatchV1Api(api)
     core = client.CoreV1Api(api)
-    findings = []
-    here = socket.gethostname()
-    jobs: list[Any] = batch.list_namespaced_job(
-        namespace, label_selector=f"{MANAGED_BY}=qwex"
-    ).items
+    selector = f"{MANAGED_BY}=qwex"
+    jobs: list[Any] = batch.list_namespaced_job(namespace, label_selector=selector).items
+    pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=selector).items
     maps: list[Any] = core.list_namespaced_config_map(
         namespace, label_selector=LABEL_SNAPSHOT
     ).items
+    findings = []
+    job_uids = {job.metadata.uid for job in jobs}
     for job in jobs:
-        annotations = job.metadata.annotations or {}
-        if annotations.get(ANNOTATION_HOST, here) != here:
-            continue
-        run_id = (job.metadata.labels or {}).get(LABEL_RUN_ID, "?")
-        why = why_removable(
-            annotations.get(ANNOTATION_RUN_DIR),
-            annotations.get(ANNOTATION_PROJECT),
-            dry_run=dry_run,
-        )
+        mine = [p for p in pods if _owner_uid(p) == job.metadata.uid]
+        why = _why(job, dry_run=dry_run, live=any(_live(p) for p in mine))
         if why is None:
             continue
         removed = not dry_run and _delete(
@@ -58,7 +56,16 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
             namespace,
             propagation_policy="Background",
         )
-        findings.append(Garbage("k8s", "job", job.metadata.name, run_id, why, removed))
+        findings.append(Garbage("k8s", "job", job.metadata.name, _run_id(job), why, removed))
+    for pod in pods:
+        if _owner_uid(pod) in job_uids:
+            continue  # goes with its Job
+        why = _why(pod, dry_run=dry_run, live=_live(pod))
+        if why is None:
+            continue
+        removed = not dry_run and _delete(core.delete_namespaced_pod, pod.metadata.name, namespace)
+        why = f"{why}; its Job is gone"
+        findings.append(Garbage("k8s", "pod", pod.metadata.name, _run_id(pod), why, removed))
     for cm in maps:
         if cm.metadata.owner_references:
             continue
@@ -69,6 +76,35 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
             Garbage("k8s", "configmap", cm.metadata.name, "-", "no Job uses it", removed)
         )
     return findings
+
+
+def _why(obj: Any, *, dry_run: bool, live: bool) -> str | None:
+    """Why a Job or pod of qwex's may go, or None: not provably this machine's, a pod of it
+    still pending or running, or its run not over."""
+    annotations = obj.metadata.annotations or {}
+    if live or obj.metadata.deletion_timestamp is not None:
+        return None
+    return why_removable(
+        annotations.get(ANNOTATION_RUN_DIR),
+        annotations.get(ANNOTATION_PROJECT),
+        dry_run=dry_run,
+        owner=annotations.get(ANNOTATION_OWNER),
+    )
+
+
+def _live(pod: Any) -> bool:
+    return pod.metadata.deletion_timestamp is None and pod.status.phase in LIVE_PHASES
+
+
+def _owner_uid(pod: Any) -> str | None:
+    for ref in pod.metadata.owner_references or ():
+        if ref.kind == "Job":
+            return str(ref.uid)
+    return None
+
+
+def _run_id(obj: Any) -> str:
+    return str((obj.metadata.labels or {}).get(LABEL_RUN_ID, "?"))
 
 
 def _delete(call: Any, *args: Any, **kwargs: Any) -> bool:

@@ -32,6 +32,8 @@ LABEL_SNAPSHOT = "qwex.dev/snapshot"
 ANNOTATION_PROJECT = "qwex.dev/project"
 ANNOTATION_RUN_DIR = "qwex.dev/run-dir"
 ANNOTATION_HOST = "qwex.dev/host"
+ANNOTATION_OWNER = "qwex.dev/owner"
+"""`qwex_core.ownership.owner_token` of the project: what `qwex gc` proves ownership by."""
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
@@ -60,6 +62,8 @@ class Facts:
     project_dir: Path
     run_dir: Path
     host: str
+    owner: str | None = None
+    """The project's owner token (`qwex_core.ownership`), on the Job and its pods."""
     snapshot: str | None = None
     """Name of the ConfigMap holding the project's snapshot (code = snapshot)."""
 
@@ -269,6 +273,14 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
         pod["nodeSelector"] = dict(settings.node_selector)
     if settings.tolerations:
         pod["tolerations"] = [t.manifest() for t in settings.tolerations]
+    # On the pods too: a pod whose Job was deleted with --cascade=orphan is still traced home.
+    owners = {
+        ANNOTATION_PROJECT: str(facts.project_dir),
+        ANNOTATION_RUN_DIR: str(facts.run_dir),
+        ANNOTATION_HOST: facts.host,
+    }
+    if facts.owner:
+        owners[ANNOTATION_OWNER] = facts.owner
     job_spec: dict[str, Any] = {
         "backoffLimit": settings.retries,
         "podFailurePolicy": {
@@ -289,7 +301,7 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
         },
         "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
         "suspend": bool(settings.queue),
-        "template": {"metadata": {"labels": labels(run)}, "spec": pod},
+        "template": {"metadata": {"labels": labels(run), "annotations": owners}, "spec": pod},
     }
     if settings.timeout:
         job_spec["activeDeadlineSeconds"] = settings.timeout
@@ -300,11 +312,7 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
             "name": job_name(run.id),
             "namespace": facts.namespace,
             "labels": metadata_labels,
-            "annotations": {
-                ANNOTATION_PROJECT: str(facts.project_dir),
-                ANNOTATION_RUN_DIR: str(facts.run_dir),
-                ANNOTATION_HOST: facts.host,
-            },
+            "annotations": dict(owners),
         },
         "spec": job_spec,
     }
