@@ -395,3 +395,47 @@ def test_an_unknown_priority_class_is_refused(
     assert result.returncode != 0
     assert "no Kueue WorkloadPriorityClass 'qwex-no-such-priority'" in result.stderr
     assert runs(qwex) == []
+
+
+def test_a_priority_class_without_a_queue_is_refused_not_ignored(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    configure(k8s_project, cluster, priority_class="qwex-some-priority")
+    result = qwex("run", "--", "true", timeout=60)
+    assert result.returncode == 1
+    assert "priority_class 'qwex-some-priority'" in result.stderr and "--queue" in result.stderr
+    assert "Traceback" not in result.stderr and runs(qwex) == []
+
+
+def test_status_of_a_run_without_a_queue_shows_no_none(k8s_project: Path, qwex: Qwex) -> None:
+    result = qwex("run", "--", "true", timeout=120)
+    assert result.returncode == 0, result.stderr
+    shown = qwex("status", last_run(qwex), check=True).stdout
+    assert "None" not in shown and "job " in shown
+
+
+TRAP = "trap 'echo got TERM; sleep 1; echo cleanup done; exit 7' TERM; echo up; sleep 300 & wait"
+
+
+def test_cancel_keeps_the_output_and_exit_code_of_a_sigterm_trap(
+    k8s_project: Path, qwex: Qwex
+) -> None:
+    """What the command prints in its grace period is the run's output, as locally."""
+    run_id = started(qwex, "--grace-period", "20", "--", "sh", "-c", TRAP)
+    wait_status(qwex, run_id, {"running"})
+    wait_for("the first line", lambda: qwex("logs", run_id, check=True).stdout == "up\n")
+    qwex("cancel", run_id, check=True, timeout=60)
+    rec = wait_status(qwex, run_id, FINAL)
+    assert rec["status"] == "cancelled" and rec["exit_code"] == 7, rec
+    assert qwex("logs", run_id, check=True).stdout == "up\ngot TERM\ncleanup done\n"
+
+
+def test_a_timeout_keeps_the_output_of_a_sigterm_trap(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    configure(k8s_project, cluster, timeout=5)
+    result = qwex("run", "--grace-period", "20", "--", "sh", "-c", TRAP, timeout=120)
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == "up\ngot TERM\ncleanup done\n"
+    rec = record(qwex, last_run(qwex))
+    assert (rec["status"], rec["reason"].split(":")[0]) == ("failed", "DeadlineExceeded")

@@ -14,16 +14,21 @@ pods and Workload instead of polling (`qwex_k8s.watch`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qwex_core.agent.record import FINAL_STATUSES, backdate, transition
 from qwex_core.errors import BackendError, SpecError
 from qwex_core.lifecycle import CancelRequest, Probe, Seen
+from qwex_core.ownership import owner_token
 from qwex_core.runners.base import Runner
 
 from qwex_k8s import manifests, status
@@ -42,6 +47,11 @@ WATCH_AFTER = 5.0
 """A run probed twice within this many seconds is being polled: watch it instead."""
 LOG_JOIN = 5.0
 """Seconds to let the log follower reach the end of a finished pod's log."""
+START_LOCK = "k8s-start.lock"
+"""Held by the qwex process starting a run until the cluster has its Job (an flock: it goes
+with the process)."""
+START_GRACE = 10.0
+"""Seconds a run may have no Job and no starter before it is known never to get one."""
 
 
 class KubernetesRunner(Runner):
@@ -84,6 +94,12 @@ class KubernetesRunner(Runner):
             self._check_queue(self.k8s.queue)
             if self.k8s.priority_class:
                 self._check_priority(self.k8s.priority_class)
+        elif self.k8s.priority_class:
+            raise SpecError(
+                f"priority_class {self.k8s.priority_class!r} is a Kueue WorkloadPriorityClass: "
+                "it needs a queue; pass --queue NAME or set [tool.qwex.k8s] queue (or unset "
+                "priority_class)"
+            )
 
     def _make_snapshot(self) -> Snapshot:
         """The project's snapshot; `SnapshotTooLarge` names the biggest files when too big."""
@@ -135,6 +151,10 @@ class KubernetesRunner(Runner):
         )
 
     def start(self, run: Run) -> None:
+        with _held(self.store.run_dir(run.id) / START_LOCK):
+            self._start(run)
+
+    def _start(self, run: Run) -> None:
         from kubernetes.client.exceptions import ApiException
 
         conn = self.conn
@@ -160,6 +180,7 @@ class KubernetesRunner(Runner):
             project_dir=self.store.project_dir,
             run_dir=self.store.run_dir(run.id),
             host=socket.gethostname(),
+            owner=owner_token(self.store.project_dir),
             snapshot=snapshot,
         )
         body = manifests.job_manifest(run, self.k8s, facts)
@@ -295,12 +316,16 @@ class KubernetesRunner(Runner):
     def probe(self, run: Run) -> Probe | None:
         data = run.backend_data
         if not data.get("job"):
+            if self._starter_died(run):
+                return self._never_created(run)
             return Probe(Seen.NOTHING, "its Job")
         what = f"its Job {data['job']}"
         state = self._state(run)
         if state is None:
             return None
         job, pods, workload = state
+        if job is None and not data.get("uid") and self._starter_died(run):
+            return self._never_created(run)
         seen = status.observe(
             job,
             pods,
@@ -314,7 +339,7 @@ class KubernetesRunner(Runner):
             self._copy_logs(run, seen.pod, final=False)
         if cancel is not None:
             deleting = job is not None and job.metadata.deletion_timestamp is not None
-            live = any(p.metadata.deletion_timestamp is None for p in pods)
+            live = any(status.still_running(p) for p in pods)
             if seen.phase == status.GONE or (deleting and not live) or seen.is_final:
                 cancelled = not seen.is_final or seen.status == "cancelled" or seen.status == "lost"
                 self._finish(
@@ -350,6 +375,38 @@ class KubernetesRunner(Runner):
         if run.status.value == "queued" and job is not None and not job.spec.suspend:
             self._advance(run, "queued", f"admitted by Kueue; {seen.reason}")
         return Probe(Seen.STARTING, what)
+
+    def _starter_died(self, run: Run) -> bool:
+        """Whether the qwex process that started `run` stopped before the Job was created:
+        the run is past `START_GRACE` and nothing holds its start lock."""
+        if (datetime.now(UTC) - run.created_at).total_seconds() < START_GRACE:
+            return False
+        path = self.store.run_dir(run.id) / START_LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return True  # the starter never got as far as taking it
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # still starting (a large snapshot, a slow API server)
+        finally:
+            os.close(fd)
+        return True
+
+    def _never_created(self, run: Run) -> Probe:
+        """Record the end of a run whose Job was never created: nothing ran."""
+        current = self.store.load(run.id)
+        if not current.is_final:
+            self.store.record_end(
+                current,
+                "failed",
+                "the qwex process starting the run stopped before it created the Job "
+                "(nothing ran); start it again",
+            )
+        return Probe(Seen.EXITED, "its Job")
 
     # -- writing the host's record -----------------------------------------------
 
@@ -502,3 +559,14 @@ class KubernetesRunner(Runner):
     def cleanup(self, run: Run) -> None:
         """The record holds the logs and the end; the Job goes with its TTL."""
         self._stop_watch(run.id)
+
+
+@contextlib.contextmanager
+def _held(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` while the block runs."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -97,6 +97,16 @@ def latest_pod(pods: list[Any]) -> Any | None:
     return max(pods, key=lambda p: (p.metadata.creation_timestamp or datetime.min, p.metadata.name))
 
 
+def still_running(pod: Any) -> bool:
+    """Whether the pod's command may still run and write: a pod being deleted keeps running
+    through its grace period (a SIGTERM trap's output and exit code come then)."""
+    status = pod.status
+    if status is None or status.phase not in ("Pending", "Running"):
+        return False
+    main = _container(status.container_statuses, MAIN)
+    return not (main is not None and main.state is not None and main.state.terminated)
+
+
 def _container(statuses: list[Any] | None, name: str) -> Any | None:
     for status in statuses or []:
         if status.name == name:
@@ -165,6 +175,8 @@ def observe(
     if job.spec.suspend and not failed and not complete:
         return Observation(QUEUED, queued_reason(job, workload, queue))
     if failed is not None and _reason(failed) == "DeadlineExceeded":
+        if pod is not None and still_running(pod):  # its grace period: output still comes
+            return Observation(RUNNING, pod=pod.metadata.name)
         return _final(
             "failed",
             f"DeadlineExceeded: {_message(failed)}",

@@ -213,7 +213,8 @@ def status(state: State, run_id: str, as_json: bool) -> None:
     if run.spec.container.image and run.backend != "local":
         fields.insert(4, ("image", run.spec.container.image))
     for key, value in run.backend_data.items():
-        fields.append((key.replace("_", " "), str(value)))
+        if value is not None:  # a setting the run did not use (no queue): nothing to show
+            fields.append((key.replace("_", " "), str(value)))
     from qwex_core.cli.terminal import colour_wanted, paint_status
 
     colour = colour_wanted(sys.stdout)
