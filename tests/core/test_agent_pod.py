@@ -67,6 +67,42 @@ def test_snapshot_is_unpacked_into_the_working_directory_first(tmp_path: Path) -
     assert record(tmp_path / "r")["status"] == "succeeded"
 
 
+def test_workdir_starts_the_command_in_a_folder_of_the_snapshot_without_a_shell(
+    tmp_path: Path,
+) -> None:
+    """An image FROM scratch has no /bin/sh to `cd` with: the agent changes directory."""
+    project, pod = tmp_path / "project", tmp_path / "pod"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "here.txt").write_text("x")
+    snapshot = tmp_path / "snapshot.tar.gz"
+    snapshot.write_bytes(make_snapshot(project, limit=1 << 20).data)
+    pod.mkdir()
+    here = [sys.executable, "-c", "import os; print(os.getcwd())"]
+    run = ["--run-dir", str(tmp_path / "r"), "--snapshot", str(snapshot), "--workdir", "src"]
+    result = agent(*run, "--", *here, cwd=pod)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{pod / 'src'}\n"
+    outside = ["--run-dir", str(tmp_path / "r2"), "--snapshot", str(snapshot), "--workdir", ".."]
+    result = agent(*outside, "--", *here, cwd=pod)
+    assert result.returncode == 125
+    assert record(tmp_path / "r2")["reason"] == "workdir .. is not a folder of the project"
+
+
+def test_in_a_pod_a_commands_own_125_is_recorded_but_not_the_agents_exit_code(
+    tmp_path: Path,
+) -> None:
+    """Exit code 125 of a pod's container means the agent could not run the command (the
+    Job fails at once, without retries); the command's own 125 stays in the record."""
+    log = tmp_path / "termination-log"
+    run = ["--run-dir", str(tmp_path / "r"), "--termination-log", str(log)]
+    result = agent(*run, "--", "sh", "-c", "exit 125", cwd=tmp_path)
+    assert result.returncode == 1
+    assert json.loads(log.read_bytes())["exit_code"] == 125
+    assert record(tmp_path / "r")["exit_code"] == 125
+    local = agent("--run-dir", str(tmp_path / "l"), "--", "sh", "-c", "exit 125", cwd=tmp_path)
+    assert local.returncode == 125  # outside a pod, the command's code as it is
+
+
 @pytest.mark.parametrize(
     ("archive", "why"),
     [
@@ -246,11 +282,13 @@ def test_command_line_round_trips_through_parse() -> None:
         quiet=False,
         snapshot="/snap/s.tar.gz",
         termination_log="/dev/termination-log",
+        workdir="src/sub",
     )
     assert argv[:3] == ["/qwex/bin/qwex", "run", "--local"] and "--quiet" not in argv
     opts = parse(argv[3:])
     assert opts.run_dir == "/run" and opts.grace == 2.5 and not opts.quiet
     assert opts.snapshot == "/snap/s.tar.gz" and opts.termination_log == "/dev/termination-log"
+    assert opts.workdir == "src/sub"
     assert opts.command == ["python", "-u", "x.py"]
     plain = command_line(["qwex"], run_dir="/r", grace=10, command=["--help"])
     assert plain == [

@@ -190,18 +190,14 @@ def test_code_modes_mount_the_working_directory() -> None:
     assert not any(v["name"] in ("workspace", "qwex-code") for v in image["volumes"])
 
 
-def test_a_sub_folder_of_a_snapshot_is_entered_by_the_command() -> None:
+def test_a_sub_folder_of_a_snapshot_is_entered_by_the_agent() -> None:
+    """No shell needed (an image FROM scratch has none): the agent changes directory."""
     run = make_run(workdir=str(PROJECT / "src"))
     main = render(run)["spec"]["template"]["spec"]["containers"][0]
     assert main["workingDir"] == "/workspace"
-    assert main["command"][-6:] == [
-        "/bin/sh",
-        "-c",
-        'cd "$$0" && exec "$$@"',  # as Kubernetes reads it: `$$` is `$`
-        "src",
-        "python",
-        "train.py",
-    ]
+    command = main["command"]
+    assert command[command.index("--workdir") + 1] == "src"
+    assert command[-3:] == ["--", "python", "train.py"] and "/bin/sh" not in command
     image = render(run, code="image")["spec"]["template"]["spec"]["containers"][0]
     assert image["workingDir"] == "/workspace/src"
 

@@ -137,19 +137,16 @@ def user(spec: JobSpec) -> dict[str, int]:
 
 def agent_command(run: Run, *, snapshot: bool, subdir: str | None) -> list[str]:
     """The main container's command: the mounted agent, then the user's command. A command
-    started in a sub-folder of an unpacked snapshot changes into it through `sh`."""
-    command = list(run.spec.command)
-    if subdir and snapshot:
-        if len(command) == 1 and any(ch.isspace() for ch in command[0]):
-            command = ["/bin/sh", "-c", command[0]]
-        command = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', subdir, *command]
+    started in a sub-folder of an unpacked snapshot is started there by the agent (an image
+    without a shell, FROM scratch, runs it too)."""
     return command_line(
         (LAUNCHER,),
         run_dir=RUN_DIR,
         grace=run.spec.grace_period,
-        command=command,
+        command=list(run.spec.command),
         quiet=False,
         snapshot=f"{CODE_DIR}/{SNAPSHOT_KEY}" if snapshot else None,
+        workdir=subdir if snapshot else None,
         termination_log=TERMINATION_LOG,
     )
 

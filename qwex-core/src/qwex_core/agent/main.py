@@ -1,5 +1,5 @@
 """`qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--snapshot FILE]
-[--termination-log FILE] -- CMD ARGS...`, and the frozen agent's `qwex agent copy DEST`.
+[--workdir DIR] [--termination-log FILE] -- CMD ARGS...`, and the frozen agent's `qwex agent copy DEST`.
 
 The agent's command line, parsed by hand to keep start-up fast. It is the
 same whether it runs as `qwex run --local` on a laptop, as the frozen
@@ -14,16 +14,19 @@ from collections.abc import Sequence
 
 USAGE = """\
 usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--snapshot FILE]
-                        [--termination-log FILE] [--] COMMAND [ARGS]...
+                        [--workdir DIR] [--termination-log FILE] [--] COMMAND [ARGS]...
 
 Run COMMAND right here under the qwex agent: its output goes to the run's log
 files (and through to this terminal unless --quiet), its run record is kept in
 DIR (default: a new run in the project's .qwex/runs/), SIGINT/SIGTERM are
 forwarded to it and it is killed after the grace period (default 10 s).
 --snapshot unpacks a project snapshot (tar.gz) into the working directory
-first; --termination-log also writes the final record there as JSON of at
-most 4 KiB (Kubernetes reads /dev/termination-log).
-Exits with the command's exit code (128+N when killed by signal N).
+first; --workdir then starts COMMAND in that folder of it (no shell needed);
+--termination-log also writes the final record there as JSON of at most 4 KiB
+(Kubernetes reads /dev/termination-log).
+Exits with the command's exit code (128+N when killed by signal N); with
+--termination-log, a command's own exit code 125 (recorded as such) makes the
+agent exit 1, so that 125 always means the agent could not run the command.
 """
 
 COPY_VERB = ["agent", "copy"]
@@ -38,7 +41,7 @@ runs `["/qwex/bin/qwex", "agent", "copy", "/qwex-install"]` (`copy_command(("/qw
 the same emptyDir at /qwex (the bundle's loader path is fixed there) and runs
 `command_line(("/qwex/bin/qwex",), ...)`."""
 
-VALUED = ("--run-dir", "--grace", "--snapshot", "--termination-log")
+VALUED = ("--run-dir", "--grace", "--snapshot", "--workdir", "--termination-log")
 
 
 class UsageError(Exception):
@@ -49,7 +52,7 @@ class Options:
     """The agent's options as `parse` read them (a plain class: `typing` costs the agent
     a few milliseconds to import, on every run)."""
 
-    __slots__ = ("command", "grace", "quiet", "run_dir", "snapshot", "termination_log")
+    __slots__ = ("command", "grace", "quiet", "run_dir", "snapshot", "termination_log", "workdir")
 
     def __init__(
         self,
@@ -60,6 +63,7 @@ class Options:
         command: list[str],
         snapshot: str | None = None,
         termination_log: str | None = None,
+        workdir: str | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.grace = grace
@@ -67,6 +71,7 @@ class Options:
         self.command = command
         self.snapshot = snapshot
         self.termination_log = termination_log
+        self.workdir = workdir
 
 
 def parse(argv: list[str]) -> Options:
@@ -103,6 +108,7 @@ def parse(argv: list[str]) -> Options:
         command=args,
         snapshot=values.get("--snapshot"),
         termination_log=values.get("--termination-log"),
+        workdir=values.get("--workdir"),
     )
 
 
@@ -115,13 +121,15 @@ def command_line(
     quiet: bool = True,
     snapshot: str | None = None,
     termination_log: str | None = None,
+    workdir: str | None = None,
 ) -> list[str]:
     """The agent's command line as `parse` reads it: `launcher` is how to call the
     agent where it runs (`python -m qwex_core.agent`, the mounted `/qwex/bin/qwex`).
 
     `quiet=False` also passes the command's output through to the agent's own stdout and
     stderr (a pod's log); `snapshot` is a tar.gz the agent unpacks into its working
-    directory before the command starts; `termination_log` gets the final record."""
+    directory before the command starts, `workdir` the folder of it the command starts in;
+    `termination_log` gets the final record."""
     return [
         *launcher,
         "run",
@@ -132,6 +140,7 @@ def command_line(
         "--grace",
         f"{grace:g}",
         *(["--snapshot", snapshot] if snapshot is not None else []),
+        *(["--workdir", workdir] if workdir is not None else []),
         *(["--termination-log", termination_log] if termination_log is not None else []),
         "--",
         *command,
@@ -165,4 +174,5 @@ def main(argv: list[str] | None = None) -> int:
         passthrough=not opts.quiet,
         snapshot=opts.snapshot,
         termination_log=opts.termination_log,
+        workdir=opts.workdir,
     ).run()

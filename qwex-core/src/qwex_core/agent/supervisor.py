@@ -69,8 +69,10 @@ class Supervisor:
         passthrough: bool = True,
         snapshot: str | None = None,
         termination_log: str | None = None,
+        workdir: str | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.workdir = workdir
         self.command = command
         self.grace = grace
         self.passthrough = passthrough
@@ -99,6 +101,8 @@ class Supervisor:
             if cancel_reason(self.run_dir) is not None:
                 return self._finish_cancelled_before_start()
             if self.snapshot is not None and not self._unpack_snapshot():
+                return AGENT_ERROR
+            if self.workdir is not None and not self._enter_workdir():
                 return AGENT_ERROR
             return self._supervise(wake_r)
         finally:
@@ -143,16 +147,32 @@ class Supervisor:
         try:
             unpack(self.snapshot, ".")
         except SnapshotError as exc:
-            self._say(str(exc))
-            with contextlib.suppress(OSError):
-                err_log = self._open_log(STDERR_FILE)
-                _write_all(err_log, f"qwex: {exc}\n".encode())
-                os.close(err_log)
-            self.record["exit_code"] = AGENT_ERROR
-            transition(self.record, "failed", str(exc))
-            self._write_final()
+            self._fail_before_start(str(exc))
             return False
         return True
+
+    def _enter_workdir(self) -> bool:
+        """Change into `workdir`, a folder of the working directory (the unpacked snapshot):
+        an image without a shell starts a command in a sub-folder too."""
+        assert self.workdir is not None
+        root = os.path.realpath(".")
+        target = os.path.realpath(self.workdir)
+        if (target == root or target.startswith(root.rstrip("/") + "/")) and os.path.isdir(target):
+            os.chdir(target)
+            return True
+        self._fail_before_start(f"workdir {self.workdir} is not a folder of the project")
+        return False
+
+    def _fail_before_start(self, reason: str) -> None:
+        """End the run `failed` with `reason` before the command could start (agent error)."""
+        self._say(reason)
+        with contextlib.suppress(OSError):
+            err_log = self._open_log(STDERR_FILE)
+            _write_all(err_log, f"qwex: {reason}\n".encode())
+            os.close(err_log)
+        self.record["exit_code"] = AGENT_ERROR
+        transition(self.record, "failed", reason)
+        self._write_final()
 
     # -- the run -------------------------------------------------------------
 
@@ -281,6 +301,8 @@ class Supervisor:
         else:
             transition(self.record, "failed", f"exit code {code}")
         self._write_final()
+        if code == AGENT_ERROR and self.termination_log is not None:
+            return 1  # in a pod, 125 is the agent's own (its Job fails at once): see USAGE
         return code
 
     def _finish_not_started(self, program: str, exc: OSError, err_log: int) -> int:
