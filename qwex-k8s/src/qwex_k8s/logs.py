@@ -5,8 +5,12 @@ The API server gives a container's log as one stream: stdout and stderr merged
 `stderr.log` stays empty for Kubernetes runs (docs/kubernetes.md says so).
 
 Copies resume exactly: `k8s-logs.json` in the run folder counts the bytes already
-copied from each pod, so a dropped stream, a second follower or another qwex
-process goes on where the last copy stopped, never duplicating or losing a line.
+copied from each pod and where in the file they begin, so a dropped stream, a
+second follower or another qwex process goes on where the last copy stopped,
+never duplicating or losing a line. A new copy reads the pod's log from its
+start and appends only after the bytes it repeats match what was copied: text
+the API server sends in place of a log (a container being removed) is never
+taken for output.
 One process copies at a time (an exclusive lock on `k8s-logs.lock`).
 """
 
@@ -16,11 +20,12 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from qwex_core.agent.record import STDOUT_FILE
 
@@ -32,6 +37,13 @@ if TYPE_CHECKING:
 LOCK_FILE = "k8s-logs.lock"
 STATE_FILE = "k8s-logs.json"
 CHUNK = 1 << 16
+START = "@start:"
+"""State key prefix: where in `stdout.log` a pod's copied log begins."""
+KUBELET_ERROR = b"unable to retrieve container logs for "
+ERROR_TEXT = re.compile(rb"unable to retrieve container logs for [a-z0-9-]+://[0-9a-f]+\s*")
+"""What the API server sends in place of the log of a container being removed."""
+HOLD = 512
+"""Most bytes held back while they might still be that text."""
 
 
 @contextlib.contextmanager
@@ -96,7 +108,6 @@ def copy_pod_log(
         if not locked:
             return False
         state = copied(run_dir)
-        skip = state.get(pod, 0)
         try:
             resp: Any = core.read_namespaced_pod_log(
                 pod,
@@ -111,23 +122,64 @@ def copy_pod_log(
         except HTTPError:
             return False
         try:
-            with open(run_dir / STDOUT_FILE, "ab") as out:
-                for chunk in resp.stream(CHUNK, decode_content=True):
-                    if stop is not None and stop.is_set():
-                        return False
-                    if skip >= len(chunk):
-                        skip -= len(chunk)
-                        continue
-                    data = chunk[skip:]
-                    skip = 0
-                    out.write(data)
-                    out.flush()
-                    state[pod] = state.get(pod, 0) + len(data)
-                    _save(run_dir, state)
+            fd = os.open(run_dir / STDOUT_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "r+b") as out:
+                return append_new(
+                    resp.stream(CHUNK, decode_content=True), out, state, pod, run_dir, stop
+                )
         except (HTTPError, OSError):
             return False
         finally:
             resp.release_conn()
-        state.setdefault(pod, 0)
-        _save(run_dir, state)
-        return True
+
+
+def append_new(
+    chunks: Iterator[bytes],
+    out: BinaryIO,
+    state: dict[str, int],
+    pod: str,
+    run_dir: Path,
+    stop: threading.Event | None,
+) -> bool:
+    """Append the part of the pod's log `chunks` not copied yet, after checking that what
+    they repeat of earlier copies is the same bytes: the API server answers with an error
+    text in place of the log of a container being removed (`unable to retrieve container
+    logs for containerd://...`), which must never land in the run's output."""
+    have = state.get(pod, 0)
+    end = out.seek(0, os.SEEK_END)
+    start = state.get(START + pod, end - have)  # no start kept (an older copy): trust it
+    state[START + pod] = start
+    checked, head, holding = 0, b"", have == 0
+    for chunk in chunks:
+        if stop is not None and stop.is_set():
+            return False
+        if checked < have:
+            part = chunk[: have - checked]
+            out.seek(start + checked)
+            if out.read(len(part)) != part:
+                return False  # not the log copied so far
+            checked += len(part)
+            chunk = chunk[len(part) :]
+        if not chunk:
+            continue
+        if holding:  # the first bytes wait until they cannot be an error text
+            head += chunk
+            if KUBELET_ERROR.startswith(head[: len(KUBELET_ERROR)]) and len(head) < HOLD:
+                continue
+            chunk, head, holding = head, b"", False
+        _write(out, state, pod, chunk, run_dir)
+    if checked < have or ERROR_TEXT.fullmatch(head):
+        return False  # shorter than what was copied, or an error text: not the log
+    if head:
+        _write(out, state, pod, head, run_dir)
+    state.setdefault(pod, 0)
+    _save(run_dir, state)
+    return True
+
+
+def _write(out: BinaryIO, state: dict[str, int], pod: str, data: bytes, run_dir: Path) -> None:
+    out.seek(0, os.SEEK_END)
+    out.write(data)
+    out.flush()
+    state[pod] = state.get(pod, 0) + len(data)
+    _save(run_dir, state)

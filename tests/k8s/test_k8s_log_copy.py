@@ -1,0 +1,61 @@
+"""Copying a pod's log into the run's log: only log bytes, resumed exactly (offline: the
+copy's rules over byte chunks as the API server streams them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qwex_k8s.logs import STATE_FILE, append_new
+
+ERROR = b"unable to retrieve container logs for containerd://" + b"ab12" * 16
+
+
+def copy(run_dir: Path, *chunks: bytes, pod: str = "p1") -> bool:
+    state = {}
+    if (run_dir / STATE_FILE).exists():
+        state = json.loads((run_dir / STATE_FILE).read_text())
+    with open(run_dir / "stdout.log", "r+b") as out:
+        return append_new(iter(chunks), out, state, pod, run_dir, None)
+
+
+def test_a_resumed_copy_appends_only_what_is_new(tmp_path: Path) -> None:
+    (tmp_path / "stdout.log").write_bytes(b"")
+    assert copy(tmp_path, b"line 1\nli")
+    assert copy(tmp_path, b"line 1\n", b"line 2\nline 3\n")
+    assert (tmp_path / "stdout.log").read_bytes() == b"line 1\nline 2\nline 3\n"
+
+
+def test_an_error_text_in_place_of_the_log_is_never_appended(tmp_path: Path) -> None:
+    """A container being removed: the API server answers with its error as the body. The
+    copier had 30 bytes; it used to skip 30 bytes of the error and append the rest."""
+    (tmp_path / "stdout.log").write_bytes(b"")
+    assert copy(tmp_path, b"x" * 30)
+    assert not copy(tmp_path, ERROR)
+    assert (tmp_path / "stdout.log").read_bytes() == b"x" * 30
+    assert not copy(tmp_path, b"x" * 10)  # shorter than what was copied: not the log
+    assert copy(tmp_path, b"x" * 30, b"more\n")
+    assert (tmp_path / "stdout.log").read_bytes() == b"x" * 30 + b"more\n"
+
+
+def test_an_error_text_as_the_first_answer_is_not_appended(tmp_path: Path) -> None:
+    (tmp_path / "stdout.log").write_bytes(b"")
+    assert not copy(tmp_path, ERROR[:20], ERROR[20:] + b"\n")
+    assert (tmp_path / "stdout.log").read_bytes() == b""
+
+
+def test_a_log_that_only_starts_like_the_error_is_kept(tmp_path: Path) -> None:
+    (tmp_path / "stdout.log").write_bytes(b"")
+    text = b"unable to retrieve container logs for my-service, retrying\n"
+    assert copy(tmp_path, text[:10], text[10:])
+    assert (tmp_path / "stdout.log").read_bytes() == text
+
+
+def test_two_pods_of_one_run_each_resume_their_own_part(tmp_path: Path) -> None:
+    (tmp_path / "stdout.log").write_bytes(b"")
+    assert copy(tmp_path, b"first try\n", pod="a")
+    assert copy(tmp_path, b"second ", pod="b")
+    assert copy(tmp_path, b"first try\n", pod="a")  # nothing new of the first pod
+    assert not copy(tmp_path, ERROR, pod="a")
+    assert copy(tmp_path, b"second try\n", pod="b")
+    assert (tmp_path / "stdout.log").read_bytes() == b"first try\nsecond try\n"
