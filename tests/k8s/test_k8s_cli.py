@@ -439,3 +439,27 @@ def test_a_timeout_keeps_the_output_of_a_sigterm_trap(
     assert result.stdout == "up\ngot TERM\ncleanup done\n"
     rec = record(qwex, last_run(qwex))
     assert (rec["status"], rec["reason"].split(":")[0]) == ("failed", "DeadlineExceeded")
+
+
+def test_the_job_carries_the_runs_name_and_labels(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    name = f"train-{os.getpid()}"
+    run_id = started(qwex, "--name", name, "-l", "team=nlp", "--", "true")
+    wait_status(qwex, run_id, FINAL)
+    jobs = cluster.batch.list_namespaced_job(
+        cluster.namespace, label_selector=f"team=nlp,qwex.dev/name={name}"
+    ).items
+    assert [j.metadata.labels["qwex.dev/run-id"] for j in jobs] == [run_id]
+    assert [p.metadata.labels["team"] for p in pods_of(cluster, run_id)] == ["nlp"]
+
+
+def test_priority_flag_names_the_workload_priority_class(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    queued = ("--queue", cluster.local_queue, "--priority", "qwex-no-such-priority")
+    result = qwex("run", *queued, "--", "true", timeout=60)
+    assert result.returncode == 1
+    assert "no Kueue WorkloadPriorityClass 'qwex-no-such-priority'" in result.stderr
+    alone = qwex("run", "--priority", "qwex-no-such-priority", "--", "true", timeout=60)
+    assert alone.returncode == 1 and "--queue" in alone.stderr

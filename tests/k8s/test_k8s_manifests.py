@@ -230,3 +230,15 @@ def test_dollars_reach_the_shell_as_written() -> None:
     main = render(run)["spec"]["template"]["spec"]["containers"][0]
     assert main["command"][-1] == "kill -9 $$$$; echo $$(HOME)"
     assert {"name": "P", "value": "$$(X)$$"} in main["env"]
+
+
+def test_the_runs_name_and_labels_are_on_the_job_and_pod() -> None:
+    """`kubectl get jobs -l team=nlp` finds a run started with `-l team=nlp`; a label that
+    Kubernetes would refuse is kept as an annotation instead of failing the Job."""
+    run = make_run(name="train-3", labels={"team": "nlp", "note": "two words"})
+    job = render(run)
+    for meta in (job["metadata"], job["spec"]["template"]["metadata"]):
+        assert meta["labels"]["team"] == "nlp" and meta["labels"]["qwex.dev/name"] == "train-3"
+        assert "note" not in meta["labels"]
+        assert json.loads(meta["annotations"]["qwex.dev/labels"]) == {"note": "two words"}
+    assert job["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "qwex"

@@ -28,10 +28,12 @@ OVERRIDES: dict[str, Key] = {
     "grace_period": ("grace_period",),
     "pull": ("container", "pull"),
     "queue": ("k8s", "queue"),
+    "priority": ("k8s", "priority_class"),
 }
 """Each override (named as its flag: `--grace-period` is `grace_period`) and the
-configuration key it sets. `env` and `labels` take a mapping of their own. `queue` sets the
-k8s backend's section (a Kueue LocalQueue); without that backend it is ignored with a warning."""
+configuration key it sets. `env` and `labels` take a mapping of their own. `queue` and
+`priority` set the k8s backend's section (a Kueue LocalQueue and WorkloadPriorityClass);
+without that backend they are ignored with a warning."""
 
 
 def flag_name(override: str) -> str:

@@ -12,7 +12,9 @@ container, whose command becomes the agent's: the user's image is used as it is.
 from __future__ import annotations
 
 import base64
+import json
 import math
+import re
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,8 +186,36 @@ def resources(spec: JobSpec, settings: K8sSettings) -> dict[str, dict[str, str]]
     return out
 
 
+LABEL_NAME = "qwex.dev/name"
+ANNOTATION_LABELS = "qwex.dev/labels"
+_LABEL_VALUE = re.compile(r"(|[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def is_label(key: str, value: str) -> bool:
+    """Whether `key=value` is a valid Kubernetes label (optional DNS prefix, 63-character
+    name and value of letters, digits, `-`, `_`, `.`)."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _LABEL_PREFIX.fullmatch(prefix)):
+        return False
+    return bool(_LABEL_NAME.fullmatch(name) and _LABEL_VALUE.fullmatch(value))
+
+
 def labels(run: Run) -> dict[str, str]:
-    return {MANAGED_BY: "qwex", LABEL_RUN_ID: run.id}
+    """qwex's own labels, after the run's `--label`s and `--name` that Kubernetes accepts as
+    labels (`kubectl get jobs -l team=nlp` finds the run); the others are annotations."""
+    out = {k: v for k, v in run.spec.labels.items() if is_label(k, v)}
+    if run.spec.name and is_label(LABEL_NAME, run.spec.name):
+        out[LABEL_NAME] = run.spec.name
+    out.update({MANAGED_BY: "qwex", LABEL_RUN_ID: run.id})
+    return out
+
+
+def label_annotations(run: Run) -> dict[str, str]:
+    """The run's labels that are not valid Kubernetes labels, as JSON in one annotation."""
+    other = {k: v for k, v in run.spec.labels.items() if not is_label(k, v)}
+    return {ANNOTATION_LABELS: json.dumps(other, sort_keys=True)} if other else {}
 
 
 def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any]:
@@ -272,6 +302,7 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
         pod["tolerations"] = [t.manifest() for t in settings.tolerations]
     # On the pods too: a pod whose Job was deleted with --cascade=orphan is still traced home.
     owners = {
+        **label_annotations(run),
         ANNOTATION_PROJECT: str(facts.project_dir),
         ANNOTATION_RUN_DIR: str(facts.run_dir),
         ANNOTATION_HOST: facts.host,

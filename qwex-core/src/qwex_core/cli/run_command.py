@@ -94,6 +94,11 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 )
 @click.option("--queue", help="Queue to wait in (k8s: a Kueue LocalQueue).")
 @click.option(
+    "--priority",
+    metavar="NAME",
+    help="Priority in the queue (k8s: a Kueue WorkloadPriorityClass; needs --queue).",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -131,6 +136,7 @@ def run(
     grace_period: float | None,
     pull: bool | None,
     queue: str | None,
+    priority: str | None,
     as_json: bool,
     quiet: bool,
     local: bool,
@@ -168,6 +174,7 @@ def run(
             "grace_period": grace_period,
             "pull": pull,
             "queue": queue,
+            "priority": priority,
             "env": _pairs(env, "--env"),
             "labels": _pairs(label, "--label"),
         }
