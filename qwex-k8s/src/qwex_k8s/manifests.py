@@ -14,8 +14,8 @@ from __future__ import annotations
 import base64
 import json
 import math
-import re
 import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
