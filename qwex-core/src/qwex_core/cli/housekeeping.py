@@ -166,10 +166,12 @@ def prune(state: State, older_than: str | None, statuses: tuple[str, ...], dry_r
 def gc(state: State, dry_run: bool, as_json: bool) -> None:
     """Remove what backends left behind for runs that are final or unknown.
 
-    Asks every installed backend (Docker: containers labelled `qwex.run-id` on the
-    daemon, whatever their project; Kubernetes: qwex's Jobs made from this host and
-    unused snapshot ConfigMaps in the configured namespace). Runs still going are
-    brought up to date first; what a live run needs is left alone. The run records and
+    Asks every installed backend (Docker: qwex's containers on the daemon; Kubernetes:
+    qwex's Jobs and pods, and unused snapshot ConfigMaps, in the configured namespace).
+    Only what a project of this machine provably made is considered (its owner token,
+    from the project's .qwex/store-id): a teammate's leftovers on a shared daemon or
+    cluster are never touched. Runs still going are brought up to date first; what a
+    live run needs is left alone. The run records and
     logs stay: `qwex rm` and `qwex prune` delete those. Exits 1 when a backend could
     not be asked (its daemon or cluster is down), after what the others found.
     """
