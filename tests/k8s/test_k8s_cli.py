@@ -463,3 +463,21 @@ def test_priority_flag_names_the_workload_priority_class(
     assert "no Kueue WorkloadPriorityClass 'qwex-no-such-priority'" in result.stderr
     alone = qwex("run", "--priority", "qwex-no-such-priority", "--", "true", timeout=60)
     assert alone.returncode == 1 and "--queue" in alone.stderr
+
+
+def test_with_retries_a_deleted_pod_is_an_attempt_and_the_run_ends_with_the_job(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    configure(k8s_project, cluster, retries=1)
+    run_id = started(qwex, "--", "sh", "-c", "echo attempt; sleep 8; echo done")
+    wait_status(qwex, run_id, {"running"})
+    wait_for("the first line", lambda: qwex("logs", run_id, check=True).stdout == "attempt\n")
+    first = pods_of(cluster, run_id)
+    for pod in first:
+        cluster.core.delete_namespaced_pod(pod.metadata.name, cluster.namespace)
+    waited = qwex("wait", run_id, timeout=180)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    rec = record(qwex, run_id)
+    assert (rec["status"], rec["exit_code"]) == ("succeeded", 0)
+    out = qwex("logs", run_id, check=True).stdout
+    assert out.startswith("attempt\n") and out.endswith("attempt\ndone\n"), out

@@ -381,3 +381,13 @@ def test_stuck_pods_are_flagged_for_deletion() -> None:
     assert observe(job(), pods).stuck
     _, pods, _, *_ = CASES["OOMKilled"]
     assert not observe(job(), pods).stuck
+
+
+def test_a_deleted_pod_with_retries_left_is_not_the_end() -> None:
+    """`kubectl delete pod` with `retries` > 0: the Job makes a new pod; the run is not
+    `lost` (it used to be, with the first pod's 143, while the next attempt ran on)."""
+    deleted = pod(terminated(143, "Error"), phase="Failed")
+    deleted.metadata.deletion_timestamp = T2
+    seen = observe(job(active=0), [deleted], retries=1)
+    assert seen.phase == PENDING and "may retry" in seen.reason
+    assert observe(job(active=0), [deleted], retries=0).status == "lost"

@@ -232,6 +232,8 @@ def _pod(
     disrupted = condition(status.conditions, "DisruptionTarget") is not None
     if main is not None and main.state is not None and main.state.terminated is not None:
         done = main.state.terminated
+        if not final_job and retries > 0:  # a deleted or failed pod: the Job makes another
+            return Observation(PENDING, f"its pod {name} ended; the Job may retry")
         if pod.metadata.deletion_timestamp is not None and not disrupted and not complete_job:
             return Observation(
                 FINAL,
@@ -247,8 +249,6 @@ def _pod(
             return Observation(
                 PENDING, f"its pod {name} was disrupted: {done.reason or ''}".strip()
             )
-        if not final_job and retries > 0:
-            return Observation(PENDING, f"its pod {name} ended; the Job may retry")
         record = termination_record(done.message)
         if record:
             code = record.get("exit_code")
