@@ -481,3 +481,19 @@ def test_with_retries_a_deleted_pod_is_an_attempt_and_the_run_ends_with_the_job(
     assert (rec["status"], rec["exit_code"]) == ("succeeded", 0)
     out = qwex("logs", run_id, check=True).stdout
     assert out.startswith("attempt\n") and out.endswith("attempt\ndone\n"), out
+
+
+def test_a_job_deleted_with_cascade_orphan_ends_as_its_pod_did(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """`kubectl delete job --cascade=orphan`: the pod runs to completion; so does the run."""
+    run_id = started(qwex, "--", "sh", "-c", "echo a; sleep 5; echo b")
+    rec = wait_status(qwex, run_id, {"running"})
+    cluster.batch.delete_namespaced_job(
+        rec["backend_data"]["job"], cluster.namespace, propagation_policy="Orphan"
+    )
+    rec = wait_status(qwex, run_id, FINAL, timeout=120)
+    assert (rec["status"], rec["exit_code"]) == ("succeeded", 0), rec
+    assert qwex("logs", run_id, check=True).stdout == "a\nb\n"
+    for pod in pods_of(cluster, run_id):
+        cluster.core.delete_namespaced_pod(pod.metadata.name, cluster.namespace)

@@ -391,3 +391,12 @@ def test_a_deleted_pod_with_retries_left_is_not_the_end() -> None:
     seen = observe(job(active=0), [deleted], retries=1)
     assert seen.phase == PENDING and "may retry" in seen.reason
     assert observe(job(active=0), [deleted], retries=0).status == "lost"
+
+
+def test_pods_left_by_a_job_deleted_with_cascade_orphan_tell_the_end() -> None:
+    done = pod(terminated(0, "Completed"), phase="Succeeded")
+    seen = observe(None, [done], known=True)
+    assert (seen.phase, seen.status, seen.exit_code) == (FINAL, "succeeded", 0)
+    running = pod({"running": {"startedAt": T1}}, phase="Running")
+    assert observe(None, [running], known=True).phase == RUNNING
+    assert observe(None, [], known=True).phase == GONE

@@ -289,14 +289,14 @@ class KubernetesRunner(Runner):
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                return None, [], None
+                job = None  # its pods may outlive it (deleted with --cascade=orphan)
             pods = core.list_namespaced_pod(
                 namespace,
                 label_selector=f"{manifests.LABEL_RUN_ID}={run.id}",
                 _request_timeout=timeout,
             ).items
             workload = None
-            if data.get("queue") and job.spec.suspend:
+            if job is not None and data.get("queue") and job.spec.suspend:
                 found = custom.list_namespaced_custom_object(
                     *KUEUE,
                     namespace,

@@ -17,6 +17,7 @@ talks to the cluster, so the table of cases is tested from real objects.
 | main container `OOMKilled` without a record | `failed`, `OOMKilled` |
 | pod `Evicted` by the kubelet | `failed`, `Evicted: ...` |
 | Job `Failed`, `DeadlineExceeded` | `failed`, `DeadlineExceeded: ...` |
+| Job deleted leaving its pod (`--cascade=orphan`) | what the pod says |
 | Job failed with its pod deleted, or the Job gone | `lost` |
 """
 
@@ -165,9 +166,13 @@ def observe(
 ) -> Observation:
     """What the Job (None: not found), its pods and its Workload say about the run.
     `known`: the Job was created (its uid is in the record), so not finding it means gone."""
-    if job is None:
-        return Observation(GONE if known else NOTHING, "its Job is gone")
     pod = latest_pod(pods)
+    if job is None:
+        if pod is not None:  # deleted leaving its pods (`--cascade=orphan`): they tell
+            seen = _pod(pod, final_job=True, retries=0, complete_job=True)
+            if seen is not None:
+                return seen
+        return Observation(GONE if known else NOTHING, "its Job is gone")
     jstatus = job.status
     conditions = jstatus.conditions if jstatus else None
     failed = condition(conditions, "Failed") or condition(conditions, "FailureTarget")
