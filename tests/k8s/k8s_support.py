@@ -110,6 +110,10 @@ class Cluster:
         raise AssertionError(f"ClusterQueue {cq['metadata']['name']} has no quota for {resource}")
 
     def cleanup(self) -> None:
+        """Delete the Jobs a test made, and let their pods go (a test that stopped before
+        qwex recorded the end leaves them held by qwex's finalizer)."""
+        from qwex_k8s.finalizer import release
+
         for name in self.created:
             try:
                 self.batch.delete_namespaced_job(
@@ -118,6 +122,10 @@ class Cluster:
             except client.ApiException as exc:
                 if exc.status != 404:
                     raise
+            for pod in self.core.list_namespaced_pod(
+                self.namespace, label_selector=f"qwex.dev/run-id={name.removeprefix('qwex-')}"
+            ).items:
+                release(self.core, pod)
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 180) -> T:

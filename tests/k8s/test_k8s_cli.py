@@ -497,3 +497,26 @@ def test_a_job_deleted_with_cascade_orphan_ends_as_its_pod_did(
     assert qwex("logs", run_id, check=True).stdout == "a\nb\n"
     for pod in pods_of(cluster, run_id):
         cluster.core.delete_namespaced_pod(pod.metadata.name, cluster.namespace)
+
+
+def test_an_unwatched_run_past_its_jobs_ttl_ends_as_the_agent_recorded(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """`qwex run -d` and nobody looks until the Job's TTL has passed: the pod is kept
+    (qwex's finalizer) until its end is recorded, then goes."""
+    configure(k8s_project, cluster, ttl_seconds_after_finished=1)
+    run_id = started(qwex, "--", "sh", "-c", "echo hi; exit 3")
+    name = f"qwex-{run_id}"
+    cluster.created.append(name)
+
+    def ttl_passed() -> bool:
+        try:
+            return cluster.job(name).metadata.deletion_timestamp is not None
+        except client.ApiException as exc:
+            return exc.status == 404
+
+    wait_for("the Job's TTL to pass", ttl_passed, timeout=120)
+    rec = record(qwex, run_id)
+    assert (rec["status"], rec["exit_code"], rec["reason"]) == ("failed", 3, "exit code 3"), rec
+    wait_for("the pod to go once recorded", lambda: not pods_of(cluster, run_id), timeout=60)
+    wait_for("the Job to go", lambda: job_of(cluster, rec) is None, timeout=60)

@@ -9,7 +9,8 @@ name proves nothing. Of those, what is provably over goes: never anything with a
 still pending or running, and only when its run is final or its record is gone (a
 run not final is first brought up to date through its project's service). A pod
 left without its Job (`kubectl delete job --cascade=orphan`) is found the same way,
-and a snapshot ConfigMap once no Job owns it.
+and a snapshot ConfigMap once no Job owns it. Removing a Job or pod also releases
+qwex's finalizer on its pods (`qwex_k8s.finalizer`): they go at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from qwex_core.garbage import Garbage, why_removable
 
+from qwex_k8s.finalizer import release
 from qwex_k8s.manifests import (
     ANNOTATION_OWNER,
     ANNOTATION_PROJECT,
@@ -56,6 +58,8 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
             namespace,
             propagation_policy="Background",
         )
+        if removed:
+            removed = all(release(core, p) for p in mine)  # the pods go with the Job
         findings.append(Garbage("k8s", "job", job.metadata.name, _run_id(job), why, removed))
     for pod in pods:
         if _owner_uid(pod) in job_uids:
@@ -64,6 +68,7 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
         if why is None:
             continue
         removed = not dry_run and _delete(core.delete_namespaced_pod, pod.metadata.name, namespace)
+        removed = removed and release(core, pod)
         why = f"{why}; its Job is gone"
         findings.append(Garbage("k8s", "pod", pod.metadata.name, _run_id(pod), why, removed))
     for cm in maps:
@@ -82,7 +87,7 @@ def _why(obj: Any, *, dry_run: bool, live: bool) -> str | None:
     """Why a Job or pod of qwex's may go, or None: not provably this machine's, a pod of it
     still pending or running, or its run not over."""
     annotations = obj.metadata.annotations or {}
-    if live or obj.metadata.deletion_timestamp is not None:
+    if live:
         return None
     return why_removable(
         annotations.get(ANNOTATION_RUN_DIR),

@@ -26,6 +26,7 @@ from qwex_core.errors import SpecError
 from qwex_core.lifecycle import STOP_MARGIN
 from qwex_core.models import JobSpec, Run
 
+from qwex_k8s.finalizer import FINALIZER
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -329,7 +330,10 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
         },
         "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
         "suspend": bool(settings.queue),
-        "template": {"metadata": {"labels": labels(run), "annotations": owners}, "spec": pod},
+        "template": {
+            "metadata": {"labels": labels(run), "annotations": owners, "finalizers": [FINALIZER]},
+            "spec": pod,
+        },
     }
     if settings.timeout:
         job_spec["activeDeadlineSeconds"] = settings.timeout

@@ -33,6 +33,7 @@ from qwex_core.runners.base import Runner
 
 from qwex_k8s import manifests, status
 from qwex_k8s.client import Connection, api_message, connect, is_unreachable, rest
+from qwex_k8s.finalizer import release_all
 from qwex_k8s.logs import copy_pod_log
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
@@ -442,6 +443,7 @@ class KubernetesRunner(Runner):
             self._stop_follower(run.id)
         current = self.store.read(run.id)
         if current.get("status") in FINAL_STATUSES:
+            self._release(run)
             return
         started = seen.started_at
         if (
@@ -459,6 +461,25 @@ class KubernetesRunner(Runner):
             backdate(record, seen.finished_at)
             self.store.save(Run.model_validate(record), durable=True)
         self._stop_watch(run.id)
+        self._release(run)
+
+    def _release(self, run: Run) -> None:
+        """The end is recorded: let the run's pods go (see `qwex_k8s.finalizer`)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            release_all(
+                client.CoreV1Api(self.conn.api),
+                str(run.backend_data["namespace"]),
+                run.id,
+                timeout=self.k8s.request_timeout,
+            )
+        except (ApiException, BackendError):
+            pass  # `qwex gc` releases what is left
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
 
     def _copy_logs(self, run: Run, pod: str, *, final: bool) -> None:
         """Bring the run's log file up to the pod's log: a follower thread while it runs
