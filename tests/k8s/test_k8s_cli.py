@@ -520,3 +520,18 @@ def test_an_unwatched_run_past_its_jobs_ttl_ends_as_the_agent_recorded(
     assert (rec["status"], rec["exit_code"], rec["reason"]) == ("failed", 3, "exit code 3"), rec
     wait_for("the pod to go once recorded", lambda: not pods_of(cluster, run_id), timeout=60)
     wait_for("the Job to go", lambda: job_of(cluster, rec) is None, timeout=60)
+
+
+def test_ctrl_c_on_a_foreground_run_exits_130_as_locally(k8s_project: Path, qwex: Qwex) -> None:
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "qwex"), "run", "--", "sh", "-c", "echo up; sleep 300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "up\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert record(qwex, last_run(qwex))["status"] == "cancelled"

@@ -32,6 +32,8 @@ class Terminated(BaseException):
 
 TERMINATED = 143
 """The exit code after SIGTERM (128 + 15)."""
+INTERRUPTED = 130
+"""The exit code after Ctrl-C (128 + SIGINT), as shells give."""
 
 
 def silence_output() -> None:

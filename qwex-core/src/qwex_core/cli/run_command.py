@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import click
 
 from qwex_core.cli.completion import complete_backends, complete_profiles
-from qwex_core.cli.output import TERMINATED, Terminated, emit_json, note, run_json
+from qwex_core.cli.output import (
+    INTERRUPTED,
+    TERMINATED,
+    Terminated,
+    emit_json,
+    note,
+    run_json,
+)
 from qwex_core.errors import QwexError
 from qwex_core.plugin.manager import unknown_backend
 from qwex_core.store import check_name, short_id
@@ -202,7 +209,7 @@ def run(
         note(f"cancelling run {run_.id}" + (" (received SIGTERM)" if terminated else ""))
         service.cancel(run_, interrupt=not terminated)
         if detach:
-            raise click.exceptions.Exit(TERMINATED if terminated else 130)
+            raise click.exceptions.Exit(TERMINATED if terminated else INTERRUPTED)
     if detach:
         if as_json:
             emit_json(run_json(service.store.load(run_.id)))
@@ -228,7 +235,18 @@ def run(
         emit_json(run_json(final))
     if final.status.value != "succeeded":
         note(f"run {final.id} {final.status.value}: {final.reason}")
-    raise click.exceptions.Exit(TERMINATED if terminated else exit_code(final))
+    code = exit_code(final)
+    if signal.SIGINT in caught and _stopped_by_qwex(final):
+        code = INTERRUPTED  # as a shell says after Ctrl-C, whatever signal the backend could send
+    raise click.exceptions.Exit(TERMINATED if terminated else code)
+
+
+def _stopped_by_qwex(run: Run) -> bool:
+    """Whether a cancelled run's command ended by the signal qwex sent, not by its own exit
+    (a pod's command gets SIGTERM for Ctrl-C: Kubernetes can send no other)."""
+    return run.status.value == "cancelled" and (
+        run.exit_code is None or run.signal in ("SIGINT", "SIGTERM")
+    )
 
 
 def _raise_terminated(_signum: int, _frame: object) -> None:
@@ -311,8 +329,8 @@ def follow_run(
             if not cancel_on_interrupt:
                 raise
             term = isinstance(exc, Terminated)
-            if term and signals is not None:
-                signals.add(signal.SIGTERM)
+            if signals is not None:
+                signals.add(signal.SIGTERM if term else signal.SIGINT)
             interrupts += 1
             if interrupts == 1:
                 again = "SIGTERM" if term else "Ctrl-C"
