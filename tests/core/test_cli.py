@@ -269,3 +269,13 @@ def test_image_on_the_local_backend_is_flagged(project: Path, qwex: Qwex) -> Non
     result = qwex("run", "--image", "python:3.11", "--", "true")
     assert result.returncode == 0
     assert "--image is ignored: the local backend runs no container" in result.stderr
+
+
+def test_dry_run_of_a_local_run_prints_the_agents_command_and_runs_nothing(
+    project: Path, qwex: Qwex
+) -> None:
+    result = qwex("run", "--dry-run", "--", "sh", "-c", "touch made")
+    assert result.returncode == 0, result.stderr
+    assert "qwex_core.agent run --local" in result.stdout and "touch made" in result.stdout
+    assert not (project / "made").exists()
+    assert qwex("list", "--json", check=True).stdout.strip() == "[]"

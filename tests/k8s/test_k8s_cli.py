@@ -535,3 +535,29 @@ def test_ctrl_c_on_a_foreground_run_exits_130_as_locally(k8s_project: Path, qwex
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert record(qwex, last_run(qwex))["status"] == "cancelled"
+
+
+def test_dry_run_prints_the_manifest_and_creates_nothing(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    import yaml
+
+    result = qwex("run", "--dry-run", "-l", "team=nlp", "--", "python", "train.py", timeout=60)
+    assert result.returncode == 0, result.stderr
+    docs = list(yaml.safe_load_all(result.stdout))
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Job"]
+    job = docs[-1]
+    assert job["metadata"]["namespace"] == cluster.namespace
+    assert job["metadata"]["labels"]["team"] == "nlp"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-2:] == [
+        "python",
+        "train.py",
+    ]
+    assert runs(qwex) == []
+    assert (
+        cluster.batch.list_namespaced_job(
+            cluster.namespace,
+            label_selector=f"qwex.dev/run-id={job['metadata']['labels']['qwex.dev/run-id']}",
+        ).items
+        == []
+    )

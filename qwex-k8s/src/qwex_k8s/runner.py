@@ -176,15 +176,7 @@ class KubernetesRunner(Runner):
             "snapshot": snapshot,
         }
         self.store.save(run)  # before anything exists: every qwex process can find it again
-        facts = manifests.Facts(
-            namespace=conn.namespace,
-            project_dir=self.store.project_dir,
-            run_dir=self.store.run_dir(run.id),
-            host=socket.gethostname(),
-            owner=owner_token(self.store.project_dir),
-            snapshot=snapshot,
-        )
-        body = manifests.job_manifest(run, self.k8s, facts)
+        body = manifests.job_manifest(run, self.k8s, self._facts(run, snapshot))
         try:
             if snapshot is not None and snap is not None:
                 self._ensure_snapshot(snap, conn.namespace)
@@ -204,6 +196,35 @@ class KubernetesRunner(Runner):
         self.store.save(run)
         if snapshot is not None:
             self._own_snapshot(snapshot, name, job["metadata"]["uid"])
+
+    def _facts(self, run: Run, snapshot: str | None) -> manifests.Facts:
+        return manifests.Facts(
+            namespace=self.conn.namespace,
+            project_dir=self.store.project_dir,
+            run_dir=self.store.run_dir(run.id),
+            host=socket.gethostname(),
+            owner=owner_token(self.store.project_dir),
+            snapshot=snapshot,
+        )
+
+    def describe(self, run: Run) -> str:
+        """The Job (and the snapshot's ConfigMap, its bytes left out) as YAML, for
+        `qwex run --dry-run`: what `start` would send, `kubectl apply`-able but for the
+        ConfigMap's data."""
+        import yaml
+
+        docs: list[dict[str, Any]] = []
+        snapshot = None
+        if self.k8s.code == SNAPSHOT:
+            snap = self._snapshot[1] if self._snapshot else self._make_snapshot()
+            snapshot = manifests.snapshot_name(snap.sha256)
+            config_map = manifests.snapshot_configmap(snap.sha256, b"", self.conn.namespace)
+            config_map["binaryData"] = {
+                manifests.SNAPSHOT_KEY: f"<the project's snapshot: {len(snap.data)} bytes>"
+            }
+            docs.append(config_map)
+        docs.append(manifests.job_manifest(run, self.k8s, self._facts(run, snapshot)))
+        return str(yaml.safe_dump_all(docs, sort_keys=False))
 
     def _ensure_snapshot(self, snap: Snapshot, namespace: str) -> None:
         """Create the snapshot's ConfigMap unless it exists (same content, same name)."""

@@ -101,6 +101,12 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 )
 @click.option("--queue", help="Queue to wait in (k8s: a Kueue LocalQueue).")
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the run and print what its backend would create (a Kubernetes Job's "
+    "manifest...), without creating anything.",
+)
+@click.option(
     "--priority",
     metavar="NAME",
     help="Priority in the queue (k8s: a Kueue WorkloadPriorityClass; needs --queue).",
@@ -144,6 +150,7 @@ def run(
     pull: bool | None,
     queue: str | None,
     priority: str | None,
+    dry_run: bool,
     as_json: bool,
     quiet: bool,
     local: bool,
@@ -200,6 +207,9 @@ def run(
         raise unknown_backend(spec.backend, state.host.runners, source)
     if image and not service.runner(spec.backend).uses_container:
         note(f"--image is ignored: the {spec.backend} backend runs no container")
+    if dry_run:
+        click.echo(_dry_run(service, spec), nl=False)
+        return
     if not detach:
         # SIGTERM cancels a foreground run, as Ctrl-C does; with -d it stops nothing.
         signal.signal(signal.SIGTERM, _raise_terminated)
@@ -247,6 +257,35 @@ def _stopped_by_qwex(run: Run) -> bool:
     return run.status.value == "cancelled" and (
         run.exit_code is None or run.signal in ("SIGINT", "SIGTERM")
     )
+
+
+def _dry_run(service: RunService, spec: JobSpec) -> str:
+    """What `qwex run --dry-run` prints: the backend's own view of what it would create, else
+    the agent's command line; checked as a real start is, with no record made."""
+    import shlex
+
+    from qwex_core.agent.record import now_iso
+    from qwex_core.ids import uuid7
+    from qwex_core.models import Run
+
+    runner = service.runner(spec.backend)
+    service.host.call("qwex_prepare_job", spec=spec, config=service.config)
+    runner.validate(spec)
+    run_id = uuid7()
+    run = Run.model_validate(
+        {
+            "id": run_id,
+            "short_id": short_id(run_id),
+            "backend": spec.backend,
+            "spec": spec,
+            "created_at": now_iso(),
+            "history": [],
+        }
+    )
+    text = runner.describe(run)
+    if text is None:
+        text = shlex.join(runner.agent_command(run)) + "\n"
+    return text if text.endswith("\n") else text + "\n"
 
 
 def _raise_terminated(_signum: int, _frame: object) -> None:

@@ -85,6 +85,12 @@ class Runner(ABC):
         that can be woken early (the local runner waits on its child) returns sooner."""
         time.sleep(seconds)
 
+    def describe(self, run: Run) -> str | None:
+        """What `start` would create for `run`, as text a user can read or apply (a Job
+        manifest, a container's configuration), for `qwex run --dry-run`; None when there is
+        nothing to show beyond the agent's command line. Must create nothing."""
+        return None
+
     def explain(self, run: Run) -> str | None:
         """A better reason for a final run than its agent could give (`OOMKilled` seen by
         the container runtime), or None. Asked once per run, before `cleanup`."""
