@@ -242,3 +242,42 @@ def test_the_runs_name_and_labels_are_on_the_job_and_pod() -> None:
         assert "note" not in meta["labels"]
         assert json.loads(meta["annotations"]["qwex.dev/labels"]) == {"note": "two words"}
     assert job["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "qwex"
+
+
+def test_volumes_mount_claims_and_secrets_beside_the_code() -> None:
+    pod = render(
+        volumes=[
+            {"mount": "/data", "pvc": "datasets", "read_only": True},
+            {"mount": "/creds", "secret": "api-keys"},
+        ]
+    )["spec"]["template"]["spec"]
+    assert {
+        "name": "volume-0",
+        "persistentVolumeClaim": {"claimName": "datasets", "readOnly": True},
+    } in pod["volumes"]
+    assert {"name": "volume-1", "secret": {"secretName": "api-keys"}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "volume-0", "mountPath": "/data", "readOnly": True} in mounts
+    assert {"name": "volume-1", "mountPath": "/creds", "readOnly": True} in mounts
+
+
+@pytest.mark.parametrize(
+    ("volume", "message"),
+    [
+        ({"mount": "/data"}, "exactly one of pvc or secret"),
+        ({"mount": "/data", "pvc": "a", "secret": "b"}, "exactly one of pvc or secret"),
+        ({"mount": "data", "pvc": "a"}, "should match pattern"),
+    ],
+)
+def test_a_bad_volume_is_refused_with_what_to_fix(volume: dict[str, Any], message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        K8sSettings.model_validate({"volumes": [volume]})
+
+
+def test_a_volume_over_the_code_or_the_agent_is_refused() -> None:
+    for where in ("/workspace", "/qwex"):
+        settings = K8sSettings.model_validate({"volumes": [{"mount": where, "pvc": "a"}]})
+        with pytest.raises(SpecError, match="choose another mount"):
+            manifests.check(make_run().spec, PROJECT, settings)

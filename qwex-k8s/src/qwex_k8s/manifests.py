@@ -118,6 +118,15 @@ def check(spec: JobSpec, project_dir: Path, settings: K8sSettings) -> None:
     normal = posixpath.normpath(base)
     if not base.startswith("/") or any(normal == r or normal.startswith(r + "/") for r in RESERVED):
         raise SpecError(f"container.workdir {base!r} must be absolute and not under {RESERVED}")
+    taken = {normal}
+    for extra in settings.volumes:
+        where = posixpath.normpath(extra.mount)
+        if where in taken or any(where == r or where.startswith(r + "/") for r in RESERVED):
+            raise SpecError(
+                f"[tool.qwex.k8s] volumes: {extra.mount!r} is the code's folder, another "
+                f"volume's, or under {RESERVED}; choose another mount"
+            )
+        taken.add(where)
     user(spec)
 
 
@@ -252,6 +261,21 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
     elif settings.pvc:
         mounts.append({"name": "workspace", "mountPath": base})
         volumes.append({"name": "workspace", "persistentVolumeClaim": {"claimName": settings.pvc}})
+    for index, extra in enumerate(settings.volumes):
+        name = f"volume-{index}"
+        mount: dict[str, Any] = {"name": name, "mountPath": extra.mount}
+        if extra.read_only or extra.secret:
+            mount["readOnly"] = True
+        if extra.sub_path:
+            mount["subPath"] = extra.sub_path
+        mounts.append(mount)
+        if extra.pvc:
+            source: dict[str, Any] = {"persistentVolumeClaim": {"claimName": extra.pvc}}
+            if extra.read_only:
+                source["persistentVolumeClaim"]["readOnly"] = True
+        else:
+            source = {"secret": {"secretName": extra.secret}}
+        volumes.append({"name": name, **source})
     if settings.shm_size:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
         volumes.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SNAPSHOT = "snapshot"
 IMAGE = "image"
@@ -35,6 +35,25 @@ class Toleration(BaseModel):
             "tolerationSeconds": self.toleration_seconds,
         }
         return {k: v for k, v in out.items() if v is not None}
+
+
+class Volume(BaseModel):
+    """A volume beside the code: an existing PersistentVolumeClaim or Secret, mounted in
+    the main container (`[[tool.qwex.k8s.volumes]]` or `volumes = [{...}]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mount: str = Field(pattern="^/", description="absolute path in the container")
+    pvc: str | None = Field(default=None, description="name of a PersistentVolumeClaim")
+    secret: str | None = Field(default=None, description="name of a Secret (its keys as files)")
+    read_only: bool = Field(default=False, description="mounted read-only (a Secret always is)")
+    sub_path: str | None = Field(default=None, description="a sub-folder of the volume")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Volume:
+        if (self.pvc is None) == (self.secret is None):
+            raise ValueError("a volume names exactly one of pvc or secret")
+        return self
 
 
 class K8sSettings(BaseModel):
@@ -82,6 +101,11 @@ class K8sSettings(BaseModel):
     service_account: str | None = None
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
+    volumes: list[Volume] = Field(
+        default_factory=list,
+        description="PersistentVolumeClaims and Secrets mounted beside the code, e.g. "
+        '[{mount = "/data", pvc = "datasets", read_only = true}]',
+    )
     env_from: list[str] = Field(
         default_factory=list, description="names of Secrets whose keys become env variables"
     )
