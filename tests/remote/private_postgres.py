@@ -60,7 +60,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     """A started PostgreSQL on 127.0.0.1, role `qwex` (trust), removed afterwards."""
     binaries = _bin()
     if binaries is None or os.geteuid() != 0 or shutil.which("runuser") is None:
-        message = "a private PostgreSQL needs initdb and pg_ctl (apt-get install postgresql) and root"
+        message = (
+            "a private PostgreSQL needs initdb and pg_ctl (apt-get install postgresql) and root"
+        )
         if os.environ.get("CI"):
             pytest.fail(f"{message}; under CI this is an error", pytrace=False)
         pytest.skip(message)
@@ -75,8 +77,18 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield pg
     finally:
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(binaries / "pg_ctl"), "-D",
-             str(folder / "data"), "-m", "immediate", "stop"],
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(binaries / "pg_ctl"),
+                "-D",
+                str(folder / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             capture_output=True,
             timeout=60,
         )

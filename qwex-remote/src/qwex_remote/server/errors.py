@@ -56,9 +56,11 @@ class ApiError(Exception):
 
 def responses(*statuses: int, ok: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route: each status with the error model and its codes, and
-    `ok` as the 200 response when the route's own status is another (201)."""
+    `ok` as the 200 response when the route's own status is another (201). Every route
+    that uses the database may answer 503 during an outage: that one is always added."""
     out: dict[int | str, dict[str, Any]] = {
-        status: {"model": ErrorResponse, "description": CODES[status][1]} for status in statuses
+        status: {"model": ErrorResponse, "description": CODES[status][1]}
+        for status in (*statuses, 503)
     }
     if ok is not None:
         out[200] = ok
