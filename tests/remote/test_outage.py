@@ -15,8 +15,6 @@ import pytest
 from private_postgres import PrivatePostgres, private_postgres
 from server_support import QWEX, Server, clean_env, make_server, wait_final
 
-pytestmark = pytest.mark.postgres
-
 LINES = 24
 JOB = f"for i in $(seq 1 {LINES}); do echo line $i; sleep 0.4; done; exit 3"
 
@@ -44,6 +42,7 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen[str], timeout: float
         time.sleep(0.05)
 
 
+@pytest.mark.postgres
 def test_a_following_client_rides_out_a_database_outage(
     tmp_path: Path, pg: PrivatePostgres, server: Server
 ) -> None:
@@ -99,6 +98,7 @@ def test_a_following_client_rides_out_a_database_outage(
     assert log.count("the database is back") == 1, log
 
 
+@pytest.mark.postgres
 def test_a_job_that_ends_during_the_outage_is_recorded_when_the_database_is_back(
     pg: PrivatePostgres, server: Server
 ) -> None:
@@ -122,3 +122,41 @@ def test_a_job_that_ends_during_the_outage_is_recorded_when_the_database_is_back
     log = server.log_path.read_text()
     assert "Traceback" not in log, log
     assert log.count("the database is unavailable") == 1, log
+
+
+def test_a_following_client_says_once_that_the_server_is_gone_and_once_that_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The server itself stopped for a few seconds (SQLite: no PostgreSQL needed)."""
+    srv = make_server(tmp_path / "server")
+    srv.add_token("alice")
+    srv.start()
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "qwex.toml").write_text(f'[remote]\nbase_url = "http://127.0.0.1:{srv.port}"\n')
+    env = {**clean_env(laptop), "QWEX_REMOTE_TOKEN": srv.tokens["alice"]}
+    out, err = tmp_path / "client.out", tmp_path / "client.err"
+    with out.open("w") as fo, err.open("w") as fe:
+        client = subprocess.Popen(
+            [QWEX, "run", "-b", "remote", "--", "sh", "-c", JOB],
+            cwd=laptop,
+            env=env,
+            stdout=fo,
+            stderr=fe,
+            text=True,
+        )
+    try:
+        _wait_for(out, "line 3\n", client)
+        srv.stop()
+        _wait_for(err, "server unreachable", client)
+        srv.start()
+        assert client.wait(timeout=60) == 3, err.read_text()
+    finally:
+        if client.poll() is None:
+            client.kill()
+        srv.stop()
+    assert out.read_text() == "".join(f"line {i}\n" for i in range(1, LINES + 1))
+    stderr = err.read_text()
+    assert stderr.count("server unreachable") == 1, stderr
+    assert stderr.count("answers again") == 1, stderr
+    assert "Traceback" not in stderr
