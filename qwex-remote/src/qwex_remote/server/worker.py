@@ -144,24 +144,30 @@ class Worker:
         for job in self.store.owned(self.name):
             if job.id in self._active:
                 continue
-            job_dir = Path(job.job_dir) if job.job_dir else self.data_dir / "jobs" / job.id
-            run_id = job.run_id or _started_run(job_dir)
-            if run_id is None:
-                self._unstarted(job)
-            elif not job_dir.is_dir():
-                self.store.update(
-                    job.id,
-                    status="lost",
-                    reason=f"its folder {job_dir} is gone from the server",
-                    finished_at=now(),
-                )
-            else:
-                config = self.configs.get(job.spec.get("profile"))
-                service = job_service(self.host, config, job_dir)
-                if not job.run_id:  # the server stopped before it could note the run
-                    self._record_run(job.id, job_dir, service, run_id)
-                self._active[job.id] = (service, run_id)
-                log.info("job %s: re-attached to run %s", job.id, run_id)
+            try:
+                self._take_back(job)
+            except QwexError as exc:  # its profile left the configuration, say: the next
+                log.warning("job %s: cannot take it back: %s", job.id, exc)  # one goes on
+
+    def _take_back(self, job: Job) -> None:
+        job_dir = Path(job.job_dir) if job.job_dir else self.data_dir / "jobs" / job.id
+        run_id = job.run_id or _started_run(job_dir)
+        if run_id is None:
+            self._unstarted(job)
+        elif not job_dir.is_dir():
+            self.store.update(
+                job.id,
+                status="lost",
+                reason="its folder on the server is gone (removed while the server was down?)",
+                finished_at=now(),
+            )
+        else:
+            config = self.configs.get(job.spec.get("profile"))
+            service = job_service(self.host, config, job_dir)
+            if not job.run_id:  # the server stopped before it could note the run
+                self._record_run(job.id, job_dir, service, run_id)
+            self._active[job.id] = (service, run_id)
+            log.info("job %s: re-attached to run %s", job.id, run_id)
 
     def _unstarted(self, job: Job) -> None:
         """A claimed job whose run never started: back to the queue, or cancelled when
