@@ -160,3 +160,37 @@ def test_a_following_client_says_once_that_the_server_is_gone_and_once_that_it_i
     assert stderr.count("server unreachable") == 1, stderr
     assert stderr.count("answers again") == 1, stderr
     assert "Traceback" not in stderr
+
+
+def test_an_unexpected_error_is_a_plain_500_with_its_details_in_the_log(tmp_path: Path) -> None:
+    """A job row the API cannot show (a status written by hand): the 500 names nothing
+    of the exception; the server's log has it."""
+    from qwex_remote.server.db import open_database
+    from qwex_remote.server.store import ServerStore
+
+    srv = make_server(tmp_path / "server")
+    srv.add_token("alice")
+    srv.start()
+    try:
+        store = ServerStore(open_database(f"sqlite:///{srv.data_dir / 'server.db'}"))
+        job, _ = store.submit(
+            submitter="alice",
+            submission_id="s1",
+            spec={"command": ["true"]},
+            spec_hash="h",
+            backend="local",
+            snapshot=None,
+        )
+        store.update(job.id, status="mangled", claimed_by="nobody")
+        answer = srv.client("alice").get(f"/jobs/{job.id}")
+    finally:
+        srv.stop()
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "error": {
+            "code": "internal_error",
+            "message": "the server failed on this request; its administrator finds the "
+            "details in its log",
+        }
+    }
+    assert "mangled" in srv.log_path.read_text()
