@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from private_postgres import PrivatePostgres, private_postgres
-from server_support import QWEX, Server, clean_env, make_server, wait_final
+from qwex_remote.server.db import OUTAGE_MESSAGE
+from server_support import CONFIG, QWEX, Server, clean_env, make_server, wait_final
 
 LINES = 24
 JOB = f"for i in $(seq 1 {LINES}); do echo line $i; sleep 0.4; done; exit 3"
@@ -194,3 +195,34 @@ def test_an_unexpected_error_is_a_plain_500_with_its_details_in_the_log(tmp_path
         }
     }
     assert "mangled" in srv.log_path.read_text()
+
+
+@pytest.mark.postgres
+def test_a_log_stream_of_a_queued_job_ends_like_a_shutdown_during_an_outage(
+    tmp_path: Path, pg: PrivatePostgres
+) -> None:
+    """The stream has sent its headers: it ends with a `shutdown` event (the client follows
+    again from its offsets), not a traceback in the log and a cut connection."""
+    config = CONFIG.replace("[server]\n", "[server]\nconcurrency = 0\n")
+    srv = make_server(tmp_path / "server", database_url=pg.url, config=config)
+    srv.add_token("alice")
+    srv.start()
+    try:
+        api = srv.client("alice")
+        job = api.post("/jobs", json={"submission_id": "s1", "command": ["true"]}).json()
+        events = []
+        with api.stream("GET", f"/jobs/{job['id']}/logs/follow") as stream:
+            lines = stream.iter_lines()
+            assert stream.status_code == 200
+            pg.stop()
+            for line in lines:
+                events.append(line)
+                if line.startswith("data:"):
+                    break
+    finally:
+        pg.start()
+        srv.stop()
+    assert "event: shutdown" in events, events
+    assert OUTAGE_MESSAGE in events[-1]
+    log = srv.log_path.read_text()
+    assert "Traceback" not in log and log.count("the database is unavailable") == 1, log
