@@ -18,6 +18,7 @@ from qwex_remote import __version__
 from qwex_remote.protocol import (
     API_VERSION,
     APIError,
+    Degraded,
     FollowEvent,
     JobEnd,
     JobList,
@@ -224,6 +225,8 @@ class GeneratedClientAdapter:
             return
         response.read()
         code, message = _error_model(response.content)
+        if response.status_code == 503 and code == "unavailable":
+            raise Degraded(f"the qwex server at {self.base_url} answered 503: {message}")
         if code is None:
             message = (
                 f"{response.request.method} {response.request.url} answered "

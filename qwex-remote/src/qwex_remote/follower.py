@@ -32,9 +32,16 @@ RETRY_MOST = 2.0
 
 class Follower:
     def __init__(
-        self, runner: RemoteRunner, run_id: str, job_id: str, client: JobAPIClient
+        self,
+        runner: RemoteRunner,
+        run_id: str,
+        job_id: str,
+        client: JobAPIClient,
+        *,
+        base_url: str = "",
     ) -> None:
         self.runner = runner
+        self.base_url = base_url
         self.run_id = run_id
         self.job_id = job_id
         self.client = client
@@ -77,8 +84,8 @@ class Follower:
                 if self._stream(run_dir):
                     return
                 delay = RETRY_FIRST  # the stream was cut after working: try again soon
-            except Unreachable:
-                pass
+            except Unreachable as exc:  # also a 503 (`Degraded`): said once, followed again
+                self.runner.server_down(self.base_url, exc)
             except APIError as exc:
                 if exc.status != 404:  # 404: the server forgot the job; a probe says so
                     self.problem = f"following run {self.run_id} on the server: {exc}"

@@ -32,6 +32,11 @@ class Unreachable(BackendError):
     """The server did not answer (refused, timed out, connection dropped)."""
 
 
+class Degraded(Unreachable):
+    """The server answered 503 `unavailable` (its database is down, or it is stopping):
+    up, but unable to serve now; a client waits and asks again, as when it did not answer."""
+
+
 @dataclass(frozen=True)
 class ServerHealth:
     server_version: str

@@ -22,6 +22,7 @@ import contextlib
 import os
 import re
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -41,6 +42,7 @@ from qwex_remote.client_settings import RemoteSettings
 from qwex_remote.protocol import (
     API_VERSION,
     APIError,
+    Degraded,
     JobState,
     ServerHealth,
     Submission,
@@ -66,6 +68,12 @@ FOLLOW_AGAIN = 1.0
 """Seconds before a follower that stopped by itself is replaced by a new one."""
 LOG_PAGE = 1 << 20
 _KILLED = re.compile(r"\bkilled by (SIG[A-Z0-9]+)")
+
+
+def _say(message: str) -> None:
+    """A qwex message on stderr, beside the job's output (nothing if stderr is closed)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"qwex: {message}", file=sys.stderr, flush=True)
 
 
 def open_client(settings: RemoteSettings, base_url: str) -> JobAPIClient:
@@ -97,6 +105,8 @@ class RemoteRunner(Runner):
         """Made by `validate` (a too large tree fails before a record exists), sent by `start`."""
         self._health: tuple[threading.Thread, list[ServerHealth | Exception]] | None = None
         self._lock = threading.Lock()
+        self._down: dict[str, float] = {}
+        """Servers that failed to answer while someone followed, and since when."""
 
     def client(self, base_url: str) -> JobAPIClient:
         with self._lock:
@@ -300,13 +310,35 @@ class RemoteRunner(Runner):
             raise BackendError(follower.problem)
         try:
             state = self.client(base_url).get(job_id)
-        except Unreachable:
+        except Unreachable as exc:
+            self.server_down(base_url, exc)
             return None
         except APIError as exc:
             if exc.status == 404:
                 return self._forgotten(run, base_url, job_id, what)
             raise BackendError(f"run {short_id(run.id)}: {self._refused(exc, base_url)}") from None
+        self.server_up(base_url)
         return self._observe(run, state, what)
+
+    def server_down(self, base_url: str, exc: Unreachable) -> None:
+        """Say once, while someone follows, that the server does not serve (it does not
+        answer, or answers 503): following goes on and resumes when it is back."""
+        with self._lock:
+            if base_url in self._down or not self._followers:
+                return
+            self._down[base_url] = time.monotonic()
+        kind = "degraded" if isinstance(exc, Degraded) else "unreachable"
+        _say(f"server {kind}: {exc}; still following")
+
+    def server_up(self, base_url: str) -> None:
+        """Say once that a server `server_down` told of answers again: its API, not only
+        its log stream (which reads files, and flows while the database is down)."""
+        if not self._down:  # every answer comes here: nothing to do but this look
+            return
+        with self._lock:
+            since = self._down.pop(base_url, None)
+        if since is not None:
+            _say(f"the server at {base_url} answers again after {time.monotonic() - since:.0f} s")
 
     def _forgotten(self, run: Run, base_url: str, job_id: str, what: str) -> Probe:
         """The server does not know the job (any more): the run ends here, `lost` (or
@@ -420,7 +452,7 @@ class RemoteRunner(Runner):
             from qwex_remote.follower import Follower
 
             client = type(self).client_factory(self.remote, where[0])  # its own connection
-            follower = Follower(self, run.id, where[1], client)
+            follower = Follower(self, run.id, where[1], client, base_url=where[0])
             self._followers[run.id] = follower
         follower.start()
         return follower

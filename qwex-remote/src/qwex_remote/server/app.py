@@ -29,8 +29,9 @@ from starlette.concurrency import run_in_threadpool
 from qwex_remote import __version__
 from qwex_remote.server import API_VERSION, errors, policy
 from qwex_remote.server.configs import Configs
+from qwex_remote.server.db import OUTAGE_MESSAGE, is_outage
 from qwex_remote.server.errors import ApiError, responses
-from qwex_remote.server.logs import follow_events, parse_event_id, read_range, stop_flag
+from qwex_remote.server.logs import event, follow_events, parse_event_id, read_range, stop_flag
 from qwex_remote.server.schemas import (
     SHA256,
     Health,
@@ -410,7 +411,16 @@ def _router() -> APIRouter:
         async def stream() -> AsyncIterator[str]:
             try:
                 while True:
-                    item = await anyio.to_thread.run_sync(next, events, None)
+                    try:
+                        item = await anyio.to_thread.run_sync(next, events, None)
+                    except Exception as exc:
+                        if not is_outage(exc):
+                            raise
+                        # The headers are sent: the stream ends as at a shutdown, and the
+                        # client follows again from its offsets (a 503 until it is back).
+                        state.store.outage.failed(exc)
+                        yield event("shutdown", {"message": OUTAGE_MESSAGE})
+                        return
                     if item is None:
                         return
                     yield item

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    import socket
+
     from qwex_core.cli.context import State
     from qwex_core.config import QwexConfig
 
@@ -111,20 +113,57 @@ def serve(
         return
     state: State = ctx.obj
     settings, config = _settings(state, data_dir, database_url)
-    store = _store(settings)
-    if not is_loopback(host) and not store.has_tokens():
-        raise click.ClickException(
-            f"refusing to listen on {host}: no token exists, so anyone who reaches it could "
-            "run commands on this machine; create one first (qwex serve token add NAME) or "
-            "listen on 127.0.0.1"
-        )
-    _run(settings, config, state, host, port, worker_name)
+    # The port first: a server that cannot listen must not open the database, let alone
+    # re-attach (and so compete for) the jobs of the server that holds the port.
+    sock = bind(host, port)
+    try:
+        store = _store(settings)
+        if not is_loopback(host) and not store.has_tokens():
+            raise click.ClickException(
+                f"refusing to listen on {host}: no token exists, so anyone who reaches it "
+                "could run commands on this machine; create one first (qwex serve token add "
+                "NAME) or listen on 127.0.0.1"
+            )
+        _run(settings, config, state, sock, host, port, worker_name)
+    finally:
+        sock.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound and listening before anything else starts."""
+    import errno
+    import socket
+
+    from qwex_core.errors import QwexError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, IndexError) as exc:
+        raise QwexError(f"cannot listen on {host}: {getattr(exc, 'strerror', exc)}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise QwexError(
+                f"port {port} on {host} is in use (another qwex serve?); stop it, or choose "
+                "another port with --port"
+            ) from None
+        raise QwexError(f"cannot listen on port {port} of {host}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _run(
     settings: ServerSettings,
     config: QwexConfig,
     state: State,
+    sock: socket.socket,
     host: str,
     port: int,
     worker_name: str | None,
@@ -182,7 +221,7 @@ def _run(
         f"database {_safe(settings.resolved_database_url())})",
         err=True,
     )
-    server.run()
+    server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(1)
 

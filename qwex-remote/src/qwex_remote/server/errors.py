@@ -2,10 +2,16 @@
 
 Each code is declared on the routes that may return it (`responses(...)`), so the
 OpenAPI spec names every error a client can get.
+
+No error answer carries an exception's text: a database that cannot be reached is a
+503 `unavailable` with a plain message (the driver's text names the database's host
+and port), anything unexpected a 500 `internal_error` whose details are in the
+server's log only.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,7 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qwex_remote.server.db import OUTAGE_MESSAGE, is_outage
 from qwex_remote.server.schemas import ErrorResponse
+
+log = logging.getLogger("qwex.server")
+RETRY_AFTER = "5"
+"""Seconds a client is told to wait after a 503."""
+INTERNAL = "the server failed on this request; its administrator finds the details in its log"
 
 CODES: dict[int, tuple[str, str]] = {
     400: ("bad_request", "the request is malformed (e.g. snapshot_digest_mismatch)"),
@@ -30,7 +42,7 @@ CODES: dict[int, tuple[str, str]] = {
         "invalid_request",
         "the body or a parameter is invalid (also snapshot_invalid, snapshot_not_found)",
     ),
-    503: ("unavailable", "the server is shutting down"),
+    503: ("unavailable", "the server's database is unavailable, or the server is shutting down"),
 }
 
 
@@ -44,9 +56,11 @@ class ApiError(Exception):
 
 def responses(*statuses: int, ok: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route: each status with the error model and its codes, and
-    `ok` as the 200 response when the route's own status is another (201)."""
+    `ok` as the 200 response when the route's own status is another (201). Every route
+    that uses the database may answer 503 during an outage: that one is always added."""
     out: dict[int | str, dict[str, Any]] = {
-        status: {"model": ErrorResponse, "description": CODES[status][1]} for status in statuses
+        status: {"model": ErrorResponse, "description": CODES[status][1]}
+        for status in (*statuses, 503)
     }
     if ok is not None:
         out[200] = ok
@@ -80,6 +94,31 @@ def install(app: FastAPI) -> None:
             code = "method_not_allowed"
         return JSONResponse(body(code, detail), status_code=status)
 
+    async def database(request: Request, exc: Exception) -> JSONResponse:
+        if not is_outage(exc):  # a wrong statement: a bug, logged whole, told plainly
+            log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+            return JSONResponse(body("internal_error", INTERNAL), status_code=500)
+        state = getattr(request.app.state, "server", None)
+        if state is not None:
+            state.store.outage.failed(exc)
+        return JSONResponse(
+            body("unavailable", OUTAGE_MESSAGE),
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER},
+        )
+
+    # Handled here, not by the catch-all below: Starlette re-raises what reaches that one
+    # for the server to log, which made a traceback of every request during an outage.
+    for kind in _database_errors():
+        app.add_exception_handler(kind, database)
+
     @app.exception_handler(Exception)
     async def internal(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(body("internal_error", f"{type(exc).__name__}: {exc}"), status_code=500)
+        return JSONResponse(body("internal_error", INTERNAL), status_code=500)
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    import psycopg
+    from sqlalchemy import exc as sa
+
+    return (sa.DBAPIError, sa.TimeoutError, psycopg.Error)

@@ -11,6 +11,7 @@ run by exactly one worker.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from qwex_remote.server import tokens
+from qwex_remote.server.db import Outage, watch
 from qwex_remote.server.tables import Job, Snapshot, Token
 
 FINAL = tuple(sorted(FINAL_STATUSES))
@@ -99,6 +101,7 @@ class ServerStore:
         self.sessions = sessions
         self.engine: Engine = sessions.kw["bind"]
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self.outage: Outage = watch(self.engine, logging.getLogger("qwex.server"))
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             contextlib.nullcontext() if self.is_postgres else threading.Lock()
         )
@@ -281,6 +284,25 @@ class ServerStore:
             if not done.rowcount:  # type: ignore[attr-defined]
                 return None  # another worker was faster (SQLite): try again next tick
             return session.get(Job, seq)
+
+    def requeue(self, job_id: str, worker: str) -> bool:
+        """Put a job `worker` claimed but never started back in the queue (its run was
+        never recorded); False when it is not that any more."""
+        with self._writing() as session:
+            done = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.claimed_by == worker, Job.run_id.is_(None))
+                .where(Job.status.not_in(FINAL))
+                .values(
+                    claimed_by=None,
+                    status="pending",
+                    job_dir=None,
+                    stdout_path=None,
+                    stderr_path=None,
+                    started_at=None,
+                )
+            )
+            return bool(done.rowcount)  # type: ignore[attr-defined]
 
     def update(self, job_id: str, **values: Any) -> None:
         with self._writing() as session:

@@ -10,7 +10,10 @@ unpacked (or nothing), with the job's own run store under `.qwex/`.
 
 On start it reconciles: the jobs it had claimed are re-attached (a run whose
 agent or container is alive goes on; one whose supervisor vanished is recorded
-`lost` by core), and cancels asked while it was down are issued again.
+`lost` by core), and cancels asked while it was down are issued again. A job it
+had claimed but whose run never started goes back to the queue. A database
+outage stops nothing: the running jobs go on, and the worker records their ends
+and reconciles again once the database is back.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from qwex_core.errors import QwexError
 
 from qwex_remote.server.configs import Configs
+from qwex_remote.server.db import is_outage
 from qwex_remote.server.store import ServerStore, aware, now
 
 if TYPE_CHECKING:
@@ -47,6 +51,16 @@ def job_service(host: PluginHost, config: QwexConfig, job_dir: Path) -> RunServi
     from qwex_core.store import RunStore
 
     return RunService(host, config, RunStore(job_dir))
+
+
+def _started_run(job_dir: Path) -> str | None:
+    """The run started in a job's folder, if one was: a run store's folder that holds a
+    record (core writes it before it starts anything)."""
+    from qwex_core.store import RunStore
+
+    for record in RunStore(job_dir).iter_records():
+        return str(record["id"])
+    return None
 
 
 def job_spec(job: Job, config: QwexConfig, job_dir: Path) -> JobSpec:
@@ -101,33 +115,79 @@ class Worker:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        try:
-            self.reconcile()
-        except Exception:
-            log.exception("reconciling the jobs of worker %s failed", self.name)
+        """Tick until stopped. A database outage is logged once (by the store's `Outage`):
+        the worker keeps its running jobs, waits, and when the database is back takes
+        back whatever the outage interrupted (`reconcile`) before it goes on."""
+        must_reconcile = True
         while not self.stop.is_set():
             try:
+                if must_reconcile:
+                    must_reconcile = False
+                    self.reconcile()
                 self.tick()
-            except Exception:
-                log.exception("worker %s: a tick failed", self.name)
-            self.wake.wait(BUSY_TICK if self._active else IDLE_TICK)
+            except Exception as exc:
+                if is_outage(exc):
+                    self.store.outage.failed(exc)
+                    must_reconcile = True
+                else:
+                    log.exception("worker %s: a tick failed", self.name)
+            busy = self._active and not self.store.outage.down
+            self.wake.wait(BUSY_TICK if busy else IDLE_TICK)
             self.wake.clear()
 
     def reconcile(self) -> None:
-        """Take back the jobs this worker had claimed before a restart."""
+        """Take back the jobs this worker claimed but does not follow: all of them after a
+        restart, or one whose start or end a database outage interrupted. A job whose run
+        was started (its run is in the job folder's run store, recorded in the database or
+        not) is re-attached, so it never runs twice; one whose run never started goes back
+        to the queue: nothing ran, so nothing is lost."""
         for job in self.store.owned(self.name):
-            if job.run_id and job.job_dir and Path(job.job_dir).is_dir():
-                config = self.configs.get(job.spec.get("profile"))
-                service = job_service(self.host, config, Path(job.job_dir))
-                self._active[job.id] = (service, job.run_id)
-                log.info("job %s: re-attached to run %s", job.id, job.run_id)
-            else:
-                self.store.update(
-                    job.id,
-                    status="lost",
-                    reason="the server stopped while starting the job",
-                    finished_at=now(),
-                )
+            if job.id in self._active:
+                continue
+            try:
+                self._take_back(job)
+            except QwexError as exc:  # its profile left the configuration, say: the next
+                log.warning("job %s: cannot take it back: %s", job.id, exc)  # one goes on
+
+    def _take_back(self, job: Job) -> None:
+        job_dir = Path(job.job_dir) if job.job_dir else self.data_dir / "jobs" / job.id
+        run_id = job.run_id or _started_run(job_dir)
+        if run_id is None:
+            self._unstarted(job)
+        elif not job_dir.is_dir():
+            self.store.update(
+                job.id,
+                status="lost",
+                reason="its folder on the server is gone (removed while the server was down?)",
+                finished_at=now(),
+            )
+        else:
+            config = self.configs.get(job.spec.get("profile"))
+            service = job_service(self.host, config, job_dir)
+            if not job.run_id:  # the server stopped before it could note the run
+                self._record_run(job.id, job_dir, service, run_id)
+            self._active[job.id] = (service, run_id)
+            log.info("job %s: re-attached to run %s", job.id, run_id)
+
+    def _unstarted(self, job: Job) -> None:
+        """A claimed job whose run never started: back to the queue, or cancelled when
+        that was asked meanwhile."""
+        if job.cancel_reason:
+            self.store.update(
+                job.id, status="cancelled", reason=job.cancel_reason, finished_at=now()
+            )
+        elif self.store.requeue(job.id, self.name):
+            shutil.rmtree(self.data_dir / "jobs" / job.id, ignore_errors=True)
+            log.info("job %s: back in the queue (claimed, but its run never started)", job.id)
+
+    def _record_run(self, job_id: str, job_dir: Path, service: RunService, run_id: str) -> None:
+        self.store.update(
+            job_id,
+            job_dir=str(job_dir),
+            run_id=run_id,
+            stdout_path=str(service.store.log_path(run_id, "stdout")),
+            stderr_path=str(service.store.log_path(run_id, "stderr")),
+        )
 
     def tick(self) -> None:
         if self._active:  # a submit wakes the worker: an idle one only looks for work
@@ -180,6 +240,8 @@ class Worker:
             service = job_service(self.host, config, job_dir)
             run = service.submit(spec)
         except Exception as exc:
+            if is_outage(exc):  # not the job's fault: `reconcile` takes it back later
+                raise
             reason = str(exc) if isinstance(exc, QwexError) else f"{type(exc).__name__}: {exc}"
             log.warning("job %s failed to start: %s", job.id, reason)
             self.store.update(job.id, status="failed", reason=reason, finished_at=now())
