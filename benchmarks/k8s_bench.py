@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 import os
 import shutil
 import statistics
@@ -147,8 +148,17 @@ def delete_job(name: str) -> None:
     )
 
 
+KUBECTL_REQUEST = re.compile(r'"Response" verb="[A-Z]+" url="https://|\b[A-Z]+ https://')
+"""A request in kubectl's `-v=6` log: `"Response" verb="GET" url="https://...` (structured, as
+kubectl 1.34 prints it), or `GET https://... 200 OK` as older ones did."""
+
+
 def requests(log: str, prefix: str) -> int:
     return sum(1 for line in log.splitlines() if prefix in line)
+
+
+def kubectl_requests(log: str) -> int:
+    return sum(1 for line in log.splitlines() if KUBECTL_REQUEST.search(line))
 
 
 def main(repeat: int = 5) -> list[dict[str, Any]]:
@@ -190,9 +200,9 @@ def main(repeat: int = 5) -> list[dict[str, Any]]:
             {
                 "figure": "k8s: API requests per run (qwex; twin: kubectl create + wait)",
                 "value": requests(log, "qwex-k8s: "),
-                "target": requests(klog, " https://") + 4,
+                "target": kubectl_requests(klog) + 4,
                 "unit": "count",
-                "twin": f"kubectl -v=6: {requests(klog, ' https://')} requests",
+                "twin": f"kubectl -v=6: {kubectl_requests(klog)} requests",
             }
         )
         lag, kubectl_lag = [], []
