@@ -140,6 +140,7 @@ def _start(
         data_dir=data_dir,
         name=worker_name or socket.gethostname(),
         concurrency=settings.concurrency,
+        settings=settings,
     )
     worker.start()
     state = ServerState(settings, store, plugins, configs, data_dir, stop, worker.wake)

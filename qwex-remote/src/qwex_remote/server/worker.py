@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from qwex_core.errors import QwexError
 
+from qwex_remote.server import policy
 from qwex_remote.server.configs import Configs
+from qwex_remote.server.settings import ServerSettings
 from qwex_remote.server.store import ServerStore, aware, now
 
 if TYPE_CHECKING:
@@ -49,8 +51,13 @@ def job_service(host: PluginHost, config: QwexConfig, job_dir: Path) -> RunServi
     return RunService(host, config, RunStore(job_dir))
 
 
-def job_spec(job: Job, config: QwexConfig, job_dir: Path) -> JobSpec:
-    """The core `JobSpec` of a stored submission, built the one way core builds jobs."""
+def job_spec(
+    job: Job, config: QwexConfig, job_dir: Path, mount_roots: list[str] | None = None
+) -> JobSpec:
+    """The core `JobSpec` of a stored submission, built the one way core builds jobs.
+
+    With `mount_roots` (the policy's `mounts`), each mount's source is judged again where
+    it leads now and the runner gets that resolved path (`policy.allowed_source`)."""
     from qwex_core.jobs import build_job
 
     sub: dict[str, Any] = job.spec
@@ -60,7 +67,7 @@ def job_spec(job: Job, config: QwexConfig, job_dir: Path) -> JobSpec:
         "env": sub.get("env") or {},
         "labels": sub.get("labels") or {},
         "resources": {k: v for k, v in (sub.get("resources") or {}).items() if v is not None},
-        "mounts": sub.get("mounts") or [],
+        "mounts": _mounts(sub.get("mounts") or [], mount_roots),
         "grace_period": sub.get("grace_period", 10.0),
         "container": container,
     }
@@ -76,6 +83,16 @@ def job_spec(job: Job, config: QwexConfig, job_dir: Path) -> JobSpec:
     )
 
 
+def _mounts(mounts: list[dict[str, Any]], roots: list[str] | None) -> list[dict[str, Any]]:
+    """The submission's mounts with their sources resolved and checked again (at start)."""
+    if roots is None:
+        return mounts
+    try:
+        return [{**m, "source": policy.allowed_source(m["source"], roots)} for m in mounts]
+    except policy.Refused as exc:
+        raise QwexError(f"when the job started: {exc}") from None
+
+
 @dataclass
 class Worker:
     store: ServerStore
@@ -84,6 +101,8 @@ class Worker:
     data_dir: Path
     name: str
     concurrency: int = 4
+    settings: ServerSettings = field(default_factory=ServerSettings)
+    """The policy and limits the worker applies again when a job starts."""
     wake: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
     _active: dict[str, tuple[RunService, str]] = field(default_factory=dict)
@@ -175,7 +194,7 @@ class Worker:
             if job.snapshot:
                 self._unpack(job.snapshot, job_dir)
             config = self.configs.get(job.spec.get("profile"))
-            spec = job_spec(job, config, job_dir)
+            spec = job_spec(job, config, job_dir, self.settings.mounts)
             self.store.update(job.id, job_dir=str(job_dir))
             service = job_service(self.host, config, job_dir)
             run = service.submit(spec)
