@@ -21,11 +21,43 @@ class SnapshotError(Exception):
     """The snapshot cannot be unpacked; the message says which file and why."""
 
 
-def unpack(archive: str, dest: str = ".") -> int:
-    """Extract the tar.gz `archive` into `dest`; return the number of members extracted."""
+class UnpackedTooLarge(SnapshotError):
+    """The snapshot would unpack to more than `limit` bytes or files (`what`)."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        noun = "bytes" if what == "bytes" else "files"
+        super().__init__(f"the snapshot unpacks to more than {limit} {noun}")
+        self.what = what
+        self.limit = limit
+
+
+def members_within(
+    tar: tarfile.TarFile, max_bytes: int | None = None, max_files: int | None = None
+) -> list[tarfile.TarInfo]:
+    """The archive's members, read one header at a time: a member past `max_files`, or one
+    whose size takes the total past `max_bytes`, raises `UnpackedTooLarge` before its data
+    is decompressed (a small upload may unpack to gigabytes of zeros)."""
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    for member in tar:
+        members.append(member)
+        total += member.size
+        if max_files is not None and len(members) > max_files:
+            raise UnpackedTooLarge("files", max_files)
+        if max_bytes is not None and total > max_bytes:
+            raise UnpackedTooLarge("bytes", max_bytes)
+    return members
+
+
+def unpack(
+    archive: str, dest: str = ".", *, max_bytes: int | None = None, max_files: int | None = None
+) -> int:
+    """Extract the tar.gz `archive` into `dest`; return the number of members extracted.
+    Nothing is written when the archive holds more than `max_files` members or `max_bytes`
+    bytes of files (`UnpackedTooLarge`)."""
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
+            members = members_within(tar, max_bytes, max_files)
             if hasattr(tarfile, "data_filter"):
                 now = time.time()
 

@@ -30,6 +30,7 @@ from qwex_remote import __version__
 from qwex_remote.server import API_VERSION, errors, policy
 from qwex_remote.server.configs import Configs
 from qwex_remote.server.errors import ApiError, responses
+from qwex_remote.server.limits import BodyLimit, snapshot_too_large
 from qwex_remote.server.logs import follow_events, parse_event_id, read_range, stop_flag
 from qwex_remote.server.schemas import (
     SHA256,
@@ -107,6 +108,12 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    snapshots = f"/api/v{API_VERSION}/snapshots/"
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_bytes,
+        exempt=lambda method, path: method == "PUT" and path.startswith(snapshots),
+    )
     app.include_router(_router())
     return app
 
@@ -228,7 +235,7 @@ def _router() -> APIRouter:
         response_model=JobInfo,
         status_code=201,
         responses=responses(
-            401, 403, 409, 422, ok={"model": JobInfo, "description": "submitted before"}
+            401, 403, 409, 413, 422, ok={"model": JobInfo, "description": "submitted before"}
         ),
         tags=["jobs"],
     )
@@ -483,7 +490,7 @@ def _router() -> APIRouter:
                     "snapshot_digest_mismatch",
                     f"the body's sha256 is {digest.hexdigest()}, not {sha256}",
                 )
-            await run_in_threadpool(_check_archive, tmp)
+            await run_in_threadpool(_check_archive, tmp, state.settings)
             final = folder / f"{sha256}.tar.gz"
             os.replace(tmp, final)
         except BaseException:
@@ -503,11 +510,17 @@ def _too_large(size: int, limit: int) -> str:
     )
 
 
-def _check_archive(path: str) -> None:
+def _check_archive(path: str, settings: ServerSettings) -> None:
+    """A tar.gz whose headers add up to no more than the unpacked limits (read header by
+    header: a bomb is refused at the member that takes it over, before its data)."""
     import tarfile
+
+    from qwex_core.agent.unpack import UnpackedTooLarge, members_within
 
     try:
         with tarfile.open(path, "r:gz") as tar:
-            tar.getmembers()
+            members_within(tar, settings.max_snapshot_unpacked_bytes, settings.max_snapshot_files)
+    except UnpackedTooLarge as exc:
+        raise ApiError(413, "too_large", snapshot_too_large(exc)) from None
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ApiError(422, "snapshot_invalid", f"the snapshot is not a tar.gz: {exc}") from None

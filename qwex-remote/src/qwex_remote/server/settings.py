@@ -11,6 +11,7 @@ server's own user, so it can read what that user can).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,29 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from qwex_core.models import parse_memory
 
 DEFAULT_SNAPSHOT_LIMIT = 64 << 20
+DEFAULT_REQUEST_LIMIT = 1 << 20
+DEFAULT_UNPACKED_LIMIT = 1 << 30
+DEFAULT_SNAPSHOT_FILES = 100_000
+DEFAULT_RETENTION = "7d"
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def default_data_dir() -> Path:
     """`$XDG_DATA_HOME/qwex` (default `~/.local/share/qwex`)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "qwex"
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from `3600`, `"90s"`, `"30m"`, `"12h"`, `"7d"` or `"2w"`; None for `"never"`."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "never"):
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(value))
+    if isinstance(value, bool) or match is None:
+        raise ValueError(
+            f'{value!r} is not a duration: give seconds or e.g. "7d", "12h", "30m" (or "never")'
+        )
+    return float(match[1]) * UNITS[match[2]]
 
 
 class ServerSettings(BaseModel):
@@ -71,6 +89,27 @@ class ServerSettings(BaseModel):
     max_snapshot_bytes: int = Field(
         default=DEFAULT_SNAPSHOT_LIMIT, gt=0, description="largest snapshot upload, in bytes"
     )
+    max_snapshot_unpacked_bytes: int = Field(
+        default=DEFAULT_UNPACKED_LIMIT,
+        gt=0,
+        description="most bytes a snapshot may unpack to (checked at upload and at unpack)",
+    )
+    max_snapshot_files: int = Field(
+        default=DEFAULT_SNAPSHOT_FILES,
+        gt=0,
+        description="most files (archive members) a snapshot may hold",
+    )
+    max_request_bytes: int = Field(
+        default=DEFAULT_REQUEST_LIMIT,
+        gt=0,
+        description="largest request body but a snapshot upload, in bytes (a submission)",
+    )
+    job_retention: float | None = Field(
+        default=parse_duration(DEFAULT_RETENTION),
+        description="how long a final job's folder keeps its files (its snapshot unpacked, "
+        'what the job wrote) before they are removed: seconds or e.g. "7d", "12h", "30m"; '
+        '"never" keeps them. The run record and logs stay.',
+    )
     sse_keepalive: float = Field(
         default=15.0, gt=0, description="seconds of silence before a log stream sends a keepalive"
     )
@@ -80,6 +119,11 @@ class ServerSettings(BaseModel):
         description="jobs this server runs at once; 0: it only queues them (for other servers "
         "on the same database to run)",
     )
+
+    @field_validator("job_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: Any) -> Any:
+        return parse_duration(value)
 
     @field_validator("max_memory", mode="before")
     @classmethod

@@ -213,12 +213,22 @@ class Worker:
         self._follow_up(job)
 
     def _unpack(self, sha256: str, job_dir: Path) -> None:
-        from qwex_core.agent.unpack import SnapshotError, unpack
+        from qwex_core.agent.unpack import SnapshotError, UnpackedTooLarge, unpack
+
+        from qwex_remote.server.limits import snapshot_too_large
 
         snapshot = self.store.snapshot(sha256)
         if snapshot is None:
             raise QwexError(f"snapshot {sha256} is no longer on the server")
+        limits = self.settings
         try:
-            unpack(snapshot.path, str(job_dir))
+            unpack(
+                snapshot.path,
+                str(job_dir),
+                max_bytes=limits.max_snapshot_unpacked_bytes,
+                max_files=limits.max_snapshot_files,
+            )
+        except UnpackedTooLarge as exc:  # the limits were lowered since the upload
+            raise QwexError(snapshot_too_large(exc)) from None
         except SnapshotError as exc:
             raise QwexError(str(exc)) from None
