@@ -26,6 +26,7 @@ from qwex_core.errors import QwexError
 
 from qwex_remote.server import policy
 from qwex_remote.server.configs import Configs
+from qwex_remote.server.retention import Sweeper
 from qwex_remote.server.settings import ServerSettings
 from qwex_remote.server.store import ServerStore, aware, now
 
@@ -108,6 +109,7 @@ class Worker:
     _active: dict[str, tuple[RunService, str]] = field(default_factory=dict)
     _cancelled: set[str] = field(default_factory=set)
     _thread: threading.Thread | None = None
+    _sweeper: Sweeper | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="qwex-worker", daemon=True)
@@ -158,6 +160,16 @@ class Worker:
             if claimed is None:
                 break
             self._start(claimed)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Empty the folders of jobs final for longer than `server.job_retention`."""
+        retention = self.settings.job_retention
+        if retention is None:
+            return
+        if self._sweeper is None:
+            self._sweeper = Sweeper(self.store, self.name, retention)
+        self._sweeper.maybe_sweep()
 
     def _follow_up(self, job: Job) -> None:
         service, run_id = self._active[job.id]
