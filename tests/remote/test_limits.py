@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import signal
 import tarfile
 import time
@@ -26,8 +25,10 @@ from server_support import CONFIG, Server, make_server, submit, wait_final
 MiB = 1 << 20
 
 
-def serve(root: Path, extra: str = "") -> Server:
-    srv = make_server(root, config=CONFIG.replace("[server]\n", f"[server]\n{extra}"))
+def serve(root: Path, extra: str = "", upload_limit: int = 65536) -> Server:
+    config = CONFIG.replace("[server]\n", f"[server]\n{extra}")
+    config = config.replace("max_snapshot_bytes = 65536", f"max_snapshot_bytes = {upload_limit}")
+    srv = make_server(root, config=config)
     srv.add_token("alice")
     return srv.start()
 
@@ -126,17 +127,19 @@ def test_each_field_of_a_submission_has_a_limit_named_in_the_422(
 
 
 def bomb(size: int, files: int = 1) -> bytes:
-    """A tar.gz of `files` files of zeros, `size` bytes in all: tiny compressed."""
-    out = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9, mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w") as tar,
-    ):
-        for i in range(files):
-            info = tarfile.TarInfo(f"zeros-{i}")
-            info.size = size // files
-            tar.addfile(info, io.BytesIO(bytes(info.size)))
-    return out.getvalue()
+    """A tar.gz of `files` files of zeros, `size` bytes in all, about 1/1000 of that
+    compressed: built from gzip members (a .gz may be several, read as one stream), one
+    per MiB of zeros, so a 513 MB bomb costs the test neither the memory nor the time."""
+    mib = gzip.compress(bytes(MiB), compresslevel=9, mtime=0)
+    parts = []
+    for i in range(files):
+        info = tarfile.TarInfo(f"zeros-{i}")
+        info.size = size // files
+        parts.append(gzip.compress(info.tobuf(), mtime=0))
+        padded = -(-info.size // 512) * 512  # the data and its padding: zeros
+        parts += [mib] * (padded // MiB) + [gzip.compress(bytes(padded % MiB), mtime=0)]
+    parts.append(gzip.compress(bytes(1024), mtime=0))  # the end of the archive
+    return b"".join(parts)
 
 
 def put(client: httpx.Client, data: bytes) -> httpx.Response:
@@ -158,8 +161,27 @@ def test_a_zip_bomb_is_refused_at_upload(alice: httpx.Client) -> None:
     assert put(alice, bomb(MiB, files=100)).status_code == 201
 
 
+def test_the_510_kb_bomb_of_the_issue_is_refused_by_the_default_limit(tmp_path: Path) -> None:
+    """Found: a 510 KB upload under a 1 MiB limit unpacked to 513 MB. The unpacked
+    limit defaults to 16 times the upload limit."""
+    srv = serve(tmp_path / "d", upload_limit=MiB)
+    data = bomb(513 * 10**6)
+    assert len(data) < 600_000
+    try:
+        with srv.client("alice") as alice:
+            started = time.monotonic()
+            response = put(alice, data)
+            took = time.monotonic() - started
+        assert response.status_code == 413, response.text
+        assert "more than 16777216 bytes" in error(response)["message"]
+        assert "server.max_snapshot_unpacked_bytes" in error(response)["message"]
+        assert took < 5, took
+    finally:
+        srv.stop()
+
+
 def test_a_snapshot_over_the_limits_of_today_is_not_unpacked(tmp_path: Path) -> None:
-    srv = serve(tmp_path / "a")
+    srv = serve(tmp_path / "a", "max_snapshot_unpacked_bytes = 8388608\n")
     data = bomb(4 * MiB)
     try:
         with srv.client("alice") as alice:
@@ -167,9 +189,8 @@ def test_a_snapshot_over_the_limits_of_today_is_not_unpacked(tmp_path: Path) -> 
     finally:
         srv.stop()
     toml = srv.project / "qwex.toml"
-    toml.write_text(
-        toml.read_text().replace("[server]\n", "[server]\nmax_snapshot_unpacked_bytes = 1048576\n")
-    )
+    # The limit back to its default for this server: 16 x 65536 bytes.
+    toml.write_text(toml.read_text().replace("max_snapshot_unpacked_bytes = 8388608\n", ""))
     srv.start()
     try:
         with srv.client("alice") as alice:

@@ -519,7 +519,7 @@ def _check_archive(path: str, settings: ServerSettings) -> None:
 
     try:
         with tarfile.open(path, "r:gz") as tar:
-            members_within(tar, settings.max_snapshot_unpacked_bytes, settings.max_snapshot_files)
+            members_within(tar, settings.unpacked_limit(), settings.max_snapshot_files)
     except UnpackedTooLarge as exc:
         raise ApiError(413, "too_large", snapshot_too_large(exc)) from None
     except (tarfile.TarError, OSError, EOFError) as exc:

@@ -20,7 +20,8 @@ from qwex_core.models import parse_memory
 
 DEFAULT_SNAPSHOT_LIMIT = 64 << 20
 DEFAULT_REQUEST_LIMIT = 1 << 20
-DEFAULT_UNPACKED_LIMIT = 1 << 30
+UNPACKED_RATIO = 16
+"""The default of `max_snapshot_unpacked_bytes`: this many times `max_snapshot_bytes`."""
 DEFAULT_SNAPSHOT_FILES = 100_000
 DEFAULT_RETENTION = "7d"
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -89,10 +90,11 @@ class ServerSettings(BaseModel):
     max_snapshot_bytes: int = Field(
         default=DEFAULT_SNAPSHOT_LIMIT, gt=0, description="largest snapshot upload, in bytes"
     )
-    max_snapshot_unpacked_bytes: int = Field(
-        default=DEFAULT_UNPACKED_LIMIT,
+    max_snapshot_unpacked_bytes: int | None = Field(
+        default=None,
         gt=0,
-        description="most bytes a snapshot may unpack to (checked at upload and at unpack)",
+        description="most bytes a snapshot may unpack to, checked at upload and at unpack "
+        f"(default: {UNPACKED_RATIO} times max_snapshot_bytes, 1 GiB for 64 MiB)",
     )
     max_snapshot_files: int = Field(
         default=DEFAULT_SNAPSHOT_FILES,
@@ -141,6 +143,10 @@ class ServerSettings(BaseModel):
                 f"({', '.join(self.backends) or 'none'}); add it there or choose another"
             )
         return self
+
+    def unpacked_limit(self) -> int:
+        """`max_snapshot_unpacked_bytes`, or its default from `max_snapshot_bytes`."""
+        return self.max_snapshot_unpacked_bytes or UNPACKED_RATIO * self.max_snapshot_bytes
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()

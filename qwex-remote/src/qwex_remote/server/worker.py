@@ -237,7 +237,7 @@ class Worker:
             unpack(
                 snapshot.path,
                 str(job_dir),
-                max_bytes=limits.max_snapshot_unpacked_bytes,
+                max_bytes=limits.unpacked_limit(),
                 max_files=limits.max_snapshot_files,
             )
         except UnpackedTooLarge as exc:  # the limits were lowered since the upload
