@@ -2,11 +2,65 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from qwex_remote.server.retention import empty_job_dir
+from qwex_remote.server.db import open_database
+from qwex_remote.server.retention import Sweeper, empty_job_dir
 from qwex_remote.server.settings import ServerSettings
+from qwex_remote.server.store import ServerStore, now
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        (tmp_path / "db").mkdir()
+        yield f"sqlite:///{tmp_path / 'db' / 'server.db'}"
+    else:
+        yield request.getfixturevalue("postgres_db")
+
+
+def test_a_sweep_takes_this_workers_jobs_final_for_longer_than_the_retention(
+    url: str, tmp_path: Path
+) -> None:
+    store = ServerStore(open_database(url))
+    folders = {}
+    for sid, status, age, worker in [
+        ("old", "succeeded", 3600, "w1"),
+        ("older", "failed", 7200, "w1"),
+        ("young", "succeeded", 10, "w1"),
+        ("running", "running", 3600, "w1"),
+        ("other", "succeeded", 3600, "w2"),
+    ]:
+        job, _ = store.submit(
+            submitter="a",
+            submission_id=sid,
+            spec={},
+            spec_hash=sid,
+            backend="local",
+            snapshot=None,
+        )
+        folder = tmp_path / sid
+        (folder / ".qwex" / "runs" / "R").mkdir(parents=True)
+        (folder / "file").write_text(sid)
+        folders[sid] = folder
+        finished = None if status == "running" else now() - timedelta(seconds=age)
+        store.update(
+            job.id,
+            status=status,
+            claimed_by=worker,
+            job_dir=str(folder),
+            run_id="R",
+            finished_at=finished,
+        )
+    sweeper = Sweeper(store, "w1", retention=60)
+    assert sweeper.sweep() == 2
+    left = {sid for sid, folder in folders.items() if (folder / "file").exists()}
+    assert left == {"young", "running", "other"}
+    assert all((folder / ".qwex" / "runs" / "R").is_dir() for folder in folders.values())
+    assert sweeper.sweep() == 0  # the next sweep looks only at what became due since
 
 
 def test_everything_but_the_run_folder_goes_and_links_are_not_followed(tmp_path: Path) -> None:
