@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from qwex_core.agent.unpack import UnpackedTooLarge
 
-DRAIN_SECONDS, DRAIN_LIMITS = 1.0, 16
-"""The rest of a refused body is read and dropped, for at most a second and 16 limits'
+DRAIN_SECONDS, DRAIN_LIMITS = 0.5, 16
+"""The rest of a refused body is read and dropped, for at most half a second and 16 limits'
 worth, before the 413 is sent: a body a little over the limit gets a clean answer; past
 that the connection is closed on the rest (clients such as httpx still read the 413)."""
 
