@@ -213,6 +213,7 @@ class Worker:
         except Exception as exc:
             reason = str(exc) if isinstance(exc, QwexError) else f"{type(exc).__name__}: {exc}"
             log.warning("job %s failed to start: %s", job.id, reason)
+            shutil.rmtree(job_dir, ignore_errors=True)  # no run, no logs: nothing to keep
             self.store.update(job.id, status="failed", reason=reason, finished_at=now())
             return
         self.store.update(
