@@ -29,3 +29,22 @@ def test_the_unpacked_size_and_the_file_count_are_limited(tmp_path: Path) -> Non
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert unpack(bomb, str(tmp_path / "c"), max_bytes=5020, max_files=3) == 3
     assert (tmp_path / "c" / "f1").stat().st_size == 5000
+
+
+def test_a_huge_header_is_refused_and_a_long_name_still_unpacks(tmp_path: Path) -> None:
+    long = tmp_path / "long.tar.gz"
+    with tarfile.open(long, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("/".join(["n" * 100] * 3))  # a pax header: a long path
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    assert unpack(str(long), str(tmp_path / "ok")) == 1
+    assert (tmp_path / "ok" / ("n" * 100) / ("n" * 100) / ("n" * 100)).read_bytes() == b"abc"
+
+    huge = tmp_path / "huge.tar.gz"
+    with tarfile.open(huge, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("f")
+        info.pax_headers = {"comment": "x" * (2 << 20)}  # read whole by tarfile
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(UnpackedTooLarge, match=r"tar header .* over 1048576 bytes") as caught:
+        unpack(str(huge), str(tmp_path / "no"))
+    assert caught.value.what == "header"

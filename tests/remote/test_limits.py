@@ -49,13 +49,13 @@ def alice(server: Server) -> Iterator[httpx.Client]:
         yield client
 
 
-def rss(server: Server) -> int:
-    """The server process's resident memory, in bytes (from /proc)."""
+def rss(server: Server, key: str = "VmHWM") -> int:
+    """The server process's peak resident memory so far (or `key` of /proc/PID/status)."""
     assert server.proc is not None
     for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {key}")
 
 
 def error(response: httpx.Response) -> dict[str, str]:
@@ -159,6 +159,28 @@ def test_a_zip_bomb_is_refused_at_upload(alice: httpx.Client) -> None:
     assert many.status_code == 413, many.text
     assert "server.max_snapshot_files" in error(many)["message"]
     assert put(alice, bomb(MiB, files=100)).status_code == 201
+
+
+def test_a_huge_header_in_a_small_upload_is_refused_without_reading_it(
+    server: Server, alice: httpx.Client
+) -> None:
+    """A pax or GNU long-name header is read into memory whole by tarfile: a 56 MiB one
+    compresses to 59 KB (a 1 GiB one, under the default upload limit, to 1 MB)."""
+    mib = gzip.compress(bytes(MiB), compresslevel=9, mtime=0)
+    for kind in (tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME):
+        head = tarfile.TarInfo("././@meta")
+        head.type, head.size = kind, 56 * MiB
+        parts = [gzip.compress(head.tobuf(format=tarfile.USTAR_FORMAT), mtime=0)]
+        data = b"".join([*parts, *([mib] * 56), gzip.compress(bytes(1024), mtime=0)])
+        before = rss(server)
+        response = put(alice, data)
+        grown = rss(server) - before
+        assert grown < 40 * MiB, f"the server's peak memory grew by {grown / MiB:.0f} MiB"
+        assert response.status_code == 422, response.text
+        assert error(response) == {
+            "code": "snapshot_invalid",
+            "message": "the snapshot has a tar header (pax or long name) over 1048576 bytes",
+        }
 
 
 def test_the_510_kb_bomb_of_the_issue_is_refused_by_the_default_limit(tmp_path: Path) -> None:

@@ -512,15 +512,19 @@ def _too_large(size: int, limit: int) -> str:
 
 def _check_archive(path: str, settings: ServerSettings) -> None:
     """A tar.gz whose headers add up to no more than the unpacked limits (read header by
-    header: a bomb is refused at the member that takes it over, before its data)."""
+    header: a bomb is refused at the member that takes it over, before its data), none of
+    them huge (a pax header is read whole)."""
     import tarfile
+    import zlib
 
-    from qwex_core.agent.unpack import UnpackedTooLarge, members_within
+    from qwex_core.agent.unpack import UnpackedTooLarge, members_within, open_archive
 
     try:
-        with tarfile.open(path, "r:gz") as tar:
+        with open_archive(path) as tar:
             members_within(tar, settings.unpacked_limit(), settings.max_snapshot_files)
     except UnpackedTooLarge as exc:
+        if exc.what == "header":
+            raise ApiError(422, "snapshot_invalid", str(exc)) from None
         raise ApiError(413, "too_large", snapshot_too_large(exc)) from None
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise ApiError(422, "snapshot_invalid", f"the snapshot is not a tar.gz: {exc}") from None
