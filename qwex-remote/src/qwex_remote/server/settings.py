@@ -6,6 +6,11 @@ filesystem, uses the daemon's default network and is never privileged (qwex
 has no way to ask for a privileged container at all). An administrator widens
 it explicitly, e.g. `backends = ["docker", "local"]` (a local job runs as the
 server's own user, so it can read what that user can).
+
+The limits bound what one token holder can make the server hold: a request body
+(`max_request_bytes`), a snapshot upload and what it unpacks to
+(`max_snapshot_bytes`, `max_snapshot_unpacked_bytes`, `max_snapshot_files`), and how
+long a final job's files stay on disk (`job_retention`).
 """
 
 from __future__ import annotations
