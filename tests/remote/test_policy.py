@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from qwex_remote.server.policy import Refused, check
+from qwex_remote.server.policy import Refused, allowed_source, check
 from qwex_remote.server.schemas import JobSubmission
 from qwex_remote.server.settings import ServerSettings
 
@@ -77,3 +78,21 @@ def test_a_profile_must_be_allowed_and_brings_its_backend() -> None:
     with pytest.raises(Refused) as caught:
         check(sub(profile="gpu"), policy, INSTALLED, backends.__getitem__)
     assert caught.value.rule == "server.profiles"
+
+
+def test_a_mount_source_is_judged_where_it_leads(tmp_path: Path) -> None:
+    (tmp_path / "real" / "data").mkdir(parents=True)
+    (tmp_path / "shared").symlink_to(tmp_path / "real")  # the allowed root may be a link too
+    (tmp_path / "real" / "escape").symlink_to("/")
+    policy = ServerSettings(mounts=[str(tmp_path / "shared")])
+
+    def mount(source: Path) -> JobSubmission:
+        return sub(mounts=[{"source": str(source), "target": "/x"}])
+
+    assert check(mount(tmp_path / "shared" / "data"), policy, INSTALLED) == "docker"
+    assert check(mount(tmp_path / "real" / "data"), policy, INSTALLED) == "docker"
+    with pytest.raises(Refused, match="which leads to '/'"):
+        check(mount(tmp_path / "shared" / "escape"), policy, INSTALLED)
+    assert allowed_source(str(tmp_path / "shared" / "data"), policy.mounts) == str(
+        tmp_path / "real" / "data"
+    )

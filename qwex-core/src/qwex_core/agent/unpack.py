@@ -11,21 +11,95 @@ times before 1980, and build tools see the tree as new).
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
 import stat
 import tarfile
 import time
+import zlib
+from collections.abc import Iterator
+from typing import IO, cast
+
+MAX_HEADER = 1 << 20
+"""Largest single read tarfile may make: a pax header or a GNU long name is read into
+memory whole, so a small upload could otherwise hold a header of a gigabyte of zeros.
+Data is read in 16 KiB pieces and plain headers in 512 bytes; qwex's own snapshots have
+no header near this size."""
 
 
 class SnapshotError(Exception):
     """The snapshot cannot be unpacked; the message says which file and why."""
 
 
-def unpack(archive: str, dest: str = ".") -> int:
-    """Extract the tar.gz `archive` into `dest`; return the number of members extracted."""
+class UnpackedTooLarge(SnapshotError):
+    """The snapshot would unpack to more than `limit` bytes or files (`what`)."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        if what == "header":
+            message = f"the snapshot has a tar header (pax or long name) over {limit} bytes"
+        else:
+            noun = "bytes" if what == "bytes" else "files"
+            message = f"the snapshot unpacks to more than {limit} {noun}"
+        super().__init__(message)
+        self.what = what
+        self.limit = limit
+
+
+class _Capped:
+    """The decompressed stream, refusing any single read over `MAX_HEADER`."""
+
+    def __init__(self, raw: gzip.GzipFile) -> None:
+        self.raw = raw
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > MAX_HEADER:
+            raise UnpackedTooLarge("header", MAX_HEADER)
+        return self.raw.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+
+@contextlib.contextmanager
+def open_archive(archive: str) -> Iterator[tarfile.TarFile]:
+    """The tar.gz `archive` open for reading, no header of it read whole past MAX_HEADER."""
+    with gzip.open(archive, "rb") as raw:
+        capped = cast("IO[bytes]", _Capped(raw))  # what tarfile uses of a file: read, seek, tell
+        with tarfile.open(fileobj=capped, mode="r:") as tar:
+            yield tar
+
+
+def members_within(
+    tar: tarfile.TarFile, max_bytes: int | None = None, max_files: int | None = None
+) -> list[tarfile.TarInfo]:
+    """The archive's members, read one header at a time: a member past `max_files`, or one
+    whose size takes the total past `max_bytes`, raises `UnpackedTooLarge` before its data
+    is decompressed (a small upload may unpack to gigabytes of zeros)."""
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    for member in tar:
+        members.append(member)
+        total += member.size
+        if max_files is not None and len(members) > max_files:
+            raise UnpackedTooLarge("files", max_files)
+        if max_bytes is not None and total > max_bytes:
+            raise UnpackedTooLarge("bytes", max_bytes)
+    return members
+
+
+def unpack(
+    archive: str, dest: str = ".", *, max_bytes: int | None = None, max_files: int | None = None
+) -> int:
+    """Extract the tar.gz `archive` into `dest`; return the number of members extracted.
+    Nothing is written when the archive holds more than `max_files` members or `max_bytes`
+    bytes of files (`UnpackedTooLarge`)."""
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
+        with open_archive(archive) as tar:
+            members = members_within(tar, max_bytes, max_files)
             if hasattr(tarfile, "data_filter"):
                 now = time.time()
 
@@ -37,7 +111,7 @@ def unpack(archive: str, dest: str = ".") -> int:
                 extract_checked(tar, members, dest)
     except FileNotFoundError:
         raise SnapshotError(f"snapshot {archive} does not exist") from None
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise SnapshotError(f"cannot unpack the snapshot {archive}: {exc}") from None
     return len(members)
 

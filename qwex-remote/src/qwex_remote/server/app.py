@@ -31,6 +31,7 @@ from qwex_remote.server import API_VERSION, errors, policy
 from qwex_remote.server.configs import Configs
 from qwex_remote.server.db import OUTAGE_MESSAGE, is_outage
 from qwex_remote.server.errors import ApiError, responses
+from qwex_remote.server.limits import BodyLimit, snapshot_too_large
 from qwex_remote.server.logs import event, follow_events, parse_event_id, read_range, stop_flag
 from qwex_remote.server.schemas import (
     SHA256,
@@ -108,6 +109,12 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    snapshots = f"/api/v{API_VERSION}/snapshots/"
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_bytes,
+        exempt=lambda method, path: method == "PUT" and path.startswith(snapshots),
+    )
     app.include_router(_router())
     return app
 
@@ -141,6 +148,7 @@ def _start(
         data_dir=data_dir,
         name=worker_name or socket.gethostname(),
         concurrency=settings.concurrency,
+        settings=settings,
     )
     worker.start()
     state = ServerState(settings, store, plugins, configs, data_dir, stop, worker.wake)
@@ -228,7 +236,7 @@ def _router() -> APIRouter:
         response_model=JobInfo,
         status_code=201,
         responses=responses(
-            401, 403, 409, 422, ok={"model": JobInfo, "description": "submitted before"}
+            401, 403, 409, 413, 422, ok={"model": JobInfo, "description": "submitted before"}
         ),
         tags=["jobs"],
     )
@@ -492,7 +500,7 @@ def _router() -> APIRouter:
                     "snapshot_digest_mismatch",
                     f"the body's sha256 is {digest.hexdigest()}, not {sha256}",
                 )
-            await run_in_threadpool(_check_archive, tmp)
+            await run_in_threadpool(_check_archive, tmp, state.settings)
             final = folder / f"{sha256}.tar.gz"
             os.replace(tmp, final)
         except BaseException:
@@ -512,11 +520,21 @@ def _too_large(size: int, limit: int) -> str:
     )
 
 
-def _check_archive(path: str) -> None:
+def _check_archive(path: str, settings: ServerSettings) -> None:
+    """A tar.gz whose headers add up to no more than the unpacked limits (read header by
+    header: a bomb is refused at the member that takes it over, before its data), none of
+    them huge (a pax header is read whole)."""
     import tarfile
+    import zlib
+
+    from qwex_core.agent.unpack import UnpackedTooLarge, members_within, open_archive
 
     try:
-        with tarfile.open(path, "r:gz") as tar:
-            tar.getmembers()
-    except (tarfile.TarError, OSError, EOFError) as exc:
+        with open_archive(path) as tar:
+            members_within(tar, settings.unpacked_limit(), settings.max_snapshot_files)
+    except UnpackedTooLarge as exc:
+        if exc.what == "header":
+            raise ApiError(422, "snapshot_invalid", str(exc)) from None
+        raise ApiError(413, "too_large", snapshot_too_large(exc)) from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise ApiError(422, "snapshot_invalid", f"the snapshot is not a tar.gz: {exc}") from None

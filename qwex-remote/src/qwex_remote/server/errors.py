@@ -37,7 +37,11 @@ CODES: dict[int, tuple[str, str]] = {
     ),
     404: ("not_found", "no such job or snapshot"),
     409: ("submission_conflict", "the submission id was used for another spec"),
-    413: ("too_large", "the snapshot is over the server's limit"),
+    413: (
+        "too_large",
+        "the request body, or a snapshot or what it unpacks to, is over the server's limit "
+        "(the message names the setting)",
+    ),
     422: (
         "invalid_request",
         "the body or a parameter is invalid (also snapshot_invalid, snapshot_not_found)",
@@ -67,6 +71,12 @@ def responses(*statuses: int, ok: dict[str, Any] | None = None) -> dict[int | st
     return out
 
 
+def _short(part: object, most: int = 40) -> str:
+    """A part of an error's location: a dict key may be as long as the body itself."""
+    text = str(part)
+    return text if len(text) <= most else f"{text[: most - 3]}..."
+
+
 def body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
@@ -80,7 +90,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+            f"{'.'.join(_short(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
         )
         return JSONResponse(body("invalid_request", problems), status_code=422)
 

@@ -55,15 +55,7 @@ def check(
             f"image {submission.image!r} matches none of {', '.join(policy.images) or 'nothing'}",
         )
     for mount in submission.mounts:
-        source = os.path.normpath(mount.source)
-        if not os.path.isabs(source) or not any(
-            _inside(source, os.path.normpath(root)) for root in policy.mounts
-        ):
-            allowed = ", ".join(policy.mounts) or "none"
-            raise Refused(
-                "server.mounts",
-                f"mounting {mount.source!r} is not allowed (allowed host directories: {allowed})",
-            )
+        allowed_source(mount.source, policy.mounts)
     if submission.network is not None and submission.network not in policy.networks:
         allowed = ", ".join(policy.networks) or "only the default"
         raise Refused(
@@ -83,6 +75,25 @@ def _limits(submission: JobSubmission, policy: ServerSettings) -> None:
     most = policy.max_memory
     if most is not None and asked_bytes is not None and asked_bytes > parse_memory(most):
         raise Refused("server.max_memory", f"{asked.memory} of memory asked, at most {most}")
+
+
+def allowed_source(source: str, roots: list[str]) -> str:
+    """Where the mount source `source` leads (links resolved), when that is inside one of
+    the allowed host directories `roots` (resolved too); else `Refused` (server.mounts).
+
+    Judged by the resolved path, not the text: a link in an allowed folder may lead
+    anywhere. The worker asks again when the job starts and binds the path returned, so a
+    link planted between submit and start is refused too."""
+    resolved = os.path.realpath(source) if os.path.isabs(source) else None
+    if resolved is None or not any(_inside(resolved, os.path.realpath(r)) for r in roots):
+        allowed = ", ".join(roots) or "none"
+        moved = resolved is not None and resolved != os.path.normpath(source)
+        leads = f" (which leads to {resolved!r})" if moved else ""
+        raise Refused(
+            "server.mounts",
+            f"mounting {source!r}{leads} is not allowed (allowed host directories: {allowed})",
+        )
+    return resolved
 
 
 def _inside(path: str, root: str) -> bool:

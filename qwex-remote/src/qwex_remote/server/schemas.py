@@ -9,12 +9,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator
 from qwex_core.models import Mount, ResourceRequirements, RunStatus
 
 SHA256 = r"^[0-9a-f]{64}$"
+
+# What one submission may carry (each stored row is served in every page of `GET /jobs`):
+MAX_ARGS, MAX_ARG = 4096, 131072  # Linux's MAX_ARG_STRLEN per argument
+MAX_ENV, MAX_ENV_NAME, MAX_ENV_VALUE = 256, 256, 131072
+MAX_LABELS, MAX_LABEL_KEY, MAX_LABEL_VALUE = 64, 253, 1024
+MAX_MOUNTS, MAX_PATH = 32, 4096
+Arg = Annotated[str, Field(max_length=MAX_ARG)]
+EnvName = Annotated[str, Field(max_length=MAX_ENV_NAME)]
+EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE)]
+LabelKey = Annotated[str, Field(max_length=MAX_LABEL_KEY)]
+LabelValue = Annotated[str, Field(max_length=MAX_LABEL_VALUE)]
 
 
 class JobSubmission(BaseModel):
@@ -29,20 +40,32 @@ class JobSubmission(BaseModel):
         description="chosen by the client, unique per submitter: a retry with the same id "
         "and spec returns the same job",
     )
-    command: list[str] = Field(min_length=1, description="the command and its arguments")
+    command: list[Arg] = Field(
+        min_length=1, max_length=MAX_ARGS, description="the command and its arguments"
+    )
     backend: str | None = Field(
-        default=None, description="a backend the server allows (default: the server's)"
+        default=None,
+        max_length=64,
+        description="a backend the server allows (default: the server's)",
     )
     profile: str | None = Field(
         default=None, max_length=63, description="a server-side profile the server allows"
     )
     name: str | None = Field(default=None, max_length=63)
-    image: str | None = Field(default=None, description="container image (container backends)")
-    env: dict[str, str] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
+    image: str | None = Field(
+        default=None, max_length=512, description="container image (container backends)"
+    )
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=MAX_ENV)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
-    mounts: list[Mount] = Field(default_factory=list, description="refused unless allowed")
-    network: str | None = Field(default=None, description="container network, if allowed")
+    mounts: list[Mount] = Field(
+        default_factory=list,
+        max_length=MAX_MOUNTS,
+        description=f"refused unless allowed; source and target at most {MAX_PATH} characters",
+    )
+    network: str | None = Field(
+        default=None, max_length=255, description="container network, if allowed"
+    )
     grace_period: float = Field(default=10.0, ge=0, le=3600)
     snapshot: str | None = Field(
         default=None, pattern=SHA256, description="sha256 of an uploaded snapshot to run in"
@@ -64,6 +87,14 @@ class JobSubmission(BaseModel):
         if path.is_absolute() or ".." in path.parts or "\x00" in value:
             raise ValueError("workdir must be a relative path inside the snapshot, without '..'")
         return None if str(path) == "." else str(path)
+
+    @field_validator("mounts")
+    @classmethod
+    def _short_paths(cls, value: list[Mount]) -> list[Mount]:
+        for mount in value:
+            if max(len(mount.source), len(mount.target)) > MAX_PATH:
+                raise ValueError(f"a mount's source or target is over {MAX_PATH} characters")
+        return value
 
     def spec_data(self) -> dict[str, Any]:
         """The submission without its id: what must match on a retry."""

@@ -6,11 +6,17 @@ filesystem, uses the daemon's default network and is never privileged (qwex
 has no way to ask for a privileged container at all). An administrator widens
 it explicitly, e.g. `backends = ["docker", "local"]` (a local job runs as the
 server's own user, so it can read what that user can).
+
+The limits bound what one token holder can make the server hold: a request body
+(`max_request_bytes`), a snapshot upload and what it unpacks to
+(`max_snapshot_bytes`, `max_snapshot_unpacked_bytes`, `max_snapshot_files`), and how
+long a final job's files stay on disk (`job_retention`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +24,30 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from qwex_core.models import parse_memory
 
 DEFAULT_SNAPSHOT_LIMIT = 64 << 20
+DEFAULT_REQUEST_LIMIT = 1 << 20
+UNPACKED_RATIO = 16
+"""The default of `max_snapshot_unpacked_bytes`: this many times `max_snapshot_bytes`."""
+DEFAULT_SNAPSHOT_FILES = 100_000
+DEFAULT_RETENTION = "7d"
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def default_data_dir() -> Path:
     """`$XDG_DATA_HOME/qwex` (default `~/.local/share/qwex`)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "qwex"
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from `3600`, `"90s"`, `"30m"`, `"12h"`, `"7d"` or `"2w"`; None for `"never"`."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "never"):
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(value))
+    if isinstance(value, bool) or match is None:
+        raise ValueError(
+            f'{value!r} is not a duration: give seconds or e.g. "7d", "12h", "30m" (or "never")'
+        )
+    return float(match[1]) * UNITS[match[2]]
 
 
 class ServerSettings(BaseModel):
@@ -71,6 +95,28 @@ class ServerSettings(BaseModel):
     max_snapshot_bytes: int = Field(
         default=DEFAULT_SNAPSHOT_LIMIT, gt=0, description="largest snapshot upload, in bytes"
     )
+    max_snapshot_unpacked_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="most bytes a snapshot may unpack to, checked at upload and at unpack "
+        f"(default: {UNPACKED_RATIO} times max_snapshot_bytes, 1 GiB for 64 MiB)",
+    )
+    max_snapshot_files: int = Field(
+        default=DEFAULT_SNAPSHOT_FILES,
+        gt=0,
+        description="most files (archive members) a snapshot may hold",
+    )
+    max_request_bytes: int = Field(
+        default=DEFAULT_REQUEST_LIMIT,
+        gt=0,
+        description="largest request body but a snapshot upload, in bytes (a submission)",
+    )
+    job_retention: float | None = Field(
+        default=parse_duration(DEFAULT_RETENTION),
+        description="how long a final job's folder keeps its files (its snapshot unpacked, "
+        'what the job wrote) before they are removed: seconds or e.g. "7d", "12h", "30m"; '
+        '"never" keeps them. The run record and logs stay.',
+    )
     sse_keepalive: float = Field(
         default=15.0, gt=0, description="seconds of silence before a log stream sends a keepalive"
     )
@@ -80,6 +126,11 @@ class ServerSettings(BaseModel):
         description="jobs this server runs at once; 0: it only queues them (for other servers "
         "on the same database to run)",
     )
+
+    @field_validator("job_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: Any) -> Any:
+        return parse_duration(value)
 
     @field_validator("max_memory", mode="before")
     @classmethod
@@ -97,6 +148,10 @@ class ServerSettings(BaseModel):
                 f"({', '.join(self.backends) or 'none'}); add it there or choose another"
             )
         return self
+
+    def unpacked_limit(self) -> int:
+        """`max_snapshot_unpacked_bytes`, or its default from `max_snapshot_bytes`."""
+        return self.max_snapshot_unpacked_bytes or UNPACKED_RATIO * self.max_snapshot_bytes
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()

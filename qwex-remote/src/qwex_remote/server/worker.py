@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from qwex_core.errors import QwexError
 
+from qwex_remote.server import policy
 from qwex_remote.server.configs import Configs
 from qwex_remote.server.db import is_outage
+from qwex_remote.server.retention import Sweeper
+from qwex_remote.server.settings import ServerSettings
 from qwex_remote.server.store import ServerStore, aware, now
 
 if TYPE_CHECKING:
@@ -63,8 +66,13 @@ def _started_run(job_dir: Path) -> str | None:
     return None
 
 
-def job_spec(job: Job, config: QwexConfig, job_dir: Path) -> JobSpec:
-    """The core `JobSpec` of a stored submission, built the one way core builds jobs."""
+def job_spec(
+    job: Job, config: QwexConfig, job_dir: Path, mount_roots: list[str] | None = None
+) -> JobSpec:
+    """The core `JobSpec` of a stored submission, built the one way core builds jobs.
+
+    With `mount_roots` (the policy's `mounts`), each mount's source is judged again where
+    it leads now and the runner gets that resolved path (`policy.allowed_source`)."""
     from qwex_core.jobs import build_job
 
     sub: dict[str, Any] = job.spec
@@ -74,7 +82,7 @@ def job_spec(job: Job, config: QwexConfig, job_dir: Path) -> JobSpec:
         "env": sub.get("env") or {},
         "labels": sub.get("labels") or {},
         "resources": {k: v for k, v in (sub.get("resources") or {}).items() if v is not None},
-        "mounts": sub.get("mounts") or [],
+        "mounts": _mounts(sub.get("mounts") or [], mount_roots),
         "grace_period": sub.get("grace_period", 10.0),
         "container": container,
     }
@@ -90,6 +98,16 @@ def job_spec(job: Job, config: QwexConfig, job_dir: Path) -> JobSpec:
     )
 
 
+def _mounts(mounts: list[dict[str, Any]], roots: list[str] | None) -> list[dict[str, Any]]:
+    """The submission's mounts with their sources resolved and checked again (at start)."""
+    if roots is None:
+        return mounts
+    try:
+        return [{**m, "source": policy.allowed_source(m["source"], roots)} for m in mounts]
+    except policy.Refused as exc:
+        raise QwexError(f"when the job started: {exc}") from None
+
+
 @dataclass
 class Worker:
     store: ServerStore
@@ -98,11 +116,14 @@ class Worker:
     data_dir: Path
     name: str
     concurrency: int = 4
+    settings: ServerSettings = field(default_factory=ServerSettings)
+    """The policy and limits the worker applies again when a job starts."""
     wake: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
     _active: dict[str, tuple[RunService, str]] = field(default_factory=dict)
     _cancelled: set[str] = field(default_factory=set)
     _thread: threading.Thread | None = None
+    _sweeper: Sweeper | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="qwex-worker", daemon=True)
@@ -199,6 +220,16 @@ class Worker:
             if claimed is None:
                 break
             self._start(claimed)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Empty the folders of jobs final for longer than `server.job_retention`."""
+        retention = self.settings.job_retention
+        if retention is None:
+            return
+        if self._sweeper is None:
+            self._sweeper = Sweeper(self.store, self.name, retention)
+        self._sweeper.maybe_sweep()
 
     def _follow_up(self, job: Job) -> None:
         service, run_id = self._active[job.id]
@@ -235,7 +266,7 @@ class Worker:
             if job.snapshot:
                 self._unpack(job.snapshot, job_dir)
             config = self.configs.get(job.spec.get("profile"))
-            spec = job_spec(job, config, job_dir)
+            spec = job_spec(job, config, job_dir, self.settings.mounts)
             self.store.update(job.id, job_dir=str(job_dir))
             service = job_service(self.host, config, job_dir)
             run = service.submit(spec)
@@ -244,6 +275,7 @@ class Worker:
                 raise
             reason = str(exc) if isinstance(exc, QwexError) else f"{type(exc).__name__}: {exc}"
             log.warning("job %s failed to start: %s", job.id, reason)
+            shutil.rmtree(job_dir, ignore_errors=True)  # no run, no logs: nothing to keep
             self.store.update(job.id, status="failed", reason=reason, finished_at=now())
             return
         self.store.update(
@@ -256,12 +288,22 @@ class Worker:
         self._follow_up(job)
 
     def _unpack(self, sha256: str, job_dir: Path) -> None:
-        from qwex_core.agent.unpack import SnapshotError, unpack
+        from qwex_core.agent.unpack import SnapshotError, UnpackedTooLarge, unpack
+
+        from qwex_remote.server.limits import snapshot_too_large
 
         snapshot = self.store.snapshot(sha256)
         if snapshot is None:
             raise QwexError(f"snapshot {sha256} is no longer on the server")
+        limits = self.settings
         try:
-            unpack(snapshot.path, str(job_dir))
+            unpack(
+                snapshot.path,
+                str(job_dir),
+                max_bytes=limits.unpacked_limit(),
+                max_files=limits.max_snapshot_files,
+            )
+        except UnpackedTooLarge as exc:  # the limits were lowered since the upload
+            raise QwexError(snapshot_too_large(exc)) from None
         except SnapshotError as exc:
             raise QwexError(str(exc)) from None

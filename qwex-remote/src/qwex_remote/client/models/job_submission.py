@@ -38,7 +38,7 @@ class JobSubmission:
             grace_period (float | Unset):  Default: 10.0.
             image (None | str | Unset): container image (container backends)
             labels (JobSubmissionLabels | Unset):
-            mounts (list[Mount] | Unset): refused unless allowed
+            mounts (list[Mount] | Unset): refused unless allowed; source and target at most 4096 characters
             name (None | str | Unset):
             network (None | str | Unset): container network, if allowed
             profile (None | str | Unset): a server-side profile the server allows
