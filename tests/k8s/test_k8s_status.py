@@ -400,3 +400,27 @@ def test_pods_left_by_a_job_deleted_with_cascade_orphan_tell_the_end() -> None:
     running = pod({"running": {"startedAt": T1}}, phase="Running")
     assert observe(None, [running], known=True).phase == RUNNING
     assert observe(None, [], known=True).phase == GONE
+
+
+def test_a_pod_deleted_after_its_command_ended_tells_that_end() -> None:
+    """The Job's TTL deletes a pod qwex's finalizer holds: its agent's record stands; a pod
+    deleted while it ran (the agent recorded a cancel on SIGTERM) was stopped by it."""
+    ended = pod(
+        terminated(3, "Error", '{"status": "failed", "reason": "exit code 3", "exit_code": 3}'),
+        phase="Failed",
+    )
+    ended.metadata.deletion_timestamp = T2
+    seen = observe(job(conditions=[("Failed", "BackoffLimitExceeded", "")]), [ended])
+    assert (seen.status, seen.reason, seen.exit_code) == ("failed", "exit code 3", 3)
+    stopped = pod(
+        terminated(
+            143,
+            "Error",
+            '{"status": "cancelled", "reason": "received SIGTERM", "exit_code": 143, '
+            '"signal": "SIGTERM"}',
+        ),
+        phase="Failed",
+    )
+    stopped.metadata.deletion_timestamp = T2
+    seen = observe(job(conditions=[("Failed", "BackoffLimitExceeded", "")]), [stopped])
+    assert (seen.status, seen.signal) == ("lost", "SIGTERM")

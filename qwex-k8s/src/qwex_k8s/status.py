@@ -239,13 +239,21 @@ def _pod(
         done = main.state.terminated
         if not final_job and retries > 0:  # a deleted or failed pod: the Job makes another
             return Observation(PENDING, f"its pod {name} ended; the Job may retry")
-        if pod.metadata.deletion_timestamp is not None and not disrupted and not complete_job:
+        record = termination_record(done.message)
+        code = record.get("exit_code")
+        code = code if isinstance(code, int) else done.exit_code
+        # A pod deleted after its command ended by itself (the Job's TTL, held by qwex's
+        # finalizer) tells that end; one deleted while it ran was stopped by the deletion.
+        stopped = not record or record.get("status") == "cancelled"
+        deleted = pod.metadata.deletion_timestamp is not None
+        if deleted and stopped and not disrupted and not complete_job:
             return Observation(
                 FINAL,
                 reason=f"its pod {name} was deleted outside qwex before the run ended "
-                f"(exit code {done.exit_code})",
+                f"(exit code {code})",
                 status="lost",
-                exit_code=done.exit_code,
+                exit_code=code,
+                signal=record.get("signal"),
                 pod=name,
                 started_at=done.started_at,
                 finished_at=done.finished_at,
@@ -254,14 +262,12 @@ def _pod(
             return Observation(
                 PENDING, f"its pod {name} was disrupted: {done.reason or ''}".strip()
             )
-        record = termination_record(done.message)
         if record:
-            code = record.get("exit_code")
             return Observation(
                 FINAL,
                 reason=str(record.get("reason") or ""),
                 status=str(record["status"]),
-                exit_code=code if isinstance(code, int) else done.exit_code,
+                exit_code=code,
                 signal=record.get("signal"),
                 pod=name,
                 started_at=done.started_at,
