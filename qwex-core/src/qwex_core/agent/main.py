@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 USAGE = """\
 usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--snapshot FILE]
-                        [--termination-log FILE] [--] COMMAND [ARGS]...
+                        [--termination-log FILE] [--secret-env FILE] [--] COMMAND [ARGS]...
 
 Run COMMAND right here under the qwex agent: its output goes to the run's log
 files (and through to this terminal unless --quiet), its run record is kept in
@@ -22,7 +22,8 @@ DIR (default: a new run in the project's .qwex/runs/), SIGINT/SIGTERM are
 forwarded to it and it is killed after the grace period (default 10 s).
 --snapshot unpacks a project snapshot (tar.gz) into the working directory
 first; --termination-log also writes the final record there as JSON of at
-most 4 KiB (Kubernetes reads /dev/termination-log).
+most 4 KiB (Kubernetes reads /dev/termination-log); --secret-env reads a JSON
+object of environment variables, deletes the file and gives them to COMMAND.
 Exits with the command's exit code (128+N when killed by signal N).
 """
 
@@ -38,7 +39,7 @@ runs `["/qwex/bin/qwex", "agent", "copy", "/qwex-install"]` (`copy_command(("/qw
 the same emptyDir at /qwex (the bundle's loader path is fixed there) and runs
 `command_line(("/qwex/bin/qwex",), ...)`."""
 
-VALUED = ("--run-dir", "--grace", "--snapshot", "--termination-log")
+VALUED = ("--run-dir", "--grace", "--snapshot", "--termination-log", "--secret-env")
 
 
 class UsageError(Exception):
@@ -49,7 +50,15 @@ class Options:
     """The agent's options as `parse` read them (a plain class: `typing` costs the agent
     a few milliseconds to import, on every run)."""
 
-    __slots__ = ("command", "grace", "quiet", "run_dir", "snapshot", "termination_log")
+    __slots__ = (
+        "command",
+        "grace",
+        "quiet",
+        "run_dir",
+        "secret_env",
+        "snapshot",
+        "termination_log",
+    )
 
     def __init__(
         self,
@@ -60,6 +69,7 @@ class Options:
         command: list[str],
         snapshot: str | None = None,
         termination_log: str | None = None,
+        secret_env: str | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.grace = grace
@@ -67,6 +77,7 @@ class Options:
         self.command = command
         self.snapshot = snapshot
         self.termination_log = termination_log
+        self.secret_env = secret_env
 
 
 def parse(argv: list[str]) -> Options:
@@ -103,6 +114,7 @@ def parse(argv: list[str]) -> Options:
         command=args,
         snapshot=values.get("--snapshot"),
         termination_log=values.get("--termination-log"),
+        secret_env=values.get("--secret-env"),
     )
 
 
@@ -115,13 +127,16 @@ def command_line(
     quiet: bool = True,
     snapshot: str | None = None,
     termination_log: str | None = None,
+    secret_env: str | None = None,
 ) -> list[str]:
     """The agent's command line as `parse` reads it: `launcher` is how to call the
     agent where it runs (`python -m qwex_core.agent`, the mounted `/qwex/bin/qwex`).
 
     `quiet=False` also passes the command's output through to the agent's own stdout and
     stderr (a pod's log); `snapshot` is a tar.gz the agent unpacks into its working
-    directory before the command starts; `termination_log` gets the final record."""
+    directory before the command starts; `termination_log` gets the final record;
+    `secret_env` is a JSON file of environment the agent reads, deletes and gives the
+    command (so that a container's own environment holds no secret value)."""
     return [
         *launcher,
         "run",
@@ -133,9 +148,29 @@ def command_line(
         f"{grace:g}",
         *(["--snapshot", snapshot] if snapshot is not None else []),
         *(["--termination-log", termination_log] if termination_log is not None else []),
+        *(["--secret-env", secret_env] if secret_env is not None else []),
         "--",
         *command,
     ]
+
+
+def load_secret_env(path: str) -> None:
+    """Read a JSON object of environment variables into this process's environment (the
+    command inherits it), then delete the file: its values are read once and kept nowhere."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            values = json.load(fh)
+    finally:
+        try:  # noqa: SIM105 - the agent imports as little as it can (contextlib)
+            os.unlink(path)
+        except OSError:
+            pass
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    for name, value in values.items():
+        os.environ[str(name)] = str(value)
 
 
 def copy_command(launcher: Sequence[str], dest: str) -> list[str]:
@@ -152,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(USAGE + (f"\nqwex: error: {exc}\n" if str(exc) else ""))
         return 2 if str(exc) else 0
+    if opts.secret_env is not None:
+        try:
+            load_secret_env(opts.secret_env)
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"qwex: error: cannot read the secret environment: {exc}\n")
+            return 125
     run_dir = opts.run_dir
     if run_dir is None:
         from qwex_core.ids import uuid7
