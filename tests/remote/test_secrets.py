@@ -22,9 +22,7 @@ DIGEST = hashlib.sha256(VALUE.encode()).hexdigest()
 PRINT_HASH = ["sh", "-c", 'printf %s "$API_KEY" | sha256sum | cut -c1-64']
 
 
-def add_secret(
-    srv: Server, name: str, value: str, *extra: str
-) -> subprocess.CompletedProcess[str]:
+def add_secret(srv: Server, name: str, value: str, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **srv.env}
     env = {k: v for k, v in env.items() if not k.startswith("QWEX_")}
     env["XDG_CONFIG_HOME"] = str(srv.project.parent / "xdg")
@@ -147,7 +145,9 @@ def test_qwex_run_remote_secret(server: Server, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == DIGEST
     assert files_holding(project, VALUE.encode()) == []
-    unknown = qwex_cli("run", "-b", "remote", "--secret", "nope", "--", "true", cwd=project, env=env)
+    unknown = qwex_cli(
+        "run", "-b", "remote", "--secret", "nope", "--", "true", cwd=project, env=env
+    )
     assert unknown.returncode == 1
     assert "qwex: error:" in unknown.stderr and "'nope'" in unknown.stderr
     local = qwex_cli("run", "--secret", "api-key", "--", "true", cwd=project, env=env)
