@@ -190,3 +190,23 @@ def test_token_commands_fail_in_the_qwex_form(server: Server) -> None:
     )
     taken = server.cli("serve", "token", "add", "alice", *server.db_args())
     assert taken.returncode == 1 and taken.stderr.startswith("qwex: error: a token named")
+
+
+def test_the_secrets_table_on_postgresql(postgres_db: str, tmp_path: Path) -> None:
+    """The store's secret operations on PostgreSQL (the server above runs on SQLite)."""
+    from qwex_remote.server import secrets as vault
+    from qwex_remote.server.db import open_database
+    from qwex_remote.server.store import ServerStore
+
+    store = ServerStore(open_database(postgres_db))
+    fernet = vault.load_key(tmp_path, create=True)
+    assert store.put_secret("k", vault.encrypt(fernet, VALUE), replace=False) is False
+    with pytest.raises(ValueError, match="--replace"):
+        store.put_secret("k", vault.encrypt(fernet, "x"), replace=False)
+    assert store.put_secret("k", vault.encrypt(fernet, VALUE), replace=True) is True
+    assert [name for name, _, _ in store.list_secrets()] == ["k"]
+    assert store.secret_names({"k", "other"}) == {"k"}
+    assert vault.resolve(store, tmp_path, {"API_KEY": "k"}) == {"API_KEY": VALUE}
+    assert store.remove_secret("k") and not store.remove_secret("k")
+    with pytest.raises(Exception, match="'k' no longer exists"):
+        vault.resolve(store, tmp_path, {"API_KEY": "k"})
