@@ -292,8 +292,8 @@ def _router() -> APIRouter:
                     422,
                     "secret_not_found",
                     f"no secret named {', '.join(map(repr, unknown))} on this server (an admin "
-                    "adds one with "
-                    "`qwex serve secret add NAME`; `qwex serve secret list` shows them)",
+                    "adds one with `qwex serve secret add NAME`; `qwex serve secret list` "
+                    "shows them)",
                 )
         if submission.snapshot and state.store.snapshot(submission.snapshot) is None:
             raise ApiError(
