@@ -29,13 +29,14 @@ def _database_options(func: F) -> F:
     func = click.option(
         "--database-url",
         help="SQLAlchemy URL of the database, e.g. postgresql://USER@127.0.0.1/qwex "
-        "(default: [tool.qwex.server] database_url, else SQLite in the data directory).",
+        "(default: database_url of [server] in qwex.toml or [tool.qwex.server] in "
+        "pyproject.toml, else SQLite in the data directory).",
     )(func)
     func = click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        help="Where the server keeps its data (default: [tool.qwex.server] data_dir, "
-        "else $XDG_DATA_HOME/qwex).",
+        help="Where the server keeps its data (default: data_dir of [server] in qwex.toml or "
+        "[tool.qwex.server] in pyproject.toml, else $XDG_DATA_HOME/qwex).",
     )(func)
     return func
 
