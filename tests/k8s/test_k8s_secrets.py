@@ -98,3 +98,20 @@ def test_the_pod_gets_the_secret_through_a_secret_owned_by_the_job(
     wait_for(f"the Secret {secret_name} to be deleted once the run ended", gone, timeout=60)
     for path in (project / ".qwex").rglob("*"):
         assert not path.is_file() or VALUE.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.k8s
+@pytest.mark.live
+def test_gc_deletes_a_secret_left_without_its_job(cluster: Cluster) -> None:
+    """A run's Secret whose Job never came (the owner patch failed, the Job was refused)."""
+    from qwex_k8s.gc import collect
+
+    run = offline_run()
+    body = secret_manifest(run, cluster.namespace)
+    cluster.core.create_namespaced_secret(cluster.namespace, body)
+    name = body["metadata"]["name"]
+    found = [g for g in collect(cluster.api, cluster.namespace) if g.kind == "secret"]
+    assert [(g.name, g.removed) for g in found] == [(name, True)]
+    with pytest.raises(client.ApiException) as info:
+        cluster.core.read_namespaced_secret(name, cluster.namespace)
+    assert info.value.status == 404

@@ -4,7 +4,8 @@ Every Job qwex creates carries `app.kubernetes.io/managed-by: qwex`, its run id,
 annotations naming the host and run folder of its record. A Job is garbage when its
 run is final (its logs and end are in the record) or its record is gone; a run not
 final is first brought up to date through its project's service (a vanished Job is
-then recorded `lost`). A snapshot ConfigMap is garbage once no Job owns it.
+then recorded `lost`). A snapshot ConfigMap is garbage once no Job owns it, a run's
+Secret (its secret env) once it has no owner and its run's Job is gone.
 Jobs made on another host are left alone: their records are not here.
 """
 
@@ -22,12 +23,13 @@ from qwex_k8s.manifests import (
     LABEL_RUN_ID,
     LABEL_SNAPSHOT,
     MANAGED_BY,
+    job_name,
 )
 
 
 def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]:
-    """Delete (unless `dry_run`) qwex's Jobs whose run is final or unknown, and snapshot
-    ConfigMaps no Job owns."""
+    """Delete (unless `dry_run`) qwex's Jobs whose run is final or unknown, snapshot
+    ConfigMaps no Job owns, and run Secrets left without their Job."""
     from kubernetes import client
 
     batch = client.BatchV1Api(api)
@@ -67,6 +69,20 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
         )
         findings.append(
             Garbage("k8s", "configmap", cm.metadata.name, "-", "no Job uses it", removed)
+        )
+    names = {job.metadata.name for job in jobs}
+    secrets: list[Any] = core.list_namespaced_secret(
+        namespace, label_selector=f"{MANAGED_BY}=qwex,{LABEL_RUN_ID}"
+    ).items
+    for secret in secrets:
+        run_id = (secret.metadata.labels or {}).get(LABEL_RUN_ID, "?")
+        if secret.metadata.owner_references or job_name(run_id) in names:
+            continue
+        removed = not dry_run and _delete(
+            core.delete_namespaced_secret, secret.metadata.name, namespace
+        )
+        findings.append(
+            Garbage("k8s", "secret", secret.metadata.name, run_id, "its Job is gone", removed)
         )
     return findings
 
