@@ -20,13 +20,17 @@ pytestmark = pytest.mark.docker
 VALUE = "s3cr3t-" + secrets.token_hex(16)
 
 
+@pytest.mark.parametrize("user", [None, "1234:2345"], ids=["own-user", "other-user"])
 def test_secret_env_reaches_the_command_and_not_docker_inspect(
-    make_service: Callable[..., RunService], docker_api: Any, project: Path
+    make_service: Callable[..., RunService], docker_api: Any, project: Path, user: str | None
 ) -> None:
+    """Also when the container runs as another user, who reaches the run directory (and the
+    secret's file) through the invoking user's group."""
     service = make_service()
     spec = docker_spec(
         ["sh", "-c", 'printf %s "$API_KEY" | sha256sum | cut -c1-64; echo "$PLAIN"; sleep 2'],
         env={"PLAIN": "visible"},
+        container={"user": user},
     )
     spec.secret_env = {"API_KEY": VALUE}
     run = service.submit(spec)
