@@ -48,6 +48,7 @@ class JobSubmission(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(
         default_factory=dict,
+        max_length=64,
         description="environment variable -> name of a server-side secret (`qwex serve secret "
         "add NAME`): the job gets the value in that variable; no route or record shows it",
     )
