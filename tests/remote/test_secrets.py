@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_support import Server, make_server, qwex_cli, submit, wait_final
+from server_support import Server, make_server, qwex_cli, submit, wait_final, wait_status
 
 VALUE = "s3cr3t-" + secrets.token_hex(16)
 DIGEST = hashlib.sha256(VALUE.encode()).hexdigest()
@@ -210,3 +210,34 @@ def test_the_secrets_table_on_postgresql(postgres_db: str, tmp_path: Path) -> No
     assert store.remove_secret("k") and not store.remove_secret("k")
     with pytest.raises(Exception, match="'k' no longer exists"):
         vault.resolve(store, tmp_path, {"API_KEY": "k"})
+
+
+@pytest.mark.docker
+def test_a_docker_job_gets_the_secret_and_docker_inspect_shows_none(
+    server: Server, docker_ready: None
+) -> None:
+    """The server's worker on its Docker backend: the container's config holds no value."""
+    from qwex_docker.client import connect
+
+    api = connect(None, 30)
+    command = [*PRINT_HASH[:2], PRINT_HASH[2] + "; sleep 2"]
+    with server.client("alice") as client:
+        job = submit(
+            client,
+            "secret-docker",
+            command,
+            backend="docker",
+            image="qwex-test/busybox",
+            secrets={"API_KEY": "api-key"},
+        )
+        wait_status(client, job["id"], "running")
+        job_dir = server.data_dir / "jobs" / job["id"]
+        found = api.containers(filters={"label": f"qwex.project={job_dir}"})
+        assert len(found) == 1
+        assert VALUE not in json.dumps(api.inspect_container(found[0]["Id"]))
+        final = wait_final(client, job["id"])
+        assert final["status"] == "succeeded", final
+        assert client.get(f"/jobs/{job['id']}/logs").json()["data"].strip() == DIGEST
+        shown = everything_readable(server, client, job["id"])
+    assert VALUE not in shown
+    assert files_holding(server.data_dir, VALUE.encode()) == []
