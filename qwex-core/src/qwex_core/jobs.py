@@ -31,9 +31,16 @@ OVERRIDES: dict[str, Key] = {
     "priority": ("k8s", "priority_class"),
 }
 """Each override (named as its flag: `--grace-period` is `grace_period`) and the
-configuration key it sets. `env` and `labels` take a mapping of their own. `queue` and
-`priority` set the k8s backend's section (a Kueue LocalQueue and WorkloadPriorityClass);
-without that backend they are ignored with a warning."""
+configuration key it sets. `queue` and `priority` set the k8s backend's section (a Kueue
+LocalQueue and WorkloadPriorityClass); without that backend they are ignored with a warning."""
+MAPPINGS: dict[str, Key] = {
+    "env": ("env",),
+    "labels": ("labels",),
+    "secrets": ("remote", "secrets"),
+}
+"""The overrides that take a mapping, and the table each key of it goes into. `secrets`
+(`--secret NAME[=ENVVAR]`: env var -> secret name) is the remote backend's: a qwex server
+keeps the values."""
 
 
 def flag_name(override: str) -> str:
@@ -47,12 +54,13 @@ def overrides(values: Mapping[str, Any]) -> dict[Key, tuple[Any, str]]:
     for name, value in values.items():
         if value is None:
             continue
-        if name in ("env", "labels"):
-            out.update({(name, key): (text, flag_name(name)) for key, text in value.items()})
+        if name in MAPPINGS:
+            flag = flag_name(name.removesuffix("s") if name == "secrets" else name)
+            out.update({(*MAPPINGS[name], key): (text, flag) for key, text in value.items()})
         elif name in OVERRIDES:
             out[OVERRIDES[name]] = (value, flag_name(name))
         else:
-            known = ", ".join(["env", "labels", *OVERRIDES])
+            known = ", ".join([*MAPPINGS, *OVERRIDES])
             raise SpecError(f"unknown job override {name!r}; known: {known}")
     return out
 

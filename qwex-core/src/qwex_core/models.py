@@ -57,6 +57,27 @@ def parse_memory(text: str | int) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+def check_env_name(name: str) -> str:
+    """`name` when a process can be given it as an environment variable, else a ValueError
+    naming it: `NAME=VALUE` is how the environment is passed, so a name cannot be empty or
+    hold `=` (nor a NUL, which ends the string)."""
+    if not name or "=" in name or "\x00" in name:
+        raise ValueError(
+            f"{name!r} cannot name an environment variable: a name is not empty and holds "
+            "no '=' and no NUL"
+        )
+    return name
+
+
+def check_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` when every name and value can be passed to a process (a NUL cannot)."""
+    for name, value in env.items():
+        check_env_name(name)
+        if "\x00" in value:
+            raise ValueError(f"the value of environment variable {name!r} holds a NUL")
+    return env
+
+
 class _Model(BaseModel):
     # defer_build: schemas are built on first use, so a command pays only for the models it uses.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
@@ -133,6 +154,11 @@ class JobSettings(_Model):
         default=10.0, ge=0, description="seconds from SIGTERM to SIGKILL on cancel"
     )
 
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_env(value)
+
     @field_validator("mounts", mode="before")
     @classmethod
     def _mount_strings(cls, value: Any) -> Any:
@@ -147,6 +173,12 @@ class JobSpec(JobSettings):
     command: list[str] = Field(min_length=1)
     backend: str = "local"
     name: str | None = None
+    secret_env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    """Environment whose values must not be written anywhere (a qwex server's secrets): never
+    dumped (so never in `run.json`), never in the repr. A runner that delivers it without
+    writing it down sets `Runner.accepts_secret_env`; core refuses it to any other. Not
+    checked by a validator (a validation error shows its input: the values); `RunService.submit`
+    checks its names."""
 
     @field_validator("command")
     @classmethod

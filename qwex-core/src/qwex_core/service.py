@@ -71,6 +71,8 @@ class RunService:
         as `failed` with the backend's message as the reason, then raised."""
         runner = self.runner(spec.backend)
         self.host.call("qwex_prepare_job", spec=spec, config=self.config)
+        if spec.secret_env:
+            _check_secret_env(spec, runner)
         runner.validate(spec)
         run = self.store.create(spec)
         mark("record-created")
@@ -222,6 +224,25 @@ class RunService:
             runner.cleanup(run)
         self.host.call("qwex_run_finished", run=run)
         return run
+
+
+def _check_secret_env(spec: JobSpec, runner: Runner) -> None:
+    """Secret env only for a runner that keeps it out of its records, with names a process
+    can be given (checked here, not by a validator: a validation error would show values)."""
+    from qwex_core.errors import SpecError
+    from qwex_core.models import check_env_name
+
+    if not runner.accepts_secret_env:
+        raise SpecError(
+            f"the {spec.backend} backend does not say it keeps secret environment out of "
+            "its records (Runner.accepts_secret_env), so it gets no job with secrets; "
+            "use a backend that does (local, docker, k8s)"
+        )
+    for name in spec.secret_env:
+        try:
+            check_env_name(name)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
 
 
 def open_service(

@@ -62,6 +62,9 @@ class DockerRunner(Runner):
     """Runs each job in a new container of `spec.container.image`."""
 
     uses_container = True
+    accepts_secret_env = True
+    """Secret env reaches the agent as a file in the run directory that it reads and deletes
+    (`spec.SECRET_ENV_FILE`), never as the container's env: `docker inspect` shows no value."""
     probe_every = 1.0
     """The record tells when the run ends; the container is asked only to notice a vanished
     agent, at most once a second per run."""
@@ -122,13 +125,17 @@ class DockerRunner(Runner):
         create, host_config = plan.create_args(
             run, facts, auto_remove=not self.docker.keep_containers
         )
-        if plan.shares_run_dir(run.spec, facts.uid_gid):
+        shared = plan.shares_run_dir(run.spec, facts.uid_gid)
+        if shared:
             sharing.share_with_group(self.store.run_dir(run.id), int(facts.gid))
+        if run.spec.secret_env:
+            self._write_secret_env(run, group_readable=shared)
         try:
             created = self.api.create_container(
                 host_config=self.api.create_host_config(**host_config), **create
             )
         except APIError as exc:
+            self._drop_secret_env(run)
             raise BackendError(
                 f"Docker refused to create the container: {api_message(exc)}"
             ) from None
@@ -146,9 +153,28 @@ class DockerRunner(Runner):
             self.api.start(container_id)
             mark("container-started")
         except APIError as exc:
+            self._drop_secret_env(run)
             with contextlib.suppress(APIError):
                 self.api.remove_container(container_id, force=True, v=True)
             raise BackendError(f"the container did not start: {api_message(exc)}") from None
+
+    def _write_secret_env(self, run: Run, *, group_readable: bool) -> None:
+        """The job's secret env as JSON in the run directory, for the agent to read and
+        delete; readable by this user only (and its group when the container runs as
+        another user who reaches the run directory through that group)."""
+        import json
+
+        path = self.store.run_dir(run.id) / plan.SECRET_ENV_FILE
+        mode = 0o640 if group_readable else 0o600
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
+            json.dump(run.spec.secret_env, fh)
+
+    def _drop_secret_env(self, run: Run) -> None:
+        """Delete the secret env file if the agent did not (it never started)."""
+        with contextlib.suppress(OSError):
+            (self.store.run_dir(run.id) / plan.SECRET_ENV_FILE).unlink()
 
     def _image(self, image: str, *, pull: bool) -> dict[str, Any]:
         """The image's inspect data; pulled first only when the job asks for it."""
@@ -215,6 +241,7 @@ class DockerRunner(Runner):
         changes.wait(seconds)
 
     def cleanup(self, run: Run) -> None:
+        self._drop_secret_env(run)
         with self._lock:
             self._changes.pop(run.id, None)
 

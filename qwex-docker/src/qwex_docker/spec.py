@@ -28,6 +28,10 @@ RUN_DIR = "/qwex-run"
 IMAGE_USER = "image"
 """`container.user = "image"` keeps the image's own USER instead of the invoking user."""
 
+SECRET_ENV_FILE = "secret-env.json"
+"""In the run directory, while the container starts: the job's secret env, which the agent
+reads and deletes (a container's own env would show the values in `docker inspect`)."""
+
 LABEL_RUN_ID = "qwex.run-id"
 LABEL_PROJECT = "qwex.project"
 LABEL_RUN_DIR = "qwex.run-dir"
@@ -117,6 +121,7 @@ def agent_command(run: Run) -> list[str]:
         run_dir=RUN_DIR,
         grace=run.spec.grace_period,
         command=run.spec.command,
+        secret_env=f"{RUN_DIR}/{SECRET_ENV_FILE}" if run.spec.secret_env else None,
     )
 
 

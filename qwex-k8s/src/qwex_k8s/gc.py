@@ -9,7 +9,8 @@ name proves nothing. Of those, what is provably over goes: never anything with a
 still pending or running, and only when its run is final or its record is gone (a
 run not final is first brought up to date through its project's service). A pod
 left without its Job (`kubectl delete job --cascade=orphan`) is found the same way,
-and a snapshot ConfigMap once no Job owns it. Removing a Job or pod also releases
+a snapshot ConfigMap once no Job owns it, and a run's Secret (its secret env) of this
+machine once it has no owner and its run's Job is gone. Removing a Job or pod also releases
 qwex's finalizer on its pods (`qwex_k8s.finalizer`): they go at once.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from qwex_core.garbage import Garbage, why_removable
+from qwex_core.ownership import is_ours
 
 from qwex_k8s.finalizer import release
 from qwex_k8s.manifests import (
@@ -27,6 +29,7 @@ from qwex_k8s.manifests import (
     LABEL_RUN_ID,
     LABEL_SNAPSHOT,
     MANAGED_BY,
+    job_name,
 )
 
 LIVE_PHASES = ("Pending", "Running")
@@ -34,7 +37,7 @@ LIVE_PHASES = ("Pending", "Running")
 
 def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]:
     """Delete (unless `dry_run`) this machine's qwex Jobs and orphaned pods whose run is
-    over, and snapshot ConfigMaps no Job owns."""
+    over, snapshot ConfigMaps no Job owns, and run Secrets left without their Job."""
     from kubernetes import client
 
     batch = client.BatchV1Api(api)
@@ -79,6 +82,23 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
         )
         findings.append(
             Garbage("k8s", "configmap", cm.metadata.name, "-", "no Job uses it", removed)
+        )
+    names = {job.metadata.name for job in jobs}
+    secrets: list[Any] = core.list_namespaced_secret(
+        namespace, label_selector=f"{MANAGED_BY}=qwex,{LABEL_RUN_ID}"
+    ).items
+    for secret in secrets:
+        run_id = (secret.metadata.labels or {}).get(LABEL_RUN_ID, "?")
+        if secret.metadata.owner_references or job_name(run_id) in names:
+            continue
+        annotations = secret.metadata.annotations or {}
+        if not is_ours(annotations.get(ANNOTATION_PROJECT), annotations.get(ANNOTATION_OWNER)):
+            continue  # a teammate's, between its creation and its Job's
+        removed = not dry_run and _delete(
+            core.delete_namespaced_secret, secret.metadata.name, namespace
+        )
+        findings.append(
+            Garbage("k8s", "secret", secret.metadata.name, run_id, "its Job is gone", removed)
         )
     return findings
 

@@ -81,6 +81,35 @@ def job_name(run_id: str) -> str:
     return f"qwex-{run_id}"[:63].rstrip("-")
 
 
+def secret_name(run_id: str) -> str:
+    """The Secret holding a run's secret env (owned by its Job, deleted with it)."""
+    return f"qwex-env-{run_id}"[:63].rstrip("-")
+
+
+def secret_keys(run: Run) -> dict[str, str]:
+    """Each secret env var and its key in the Secret (`e0`, `e1`...: a key must be a valid
+    file name, an env var name need not be)."""
+    return {name: f"e{i}" for i, name in enumerate(sorted(run.spec.secret_env))}
+
+
+def secret_manifest(run: Run, namespace: str) -> dict[str, Any]:
+    """The Secret of a run's secret env: the pod reads it through `secretKeyRef`, so the
+    Job's manifest names keys, never values."""
+    keys = secret_keys(run)
+    data = {
+        key: base64.b64encode(run.spec.secret_env[name].encode()).decode("ascii")
+        for name, key in keys.items()
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": secret_name(run.id), "namespace": namespace, "labels": labels(run)},
+        "immutable": True,
+        "data": data,
+    }
+
+
 def snapshot_name(sha256: str) -> str:
     """A content-addressed ConfigMap name: an unchanged tree is never sent twice."""
     return f"qwex-code-{sha256[:40]}"
@@ -282,7 +311,14 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}}
         )
     workdir = posixpath.join(base, subdir) if subdir and not snapshot else base
-    env = [{"name": k, "value": literal(v)} for k, v in spec.env.items()]
+    env: list[dict[str, Any]] = [
+        {"name": k, "value": literal(v)} for k, v in spec.env.items() if k not in spec.secret_env
+    ]
+    secret = secret_name(run.id)
+    env += [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for name, key in secret_keys(run).items()
+    ]
     env.append({"name": "QWEX_RUN_ID", "value": run.id})
     main: dict[str, Any] = {
         "name": MAIN,

@@ -59,6 +59,8 @@ class KubernetesRunner(Runner):
     """Runs each job as a Kubernetes Job of `spec.container.image`."""
 
     uses_container = True
+    accepts_secret_env = True
+    """Secret env goes into a Secret owned by the Job; the pod reads it by `secretKeyRef`."""
     start_timeout = 7 * 24 * 3600.0
     """A Job may wait in a queue for days: whether it is lost is told by the cluster (its
     Job is gone), not by its age."""
@@ -174,12 +176,16 @@ class KubernetesRunner(Runner):
             "queue": self.k8s.queue,
             "retries": self.k8s.retries,
             "snapshot": snapshot,
+            "secret": manifests.secret_name(run.id) if run.spec.secret_env else None,
         }
         self.store.save(run)  # before anything exists: every qwex process can find it again
         body = manifests.job_manifest(run, self.k8s, self._facts(run, snapshot))
+        secret = manifests.secret_name(run.id) if run.spec.secret_env else None
         try:
             if snapshot is not None and snap is not None:
                 self._ensure_snapshot(snap, conn.namespace)
+            if secret is not None:
+                self._create_secret(run)
             job = rest(
                 conn.api,
                 "POST",
@@ -188,6 +194,8 @@ class KubernetesRunner(Runner):
                 timeout=self.k8s.request_timeout,
             )
         except ApiException as exc:
+            if secret is not None:
+                self._delete_secret(secret, conn.namespace)
             raise BackendError(
                 f"the cluster refused the Job {name} in namespace {conn.namespace}: "
                 f"{api_message(exc)}"
@@ -196,6 +204,47 @@ class KubernetesRunner(Runner):
         self.store.save(run)
         if snapshot is not None:
             self._own_snapshot(snapshot, name, job["metadata"]["uid"])
+        if secret is not None:
+            self._own(f"/api/v1/namespaces/{conn.namespace}/secrets/{secret}", name, job)
+
+    def _create_secret(self, run: Run) -> None:
+        """Create the run's Secret (its secret env; see `manifests.secret_manifest`)."""
+        namespace = self.conn.namespace
+        body = manifests.secret_manifest(run, namespace)
+        body["metadata"]["annotations"] = {  # whose it is, for `qwex gc` (see `gc`)
+            manifests.ANNOTATION_PROJECT: str(self.store.project_dir),
+            manifests.ANNOTATION_OWNER: owner_token(self.store.project_dir) or "",
+        }
+        path = f"/api/v1/namespaces/{namespace}/secrets"
+        rest(self.conn.api, "POST", path, body, timeout=self.k8s.request_timeout)
+
+    def _own(self, path: str, name: str, job: dict[str, Any]) -> None:
+        """Make the Job the owner of the object at `path`: the cluster deletes it with the Job."""
+        from kubernetes.client.exceptions import ApiException
+
+        reference = manifests.owner_reference(name, job["metadata"]["uid"])
+        patch = {"metadata": {"ownerReferences": [reference]}}
+        with contextlib.suppress(ApiException, BackendError):  # cleanup deletes it too
+            rest(
+                self.conn.api,
+                "PATCH",
+                path,
+                patch,
+                content_type="application/strategic-merge-patch+json",
+                timeout=self.k8s.request_timeout,
+            )
+
+    def _delete_secret(self, secret: str, namespace: str) -> None:
+        """Delete a run's Secret (best effort: it is owned by the Job, which takes it along)."""
+        from kubernetes.client.exceptions import ApiException
+
+        with contextlib.suppress(ApiException, BackendError):
+            rest(
+                self.conn.api,
+                "DELETE",
+                f"/api/v1/namespaces/{namespace}/secrets/{secret}",
+                timeout=self.k8s.request_timeout,
+            )
 
     def _facts(self, run: Run, snapshot: str | None) -> manifests.Facts:
         return manifests.Facts(
@@ -599,8 +648,11 @@ class KubernetesRunner(Runner):
         watch.changed.clear()
 
     def cleanup(self, run: Run) -> None:
-        """The record holds the logs and the end; the Job goes with its TTL."""
+        """The record holds the logs and the end; the Job goes with its TTL, its Secret (the
+        run's secret env, no longer needed) now."""
         self._stop_watch(run.id)
+        if secret := run.backend_data.get("secret"):
+            self._delete_secret(str(secret), str(run.backend_data.get("namespace")))
 
 
 @contextlib.contextmanager

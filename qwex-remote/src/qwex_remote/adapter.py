@@ -319,6 +319,8 @@ def _submission_data(submission: Submission) -> dict[str, Any]:
         "workdir": submission.workdir,
     }
     data.update({k: v for k, v in optional.items() if v is not None})
+    if submission.secrets:  # left out otherwise: a server older than secrets refuses the key
+        data["secrets"] = dict(submission.secrets)
     return data
 
 

@@ -40,6 +40,11 @@ class RemoteSettings(BaseModel):
     profile: str | None = Field(
         default=None, description="a server-side profile to ask for (the server must allow it)"
     )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="env var -> name of a secret the server keeps (`qwex serve secret add`), "
+        "for every job; `qwex run --secret NAME[=ENVVAR]` adds one",
+    )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request to the server")
     snapshot_limit: int = Field(
         default=DEFAULT_SNAPSHOT_LIMIT, gt=0, description="largest project snapshot, in bytes"

@@ -55,6 +55,8 @@ class Submission:
     image: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Env var -> name of a server-side secret; the server gives the job its value."""
     resources: Mapping[str, Any] = field(default_factory=dict)
     """`qwex_core.models.ResourceRequirements` as JSON data."""
     mounts: list[Mapping[str, Any]] = field(default_factory=list)

@@ -253,6 +253,7 @@ class RemoteRunner(Runner):
             image=spec.container.image,
             env=dict(spec.env),
             labels=dict(spec.labels),
+            secrets=dict(self.remote.secrets),
             resources=spec.resources.model_dump(mode="json", exclude_none=True),
             mounts=[m.model_dump(mode="json") for m in spec.mounts],
             network=spec.container.network,

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 USAGE = """\
 usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--snapshot FILE]
-                        [--workdir DIR] [--termination-log FILE] [--] COMMAND [ARGS]...
+                        [--workdir DIR] [--termination-log FILE] [--secret-env FILE]
+                        [--] COMMAND [ARGS]...
 
 Run COMMAND right here under the qwex agent: its output goes to the run's log
 files (and through to this terminal unless --quiet), its run record is kept in
@@ -23,7 +24,8 @@ forwarded to it and it is killed after the grace period (default 10 s).
 --snapshot unpacks a project snapshot (tar.gz) into the working directory
 first; --workdir then starts COMMAND in that folder of it (no shell needed);
 --termination-log also writes the final record there as JSON of at most 4 KiB
-(Kubernetes reads /dev/termination-log).
+(Kubernetes reads /dev/termination-log); --secret-env reads a JSON object of
+environment variables, deletes the file and gives them to COMMAND.
 Exits with the command's exit code (128+N when killed by signal N); with
 --termination-log, a command's own exit code 125 (recorded as such) makes the
 agent exit 1, so that 125 always means the agent could not run the command.
@@ -41,7 +43,7 @@ runs `["/qwex/bin/qwex", "agent", "copy", "/qwex-install"]` (`copy_command(("/qw
 the same emptyDir at /qwex (the bundle's loader path is fixed there) and runs
 `command_line(("/qwex/bin/qwex",), ...)`."""
 
-VALUED = ("--run-dir", "--grace", "--snapshot", "--workdir", "--termination-log")
+VALUED = ("--run-dir", "--grace", "--snapshot", "--workdir", "--termination-log", "--secret-env")
 
 
 class UsageError(Exception):
@@ -52,7 +54,16 @@ class Options:
     """The agent's options as `parse` read them (a plain class: `typing` costs the agent
     a few milliseconds to import, on every run)."""
 
-    __slots__ = ("command", "grace", "quiet", "run_dir", "snapshot", "termination_log", "workdir")
+    __slots__ = (
+        "command",
+        "grace",
+        "quiet",
+        "run_dir",
+        "secret_env",
+        "snapshot",
+        "termination_log",
+        "workdir",
+    )
 
     def __init__(
         self,
@@ -64,6 +75,7 @@ class Options:
         snapshot: str | None = None,
         termination_log: str | None = None,
         workdir: str | None = None,
+        secret_env: str | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.grace = grace
@@ -72,6 +84,7 @@ class Options:
         self.snapshot = snapshot
         self.termination_log = termination_log
         self.workdir = workdir
+        self.secret_env = secret_env
 
 
 def parse(argv: list[str]) -> Options:
@@ -109,6 +122,7 @@ def parse(argv: list[str]) -> Options:
         snapshot=values.get("--snapshot"),
         termination_log=values.get("--termination-log"),
         workdir=values.get("--workdir"),
+        secret_env=values.get("--secret-env"),
     )
 
 
@@ -122,6 +136,7 @@ def command_line(
     snapshot: str | None = None,
     termination_log: str | None = None,
     workdir: str | None = None,
+    secret_env: str | None = None,
 ) -> list[str]:
     """The agent's command line as `parse` reads it: `launcher` is how to call the
     agent where it runs (`python -m qwex_core.agent`, the mounted `/qwex/bin/qwex`).
@@ -129,7 +144,9 @@ def command_line(
     `quiet=False` also passes the command's output through to the agent's own stdout and
     stderr (a pod's log); `snapshot` is a tar.gz the agent unpacks into its working
     directory before the command starts, `workdir` the folder of it the command starts in;
-    `termination_log` gets the final record."""
+    `termination_log` gets the final record; `secret_env` is a JSON file of environment the
+    agent reads, deletes and gives the command (so that a container's own environment holds
+    no secret value)."""
     return [
         *launcher,
         "run",
@@ -142,9 +159,29 @@ def command_line(
         *(["--snapshot", snapshot] if snapshot is not None else []),
         *(["--workdir", workdir] if workdir is not None else []),
         *(["--termination-log", termination_log] if termination_log is not None else []),
+        *(["--secret-env", secret_env] if secret_env is not None else []),
         "--",
         *command,
     ]
+
+
+def load_secret_env(path: str) -> None:
+    """Read a JSON object of environment variables into this process's environment (the
+    command inherits it), then delete the file: its values are read once and kept nowhere."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            values = json.load(fh)
+    finally:
+        try:  # noqa: SIM105 - the agent imports as little as it can (contextlib)
+            os.unlink(path)
+        except OSError:
+            pass
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    for name, value in values.items():
+        os.environ[str(name)] = str(value)
 
 
 def copy_command(launcher: Sequence[str], dest: str) -> list[str]:
@@ -161,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(USAGE + (f"\nqwex: error: {exc}\n" if str(exc) else ""))
         return 2 if str(exc) else 0
+    if opts.secret_env is not None:
+        try:
+            load_secret_env(opts.secret_env)
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"qwex: error: cannot read the secret environment: {exc}\n")
+            return 125
     run_dir = opts.run_dir
     if run_dir is None:
         from qwex_core.ids import uuid7

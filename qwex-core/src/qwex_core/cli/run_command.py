@@ -48,6 +48,17 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
+def _secrets(values: tuple[str, ...]) -> dict[str, str]:
+    """`--secret NAME[=ENVVAR]` as env var -> secret name."""
+    out = {}
+    for item in values:
+        name, sep, var = item.partition("=")
+        if not name or (sep and not var):
+            raise click.BadParameter(f"{item!r} is not NAME or NAME=ENVVAR", param_hint="--secret")
+        out[var or name] = name
+    return out
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option(
     "-b",
@@ -69,6 +80,13 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     multiple=True,
     metavar="KEY=VALUE",
     help="Set an environment variable (repeatable).",
+)
+@click.option(
+    "--secret",
+    multiple=True,
+    metavar="NAME[=ENVVAR]",
+    help="A secret the qwex server keeps (`qwex serve secret add NAME`), given to the command "
+    "in ENVVAR (default: NAME); remote backend only (repeatable).",
 )
 @click.option("--cpu", type=float, help="CPU cores to reserve, e.g. 2 or 0.5.")
 @click.option("--memory", help="Memory limit, e.g. 512Mi or 4Gi.")
@@ -139,6 +157,7 @@ def run(
     detach: bool,
     image: str | None,
     env: tuple[str, ...],
+    secret: tuple[str, ...],
     cpu: float | None,
     memory: str | None,
     gpu: int | None,
@@ -191,6 +210,7 @@ def run(
             "priority": priority,
             "env": _pairs(env, "--env"),
             "labels": _pairs(label, "--label"),
+            "secrets": _secrets(secret),
         }
     )
     try:
@@ -205,6 +225,11 @@ def run(
     if spec.backend not in state.host.runners:
         source = service.config.source_of(("backend",))
         raise unknown_backend(spec.backend, state.host.runners, source)
+    if secret and spec.backend != "remote":
+        raise click.UsageError(
+            f"--secret names a secret a qwex server keeps: use it with --backend remote "
+            f"(the {spec.backend} backend has no server)"
+        )
     if image and not service.runner(spec.backend).uses_container:
         note(f"--image is ignored: the {spec.backend} backend runs no container")
     if dry_run:

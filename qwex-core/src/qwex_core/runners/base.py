@@ -41,6 +41,10 @@ class Runner(ABC):
 
     uses_container: ClassVar[bool] = False
     """True when the backend runs `spec.container.image`; `qwex run --image` then applies."""
+    accepts_secret_env: ClassVar[bool] = False
+    """True when `start` delivers `spec.secret_env` to the command without writing its values
+    where others can read them (the run record, a manifest, a container's inspect data).
+    Core refuses a job with secret env to a runner that leaves this False."""
     start_timeout: ClassVar[float] = 30.0
     """Seconds a run may stay unstarted (nothing found, or created but not running) before
     it is recorded `lost`. A backend with a queue in front raises it."""

@@ -29,6 +29,9 @@ APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
 class LocalRunner(Runner):
+    accepts_secret_env = True
+    """Secret env goes into the agent's process environment only (readable by its own user)."""
+
     def __init__(self, *, name: str, store: RunStore, config: QwexConfig) -> None:
         super().__init__(name=name, store=store, config=config)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
@@ -48,7 +51,7 @@ class LocalRunner(Runner):
 
     def start(self, run: Run) -> None:
         run_dir = self.store.run_dir(run.id)
-        env = {**os.environ, **run.spec.env, "QWEX_RUN_ID": run.id}
+        env = {**os.environ, **run.spec.env, **run.spec.secret_env, "QWEX_RUN_ID": run.id}
         workdir = self.store.project_dir / (run.spec.workdir or ".")
         with open(os.open(run_dir / "agent.log", APPEND, 0o644), "ab") as agent_log:
             try:

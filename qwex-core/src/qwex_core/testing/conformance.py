@@ -152,6 +152,25 @@ class RunnerConformance:
         )
         assert self.stdout(service, run) == "hi there\n"
 
+    def test_secret_env_reaches_the_command_and_no_file(self, service: RunService) -> None:
+        """A runner that sets `accepts_secret_env` gives the command `spec.secret_env` and
+        writes its value nowhere in the run store; one that does not is refused the job."""
+        import codecs
+        import secrets
+
+        value = "conformance-secret-" + secrets.token_hex(8)
+        spec = self.job(service, ["sh", "-c", 'echo "$QWEX_SECRET" | tr a-z n-za-m'])
+        spec.secret_env = {"QWEX_SECRET": value}
+        if not service.runner(spec.backend).accepts_secret_env:
+            with pytest.raises(SpecError, match="accepts_secret_env"):
+                service.submit(spec)
+            return
+        final = service.wait(service.submit(spec), timeout=self.timeout)
+        assert final.status is RunStatus.SUCCEEDED, final.reason
+        assert self.stdout(service, final) == codecs.encode(value, "rot13") + "\n"
+        for path in service.store.root.rglob("*"):
+            assert not path.is_file() or value.encode() not in path.read_bytes(), path
+
     def test_working_directory(self, service: RunService) -> None:
         project = service.store.project_dir
         (project / "sub").mkdir()

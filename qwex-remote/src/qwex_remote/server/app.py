@@ -45,6 +45,7 @@ from qwex_remote.server.schemas import (
 from qwex_remote.server.settings import ServerSettings
 from qwex_remote.server.store import FINAL, Principal, ServerStore, SubmissionConflict, aware
 from qwex_remote.server.tables import Job
+from qwex_remote.server.tokens import Role
 
 if TYPE_CHECKING:
     from qwex_core.config import QwexConfig
@@ -105,8 +106,14 @@ def create_app(
     app = FastAPI(
         title="qwex server",
         version=__version__,
-        description="Runs qwex jobs for a team: submit, follow, cancel, list (DESIGN §7).",
+        description="Runs qwex jobs for a team: submit, follow, cancel, list (DESIGN §7). "
+        "Every route but /health needs a bearer token; each route names the least role "
+        "it needs (`x-qwex-role`: viewer < user < admin), the docs routes too.",
         lifespan=lifespan,
+        # Served by `_docs_router` behind a token, like the API.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     errors.install(app)
     snapshots = f"/api/v{API_VERSION}/snapshots/"
@@ -116,6 +123,7 @@ def create_app(
         exempt=lambda method, path: method == "PUT" and path.startswith(snapshots),
     )
     app.include_router(_router())
+    app.include_router(_docs_router())
     return app
 
 
@@ -191,7 +199,32 @@ async def principal(
     return who
 
 
-Who = Annotated[Principal, Depends(principal)]
+def needs(role: Role) -> Any:
+    """A dependency: the caller, when its token's role includes `role` (else 403)."""
+
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if not who.may(role):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"this needs the {role} role; the token {who.name!r} is a {who.role} "
+                f"(an admin can make a {role} token: qwex serve token add NAME --role {role})",
+            )
+        return who
+
+    return check
+
+
+def role(needed: Role, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A route's `openapi_extra`: the least role it needs, for the spec's readers."""
+    return {"x-qwex-role": needed.value, **(extra or {})}
+
+
+Viewer = Annotated[Principal, Depends(needs(Role.VIEWER))]
+"""Any valid token: the read-only routes."""
+Member = Annotated[Principal, Depends(needs(Role.USER))]
+"""A user or admin token: the routes that change something."""
+Who = Viewer
 State = Annotated[ServerState, Depends(_state)]
 JobId = Annotated[str, PathParam(max_length=64, description="the job's id")]
 Sha = Annotated[str, PathParam(pattern=SHA256, description="sha256 of the snapshot (hex)")]
@@ -225,7 +258,13 @@ def _job(state: ServerState, job_id: str) -> Job:
 def _router() -> APIRouter:
     api = APIRouter(prefix=f"/api/v{API_VERSION}")
 
-    @api.get("/health", operation_id="health", response_model=Health, tags=["server"])
+    @api.get(
+        "/health",
+        operation_id="health",
+        response_model=Health,
+        openapi_extra={"x-qwex-role": "none"},
+        tags=["server"],
+    )
     def health() -> Health:
         """The server's version and the API version it speaks (no token needed)."""
         return Health(server_version=__version__, api_version=API_VERSION)
@@ -238,9 +277,10 @@ def _router() -> APIRouter:
         responses=responses(
             401, 403, 409, 413, 422, ok={"model": JobInfo, "description": "submitted before"}
         ),
+        openapi_extra=role(Role.USER),
         tags=["jobs"],
     )
-    def submit_job(submission: JobSubmission, who: Who, state: State) -> Response:
+    def submit_job(submission: JobSubmission, who: Member, state: State) -> Response:
         """Queue a job (201), or return the job of an earlier identical submission (200)."""
         installed = set(state.host.runners)
 
@@ -253,6 +293,17 @@ def _router() -> APIRouter:
             raise ApiError(403, "policy_refused", str(exc)) from None
         except QwexError as exc:  # an allowed profile that the configuration lacks
             raise ApiError(422, "invalid_request", str(exc)) from None
+        if submission.secrets:
+            wanted = set(submission.secrets.values())
+            unknown = sorted(wanted - state.store.secret_names(wanted))
+            if unknown:
+                raise ApiError(
+                    422,
+                    "secret_not_found",
+                    f"no secret named {', '.join(map(repr, unknown))} on this server (an admin "
+                    "adds one with `qwex serve secret add NAME`; `qwex serve secret list` "
+                    "shows them)",
+                )
         if submission.snapshot and state.store.snapshot(submission.snapshot) is None:
             raise ApiError(
                 422,
@@ -288,9 +339,10 @@ def _router() -> APIRouter:
         operation_id="get_job",
         response_model=JobInfo,
         responses=responses(401, 404, 422),
+        openapi_extra=role(Role.VIEWER),
         tags=["jobs"],
     )
-    def get_job(job_id: JobId, who: Who, state: State) -> JobInfo:
+    def get_job(job_id: JobId, who: Viewer, state: State) -> JobInfo:
         """A job as the server last saw it."""
         return info(_job(state, job_id))
 
@@ -299,10 +351,11 @@ def _router() -> APIRouter:
         operation_id="list_jobs",
         response_model=JobPage,
         responses=responses(401, 422),
+        openapi_extra=role(Role.VIEWER),
         tags=["jobs"],
     )
     def list_jobs(
-        who: Who,
+        who: Viewer,
         state: State,
         status: Annotated[list[str] | None, Query(description="only these statuses")] = None,
         backend: str | None = None,
@@ -331,9 +384,10 @@ def _router() -> APIRouter:
         operation_id="cancel_job",
         response_model=JobInfo,
         responses=responses(401, 403, 404, 422),
+        openapi_extra=role(Role.USER),
         tags=["jobs"],
     )
-    def cancel_job(job_id: JobId, who: Who, state: State) -> JobInfo:
+    def cancel_job(job_id: JobId, who: Member, state: State) -> JobInfo:
         """Cancel a job: at once while it waits, else through its worker. A user cancels
         their own jobs, an admin any."""
         job = _job(state, job_id)
@@ -355,11 +409,12 @@ def _router() -> APIRouter:
         operation_id="get_logs",
         response_model=LogChunk,
         responses=responses(401, 404, 422),
+        openapi_extra=role(Role.VIEWER),
         tags=["logs"],
     )
     def get_logs(
         job_id: JobId,
-        who: Who,
+        who: Viewer,
         state: State,
         stream: Literal["stdout", "stderr"] = "stdout",
         offset: Annotated[int, Query(ge=0)] = 0,
@@ -389,11 +444,12 @@ def _router() -> APIRouter:
             },
         ),
         response_class=StreamingResponse,
+        openapi_extra=role(Role.VIEWER),
         tags=["logs"],
     )
     async def follow_logs(
         job_id: JobId,
-        who: Who,
+        who: Viewer,
         state: State,
         stdout_offset: Annotated[int, Query(ge=0)] = 0,
         stderr_offset: Annotated[int, Query(ge=0)] = 0,
@@ -443,9 +499,10 @@ def _router() -> APIRouter:
         operation_id="get_snapshot",
         response_model=SnapshotInfo,
         responses=responses(401, 404, 422),
+        openapi_extra=role(Role.VIEWER),
         tags=["snapshots"],
     )
-    def get_snapshot(sha256: Sha, who: Who, state: State) -> SnapshotInfo:
+    def get_snapshot(sha256: Sha, who: Viewer, state: State) -> SnapshotInfo:
         """Whether the server has a snapshot (a client skips the upload then)."""
         snapshot = state.store.snapshot(sha256)
         if snapshot is None:
@@ -458,20 +515,25 @@ def _router() -> APIRouter:
         response_model=SnapshotInfo,
         status_code=201,
         responses=responses(
-            400, 401, 413, 422, ok={"model": SnapshotInfo, "description": "already there"}
+            400, 401, 403, 413, 422, ok={"model": SnapshotInfo, "description": "already there"}
         ),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-                },
-            }
-        },
+        openapi_extra=role(
+            Role.USER,
+            {
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                }
+            },
+        ),
         tags=["snapshots"],
     )
     async def put_snapshot(
-        sha256: Sha, request: Request, who: Who, state: State, response: Response
+        sha256: Sha, request: Request, who: Member, state: State, response: Response
     ) -> SnapshotInfo:
         """Upload a project snapshot (tar.gz), named by its sha256: verified, size-limited,
         and a no-op (200) when the server has it."""
@@ -510,6 +572,30 @@ def _router() -> APIRouter:
         return SnapshotInfo(sha256=sha256, size=size)
 
     return api
+
+
+def _docs_router() -> APIRouter:
+    """`/openapi.json`, `/docs` and `/redoc`, behind a token like the API (any role): a
+    browser does not send one by itself, so read the spec with a client that does (curl -H
+    "Authorization: Bearer ...") or the committed `qwex-remote/openapi.json`."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    docs = APIRouter(include_in_schema=False)
+
+    @docs.get("/openapi.json")
+    def spec(request: Request, who: Viewer) -> JSONResponse:
+        return JSONResponse(request.app.openapi())
+
+    @docs.get("/docs")
+    def swagger(who: Viewer) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="qwex server - docs")
+
+    @docs.get("/redoc")
+    def redoc(who: Viewer) -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="qwex server - ReDoc")
+
+    return docs
 
 
 def _too_large(size: int, limit: int) -> str:

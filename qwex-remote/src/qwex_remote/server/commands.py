@@ -1,4 +1,5 @@
-"""`qwex serve` and `qwex serve token add|list|revoke`, added by the qwex-remote plugin.
+"""`qwex serve`, `qwex serve token add|list|revoke` and `qwex serve secret add|list|rm`,
+added by the qwex-remote plugin.
 
 Defined with click only: FastAPI, SQLAlchemy and uvicorn are imported inside the
 command bodies, since this module is loaded for `qwex --help`.
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from qwex_core.errors import QwexError
 
 if TYPE_CHECKING:
     import socket
@@ -29,13 +31,14 @@ def _database_options(func: F) -> F:
     func = click.option(
         "--database-url",
         help="SQLAlchemy URL of the database, e.g. postgresql://USER@127.0.0.1/qwex "
-        "(default: [tool.qwex.server] database_url, else SQLite in the data directory).",
+        "(default: database_url of [server] in qwex.toml or [tool.qwex.server] in "
+        "pyproject.toml, else SQLite in the data directory).",
     )(func)
     func = click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        help="Where the server keeps its data (default: [tool.qwex.server] data_dir, "
-        "else $XDG_DATA_HOME/qwex).",
+        help="Where the server keeps its data (default: data_dir of [server] in qwex.toml or "
+        "[tool.qwex.server] in pyproject.toml, else $XDG_DATA_HOME/qwex).",
     )(func)
     return func
 
@@ -228,17 +231,18 @@ def _run(
 
 @serve.group()
 def token() -> None:
-    """Bearer tokens: who may use the server, as user or admin."""
+    """Bearer tokens: who may use the server, as viewer, user or admin."""
 
 
 @token.command("add")
 @click.argument("name")
 @click.option(
     "--role",
-    type=click.Choice(["user", "admin"]),
+    type=click.Choice(["viewer", "user", "admin"]),
     default="user",
     show_default=True,
-    help="admin may cancel anyone's jobs.",
+    help="viewer: read only; user: also submit and cancel their own jobs; admin: also "
+    "cancel anyone's.",
 )
 @_database_options
 @click.pass_obj
@@ -250,7 +254,7 @@ def token_add(
     try:
         secret = _store(settings).add_token(name, role)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise QwexError(str(exc)) from None
     click.echo(secret)
     click.echo(
         f"qwex: token {name!r} ({role}) created; keep the secret above, it is not shown again",
@@ -300,5 +304,101 @@ def token_revoke(state: State, name: str, data_dir: Path | None, database_url: s
     """Revoke a token: requests with it get 401 from now on."""
     settings, _ = _settings(state, data_dir, database_url)
     if not _store(settings).revoke_token(name):
-        raise click.ClickException(f"no token named {name!r} that is not revoked already")
+        raise QwexError(f"no token named {name!r} that is not revoked already")
     click.echo(f"qwex: token {name!r} revoked", err=True)
+
+
+@serve.group()
+def secret() -> None:
+    """Secrets a job asks for by name (`qwex run -b remote --secret NAME`): kept encrypted,
+    never shown again."""
+
+
+@secret.command("add")
+@click.argument("name")
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the value from this file (default: stdin; one trailing newline is dropped).",
+)
+@click.option("--replace", is_flag=True, help="Change the value of an existing secret.")
+@_database_options
+@click.pass_obj
+def secret_add(
+    state: State,
+    name: str,
+    from_file: Path | None,
+    replace: bool,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Store a secret, its value read from stdin or --from-file (never from the command line,
+    which other users of the machine can see)."""
+    import sys
+
+    from qwex_remote.server import secrets
+
+    secrets.check_name(name)
+    if from_file is not None:
+        try:
+            raw = from_file.read_bytes()
+        except OSError as exc:
+            raise QwexError(f"cannot read {from_file}: {exc.strerror or exc}") from None
+    else:
+        if sys.stdin.isatty():
+            click.echo(f"qwex: value of secret {name!r} (end with Ctrl-D):", err=True)
+        raw = sys.stdin.buffer.read()
+    value = secrets.check_value(raw.removesuffix(b"\n").removesuffix(b"\r"))
+    settings, _ = _settings(state, data_dir, database_url)
+    store = _store(settings)
+    fernet = secrets.load_key(settings.resolved_data_dir(), create=True)
+    try:
+        replaced = store.put_secret(name, secrets.encrypt(fernet, value), replace=replace)
+    except ValueError as exc:
+        raise QwexError(str(exc)) from None
+    key = secrets.key_path(settings.resolved_data_dir())
+    click.echo(
+        f"qwex: secret {name!r} {'replaced' if replaced else 'added'} (encrypted with {key}: "
+        "keep that file, without it the secrets cannot be read)",
+        err=True,
+    )
+
+
+@secret.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per secret.")
+@_database_options
+@click.pass_obj
+def secret_list(
+    state: State, as_json: bool, data_dir: Path | None, database_url: str | None
+) -> None:
+    """The secrets: names and dates, never values."""
+    import json
+
+    settings, _ = _settings(state, data_dir, database_url)
+    rows = [
+        {"name": name, "created_at": created.isoformat(), "updated_at": updated.isoformat()}
+        for name, created, updated in _store(settings).list_secrets()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("no secrets (qwex serve secret add NAME)", err=True)
+        return
+    click.echo(f"{'NAME':32} {'CREATED':20} UPDATED")
+    for r in rows:
+        click.echo(f"{r['name']:32} {r['created_at'][:19]:20} {r['updated_at'][:19]}")
+
+
+@secret.command("rm")
+@click.argument("name")
+@_database_options
+@click.pass_obj
+def secret_rm(state: State, name: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Remove a secret: jobs asking for it are refused from now on (422), and a queued one
+    that asked for it fails when it starts."""
+    settings, _ = _settings(state, data_dir, database_url)
+    if not _store(settings).remove_secret(name):
+        raise QwexError(f"no secret named {name!r} (qwex serve secret list shows them)")
+    click.echo(f"qwex: secret {name!r} removed", err=True)

@@ -32,8 +32,8 @@ CODES: dict[int, tuple[str, str]] = {
     401: ("unauthorized", "no bearer token, or an unknown or revoked one"),
     403: (
         "forbidden",
-        "not allowed for this token (forbidden) or by the server policy "
-        "(policy_refused, naming the rule)",
+        "not allowed for this token (forbidden: its role, or another user's job) or by the "
+        "server policy (policy_refused, naming the rule)",
     ),
     404: ("not_found", "no such job or snapshot"),
     409: ("submission_conflict", "the submission id was used for another spec"),
@@ -44,7 +44,8 @@ CODES: dict[int, tuple[str, str]] = {
     ),
     422: (
         "invalid_request",
-        "the body or a parameter is invalid (also snapshot_invalid, snapshot_not_found)",
+        "the body or a parameter is invalid (also snapshot_invalid, snapshot_not_found, "
+        "secret_not_found)",
     ),
     503: ("unavailable", "the server's database is unavailable, or the server is shutting down"),
 }

@@ -11,8 +11,15 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator
-from qwex_core.models import Mount, ResourceRequirements, RunStatus
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    field_validator,
+    model_validator,
+)
+from qwex_core.models import Mount, ResourceRequirements, RunStatus, check_env, check_env_name
 
 SHA256 = r"^[0-9a-f]{64}$"
 
@@ -56,6 +63,12 @@ class JobSubmission(BaseModel):
         default=None, max_length=512, description="container image (container backends)"
     )
     env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=MAX_ENV)
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="environment variable -> name of a server-side secret (`qwex serve secret "
+        "add NAME`): the job gets the value in that variable; no route or record shows it",
+    )
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     mounts: list[Mount] = Field(
@@ -76,6 +89,30 @@ class JobSubmission(BaseModel):
         description="the folder of the snapshot the command starts in, relative to its root "
         "(default: the root)",
     )
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        """What a process can be given (core's rule), checked here: at start is too late."""
+        return check_env(value)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        from qwex_remote.server.secrets import NAME
+
+        for var, name in value.items():
+            check_env_name(var)
+            if not NAME.fullmatch(name):
+                raise ValueError(f"secret name {name!r} (for {var}) is not a secret's name")
+        return value
+
+    @model_validator(mode="after")
+    def _env_or_secret(self) -> JobSubmission:
+        both = sorted(set(self.env) & set(self.secrets))
+        if both:
+            raise ValueError(f"{both[0]} is in both env and secrets: give it one of them")
+        return self
 
     @field_validator("workdir")
     @classmethod

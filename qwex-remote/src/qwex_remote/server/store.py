@@ -20,13 +20,24 @@ from typing import Any
 
 from qwex_core.agent.record import FINAL_STATUSES
 from qwex_core.ids import uuid7
-from sqlalchemy import Engine, Select, String, bindparam, func, insert, select, type_coerce, update
+from sqlalchemy import (
+    Engine,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from qwex_remote.server import tokens
 from qwex_remote.server.db import Outage, watch
-from qwex_remote.server.tables import Job, Snapshot, Token
+from qwex_remote.server.tables import Job, Secret, Snapshot, Token
 
 FINAL = tuple(sorted(FINAL_STATUSES))
 """Core's final statuses, as a sequence for SQL `IN`."""
@@ -86,6 +97,10 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == tokens.Role.ADMIN
+
+    def may(self, role: str) -> bool:
+        """Whether this token's role includes `role` (viewer < user < admin)."""
+        return tokens.rank(self.role) >= tokens.rank(role)
 
 
 class SubmissionConflict(Exception):
@@ -161,6 +176,53 @@ class ServerStore:
         if not tokens.matches(secret, token.secret_hash):
             return None
         return Principal(token.name, token.role)
+
+    # -- secrets (values encrypted by `secrets`; never returned by a route) ------------
+
+    def put_secret(self, name: str, ciphertext: str, *, replace: bool) -> bool:
+        """Store the secret `name`; True when it replaced one (only with `replace`)."""
+        with self._writing() as session:
+            existing = session.scalar(select(Secret).where(Secret.name == name))
+            if existing is not None and not replace:
+                raise ValueError(
+                    f"a secret named {name!r} exists already; pass --replace to change its value"
+                )
+            if existing is not None:
+                existing.ciphertext, existing.updated_at = ciphertext, now()
+                return True
+            stamp = now()
+            session.add(
+                Secret(name=name, ciphertext=ciphertext, created_at=stamp, updated_at=stamp)
+            )
+            return False
+
+    def list_secrets(self) -> list[tuple[str, datetime, datetime]]:
+        """Each secret's name, creation and last change (never its value)."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Secret.name, Secret.created_at, Secret.updated_at).order_by(Secret.name)
+            )
+            return [(r.name, aware(r.created_at), aware(r.updated_at)) for r in rows]  # type: ignore[misc]
+
+    def remove_secret(self, name: str) -> bool:
+        with self._writing() as session:
+            done = session.execute(delete(Secret).where(Secret.name == name))
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def secret_names(self, names: set[str]) -> set[str]:
+        """Which of `names` exist."""
+        if not names:
+            return set()
+        with self.engine.connect() as connection:
+            found = connection.execute(select(Secret.name).where(Secret.name.in_(names)))
+            return {row.name for row in found}
+
+    def secret_ciphertexts(self, names: set[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        with self.engine.connect() as connection:
+            query = select(Secret.name, Secret.ciphertext).where(Secret.name.in_(names))
+            return {row.name: row.ciphertext for row in connection.execute(query)}
 
     # -- snapshots ---------------------------------------------------------------
 

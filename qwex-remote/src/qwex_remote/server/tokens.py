@@ -21,8 +21,22 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
 class Role(StrEnum):
+    """What a token may do, each role including the ones before it."""
+
+    VIEWER = "viewer"
+    """Read only: the GET routes."""
     USER = "user"
+    """Also submit jobs, upload snapshots and cancel their own jobs."""
     ADMIN = "admin"
+    """Also cancel anyone's jobs."""
+
+
+ROLES = list(Role)
+
+
+def rank(role: str) -> int:
+    """The role's place in viewer < user < admin (an unknown one ranks below viewer)."""
+    return ROLES.index(Role(role)) if role in ROLES else -1
 
 
 def new_secret() -> str:

@@ -267,6 +267,10 @@ class Worker:
                 self._unpack(job.snapshot, job_dir)
             config = self.configs.get(job.spec.get("profile"))
             spec = job_spec(job, config, job_dir, self.settings.mounts)
+            if job.spec.get("secrets"):  # decrypted now, kept in memory only
+                from qwex_remote.server.secrets import resolve
+
+                spec.secret_env = resolve(self.store, self.data_dir, job.spec["secrets"])
             self.store.update(job.id, job_dir=str(job_dir))
             service = job_service(self.host, config, job_dir)
             run = service.submit(spec)

@@ -10,6 +10,7 @@ from .job_page import JobPage
 from .job_submission import JobSubmission
 from .job_submission_env import JobSubmissionEnv
 from .job_submission_labels import JobSubmissionLabels
+from .job_submission_secrets import JobSubmissionSecrets
 from .log_chunk import LogChunk
 from .mount import Mount
 from .resource_requirements import ResourceRequirements
@@ -27,6 +28,7 @@ __all__ = (
     "JobSubmission",
     "JobSubmissionEnv",
     "JobSubmissionLabels",
+    "JobSubmissionSecrets",
     "LogChunk",
     "Mount",
     "ResourceRequirements",

@@ -14,6 +14,7 @@ from typing import cast
 if TYPE_CHECKING:
   from ..models.job_submission_env import JobSubmissionEnv
   from ..models.job_submission_labels import JobSubmissionLabels
+  from ..models.job_submission_secrets import JobSubmissionSecrets
   from ..models.mount import Mount
   from ..models.resource_requirements import ResourceRequirements
 
@@ -44,6 +45,8 @@ class JobSubmission:
             profile (None | str | Unset): a server-side profile the server allows
             resources (ResourceRequirements | Unset): What a run asks for. Backends translate it (Docker: nano_cpus,
                 mem_limit, device_requests).
+            secrets (JobSubmissionSecrets | Unset): environment variable -> name of a server-side secret (`qwex serve secret
+                add NAME`): the job gets the value in that variable; no route or record shows it
             snapshot (None | str | Unset): sha256 of an uploaded snapshot to run in
             workdir (None | str | Unset): the folder of the snapshot the command starts in, relative to its root (default:
                 the root)
@@ -61,6 +64,7 @@ class JobSubmission:
     network: None | str | Unset = UNSET
     profile: None | str | Unset = UNSET
     resources: ResourceRequirements | Unset = UNSET
+    secrets: JobSubmissionSecrets | Unset = UNSET
     snapshot: None | str | Unset = UNSET
     workdir: None | str | Unset = UNSET
 
@@ -71,6 +75,7 @@ class JobSubmission:
     def to_dict(self) -> dict[str, Any]:
         from ..models.job_submission_env import JobSubmissionEnv # noqa: PLC0415
         from ..models.job_submission_labels import JobSubmissionLabels # noqa: PLC0415
+        from ..models.job_submission_secrets import JobSubmissionSecrets # noqa: PLC0415
         from ..models.mount import Mount # noqa: PLC0415
         from ..models.resource_requirements import ResourceRequirements # noqa: PLC0415
         command = self.command
@@ -132,6 +137,10 @@ class JobSubmission:
         if not isinstance(self.resources, Unset):
             resources = self.resources.to_dict()
 
+        secrets: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.secrets, Unset):
+            secrets = self.secrets.to_dict()
+
         snapshot: None | str | Unset
         if isinstance(self.snapshot, Unset):
             snapshot = UNSET
@@ -171,6 +180,8 @@ class JobSubmission:
             field_dict["profile"] = profile
         if resources is not UNSET:
             field_dict["resources"] = resources
+        if secrets is not UNSET:
+            field_dict["secrets"] = secrets
         if snapshot is not UNSET:
             field_dict["snapshot"] = snapshot
         if workdir is not UNSET:
@@ -184,6 +195,7 @@ class JobSubmission:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.job_submission_env import JobSubmissionEnv # noqa: PLC0415
         from ..models.job_submission_labels import JobSubmissionLabels # noqa: PLC0415
+        from ..models.job_submission_secrets import JobSubmissionSecrets # noqa: PLC0415
         from ..models.mount import Mount # noqa: PLC0415
         from ..models.resource_requirements import ResourceRequirements # noqa: PLC0415
         d = dict(src_dict)
@@ -286,6 +298,16 @@ class JobSubmission:
 
 
 
+        _secrets = d.pop("secrets", UNSET)
+        secrets: JobSubmissionSecrets | Unset
+        if isinstance(_secrets,  Unset):
+            secrets = UNSET
+        else:
+            secrets = JobSubmissionSecrets.from_dict(_secrets)
+
+
+
+
         def _parse_snapshot(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -319,6 +341,7 @@ class JobSubmission:
             network=network,
             profile=profile,
             resources=resources,
+            secrets=secrets,
             snapshot=snapshot,
             workdir=workdir,
         )
