@@ -1,60 +1,107 @@
 """Log reading for the API: byte ranges of a job's log files, and the SSE follow stream.
 
-Both decode UTF-8 without splitting a character: an offset the API hands out is
-always a character boundary, so a client resumes exactly where it stopped.
+A job can write its own run folder (a container gets it bind-mounted), so it can
+replace its log files with links to any file of the server's user. Every file is
+therefore opened from the job's folder one component at a time with `O_NOFOLLOW`,
+and must be a regular file: a link, a FIFO or a device reads as no log at all.
+
+Logs are bytes: the API carries them as base64 (`data_b64`), offsets in bytes, so a
+client's copy is the server's file byte for byte; `data` beside it is the same bytes
+decoded as UTF-8 (invalid bytes replaced), for reading by eye.
+
+The follow stream is a coroutine: it reads the files itself and waits on the server's
+one `LogWatch` between reads, holding no thread.
 """
 
 from __future__ import annotations
 
-import codecs
+import base64
 import contextlib
 import json
-import threading
+import os
+import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
-from qwex_core.logs import STREAMS, Chunk
+from qwex_remote.server.changes import JobRow, LogWatch
+from qwex_remote.server.store import FINAL
 
-from qwex_remote.server.changes import FolderChanges
-from qwex_remote.server.store import FINAL, ServerStore
-
-SSE_POLL = 0.05
-"""Most seconds between looks at a queued job; the first looks come sooner (5 ms, doubling):
-a job on an idle server starts within a few ms of its submit, and its follower with it."""
+STREAMS = ("stdout", "stderr")
 KEEPALIVE = 15.0
 """Seconds without an event before a keepalive comment."""
+SSE_CHUNK = 256 << 10
+"""Most bytes of one `log` event: a long backlog is sent in pieces, the event loop free
+between them."""
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def decoder() -> codecs.IncrementalDecoder:
-    return codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-
-def read_range(path: str | None, offset: int, limit: int) -> tuple[str, int, int]:
-    """(text, next_offset, file size) of at most `limit` bytes of `path` from `offset`."""
-    if not path:
-        return "", offset, 0
+@contextlib.contextmanager
+def open_log(job_dir: str | None, path: str | None) -> Iterator[int | None]:
+    """A descriptor of the regular file `path` inside the job's folder `job_dir`, no link
+    followed below `job_dir` (which the server made); None when there is no such file."""
+    fd = _open_below(job_dir, path) if job_dir and path else None
     try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, 2)
-            if offset >= size:  # nothing there, and a huge offset would not even seek
-                return "", offset, size
-            fh.seek(offset)
-            data = fh.read(limit)
-    except FileNotFoundError:
-        return "", offset, 0
-    dec = decoder()
-    text = dec.decode(data, final=len(data) < limit and offset + len(data) >= size)
-    pending = len(dec.getstate()[0])
-    return text, offset + len(data) - pending, size
+        yield fd
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
-class _Quiet(Exception):
-    """Nothing was sent for `KEEPALIVE` seconds."""
+def _open_below(job_dir: str, path: str) -> int | None:
+    try:
+        parts = Path(path).relative_to(job_dir).parts
+    except ValueError:
+        return None
+    if not parts or ".." in parts:
+        return None
+    try:
+        folder = os.open(job_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, _DIR, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        fd = os.open(parts[-1], _FILE, dir_fd=folder)
+    except OSError:  # missing, a link (ELOOP, ENOTDIR), a FIFO without a writer (ENXIO)
+        return None
+    finally:
+        os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
 
 
-class Stopped(Exception):
-    """The follower must stop: its client went away or the server is shutting down."""
+def read_range(
+    job_dir: str | None, path: str | None, offset: int, limit: int
+) -> tuple[bytes, int, int]:
+    """(bytes, next_offset, file size) of at most `limit` bytes of the log from `offset`."""
+    with open_log(job_dir, path) as fd:
+        if fd is None:
+            return b"", offset, 0
+        size = os.fstat(fd).st_size
+        if offset >= size:  # nothing there, and a huge offset would not even seek
+            return b"", offset, size
+        data = os.pread(fd, min(limit, size - offset), offset)
+    return data, offset + len(data), size
+
+
+def log_size(job_dir: str | None, path: str | None) -> int:
+    with open_log(job_dir, path) as fd:
+        return 0 if fd is None else os.fstat(fd).st_size
+
+
+def chunk_fields(data: bytes) -> dict[str, str]:
+    """The bytes as the API carries them: exact (base64) and as text for reading by eye."""
+    return {
+        "data": data.decode("utf-8", "replace"),
+        "data_b64": base64.b64encode(data).decode("ascii"),
+    }
 
 
 def event(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
@@ -73,124 +120,82 @@ def parse_event_id(value: str | None) -> dict[str, int] | None:
     return {"stdout": max(out, 0), "stderr": max(err, 0)}
 
 
-def follow_events(
-    store: ServerStore,
-    job_id: str,
-    offsets: dict[str, int],
-    stopped: Callable[[], bool],
-    service_for: Callable[[Any], Any],
-    keepalive: float = KEEPALIVE,
-) -> Iterator[str]:
+SHUTDOWN = event("shutdown", {"message": "the server is shutting down; resume later"})
+
+
+async def follow_events(
+    watch: LogWatch, job_id: str, offsets: dict[str, int], keepalive: float = KEEPALIVE
+) -> AsyncIterator[str]:
     """SSE events: `log` for output (id = the offsets to resume from), then `end` with the
-    final status; `shutdown` when the server stops first (resume from the last id)."""
-    waiting_since = time.monotonic()
-    delay = 0.005
-    while True:
-        job = store.get(job_id)
-        if job is None:
-            return
-        if job.run_id or job.status in FINAL:
-            break
-        if stopped():
-            yield event("shutdown", {"message": "the server is shutting down; resume later"})
-            return
-        if time.monotonic() - waiting_since > keepalive:  # still in the queue
-            waiting_since = time.monotonic()
-            yield ": keepalive\n\n"
-        time.sleep(delay)
-        delay = min(delay * 2, SSE_POLL)
-    if not job.run_id or not job.job_dir:
-        yield event("end", {"status": job.status, "reason": job.reason, "exit_code": None})
-        return
-
-    service = service_for(job)
-    # An offset past the end names bytes that were never written: follow from the end.
-    position = {s: min(offsets.get(s, 0), _size(service, job.run_id, s)) for s in STREAMS}
-    with _changes(service, job) as changes:
-        wait = changes.wait if changes is not None else None
-        yield from _stream(service, job.run_id, position, stopped, keepalive, wait)
-
-
-def _changes(service: Any, job: Any) -> FolderChanges | contextlib.nullcontext[None]:
-    """A watch on the run's folder when its runner only sleeps between polls (local: its
-    agent writes that folder on this host). A runner with a wait of its own (Docker's
-    quick looks at the bind-mounted folder, Kubernetes' log stream) is left to it."""
-    from qwex_core.errors import BackendError
-    from qwex_core.runners.base import Runner
-    from qwex_core.runners.local import LocalRunner
-
-    try:
-        runner = service.runner(job.backend)
-    except BackendError:
-        return contextlib.nullcontext()
-    # The local runner wakes only for children of its own process: never the worker's.
-    if type(runner).wait_for_change not in (Runner.wait_for_change, LocalRunner.wait_for_change):
-        return contextlib.nullcontext()
-    return FolderChanges(service.store.run_dir(job.run_id))
-
-
-def _stream(
-    service: Any,
-    run_id: str,
-    position: dict[str, int],
-    stopped: Callable[[], bool],
-    keepalive: float,
-    wait: Callable[[float], None] | None,
-) -> Iterator[str]:
-    """The `log` events of a started run from `position`, then its `end`."""
-    from qwex_core.follow import follow
-
-    quiet_since = time.monotonic()
-
-    def on_status(_run: Any) -> None:
-        if stopped():
-            raise Stopped
-        if time.monotonic() - quiet_since > keepalive:
-            raise _Quiet
-
-    while True:
-        decoders = {s: decoder() for s in STREAMS}
-        try:
-            for item in follow(
-                service, run_id, offsets=position.copy(), on_status=on_status, wait=wait
-            ):
+    final status once the database has it and every byte was sent; `shutdown` when the
+    server stops first (resume from the last id)."""
+    async with watch.subscribe(job_id) as sub:
+        position: dict[str, int] | None = None
+        quiet_since = time.monotonic()
+        while True:
+            sub.changed.clear()  # before looking: a change from now on wakes the wait below
+            if watch.stopping.is_set():
+                yield SHUTDOWN
+                return
+            row = sub.row
+            if row is None:
+                return  # the job is gone from the database
+            if row.run_id and row.job_dir:
+                final = row.status in FINAL  # seen before the last read: nothing comes after
+                if position is None:
+                    # An offset past the end names bytes never written: follow from the end.
+                    position = {s: min(offsets.get(s, 0), _size(row, s)) for s in STREAMS}
+                sent = False
+                for stream in STREAMS:
+                    piece = _read(row, stream, position)
+                    if piece is not None:
+                        yield piece
+                        sent = True
+                if sent:
+                    quiet_since = time.monotonic()
+                    continue
+                if final:
+                    yield _end(row, position)
+                    return
+            elif row.status in FINAL:  # it ended without running (refused, cancelled queued)
+                yield event("end", {"status": row.status, "reason": row.reason, "exit_code": None})
+                return
+            left = keepalive - (time.monotonic() - quiet_since)
+            try:
+                async with _timeout(left):
+                    await sub.changed.wait()
+            except TimeoutError:
+                # A comment line keeps proxies from closing the stream and shows whether
+                # the client is still there; following goes on from the same offsets.
                 quiet_since = time.monotonic()
-                if isinstance(item, Chunk):
-                    dec = decoders[item.stream]
-                    text = dec.decode(item.data)
-                    start = position[item.stream]
-                    position[item.stream] = item.offset + len(item.data) - len(dec.getstate()[0])
-                    if text:
-                        data = {
-                            "stream": item.stream,
-                            "offset": start,
-                            "next_offset": position[item.stream],
-                            "data": text,
-                        }
-                        yield event("log", data, f"{position['stdout']},{position['stderr']}")
-                    if stopped():
-                        raise Stopped
-                else:
-                    end: dict[str, Any] = {"status": item.status.value, "reason": item.reason}
-                    end["exit_code"] = item.exit_code
-                    yield event("end", end, f"{position['stdout']},{position['stderr']}")
-            return
-        except _Quiet:
-            # A comment line keeps proxies from closing the stream and shows whether the
-            # client is still there; following goes on from the same offsets.
-            quiet_since = time.monotonic()
-            yield ": keepalive\n\n"
-        except Stopped:
-            yield event("shutdown", {"message": "the server is shutting down; resume later"})
-            return
+                yield ": keepalive\n\n"
 
 
-def _size(service: Any, run_id: str, stream: str) -> int:
-    try:
-        return int(service.store.log_path(run_id, stream).stat().st_size)
-    except FileNotFoundError:
-        return 0
+def _timeout(seconds: float) -> Any:
+    import asyncio
+
+    return asyncio.timeout(max(seconds, 0))
 
 
-def stop_flag(*events: threading.Event) -> Callable[[], bool]:
-    return lambda: any(e.is_set() for e in events)
+def _path(row: JobRow, stream: str) -> str | None:
+    return row.stdout_path if stream == "stdout" else row.stderr_path
+
+
+def _size(row: JobRow, stream: str) -> int:
+    return log_size(row.job_dir, _path(row, stream))
+
+
+def _read(row: JobRow, stream: str, position: dict[str, int]) -> str | None:
+    """The next `log` event of `stream` from `position` (moved on), or None."""
+    start = position[stream]
+    data, end, _size = read_range(row.job_dir, _path(row, stream), start, SSE_CHUNK)
+    if not data:
+        return None
+    position[stream] = end
+    body = {"stream": stream, "offset": start, "next_offset": end, **chunk_fields(data)}
+    return event("log", body, f"{position['stdout']},{position['stderr']}")
+
+
+def _end(row: JobRow, position: dict[str, int]) -> str:
+    body = {"status": row.status, "reason": row.reason, "exit_code": row.exit_code}
+    return event("end", body, f"{position['stdout']},{position['stderr']}")

@@ -110,7 +110,7 @@ def sync_detailed(
 ) -> Response[ErrorResponse | LogChunk]:
     """ Get Logs
 
-     Up to `limit` bytes of one stream from byte `offset`.
+     Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
 
     Args:
         job_id (str): the job's id
@@ -152,7 +152,7 @@ def sync(
 ) -> ErrorResponse | LogChunk | None:
     """ Get Logs
 
-     Up to `limit` bytes of one stream from byte `offset`.
+     Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
 
     Args:
         job_id (str): the job's id
@@ -189,7 +189,7 @@ async def asyncio_detailed(
 ) -> Response[ErrorResponse | LogChunk]:
     """ Get Logs
 
-     Up to `limit` bytes of one stream from byte `offset`.
+     Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
 
     Args:
         job_id (str): the job's id
@@ -231,7 +231,7 @@ async def asyncio(
 ) -> ErrorResponse | LogChunk | None:
     """ Get Logs
 
-     Up to `limit` bytes of one stream from byte `offset`.
+     Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
 
     Args:
         job_id (str): the job's id
