@@ -50,8 +50,7 @@ def test_a_job_that_links_its_logs_to_a_host_file_never_gets_that_file_served(
     secret.write_text(SECRET + "\n")
     run = '"$PWD/.qwex/runs/$QWEX_RUN_ID"'
     script = (
-        f"echo before; ln -sf {secret} {run}/stdout.log; ln -sf {secret} {run}/stderr.log; "
-        "sleep 2"
+        f"echo before; ln -sf {secret} {run}/stdout.log; ln -sf {secret} {run}/stderr.log; sleep 2"
     )
     job = submit(alice, "link-1", ["sh", "-c", script])
     wait_status(alice, job["id"], "running")
@@ -74,9 +73,9 @@ def _b64_has_secret(text: str) -> bool:
             data: Any = json.loads(body)
         except ValueError:
             continue
-        if isinstance(data, dict) and isinstance(data.get("data_b64"), str):
-            if SECRET.encode() in base64.b64decode(data["data_b64"]):
-                return True
+        exact = data.get("data_b64") if isinstance(data, dict) else None
+        if isinstance(exact, str) and SECRET.encode() in base64.b64decode(exact):
+            return True
     return False
 
 
