@@ -502,6 +502,8 @@ def followed_latency(server: Server, samples: int) -> dict[str, Any]:
             holder.kill()
             holder.wait()
     after = api_latency(server, samples)
+    conn.conn.close()  # idle meanwhile: the server may have closed it
+    conn = Connection(server)
     for job in jobs:
         conn.post(f"/api/v1/jobs/{job}/cancel", {})
     conn.conn.close()

@@ -43,6 +43,19 @@ SAFETY = 1.0
 RECORD = "run.json"
 
 
+def raise_open_files() -> None:
+    """Lift the soft limit of open files to the hard one: every follow stream is a socket,
+    and a soft limit of 1024 (a common default) would refuse connections at ~1,000."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 @dataclass(frozen=True)
 class JobRow:
     """What a follower needs of its job's row."""
