@@ -71,3 +71,36 @@ def test_a_hundred_followers_leave_the_api_answering(server: Server) -> None:
         # And each gets the end once the job is cancelled.
         for sock in socks:
             assert b"event: end" in read_until(sock, b"event: end", 30)
+
+
+STAMPS = (
+    "import time\n"
+    "time.sleep(0.5)\n"
+    "for i in range(8):\n"
+    "    print(repr(time.time()), flush=True)\n"
+    "    time.sleep(0.3)\n"
+)
+
+
+def test_a_line_reaches_the_stream_when_written_not_at_the_next_look(server: Server) -> None:
+    """The stream wakes on the write itself (inotify): not at the once-a-second look that
+    backs it up, which would put a line's median wait near half a second."""
+    import json
+    import statistics
+    import sys
+
+    lags = []
+    with server.client("alice") as alice:
+        job = submit(alice, "stamps-1", [sys.executable, "-c", STAMPS])
+        with alice.stream("GET", f"/jobs/{job['id']}/logs/follow") as response:
+            pending = ""
+            for line in response.iter_lines():
+                if line.startswith("event: end"):
+                    break
+                if line.startswith("data: "):
+                    now = time.time()
+                    pending += json.loads(line[6:]).get("data", "")
+                    *complete, pending = pending.split("\n")
+                    lags += [now - float(stamp) for stamp in complete]
+    assert len(lags) == 8
+    assert statistics.median(lags) < 0.25, lags
