@@ -145,34 +145,40 @@ class LogWatch:
         since_all = 0.0
         while self._subs:
             self._kick.clear()
-            ids = list(self._subs)
-            try:
-                rows = await asyncio.to_thread(load_rows, self.store, ids)
-            except Exception as exc:  # the database is away: followers wait, then look again
-                log.debug("log streams: reading the followed jobs failed: %s", exc)
-                rows = None
-            stopping = self.stopping.is_set()
             since_all += delay
-            wake_all = stopping or self._notify is None or since_all >= SAFETY
+            wake_all = self._notify is None or since_all >= SAFETY
             if wake_all:
                 since_all = 0.0
-            for job_id, subs in list(self._subs.items()):
-                row = rows.get(job_id) if rows is not None else None
-                for sub in subs:
-                    if stopping:  # even a follower whose row never loaded ends now
-                        sub.loaded.set()
-                    if rows is not None and (row != sub.row or not sub.loaded.is_set()):
-                        sub.row = row
-                        self._watch(sub)
-                        sub.loaded.set()
-                        sub.changed.set()
-                    elif wake_all:
-                        sub.changed.set()
+            try:
+                await self._look(wake_all)
+            except Exception:  # never leave the streams without their watcher
+                log.exception("log streams: a look at the followed jobs failed")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._kick.wait()
             delay = FIRST_TICK if self._kick.is_set() else min(delay * 2, TICK)
         self._task = None
+
+    async def _look(self, wake_all: bool) -> None:
+        """Load the followed jobs' rows (one query, in a thread) and wake whom it concerns."""
+        try:
+            rows = await asyncio.to_thread(load_rows, self.store, list(self._subs))
+        except Exception as exc:  # the database is away: followers wait, then look again
+            log.debug("log streams: reading the followed jobs failed: %s", exc)
+            rows = None
+        stopping = self.stopping.is_set()
+        for job_id, subs in list(self._subs.items()):
+            row = rows.get(job_id) if rows is not None else None
+            for sub in subs:
+                if stopping:  # even a follower whose row never loaded ends now
+                    sub.loaded.set()
+                if rows is not None and (row != sub.row or not sub.loaded.is_set()):
+                    sub.row = row
+                    sub.loaded.set()
+                    sub.changed.set()
+                elif wake_all or stopping:
+                    sub.changed.set()
+                self._watch(sub)  # once its run has a folder (retried until watched)
 
     # -- inotify -----------------------------------------------------------------------
 
