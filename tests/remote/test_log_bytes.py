@@ -153,3 +153,23 @@ def test_the_api_carries_the_exact_bytes(alice: httpx.Client) -> None:
         if line.startswith("data: ") and "data_b64" in line:
             streamed += base64.b64decode(json.loads(line[6:])["data_b64"])
     assert streamed == ODD
+
+
+def test_the_server_writes_no_record_through_a_link_the_job_planted(
+    server: Server, alice: httpx.Client, tmp_path: Path
+) -> None:
+    """The server writes a run's record through a temporary file named by its own pid in
+    the run folder, which the job can write: a link planted there must not be followed
+    (it would overwrite any file of the server's user). The job plants one, then kills
+    its agent, so that the server records the end (`lost`) itself."""
+    assert server.proc is not None
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    run = '"$PWD/.qwex/runs/$QWEX_RUN_ID"'
+    script = (
+        f"ln -s {victim} {run}/.run.json.{server.proc.pid}.tmp; "
+        f"read pid started < {run}/agent.pid; kill -9 $pid; sleep 1"
+    )
+    job = submit(alice, "plant-1", ["sh", "-c", script])
+    assert wait_final(alice, job["id"])["status"] in ("lost", "failed")
+    assert victim.read_text() == "precious\n"
