@@ -65,6 +65,50 @@ def test_a_job_that_links_its_logs_to_a_host_file_never_gets_that_file_served(
     assert "event: end" in seen[-1]
 
 
+def test_a_job_that_replaces_its_run_folder_by_a_link_gets_nothing_from_there(
+    alice: httpx.Client, tmp_path: Path
+) -> None:
+    """No link is followed below the job's folder, a folder's neither: the target here
+    holds regular files named as logs (another run's folder, say)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("stdout.log", "stderr.log"):
+        (elsewhere / name).write_text(SECRET + "\n")
+    run = '"$PWD/.qwex/runs/$QWEX_RUN_ID"'
+    script = (
+        f"echo before; cp {run}/run.json {elsewhere}/; mv {run} {run}.moved; "
+        f"ln -s {elsewhere} {run}; sleep 1"
+    )
+    job = submit(alice, "dirlink-1", ["sh", "-c", script])
+    wait_final(alice, job["id"])
+    seen = [alice.get(f"/jobs/{job['id']}/logs", params={"stream": s}).text for s in STREAMS]
+    seen.append(follow_text(alice, job["id"]))
+    assert not [s for s in seen if SECRET in s or _b64_has_secret(s)], seen
+
+
+@pytest.mark.docker
+def test_a_container_that_links_its_logs_to_a_host_file_never_gets_it_served(
+    alice: httpx.Client, docker_ready: None, tmp_path: Path
+) -> None:
+    """The run folder is bind-mounted writable into the container: a link made there names
+    a path of the host, where the server would resolve it."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET + "\n")
+    script = (
+        f"echo before; ln -sf {secret} /qwex-run/stdout.log; "
+        f"ln -sf {secret} /qwex-run/stderr.log; sleep 1"
+    )
+    job = submit(
+        alice, "link-docker-1", ["sh", "-c", script], backend="docker", image="qwex-test/busybox"
+    )
+    done = wait_final(alice, job["id"], timeout=120)
+    assert done["status"] == "succeeded", done
+    seen = [alice.get(f"/jobs/{job['id']}/logs", params={"stream": s}).text for s in STREAMS]
+    seen.append(follow_text(alice, job["id"]))
+    assert not [s for s in seen if SECRET in s or _b64_has_secret(s)], seen
+    assert "event: end" in seen[-1]
+
+
 def _b64_has_secret(text: str) -> bool:
     """Whether a JSON body or an SSE stream carries the secret in a base64 field."""
     for line in text.splitlines():
