@@ -30,7 +30,8 @@ from qwex_remote.server import API_VERSION, errors, policy
 from qwex_remote.server.changes import LogWatch
 from qwex_remote.server.configs import Configs
 from qwex_remote.server.errors import ApiError, responses
-from qwex_remote.server.logs import chunk_fields, follow_events, parse_event_id, read_range
+from qwex_remote.server.logfiles import chunk_fields, read_range
+from qwex_remote.server.logs import follow_events, parse_event_id
 from qwex_remote.server.schemas import (
     SHA256,
     Health,

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from qwex_remote.server.logfiles import JobFiles
 from qwex_remote.server.store import ServerStore
 from qwex_remote.server.tables import Job
 
@@ -90,13 +91,20 @@ def load_rows(store: ServerStore, job_ids: Sequence[str]) -> dict[str, JobRow]:
 
 @dataclass(eq=False)
 class Subscription:
-    """One follower: `changed` is set when its job's row or run folder may have changed."""
+    """One follower: `changed` is set when its job's row or log files changed."""
 
     job_id: str
+    files: JobFiles
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     row: JobRow | None = None
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
     folder: str | None = None
+
+
+def _paths(row: JobRow | None) -> dict[str, str | None]:
+    if row is None or not row.run_id:
+        return {}
+    return {"stdout": row.stdout_path, "stderr": row.stderr_path}
 
 
 class LogWatch:
@@ -106,6 +114,11 @@ class LogWatch:
         self.store = store
         self.stopping = stopping
         self._subs: dict[str, set[Subscription]] = {}
+        self._files: dict[str, JobFiles] = {}
+        """Per followed job: its log files as last looked at, shared by its followers."""
+        self._rows: dict[str, JobRow | None] = {}
+        self._jobs_in: dict[str, set[str]] = {}
+        """Run folder -> the followed jobs whose logs it holds."""
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._notify: Any = None
@@ -122,7 +135,7 @@ class LogWatch:
     @contextlib.asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[Subscription]:
         """Follow `job_id` until the block ends; its row is loaded before the block starts."""
-        sub = Subscription(job_id)
+        sub = Subscription(job_id, self._files.setdefault(job_id, JobFiles()))
         self._subs.setdefault(job_id, set()).add(sub)
         self._kick.set()
         if self._task is None or self._task.done():
@@ -136,6 +149,8 @@ class LogWatch:
                 subs.discard(sub)
                 if not subs:
                     del self._subs[job_id]
+                    self._files.pop(job_id, None)
+                    self._rows.pop(job_id, None)
             self._unwatch(sub)
 
     # -- the task ----------------------------------------------------------------------
@@ -160,7 +175,8 @@ class LogWatch:
         self._task = None
 
     async def _look(self, wake_all: bool) -> None:
-        """Load the followed jobs' rows (one query, in a thread) and wake whom it concerns."""
+        """Load the followed jobs' rows (one query, in a thread), look at the log files of
+        those that changed (or all, `wake_all`), once per job, and wake their followers."""
         try:
             rows = await asyncio.to_thread(load_rows, self.store, list(self._subs))
         except Exception as exc:  # the database is away: followers wait, then look again
@@ -168,15 +184,20 @@ class LogWatch:
             rows = None
         stopping = self.stopping.is_set()
         for job_id, subs in list(self._subs.items()):
-            row = rows.get(job_id) if rows is not None else None
+            new = any(not sub.loaded.is_set() for sub in subs)
+            row = self._rows.get(job_id)
+            moved = rows is not None and (rows.get(job_id) != row or job_id not in self._rows)
+            if moved and rows is not None:
+                row = self._rows[job_id] = rows.get(job_id)
+            grew = (moved or new or wake_all) and self._files[job_id].look(
+                row.job_dir if row else None, _paths(row)
+            )
             for sub in subs:
-                if stopping:  # even a follower whose row never loaded ends now
-                    sub.loaded.set()
-                if rows is not None and (row != sub.row or not sub.loaded.is_set()):
+                if stopping or (rows is not None and not sub.loaded.is_set()) or moved:
                     sub.row = row
                     sub.loaded.set()
                     sub.changed.set()
-                elif wake_all or stopping:
+                elif grew:
                     sub.changed.set()
                 self._watch(sub)  # once its run has a folder (retried until watched)
 
@@ -223,6 +244,7 @@ class LogWatch:
             self._watches[folder] = wd
             self._folders[wd] = folder
         self._users[folder] = self._users.get(folder, 0) + 1
+        self._jobs_in.setdefault(folder, set()).add(sub.job_id)
         sub.folder = folder
 
     def _unwatch(self, sub: Subscription) -> None:
@@ -233,6 +255,7 @@ class LogWatch:
         if self._users[folder] > 0:
             return
         del self._users[folder]
+        self._jobs_in.pop(folder, None)
         wd = self._watches.pop(folder)
         self._folders.pop(wd, None)
         with contextlib.suppress(OSError):
@@ -251,9 +274,12 @@ class LogWatch:
             if folder is not None:
                 woken.add(folder)
                 record = record or ev.name == RECORD
-        for subs in self._subs.values():
-            for sub in subs:
-                if sub.folder in woken:
+        for folder in woken:
+            for job_id in self._jobs_in.get(folder, ()):
+                row, files = self._rows.get(job_id), self._files.get(job_id)
+                if files is None or not files.look(row.job_dir if row else None, _paths(row)):
+                    continue
+                for sub in self._subs.get(job_id, ()):
                     sub.changed.set()
         if record:  # the run's end may be near: the worker mirrors it within a tick
             self._kick.set()
