@@ -217,3 +217,29 @@ def test_the_server_writes_no_record_through_a_link_the_job_planted(
     job = submit(alice, "plant-1", ["sh", "-c", script])
     assert wait_final(alice, job["id"])["status"] in ("lost", "failed")
     assert victim.read_text() == "precious\n"
+
+
+def test_a_large_binary_output_is_copied_exactly(server: Server, tmp_path: Path) -> None:
+    """Pieces of the stream (256 KiB at most) and pages of `GET /logs` join without a
+    byte lost, doubled or changed: the local copy is the server's file."""
+    project = laptop(tmp_path, server)
+    token = server.tokens["alice"]
+    script = "head -c 700000 /dev/urandom; sleep 0.2; head -c 300001 /dev/urandom"
+    run = qwex_bytes(project, token, "run", "-b", "remote", "--", "sh", "-c", script)
+    assert run.returncode == 0, run.stderr
+    listed = json.loads(qwex_bytes(project, token, "list", "--json").stdout)
+    job_id, run_id = listed[0]["backend_data"]["job_id"], listed[0]["id"]
+    served = next((server.data_dir / "jobs" / job_id / ".qwex" / "runs").glob("*/stdout.log"))
+    exact = served.read_bytes()
+    assert len(exact) == 1_000_001
+    assert run.stdout == exact
+    assert (project / ".qwex" / "runs" / run_id / "stdout.log").read_bytes() == exact
+    # Followed later, by `qwex logs -f`: fetched by pages, then the stream.
+    detached = qwex_bytes(project, token, "run", "-d", "-b", "remote", "--", "sh", "-c", script)
+    later = detached.stdout.decode().split()[0]
+    followed = qwex_bytes(project, token, "logs", "-f", later).stdout
+    status = json.loads(qwex_bytes(project, token, "status", "--json", later).stdout)
+    folder = server.data_dir / "jobs" / status["backend_data"]["job_id"] / ".qwex" / "runs"
+    exact = next(folder.glob("*/stdout.log")).read_bytes()
+    assert followed == exact
+    assert (project / ".qwex" / "runs" / status["id"] / "stdout.log").read_bytes() == exact
