@@ -14,6 +14,11 @@ same run, against real `qwex serve` processes on loopback (SQLite, the default d
    lines after the server's first two seconds of following count too.
 4. `qwex run --backend remote -- true` on a server whose backend is local, against
    `qwex run -- true` (target: at most 2x); then one run's phases (QWEX_TIMINGS).
+5. `GET /health` and `GET /jobs` while 1,000 follow streams of running jobs are open
+   (4 jobs printing a line every 0.5 s, 250 followers each, held by one asyncio process),
+   against the same requests on the same server without followers, measured before and
+   after (target: at most 2x each). Loopback only; the open-files limit is raised to the
+   hard limit for the bench and the server it starts.
 
 Run alone (`python benchmarks/remote_bench.py [--repeat N]`) or through
 `nox -s bench -- remote`, which calls `main()`.
@@ -380,6 +385,138 @@ def phases(project: Path, env: dict[str, str]) -> list[tuple[str, float]]:
     return [(phase, (at - spawned) * 1000) for phase, at in [*out, ("returned", returned)]]
 
 
+# -- 5. the API under 1,000 open follow streams --------------------------------------------
+
+FOLLOWERS = 1000
+FOLLOWED_JOBS = 4
+TICKER = (
+    "import time\nfor i in range(240):\n    print('tick', i, flush=True)\n    time.sleep(0.5)\n"
+)
+"""A followed job: a line every 0.5 s for at most 2 minutes (cancelled when measured)."""
+HOLDER = """
+import asyncio, sys, time
+
+port, token, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+jobs = sys.argv[4:]
+
+
+async def follow(i, ready):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    job = jobs[i % len(jobs)]
+    writer.write(
+        f"GET /api/v1/jobs/{job}/logs/follow HTTP/1.1\\r\\nHost: bench\\r\\n"
+        f"Authorization: Bearer {token}\\r\\n\\r\\n".encode()
+    )
+    got = b""
+    while b"event: log" not in got:
+        part = await reader.read(65536)
+        if not part:
+            raise ConnectionError("a follow stream closed before its first line")
+        got += part
+    ready.append(i)
+    while await reader.read(65536):
+        pass
+
+
+async def main():
+    ready = []
+    tasks = [asyncio.create_task(follow(i, ready)) for i in range(count)]
+    deadline = time.monotonic() + 120
+    while len(ready) < count and time.monotonic() < deadline:
+        failed = [t for t in tasks if t.done()]
+        if failed:
+            failed[0].result()
+        await asyncio.sleep(0.05)
+    print("ready", len(ready), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    print("open", sum(not t.done() for t in tasks), flush=True)
+
+
+asyncio.run(main())
+"""
+"""Holds `count` follow streams open, reading each (as a client would), until its stdin
+closes; says `ready N` once every stream got its first line, and `open N` at the end."""
+
+
+def raise_open_files(want: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def api_latency(server: Server, samples: int) -> dict[str, float]:
+    """Median seconds of `GET /health` and `GET /jobs`, alternated, one at a time."""
+    conn = Connection(server)
+    calls = {"health": "/api/v1/health", "list": "/api/v1/jobs"}
+    taken: dict[str, list[float]] = {name: [] for name in calls}
+    for i in range(samples + 3):
+        for name, path in calls.items():
+            start = time.perf_counter()
+            status, body = conn.get(path)
+            seconds = time.perf_counter() - start
+            assert status == 200, body[:200]
+            if i >= 3:
+                taken[name].append(seconds)
+    conn.conn.close()
+    return {name: statistics.median(values) for name, values in taken.items()}
+
+
+def followed_latency(server: Server, samples: int) -> dict[str, Any]:
+    """Figure 5: idle latency (before and after), then with `FOLLOWERS` streams open."""
+    conn = Connection(server)
+    jobs = []
+    for n in range(FOLLOWED_JOBS):
+        command = [sys.executable, "-c", TICKER]
+        status, body = conn.post(
+            "/api/v1/jobs", {"submission_id": f"tick-{n}-{time.time_ns()}", "command": command}
+        )
+        assert status == 201, body
+        jobs.append(json.loads(body)["id"])
+    deadline = time.monotonic() + 60
+    while any(json.loads(conn.get(f"/api/v1/jobs/{j}")[1])["status"] != "running" for j in jobs):
+        assert time.monotonic() < deadline, "the followed jobs never ran"
+        time.sleep(0.1)
+    before = api_latency(server, samples)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(server.port), server.token, str(FOLLOWERS), *jobs],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        opened = time.perf_counter()
+        ready = holder.stdout.readline().split()
+        open_s = time.perf_counter() - opened
+        assert ready == ["ready", str(FOLLOWERS)], ready
+        loaded = api_latency(server, samples)
+        holder.stdin.close()
+        still = holder.stdout.readline().split()
+        assert still == ["open", str(FOLLOWERS)], still  # none was dropped meanwhile
+        holder.wait(30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    after = api_latency(server, samples)
+    conn.conn.close()  # idle meanwhile: the server may have closed it
+    conn = Connection(server)
+    for job in jobs:
+        conn.post(f"/api/v1/jobs/{job}/cancel", {})
+    conn.conn.close()
+    idle = {k: statistics.median([before[k], after[k]]) for k in before}
+    return {
+        "idle_before": before,
+        "idle_after": after,
+        "idle": idle,
+        "loaded": loaded,
+        "open_s": open_s,
+    }
+
+
 # -- the figures ---------------------------------------------------------------------------
 
 
@@ -390,6 +527,7 @@ def pct(values: list[float], q: float) -> float:
 
 def main(repeat: int = 10) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    raise_open_files(4 * FOLLOWERS + 1024)  # inherited by the server and the stream holder
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp).resolve()
@@ -410,6 +548,7 @@ def main(repeat: int = 10) -> list[dict[str, Any]]:
             logs_f = logs_f_lags(project, env)
             cli = run_overhead(project, env, repeat)
             marks = phases(project, env)
+            followed = followed_latency(server, max(30, repeat * 5))
     load_after = os.getloadavg()[0]
     h, s = load["health"], load["submit"]
     rows += [
@@ -473,6 +612,18 @@ def main(repeat: int = 10) -> list[dict[str, Any]]:
             "twin_ms": round(cli["local"] * 1000, 1),
         },
     ]
+    for name, path in (("health", "GET /health"), ("list", "GET /jobs")):
+        rows.append(
+            {
+                "figure": f"remote: {path} with {FOLLOWERS:,} follow streams open",
+                "value": round(followed["loaded"][name] / followed["idle"][name], 2),
+                "target": 2.0,
+                "unit": "x twin",
+                "ms": round(followed["loaded"][name] * 1000, 2),
+                "twin": f"{path}, no stream open (before and after)",
+                "twin_ms": round(followed["idle"][name] * 1000, 2),
+            }
+        )
     print("where `qwex run -b remote -- true` spends its time (one run, QWEX_TIMINGS):")
     before = 0.0
     for phase, at in marks:
@@ -494,6 +645,7 @@ def main(repeat: int = 10) -> list[dict[str, Any]]:
         "sse_lags_s": sse,
         "run_s": cli,
         "phases_ms": marks,
+        "followed": followed,
     }
     out.write_text(json.dumps({"results": rows, "raw": raw}, indent=2) + "\n")
     return rows

@@ -150,19 +150,19 @@ def test_snapshots_upload_once_and_a_refused_upload_says_why(
     assert "max_snapshot_bytes" in str(too_big.value)
     ran = alice.submit(job("cat data.txt", snapshot=snap.sha256))
     assert wait_final(alice, ran.id).status == "succeeded"
-    assert alice.logs(ran.id, "stdout", 0, 1000).data == (project / "data.txt").read_text()
+    assert alice.logs(ran.id, "stdout", 0, 1000).data == (project / "data.txt").read_bytes()
 
 
 def test_logs_by_byte_offsets(alice: GeneratedClientAdapter) -> None:
     ran = alice.submit(job("printf 'héllo\\n'; echo oops >&2; exit 3"))
     end = wait_final(alice, ran.id)
     assert (end.status, end.exit_code, end.reason) == ("failed", 3, "exit code 3")
-    head = alice.logs(ran.id, "stdout", 0, 2)  # 'é' is 2 bytes: never split
-    assert (head.data, head.next_offset, head.final) == ("h", 1, False)
+    head = alice.logs(ran.id, "stdout", 0, 2)  # 'é' is 2 bytes: split, each byte kept
+    assert (head.data, head.next_offset, head.final) == (b"h\xc3", 2, False)
     tail = alice.logs(ran.id, "stdout", head.next_offset, 100)
-    assert (tail.data, tail.offset, tail.next_offset, tail.final) == ("éllo\n", 1, 7, True)
+    assert (tail.data, tail.offset, tail.next_offset, tail.final) == (b"\xa9llo\n", 2, 7, True)
     err = alice.logs(ran.id, "stderr", 0, 100)
-    assert (err.stream, err.data, err.final) == ("stderr", "oops\n", True)
+    assert (err.stream, err.data, err.final) == ("stderr", b"oops\n", True)
 
 
 def test_follow_yields_the_output_then_the_end_and_resumes_from_offsets(
@@ -173,12 +173,12 @@ def test_follow_yields_the_output_then_the_end_and_resumes_from_offsets(
     assert events[-1] == JobEnd(status="failed", reason="exit code 4", exit_code=4)
     pieces = [e for e in events[:-1] if isinstance(e, LogPiece)]
     assert len(pieces) == len(events) - 1
-    assert "".join(p.data for p in pieces if p.stream == "stdout") == "first\nsecond\n"
-    assert "".join(p.data for p in pieces if p.stream == "stderr") == "warn\n"
+    assert b"".join(p.data for p in pieces if p.stream == "stdout") == b"first\nsecond\n"
+    assert b"".join(p.data for p in pieces if p.stream == "stderr") == b"warn\n"
     # Resuming from "first\n" (6 bytes) and all of stderr sends nothing twice.
     again = list(alice.follow(ran.id, {"stdout": 6, "stderr": 5}))
     assert again == [
-        LogPiece(stream="stdout", offset=6, next_offset=13, data="second\n"),
+        LogPiece(stream="stdout", offset=6, next_offset=13, data=b"second\n"),
         JobEnd(status="failed", reason="exit code 4", exit_code=4),
     ]
 
@@ -190,7 +190,7 @@ def test_a_quiet_stream_outlives_its_read_timeout_through_keepalives(server: Ser
     ) as api:
         ran = api.submit(job("printf a; sleep 1.5; printf b"))
         events = list(api.follow(ran.id, {}))
-    assert "".join(e.data for e in events if isinstance(e, LogPiece)) == "ab"
+    assert b"".join(e.data for e in events if isinstance(e, LogPiece)) == b"ab"
     assert events[-1] == JobEnd(status="succeeded", reason="exit code 0", exit_code=0)
 
 
@@ -203,7 +203,7 @@ def test_a_server_stopping_mid_follow_is_a_server_shutdown(tmp_path: Path) -> No
             ran = api.submit(job("echo up; sleep 5"))  # outlives the server, not the test by long
             events = api.follow(ran.id, {})
             first = next(events)
-            assert isinstance(first, LogPiece) and first.data == "up\n"
+            assert isinstance(first, LogPiece) and first.data == b"up\n"
             assert srv.proc is not None
             threading.Timer(0.2, srv.proc.send_signal, (signal.SIGTERM,)).start()
             rest = list(events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -76,13 +77,19 @@ def test_a_job_runs_and_its_logs_read_by_offset(alice: httpx.Client) -> None:
         "offset": 0,
         "next_offset": 7,
         "data": "héllo\n",
+        "data_b64": base64.b64encode("héllo\n".encode()).decode(),
         "final": True,
     }
-    # Two bytes in is inside "é": the server never splits a character.
     part = alice.get(f"/jobs/{job['id']}/logs", params={"offset": 3, "limit": 1}).json()
     assert (part["data"], part["next_offset"]) == ("l", 4)
+    # One byte from 1 is half of "é": the byte is carried, its text is U+FFFD.
     cut = alice.get(f"/jobs/{job['id']}/logs", params={"offset": 1, "limit": 1}).json()
-    assert (cut["data"], cut["next_offset"], cut["final"]) == ("", 1, False)
+    assert (cut["data"], cut["data_b64"], cut["next_offset"], cut["final"]) == (
+        "\ufffd",
+        base64.b64encode(b"\xc3").decode(),
+        2,
+        False,
+    )
     err = alice.get(f"/jobs/{job['id']}/logs", params={"stream": "stderr"}).json()
     assert err["data"] == "oops\n"
 

@@ -221,12 +221,12 @@ def test_the_local_log_copy_is_never_doubled(tmp_path: Path) -> None:
 
     log = tmp_path / "stdout.log"
     log.touch()
-    assert mirror.append(tmp_path, LogPiece("stdout", 0, 6, "one\ntw"))
-    assert mirror.append(tmp_path, LogPiece("stdout", 4, 8, "two\n"))  # overlaps by 2 bytes
-    assert not mirror.append(tmp_path, LogPiece("stdout", 12, 14, "x\n"))  # a gap: refused
+    assert mirror.append(tmp_path, LogPiece("stdout", 0, 6, b"one\ntw"))
+    assert mirror.append(tmp_path, LogPiece("stdout", 4, 8, b"two\n"))  # overlaps by 2 bytes
+    assert not mirror.append(tmp_path, LogPiece("stdout", 12, 14, b"x\n"))  # a gap: refused
     with log.open("ab") as fh:
         fh.write(b"thr")  # a write cut short, its offsets never recorded
-    assert mirror.append(tmp_path, LogPiece("stdout", 8, 14, "three\n"))
+    assert mirror.append(tmp_path, LogPiece("stdout", 8, 14, b"three\n"))
     assert log.read_text() == "one\ntwo\nthree\n"
     assert mirror.offsets(tmp_path) == {"stdout": 14, "stderr": 0}
 

@@ -9,6 +9,7 @@ on first use: importing this module costs the CLI next to nothing.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -151,7 +152,7 @@ class GeneratedClientAdapter:
             stream=stream,
             offset=chunk.offset,
             next_offset=chunk.next_offset,
-            data=chunk.data,
+            data=_bytes(chunk.data_b64, chunk.data),
             final=chunk.final,
         )
 
@@ -354,6 +355,13 @@ def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
             data.append(value)
 
 
+def _bytes(data_b64: Any, text: str) -> bytes:
+    """A log piece's bytes: exact from `data_b64`; a server without it sent text only."""
+    if isinstance(data_b64, str):
+        return base64.b64decode(data_b64)
+    return text.encode()
+
+
 def _follow_event(kind: str, data: str) -> FollowEvent | None:
     body = json.loads(data)
     if kind == "log":
@@ -361,7 +369,7 @@ def _follow_event(kind: str, data: str) -> FollowEvent | None:
             stream=body["stream"],
             offset=body["offset"],
             next_offset=body["next_offset"],
-            data=body["data"],
+            data=_bytes(body.get("data_b64"), body["data"]),
         )
     if kind == "end":
         return JobEnd(status=body["status"], reason=body["reason"], exit_code=body["exit_code"])

@@ -1,10 +1,11 @@
 """The local copy of a remote job's output: the run's own log files, kept by byte offsets.
 
-The server's offsets are bytes of its log files; the text it sends is decoded
-UTF-8, so a local file's size may differ from the server's offset (a replaced
-invalid byte). The server offsets copied so far are therefore kept beside the
-logs (`remote-offsets.json`), and every append happens under a lock on the run
-folder: two qwex processes following the same run never write a line twice.
+The server's offsets are bytes of its log files and it sends the bytes themselves,
+which are written as received: the local file is the server's, byte for byte. The
+server offsets copied so far are kept beside the logs (`remote-offsets.json`, with
+the local sizes: a copy made before the server sent bytes, as decoded text, may be
+shorter or longer), and every append happens under a lock on the run folder: two
+qwex processes following the same run never write a line twice.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def append_locked(run_dir: Path, piece: LogPiece) -> bool:
         return True
     if piece.offset > have:
         return False
-    data = piece.data.encode()
+    data = piece.data
     if have > piece.offset:  # partly copied by another follower
         data = data[have - piece.offset :]
     size = f"{piece.stream}_bytes"

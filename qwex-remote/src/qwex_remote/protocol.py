@@ -95,12 +95,13 @@ class JobList:
 
 @dataclass(frozen=True)
 class LogPiece:
-    """Output of one stream from byte `offset` to `next_offset`."""
+    """Output of one stream from byte `offset` to `next_offset`: the bytes as the job wrote
+    them (not text: a job may print anything)."""
 
     stream: Literal["stdout", "stderr"]
     offset: int
     next_offset: int
-    data: str
+    data: bytes
     final: bool = False
 
 

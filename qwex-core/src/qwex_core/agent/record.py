@@ -7,6 +7,7 @@ started, it is the only writer of `run.json` until the run is final.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import UTC, datetime
@@ -55,7 +56,11 @@ def write_record(
     """
     tmp = os.path.join(run_dir, f".{RUN_FILE}.{os.getpid()}.tmp")
     data = json.dumps(record, indent=1, sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    # The run folder may be writable by the job (a container's bind mount): whatever is at
+    # `tmp` (a link it planted to any file of this user) is removed, never written through.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
         os.write(fd, data)
         if durable:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import anyio
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
@@ -28,11 +27,12 @@ from starlette.concurrency import run_in_threadpool
 
 from qwex_remote import __version__
 from qwex_remote.server import API_VERSION, errors, policy
+from qwex_remote.server.changes import LogWatch
 from qwex_remote.server.configs import Configs
-from qwex_remote.server.db import OUTAGE_MESSAGE, is_outage
 from qwex_remote.server.errors import ApiError, responses
 from qwex_remote.server.limits import BodyLimit, snapshot_too_large
-from qwex_remote.server.logs import event, follow_events, parse_event_id, read_range, stop_flag
+from qwex_remote.server.logfiles import chunk_fields, read_range
+from qwex_remote.server.logs import follow_events, parse_event_id
 from qwex_remote.server.schemas import (
     SHA256,
     Health,
@@ -420,13 +420,17 @@ def _router() -> APIRouter:
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_LOG_CHUNK)] = 1 << 20,
     ) -> LogChunk:
-        """Up to `limit` bytes of one stream from byte `offset`."""
+        """Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`."""
         job = _job(state, job_id)
         path = job.stdout_path if stream == "stdout" else job.stderr_path
-        text, next_offset, size = read_range(path, offset, limit)
+        data, next_offset, size = read_range(job.job_dir, path, offset, limit)
         final = job.status in FINAL and next_offset >= size
         return LogChunk(
-            stream=stream, offset=offset, next_offset=next_offset, data=text, final=final
+            stream=stream,
+            offset=offset,
+            next_offset=next_offset,
+            final=final,
+            **chunk_fields(data),
         )
 
     @api.get(
@@ -449,6 +453,7 @@ def _router() -> APIRouter:
     )
     async def follow_logs(
         job_id: JobId,
+        request: Request,
         who: Viewer,
         state: State,
         stdout_offset: Annotated[int, Query(ge=0)] = 0,
@@ -462,37 +467,12 @@ def _router() -> APIRouter:
             "stdout": stdout_offset,
             "stderr": stderr_offset,
         }
-        gone = threading.Event()
-        events = follow_events(
-            state.store,
-            job_id,
-            offsets,
-            stop_flag(gone, state.stopping),
-            state.service_for,
-            keepalive=state.settings.sse_keepalive,
-        )
-
-        async def stream() -> AsyncIterator[str]:
-            try:
-                while True:
-                    try:
-                        item = await anyio.to_thread.run_sync(next, events, None)
-                    except Exception as exc:
-                        if not is_outage(exc):
-                            raise
-                        # The headers are sent: the stream ends as at a shutdown, and the
-                        # client follows again from its offsets (a 503 until it is back).
-                        state.store.outage.failed(exc)
-                        yield event("shutdown", {"message": OUTAGE_MESSAGE})
-                        return
-                    if item is None:
-                        return
-                    yield item
-            finally:
-                gone.set()
-
+        watch: LogWatch | None = getattr(request.app.state, "log_watch", None)
+        if watch is None:  # made here, in the server's event loop, on the first follow
+            watch = request.app.state.log_watch = LogWatch(state.store, state.stopping)
+        events = follow_events(watch, job_id, offsets, keepalive=state.settings.sse_keepalive)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
     @api.get(
         "/snapshots/{sha256}",

@@ -209,6 +209,9 @@ def _run(
         handler.setFormatter(logging.Formatter("%(levelname)s:     qwex: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+    from qwex_remote.server.changes import raise_open_files
+
+    raise_open_files()  # a follow stream is an open socket: allow as many as the system does
     server = Server(
         uvicorn.Config(
             app,

@@ -1,60 +1,27 @@
-"""Log reading for the API: byte ranges of a job's log files, and the SSE follow stream.
+"""The SSE follow stream of a job's logs (the files are read by `logfiles`, no link followed).
 
-Both decode UTF-8 without splitting a character: an offset the API hands out is
-always a character boundary, so a client resumes exactly where it stopped.
+Logs are bytes: the API carries them as base64 (`data_b64`), offsets in bytes, so a
+client's copy is the server's file byte for byte; `data` beside it is the same bytes
+decoded as UTF-8 (invalid bytes replaced), for reading by eye.
+
+The follow stream is a coroutine: it waits on the server's one `LogWatch` between
+reads, holding no thread; the watch looks at a job's files once per change for all of
+its followers, and followers at the same offset share the piece read.
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-from qwex_core.logs import STREAMS, Chunk
+from qwex_remote.server.changes import JobRow, LogWatch
+from qwex_remote.server.logfiles import STREAMS
+from qwex_remote.server.store import FINAL
 
-from qwex_remote.server.changes import FolderChanges
-from qwex_remote.server.store import FINAL, ServerStore
-
-SSE_POLL = 0.05
-"""Most seconds between looks at a queued job; the first looks come sooner (5 ms, doubling):
-a job on an idle server starts within a few ms of its submit, and its follower with it."""
 KEEPALIVE = 15.0
 """Seconds without an event before a keepalive comment."""
-
-
-def decoder() -> codecs.IncrementalDecoder:
-    return codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-
-def read_range(path: str | None, offset: int, limit: int) -> tuple[str, int, int]:
-    """(text, next_offset, file size) of at most `limit` bytes of `path` from `offset`."""
-    if not path:
-        return "", offset, 0
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, 2)
-            if offset >= size:  # nothing there, and a huge offset would not even seek
-                return "", offset, size
-            fh.seek(offset)
-            data = fh.read(limit)
-    except FileNotFoundError:
-        return "", offset, 0
-    dec = decoder()
-    text = dec.decode(data, final=len(data) < limit and offset + len(data) >= size)
-    pending = len(dec.getstate()[0])
-    return text, offset + len(data) - pending, size
-
-
-class _Quiet(Exception):
-    """Nothing was sent for `KEEPALIVE` seconds."""
-
-
-class Stopped(Exception):
-    """The follower must stop: its client went away or the server is shutting down."""
 
 
 def event(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
@@ -73,124 +40,69 @@ def parse_event_id(value: str | None) -> dict[str, int] | None:
     return {"stdout": max(out, 0), "stderr": max(err, 0)}
 
 
-def follow_events(
-    store: ServerStore,
-    job_id: str,
-    offsets: dict[str, int],
-    stopped: Callable[[], bool],
-    service_for: Callable[[Any], Any],
-    keepalive: float = KEEPALIVE,
-) -> Iterator[str]:
+SHUTDOWN = event("shutdown", {"message": "the server is shutting down; resume later"})
+
+
+async def follow_events(
+    watch: LogWatch, job_id: str, offsets: dict[str, int], keepalive: float = KEEPALIVE
+) -> AsyncIterator[str]:
     """SSE events: `log` for output (id = the offsets to resume from), then `end` with the
-    final status; `shutdown` when the server stops first (resume from the last id)."""
-    waiting_since = time.monotonic()
-    delay = 0.005
-    while True:
-        job = store.get(job_id)
-        if job is None:
-            return
-        if job.run_id or job.status in FINAL:
-            break
-        if stopped():
-            yield event("shutdown", {"message": "the server is shutting down; resume later"})
-            return
-        if time.monotonic() - waiting_since > keepalive:  # still in the queue
-            waiting_since = time.monotonic()
-            yield ": keepalive\n\n"
-        time.sleep(delay)
-        delay = min(delay * 2, SSE_POLL)
-    if not job.run_id or not job.job_dir:
-        yield event("end", {"status": job.status, "reason": job.reason, "exit_code": None})
-        return
-
-    service = service_for(job)
-    # An offset past the end names bytes that were never written: follow from the end.
-    position = {s: min(offsets.get(s, 0), _size(service, job.run_id, s)) for s in STREAMS}
-    with _changes(service, job) as changes:
-        wait = changes.wait if changes is not None else None
-        yield from _stream(service, job.run_id, position, stopped, keepalive, wait)
-
-
-def _changes(service: Any, job: Any) -> FolderChanges | contextlib.nullcontext[None]:
-    """A watch on the run's folder when its runner only sleeps between polls (local: its
-    agent writes that folder on this host). A runner with a wait of its own (Docker's
-    quick looks at the bind-mounted folder, Kubernetes' log stream) is left to it."""
-    from qwex_core.errors import BackendError
-    from qwex_core.runners.base import Runner
-    from qwex_core.runners.local import LocalRunner
-
-    try:
-        runner = service.runner(job.backend)
-    except BackendError:
-        return contextlib.nullcontext()
-    # The local runner wakes only for children of its own process: never the worker's.
-    if type(runner).wait_for_change not in (Runner.wait_for_change, LocalRunner.wait_for_change):
-        return contextlib.nullcontext()
-    return FolderChanges(service.store.run_dir(job.run_id))
-
-
-def _stream(
-    service: Any,
-    run_id: str,
-    position: dict[str, int],
-    stopped: Callable[[], bool],
-    keepalive: float,
-    wait: Callable[[float], None] | None,
-) -> Iterator[str]:
-    """The `log` events of a started run from `position`, then its `end`."""
-    from qwex_core.follow import follow
-
-    quiet_since = time.monotonic()
-
-    def on_status(_run: Any) -> None:
-        if stopped():
-            raise Stopped
-        if time.monotonic() - quiet_since > keepalive:
-            raise _Quiet
-
-    while True:
-        decoders = {s: decoder() for s in STREAMS}
-        try:
-            for item in follow(
-                service, run_id, offsets=position.copy(), on_status=on_status, wait=wait
-            ):
+    final status once the database has it and every byte was sent; `shutdown` when the
+    server stops first (resume from the last id)."""
+    async with watch.subscribe(job_id) as sub:
+        position: dict[str, int] | None = None
+        quiet_since = time.monotonic()
+        while True:
+            sub.changed.clear()  # before looking: a change from now on wakes the wait below
+            if watch.stopping.is_set():
+                yield SHUTDOWN
+                return
+            row = sub.row
+            if row is None:
+                return  # the job is gone from the database
+            if row.run_id and row.job_dir:
+                final = row.status in FINAL  # seen before the last read: nothing comes after
+                sizes = sub.files.sizes  # looked at after the row was loaded
+                if position is None:
+                    # An offset past the end names bytes never written: follow from the end.
+                    position = {s: min(offsets.get(s, 0), sizes[s]) for s in STREAMS}
+                sent = False
+                for stream in STREAMS:
+                    start = position[stream]
+                    if start >= sizes[stream]:
+                        continue
+                    path = row.stdout_path if stream == "stdout" else row.stderr_path
+                    position[stream], body = sub.files.piece(row.job_dir, path, stream, start)
+                    if body:
+                        ids = f"{position['stdout']},{position['stderr']}"
+                        yield f"id: {ids}\nevent: log\ndata: {body}\n\n"
+                        sent = True
+                if sent:
+                    quiet_since = time.monotonic()
+                    continue
+                if final:
+                    yield _end(row, position)
+                    return
+            elif row.status in FINAL:  # it ended without running (refused, cancelled queued)
+                yield event("end", {"status": row.status, "reason": row.reason, "exit_code": None})
+                return
+            left = keepalive - (time.monotonic() - quiet_since)
+            try:
+                async with _timeout(left):
+                    await sub.changed.wait()
+            except TimeoutError:
+                # A comment line keeps proxies from closing the stream and shows whether
+                # the client is still there; following goes on from the same offsets.
                 quiet_since = time.monotonic()
-                if isinstance(item, Chunk):
-                    dec = decoders[item.stream]
-                    text = dec.decode(item.data)
-                    start = position[item.stream]
-                    position[item.stream] = item.offset + len(item.data) - len(dec.getstate()[0])
-                    if text:
-                        data = {
-                            "stream": item.stream,
-                            "offset": start,
-                            "next_offset": position[item.stream],
-                            "data": text,
-                        }
-                        yield event("log", data, f"{position['stdout']},{position['stderr']}")
-                    if stopped():
-                        raise Stopped
-                else:
-                    end: dict[str, Any] = {"status": item.status.value, "reason": item.reason}
-                    end["exit_code"] = item.exit_code
-                    yield event("end", end, f"{position['stdout']},{position['stderr']}")
-            return
-        except _Quiet:
-            # A comment line keeps proxies from closing the stream and shows whether the
-            # client is still there; following goes on from the same offsets.
-            quiet_since = time.monotonic()
-            yield ": keepalive\n\n"
-        except Stopped:
-            yield event("shutdown", {"message": "the server is shutting down; resume later"})
-            return
+                yield ": keepalive\n\n"
 
 
-def _size(service: Any, run_id: str, stream: str) -> int:
-    try:
-        return int(service.store.log_path(run_id, stream).stat().st_size)
-    except FileNotFoundError:
-        return 0
+def _timeout(seconds: float) -> Any:
+    import asyncio
+
+    return asyncio.timeout(max(seconds, 0))
 
 
-def stop_flag(*events: threading.Event) -> Callable[[], bool]:
-    return lambda: any(e.is_set() for e in events)
+def _end(row: JobRow, position: dict[str, int]) -> str:
+    body = {"status": row.status, "reason": row.reason, "exit_code": row.exit_code}
+    return event("end", body, f"{position['stdout']},{position['stderr']}")

@@ -163,13 +163,15 @@ class JobPage(BaseModel):
 
 
 class LogChunk(BaseModel):
-    """Log bytes of one stream from `offset` to `next_offset`, decoded as UTF-8 (a character
-    is never split: `next_offset` stops before an incomplete one)."""
+    """The bytes of one stream's log from byte `offset` to `next_offset`, exactly as the job
+    wrote them in `data_b64`; `data` is the same bytes as text (UTF-8, each invalid byte
+    and a character cut at either end replaced by U+FFFD), for reading by eye."""
 
     stream: str
     offset: int
     next_offset: int
-    data: str
+    data: str = Field(description="the bytes decoded as UTF-8, invalid ones replaced")
+    data_b64: str = Field(description="the bytes, base64-encoded: what a copy of the log keeps")
     final: bool = Field(description="the job is final and nothing follows `next_offset`")
 
 

@@ -20,11 +20,13 @@ T = TypeVar("T", bound="LogChunk")
 
 @_attrs_define
 class LogChunk:
-    """ Log bytes of one stream from `offset` to `next_offset`, decoded as UTF-8 (a character
-    is never split: `next_offset` stops before an incomplete one).
+    """ The bytes of one stream's log from byte `offset` to `next_offset`, exactly as the job
+    wrote them in `data_b64`; `data` is the same bytes as text (UTF-8, each invalid byte
+    and a character cut at either end replaced by U+FFFD), for reading by eye.
 
         Attributes:
-            data (str):
+            data (str): the bytes decoded as UTF-8, invalid ones replaced
+            data_b64 (str): the bytes, base64-encoded: what a copy of the log keeps
             final (bool): the job is final and nothing follows `next_offset`
             next_offset (int):
             offset (int):
@@ -32,6 +34,7 @@ class LogChunk:
      """
 
     data: str
+    data_b64: str
     final: bool
     next_offset: int
     offset: int
@@ -44,6 +47,8 @@ class LogChunk:
 
     def to_dict(self) -> dict[str, Any]:
         data = self.data
+
+        data_b64 = self.data_b64
 
         final = self.final
 
@@ -58,6 +63,7 @@ class LogChunk:
         field_dict.update(self.additional_properties)
         field_dict.update({
             "data": data,
+            "data_b64": data_b64,
             "final": final,
             "next_offset": next_offset,
             "offset": offset,
@@ -73,6 +79,8 @@ class LogChunk:
         d = dict(src_dict)
         data = d.pop("data")
 
+        data_b64 = d.pop("data_b64")
+
         final = d.pop("final")
 
         next_offset = d.pop("next_offset")
@@ -83,6 +91,7 @@ class LogChunk:
 
         log_chunk = cls(
             data=data,
+            data_b64=data_b64,
             final=final,
             next_offset=next_offset,
             offset=offset,

@@ -117,7 +117,7 @@ def sync_detailed(
 ) -> Response[ErrorResponse | LogChunk]:
     """ Get Logs
 
-     Up to `limit` bytes of one stream from byte `offset`.
+     Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
 
     Args:
         job_id (str): the job's id
@@ -159,7 +159,7 @@ def sync(
 ) -> ErrorResponse | LogChunk | None:
     """ Get Logs
 
-     Up to `limit` bytes of one stream from byte `offset`.
+     Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
 
     Args:
         job_id (str): the job's id
@@ -196,7 +196,7 @@ async def asyncio_detailed(
 ) -> Response[ErrorResponse | LogChunk]:
     """ Get Logs
 
-     Up to `limit` bytes of one stream from byte `offset`.
+     Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
 
     Args:
         job_id (str): the job's id
@@ -238,7 +238,7 @@ async def asyncio(
 ) -> ErrorResponse | LogChunk | None:
     """ Get Logs
 
-     Up to `limit` bytes of one stream from byte `offset`.
+     Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
 
     Args:
         job_id (str): the job's id
