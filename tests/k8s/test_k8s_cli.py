@@ -468,19 +468,28 @@ def test_priority_flag_names_the_workload_priority_class(
 def test_with_retries_a_deleted_pod_is_an_attempt_and_the_run_ends_with_the_job(
     k8s_project: Path, qwex: Qwex, cluster: Cluster
 ) -> None:
+    """A watcher sees the deleted pod end (its SIGTERM trap takes a second): with retries
+    left, that is an attempt, not the run's end (it used to be `lost`, exit code 143)."""
     configure(k8s_project, cluster, retries=1)
-    run_id = started(qwex, "--", "sh", "-c", "echo attempt; sleep 8; echo done")
+    script = "trap 'sleep 1; exit 143' TERM; echo attempt; sleep 8 & wait; echo done"
+    run_id = started(qwex, "--grace-period", "5", "--", "sh", "-c", script)
     wait_status(qwex, run_id, {"running"})
     wait_for("the first line", lambda: qwex("logs", run_id, check=True).stdout == "attempt\n")
-    first = pods_of(cluster, run_id)
-    for pod in first:
+    waiter = subprocess.Popen(
+        [str(Path(sys.executable).parent / "qwex"), "wait", run_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2)  # the waiter watches the Job and its pods
+    for pod in pods_of(cluster, run_id):
         cluster.core.delete_namespaced_pod(pod.metadata.name, cluster.namespace)
-    waited = qwex("wait", run_id, timeout=180)
-    assert waited.returncode == 0, waited.stdout + waited.stderr
+    out, err = waiter.communicate(timeout=180)
+    assert waiter.returncode == 0, out + err
     rec = record(qwex, run_id)
     assert (rec["status"], rec["exit_code"]) == ("succeeded", 0)
-    out = qwex("logs", run_id, check=True).stdout
-    assert out.startswith("attempt\n") and out.endswith("attempt\ndone\n"), out
+    logs = qwex("logs", run_id, check=True).stdout
+    assert logs.startswith("attempt\n") and logs.endswith("attempt\ndone\n"), logs
 
 
 def test_a_job_deleted_with_cascade_orphan_ends_as_its_pod_did(
