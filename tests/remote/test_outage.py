@@ -47,20 +47,7 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen[str], timeout: float
 def test_a_following_client_rides_out_a_database_outage(
     tmp_path: Path, pg: PrivatePostgres, server: Server
 ) -> None:
-    laptop = tmp_path / "laptop"
-    laptop.mkdir()
-    (laptop / "qwex.toml").write_text(f'[remote]\nbase_url = "http://127.0.0.1:{server.port}"\n')
-    env = {**clean_env(laptop), "QWEX_REMOTE_TOKEN": server.tokens["alice"]}
-    out, err = tmp_path / "client.out", tmp_path / "client.err"
-    with out.open("w") as fo, err.open("w") as fe:
-        client = subprocess.Popen(
-            [QWEX, "run", "-b", "remote", "--", "sh", "-c", JOB],
-            cwd=laptop,
-            env=env,
-            stdout=fo,
-            stderr=fe,
-            text=True,
-        )
+    client, out, err = following_client(tmp_path, server)
     try:
         _wait_for(out, "line 3\n", client)
         pg.stop()
@@ -132,20 +119,7 @@ def test_a_following_client_says_once_that_the_server_is_gone_and_once_that_it_i
     srv = make_server(tmp_path / "server")
     srv.add_token("alice")
     srv.start()
-    laptop = tmp_path / "laptop"
-    laptop.mkdir()
-    (laptop / "qwex.toml").write_text(f'[remote]\nbase_url = "http://127.0.0.1:{srv.port}"\n')
-    env = {**clean_env(laptop), "QWEX_REMOTE_TOKEN": srv.tokens["alice"]}
-    out, err = tmp_path / "client.out", tmp_path / "client.err"
-    with out.open("w") as fo, err.open("w") as fe:
-        client = subprocess.Popen(
-            [QWEX, "run", "-b", "remote", "--", "sh", "-c", JOB],
-            cwd=laptop,
-            env=env,
-            stdout=fo,
-            stderr=fe,
-            text=True,
-        )
+    client, out, err = following_client(tmp_path, srv)
     try:
         _wait_for(out, "line 3\n", client)
         srv.stop()
@@ -241,3 +215,22 @@ def wait_for_answer(api: httpx.Client, timeout: float = 30) -> None:
     while api.get("/jobs", params={"limit": 1}).status_code != 200:
         assert time.monotonic() < deadline, "the database did not come back"
         time.sleep(0.2)
+
+
+def following_client(tmp_path: Path, server: Server) -> tuple[subprocess.Popen[str], Path, Path]:
+    """`qwex run -b remote` of JOB as alice from a laptop project, its output in files."""
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "qwex.toml").write_text(f'[remote]\nbase_url = "http://127.0.0.1:{server.port}"\n')
+    env = {**clean_env(laptop), "QWEX_REMOTE_TOKEN": server.tokens["alice"]}
+    out, err = tmp_path / "client.out", tmp_path / "client.err"
+    with out.open("w") as fo, err.open("w") as fe:
+        client = subprocess.Popen(
+            [QWEX, "run", "-b", "remote", "--", "sh", "-c", JOB],
+            cwd=laptop,
+            env=env,
+            stdout=fo,
+            stderr=fe,
+            text=True,
+        )
+    return client, out, err
