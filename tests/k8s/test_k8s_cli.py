@@ -570,3 +570,18 @@ def test_dry_run_prints_the_manifest_and_creates_nothing(
         ).items
         == []
     )
+
+
+def test_a_run_that_can_never_fit_its_cluster_queue_says_so(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    run_id = started(qwex, "--queue", cluster.local_queue, "--cpu", "64", "--", "true")
+    rec = wait_status(qwex, run_id, {"queued"})
+    wait_for(
+        "Kueue's verdict",
+        lambda: "can never be admitted" in record(qwex, run_id)["reason"],
+        timeout=60,
+    )
+    assert "maximum capacity" in record(qwex, run_id)["reason"]
+    qwex("cancel", run_id, check=True, timeout=60)
+    assert wait_status(qwex, run_id, FINAL)["status"] == "cancelled", rec

@@ -152,3 +152,28 @@ def test_a_run_whose_starter_died_before_its_job_existed_ends_failed(
     status = json.loads(qwex("status", run_id, "--json", cwd=project, check=True).stdout)
     assert status["status"] == "failed"
     assert "stopped before it created the Job" in status["reason"]
+
+
+def test_gc_looks_in_the_namespaces_it_is_given(
+    project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    other = cluster.name("qwex-gc")
+    cluster.core.create_namespace({"metadata": {"name": other}})
+    try:
+        configure(project, cluster, namespace=other)
+        rec = start(qwex, project, "true")
+        qwex("wait", rec["id"], cwd=project, check=True, timeout=120)
+        name = rec["backend_data"]["job"]
+        configure(project, cluster)  # back to the usual namespace
+        assert name not in qwex("gc", "--dry-run", cwd=project, check=True).stdout
+        configure(project, cluster, gc_namespaces=[other])
+        dry = qwex("gc", "--dry-run", cwd=project, check=True).stdout
+        assert f"would remove job {other}/{name}" in dry, dry
+        qwex("gc", cwd=project, check=True)
+        wait_for(
+            "gc to delete the Job",
+            lambda: not cluster.batch.list_namespaced_job(other).items,
+            timeout=60,
+        )
+    finally:
+        cluster.core.delete_namespace(other)

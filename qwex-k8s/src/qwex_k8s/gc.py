@@ -103,6 +103,17 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
     return findings
 
 
+def namespaces(api: Any, configured: str, extra: list[str]) -> list[str]:
+    """The namespaces to look in: the configured one, then `extra` (`*`: every namespace)."""
+    from kubernetes import client
+
+    wanted = list(extra)
+    if "*" in wanted:
+        listed = client.CoreV1Api(api).list_namespace().items
+        wanted = [ns.metadata.name for ns in listed]
+    return list(dict.fromkeys([configured, *wanted]))
+
+
 def _why(obj: Any, *, dry_run: bool, live: bool) -> str | None:
     """Why a Job or pod of qwex's may go, or None: not provably this machine's, a pod of it
     still pending or running, or its run not over."""

@@ -32,9 +32,11 @@ def qwex_config_sections(register: RegisterSection) -> None:
 
 @hookimpl
 def qwex_collect_garbage(config: QwexConfig, dry_run: bool) -> list[Garbage] | None:
-    """`qwex gc`: qwex's Jobs made from this host whose run is final or unknown, and snapshot
-    ConfigMaps no Job owns, in the configured namespace; None when no cluster is configured."""
+    """`qwex gc`: this machine's qwex Jobs, pods and Secrets whose run is over, and snapshot
+    ConfigMaps no Job owns, in the configured namespace and `gc_namespaces`; None when no
+    cluster is configured."""
     import os
+    from dataclasses import replace
 
     from qwex_k8s import gc
     from qwex_k8s.client import connect, kubeconfig_file
@@ -44,4 +46,10 @@ def qwex_collect_garbage(config: QwexConfig, dry_run: bool) -> list[Garbage] | N
     if kubeconfig_file(settings) is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
         return None  # no cluster here: nothing can have been left on one
     conn = connect(settings)
-    return gc.collect(conn.api, conn.namespace, dry_run=dry_run)
+    found = []
+    for namespace in gc.namespaces(conn.api, conn.namespace, settings.gc_namespaces):
+        for item in gc.collect(conn.api, namespace, dry_run=dry_run):
+            if namespace != conn.namespace:  # say where, beyond the configured namespace
+                item = replace(item, name=f"{namespace}/{item.name}")
+            found.append(item)
+    return found

@@ -123,6 +123,11 @@ class K8sSettings(BaseModel):
         gt=0,
         description="seconds an admitted pod may stay unschedulable before the run fails",
     )
+    gc_namespaces: list[str] = Field(
+        default_factory=list,
+        description="namespaces `qwex gc` looks in beside the configured one; "
+        '["*"]: every namespace (it only ever removes what this machine\'s project made)',
+    )
     request_timeout: float = Field(default=30.0, gt=0, description="seconds per API request")
     trace: bool = Field(
         default=False, description="print every API request to stderr (QWEX_K8S_TRACE=1)"

@@ -31,6 +31,8 @@ from typing import Any
 from qwex_k8s.manifests import AGENT_CONTAINER, MAIN
 
 PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+NEVER_FITS = "> maximum capacity"
+"""In Kueue's reason when a run asks more than its ClusterQueue's whole capacity."""
 CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 
 NOTHING = "nothing"
@@ -149,7 +151,13 @@ def queued_reason(job: Any, workload: dict[str, Any] | None, queue: str | None) 
             return f"{_reason(requeued)}: {_message(requeued)}"
     for cond in conditions:
         if cond.get("type") == "QuotaReserved" and cond.get("status") == "False":
-            return _message(cond) or f"waiting for quota{where}"
+            message = _message(cond) or f"waiting for quota{where}"
+            if NEVER_FITS in message:  # more than the ClusterQueue could ever lend
+                return (
+                    f"it can never be admitted as it stands (cancel it and ask for less, or "
+                    f"have the ClusterQueue grown): {message}"
+                )
+            return message
     if condition(conditions, "QuotaReserved") and not condition(conditions, "Admitted"):
         return f"quota reserved{where}, waiting for admission checks"
     return f"waiting for Kueue to admit it{where}"
