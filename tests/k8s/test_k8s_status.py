@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from qwex_k8s.status import FINAL, GONE, NOTHING, PENDING, QUEUED, RUNNING, observe
+from qwex_k8s.status import FINAL, GONE, NOTHING, PENDING, QUEUED, RUNNING, attempts, observe
 
 T0 = "2026-11-27T12:00:00Z"
 T1 = "2026-11-27T12:00:05Z"
@@ -424,3 +424,15 @@ def test_a_pod_deleted_after_its_command_ended_tells_that_end() -> None:
     stopped.metadata.deletion_timestamp = T2
     seen = observe(job(conditions=[("Failed", "BackoffLimitExceeded", "")]), [stopped])
     assert (seen.status, seen.signal) == ("lost", "SIGTERM")
+
+
+def test_attempts_list_each_pod_in_order_and_keep_those_gone() -> None:
+    first = pod(terminated(143, "Error"), phase="Failed", name="a", created=T0)
+    second = pod({"running": {"startedAt": T2}}, phase="Running", name="b", created=T1)
+    noted = attempts([second, first], [], {"a": 0, "b": 7})
+    assert [(a["pod"], a["exit_code"], a["log_offset"]) for a in noted] == [
+        ("a", 143, 0),
+        ("b", None, 7),
+    ]
+    assert noted[0]["reason"] == "Error" and noted[1]["reason"] == "Running"
+    assert [a["pod"] for a in attempts([second], noted, {})] == ["a", "b"]

@@ -408,6 +408,8 @@ class KubernetesRunner(Runner):
         cancel = CancelRequest.of(self.store.run_dir(run.id))
         if seen.pod and not seen.is_final:
             self._copy_logs(run, seen.pod, final=False)
+        if pods:
+            self._note_attempts(run, pods)
         if cancel is not None:
             deleting = job is not None and job.metadata.deletion_timestamp is not None
             live = any(status.still_running(p) for p in pods)
@@ -480,6 +482,25 @@ class KubernetesRunner(Runner):
         return Probe(Seen.EXITED, "its Job")
 
     # -- writing the host's record -----------------------------------------------
+
+    def _note_attempts(self, run: Run, pods: list[Any]) -> None:
+        """Keep each attempt (pod) in the record's `backend_data["attempts"]`, written only
+        when something changed: `qwex status` shows them, in order."""
+        from qwex_k8s.logs import START, copied
+
+        current = self.store.read(run.id)
+        if current.get("status") in FINAL_STATUSES:
+            return
+        data = current.setdefault("backend_data", {})
+        starts = {
+            k.removeprefix(START): v
+            for k, v in copied(self.store.run_dir(run.id)).items()
+            if k.startswith(START)
+        }
+        noted = status.attempts(pods, list(data.get("attempts") or []), starts)
+        if noted != data.get("attempts"):
+            data["attempts"] = noted
+            self._save(current)
 
     def _advance(self, run: Run, new: str, reason: str | None, at: datetime | None = None) -> None:
         """Record a non-final status the cluster shows (`queued` with Kueue's words,

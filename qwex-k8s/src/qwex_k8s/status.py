@@ -350,3 +350,29 @@ def _pod(
     if final_job:
         return None
     return Observation(PENDING, f"its pod {name} is {(status.phase or 'pending').lower()}")
+
+
+def attempts(
+    pods: list[Any], earlier: list[dict[str, Any]], starts: dict[str, int]
+) -> list[dict[str, Any]]:
+    """The run's attempts, one per pod in the order they were made (a retry, a readmission
+    after preemption): the pod, when its command started and ended, how, and where its
+    output begins in the run's log (`starts`: the copier's byte offsets). `earlier`
+    attempts whose pod is gone are kept."""
+    seen = {a["pod"]: a for a in earlier}
+    for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp or datetime.min):
+        main = _container(pod.status.container_statuses, MAIN) if pod.status else None
+        state = main.state if main is not None else None
+        running = state.running if state is not None else None
+        done = state.terminated if state is not None else None
+        began = done.started_at if done is not None else (running.started_at if running else None)
+        seen[pod.metadata.name] = {
+            "pod": pod.metadata.name,
+            "started_at": began.isoformat() if began else None,
+            "ended_at": done.finished_at.isoformat() if done and done.finished_at else None,
+            "exit_code": done.exit_code if done is not None else None,
+            "reason": (done.reason if done is not None else None)
+            or (pod.status.phase if pod.status else None),
+            "log_offset": starts.get(pod.metadata.name),
+        }
+    return list(seen.values())

@@ -213,8 +213,12 @@ def status(state: State, run_id: str, as_json: bool) -> None:
     if run.spec.container.image and run.backend != "local":
         fields.insert(4, ("image", run.spec.container.image))
     for key, value in run.backend_data.items():
-        if value is not None:  # a setting the run did not use (no queue): nothing to show
-            fields.append((key.replace("_", " "), str(value)))
+        name = key.replace("_", " ")
+        if isinstance(value, list):  # one line each, e.g. a Kubernetes run's attempts
+            for number, item in enumerate(value, 1):
+                fields.append((f"{name.removesuffix('s')} {number}", _item_text(item)))
+        elif value is not None:  # a setting the run did not use (no queue): nothing to show
+            fields.append((name, str(value)))
     from qwex_core.cli.terminal import colour_wanted, paint_status
 
     colour = colour_wanted(sys.stdout)
@@ -223,6 +227,13 @@ def status(state: State, run_id: str, as_json: bool) -> None:
         if key == "status":
             value = paint_status(value, value, colour)
         click.echo(f"{key.ljust(width)}  {value}", color=colour or None)
+
+
+def _item_text(item: object) -> str:
+    """A listed backend value on one line: `key value, key value` for a mapping."""
+    if isinstance(item, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in item.items() if v is not None)
+    return str(item)
 
 
 @click.command()
