@@ -51,6 +51,7 @@ LOG_JOIN = 5.0
 START_LOCK = "k8s-start.lock"
 """Held by the qwex process starting a run until the cluster has its Job (an flock: it goes
 with the process)."""
+LOG_GONE = "the Job's TTL had passed, or the pod was deleted, before a qwex process looked"
 START_GRACE = 10.0
 """Seconds a run may have no Job and no starter before it is known never to get one."""
 
@@ -529,7 +530,9 @@ class KubernetesRunner(Runner):
         from qwex_core.models import Run
 
         if seen.pod and seen.finished_at is not None:
-            self._copy_logs(run, seen.pod, final=True)  # all of it, before the end is read
+            # All of it, before the end is read; a log already gone is said in the reason.
+            if not self._copy_logs(run, seen.pod, final=True):
+                reason = f"{reason} (qwex could not copy the rest of its pod's log: {LOG_GONE})"
         else:
             self._stop_follower(run.id)
         current = self.store.read(run.id)
@@ -572,9 +575,10 @@ class KubernetesRunner(Runner):
             if not is_unreachable(exc):
                 raise
 
-    def _copy_logs(self, run: Run, pod: str, *, final: bool) -> None:
+    def _copy_logs(self, run: Run, pod: str, *, final: bool) -> bool:
         """Bring the run's log file up to the pod's log: a follower thread while it runs
-        and someone watches, the rest at once when it ended."""
+        and someone watches, the rest at once when it ended (False: that final copy could
+        not be made)."""
         from kubernetes import client
 
         core = client.CoreV1Api(self.conn.api)
@@ -585,12 +589,11 @@ class KubernetesRunner(Runner):
             if follower is not None:
                 follower[1].join(LOG_JOIN)
                 self._stop_follower(run.id)
-            copy_pod_log(
+            return copy_pod_log(
                 core, namespace, pod, run_dir, follow=False, timeout=self.k8s.request_timeout
             )
-            return
         if follower is not None and follower[0] == pod and follower[1].is_alive():
-            return
+            return True
         if run.id not in self._watches:  # a look from `qwex status`: what is there now
             copy_pod_log(
                 core,
@@ -601,7 +604,7 @@ class KubernetesRunner(Runner):
                 timeout=self.k8s.request_timeout,
                 lock_wait=0.0,
             )
-            return
+            return True
         stop = threading.Event()
         thread = threading.Thread(
             target=self._follow_log,
@@ -611,6 +614,7 @@ class KubernetesRunner(Runner):
         )
         self._followers[run.id] = (pod, thread, stop)
         thread.start()
+        return True
 
     def _follow_log(
         self, core: Any, namespace: str, pod: str, run_dir: Any, stop: threading.Event
