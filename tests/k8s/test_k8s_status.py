@@ -301,8 +301,8 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
         "its pod is gone",
         None,
     ),
-    "its pod deleted while running": (
-        job(active=1),
+    "its pod deleted while running, the Job failed": (
+        job(conditions=[("Failed", "BackoffLimitExceeded", "Job has reached the backoff limit")]),
         [
             api(
                 "V1Pod",
@@ -390,7 +390,9 @@ def test_a_deleted_pod_with_retries_left_is_not_the_end() -> None:
     deleted.metadata.deletion_timestamp = T2
     seen = observe(job(active=0), [deleted], retries=1)
     assert seen.phase == PENDING and "may retry" in seen.reason
-    assert observe(job(active=0), [deleted], retries=0).status == "lost"
+    failed = job(conditions=[("Failed", "BackoffLimitExceeded", "")])
+    assert observe(failed, [deleted], retries=0).status == "lost"
+    assert observe(job(active=0), [deleted], retries=0).phase == PENDING  # the Job decides
 
 
 def test_pods_left_by_a_job_deleted_with_cascade_orphan_tell_the_end() -> None:

@@ -255,6 +255,16 @@ def _pod(
         stopped = not record or record.get("status") == "cancelled"
         deleted = pod.metadata.deletion_timestamp is not None
         if deleted and stopped and not disrupted and not complete_job:
+            if not final_job:  # the Job decides: another pod (a readmission), or its end
+                return Observation(
+                    PENDING,
+                    f"its pod {name} was deleted; waiting for its Job",
+                    exit_code=code,
+                    signal=record.get("signal"),
+                    pod=name,
+                    started_at=done.started_at,
+                    finished_at=done.finished_at,
+                )
             return Observation(
                 FINAL,
                 reason=f"its pod {name} was deleted outside qwex before the run ended "
