@@ -65,10 +65,10 @@ class Facts:
     project_dir: Path
     run_dir: Path
     host: str
-    owner: str | None = None
-    """The project's owner token (`qwex_core.ownership`), on the Job and its pods."""
     snapshot: str | None = None
     """Name of the ConfigMap holding the project's snapshot (code = snapshot)."""
+    owner: str | None = None
+    """The project's owner token (`qwex_core.ownership`), on the Job and its pods."""
 
 
 def agent_image(settings: K8sSettings) -> str:
