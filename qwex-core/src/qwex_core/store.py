@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 SHORT_ID_LENGTH = 12
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 """A run name: letters, digits, `_`, `.`, `-`, starting with a letter or digit (as Docker)."""
+ID_LIKE = re.compile(r"[0-9a-fA-F-]+")
+"""What a run id, a short id or a prefix of either may look like: hex digits and `-`. No name
+looks like this, so that a name can never be read as another run's id."""
 DIR_MODE = 0o775
 FILE_MODE = 0o664
 """Modes of what the store creates: never world-writable, whatever the umask (which may still
@@ -64,6 +67,11 @@ def check_name(name: str) -> str:
         raise QwexError(
             f"{name!r} cannot name a run: use up to 63 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
+        )
+    if ID_LIKE.fullmatch(name):
+        raise QwexError(
+            f"{name!r} cannot name a run: made only of hex digits (and '-'), it could be read "
+            "as a run id; add a letter from g to z, '_' or '.' (e.g. 'run-" + name + "')"
         )
     return name
 
@@ -244,7 +252,8 @@ class RunStore:
 
     def resolve(self, token: str) -> str:
         """The full id of the one run `token` names: a full id, a run name, or a unique
-        prefix of a full or short id."""
+        prefix of a full or short id. A token that names one run and is an id prefix of
+        another (a hex name from an older qwex) is an error naming both: never a guess."""
         token = token.strip()
         if not token:
             raise RunNotFound(
@@ -254,14 +263,26 @@ class RunStore:
         if os.sep not in token and (self.root / token).is_dir() and not token.startswith("."):
             return token
         owner = self.name_owner(token)
-        if owner is not None:
-            return owner
         prefix = token.lower()
-        matches = [
-            name
-            for name in self.ids()
-            if name.startswith(prefix) or short_id(name).startswith(prefix)
-        ]
+        matches = (
+            [
+                name
+                for name in self.ids()
+                if name.startswith(prefix) or short_id(name).startswith(prefix)
+            ]
+            if ID_LIKE.fullmatch(token)
+            else []
+        )
+        if owner is not None:
+            others = [m for m in matches if m != owner]
+            if others:
+                shown = ", ".join(short_id(m) for m in sorted(others)[:5])
+                raise RunNotFound(
+                    f"{token!r} is ambiguous: it is the name of run {short_id(owner)} and a "
+                    f"prefix of the id of {len(others)} other run{'s' if len(others) > 1 else ''} "
+                    f"({shown}); give more of the id of the one you mean (`qwex list --no-trunc`)"
+                )
+            return owner
         if not matches:
             raise RunNotFound(
                 f"no run matches {token!r} (an id, short id or name) in {self.root}; "

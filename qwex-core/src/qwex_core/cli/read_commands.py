@@ -116,8 +116,9 @@ def list_runs(
     no_trunc: bool,
     as_json: bool,
 ) -> None:
-    """List runs, newest first. ID is the short id; any command taking RUN accepts it, a
-    run's NAME, or a unique prefix of its full id (`--no-trunc` shows full ids).
+    """List runs, newest first. ID is the short id (`--no-trunc`: the full id). Any command
+    taking RUN accepts a run's NAME, its id (short or full) or a unique prefix of an id; a
+    name is never made only of hex digits, so it cannot be read as another run's id.
 
     \b
       qwex list -s running -s pending
