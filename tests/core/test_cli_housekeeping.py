@@ -65,7 +65,7 @@ def test_prune_by_age_and_status_with_dry_run(project: Path, qwex: Qwex) -> None
 
     failed = qwex("prune", "--status", "failed", check=True)
     assert "deleted 1 run, freed" in failed.stderr
-    everything = qwex("prune", check=True)
+    everything = qwex("prune", "--force", check=True)
     assert "deleted 1 run" in everything.stderr
     assert _ids(qwex) == [live]  # a live run is never pruned
     assert qwex("prune", "--older-than", "soon").returncode == 2

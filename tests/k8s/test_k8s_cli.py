@@ -383,7 +383,7 @@ def test_gc_deletes_the_jobs_of_final_runs(k8s_project: Path, qwex: Qwex, cluste
     dry = qwex("gc", "--dry-run", check=True)
     assert f"would remove job {job}" in dry.stdout and "its run is succeeded" in dry.stdout
     assert job_of(cluster, rec) is not None
-    qwex("gc", check=True)
+    qwex("gc", "--force", check=True)
     wait_for("gc to delete the Job", lambda: job_of(cluster, rec) is None, timeout=30)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,23 @@ def _age(value: str | None) -> float | None:
             param_hint="--older-than",
         )
     return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def confirm_bulk(what: str, *, force: bool) -> None:
+    """Go ahead with a bulk deletion only on a yes: `--force`, or `y` typed at a terminal.
+    Without a terminal to ask (a script, a pipe), it is an error, as `docker system prune`
+    has it: nothing is deleted by a command a script did not mean."""
+    if force:
+        return
+    from qwex_core.cli.terminal import is_terminal
+
+    if not is_terminal(sys.stdin):
+        raise QwexError(
+            f"{what}; nothing was removed: no terminal to ask, pass --force (-f) to go "
+            "ahead or --dry-run to see what would go"
+        )
+    if not click.confirm(f"qwex: {what}. Go ahead?", default=False, err=True):
+        raise QwexError("nothing was removed")
 
 
 @click.command()
@@ -119,15 +137,27 @@ def rm(state: State, run_ids: tuple[str, ...], force: bool) -> None:
     help="Only runs that ended in this status (repeatable).",
 )
 @click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
+@click.option(
+    "-f",
+    "--force",
+    is_flag=True,
+    help="With no --older-than or --status: delete every ended run without asking.",
+)
 @click.pass_obj
-def prune(state: State, older_than: str | None, statuses: tuple[str, ...], dry_run: bool) -> None:
+def prune(
+    state: State, older_than: str | None, statuses: tuple[str, ...], dry_run: bool, force: bool
+) -> None:
     """Delete runs that have ended (all of them, or those matching every option given),
     and print how many and how much space that freed. Runs that have not ended, and runs
     whose record cannot be read, are left alone.
 
+    With no --older-than or --status, every ended run would go: at a terminal qwex asks
+    first [y/N], saying how many and how much; without one it refuses unless --force.
+
     \b
       qwex prune --older-than 7d
       qwex prune --status failed --status cancelled --dry-run
+      qwex prune -f                 every ended run, without asking
     """
     from qwex_core.store import dir_size
 
@@ -145,6 +175,14 @@ def prune(state: State, older_than: str | None, statuses: tuple[str, ...], dry_r
             if not ended or now - datetime.fromisoformat(ended).timestamp() < age:
                 continue
         chosen.append(record)
+    if chosen and not dry_run and older_than is None and not statuses:
+        size = sum(dir_size(store.run_dir(r["id"])) for r in chosen)
+        plural = "" if len(chosen) == 1 else "s"
+        confirm_bulk(
+            f"prune with no filter deletes every ended run: {len(chosen)} run{plural}, "
+            f"{size_text(size)}",
+            force=force,
+        )
     freed = 0
     for record in chosen:
         run_id = record["id"]
@@ -161,9 +199,12 @@ def prune(state: State, older_than: str | None, statuses: tuple[str, ...], dry_r
 
 @click.command()
 @click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option(
+    "-f", "--force", is_flag=True, help="Remove what was found without asking [y/N] first."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
 @click.pass_obj
-def gc(state: State, dry_run: bool, as_json: bool) -> None:
+def gc(state: State, dry_run: bool, force: bool, as_json: bool) -> None:
     """Remove what backends left behind for runs that are final or unknown.
 
     Asks every installed backend (Docker: qwex's containers on the daemon; Kubernetes:
@@ -174,6 +215,9 @@ def gc(state: State, dry_run: bool, as_json: bool) -> None:
     live run needs is left alone. The run records and
     logs stay: `qwex rm` and `qwex prune` delete those. Exits 1 when a backend could
     not be asked (its daemon or cluster is down), after what the others found.
+
+    Before removing anything, qwex asks at a terminal [y/N], saying how many things would
+    go; without a terminal it refuses unless --force (-f).
     """
     import json
 
@@ -181,11 +225,24 @@ def gc(state: State, dry_run: bool, as_json: bool) -> None:
 
     config = state.service().config
     failures = len(state.host.load_errors)
-    found: list[Garbage] = [
-        item
-        for items in state.host.call("qwex_collect_garbage", config=config, dry_run=dry_run)
-        for item in items
-    ]
+
+    def collect(dry: bool) -> list[Garbage]:
+        return [
+            item
+            for items in state.host.call("qwex_collect_garbage", config=config, dry_run=dry)
+            for item in items
+        ]
+
+    found = collect(True)
+    if found and not dry_run:
+        kinds = sorted({item.kind for item in found})
+        plural = "" if len(found) == 1 else "s"
+        confirm_bulk(
+            f"gc would remove {len(found)} leftover{plural} of ended runs "
+            f"({', '.join(kinds)}; `qwex gc --dry-run` lists them)",
+            force=force,
+        )
+        found = collect(False)
     unasked = len(state.host.load_errors) > failures  # each one named in a warning already
     if as_json:
         click.echo(json.dumps([item.as_dict() for item in found], indent=2))
