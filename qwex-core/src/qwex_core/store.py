@@ -92,10 +92,12 @@ class RunStore:
         """Make a new pending run for `spec`, with an empty log of each stream. Its name, if
         it has one, is claimed first: a name another run holds is an error, and no run."""
         if not self.root.is_dir():
+            if not self.project_dir.is_dir():  # a wrong project: never made here
+                raise QwexError(f"the project folder {self.project_dir} does not exist")
             announcement = (
                 None if self.root.parent.exists() else store_announcement(self.project_dir)
             )
-            self.root.parent.mkdir(DIR_MODE, parents=True, exist_ok=True)
+            self.root.parent.mkdir(DIR_MODE, exist_ok=True)
             self.root.mkdir(DIR_MODE, exist_ok=True)
             if announcement:
                 sys.stderr.write(f"qwex: {announcement}\n")

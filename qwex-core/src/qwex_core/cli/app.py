@@ -103,6 +103,8 @@ def make_cli(host: PluginHost) -> click.Group:
         if ctx.obj is None:
             ctx.obj = State(host=host)
         ctx.obj.project = project.resolve() if project else None
+        if ctx.get_parameter_source("project") is click.core.ParameterSource.ENVIRONMENT:
+            ctx.obj.project_source = "QWEX_PROJECT_DIR"
 
     for command in (
         run_command.run,
