@@ -48,7 +48,7 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command(context_settings={"allow_interspersed_args": False})
 @click.option(
     "-b",
     "--backend",
@@ -169,6 +169,9 @@ def run(
     terminal (SIGHUP) or a closed output pipe (`qwex run ... | head`) stops
     following only: the run goes on, `qwex logs -f RUN` re-attaches from any
     shell. Stdin is not forwarded: the command reads an empty stdin.
+
+    Before COMMAND, an argument starting with `-` is one of qwex's options (a misspelled
+    one is an error); everything from COMMAND on, or after `--`, is the command's.
     """
     if local:
         raise click.UsageError("--local must come right after `run`: qwex run --local -- COMMAND")

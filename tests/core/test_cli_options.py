@@ -1,0 +1,28 @@
+"""A misspelled option is an error, never the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli_support import Qwex
+
+
+def _runs(qwex: Qwex) -> list[dict[str, object]]:
+    runs: list[dict[str, object]] = json.loads(qwex("list", "--json", check=True).stdout)
+    return runs
+
+
+def test_an_unknown_option_before_the_command_is_a_usage_error(project: Path, qwex: Qwex) -> None:
+    typo = qwex("run", "--memroy", "1Gi", "echo", "hi")
+    assert typo.returncode == 2, typo.stderr
+    assert "--memroy" in typo.stderr and "--memory" in typo.stderr
+    other = qwex("run", "--nodez", "2", "--", "echo", "hi")
+    assert other.returncode == 2 and "--nodez" in other.stderr
+    short = qwex("run", "-x", "echo", "hi")
+    assert short.returncode == 2 and "-x" in short.stderr
+    assert _runs(qwex) == []
+    # After the command, or after `--`, a dash is the command's own.
+    assert qwex("run", "echo", "--memroy", check=True).stdout == "--memroy\n"
+    assert qwex("run", "--", "echo", "-n", "hi", check=True).stdout == "hi"
+    assert len(_runs(qwex)) == 2
