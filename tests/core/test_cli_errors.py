@@ -12,8 +12,8 @@ Qwex = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def test_a_damaged_record_is_named_and_listed_as_unreadable(project: Path, qwex: Qwex) -> None:
-    good = qwex("run", "-d", "--", "true", check=True).stdout.strip()
-    bad = qwex("run", "-d", "--", "true", check=True).stdout.strip()
+    good = qwex("run", "-d", "--no-trunc", "--", "true", check=True).stdout.strip()
+    bad = qwex("run", "-d", "--no-trunc", "--", "true", check=True).stdout.strip()
     qwex("wait", good, bad)
     record = project / ".qwex" / "runs" / bad / "run.json"
     record.write_text('{"id": "half-writ')

@@ -19,7 +19,10 @@ def _list_rows(qwex: Qwex, *args: str) -> list[list[str]]:
 def test_runs_made_together_get_distinct_short_ids_that_every_command_takes(
     project: Path, qwex: Qwex
 ) -> None:
-    ids = [qwex("run", "-d", "--", "echo", f"run{i}", check=True).stdout.strip() for i in range(6)]
+    ids = [
+        qwex("run", "-d", "--no-trunc", "--", "echo", f"run{i}", check=True).stdout.strip()
+        for i in range(6)
+    ]
     # UUIDv7: runs made within a second share their first 8+ characters.
     assert len({i[:8] for i in ids}) < len(ids)
     rows = _list_rows(qwex)
@@ -69,7 +72,7 @@ def test_a_name_is_claimed_by_one_of_many_runs_started_at_once(project: Path) ->
     qwex_bin = str(Path(sys.executable).parent / "qwex")
     procs = [
         subprocess.Popen(
-            [qwex_bin, "run", "-d", "--name", "race", "--", "true"],
+            [qwex_bin, "run", "-d", "--no-trunc", "--name", "race", "--", "true"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

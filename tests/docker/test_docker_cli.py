@@ -227,7 +227,7 @@ def test_socket_without_permission_is_a_clear_message(
 def test_a_run_that_ends_unwatched_leaves_no_container(
     project: Path, qwex: Qwex, docker_ready: Any, docker_api: Any
 ) -> None:
-    run_id = qwex("run", "-d", *DOCKER, "--", "true", check=True).stdout.strip()
+    run_id = qwex("run", "-d", "--no-trunc", *DOCKER, "--", "true", check=True).stdout.strip()
     wait_until(lambda: read_record(project, run_id)["status"] == "succeeded", what="the end")
     wait_gone(docker_api, run_id)
 

@@ -58,7 +58,7 @@ def wait_status(qwex: Qwex, run_id: str, want: set[str], timeout: float = 120) -
 
 def started(qwex: Qwex, *args: str) -> str:
     """The id of a run started with `qwex run -d ARGS`."""
-    result = qwex("run", "-d", *args, check=True, timeout=120)
+    result = qwex("run", "-d", "--no-trunc", *args, check=True, timeout=120)
     return result.stdout.strip()
 
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 FINAL = [s for s in STATUSES if s in FINAL_STATUSES]
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+KILL_WAIT = 20.0
+"""Seconds `qwex rm -f` waits for a killed run's end to be recorded."""
 
 
 def size_text(size: int) -> str:
@@ -70,55 +72,73 @@ def confirm_bulk(what: str, *, force: bool) -> None:
     "-f",
     "--force",
     is_flag=True,
-    help="Cancel a run that has not ended, wait for it to stop, then remove it.",
+    help="Kill a run that has not ended (SIGKILL, no grace period), then remove it; "
+    "remove a run whose record cannot be read as it is.",
 )
 @click.pass_obj
 def rm(state: State, run_ids: tuple[str, ...], force: bool) -> None:
-    """Delete runs that have ended: their record, logs and name.
+    """Delete runs that have ended: their record, logs and name. Prints each removed id.
 
-    A run that has not ended is an error (nothing is deleted) unless -f.
+    A run that has not ended is not removed unless -f. Each RUN is removed if it can be;
+    the others are named, one line each, and qwex exits 1.
 
     \b
       qwex rm 3f6bb3bbea15 train-7
-      qwex rm -f $(qwex list -s running --json | jq -r '.[].id')
+      qwex rm -f $(qwex list -q -s running)
     """
     service = state.service()
     store = service.store
-    ids = list(dict.fromkeys(store.resolve(r) for r in run_ids))  # every run named first
-    runs: dict[str, Run] = {}
-    broken: list[str] = []
-    for run_id in ids:
+    failed = 0
+    live: list[Run] = []
+    done: set[str] = set()
+
+    def remove(run_id: str, name: str | None) -> None:
+        store.delete(run_id, name=name)
+        click.echo(short_id(run_id))
+
+    def fail(message: str) -> None:
+        nonlocal failed
+        failed += 1
+        click.echo(f"qwex: error: {message}", err=True)
+
+    for token in run_ids:
         try:
-            runs[run_id] = service.observe(run_id)
-        except QwexError:
+            run_id = store.resolve(token)
+        except QwexError as exc:
+            fail(str(exc))
+            continue
+        if run_id in done:
+            continue
+        done.add(run_id)
+        try:
+            run = service.observe(run_id)
+        except QwexError as exc:
             if not force:
-                raise
-            broken.append(run_id)  # an unreadable record: -f removes the folder as it is
-    live = [r for r in runs.values() if not r.is_final]
-    if live and not force:
-        shown = ", ".join(f"{short_id(r.id)} ({r.status.value})" for r in live)
-        raise QwexError(
-            f"run{'s' if len(live) > 1 else ''} {shown} {'have' if len(live) > 1 else 'has'} "
-            "not ended: `qwex cancel` first, or `qwex rm -f` to cancel and remove; "
-            "nothing was removed"
-        )
+                fail(f"{exc} (`qwex rm -f {short_id(run_id)}` removes it as it is)")
+                continue
+            remove(run_id, None)  # an unreadable record: -f removes the folder as it is
+            note(f"removed run {short_id(run_id)}, whose record could not be read")
+            continue
+        if run.is_final:
+            remove(run_id, run.spec.name)
+        elif not force:
+            fail(
+                f"run {short_id(run_id)} ({run.status.value}) has not ended: `qwex cancel` "
+                "first, or `qwex rm -f` to kill and remove it; it was not removed"
+            )
+        else:
+            live.append(service.kill(run))
     for run in live:
-        service.cancel(run)
-    for run in live:
-        limit = run.spec.grace_period + 10
-        current = service.wait(run, timeout=limit)
+        current = service.wait(run, timeout=KILL_WAIT) if not run.is_final else run
         if not current.is_final:
-            raise QwexError(
-                f"run {short_id(run.id)} has not stopped after {limit:g}s "
+            fail(
+                f"run {short_id(run.id)} has not stopped {KILL_WAIT:g}s after SIGKILL "
                 f"(still {current.status.value}); it was not removed"
             )
-        runs[run.id] = current
-    for run_id in ids:
-        found = runs.get(run_id)
-        store.delete(run_id, name=found.spec.name if found is not None else None)
-        click.echo(short_id(run_id))
-    if broken:
-        note(f"removed {len(broken)} run(s) with an unreadable record")
+            continue
+        remove(run.id, current.spec.name)
+    if failed:
+        raise click.exceptions.Exit(1)
 
 
 @click.command()

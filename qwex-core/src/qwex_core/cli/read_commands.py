@@ -105,6 +105,9 @@ def _matches(record: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
 )
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many runs.")
 @click.option("--no-trunc", is_flag=True, help="Show full run ids and commands.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Only the ids, one a line (`qwex rm $(qwex list -q)`)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of run records.")
 @click.pass_obj
 def list_runs(
@@ -114,6 +117,7 @@ def list_runs(
     filters: tuple[str, ...],
     limit: int | None,
     no_trunc: bool,
+    quiet: bool,
     as_json: bool,
 ) -> None:
     """List runs, newest first. ID is the short id (`--no-trunc`: the full id). Any command
@@ -152,6 +156,10 @@ def list_runs(
     )
     if as_json:
         emit_json(list(records))
+        return
+    if quiet:
+        for r in records:
+            click.echo(r["id"] if no_trunc else short_id(r["id"]))
         return
     rows = [
         [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -38,6 +39,20 @@ def _check_name(name: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--name") from None
 
 
+def _env(values: tuple[str, ...]) -> dict[str, str]:
+    """`-e KEY=VALUE`, or `-e KEY` for this shell's value of KEY (as `docker run -e`): a KEY
+    not set here is left out, with a note naming it."""
+    out = {}
+    for item in values:
+        if "=" in item or not item:
+            out.update(_pairs((item,), "--env"))
+        elif item in os.environ:
+            out[item] = os.environ[item]
+        else:
+            note(f"-e {item}: {item} is not set in this shell; the run does not get it")
+    return out
+
+
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     out = {}
     for item in values:
@@ -61,14 +76,15 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     shell_complete=complete_profiles,
     help="Named profile from [tool.qwex.profiles.NAME].",
 )
-@click.option("-d", "--detach", is_flag=True, help="Print the run id and return at once.")
+@click.option("-d", "--detach", is_flag=True, help="Print the run's short id and return at once.")
+@click.option("--no-trunc", is_flag=True, help="Print the full run id (with -d, and in messages).")
 @click.option("--image", help="Container image (container backends).")
 @click.option(
     "-e",
     "--env",
     multiple=True,
-    metavar="KEY=VALUE",
-    help="Set an environment variable (repeatable).",
+    metavar="KEY[=VALUE]",
+    help="Set an environment variable (repeatable); KEY alone passes this shell's value.",
 )
 @click.option("--cpu", type=float, help="CPU cores to reserve, e.g. 2 or 0.5.")
 @click.option("--memory", help="Memory limit, e.g. 512Mi or 4Gi.")
@@ -137,6 +153,7 @@ def run(
     backend: str | None,
     profile: str | None,
     detach: bool,
+    no_trunc: bool,
     image: str | None,
     env: tuple[str, ...],
     cpu: float | None,
@@ -192,7 +209,7 @@ def run(
             "pull": pull,
             "queue": queue,
             "priority": priority,
-            "env": _pairs(env, "--env"),
+            "env": _env(env),
             "labels": _pairs(label, "--label"),
         }
     )
@@ -219,7 +236,7 @@ def run(
     run_, caught = _submit_deferring_ctrl_c(service, spec)
     terminated = signal.SIGTERM in caught
     if caught:
-        note(f"cancelling run {run_.id}" + (" (received SIGTERM)" if terminated else ""))
+        note(f"cancelling run {short_id(run_.id)}" + (" (received SIGTERM)" if terminated else ""))
         service.cancel(run_, interrupt=not terminated)
         if detach:
             raise click.exceptions.Exit(TERMINATED if terminated else INTERRUPTED)
@@ -227,11 +244,11 @@ def run(
         if as_json:
             emit_json(run_json(service.store.load(run_.id)))
         else:
-            click.echo(run_.id)
+            click.echo(run_.id if no_trunc else short_id(run_.id))
         return
     if not quiet:
         note(
-            f"run {run_.id} on {spec.backend}; Ctrl-C cancels, "
+            f"run {short_id(run_.id)} on {spec.backend}; Ctrl-C cancels, "
             f"`qwex logs -f {short_id(run_.id)}` re-attaches"
         )
     streams = () if quiet else ("stdout", "stderr")
@@ -247,7 +264,7 @@ def run(
     if as_json:
         emit_json(run_json(final))
     if final.status.value != "succeeded":
-        note(f"run {final.id} {final.status.value}: {final.reason}")
+        note(f"run {short_id(final.id)} {final.status.value}: {final.reason}")
     code = exit_code(final)
     if signal.SIGINT in caught and _stopped_by_qwex(final):
         code = INTERRUPTED  # as a shell says after Ctrl-C, whatever signal the backend could send
@@ -361,7 +378,7 @@ def follow_run(
                 except BrokenPipeError:
                     if cancel_on_interrupt and not service.store.load(run.id).is_final:
                         note(
-                            f"output closed: stopped following; run {run.id} goes on "
+                            f"output closed: stopped following; run {short_id(run.id)} goes on "
                             f"(`qwex cancel {short_id(run.id)}` stops it)"
                         )
                     raise
@@ -376,9 +393,9 @@ def follow_run(
             interrupts += 1
             if interrupts == 1:
                 again = "SIGTERM" if term else "Ctrl-C"
-                note(f"cancelling run {run.id} ({again} again to kill it at once)")
+                note(f"cancelling run {short_id(run.id)} ({again} again to kill it at once)")
             elif interrupts == 2:
-                note(f"killing run {run.id}")
+                note(f"killing run {short_id(run.id)}")
             else:
                 note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
                 raise
