@@ -63,6 +63,7 @@ def test_detach_status_and_reattach_from_another_shell(
     started = qwex(
         "run",
         "-d",
+        "--no-trunc",
         *DOCKER,
         "--",
         "sh",
@@ -92,6 +93,7 @@ def test_cancel_from_another_shell(
     run_id = qwex(
         "run",
         "-d",
+        "--no-trunc",
         *DOCKER,
         "--grace-period",
         "3",
@@ -108,7 +110,7 @@ def test_cancel_from_another_shell(
     begun = time.monotonic()
     result = qwex("cancel", run_id, check=True)
     assert time.monotonic() - begun < 3, "the trap ends the command well before the grace period"
-    assert result.stdout.split()[:2] == [run_id, "cancelled"]
+    assert result.stdout.split()[:2] == [run_id[-12:], "cancelled"]
     record = read_record(project, run_id)
     assert record["reason"] == "cancelled by user"
     assert (project / ".qwex" / "runs" / run_id / "stdout.log").read_text() == "started\ngot TERM\n"

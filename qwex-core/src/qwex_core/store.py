@@ -237,19 +237,20 @@ class RunStore:
         the file."""
         path = self.run_dir(run_id) / RUN_FILE
         try:
-            return _load_record(str(path))
+            return _load_record(str(path), run_id)
         except FileNotFoundError:
             if not self.run_dir(run_id).is_dir():
                 raise RunNotFound(f"no run {run_id} in {self.root}") from None
             raise QwexError(
                 f"the record {path} is missing (the run is being created, or its folder "
-                f"was damaged; `qwex rm {short_id(run_id)}` removes it)"
+                f"was damaged; `qwex rm -f {short_id(run_id)}` removes it)"
             ) from None
         except OSError as exc:
             raise QwexError(f"cannot read the record {path}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise QwexError(
-                f"the record {path} is damaged ({exc}); `qwex rm {short_id(run_id)}` removes the run"
+                f"the record {path} is damaged ({exc}); "
+                f"`qwex rm -f {short_id(run_id)}` removes the run"
             ) from None
 
     def resolve(self, token: str) -> str:
@@ -318,7 +319,7 @@ class RunStore:
             path = f"{root}/{run_id}/{RUN_FILE}"
             problem = None
             try:
-                data = _load_record(path)
+                data = _load_record(path, run_id)
             except FileNotFoundError:
                 if not unreadable or _younger_than(f"{root}/{run_id}", CREATING_GRACE):
                     continue
@@ -357,15 +358,26 @@ def _younger_than(path: str, seconds: float) -> bool:
         return True
 
 
-def _load_record(path: str) -> dict[str, Any]:
-    """The record at `path`. OSError (FileNotFoundError: none yet) when it cannot be read,
-    ValueError saying what is wrong when it is not a record."""
+def _load_record(path: str, run_id: str) -> dict[str, Any]:
+    """The record of run `run_id` at `path`. OSError (FileNotFoundError: none yet) when it
+    cannot be read, ValueError saying what is wrong when it is not that run's record: what
+    `qwex list` shows of a record (its id, status, backend, command) is checked here, so a
+    damaged one is listed as unreadable, never under a wrong id."""
     try:
         data = json.loads(_read_small(path))
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    if data.get("id") != run_id:
+        raise ValueError(f"its id is {data.get('id')!r}, not the folder's {run_id!r}")
+    for key in ("status", "backend"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"its {key} is {data.get(key)!r}, not a string")
+    spec = data.get("spec")
+    command = spec.get("command") if isinstance(spec, dict) else None
+    if not (isinstance(command, list) and command and all(isinstance(a, str) for a in command)):
+        raise ValueError("its spec.command is not a list of strings")
     return data
 
 

@@ -14,6 +14,7 @@ from qwex_core.store import short_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from qwex_core.cli.context import State
     from qwex_core.errors import BackendError
@@ -137,14 +138,9 @@ def list_runs(
             f"unknown status {', '.join(map(repr, unknown))}; valid: {', '.join(STATUSES)}",
             param_hint="--filter status",
         )
+    # A backend filter is a word in the records: it needs no plugin (runs made on a backend
+    # uninstalled since are listed all the same).
     chosen = set(backends) | {v for k, v in pairs if k == "backend"}
-    known = set(state.host.runners)
-    if chosen - known:
-        raise click.BadParameter(
-            f"unknown backend {', '.join(map(repr, sorted(chosen - known)))}; "
-            f"installed: {', '.join(sorted(known)) or 'none'} (see `qwex backends`)",
-            param_hint="--backend",
-        )
     pairs = [(k, v) for k, v in pairs if k not in ("status", "backend")]
     records = state.service().list_records(
         statuses=wanted or None,
@@ -168,27 +164,54 @@ def list_runs(
             r.get("backend") or "-",
             ago(r.get("created_at")),
             duration(r.get("started_at"), r.get("finished_at")),
+            (r.get("spec") or {}).get("name") or "-",
             r.get("reason") or "-"
             if r["status"] == "unreadable"
-            else command_text(r["spec"]["command"], width=10_000 if no_trunc else 50),
-            (r.get("spec") or {}).get("name") or "-",
+            else command_text(r["spec"]["command"], width=10_000),
         ]
         for r in records
     ]
     if not rows:
         if wanted or chosen or pairs:
-            click.echo("no runs match", err=True)
+            missing = sorted(chosen - set(state.host.runners))
+            hint = (
+                f" (backend {', '.join(map(repr, missing))} is not installed: "
+                "`qwex backends` lists those that are)"
+                if missing
+                else ""
+            )
+            click.echo(f"no runs match{hint}", err=True)
         else:
             click.echo("no runs yet: start one with `qwex run -- COMMAND`", err=True)
         return
     from qwex_core.cli.terminal import colour_wanted, paint_status
 
+    if not no_trunc:
+        _fit_last_column(rows, HEADERS)
     colour = colour_wanted(sys.stdout)
-    table(
-        rows,
-        ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "COMMAND", "NAME"],
-        paint={1: lambda text: paint_status(text, text, colour)},
-    )
+    table(rows, HEADERS, paint={1: lambda text: paint_status(text, text, colour)})
+
+
+HEADERS = ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "NAME", "COMMAND"]
+MIN_COMMAND = 10
+"""The fewest characters of COMMAND shown, however narrow the terminal."""
+
+
+def _fit_last_column(rows: list[list[str]], headers: list[str]) -> None:
+    """Cut the command (or an unreadable record's reason), the last column, so that every
+    line fits the terminal's width (80 when it is not a terminal; `COLUMNS` overrides); a
+    name too long to leave the command `MIN_COMMAND` characters is cut too."""
+    import shutil
+
+    width = shutil.get_terminal_size((80, 24)).columns
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    room = width - sum(w + 2 for w in widths[:-2])  # for NAME, two spaces, COMMAND
+    name_width = min(widths[-2], max(room - 2 - MIN_COMMAND, len(headers[-2])))
+    command_width = max(room - name_width - 2, MIN_COMMAND)
+    for row in rows:
+        for i, limit in ((-2, name_width), (-1, command_width)):
+            if len(row[i]) > limit:
+                row[i] = row[i][: limit - 1] + "…"
 
 
 @click.command()
@@ -266,11 +289,25 @@ def logs(
       qwex logs RUN --tail 50
       qwex logs -f RUN            re-attach to a running run
     """
-    from qwex_core.logs import LogReader
+    from qwex_core.errors import QwexError, RunNotFound
 
     service = state.service()
-    run = service.get(run_id)
     streams = ("stdout", "stderr") if stream == "all" else (stream,)
+    full_id = service.store.resolve(run_id)
+    try:
+        run = service.observe(full_id)
+    except RunNotFound:
+        raise
+    except QwexError as exc:
+        # An unreadable record: its logs may be intact, and are what is left of the run.
+        paths = {s: service.store.log_path(full_id, s) for s in streams}
+        if follow or not all(p.is_file() for p in paths.values()):
+            raise
+        from qwex_core.cli.output import note
+
+        note(f"warning: {exc}; its logs follow")
+        _print_logs(paths, tail, as_json)
+        return
     if follow and not as_json:
         from qwex_core.cli.output import note
         from qwex_core.cli.run_command import follow_run
@@ -289,10 +326,16 @@ def logs(
         )
         note(f"run {short_id(run.id)} finished: {how}")
         return
-    paths = {s: service.store.log_path(run.id, s) for s in streams}
+    _print_logs({s: service.store.log_path(run.id, s) for s in streams}, tail, as_json)
+
+
+def _print_logs(paths: dict[str, Path], tail: int | None, as_json: bool) -> None:
+    """The logs at `paths`, each stream to its own output (or together as JSON)."""
+    from qwex_core.logs import LogReader
+
     with LogReader(paths, tail=tail) as reader:
         if as_json:
-            texts = {s: bytearray() for s in streams}
+            texts = {s: bytearray() for s in paths}
             for chunk in reader:
                 texts[chunk.stream] += chunk.data
             emit_json({s: data.decode("utf-8", "replace") for s, data in texts.items()})
