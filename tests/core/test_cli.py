@@ -162,7 +162,7 @@ def test_errors_are_one_line_without_traceback(project: Path, qwex: Qwex) -> Non
     assert bad_env.returncode == 2 and "=x" in bad_env.stderr
     bad_mem = qwex("run", "--memory", "lots", "--", "true")
     assert (
-        bad_mem.returncode == 1 and "memory" in bad_mem.stderr and "Traceback" not in bad_mem.stderr
+        bad_mem.returncode == 2 and "memory" in bad_mem.stderr and "Traceback" not in bad_mem.stderr
     )
 
 

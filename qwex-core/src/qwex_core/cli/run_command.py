@@ -39,6 +39,18 @@ def _check_name(name: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--name") from None
 
 
+def _check_memory(value: str | None) -> str | None:
+    """A `--memory` that is a memory size (a usage error otherwise)."""
+    if value is not None:
+        from qwex_core.models import parse_memory
+
+        try:
+            parse_memory(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--memory") from None
+    return value
+
+
 def _env(values: tuple[str, ...]) -> dict[str, str]:
     """`-e KEY=VALUE`, or `-e KEY` for this shell's value of KEY (as `docker run -e`): a KEY
     not set here is left out, with a note naming it."""
@@ -87,7 +99,11 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     help="Set an environment variable (repeatable); KEY alone passes this shell's value.",
 )
 @click.option("--cpu", type=float, help="CPU cores to reserve, e.g. 2 or 0.5.")
-@click.option("--memory", help="Memory limit, e.g. 512Mi or 4Gi.")
+@click.option(
+    "--memory",
+    callback=lambda _ctx, _param, value: _check_memory(value),
+    help="Memory limit, e.g. 512Mi or 4Gi.",
+)
 @click.option("--gpu", type=int, help="Number of GPUs.")
 @click.option(
     "-v", "--mount", multiple=True, metavar="SRC:DST[:ro]", help="Extra mount (container backends)."
