@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from qwex_core.cli.completion import complete_profiles, complete_runs
+from qwex_core.cli.completion import complete_live_runs, complete_profiles
 from qwex_core.cli.output import emit_json, note, run_json, table
 from qwex_core.store import short_id
 
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True, shell_complete=complete_runs)
+@click.argument(
+    "run_ids", metavar="RUN...", nargs=-1, required=True, shell_complete=complete_live_runs
+)
 @click.option(
     "--wait/--no-wait",
     default=True,

@@ -10,6 +10,7 @@ import click
 from qwex_core.agent.record import STATUSES
 from qwex_core.cli.completion import complete_backends, complete_runs
 from qwex_core.cli.output import ago, command_text, duration, emit_json, run_json, table
+from qwex_core.cli.terminal import no_color_option
 from qwex_core.store import short_id
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ def _matches(record: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
     "-q", "--quiet", is_flag=True, help="Only the ids, one a line (`qwex rm $(qwex list -q)`)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of run records.")
+@no_color_option
 @click.pass_obj
 def list_runs(
     state: State,
@@ -217,6 +219,7 @@ def _fit_last_column(rows: list[list[str]], headers: list[str]) -> None:
 @click.command()
 @click.argument("run_id", metavar="RUN", shell_complete=complete_runs)
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@no_color_option
 @click.pass_obj
 def status(state: State, run_id: str, as_json: bool) -> None:
     """Show a run's state, exit code, times and reason."""
