@@ -26,3 +26,20 @@ def test_an_unknown_option_before_the_command_is_a_usage_error(project: Path, qw
     assert qwex("run", "echo", "--memroy", check=True).stdout == "--memroy\n"
     assert qwex("run", "--", "echo", "-n", "hi", check=True).stdout == "hi"
     assert len(_runs(qwex)) == 2
+
+
+def test_input_piped_into_run_is_named_as_not_forwarded(project: Path, qwex: Qwex) -> None:
+    import subprocess
+
+    from cli_support import QWEX
+
+    piped = subprocess.run(
+        ["sh", "-c", f"echo data | {QWEX} run -- cat"], capture_output=True, text=True, timeout=60
+    )
+    assert piped.returncode == 0 and piped.stdout == ""
+    lines = [line for line in piped.stderr.splitlines() if "stdin" in line]
+    assert len(lines) == 1 and "not forwarded" in lines[0], piped.stderr
+    quiet = subprocess.run(
+        [QWEX, "run", "--", "true"], stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
+    assert "stdin" not in quiet.stderr

@@ -39,6 +39,29 @@ def _check_name(name: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--name") from None
 
 
+def _stdin_has_input() -> bool:
+    """Whether something was piped or redirected into qwex (`echo x | qwex run ...`): bytes
+    already waiting in a pipe or socket, or a non-empty file. An idle pipe, a terminal or
+    /dev/null is not."""
+    import stat
+
+    try:
+        fd = sys.stdin.fileno()
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):
+            return info.st_size > 0
+        if stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode):
+            import fcntl
+            import struct
+            import termios
+
+            waiting = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+            return bool(struct.unpack("i", waiting)[0])
+    except (AttributeError, ValueError, OSError):
+        pass
+    return False
+
+
 def _check_memory(value: str | None) -> str | None:
     """A `--memory` that is a memory size (a usage error otherwise)."""
     if value is not None:
@@ -246,6 +269,8 @@ def run(
     if dry_run:
         click.echo(_dry_run(service, spec), nl=False)
         return
+    if _stdin_has_input():
+        note("stdin is not forwarded: the command reads an empty stdin (pass data in a file)")
     if not detach:
         # SIGTERM cancels a foreground run, as Ctrl-C does; with -d it stops nothing.
         signal.signal(signal.SIGTERM, _raise_terminated)
