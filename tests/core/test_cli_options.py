@@ -43,3 +43,15 @@ def test_input_piped_into_run_is_named_as_not_forwarded(project: Path, qwex: Qwe
         [QWEX, "run", "--", "true"], stdin=subprocess.DEVNULL, capture_output=True, text=True
     )
     assert "stdin" not in quiet.stderr
+
+
+def test_resource_flags_the_local_backend_does_not_enforce_are_named(
+    project: Path, qwex: Qwex
+) -> None:
+    result = qwex("run", "--memory", "1Gi", "--cpu", "2", "--", "true")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "not enforced" in line]
+    assert len(lines) == 1 and "--cpu" in lines[0] and "--memory" in lines[0], result.stderr
+    assert "--gpu" not in lines[0] and "local" in lines[0]
+    plain = qwex("run", "--", "true", check=True)
+    assert "not enforced" not in plain.stderr

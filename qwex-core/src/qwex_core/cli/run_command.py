@@ -266,6 +266,7 @@ def run(
         raise unknown_backend(spec.backend, state.host.runners, source)
     if image and not service.runner(spec.backend).uses_container:
         note(f"--image is ignored: the {spec.backend} backend runs no container")
+    _note_unenforced(service, spec.backend, cpu=cpu, memory=memory, gpu=gpu)
     if dry_run:
         click.echo(_dry_run(service, spec), nl=False)
         return
@@ -310,6 +311,20 @@ def run(
     if signal.SIGINT in caught and _stopped_by_qwex(final):
         code = INTERRUPTED  # as a shell says after Ctrl-C, whatever signal the backend could send
     raise click.exceptions.Exit(TERMINATED if terminated else code)
+
+
+def _note_unenforced(service: RunService, backend: str, **flags: object) -> None:
+    """One line naming the resource flags the local backend takes but cannot enforce (it
+    starts a plain process: no cgroup limit, no GPU selection), instead of ignoring them
+    without a word."""
+    from qwex_core.runners.local import LocalRunner
+
+    given = [f"--{name}" for name, value in flags.items() if value is not None]
+    if given and isinstance(service.runner(backend), LocalRunner):
+        note(
+            f"{', '.join(given)} not enforced: the {backend} backend runs the command as a plain "
+            "process with no limits (a container backend, -b docker, enforces them)"
+        )
 
 
 def _stopped_by_qwex(run: Run) -> bool:
