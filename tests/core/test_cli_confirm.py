@@ -114,3 +114,30 @@ def test_gc_asks_at_a_terminal_and_refuses_without_one(
     assert "removed file d" in forced.stdout and list(leftovers.iterdir()) == []
     # Nothing to remove: nothing to ask.
     assert qwex("gc", env=env).returncode == 0
+
+
+def test_gc_names_a_backend_it_could_not_ask_once(
+    project: Path, qwex: Qwex, tmp_path: Path
+) -> None:
+    plugin_dir = tmp_path / "plugin"
+    plugin_dir.mkdir()
+    (plugin_dir / "leftovers_plugin.py").write_text(GARBAGE_PLUGIN)
+    (plugin_dir / "down_plugin.py").write_text(
+        "from qwex_core.plugin import hookimpl\n\n\n"
+        "@hookimpl\n"
+        "def qwex_collect_garbage(config, dry_run):\n"
+        "    raise ConnectionError('the daemon is down')\n"
+    )
+    leftovers = tmp_path / "leftovers"
+    leftovers.mkdir()
+    (leftovers / "a").touch()
+    env = {
+        "QWEX_PLUGINS": "leftovers_plugin,down_plugin",
+        "QWEX_DISABLE_PLUGINS": "docker,k8s,remote",
+        "PYTHONPATH": str(plugin_dir) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "LEFTOVERS": str(leftovers),
+    }
+    result = qwex("gc", "--force", env=env)
+    assert result.returncode == 1
+    assert "removed file a" in result.stdout and list(leftovers.iterdir()) == []
+    assert result.stderr.count("the daemon is down") == 1, result.stderr
