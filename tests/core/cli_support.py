@@ -38,3 +38,70 @@ def pid_in(path: Path, timeout: float = 10) -> int:
         assert time.monotonic() < deadline, f"nothing written to {path}"
         time.sleep(0.02)
     return int(path.read_text())
+
+
+class Terminal:
+    """`qwex ARGS` on a pseudo-terminal: stdin, stdout and stderr all on it, as a person
+    typing at a shell has them (so qwex may ask and read an answer)."""
+
+    def __init__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+        import os
+        import pty
+
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [QWEX, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=cwd,
+            env={**os.environ, "TERM": "xterm-256color", **(env or {})},
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.seen = b""
+
+    def read_until(self, text: str, timeout: float = 20) -> str:
+        """What the terminal showed until `text` appeared (a failure after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{text!r} not shown after {timeout}s: {self.seen!r}"
+            if self._read(min(left, 0.5)) is False:
+                raise AssertionError(f"qwex exited before showing {text!r}: {self.seen!r}")
+        return self.seen.decode()
+
+    def type(self, text: str) -> None:
+        import os
+
+        os.write(self.master, text.encode())
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        """Read to the end; qwex's exit code and everything the terminal showed."""
+        import os
+
+        deadline = time.monotonic() + timeout
+        try:
+            while self._read(max(deadline - time.monotonic(), 0.01)) is not False:
+                assert time.monotonic() < deadline, f"qwex still running after {timeout}s"
+            code = self.proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            os.close(self.master)
+        return code, self.seen.decode().replace("\r\n", "\n")
+
+    def _read(self, timeout: float) -> bool | None:
+        """True: read something; None: nothing yet; False: the terminal was closed (EOF)."""
+        import os
+        import select
+
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return None
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: every process holding the terminal has exited
+            return False
+        self.seen += data
+        return bool(data) or False

@@ -12,23 +12,21 @@ Qwex = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def test_a_damaged_record_is_named_and_listed_as_unreadable(project: Path, qwex: Qwex) -> None:
-    good = qwex("run", "-d", "--", "true", check=True).stdout.strip()
-    bad = qwex("run", "-d", "--", "true", check=True).stdout.strip()
+    good = qwex("run", "-d", "--no-trunc", "--", "true", check=True).stdout.strip()
+    bad = qwex("run", "-d", "--no-trunc", "--", "true", check=True).stdout.strip()
     qwex("wait", good, bad)
     record = project / ".qwex" / "runs" / bad / "run.json"
     record.write_text('{"id": "half-writ')
 
-    for command in ("status", "logs"):
-        result = qwex(command, bad[-12:])
-        assert result.returncode == 1, result.stderr
-        assert result.stderr.startswith("qwex: error: ") and str(record) in result.stderr
-        assert "internal error" not in result.stderr
+    result = qwex("status", bad[-12:])
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("qwex: error: ") and str(record) in result.stderr
+    assert "internal error" not in result.stderr
+    logs = qwex("logs", bad[-12:])  # the logs are intact: they print, after a warning
+    assert logs.returncode == 0 and logs.stdout == "" and str(record) in logs.stderr
 
     rows = [line.split() for line in qwex("list", check=True).stdout.splitlines()[1:]]
-    assert [row[:2] + row[-1:] for row in rows] == [
-        [bad[-12:], "unreadable", "-"],
-        [good[-12:], "succeeded", "-"],
-    ]
+    assert [row[:2] for row in rows] == [[bad[-12:], "unreadable"], [good[-12:], "succeeded"]]
     listed = json.loads(qwex("list", "--json", check=True).stdout)
     assert listed[0]["status"] == "unreadable" and str(record) in listed[0]["reason"]
     assert qwex("rm", bad).returncode == 1
@@ -70,8 +68,8 @@ def test_list_filters_say_what_is_valid(project: Path, qwex: Qwex) -> None:
     assert nothing.returncode == 0 and "no runs match" in nothing.stderr
     status = qwex("list", "--filter", "status=runing")
     assert status.returncode == 2 and "pending, queued, running" in status.stderr
-    backend = qwex("list", "-b", "dokcer")
-    assert backend.returncode == 2 and "installed: " in backend.stderr and "local" in backend.stderr
+    backend = qwex("list", "-b", "dokcer")  # a filter needs no plugin, but a typo is named
+    assert backend.returncode == 0 and "'dokcer' is not installed" in backend.stderr
 
 
 def test_outside_a_project_qwex_says_once_where_runs_go(tmp_path: Path, qwex: Qwex) -> None:

@@ -20,15 +20,17 @@ def test_rm_deletes_ended_runs_and_refuses_live_ones_unless_forced(
     project: Path, qwex: Qwex
 ) -> None:
     qwex("run", "--name", "done", "--", "echo", "hi", check=True)
-    live = qwex("run", "-d", "--name", "slow", "--", "sleep", "60", check=True).stdout.strip()
+    started = qwex("run", "-d", "--no-trunc", "--name", "slow", "--", "sleep", "60", check=True)
+    live = started.stdout.strip()
     runs = project / ".qwex" / "runs"
 
-    refused = qwex("rm", "done", "slow")
+    refused = qwex("rm", "slow")
     assert refused.returncode == 1
     assert f"run {live[-12:]} (running) has not ended" in refused.stderr
     assert len(list(runs.iterdir())) == 2  # nothing removed
 
-    removed = qwex("rm", "done", check=True)
+    removed = qwex("rm", "done", "slow")  # what can go goes; the rest is named
+    assert removed.returncode == 1 and "has not ended" in removed.stderr
     assert len(removed.stdout.split()) == 1
     assert _ids(qwex) == [live]
     assert not (project / ".qwex" / "names" / "done").exists()
@@ -44,8 +46,8 @@ def test_rm_deletes_ended_runs_and_refuses_live_ones_unless_forced(
 def test_prune_by_age_and_status_with_dry_run(project: Path, qwex: Qwex) -> None:
     qwex("run", "--", "sh", "-c", "exit 3")
     qwex("run", "--", "echo", "ok", check=True)
-    old = qwex("run", "-d", "--", "sh", "-c", "exit 4", check=True).stdout.strip()
-    live = qwex("run", "-d", "--", "sleep", "60", check=True).stdout.strip()
+    old = qwex("run", "-d", "--no-trunc", "--", "sh", "-c", "exit 4", check=True).stdout.strip()
+    live = qwex("run", "-d", "--no-trunc", "--", "sleep", "60", check=True).stdout.strip()
     deadline = time.monotonic() + 20
     while json.loads(qwex("status", old, "--json").stdout)["status"] != "failed":
         assert time.monotonic() < deadline
@@ -65,7 +67,7 @@ def test_prune_by_age_and_status_with_dry_run(project: Path, qwex: Qwex) -> None
 
     failed = qwex("prune", "--status", "failed", check=True)
     assert "deleted 1 run, freed" in failed.stderr
-    everything = qwex("prune", check=True)
+    everything = qwex("prune", "--force", check=True)
     assert "deleted 1 run" in everything.stderr
     assert _ids(qwex) == [live]  # a live run is never pruned
     assert qwex("prune", "--older-than", "soon").returncode == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from collections.abc import Callable
@@ -11,15 +12,21 @@ Qwex = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def _list_rows(qwex: Qwex, *args: str) -> list[list[str]]:
+    """The cells of `qwex list`, cut where the header's columns start."""
     out = qwex("list", *args, check=True).stdout.splitlines()
-    assert out[0].split() == ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "COMMAND", "NAME"]
-    return [line.split() for line in out[1:]]
+    headers = ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "NAME", "COMMAND"]
+    assert out[0].split() == headers
+    starts = [out[0].index(h) for h in headers] + [None]
+    return [[line[a:b].strip() for a, b in itertools.pairwise(starts)] for line in out[1:]]
 
 
 def test_runs_made_together_get_distinct_short_ids_that_every_command_takes(
     project: Path, qwex: Qwex
 ) -> None:
-    ids = [qwex("run", "-d", "--", "echo", f"run{i}", check=True).stdout.strip() for i in range(6)]
+    ids = [
+        qwex("run", "-d", "--no-trunc", "--", "echo", f"run{i}", check=True).stdout.strip()
+        for i in range(6)
+    ]
     # UUIDv7: runs made within a second share their first 8+ characters.
     assert len({i[:8] for i in ids}) < len(ids)
     rows = _list_rows(qwex)
@@ -44,7 +51,7 @@ def test_a_name_works_wherever_an_id_does_and_is_unique(project: Path, qwex: Qwe
     assert qwex("logs", "train-1", check=True).stdout == "named\n"
     assert json.loads(qwex("status", "train-1", "--json").stdout)["spec"]["name"] == "train-1"
     rows = _list_rows(qwex)
-    assert [row[-1] for row in rows] == ["-", "train-1"]
+    assert [row[5] for row in rows] == ["-", "train-1"]
 
     clash = qwex("run", "--name", "train-1", "--", "echo", "again")
     assert clash.returncode == 1
@@ -54,8 +61,8 @@ def test_a_name_works_wherever_an_id_does_and_is_unique(project: Path, qwex: Qwe
     bad = qwex("run", "--name", "no spaces", "--", "true")
     assert bad.returncode == 2 and "--name" in bad.stderr
 
-    assert [r[-1] for r in _list_rows(qwex, "--filter", "name=train")] == ["train-1"]
-    assert [r[-1] for r in _list_rows(qwex, "--filter", "label=team=nlp")] == ["train-1"]
+    assert [r[5] for r in _list_rows(qwex, "--filter", "name=train")] == ["train-1"]
+    assert [r[5] for r in _list_rows(qwex, "--filter", "label=team=nlp")] == ["train-1"]
     assert len(_list_rows(qwex, "--filter", "label=team")) == 2
     none = qwex("list", "--filter", "label=team=nlp", "--filter", "name=nope")
     assert none.returncode == 0 and none.stdout == "" and "no runs match" in none.stderr
@@ -69,7 +76,7 @@ def test_a_name_is_claimed_by_one_of_many_runs_started_at_once(project: Path) ->
     qwex_bin = str(Path(sys.executable).parent / "qwex")
     procs = [
         subprocess.Popen(
-            [qwex_bin, "run", "-d", "--name", "race", "--", "true"],
+            [qwex_bin, "run", "-d", "--no-trunc", "--name", "race", "--", "true"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

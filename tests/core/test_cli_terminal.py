@@ -250,9 +250,10 @@ def test_completion_of_commands(project: Path) -> None:
 def test_completion_of_run_ids_and_names(project: Path, qwex: Qwex) -> None:
     runs = make_runs(qwex)
     shorts = {run_id[-12:] for run_id in runs.values()}
-    for command in ("status", "logs", "cancel", "wait", "rm"):
+    for command in ("status", "logs", "wait", "rm"):
         offered = complete(f"qwex {command} ")
         assert shorts | {"good"} == set(offered), (command, offered)
+    assert complete("qwex cancel ") == []  # both have ended: nothing to cancel
     one = runs["failed"][-12:]
     assert complete(f"qwex status {one[:6]}") == [one]
     assert complete("qwex logs -f go") == ["good"]
@@ -271,3 +272,22 @@ def test_completion_of_profiles(project: Path) -> None:
     # A configuration that cannot be read completes nothing, and says nothing.
     (project / "qwex.toml").write_text("[profiles.gpu\n")
     assert complete("qwex run -p ") == []
+
+
+def test_no_color_works_after_the_subcommand_too(project: Path, qwex: Qwex) -> None:
+    make_runs(qwex)
+    for args in (("list", "--no-color"), ("status", "good", "--no-color")):
+        shown = on_terminal(*args)
+        assert "succeeded" in shown and ESC not in shown, (args, shown)
+
+
+def test_cancel_completes_live_runs_only(project: Path, qwex: Qwex) -> None:
+    runs = make_runs(qwex)
+    live = qwex("run", "-d", "--name", "slow", "--", "sleep", "60", check=True).stdout.strip()
+    try:
+        offered = complete("qwex cancel ")
+        assert live in offered and "slow" in offered
+        assert runs["succeeded"][-12:] not in offered and "good" not in offered
+        assert runs["succeeded"][-12:] in complete("qwex status ")
+    finally:
+        qwex("rm", "-f", live, check=True)

@@ -63,6 +63,7 @@ def test_detach_status_and_reattach_from_another_shell(
     started = qwex(
         "run",
         "-d",
+        "--no-trunc",
         *DOCKER,
         "--",
         "sh",
@@ -92,6 +93,7 @@ def test_cancel_from_another_shell(
     run_id = qwex(
         "run",
         "-d",
+        "--no-trunc",
         *DOCKER,
         "--grace-period",
         "3",
@@ -108,7 +110,7 @@ def test_cancel_from_another_shell(
     begun = time.monotonic()
     result = qwex("cancel", run_id, check=True)
     assert time.monotonic() - begun < 3, "the trap ends the command well before the grace period"
-    assert result.stdout.split()[:2] == [run_id, "cancelled"]
+    assert result.stdout.split()[:2] == [run_id[-12:], "cancelled"]
     record = read_record(project, run_id)
     assert record["reason"] == "cancelled by user"
     assert (project / ".qwex" / "runs" / run_id / "stdout.log").read_text() == "started\ngot TERM\n"
@@ -227,7 +229,7 @@ def test_socket_without_permission_is_a_clear_message(
 def test_a_run_that_ends_unwatched_leaves_no_container(
     project: Path, qwex: Qwex, docker_ready: Any, docker_api: Any
 ) -> None:
-    run_id = qwex("run", "-d", *DOCKER, "--", "true", check=True).stdout.strip()
+    run_id = qwex("run", "-d", "--no-trunc", *DOCKER, "--", "true", check=True).stdout.strip()
     wait_until(lambda: read_record(project, run_id)["status"] == "succeeded", what="the end")
     wait_gone(docker_api, run_id)
 

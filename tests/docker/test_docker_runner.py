@@ -269,7 +269,7 @@ def test_labels_on_the_container_and_gc_removes_what_is_kept(
         in listed.stdout
     )
     assert containers_of(docker_api, run)
-    qwex("gc", check=True)
+    qwex("gc", "--force", check=True)
     wait_gone(docker_api, run.id)
 
 
@@ -279,7 +279,7 @@ def test_gc_leaves_live_runs_alone(
     service = make_service()
     run = service.submit(docker_spec(["sleep", "30"], grace_period=0))
     wait_until(lambda: service.get(run.id).status is RunStatus.RUNNING, what="running")
-    result = qwex("gc", "--json", check=True)
+    result = qwex("gc", "--force", "--json", check=True)
     assert run.id not in result.stdout
     assert containers_of(docker_api, run)
     service.cancel(service.get(run.id))
@@ -299,7 +299,7 @@ def test_gc_never_removes_a_live_container_whose_run_folder_is_not_here(
     project.rename(moved)
     try:
         for where in (moved, project.parent):
-            result = qwex("gc", "--json", cwd=where, check=True)
+            result = qwex("gc", "--force", "--json", cwd=where, check=True)
             assert run.id not in result.stdout
         assert containers_of(docker_api, run)
     finally:

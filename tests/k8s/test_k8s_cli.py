@@ -59,7 +59,7 @@ def wait_status(qwex: Qwex, run_id: str, want: set[str], timeout: float = 120) -
 
 def started(qwex: Qwex, *args: str) -> str:
     """The id of a run started with `qwex run -d ARGS`."""
-    result = qwex("run", "-d", *args, check=True, timeout=120)
+    result = qwex("run", "-d", "--no-trunc", *args, check=True, timeout=120)
     return result.stdout.strip()
 
 
@@ -384,7 +384,7 @@ def test_gc_deletes_the_jobs_of_final_runs(k8s_project: Path, qwex: Qwex, cluste
     dry = qwex("gc", "--dry-run", check=True)
     assert f"would remove job {job}" in dry.stdout and "its run is succeeded" in dry.stdout
     assert job_of(cluster, rec) is not None
-    qwex("gc", check=True)
+    qwex("gc", "--force", check=True)
     wait_for("gc to delete the Job", lambda: job_of(cluster, rec) is None, timeout=30)
 
 

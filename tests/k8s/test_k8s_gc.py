@@ -58,7 +58,7 @@ def test_gc_never_removes_a_running_job_whose_project_moved(
     for where in (moved, project.parent):  # from the moved project, and from elsewhere
         dry = qwex("gc", "--dry-run", "--json", cwd=where, check=True)
         assert name not in dry.stdout
-        qwex("gc", cwd=where, check=True)
+        qwex("gc", "--force", cwd=where, check=True)
     assert job(cluster, name) is not None
     assert pod_phases(cluster, rec["id"]) == ["Running"]
     status = json.loads(qwex("status", rec["id"], "--json", cwd=moved, check=True).stdout)
@@ -81,7 +81,7 @@ def test_gc_leaves_a_teammates_finished_job_alone(
     configure(project, cluster)
     dry = qwex("gc", "--dry-run", "--json", cwd=project, check=True)
     assert name not in dry.stdout
-    qwex("gc", cwd=project, check=True)
+    qwex("gc", "--force", cwd=project, check=True)
     assert job(cluster, name) is not None
 
 
@@ -110,7 +110,7 @@ def test_gc_removes_a_pod_left_by_an_orphaning_delete(
     dry = json.loads(qwex("gc", "--dry-run", "--json", check=True).stdout)
     pods = [f for f in dry if f["kind"] == "pod" and f["run"] == rec["id"]]
     assert len(pods) == 1 and "its Job is gone" in pods[0]["why"], dry
-    qwex("gc", check=True)
+    qwex("gc", "--force", check=True)
     wait_for("gc to delete the pod", lambda: pod_phases(cluster, rec["id"]) == [], timeout=60)
 
 

@@ -99,7 +99,8 @@ def test_user_cancels_a_docker_run_and_gc_removes_its_kept_container(
     keep = {"QWEX_DOCKER_KEEP_CONTAINERS": "true"}
     image = docker_images["busybox"]
     started = qwex_as(
-        USER, user_bin, docker_project, *("run", "-d", "-b", "docker", "--image", image),
+        USER, user_bin, docker_project, *("run", "-d", "--no-trunc", "-b", "docker"),
+        *("--image", image),
         *("--", "sleep", "60"), env=keep,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
@@ -111,7 +112,7 @@ def test_user_cancels_a_docker_run_and_gc_removes_its_kept_container(
     assert "cancelled" in status.stdout, (status.stdout, status.stderr)
     assert containers_of(run_id), "keep_containers kept no container"
 
-    gc = qwex_as(USER, user_bin, docker_project, "gc", env=keep)
+    gc = qwex_as(USER, user_bin, docker_project, "gc", "--force", env=keep)
     assert gc.returncode == 0, gc.stderr
     assert containers_of(run_id) == []
     assert_others_cannot_change(only_run(docker_project), OTHER)

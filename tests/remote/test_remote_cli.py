@@ -150,7 +150,7 @@ def test_a_missing_or_wrong_token_is_a_clear_401(project: Path, token: str | Non
 def test_list_shows_every_run_when_the_token_is_refused(project: Path, server: Server) -> None:
     alice = server.tokens["alice"]
     run_id = qwex(
-        project, "run", "-d", "-b", "remote", "--", "sleep", "300", token=alice
+        project, "run", "-d", "--no-trunc", "-b", "remote", "--", "sleep", "300", token=alice
     ).stdout.strip()
     local = qwex(project, "run", "--", "true", token=None)
     assert local.returncode == 0
@@ -321,7 +321,9 @@ def test_ctrl_c_cancels_the_job_on_the_server(project: Path, server: Server) -> 
 def test_two_followers_copy_each_line_once(project: Path, server: Server) -> None:
     alice = server.tokens["alice"]
     script = "for i in $(seq 1 40); do echo line $i; sleep 0.05; done"
-    run_id = qwex(project, "run", "-d", "-b", "remote", "--", "sh", "-c", script, token=alice)
+    run_id = qwex(
+        project, "run", "-d", "--no-trunc", "-b", "remote", "--", "sh", "-c", script, token=alice
+    )
     run_id = run_id.stdout.strip()
     env = {**clean_env(project), "QWEX_REMOTE_TOKEN": alice}
     followers = [

@@ -34,6 +34,7 @@ from qwex_core.models import JobSettings
 Key = tuple[str, ...]
 Section = TypeVar("Section", bound=BaseModel)
 
+ENV_SOURCE = "environment (QWEX_*)"
 NOT_CONFIG_VARS = frozenset(
     {
         "QWEX_DISABLE_PLUGINS",
@@ -158,9 +159,12 @@ def load_config(
     if chosen:
         if chosen not in profiles:
             known = ", ".join(sorted(profiles)) or "none defined"
-            raise ConfigError(
-                f"unknown profile {chosen!r} (profiles: {known}); define [tool.qwex.profiles.{chosen}]"
+            where = (
+                f"[profiles.{chosen}] in {qwex_toml}"
+                if qwex_toml.is_file() or not pyproject.is_file()
+                else f"[tool.qwex.profiles.{chosen}] in {pyproject}"
             )
+            raise ConfigError(f"unknown profile {chosen!r} (profiles: {known}); define {where}")
         table, where = profiles[chosen]
         layers.append(Layer(f"profile {chosen!r} ({where})", table))
 
@@ -268,7 +272,48 @@ def _env_layer(sections: Mapping[str, type[BaseModel]]) -> Layer:
         head, _, rest = name.partition("_")
         if head in nested and rest:
             data.setdefault(head, {})[rest] = value
-    return Layer("environment (QWEX_*)", data)
+        else:
+            _warn_unknown_variable(var)
+    return Layer(ENV_SOURCE, data)
+
+
+def _warn_unknown_variable(var: str) -> None:
+    """One line for a `QWEX_*` variable that sets nothing but looks like a setting: a typo
+    (`QWEX_GRACE`) would otherwise be ignored without a word. One that resembles no setting
+    (a tool's own `QWEX_*` variable) is left alone."""
+    import difflib
+
+    known = [f"QWEX_{name.upper()}" for name in CoreSettings.model_fields]
+    for table in ("resources", "container"):
+        fields = _fields_at(CoreSettings, (table,)) or []
+        known += [f"QWEX_{table.upper()}_{name.upper()}" for name in fields]
+    near = difflib.get_close_matches(var, [*known, *sorted(NOT_CONFIG_VARS)], n=1, cutoff=0.7)
+    if near:
+        print(
+            f"qwex: warning: {var} is not a qwex setting and is ignored; did you mean {near[0]}?",
+            file=sys.stderr,
+        )
+
+
+def _fields_at(model: type[BaseModel], path: Key) -> list[str] | None:
+    """The keys a table at `path` under `model` may hold (`resources`: cpu, gpu, memory), or
+    None at the top or where the path is no model."""
+    import typing
+
+    if not path:
+        return None
+    current: Any = model
+    for name in path:
+        field = getattr(current, "model_fields", {}).get(name)
+        if field is None:
+            return None
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if current is None:
+            return None
+    return sorted(current.model_fields)
 
 
 def _validate(
@@ -288,8 +333,11 @@ def _validate(
                 (sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources), "default"
             )
             key = ".".join(loc) or (prefix and ".".join(prefix)) or "(top level)"
+            if where == ENV_SOURCE:  # the variable itself, as the user typed it
+                where = f"environment variable QWEX_{'_'.join(loc).upper()}"
             if error["type"] == "extra_forbidden":
-                known = hint or sorted(model.model_fields)
+                inner = _fields_at(model, tuple(str(p) for p in error["loc"][:-1]))
+                known = inner or hint or sorted(model.model_fields)
                 what = f"unknown key; expected one of: {', '.join(known)}"
             else:
                 what = error["msg"].removeprefix("Value error, ")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from qwex_core.agent.record import FINAL_STATUSES, NOTIFIED_FILE
 from qwex_core.errors import BackendError, QwexError
 from qwex_core.plugin.manager import PluginHost
-from qwex_core.store import RunStore
+from qwex_core.store import RunStore, short_id
 from qwex_core.timings import mark
 
 if TYPE_CHECKING:
@@ -86,11 +86,11 @@ class RunService:
             if not current.is_final:
                 self.notify_final(self.store.record_end(current, RunStatus.FAILED, reason))
             if isinstance(exc, QwexError):
-                raise QwexError(f"run {run.id} failed to start: {exc}") from None
+                raise QwexError(f"run {short_id(run.id)} failed to start: {exc}") from None
             if isinstance(exc, Exception):  # a bug in the backend: name it, not "internal error"
                 origin = self.host.runners[spec.backend].plugin.origin
                 raise BackendError(
-                    f"run {run.id} failed to start: the {spec.backend} backend ({origin}) "
+                    f"run {short_id(run.id)} failed to start: the {spec.backend} backend ({origin}) "
                     f"raised {reason}"
                 ) from None
             raise
@@ -191,6 +191,15 @@ class RunService:
         self.runner(run.backend).cancel(run, reason=reason, interrupt=interrupt)
         current = self.store.load(run.id)
         return self.notify_final(current) if current.is_final else current
+
+    def kill(self, run: Run, *, reason: str = "cancelled by user") -> Run:
+        """Cancel with no grace period: the agent, asked twice, kills the command's process
+        tree at once (SIGKILL), as `docker rm -f`. Two different signals (SIGINT, then
+        SIGTERM), so that they can never merge into one on the way."""
+        current = self.cancel(run, reason=reason, interrupt=True)
+        if current.is_final:
+            return current
+        return self.cancel(current, reason=reason)
 
     def wait(self, run: Run, timeout: float | None = None, poll: float = 0.05) -> Run:
         """Block until the run is final (or `timeout` seconds pass); return its record."""

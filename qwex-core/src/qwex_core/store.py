@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 SHORT_ID_LENGTH = 12
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 """A run name: letters, digits, `_`, `.`, `-`, starting with a letter or digit (as Docker)."""
+ID_LIKE = re.compile(r"[0-9a-fA-F-]+")
+"""What a run id, a short id or a prefix of either may look like: hex digits and `-`. No name
+looks like this, so that a name can never be read as another run's id."""
 DIR_MODE = 0o775
 FILE_MODE = 0o664
 """Modes of what the store creates: never world-writable, whatever the umask (which may still
@@ -65,6 +68,11 @@ def check_name(name: str) -> str:
             f"{name!r} cannot name a run: use up to 63 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
+    if ID_LIKE.fullmatch(name):
+        raise QwexError(
+            f"{name!r} cannot name a run: made only of hex digits (and '-'), it could be read "
+            "as a run id; add a letter from g to z, '_' or '.' (e.g. 'run-" + name + "')"
+        )
     return name
 
 
@@ -84,10 +92,12 @@ class RunStore:
         """Make a new pending run for `spec`, with an empty log of each stream. Its name, if
         it has one, is claimed first: a name another run holds is an error, and no run."""
         if not self.root.is_dir():
+            if not self.project_dir.is_dir():  # a wrong project: never made here
+                raise QwexError(f"the project folder {self.project_dir} does not exist")
             announcement = (
                 None if self.root.parent.exists() else store_announcement(self.project_dir)
             )
-            self.root.parent.mkdir(DIR_MODE, parents=True, exist_ok=True)
+            self.root.parent.mkdir(DIR_MODE, exist_ok=True)
             self.root.mkdir(DIR_MODE, exist_ok=True)
             if announcement:
                 sys.stderr.write(f"qwex: {announcement}\n")
@@ -227,24 +237,26 @@ class RunStore:
         the file."""
         path = self.run_dir(run_id) / RUN_FILE
         try:
-            return _load_record(str(path))
+            return _load_record(str(path), run_id)
         except FileNotFoundError:
             if not self.run_dir(run_id).is_dir():
                 raise RunNotFound(f"no run {run_id} in {self.root}") from None
             raise QwexError(
                 f"the record {path} is missing (the run is being created, or its folder "
-                f"was damaged; `qwex rm {short_id(run_id)}` removes it)"
+                f"was damaged; `qwex rm -f {short_id(run_id)}` removes it)"
             ) from None
         except OSError as exc:
             raise QwexError(f"cannot read the record {path}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise QwexError(
-                f"the record {path} is damaged ({exc}); `qwex rm {short_id(run_id)}` removes the run"
+                f"the record {path} is damaged ({exc}); "
+                f"`qwex rm -f {short_id(run_id)}` removes the run"
             ) from None
 
     def resolve(self, token: str) -> str:
         """The full id of the one run `token` names: a full id, a run name, or a unique
-        prefix of a full or short id."""
+        prefix of a full or short id. A token that names one run and is an id prefix of
+        another (a hex name from an older qwex) is an error naming both: never a guess."""
         token = token.strip()
         if not token:
             raise RunNotFound(
@@ -254,14 +266,26 @@ class RunStore:
         if os.sep not in token and (self.root / token).is_dir() and not token.startswith("."):
             return token
         owner = self.name_owner(token)
-        if owner is not None:
-            return owner
         prefix = token.lower()
-        matches = [
-            name
-            for name in self.ids()
-            if name.startswith(prefix) or short_id(name).startswith(prefix)
-        ]
+        matches = (
+            [
+                name
+                for name in self.ids()
+                if name.startswith(prefix) or short_id(name).startswith(prefix)
+            ]
+            if ID_LIKE.fullmatch(token)
+            else []
+        )
+        if owner is not None:
+            others = [m for m in matches if m != owner]
+            if others:
+                shown = ", ".join(short_id(m) for m in sorted(others)[:5])
+                raise RunNotFound(
+                    f"{token!r} is ambiguous: it is the name of run {short_id(owner)} and a "
+                    f"prefix of the id of {len(others)} other run{'s' if len(others) > 1 else ''} "
+                    f"({shown}); give more of the id of the one you mean (`qwex list --no-trunc`)"
+                )
+            return owner
         if not matches:
             raise RunNotFound(
                 f"no run matches {token!r} (an id, short id or name) in {self.root}; "
@@ -295,7 +319,7 @@ class RunStore:
             path = f"{root}/{run_id}/{RUN_FILE}"
             problem = None
             try:
-                data = _load_record(path)
+                data = _load_record(path, run_id)
             except FileNotFoundError:
                 if not unreadable or _younger_than(f"{root}/{run_id}", CREATING_GRACE):
                     continue
@@ -334,15 +358,26 @@ def _younger_than(path: str, seconds: float) -> bool:
         return True
 
 
-def _load_record(path: str) -> dict[str, Any]:
-    """The record at `path`. OSError (FileNotFoundError: none yet) when it cannot be read,
-    ValueError saying what is wrong when it is not a record."""
+def _load_record(path: str, run_id: str) -> dict[str, Any]:
+    """The record of run `run_id` at `path`. OSError (FileNotFoundError: none yet) when it
+    cannot be read, ValueError saying what is wrong when it is not that run's record: what
+    `qwex list` shows of a record (its id, status, backend, command) is checked here, so a
+    damaged one is listed as unreadable, never under a wrong id."""
     try:
         data = json.loads(_read_small(path))
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    if data.get("id") != run_id:
+        raise ValueError(f"its id is {data.get('id')!r}, not the folder's {run_id!r}")
+    for key in ("status", "backend"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"its {key} is {data.get(key)!r}, not a string")
+    spec = data.get("spec")
+    command = spec.get("command") if isinstance(spec, dict) else None
+    if not (isinstance(command, list) and command and all(isinstance(a, str) for a in command)):
+        raise ValueError("its spec.command is not a list of strings")
     return data
 
 

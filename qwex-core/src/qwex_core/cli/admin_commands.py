@@ -6,15 +6,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from qwex_core.cli.completion import complete_profiles, complete_runs
+from qwex_core.cli.completion import complete_live_runs, complete_profiles
 from qwex_core.cli.output import emit_json, note, run_json, table
+from qwex_core.store import short_id
 
 if TYPE_CHECKING:
     from qwex_core.cli.context import State
 
 
 @click.command()
-@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True, shell_complete=complete_runs)
+@click.argument(
+    "run_ids", metavar="RUN...", nargs=-1, required=True, shell_complete=complete_live_runs
+)
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -27,17 +30,23 @@ if TYPE_CHECKING:
     default=None,
     help="Seconds to wait at most (default: grace period + 10).",
 )
+@click.option("--no-trunc", is_flag=True, help="Print full run ids.")
 @click.option("--json", "as_json", is_flag=True, help="Print the resulting run records as JSON.")
 @click.pass_obj
 def cancel(
-    state: State, run_ids: tuple[str, ...], wait: bool, timeout: float | None, as_json: bool
+    state: State,
+    run_ids: tuple[str, ...],
+    wait: bool,
+    timeout: float | None,
+    no_trunc: bool,
+    as_json: bool,
 ) -> None:
     """Cancel runs: SIGTERM to the command's whole process tree, SIGKILL after the grace period."""
     service = state.service()
     runs = [service.get(r) for r in run_ids]  # resolve every id before cancelling any
     for run in runs:
         if run.is_final:
-            note(f"run {run.id} already ended ({run.status.value})")
+            note(f"run {short_id(run.id)} already ended ({run.status.value})")
         else:
             service.cancel(run)
     results = []
@@ -47,13 +56,15 @@ def cancel(
             run = service.wait(run, timeout=limit)
             if not run.is_final:
                 note(
-                    f"run {run.id} has not stopped after {limit:g}s; it is still {run.status.value}"
+                    f"run {short_id(run.id)} has not stopped after {limit:g}s; "
+                    f"it is still {run.status.value}"
                 )
         else:
             run = service.store.load(run.id)
         results.append(run)
         if not as_json:
-            click.echo(f"{run.id}  {run.status.value}  {run.reason or ''}".rstrip())
+            shown = run.id if no_trunc else short_id(run.id)
+            click.echo(f"{shown}  {run.status.value}  {run.reason or ''}".rstrip())
     if as_json:
         emit_json([run_json(r) for r in results])
 

@@ -96,12 +96,15 @@ def make_cli(host: PluginHost) -> click.Group:
           qwex run -b docker --image python:3.11 -- ...     in any Docker image
           qwex list | qwex status RUN | qwex logs -f RUN | qwex cancel RUN
 
-        Every run is recorded under .qwex/runs/<id>/ with its logs; any unique
-        prefix of a run id works wherever RUN is asked for.
+        Every run is recorded under .qwex/runs/<id>/ with its logs. RUN is a run's
+        name, its id (short or full) or a unique prefix of an id; a name is never
+        made only of hex digits, so it cannot be read as another run's id.
         """
         if ctx.obj is None:
             ctx.obj = State(host=host)
         ctx.obj.project = project.resolve() if project else None
+        if ctx.get_parameter_source("project") is click.core.ParameterSource.ENVIRONMENT:
+            ctx.obj.project_source = "QWEX_PROJECT_DIR"
 
     for command in (
         run_command.run,

@@ -62,14 +62,29 @@ def _host(ctx: click.Context) -> PluginHost:
 def complete_runs(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
     """Short ids of the project's runs (newest first, with status and command as help), then
     their names."""
+    return _runs(ctx, incomplete, live_only=False)
+
+
+def complete_live_runs(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    """Like `complete_runs`, only the runs that have not ended as their record stands (what
+    `qwex cancel` can still stop)."""
+    return _runs(ctx, incomplete, live_only=True)
+
+
+def _runs(ctx: click.Context, incomplete: str, *, live_only: bool) -> list[Any]:
     from click.shell_completion import CompletionItem
 
     items: list[CompletionItem] = []
     try:
+        from qwex_core.agent.record import FINAL_STATUSES
         from qwex_core.store import RunStore, short_id
 
         store = RunStore(_project(ctx))
+        offered: set[str] = set()
         for record in store.iter_records():
+            if live_only and record.get("status") in FINAL_STATUSES:
+                continue
+            offered.add(str(record.get("id")))
             sid = str(record.get("short_id") or short_id(str(record.get("id"))))
             if sid.startswith(incomplete):
                 spec = record.get("spec") or {}
@@ -77,7 +92,8 @@ def complete_runs(ctx: click.Context, _param: click.Parameter, incomplete: str) 
                 items.append(CompletionItem(sid, help=help_[:60]))
         names = sorted(os.listdir(store.names)) if store.names.is_dir() else []
         for name in names:
-            if name.startswith(incomplete) and (owner := store.name_owner(name)):
+            owner = store.name_owner(name) if name.startswith(incomplete) else None
+            if owner is not None and owner in offered:
                 items.append(CompletionItem(name, help=f"run {short_id(owner)}"))
     except Exception:  # completion must never print a traceback into the shell
         return items

@@ -20,11 +20,22 @@ class State:
 
     host: PluginHost
     project: Path | None = None
+    project_source: str = "--project"
+    """Where `project` came from (`--project` or `QWEX_PROJECT_DIR`), for error messages."""
 
     def service(
         self, profile: str | None = None, flags: dict[Key, Any] | None = None
     ) -> RunService:
-        """The run service for this project; configuration loads only when first used."""
+        """The run service for this project; configuration loads only when first used. A
+        project folder named but missing is an error: a typo must not list "no runs" or
+        create a store somewhere new."""
+        from qwex_core.errors import QwexError
         from qwex_core.service import open_service
 
+        if self.project is not None and not self.project.is_dir():
+            what = "is not a folder" if self.project.exists() else "does not exist"
+            raise QwexError(
+                f"the project folder {self.project} ({self.project_source}) {what}; "
+                "give an existing folder, or leave it out to use the nearest project"
+            )
         return open_service(self.project, host=self.host, profile=profile, flags=flags)

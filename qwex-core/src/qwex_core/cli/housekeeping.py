@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 FINAL = [s for s in STATUSES if s in FINAL_STATUSES]
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+KILL_WAIT = 20.0
+"""Seconds `qwex rm -f` waits for a killed run's end to be recorded."""
 
 
 def size_text(size: int) -> str:
@@ -46,61 +49,96 @@ def _age(value: str | None) -> float | None:
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
+def confirm_bulk(what: str, *, force: bool) -> None:
+    """Go ahead with a bulk deletion only on a yes: `--force`, or `y` typed at a terminal.
+    Without a terminal to ask (a script, a pipe), it is an error, as `docker system prune`
+    has it: nothing is deleted by a command a script did not mean."""
+    if force:
+        return
+    from qwex_core.cli.terminal import is_terminal
+
+    if not is_terminal(sys.stdin):
+        raise QwexError(
+            f"{what}; nothing was removed: no terminal to ask, pass --force (-f) to go "
+            "ahead or --dry-run to see what would go"
+        )
+    if not click.confirm(f"qwex: {what}. Go ahead?", default=False, err=True):
+        raise QwexError("nothing was removed")
+
+
 @click.command()
 @click.argument("run_ids", metavar="RUN...", nargs=-1, required=True, shell_complete=complete_runs)
 @click.option(
     "-f",
     "--force",
     is_flag=True,
-    help="Cancel a run that has not ended, wait for it to stop, then remove it.",
+    help="Kill a run that has not ended (SIGKILL, no grace period), then remove it; "
+    "remove a run whose record cannot be read as it is.",
 )
 @click.pass_obj
 def rm(state: State, run_ids: tuple[str, ...], force: bool) -> None:
-    """Delete runs that have ended: their record, logs and name.
+    """Delete runs that have ended: their record, logs and name. Prints each removed id.
 
-    A run that has not ended is an error (nothing is deleted) unless -f.
+    A run that has not ended is not removed unless -f. Each RUN is removed if it can be;
+    the others are named, one line each, and qwex exits 1.
 
     \b
       qwex rm 3f6bb3bbea15 train-7
-      qwex rm -f $(qwex list -s running --json | jq -r '.[].id')
+      qwex rm -f $(qwex list -q -s running)
     """
     service = state.service()
     store = service.store
-    ids = list(dict.fromkeys(store.resolve(r) for r in run_ids))  # every run named first
-    runs: dict[str, Run] = {}
-    broken: list[str] = []
-    for run_id in ids:
+    failed = 0
+    live: list[Run] = []
+    done: set[str] = set()
+
+    def remove(run_id: str, name: str | None) -> None:
+        store.delete(run_id, name=name)
+        click.echo(short_id(run_id))
+
+    def fail(message: str) -> None:
+        nonlocal failed
+        failed += 1
+        click.echo(f"qwex: error: {message}", err=True)
+
+    for token in run_ids:
         try:
-            runs[run_id] = service.observe(run_id)
-        except QwexError:
+            run_id = store.resolve(token)
+        except QwexError as exc:
+            fail(str(exc))
+            continue
+        if run_id in done:
+            continue
+        done.add(run_id)
+        try:
+            run = service.observe(run_id)
+        except QwexError as exc:
             if not force:
-                raise
-            broken.append(run_id)  # an unreadable record: -f removes the folder as it is
-    live = [r for r in runs.values() if not r.is_final]
-    if live and not force:
-        shown = ", ".join(f"{short_id(r.id)} ({r.status.value})" for r in live)
-        raise QwexError(
-            f"run{'s' if len(live) > 1 else ''} {shown} {'have' if len(live) > 1 else 'has'} "
-            "not ended: `qwex cancel` first, or `qwex rm -f` to cancel and remove; "
-            "nothing was removed"
-        )
+                fail(f"{exc} (`qwex rm -f {short_id(run_id)}` removes it as it is)")
+                continue
+            remove(run_id, None)  # an unreadable record: -f removes the folder as it is
+            note(f"removed run {short_id(run_id)}, whose record could not be read")
+            continue
+        if run.is_final:
+            remove(run_id, run.spec.name)
+        elif not force:
+            fail(
+                f"run {short_id(run_id)} ({run.status.value}) has not ended: `qwex cancel` "
+                "first, or `qwex rm -f` to kill and remove it; it was not removed"
+            )
+        else:
+            live.append(service.kill(run))
     for run in live:
-        service.cancel(run)
-    for run in live:
-        limit = run.spec.grace_period + 10
-        current = service.wait(run, timeout=limit)
+        current = service.wait(run, timeout=KILL_WAIT) if not run.is_final else run
         if not current.is_final:
-            raise QwexError(
-                f"run {short_id(run.id)} has not stopped after {limit:g}s "
+            fail(
+                f"run {short_id(run.id)} has not stopped {KILL_WAIT:g}s after SIGKILL "
                 f"(still {current.status.value}); it was not removed"
             )
-        runs[run.id] = current
-    for run_id in ids:
-        found = runs.get(run_id)
-        store.delete(run_id, name=found.spec.name if found is not None else None)
-        click.echo(short_id(run_id))
-    if broken:
-        note(f"removed {len(broken)} run(s) with an unreadable record")
+            continue
+        remove(run.id, current.spec.name)
+    if failed:
+        raise click.exceptions.Exit(1)
 
 
 @click.command()
@@ -119,15 +157,27 @@ def rm(state: State, run_ids: tuple[str, ...], force: bool) -> None:
     help="Only runs that ended in this status (repeatable).",
 )
 @click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
+@click.option(
+    "-f",
+    "--force",
+    is_flag=True,
+    help="With no --older-than or --status: delete every ended run without asking.",
+)
 @click.pass_obj
-def prune(state: State, older_than: str | None, statuses: tuple[str, ...], dry_run: bool) -> None:
+def prune(
+    state: State, older_than: str | None, statuses: tuple[str, ...], dry_run: bool, force: bool
+) -> None:
     """Delete runs that have ended (all of them, or those matching every option given),
     and print how many and how much space that freed. Runs that have not ended, and runs
     whose record cannot be read, are left alone.
 
+    With no --older-than or --status, every ended run would go: at a terminal qwex asks
+    first [y/N], saying how many and how much; without one it refuses unless --force.
+
     \b
       qwex prune --older-than 7d
       qwex prune --status failed --status cancelled --dry-run
+      qwex prune -f                 every ended run, without asking
     """
     from qwex_core.store import dir_size
 
@@ -145,6 +195,14 @@ def prune(state: State, older_than: str | None, statuses: tuple[str, ...], dry_r
             if not ended or now - datetime.fromisoformat(ended).timestamp() < age:
                 continue
         chosen.append(record)
+    if chosen and not dry_run and older_than is None and not statuses:
+        size = sum(dir_size(store.run_dir(r["id"])) for r in chosen)
+        plural = "" if len(chosen) == 1 else "s"
+        confirm_bulk(
+            f"prune with no filter deletes every ended run: {len(chosen)} run{plural}, "
+            f"{size_text(size)}",
+            force=force,
+        )
     freed = 0
     for record in chosen:
         run_id = record["id"]
@@ -161,9 +219,12 @@ def prune(state: State, older_than: str | None, statuses: tuple[str, ...], dry_r
 
 @click.command()
 @click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option(
+    "-f", "--force", is_flag=True, help="Remove what was found without asking [y/N] first."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
 @click.pass_obj
-def gc(state: State, dry_run: bool, as_json: bool) -> None:
+def gc(state: State, dry_run: bool, force: bool, as_json: bool) -> None:
     """Remove what backends left behind for runs that are final or unknown.
 
     Asks every installed backend (Docker: qwex's containers on the daemon; Kubernetes:
@@ -174,6 +235,9 @@ def gc(state: State, dry_run: bool, as_json: bool) -> None:
     live run needs is left alone. The run records and
     logs stay: `qwex rm` and `qwex prune` delete those. Exits 1 when a backend could
     not be asked (its daemon or cluster is down), after what the others found.
+
+    Before removing anything, qwex asks at a terminal [y/N], saying how many things would
+    go; without a terminal it refuses unless --force (-f).
     """
     import json
 
@@ -181,11 +245,24 @@ def gc(state: State, dry_run: bool, as_json: bool) -> None:
 
     config = state.service().config
     failures = len(state.host.load_errors)
-    found: list[Garbage] = [
-        item
-        for items in state.host.call("qwex_collect_garbage", config=config, dry_run=dry_run)
-        for item in items
-    ]
+
+    def collect(dry: bool) -> list[Garbage]:
+        return [
+            item
+            for items in state.host.call("qwex_collect_garbage", config=config, dry_run=dry)
+            for item in items
+        ]
+
+    found = collect(True)
+    if found and not dry_run:
+        kinds = sorted({item.kind for item in found})
+        plural = "" if len(found) == 1 else "s"
+        confirm_bulk(
+            f"gc would remove {len(found)} leftover{plural} of ended runs "
+            f"({', '.join(kinds)}; `qwex gc --dry-run` lists them)",
+            force=force,
+        )
+        found = collect(False)
     unasked = len(state.host.load_errors) > failures  # each one named in a warning already
     if as_json:
         click.echo(json.dumps([item.as_dict() for item in found], indent=2))

@@ -10,10 +10,12 @@ import click
 from qwex_core.agent.record import STATUSES
 from qwex_core.cli.completion import complete_backends, complete_runs
 from qwex_core.cli.output import ago, command_text, duration, emit_json, run_json, table
+from qwex_core.cli.terminal import no_color_option
 from qwex_core.store import short_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from qwex_core.cli.context import State
     from qwex_core.errors import BackendError
@@ -105,7 +107,11 @@ def _matches(record: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
 )
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many runs.")
 @click.option("--no-trunc", is_flag=True, help="Show full run ids and commands.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Only the ids, one a line (`qwex rm $(qwex list -q)`)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of run records.")
+@no_color_option
 @click.pass_obj
 def list_runs(
     state: State,
@@ -114,10 +120,12 @@ def list_runs(
     filters: tuple[str, ...],
     limit: int | None,
     no_trunc: bool,
+    quiet: bool,
     as_json: bool,
 ) -> None:
-    """List runs, newest first. ID is the short id; any command taking RUN accepts it, a
-    run's NAME, or a unique prefix of its full id (`--no-trunc` shows full ids).
+    """List runs, newest first. ID is the short id (`--no-trunc`: the full id). Any command
+    taking RUN accepts a run's NAME, its id (short or full) or a unique prefix of an id; a
+    name is never made only of hex digits, so it cannot be read as another run's id.
 
     \b
       qwex list -s running -s pending
@@ -132,14 +140,9 @@ def list_runs(
             f"unknown status {', '.join(map(repr, unknown))}; valid: {', '.join(STATUSES)}",
             param_hint="--filter status",
         )
+    # A backend filter is a word in the records: it needs no plugin (runs made on a backend
+    # uninstalled since are listed all the same).
     chosen = set(backends) | {v for k, v in pairs if k == "backend"}
-    known = set(state.host.runners)
-    if chosen - known:
-        raise click.BadParameter(
-            f"unknown backend {', '.join(map(repr, sorted(chosen - known)))}; "
-            f"installed: {', '.join(sorted(known)) or 'none'} (see `qwex backends`)",
-            param_hint="--backend",
-        )
     pairs = [(k, v) for k, v in pairs if k not in ("status", "backend")]
     records = state.service().list_records(
         statuses=wanted or None,
@@ -152,6 +155,10 @@ def list_runs(
     if as_json:
         emit_json(list(records))
         return
+    if quiet:
+        for r in records:
+            click.echo(r["id"] if no_trunc else short_id(r["id"]))
+        return
     rows = [
         [
             r["id"] if no_trunc else r.get("short_id") or short_id(r["id"]),
@@ -159,32 +166,60 @@ def list_runs(
             r.get("backend") or "-",
             ago(r.get("created_at")),
             duration(r.get("started_at"), r.get("finished_at")),
+            (r.get("spec") or {}).get("name") or "-",
             r.get("reason") or "-"
             if r["status"] == "unreadable"
-            else command_text(r["spec"]["command"], width=10_000 if no_trunc else 50),
-            (r.get("spec") or {}).get("name") or "-",
+            else command_text(r["spec"]["command"], width=10_000),
         ]
         for r in records
     ]
     if not rows:
         if wanted or chosen or pairs:
-            click.echo("no runs match", err=True)
+            missing = sorted(chosen - set(state.host.runners))
+            hint = (
+                f" (backend {', '.join(map(repr, missing))} is not installed: "
+                "`qwex backends` lists those that are)"
+                if missing
+                else ""
+            )
+            click.echo(f"no runs match{hint}", err=True)
         else:
             click.echo("no runs yet: start one with `qwex run -- COMMAND`", err=True)
         return
     from qwex_core.cli.terminal import colour_wanted, paint_status
 
+    if not no_trunc:
+        _fit_last_column(rows, HEADERS)
     colour = colour_wanted(sys.stdout)
-    table(
-        rows,
-        ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "COMMAND", "NAME"],
-        paint={1: lambda text: paint_status(text, text, colour)},
-    )
+    table(rows, HEADERS, paint={1: lambda text: paint_status(text, text, colour)})
+
+
+HEADERS = ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "NAME", "COMMAND"]
+MIN_COMMAND = 10
+"""The fewest characters of COMMAND shown, however narrow the terminal."""
+
+
+def _fit_last_column(rows: list[list[str]], headers: list[str]) -> None:
+    """Cut the command (or an unreadable record's reason), the last column, so that every
+    line fits the terminal's width (80 when it is not a terminal; `COLUMNS` overrides); a
+    name too long to leave the command `MIN_COMMAND` characters is cut too."""
+    import shutil
+
+    width = shutil.get_terminal_size((80, 24)).columns
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    room = width - sum(w + 2 for w in widths[:-2])  # for NAME, two spaces, COMMAND
+    name_width = min(widths[-2], max(room - 2 - MIN_COMMAND, len(headers[-2])))
+    command_width = max(room - name_width - 2, MIN_COMMAND)
+    for row in rows:
+        for i, limit in ((-2, name_width), (-1, command_width)):
+            if len(row[i]) > limit:
+                row[i] = row[i][: limit - 1] + "…"
 
 
 @click.command()
 @click.argument("run_id", metavar="RUN", shell_complete=complete_runs)
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@no_color_option
 @click.pass_obj
 def status(state: State, run_id: str, as_json: bool) -> None:
     """Show a run's state, exit code, times and reason."""
@@ -268,11 +303,25 @@ def logs(
       qwex logs RUN --tail 50
       qwex logs -f RUN            re-attach to a running run
     """
-    from qwex_core.logs import LogReader
+    from qwex_core.errors import QwexError, RunNotFound
 
     service = state.service()
-    run = service.get(run_id)
     streams = ("stdout", "stderr") if stream == "all" else (stream,)
+    full_id = service.store.resolve(run_id)
+    try:
+        run = service.observe(full_id)
+    except RunNotFound:
+        raise
+    except QwexError as exc:
+        # An unreadable record: its logs may be intact, and are what is left of the run.
+        paths = {s: service.store.log_path(full_id, s) for s in streams}
+        if follow or not all(p.is_file() for p in paths.values()):
+            raise
+        from qwex_core.cli.output import note
+
+        note(f"warning: {exc}; its logs follow")
+        _print_logs(paths, tail, as_json)
+        return
     if follow and not as_json:
         from qwex_core.cli.output import note
         from qwex_core.cli.run_command import follow_run
@@ -291,10 +340,16 @@ def logs(
         )
         note(f"run {short_id(run.id)} finished: {how}")
         return
-    paths = {s: service.store.log_path(run.id, s) for s in streams}
+    _print_logs({s: service.store.log_path(run.id, s) for s in streams}, tail, as_json)
+
+
+def _print_logs(paths: dict[str, Path], tail: int | None, as_json: bool) -> None:
+    """The logs at `paths`, each stream to its own output (or together as JSON)."""
+    from qwex_core.logs import LogReader
+
     with LogReader(paths, tail=tail) as reader:
         if as_json:
-            texts = {s: bytearray() for s in streams}
+            texts = {s: bytearray() for s in paths}
             for chunk in reader:
                 texts[chunk.stream] += chunk.data
             emit_json({s: data.decode("utf-8", "replace") for s, data in texts.items()})

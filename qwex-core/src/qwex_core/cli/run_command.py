@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -38,6 +39,55 @@ def _check_name(name: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--name") from None
 
 
+def _stdin_has_input() -> bool:
+    """Whether something was piped or redirected into qwex (`echo x | qwex run ...`): bytes
+    already waiting in a pipe or socket, or a non-empty file. An idle pipe, a terminal or
+    /dev/null is not."""
+    import stat
+
+    try:
+        fd = sys.stdin.fileno()
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):
+            return info.st_size > 0
+        if stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode):
+            import fcntl
+            import struct
+            import termios
+
+            waiting = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+            return bool(struct.unpack("i", waiting)[0])
+    except (AttributeError, ValueError, OSError):
+        pass
+    return False
+
+
+def _check_memory(value: str | None) -> str | None:
+    """A `--memory` that is a memory size (a usage error otherwise)."""
+    if value is not None:
+        from qwex_core.models import parse_memory
+
+        try:
+            parse_memory(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--memory") from None
+    return value
+
+
+def _env(values: tuple[str, ...]) -> dict[str, str]:
+    """`-e KEY=VALUE`, or `-e KEY` for this shell's value of KEY (as `docker run -e`): a KEY
+    not set here is left out, with a note naming it."""
+    out = {}
+    for item in values:
+        if "=" in item or not item:
+            out.update(_pairs((item,), "--env"))
+        elif item in os.environ:
+            out[item] = os.environ[item]
+        else:
+            note(f"-e {item}: {item} is not set in this shell; the run does not get it")
+    return out
+
+
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     out = {}
     for item in values:
@@ -59,7 +109,7 @@ def _secrets(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command(context_settings={"allow_interspersed_args": False})
 @click.option(
     "-b",
     "--backend",
@@ -72,14 +122,15 @@ def _secrets(values: tuple[str, ...]) -> dict[str, str]:
     shell_complete=complete_profiles,
     help="Named profile from [tool.qwex.profiles.NAME].",
 )
-@click.option("-d", "--detach", is_flag=True, help="Print the run id and return at once.")
+@click.option("-d", "--detach", is_flag=True, help="Print the run's short id and return at once.")
+@click.option("--no-trunc", is_flag=True, help="Print the full run id (with -d, and in messages).")
 @click.option("--image", help="Container image (container backends).")
 @click.option(
     "-e",
     "--env",
     multiple=True,
-    metavar="KEY=VALUE",
-    help="Set an environment variable (repeatable).",
+    metavar="KEY[=VALUE]",
+    help="Set an environment variable (repeatable); KEY alone passes this shell's value.",
 )
 @click.option(
     "--secret",
@@ -89,7 +140,11 @@ def _secrets(values: tuple[str, ...]) -> dict[str, str]:
     "in ENVVAR (default: NAME); remote backend only (repeatable).",
 )
 @click.option("--cpu", type=float, help="CPU cores to reserve, e.g. 2 or 0.5.")
-@click.option("--memory", help="Memory limit, e.g. 512Mi or 4Gi.")
+@click.option(
+    "--memory",
+    callback=lambda _ctx, _param, value: _check_memory(value),
+    help="Memory limit, e.g. 512Mi or 4Gi.",
+)
 @click.option("--gpu", type=int, help="Number of GPUs.")
 @click.option(
     "-v", "--mount", multiple=True, metavar="SRC:DST[:ro]", help="Extra mount (container backends)."
@@ -155,6 +210,7 @@ def run(
     backend: str | None,
     profile: str | None,
     detach: bool,
+    no_trunc: bool,
     image: str | None,
     env: tuple[str, ...],
     secret: tuple[str, ...],
@@ -188,6 +244,9 @@ def run(
     terminal (SIGHUP) or a closed output pipe (`qwex run ... | head`) stops
     following only: the run goes on, `qwex logs -f RUN` re-attaches from any
     shell. Stdin is not forwarded: the command reads an empty stdin.
+
+    Before COMMAND, an argument starting with `-` is one of qwex's options (a misspelled
+    one is an error); everything from COMMAND on, or after `--`, is the command's.
     """
     if local:
         raise click.UsageError("--local must come right after `run`: qwex run --local -- COMMAND")
@@ -208,7 +267,7 @@ def run(
             "pull": pull,
             "queue": queue,
             "priority": priority,
-            "env": _pairs(env, "--env"),
+            "env": _env(env),
             "labels": _pairs(label, "--label"),
             "secrets": _secrets(secret),
         }
@@ -232,16 +291,19 @@ def run(
         )
     if image and not service.runner(spec.backend).uses_container:
         note(f"--image is ignored: the {spec.backend} backend runs no container")
+    _note_unenforced(service, spec.backend, cpu=cpu, memory=memory, gpu=gpu)
     if dry_run:
         click.echo(_dry_run(service, spec), nl=False)
         return
+    if _stdin_has_input():
+        note("stdin is not forwarded: the command reads an empty stdin (pass data in a file)")
     if not detach:
         # SIGTERM cancels a foreground run, as Ctrl-C does; with -d it stops nothing.
         signal.signal(signal.SIGTERM, _raise_terminated)
     run_, caught = _submit_deferring_ctrl_c(service, spec)
     terminated = signal.SIGTERM in caught
     if caught:
-        note(f"cancelling run {run_.id}" + (" (received SIGTERM)" if terminated else ""))
+        note(f"cancelling run {short_id(run_.id)}" + (" (received SIGTERM)" if terminated else ""))
         service.cancel(run_, interrupt=not terminated)
         if detach:
             raise click.exceptions.Exit(TERMINATED if terminated else INTERRUPTED)
@@ -249,11 +311,11 @@ def run(
         if as_json:
             emit_json(run_json(service.store.load(run_.id)))
         else:
-            click.echo(run_.id)
+            click.echo(run_.id if no_trunc else short_id(run_.id))
         return
     if not quiet:
         note(
-            f"run {run_.id} on {spec.backend}; Ctrl-C cancels, "
+            f"run {short_id(run_.id)} on {spec.backend}; Ctrl-C cancels, "
             f"`qwex logs -f {short_id(run_.id)}` re-attaches"
         )
     streams = () if quiet else ("stdout", "stderr")
@@ -269,11 +331,25 @@ def run(
     if as_json:
         emit_json(run_json(final))
     if final.status.value != "succeeded":
-        note(f"run {final.id} {final.status.value}: {final.reason}")
+        note(f"run {short_id(final.id)} {final.status.value}: {final.reason}")
     code = exit_code(final)
     if signal.SIGINT in caught and _stopped_by_qwex(final):
         code = INTERRUPTED  # as a shell says after Ctrl-C, whatever signal the backend could send
     raise click.exceptions.Exit(TERMINATED if terminated else code)
+
+
+def _note_unenforced(service: RunService, backend: str, **flags: object) -> None:
+    """One line naming the resource flags the local backend takes but cannot enforce (it
+    starts a plain process: no cgroup limit, no GPU selection), instead of ignoring them
+    without a word."""
+    from qwex_core.runners.local import LocalRunner
+
+    given = [f"--{name}" for name, value in flags.items() if value is not None]
+    if given and isinstance(service.runner(backend), LocalRunner):
+        note(
+            f"{', '.join(given)} not enforced: the {backend} backend runs the command as a plain "
+            "process with no limits (a container backend, -b docker, enforces them)"
+        )
 
 
 def _stopped_by_qwex(run: Run) -> bool:
@@ -383,7 +459,7 @@ def follow_run(
                 except BrokenPipeError:
                     if cancel_on_interrupt and not service.store.load(run.id).is_final:
                         note(
-                            f"output closed: stopped following; run {run.id} goes on "
+                            f"output closed: stopped following; run {short_id(run.id)} goes on "
                             f"(`qwex cancel {short_id(run.id)}` stops it)"
                         )
                     raise
@@ -398,9 +474,9 @@ def follow_run(
             interrupts += 1
             if interrupts == 1:
                 again = "SIGTERM" if term else "Ctrl-C"
-                note(f"cancelling run {run.id} ({again} again to kill it at once)")
+                note(f"cancelling run {short_id(run.id)} ({again} again to kill it at once)")
             elif interrupts == 2:
-                note(f"killing run {run.id}")
+                note(f"killing run {short_id(run.id)}")
             else:
                 note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
                 raise

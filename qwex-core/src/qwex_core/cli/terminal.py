@@ -42,9 +42,28 @@ def colour_wanted(stream: IO[Any]) -> bool:
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     ctx = click.get_current_context(silent=True)
-    if ctx is not None and ctx.find_root().params.get("no_color"):
+    if ctx is not None and (ctx.find_root().params.get("no_color") or ctx.meta.get(NO_COLOR)):
         return False
     return is_terminal(stream)
+
+
+NO_COLOR = "qwex.no_color"
+"""Where a subcommand's `--no-color` is noted (`ctx.meta`, shared by the whole command)."""
+
+
+def _note_no_color(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[NO_COLOR] = True
+
+
+no_color_option = click.option(
+    "--no-color",
+    is_flag=True,
+    expose_value=False,
+    callback=_note_no_color,
+    help="No colours, even on a terminal (as `qwex --no-color` or NO_COLOR=1).",
+)
+"""`--no-color` after a subcommand as well as before it (`qwex list --no-color`)."""
 
 
 def is_terminal(stream: IO[Any]) -> bool:

@@ -167,8 +167,11 @@ class PluginHost:
             traceback.print_exception(exc, file=sys.stderr)
 
     def _warn(self, message: str) -> None:
+        """One stderr line per distinct problem (a hook called twice, as `qwex gc` does,
+        fails twice the same way); every occurrence is kept in `load_errors`."""
+        if message not in self.load_errors:
+            print(f"qwex: warning: {message}", file=sys.stderr)
         self.load_errors.append(message)
-        print(f"qwex: warning: {message}", file=sys.stderr)
 
     def _load_entry_points(self, disabled: set[str]) -> None:
         for ep in entry_points(ENTRY_POINT_GROUP):
