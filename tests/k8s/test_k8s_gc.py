@@ -169,7 +169,7 @@ def test_gc_looks_in_the_namespaces_it_is_given(
         configure(project, cluster, gc_namespaces=[other])
         dry = qwex("gc", "--dry-run", cwd=project, check=True).stdout
         assert f"would remove job {other}/{name}" in dry, dry
-        qwex("gc", cwd=project, check=True)
+        qwex("gc", "--force", cwd=project, check=True)
         wait_for(
             "gc to delete the Job",
             lambda: not cluster.batch.list_namespaced_job(other).items,
