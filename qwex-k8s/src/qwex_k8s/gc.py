@@ -109,8 +109,8 @@ def namespaces(api: Any, configured: str, extra: list[str]) -> list[str]:
 
     wanted = list(extra)
     if "*" in wanted:
-        listed = client.CoreV1Api(api).list_namespace().items
-        wanted = [ns.metadata.name for ns in listed]
+        listed: list[Any] = client.CoreV1Api(api).list_namespace().items
+        wanted = [str(ns.metadata.name) for ns in listed]
     return list(dict.fromkeys([configured, *wanted]))
 
 
