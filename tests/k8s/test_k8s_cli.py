@@ -539,7 +539,7 @@ def test_an_unwatched_run_past_its_jobs_ttl_ends_as_the_agent_recorded(
     if qwex("logs", run_id, check=True).stdout == "hi\n":
         assert rec["reason"] == "exit code 3"
     else:
-        assert rec["reason"].startswith("exit code 3 (qwex could not copy"), rec["reason"]
+        assert rec["reason"].startswith("exit code 3 (qwex could not copy its pod's log"), rec
     wait_for("the pod to go once recorded", lambda: not pods_of(cluster, run_id), timeout=60)
     wait_for("the Job to go", lambda: job_of(cluster, rec) is None, timeout=60)
 

@@ -94,6 +94,9 @@ def test_gc_removes_a_pod_left_by_an_orphaning_delete(
     name = rec["backend_data"]["job"]
     cluster.created.append(name)
     qwex("wait", rec["id"], cwd=project, check=True, timeout=120)
+    # The run's end is recorded once the container exits; the kubelet reports the pod's
+    # phase, and the Job its completion, a moment later.
+    wait_for("the pod to succeed", lambda: pod_phases(cluster, rec["id"]) == ["Succeeded"])
     cluster.batch.delete_namespaced_job(name, cluster.namespace, propagation_policy="Orphan")
     wait_for("the Job to go", lambda: job(cluster, name) is None, timeout=60)
     wait_for(

@@ -34,7 +34,7 @@ from qwex_core.runners.base import Runner
 from qwex_k8s import manifests, status
 from qwex_k8s.client import Connection, api_message, connect, is_unreachable, rest
 from qwex_k8s.finalizer import release_all
-from qwex_k8s.logs import copy_pod_log
+from qwex_k8s.logs import copied, copy_pod_log
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
 
@@ -487,7 +487,7 @@ class KubernetesRunner(Runner):
     def _note_attempts(self, run: Run, pods: list[Any]) -> None:
         """Keep each attempt (pod) in the record's `backend_data["attempts"]`, written only
         when something changed: `qwex status` shows them, in order."""
-        from qwex_k8s.logs import START, copied
+        from qwex_k8s.logs import START
 
         current = self.store.read(run.id)
         if current.get("status") in FINAL_STATUSES:
@@ -530,9 +530,12 @@ class KubernetesRunner(Runner):
         from qwex_core.models import Run
 
         if seen.pod and seen.finished_at is not None:
-            # All of it, before the end is read; a log already gone is said in the reason.
-            if not self._copy_logs(run, seen.pod, final=True):
-                reason = f"{reason} (qwex could not copy the rest of its pod's log: {LOG_GONE})"
+            # All of it, before the end is read. A pod of which nothing could ever be copied
+            # (nobody looked before its log was gone) is said in the reason.
+            if not self._copy_logs(run, seen.pod, final=True) and seen.pod not in copied(
+                self.store.run_dir(run.id)
+            ):
+                reason = f"{reason} (qwex could not copy its pod's log: {LOG_GONE})"
         else:
             self._stop_follower(run.id)
         current = self.store.read(run.id)
