@@ -64,3 +64,17 @@ def test_new_run_is_pending_with_empty_logs(tmp_path: Path) -> None:
     assert on_disk["status"] == "pending" and on_disk["spec"]["env"] == {"A": "1"}
     assert store.log_path(run.id, "stdout").read_bytes() == b""
     assert store.log_path(run.id, "stderr").read_bytes() == b""
+
+
+def test_a_run_record_replaced_by_a_link_is_never_read_through_it(tmp_path: Path) -> None:
+    """A job can write its run folder (a container's bind mount): a link it puts in place of
+    run.json, to any file of the server's user, is refused, not read."""
+    from qwex_core.agent.record import read_record
+
+    target = tmp_path / "secret.json"
+    target.write_text(json.dumps({"id": "r1", "status": "succeeded", "token": "s3cr3t"}))
+    run_dir = tmp_path / "r1"
+    run_dir.mkdir()
+    (run_dir / "run.json").symlink_to(target)
+    with pytest.raises(ValueError, match="is a link"):
+        read_record(run_dir)

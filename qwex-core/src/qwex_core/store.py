@@ -383,7 +383,7 @@ def _load_record(path: str, run_id: str) -> dict[str, Any]:
 
 def _read_small(path: str) -> bytes:
     """A whole small file, with plain system calls (several times faster than `open` in a loop)."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # a job's planted link is not a record
     try:
         chunks = []
         while chunk := os.read(fd, 1 << 16):

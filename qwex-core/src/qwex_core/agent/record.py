@@ -8,6 +8,7 @@ started, it is the only writer of `run.json` until the run is final.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from datetime import UTC, datetime
@@ -38,12 +39,20 @@ def now_iso() -> str:
 
 
 def read_record(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The record in `run_dir`, or None when there is none yet."""
+    """The record in `run_dir`, or None when there is none yet. A link in its place (a job
+    can write its run folder) is not followed: `ValueError`, as for a record that is not
+    JSON."""
+    path = os.path.join(run_dir, RUN_FILE)
     try:
-        with open(os.path.join(run_dir, RUN_FILE), "rb") as fh:
-            data = json.loads(fh.read())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"{path} is a link, not a run record") from None
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        data = json.loads(fh.read())
     return data if isinstance(data, dict) else None
 
 
