@@ -33,7 +33,7 @@ from qwex_core.runners.base import Runner
 
 from qwex_k8s import manifests, status
 from qwex_k8s.client import Connection, api_message, connect, is_unreachable, rest
-from qwex_k8s.finalizer import release_all
+from qwex_k8s.finalizer import release, release_all
 from qwex_k8s.logs import copied, copy_pod_log
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
@@ -73,6 +73,8 @@ class KubernetesRunner(Runner):
         self._watches: dict[str, RunWatch] = {}
         self._followers: dict[str, tuple[str, threading.Thread, threading.Event]] = {}
         self._last_probe: dict[str, float] = {}
+        self._pods: dict[str, list[Any]] = {}
+        """The pods of each run as the last look saw them (released once its end is kept)."""
         self._snapshot: tuple[int, Snapshot] | None = None
 
     @property
@@ -411,6 +413,7 @@ class KubernetesRunner(Runner):
             self._copy_logs(run, seen.pod, final=False)
         if pods:
             self._note_attempts(run, pods)
+            self._pods[run.id] = pods
         if cancel is not None:
             deleting = job is not None and job.metadata.deletion_timestamp is not None
             live = any(status.still_running(p) for p in pods)
@@ -565,13 +568,12 @@ class KubernetesRunner(Runner):
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
+        core = client.CoreV1Api(self.conn.api)
+        timeout = self.k8s.request_timeout
         try:
-            release_all(
-                client.CoreV1Api(self.conn.api),
-                str(run.backend_data["namespace"]),
-                run.id,
-                timeout=self.k8s.request_timeout,
-            )
+            known = self._pods.pop(run.id, [])  # as the last look saw them: no list needed
+            if not known or not all(release(core, pod, timeout=timeout) for pod in known):
+                release_all(core, str(run.backend_data["namespace"]), run.id, timeout=timeout)
         except (ApiException, BackendError):
             pass  # `qwex gc` releases what is left
         except Exception as exc:
