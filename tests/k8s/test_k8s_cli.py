@@ -598,3 +598,16 @@ def test_a_run_that_can_never_fit_its_cluster_queue_says_so(
     assert "maximum capacity" in record(qwex, run_id)["reason"]
     qwex("cancel", run_id, check=True, timeout=60)
     assert wait_status(qwex, run_id, FINAL)["status"] == "cancelled", rec
+
+
+def test_a_commands_own_exit_code_125_is_retried_like_any_failure(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """125 is the agent's own 'cannot run the command' (the Job fails at once); the
+    command's 125 is recorded as 125 and retried as any failure is."""
+    configure(k8s_project, cluster, retries=1)
+    result = qwex("run", "--", "sh", "-c", "exit 125", timeout=180)
+    assert result.returncode == 125, result.stderr
+    rec = record(qwex, last_run(qwex))
+    assert (rec["status"], rec["exit_code"]) == ("failed", 125)
+    assert len(rec["backend_data"]["attempts"]) == 2, rec["backend_data"]
