@@ -42,18 +42,27 @@ def pid_in(path: Path, timeout: float = 10) -> int:
 
 class Terminal:
     """`qwex ARGS` on a pseudo-terminal: stdin, stdout and stderr all on it, as a person
-    typing at a shell has them (so qwex may ask and read an answer)."""
+    typing at a shell has them (so qwex may ask and read an answer); `stdin=False` gives it
+    an empty stdin instead, `stdout=False` or `stderr=False` a pipe."""
 
-    def __init__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        stdin: bool = True,
+        stdout: bool = True,
+        stderr: bool = True,
+    ) -> None:
         import os
         import pty
 
         self.master, slave = pty.openpty()
         self.proc = subprocess.Popen(
             [QWEX, *args],
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
+            stdin=slave if stdin else subprocess.DEVNULL,
+            stdout=slave if stdout else subprocess.PIPE,
+            stderr=slave if stderr else subprocess.PIPE,
             cwd=cwd,
             env={**os.environ, "TERM": "xterm-256color", **(env or {})},
             start_new_session=True,

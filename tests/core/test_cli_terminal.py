@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_support import Terminal
 
 QWEX = str(Path(sys.executable).parent / "qwex")
 Qwex = Callable[..., subprocess.CompletedProcess[str]]
@@ -28,8 +26,9 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TERMINAL_ENV = {"TERM": "xterm-256color", "NO_COLOR": ""}
 
 
-class Pty:
-    """`qwex ARGS` with stdout and/or stderr on a pseudo-terminal (the other piped)."""
+class Pty(Terminal):
+    """`qwex ARGS` with stdout and/or stderr on a pseudo-terminal (the other piped), and an
+    empty stdin."""
 
     def __init__(
         self,
@@ -38,53 +37,13 @@ class Pty:
         stderr: bool = True,
         env: dict[str, str] | None = None,
     ) -> None:
-        self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(
-            [QWEX, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=slave if stdout else subprocess.PIPE,
-            stderr=slave if stderr else subprocess.PIPE,
-            env={**os.environ, **TERMINAL_ENV, **(env or {})},
+        super().__init__(
+            *args,
+            env={**TERMINAL_ENV, **(env or {})},
+            stdin=False,
+            stdout=stdout,
+            stderr=stderr,
         )
-        os.close(slave)
-        self.seen = b""
-
-    def read_until(self, text: str, timeout: float = 20) -> str:
-        """What the terminal showed until `text` appeared (a failure after `timeout`)."""
-        deadline = time.monotonic() + timeout
-        while text.encode() not in self.seen:
-            left = deadline - time.monotonic()
-            assert left > 0, (
-                f"{text!r} not shown after {timeout}s; the terminal showed {self.seen!r}"
-            )
-            if not self._read(min(left, 1.0)):
-                assert self.proc.poll() is None, f"qwex exited; the terminal showed {self.seen!r}"
-        return self.seen.decode()
-
-    def finish(self, timeout: float = 60) -> tuple[int, str]:
-        """Read to the end; qwex's exit code and everything the terminal showed."""
-        deadline = time.monotonic() + timeout
-        try:
-            while self._read(max(deadline - time.monotonic(), 0.01)) is not False:
-                assert time.monotonic() < deadline, f"qwex still running after {timeout}s"
-            code = self.proc.wait(timeout=max(deadline - time.monotonic(), 1))
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            os.close(self.master)
-        return code, self.seen.decode().replace("\r\n", "\n")
-
-    def _read(self, timeout: float) -> bool | None:
-        """True: read something; None: nothing yet; False: the terminal was closed (EOF)."""
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if not ready:
-            return None
-        try:
-            data = os.read(self.master, 65536)
-        except OSError:  # EIO: every process holding the terminal has exited
-            return False
-        self.seen += data
-        return bool(data) or False
 
 
 def on_terminal(*args: str, env: dict[str, str] | None = None) -> str:
