@@ -356,7 +356,8 @@ def _stopped_by_qwex(run: Run) -> bool:
     """Whether a cancelled run's command ended by the signal qwex sent, not by its own exit
     (a pod's command gets SIGTERM for Ctrl-C: Kubernetes can send no other)."""
     return run.status.value == "cancelled" and (
-        run.exit_code is None or run.signal in ("SIGINT", "SIGTERM")
+        run.exit_code in (None, 128 + signal.SIGINT, 128 + signal.SIGTERM)
+        or run.signal in ("SIGINT", "SIGTERM")
     )
 
 
