@@ -31,8 +31,7 @@ from qwex_k8s.manifests import (
     MANAGED_BY,
     job_name,
 )
-
-LIVE_PHASES = ("Pending", "Running")
+from qwex_k8s.status import still_running
 
 
 def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]:
@@ -52,7 +51,7 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
     job_uids = {job.metadata.uid for job in jobs}
     for job in jobs:
         mine = [p for p in pods if _owner_uid(p) == job.metadata.uid]
-        why = _why(job, dry_run=dry_run, live=any(_live(p) for p in mine))
+        why = _why(job, dry_run=dry_run, live=any(still_running(p) for p in mine))
         if why is None:
             continue
         removed = not dry_run and _delete(
@@ -67,7 +66,7 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
     for pod in pods:
         if _owner_uid(pod) in job_uids:
             continue  # goes with its Job
-        why = _why(pod, dry_run=dry_run, live=_live(pod))
+        why = _why(pod, dry_run=dry_run, live=still_running(pod))
         if why is None:
             continue
         removed = not dry_run and _delete(core.delete_namespaced_pod, pod.metadata.name, namespace)
@@ -126,10 +125,6 @@ def _why(obj: Any, *, dry_run: bool, live: bool) -> str | None:
         dry_run=dry_run,
         owner=annotations.get(ANNOTATION_OWNER),
     )
-
-
-def _live(pod: Any) -> bool:
-    return pod.metadata.deletion_timestamp is None and pod.status.phase in LIVE_PHASES
 
 
 def _owner_uid(pod: Any) -> str | None:
