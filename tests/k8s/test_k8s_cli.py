@@ -611,3 +611,29 @@ def test_a_commands_own_exit_code_125_is_retried_like_any_failure(
     rec = record(qwex, last_run(qwex))
     assert (rec["status"], rec["exit_code"]) == ("failed", 125)
     assert len(rec["backend_data"]["attempts"]) == 2, rec["backend_data"]
+
+
+def test_a_kubelet_error_in_place_of_the_log_never_lands_in_it(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """The node lost the container's log file before any qwex process copied it (a
+    container being removed, a disk cleaned): the kubelet answers 200 with its error as the
+    body (`failed to try resolving symlinks in path ...`, `unable to retrieve container logs
+    for ...`). That text is not the command's output: the log stays empty and the reason
+    says the log could not be copied."""
+    run_id = started(qwex, "--", "sh", "-c", "echo hi")
+    wait_for(
+        "the pod to finish",
+        lambda: any(p.status.phase == "Succeeded" for p in pods_of(cluster, run_id)),
+        timeout=120,
+    )
+    pod = pods_of(cluster, run_id)[0]
+    folder = Path("/var/log/pods") / f"{cluster.namespace}_{pod.metadata.name}_{pod.metadata.uid}"
+    assert folder.is_dir(), f"the node keeps pod logs elsewhere than {folder}"
+    for log in folder.glob("main/*.log"):
+        log.unlink()
+    rec = wait_status(qwex, run_id, FINAL)
+    out = qwex("logs", run_id, check=True).stdout
+    assert out == "", out
+    assert rec["status"] == "succeeded", rec
+    assert "could not copy its pod's log" in rec["reason"], rec

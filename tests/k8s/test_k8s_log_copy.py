@@ -59,3 +59,30 @@ def test_two_pods_of_one_run_each_resume_their_own_part(tmp_path: Path) -> None:
     assert not copy(tmp_path, ERROR, pod="a")
     assert copy(tmp_path, b"second try\n", pod="b")
     assert (tmp_path / "stdout.log").read_bytes() == b"first try\nsecond try\n"
+
+
+LOST = (
+    b'failed to try resolving symlinks in path "/var/log/pods/ns_p1_'
+    + b"0" * 8
+    + b"-0000-0000-0000-"
+    + b"0" * 12
+    + b'/main/0.log": lstat /var/log/pods/x: no such file or directory'
+)
+
+
+def test_the_kubelets_error_after_the_log_is_not_appended(tmp_path: Path) -> None:
+    """The kubelet sends 200 first, then finds the log file gone: its error is the body's
+    last bytes, after whatever log it had streamed (even in the same read)."""
+    (tmp_path / "stdout.log").write_bytes(b"")
+    assert not copy(tmp_path, LOST)
+    assert not copy(tmp_path, b"line 1\n" + LOST[:40], LOST[40:])
+    assert (tmp_path / "stdout.log").read_bytes() == b"line 1\n"
+    assert not copy(tmp_path, b"line 1\n", b"part" + ERROR)
+    assert (tmp_path / "stdout.log").read_bytes() == b"line 1\npart"
+
+
+def test_log_lines_that_look_like_the_error_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "stdout.log").write_bytes(b"")
+    text = b'failed to open log file "run.log": permission denied\nfailed to\n'
+    assert copy(tmp_path, text[:30], text[30:55], text[55:])
+    assert (tmp_path / "stdout.log").read_bytes() == text

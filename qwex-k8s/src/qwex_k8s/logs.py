@@ -39,10 +39,28 @@ STATE_FILE = "k8s-logs.json"
 CHUNK = 1 << 16
 START = "@start:"
 """State key prefix: where in `stdout.log` a pod's copied log begins."""
-KUBELET_ERROR = b"unable to retrieve container logs for "
-ERROR_TEXT = re.compile(rb"unable to retrieve container logs for [a-z0-9-]+://[0-9a-f]+\s*")
-"""What the API server sends in place of the log of a container being removed."""
-HOLD = 512
+POD_LOG = rb'"[^"\n]*/[^/"\n]+_[^/"\n]+_[0-9a-f-]{36}/[^/"\n]+/[0-9]+\.log"'
+"""A path of the kubelet's pod logs: `.../<namespace>_<pod>_<uid>/<container>/<n>.log`."""
+KUBELET_ERRORS = (
+    b"unable to retrieve container logs for ",
+    b"failed to try resolving symlinks in path ",
+    b"failed to open log file ",
+    b"failed to read log file ",
+    b"failed to reset seek in log file ",
+    b"failed to tail ",
+    b"failed to seek ",
+)
+"""How the kubelet's errors begin when it cannot read a container's log."""
+ERROR_TAIL = re.compile(
+    rb"(?:unable to retrieve container logs for [a-z0-9-]+://[0-9a-f]{64}"
+    rb"|failed to (?:try resolving symlinks in path|open log file|read log file"
+    rb"|reset seek in log file|tail [0-9]+ lines of log file|seek [0-9]+ in log file) "
+    + POD_LOG
+    + rb": [^\n]*)\n?\Z"
+)
+"""The kubelet's error text at the end of a log body: it has sent the log's headers (200)
+before it finds the log unreadable, so the error comes as the body's last bytes."""
+HOLD = 4096
 """Most bytes held back while they might still be that text."""
 
 
@@ -142,14 +160,16 @@ def append_new(
     stop: threading.Event | None,
 ) -> bool:
     """Append the part of the pod's log `chunks` not copied yet, after checking that what
-    they repeat of earlier copies is the same bytes: the API server answers with an error
-    text in place of the log of a container being removed (`unable to retrieve container
-    logs for containerd://...`), which must never land in the run's output."""
+    they repeat of earlier copies is the same bytes. The kubelet ends the body with its
+    error text when it cannot read the log (`unable to retrieve container logs for
+    containerd://...`, `failed to try resolving symlinks in path ...`): bytes that may be
+    such a text are held until more log follows them or the body ends, and never land in
+    the run's output. Returns False when the body was not (all) the log."""
     have = state.get(pod, 0)
     end = out.seek(0, os.SEEK_END)
     start = state.get(START + pod, end - have)  # no start kept (an older copy): trust it
     state[START + pod] = start
-    checked, head, holding = 0, b"", have == 0
+    checked, pending = 0, b""
     for chunk in chunks:
         if stop is not None and stop.is_set():
             return False
@@ -162,19 +182,41 @@ def append_new(
             chunk = chunk[len(part) :]
         if not chunk:
             continue
-        if holding:  # the first bytes wait until they cannot be an error text
-            head += chunk
-            if KUBELET_ERROR.startswith(head[: len(KUBELET_ERROR)]) and len(head) < HOLD:
-                continue
-            chunk, head, holding = head, b"", False
-        _write(out, state, pod, chunk, run_dir)
-    if checked < have or ERROR_TEXT.fullmatch(head):
-        return False  # shorter than what was copied, or an error text: not the log
-    if head:
-        _write(out, state, pod, head, run_dir)
+        pending += chunk
+        keep = held_from(pending)
+        if keep:
+            _write(out, state, pod, pending[:keep], run_dir)
+            pending = pending[keep:]
+    if checked < have or ERROR_TAIL.match(pending):
+        return False  # shorter than what was copied, or the kubelet's error: not the log
+    if pending:
+        _write(out, state, pod, pending, run_dir)
     state.setdefault(pod, 0)
     _save(run_dir, state)
     return True
+
+
+def held_from(data: bytes) -> int:
+    """Where the bytes that may still be the kubelet's error text begin in `data` (its
+    length when none may): a complete error at the end, or the start of one cut short
+    (the error is one line: only the last, unfinished line can hold its start)."""
+    lo = max(0, len(data) - HOLD)
+    found = ERROR_TAIL.search(data, lo)
+    if found:
+        return found.start()
+    i = max(lo, data.rfind(b"\n") + 1)
+    while (i := _next_start(data, i)) < len(data):
+        rest = data[i:]
+        if any(e.startswith(rest) or rest.startswith(e) for e in KUBELET_ERRORS):
+            return i
+        i += 1
+    return len(data)
+
+
+def _next_start(data: bytes, i: int) -> int:
+    """The next position from `i` where an error text could begin."""
+    found = [p for p in (data.find(b"u", i), data.find(b"f", i)) if p >= 0]
+    return min(found, default=len(data))
 
 
 def _write(out: BinaryIO, state: dict[str, int], pod: str, data: bytes, run_dir: Path) -> None:
