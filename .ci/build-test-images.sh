@@ -2,6 +2,8 @@
 # Build the offline test images of the Docker backend (no registry is needed or used):
 #   qwex-test/busybox  a rootfs holding only a static busybox and its applet links:
 #                      no Python, no libc, no /tmp (proves the agent needs nothing from the image)
+#   qwex-test/noshell  a rootfs of one file, /busybox (static): no shell, no /bin at all,
+#                      as an image FROM scratch with one program is
 #   qwex-test/python   Debian bookworm (debootstrap --variant=minbase) plus python3-minimal,
 #                      with `python` linked to python3
 # Idempotent: an image that exists is kept. The debootstrap rootfs is cached as a tarball under
@@ -51,6 +53,19 @@ build_busybox() {
   echo "images: built $image"
 }
 
+build_noshell() {
+  local image=qwex-test/noshell root
+  if have_image "$image"; then echo "images: $image exists"; return; fi
+  have_image qwex-test/busybox || QWEX_REBUILD_IMAGES=0 build_busybox
+  root=$(mktemp -d)
+  trap 'rm -rf "$root"' RETURN
+  docker run --rm --network none --entrypoint /bin/cat qwex-test/busybox /bin/busybox >"$root/busybox"
+  chmod 755 "$root/busybox"
+  tar -C "$root" --numeric-owner -c busybox | docker import -c 'CMD ["/busybox"]' \
+    -m "one static program, /busybox: no shell" - "$image" >/dev/null
+  echo "images: built $image"
+}
+
 build_python() {
   local image=qwex-test/python tarball="$CACHE/$SUITE-minbase-python3.tar"
   if have_image "$image"; then echo "images: $image exists"; return; fi
@@ -76,4 +91,5 @@ build_python() {
 }
 
 build_busybox
+build_noshell
 build_python

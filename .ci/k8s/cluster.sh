@@ -37,7 +37,7 @@ CLUSTER_QUEUE=qwex-cluster-queue
 FLAVOR=qwex-flavor
 QUOTA_CPU=1
 QUOTA_MEMORY=1Gi
-TEST_IMAGES=(qwex-test/busybox:latest qwex-test/python:latest)
+TEST_IMAGES=(qwex-test/busybox:latest qwex-test/noshell:latest qwex-test/python:latest)
 # Kueue's metrics server reads its certificate from this fixed path (no flag for it).
 KUEUE_METRICS_CERTS=/etc/kueue/metrics/certs
 

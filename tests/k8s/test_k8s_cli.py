@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.k8s, pytest.mark.live]
 
 Qwex = Callable[..., subprocess.CompletedProcess[str]]
 FINAL = {"succeeded", "failed", "cancelled", "lost"}
+NOSHELL = os.environ.get("QWEX_K8S_NOSHELL_IMAGE", "qwex-test/noshell:latest")
+"""One static program, /busybox, and nothing else: no /bin/sh (.ci/build-test-images.sh)."""
 
 
 @pytest.fixture
@@ -637,3 +639,27 @@ def test_a_kubelet_error_in_place_of_the_log_never_lands_in_it(
     assert out == "", out
     assert rec["status"] == "succeeded", rec
     assert "could not copy its pod's log" in rec["reason"], rec
+
+
+def test_an_image_without_a_shell_runs_in_the_sub_folder_it_was_started_from(
+    k8s_project: Path, qwex: Qwex
+) -> None:
+    """An image FROM scratch with one program has no /bin/sh to `cd` with: the agent itself
+    starts the command in the project's sub-folder the user ran `qwex run` from."""
+    (k8s_project / "sub").mkdir()
+    (k8s_project / "sub" / "data.txt").write_text("in sub\n")
+    result = qwex(
+        "run",
+        "--image",
+        NOSHELL,
+        "--",
+        "/busybox",
+        "sh",
+        "-c",
+        "pwd; cat data.txt",
+        cwd=k8s_project / "sub",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-2].endswith("/sub") and lines[-1] == "in sub", result.stdout
