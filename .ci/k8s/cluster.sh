@@ -76,6 +76,47 @@ start() {
     echo "$! $name" >"$PIDS/$name"
 }
 
+# outdated NAME FLAG: NAME runs, but without FLAG (started by an older version of this script).
+outdated() {
+    local pid word
+    alive "$1" || return 1
+    read -r pid word <"$PIDS/$1"
+    ! grep -qa -- "$2" "/proc/$pid/cmdline"
+}
+
+# The APIService objects that send visibility.kueue.x-k8s.io to Kueue on the node.
+visibility_api() {
+    local v
+    kc_ns apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: visibility-server, namespace: kueue-system}
+spec:
+  ports: [{name: https, port: 443, protocol: TCP, targetPort: 8082}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: visibility-server, namespace: kueue-system}
+subsets:
+- addresses: [{ip: "$NODE_IP"}]
+  ports: [{name: https, port: 8082, protocol: TCP}]
+EOF
+    for v in v1beta1 v1beta2; do
+        kc_ns apply -f - >/dev/null <<EOF
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: $v.visibility.kueue.x-k8s.io}
+spec:
+  group: visibility.kueue.x-k8s.io
+  version: $v
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  insecureSkipTLSVerify: true
+  service: {name: visibility-server, namespace: kueue-system, port: 443}
+EOF
+    done
+}
+
 # alive NAME: its recorded pid runs and is still ours (its command line holds the recorded
 # word), so a pid reused after a reboot is never taken for it.
 alive() {
@@ -161,6 +202,8 @@ make_pki() {
     cert kubelet "system:node:$NODE" system:nodes "IP:$NODE_IP,DNS:$NODE"
     cert kueue kueue system:masters
     cert kueue-serving kueue-webhook-service "" "IP:127.0.0.1,DNS:localhost"
+    # The aggregation layer's client: the API server proxies Kueue's visibility API with it.
+    cert front-proxy-client front-proxy-client
     [ -s "$PKI/sa.key" ] || {
         openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
         openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
@@ -334,7 +377,15 @@ start_components() {
         --service-account-key-file="$pki/sa.pub" \
         --service-account-signing-key-file="$pki/sa.key" \
         --authorization-mode=Node,RBAC --allow-privileged=true \
-        --enable-admission-plugins=NodeRestriction
+        --enable-admission-plugins=NodeRestriction \
+        --requestheader-client-ca-file="$pki/ca.crt" \
+        --requestheader-allowed-names=front-proxy-client \
+        --requestheader-username-headers=X-Remote-User \
+        --requestheader-group-headers=X-Remote-Group \
+        --requestheader-extra-headers-prefix=X-Remote-Extra- \
+        --proxy-client-cert-file="$pki/front-proxy-client.crt" \
+        --proxy-client-key-file="$pki/front-proxy-client.key" \
+        --enable-aggregator-routing=true
     wait_for 120 kube-apiserver kc_ns get --raw /readyz
 
     alive kube-controller-manager || start kube-controller-manager "$BIN/kube-controller-manager" \
@@ -378,9 +429,16 @@ start_components() {
     mkdir -p "$KUEUE_METRICS_CERTS"
     cp "$PKI/kueue-serving.crt" "$KUEUE_METRICS_CERTS/tls.crt"
     cp "$PKI/kueue-serving.key" "$KUEUE_METRICS_CERTS/tls.key"
-    # VisibilityOnDemand off: its API server would want yet more certificates and an APIService.
+    # Kueue's visibility API (pending workloads and their positions, `qwex status`): Kueue
+    # serves it on :8082 with the certificate it reads from /visibility (a fixed path), and
+    # the API server proxies it (the APIService below, routed to the node's address).
+    mkdir -p /visibility
+    cp "$PKI/kueue-serving.crt" /visibility/tls.crt
+    cp "$PKI/kueue-serving.key" /visibility/tls.key
     alive kueue || start kueue env KUBECONFIG="$STATE/kueue.kubeconfig" "$BIN/kueue" \
-        --config="$STATE/kueue/config.yaml" --feature-gates=VisibilityOnDemand=false
+        --config="$STATE/kueue/config.yaml" --visibility-server-port=8082 \
+        --kubeconfig="$STATE/kueue.kubeconfig"  # the visibility server reads the flag
+    visibility_api
 
     # The host-side relay: 127.0.0.1:$PORT -> the namespace's 127.0.0.1:6443, per connection.
     if ! alive relay; then
@@ -449,6 +507,10 @@ cmd_up() {
     if { [ -e "$NS_PATH" ] || [ -d "$STATE" ]; } && ! all_alive; then
         log "cleaning away what is left of an earlier cluster"
         cmd_down
+    elif outdated kube-apiserver --proxy-client-cert-file || outdated kueue --visibility-server-port
+    then  # started by an older version of this script, without a flag it needs now
+        log "restarting a cluster started by an older cluster.sh"
+        cmd_down
     fi
     mkdir -p "$STATE" "$PIDS" "$LOGS"
     if ! all_alive; then
@@ -460,6 +522,7 @@ cmd_up() {
     fi
     wait_for 120 "node $NODE Ready" node_ready
     wait_for 120 "Kueue" kueue_ready
+    wait_for 60 "Kueue's visibility API" kc_ns get --raw /apis/visibility.kueue.x-k8s.io/v1beta2
     wait_for 60 "the test namespace and queues" queues
     wait_for 60 "the default service account of $TEST_NAMESPACE" \
         kc_ns -n "$TEST_NAMESPACE" get serviceaccount default
