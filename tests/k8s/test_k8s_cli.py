@@ -145,17 +145,39 @@ def test_queued_behind_a_full_cluster_queue_then_admitted(
 ) -> None:
     quota = cluster.cluster_queue_quota("cpu")
     queue = ("--queue", cluster.local_queue, "--cpu", quota)
-    blocker = started(qwex, *queue, "--", "sh", "-c", "sleep 300")
-    wait_status(qwex, blocker, {"running"})
-    waiting = started(qwex, *queue, "--", "sh", "-c", "echo admitted")
-    rec = wait_status(qwex, waiting, {"queued"})
-    assert "insufficient unused quota" in rec["reason"]  # Kueue's own words
-    qwex("cancel", blocker, check=True, timeout=60)
-    rec = wait_status(qwex, waiting, FINAL, timeout=180)
-    assert rec["status"] == "succeeded", rec["reason"]
-    seen = [t["status"] for t in rec["history"]]
-    assert seen.index("queued") < seen.index("running") < seen.index("succeeded")
-    assert qwex("logs", waiting, check=True).stdout == "admitted\n"
+    ids: list[str] = []
+    try:
+        blocker = started(qwex, *queue, "--", "sh", "-c", "sleep 300")
+        ids.append(blocker)
+        wait_status(qwex, blocker, {"running"})
+        waiting = started(qwex, *queue, "--", "sh", "-c", "echo admitted")
+        ids.append(waiting)
+        rec = wait_status(qwex, waiting, {"queued"})
+        assert "insufficient unused quota" in rec["reason"]  # Kueue's own words
+        behind = started(qwex, *queue, "--", "sh", "-c", "echo second")
+        ids.append(behind)
+        # Kueue's visibility API: where each waits in the queue, the later one behind.
+        where = re.compile(r"\((\d+) of (\d+) waiting in LocalQueue (\S+?)[,)]")
+
+        def positions() -> tuple[Any, ...] | None:
+            found = [where.search(record(qwex, i)["reason"]) for i in (waiting, behind)]
+            return tuple(m.groups() for m in found) if all(found) else None
+
+        wait_for("positions in the queue", lambda: positions() is not None, timeout=60)
+        first, second = positions() or ()
+        assert int(second[0]) > int(first[0]) and first[2] == second[2] == cluster.local_queue
+        shown = qwex("status", behind, check=True).stdout
+        assert f"{second[0]} of {second[1]} waiting in LocalQueue" in shown, shown
+        qwex("cancel", behind, check=True, timeout=60)
+        qwex("cancel", blocker, check=True, timeout=60)
+        rec = wait_status(qwex, waiting, FINAL, timeout=180)
+        assert rec["status"] == "succeeded", rec["reason"]
+        seen = [t["status"] for t in rec["history"]]
+        assert seen.index("queued") < seen.index("running") < seen.index("succeeded")
+        assert qwex("logs", waiting, check=True).stdout == "admitted\n"
+    finally:
+        for run_id in ids:  # a failure above must not leave the quota held for the next test
+            qwex("cancel", run_id, timeout=60)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from qwex_k8s.client import Connection, api_message, connect, is_unreachable, re
 from qwex_k8s.finalizer import release, release_all
 from qwex_k8s.logs import copied, copy_pod_log
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
+from qwex_k8s.visibility import QueuePositions
 from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class KubernetesRunner(Runner):
         self._watches: dict[str, RunWatch] = {}
         self._followers: dict[str, tuple[str, threading.Thread, threading.Event]] = {}
         self._last_probe: dict[str, float] = {}
+        self._positions: QueuePositions | None = None
         self._pods: dict[str, list[Any]] = {}
         """The pods of each run as the last look saw them (released once its end is kept)."""
         self._snapshot: tuple[int, Snapshot] | None = None
@@ -436,7 +438,7 @@ class KubernetesRunner(Runner):
                 self.signal(run, signal.SIGKILL)  # a pod that cannot start: leave none behind
             return Probe(Seen.EXITED, what, exit_code=seen.exit_code)
         if seen.phase == status.QUEUED:
-            self._advance(run, "queued", seen.reason)
+            self._advance(run, "queued", self._with_position(run, seen.reason, workload))
             return Probe(Seen.STARTING, what)
         if seen.phase == status.RUNNING:
             self._advance(run, "running", None, at=seen.started_at)
@@ -452,6 +454,17 @@ class KubernetesRunner(Runner):
         if run.status.value == "queued" and job is not None and not job.spec.suspend:
             self._advance(run, "queued", f"admitted by Kueue; {seen.reason}")
         return Probe(Seen.STARTING, what)
+
+    def _with_position(self, run: Run, reason: str, workload: dict[str, Any] | None) -> str:
+        """The queued run's reason, with its place in the queue when Kueue tells it."""
+        queue = run.backend_data.get("queue")
+        name = ((workload or {}).get("metadata") or {}).get("name")
+        if not queue or not name:
+            return reason
+        if self._positions is None:
+            self._positions = QueuePositions(self.conn.api, self.k8s.request_timeout)
+        where = self._positions.describe(str(run.backend_data["namespace"]), str(queue), name)
+        return f"{reason} ({where})" if where else reason
 
     def _starter_died(self, run: Run) -> bool:
         """Whether the qwex process that started `run` stopped before the Job was created:
