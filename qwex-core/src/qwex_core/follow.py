@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from qwex_core.errors import BackendError
 from qwex_core.logs import STREAMS, Chunk, LogReader
 from qwex_core.timings import mark
 
@@ -66,11 +65,6 @@ def follow(
 
 
 def _waiter(service: RunService, run_id: str) -> Callable[[float], None]:
-    """How to wait for a change: the run's runner may be woken early; a run whose backend is
-    not installed here is only read."""
+    """How to wait for a change: the run's runner may be woken early (`RunService.wait_for_change`)."""
     run = service.store.load(run_id)
-    try:
-        runner = service.runner(run.backend)
-    except BackendError:
-        return time.sleep
-    return lambda seconds: runner.wait_for_change(run, seconds)
+    return lambda seconds: service.wait_for_change(run, seconds)

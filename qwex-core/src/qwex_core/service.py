@@ -48,8 +48,21 @@ class RunService:
     def runner(self, backend: str) -> Runner:
         if backend not in self._runners:
             cls = self.host.runner_class(backend)
-            self._runners[backend] = cls(name=backend, store=self.store, config=self.config)
+            with self.guard(backend, "__init__"):
+                self._runners[backend] = cls(name=backend, store=self.store, config=self.config)
         return self._runners[backend]
+
+    @contextlib.contextmanager
+    def guard(self, backend: str, method: str) -> Iterator[None]:
+        """Every call into a runner goes through here: an exception that is not one of
+        qwex's own errors (a bug in the backend) becomes one `BackendError` line naming the
+        backend, its distribution and the method, never a traceback or an "internal error"."""
+        try:
+            yield
+        except QwexError:
+            raise
+        except Exception as exc:
+            raise self.host.runner_failed(backend, method, exc) from exc
 
     def job(
         self,
@@ -114,7 +127,8 @@ class RunService:
             runner = self.runner(run.backend)
         except BackendError:
             return run  # its backend is not installed here: show the record as it stands
-        current = runner.refresh(run)
+        with self.guard(run.backend, "refresh"):
+            current = runner.refresh(run)
         return self.notify_final(current) if current.is_final else current
 
     def list(
@@ -188,7 +202,9 @@ class RunService:
     ) -> Run:
         if run.is_final:
             return run
-        self.runner(run.backend).cancel(run, reason=reason, interrupt=interrupt)
+        runner = self.runner(run.backend)
+        with self.guard(run.backend, "cancel"):
+            runner.cancel(run, reason=reason, interrupt=interrupt)
         current = self.store.load(run.id)
         return self.notify_final(current) if current.is_final else current
 
@@ -208,7 +224,18 @@ class RunService:
             run = self.observe(run.id)
             if run.is_final or (deadline is not None and time.monotonic() >= deadline):
                 return run
-            time.sleep(poll)
+            self.wait_for_change(run, poll)
+
+    def wait_for_change(self, run: Run, seconds: float) -> None:
+        """Wait up to `seconds` for `run` to change: its runner may return early (a child
+        that exits, a watch event); a run whose backend is not installed here is re-read."""
+        try:
+            runner = self.runner(run.backend)
+        except BackendError:
+            time.sleep(seconds)
+            return
+        with self.guard(run.backend, "wait_for_change"):
+            runner.wait_for_change(run, seconds)
 
     def notify_final(self, run: Run) -> Run:
         """Once per run across all processes: let the runner refine the reason and clean
@@ -225,13 +252,31 @@ class RunService:
         except FileExistsError:
             return run
         os.close(fd)
-        with contextlib.suppress(QwexError):
+        try:
+            run = self._explain_and_clean_up(run)
+        finally:  # whatever the backend did, plugins hear of the end
+            self.host.call("qwex_run_finished", run=run)
+        return run
+
+    def _explain_and_clean_up(self, run: Run) -> Run:
+        """The runner's better reason and clean-up; a backend failing at either is named in
+        a warning and the end stays recorded as it is."""
+        try:
             runner = self.runner(run.backend)
-            reason = runner.explain(run)
+        except QwexError:
+            return run  # its backend is not installed here
+        try:
+            with self.guard(run.backend, "explain"):
+                reason = runner.explain(run)
             if reason and reason != run.reason:
                 run = self.store.record_end(run, run.status, reason)
-            runner.cleanup(run)
-        self.host.call("qwex_run_finished", run=run)
+        except QwexError as exc:
+            self.host.warn(str(exc))
+        try:
+            with self.guard(run.backend, "cleanup"):
+                runner.cleanup(run)
+        except QwexError as exc:
+            self.host.warn(str(exc))
         return run
 
 

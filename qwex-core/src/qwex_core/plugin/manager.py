@@ -166,6 +166,23 @@ class PluginHost:
 
             traceback.print_exception(exc, file=sys.stderr)
 
+    def runner_failed(self, backend: str, method: str, exc: Exception) -> BackendError:
+        """The one-line error for a runner method that raised: which backend, from which
+        distribution, in which method (QWEX_DEBUG=1 prints the traceback too)."""
+        info = self.runners.get(backend)
+        origin = info.plugin.origin if info is not None else "not installed"
+        if os.environ.get("QWEX_DEBUG"):
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        return BackendError(
+            f"the {backend} backend ({origin}) failed in {method}: {_describe(exc)}"
+        )
+
+    def warn(self, message: str) -> None:
+        """A one-line warning on stderr, once per distinct message (see `_warn`)."""
+        self._warn(message)
+
     def _warn(self, message: str) -> None:
         """One stderr line per distinct problem (a hook called twice, as `qwex gc` does,
         fails twice the same way); every occurrence is kept in `load_errors`."""
