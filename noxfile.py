@@ -58,7 +58,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def contracts(session: nox.Session) -> None:
-    """import-linter: qwex-core never imports a backend; the agent stays stdlib-only."""
+    """import-linter: core never imports a backend, backends never import each other, core
+    keeps its layers (no import cycle), the agent stays stdlib-only."""
     session.install(*PACKAGES, "import-linter")
     session.run("lint-imports")
 

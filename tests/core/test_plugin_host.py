@@ -112,3 +112,19 @@ def test_make_cli_builds_a_new_group_for_each_host() -> None:
     assert {"run", "list", "backends"} <= set(plain.commands) & set(extended.commands)
     assert CliRunner().invoke(extended, ["extra"]).output == "extra here\n"
     assert CliRunner().invoke(plain, ["extra"]).exit_code == 2
+
+
+def test_a_misspelled_hook_is_reported_at_load(capsys: pytest.CaptureFixture[str]) -> None:
+    """pluggy registers any marked function; one whose name is no hook is never called."""
+
+    def qwex_run_finishd(run: object) -> None:
+        raise AssertionError("never called")
+
+    host = PluginHost(autoload=False, plugins=[("typo", plugin("typo", qwex_run_finishd))])
+    message = (
+        "plugin 'typo' implements qwex_run_finishd, which is not a qwex hook "
+        "(did you mean qwex_run_finished?): it is never called"
+    )
+    assert capsys.readouterr().err == f"qwex: warning: {message}\n"
+    assert host.load_errors == [message]
+    assert host.call("qwex_run_finished", run=object()) == []

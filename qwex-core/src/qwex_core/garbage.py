@@ -1,4 +1,4 @@
-"""What `qwex gc` reports: one thing a backend left behind (a container, a Job, a ConfigMap).
+"""Deciding what `qwex gc` may remove: `why_removable`, and the `Garbage` it reports.
 
 Each backend finds its own leftovers through the `qwex_collect_garbage` hook; core only
 gathers the findings and shows them, so `qwex gc` covers every installed backend at once.
@@ -7,30 +7,15 @@ gathers the findings and shows them, so `qwex gc` covers every installed backend
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from qwex_core.agent.record import FINAL_STATUSES, read_record
 from qwex_core.errors import QwexError
+from qwex_core.leftovers import Garbage
 from qwex_core.ownership import is_ours
 
-
-@dataclass(frozen=True)
-class Garbage:
-    """A leftover of a run that is final or unknown, and whether it was removed."""
-
-    backend: str
-    kind: str
-    """What it is, in the backend's words: `container`, `job`, `configmap`..."""
-    name: str
-    run: str
-    """The run id it belonged to, `-` when it belongs to none."""
-    why: str
-    removed: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["Garbage", "why_removable"]
 
 
 _UNPROVEN = object()

@@ -83,7 +83,7 @@ class RunService:
         """Create the run record and start it on its backend. A start failure is recorded
         as `failed` with the backend's message as the reason, then raised."""
         runner = self.runner(spec.backend)
-        self.host.call("qwex_prepare_job", spec=spec, config=self.config)
+        self.host.prepare_job(spec, self.config)
         if spec.secret_env:
             _check_secret_env(spec, runner)
         runner.validate(spec)
@@ -255,7 +255,7 @@ class RunService:
         try:
             run = self._explain_and_clean_up(run)
         finally:  # whatever the backend did, plugins hear of the end
-            self.host.call("qwex_run_finished", run=run)
+            self.host.run_finished(run)
         return run
 
     def _explain_and_clean_up(self, run: Run) -> Run:

@@ -121,7 +121,7 @@ def make_cli(host: PluginHost) -> click.Group:
         completion.completion,
     ):
         cli.add_command(command)
-    host.call("qwex_register_commands", cli=cli)
+    host.register_commands(cli)
     return cli
 
 

@@ -247,11 +247,7 @@ def gc(state: State, dry_run: bool, force: bool, as_json: bool) -> None:
     failures = len(state.host.load_errors)
 
     def collect(dry: bool) -> list[Garbage]:
-        return [
-            item
-            for items in state.host.call("qwex_collect_garbage", config=config, dry_run=dry)
-            for item in items
-        ]
+        return [item for items in state.host.collect_garbage(config, dry) for item in items]
 
     found = collect(True)
     if found and not dry_run:

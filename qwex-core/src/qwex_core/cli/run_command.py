@@ -371,7 +371,7 @@ def _dry_run(service: RunService, spec: JobSpec) -> str:
     from qwex_core.models import Run
 
     runner = service.runner(spec.backend)
-    service.host.call("qwex_prepare_job", spec=spec, config=service.config)
+    service.host.prepare_job(spec, service.config)
     runner.validate(spec)
     run_id = uuid7()
     run = Run.model_validate(

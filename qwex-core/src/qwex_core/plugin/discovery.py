@@ -19,6 +19,16 @@ from functools import cached_property
 from pathlib import Path
 
 
+def load_reference(value: str) -> object:
+    """What a `module:attr.path` reference names (an entry point's value, a runner or a
+    section model registered by name so that it is imported only when used)."""
+    module_name, _, attr = value.partition(":")
+    found: object = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        found = getattr(found, part)
+    return found
+
+
 @dataclass(frozen=True)
 class EntryPoint:
     name: str
@@ -26,11 +36,7 @@ class EntryPoint:
     dist_path: Path
 
     def load(self) -> object:
-        module_name, _, attr = self.value.partition(":")
-        module = importlib.import_module(module_name.strip())
-        for part in filter(None, attr.strip().split(".")):
-            module = getattr(module, part)
-        return module
+        return load_reference(self.value)
 
     @cached_property
     def dist_name(self) -> str:

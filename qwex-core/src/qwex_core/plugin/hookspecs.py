@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from qwex_core.config import QwexConfig
-    from qwex_core.garbage import Garbage
+    from qwex_core.leftovers import Garbage
     from qwex_core.models import JobSpec, Run
     from qwex_core.runners.base import Runner
 

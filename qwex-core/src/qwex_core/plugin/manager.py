@@ -18,18 +18,22 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pluggy
 
 from qwex_core.errors import BackendError, PluginError
 from qwex_core.plugin import hookspecs
-from qwex_core.plugin.discovery import EntryPoint, entry_points
+from qwex_core.plugin.discovery import EntryPoint, entry_points, load_reference
 from qwex_core.plugin.markers import ENTRY_POINT_GROUP, PROJECT
 
 if TYPE_CHECKING:
+    import click
     from pydantic import BaseModel
 
+    from qwex_core.config import QwexConfig
+    from qwex_core.leftovers import Garbage
+    from qwex_core.models import JobSpec, Run
     from qwex_core.plugin.hookspecs import RegisterRunner, RegisterSection
     from qwex_core.runners.base import Runner
 
@@ -78,9 +82,8 @@ class RunnerInfo:
 
         target = self.target
         if isinstance(target, str):
-            module_name, _, attr = target.partition(":")
             try:
-                target = getattr(importlib.import_module(module_name), attr)
+                target = cast("type[Runner]", load_reference(target))
             except Exception as exc:
                 raise BackendError(
                     f"backend {self.name!r} ({self.plugin.origin}) failed to load "
@@ -121,6 +124,38 @@ class PluginHost:
     def register(self, name: str, plugin: object, info: PluginInfo | None = None) -> None:
         self.pm.register(plugin, name=name)
         self.infos[name] = info or PluginInfo(name)
+        self._check_hook_names(name)
+
+    def _check_hook_names(self, plugin_name: str) -> None:
+        """A misspelled hook implementation would never be called: say so at load, with
+        the hook it was probably meant to be (pluggy's `check_pending`, as a warning)."""
+        import difflib
+
+        known = [n for n in dir(hookspecs) if n.startswith("qwex_")]
+        plugin = self.pm.get_plugin(plugin_name)
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            if caller.spec is not None:
+                continue
+            near = difflib.get_close_matches(caller.name, known, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            self._warn(
+                f"{self._info(plugin_name).label} implements {caller.name}, which is not a "
+                f"qwex hook{hint}: it is never called"
+            )
+
+    # Typed calls of each hook (see `call` for how a failing implementation is handled).
+
+    def prepare_job(self, spec: JobSpec, config: QwexConfig) -> None:
+        self.call("qwex_prepare_job", spec=spec, config=config)
+
+    def run_finished(self, run: Run) -> None:
+        self.call("qwex_run_finished", run=run)
+
+    def collect_garbage(self, config: QwexConfig, dry_run: bool) -> list[list[Garbage]]:
+        return self.call("qwex_collect_garbage", config=config, dry_run=dry_run)
+
+    def register_commands(self, cli: click.Group) -> None:
+        self.call("qwex_register_commands", cli=cli)
 
     def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call every implementation of `hook_name` on its own, in pluggy's order (the
@@ -359,9 +394,8 @@ class SectionModels(Mapping[str, "type[BaseModel]"]):
         if name not in self._loaded:
             target, info = self._registered[name]
             if isinstance(target, str):
-                module_name, _, attr = target.partition(":")
                 try:
-                    target = getattr(importlib.import_module(module_name), attr)
+                    target = cast("type[BaseModel]", load_reference(target))
                 except Exception as exc:
                     raise PluginError(
                         f"config section [tool.qwex.{name}] ({info.origin}) failed to load "
