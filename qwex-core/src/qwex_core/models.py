@@ -107,8 +107,12 @@ class Mount(_Model):
     """A host path made visible to the run (containers only)."""
 
     source: str
+    """The host path (resolved and checked by the backend: a server refuses what its
+    configuration does not allow)."""
     target: str
+    """Where the command sees it, an absolute path in the container."""
     read_only: bool = False
+    """Mounted read-only (`SRC:DST:ro`)."""
 
     @classmethod
     def parse(cls, text: str) -> Mount:
@@ -127,14 +131,19 @@ class ContainerConfig(_Model):
     """How a container backend runs the command; ignored by the local runner."""
 
     image: str | None = None
+    """The image the command runs in (`--image`); a container backend refuses a job without one."""
     workdir: str = "/workspace"
     """Where the project directory is mounted and the command starts."""
     mount_project: bool = True
+    """Mount the project directory at `workdir` (Kubernetes: unpack the code snapshot there)."""
     read_only_project: bool = False
+    """Mount the project directory read-only."""
     user: str | None = None
     """uid:gid to run as; default: the invoking user's."""
     network: str | None = None
+    """The container's network (Docker's `--network`, e.g. `none`); default: the runtime's."""
     pull: bool = False
+    """Pull the image before the run even when it is present."""
 
 
 class JobSettings(_Model):
@@ -146,10 +155,15 @@ class JobSettings(_Model):
         description="host directory the command starts in (default: the project directory)",
     )
     env: dict[str, str] = Field(default_factory=dict)
+    """Environment given to the command (`-e NAME=VALUE`), written in the run record."""
     labels: dict[str, str] = Field(default_factory=dict)
+    """Free-form `-l key=value` labels, for filtering and for what the backend creates."""
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
+    """What the run asks for: cpu, memory, gpu (`--cpu`, `--memory`, `--gpu`)."""
     mounts: list[Mount] = Field(default_factory=list)
+    """Host paths made visible to a container (`-v SRC:DST[:ro]`)."""
     container: ContainerConfig = Field(default_factory=ContainerConfig)
+    """How a container backend runs the command; ignored by the local runner."""
     grace_period: float = Field(
         default=10.0, ge=0, description="seconds from SIGTERM to SIGKILL on cancel"
     )
@@ -171,8 +185,11 @@ class JobSpec(JobSettings):
     """Everything a runner needs to start a command."""
 
     command: list[str] = Field(min_length=1)
+    """The program and its arguments (`qwex run -- CMD ARGS...`)."""
     backend: str = "local"
+    """The registered name of the runner that runs it."""
     name: str | None = None
+    """The user's name for the run (`--name`); commands take it where they take an id."""
     secret_env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
     """Environment whose values must not be written anywhere (a qwex server's secrets): never
     dumped (so never in `run.json`), never in the repr. A runner that delivers it without
@@ -192,8 +209,11 @@ class Transition(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
     status: RunStatus
+    """The status entered."""
     at: datetime
+    """When (UTC)."""
     reason: str | None = None
+    """Why, in the words of whoever recorded it."""
 
 
 class Run(BaseModel):
@@ -202,20 +222,33 @@ class Run(BaseModel):
     model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str
+    """A UUIDv7 (time-ordered); people use its last 12 hex digits or a unique prefix."""
     backend: str
+    """The runner's registered name (the same as `spec.backend`)."""
     spec: JobSpec
+    """The job as submitted."""
     status: RunStatus = RunStatus.PENDING
+    """pending, queued, running, then succeeded, failed, cancelled or lost."""
     reason: str | None = None
+    """Why it is in its status (`exit code 3`, `OOMKilled`, Kueue's message...)."""
     created_at: datetime
+    """When the record was created (UTC)."""
     started_at: datetime | None = None
+    """When the command started, as the far side saw it (UTC)."""
     finished_at: datetime | None = None
+    """When it ended (UTC)."""
     exit_code: int | None = None
+    """The command's exit code (128 + N for a signal, as a shell shows it)."""
     signal: str | None = None
+    """The signal that ended the command (`SIGTERM`), if one did."""
     history: list[Transition] = Field(default_factory=list)
+    """Every status it entered, in order, with when and why."""
     pid: int | None = None
-    """The command's pid (and process group) where the agent ran it."""
+    """The pid (and process group) of the command where the agent ran it."""
     agent_pid: int | None = None
+    """The agent's pid where it ran (a local or in-container process)."""
     host: str | None = None
+    """The machine the run was submitted from."""
     backend_data: dict[str, Any] = Field(default_factory=dict)
     """What the backend needs to find the run again (container id, job name, server URL...)."""
 

@@ -1,0 +1,20 @@
+"""The generated references in the docs match the code they are generated from."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_run_and_jobspec_field_tables_match_the_models() -> None:
+    """Adding, renaming or retyping a field of Run or JobSpec without regenerating the
+    plugin author's tables (python tools/gen_reference.py) fails here."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
