@@ -271,3 +271,29 @@ def test_fast_discovery_agrees_with_importlib_metadata() -> None:
             if ep.dist is not None
         )
         assert ours == theirs, group
+
+
+def test_an_unknown_key_in_a_plugin_section_is_refused(
+    project: Path, site: Path, qwex: Qwex
+) -> None:
+    """The plugin's model says nothing about extra keys: a typo is an error naming the keys
+    it has, not a setting silently ignored (`[good]` in qwex.toml is `[tool.qwex.good]`)."""
+    install_fake(site, "qwex-good", {"good": GOOD, "good_runner": GOOD_RUNNER}, {"good": "good"})
+    (project / "qwex.toml").write_text('[good]\ngreting = "hello"\n')
+    result = qwex("run", "--", "true")
+    assert result.returncode == 1, result.stderr
+    assert "key 'good.greting': unknown key; expected one of: greeting" in result.stderr
+    assert "Traceback" not in result.stderr
+    (project / "qwex.toml").write_text('[good]\ngreeting = "hello"\n')
+    assert qwex("run", "--", "true").returncode == 0
+
+
+def test_a_plugin_section_that_allows_extra_keys_keeps_them(
+    project: Path, site: Path, qwex: Qwex
+) -> None:
+    lenient = GOOD.replace(
+        "class GoodSettings(BaseModel):", "class GoodSettings(BaseModel, extra='allow'):"
+    )
+    install_fake(site, "qwex-good", {"good": lenient, "good_runner": GOOD_RUNNER}, {"good": "good"})
+    (project / "qwex.toml").write_text('[good]\nanything = "goes"\n')
+    assert qwex("run", "--", "true").returncode == 0

@@ -17,6 +17,7 @@ table, variable or flag), the key and what was expected.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -209,7 +210,7 @@ def load_config(
         CoreSettings, tree, (), sources, hint=sorted(CoreSettings.model_fields) + sorted(sections)
     )
     validated = {
-        name: _validate(model, plugin_tables.get(name, {}), (name,), sources)
+        name: _validate_section(model, plugin_tables.get(name, {}), (name,), sources)
         for name, model in sections.items()
     }
     return QwexConfig(
@@ -241,7 +242,7 @@ def _check_layer(
         CoreSettings, core, (), sources, hint=sorted(CoreSettings.model_fields) + sorted(sections)
     )
     for name, table in plugins.items():
-        _validate(sections[name], table, (name,), sources)
+        _validate_section(sections[name], table, (name,), sources)
 
 
 def _set(
@@ -314,6 +315,22 @@ def _fields_at(model: type[BaseModel], path: Key) -> list[str] | None:
         if current is None:
             return None
     return sorted(current.model_fields)
+
+
+def _validate_section(
+    model: type[BaseModel], data: Any, prefix: Key, sources: dict[Key, str]
+) -> Any:
+    """A plugin's section: unknown keys are refused unless its model says otherwise (sets
+    `extra` in its `model_config`), so a typo is never a setting silently ignored."""
+    if "extra" not in model.model_config:
+        _validate(_forbidding_extra(model), data, prefix, sources)
+    return _validate(model, data, prefix, sources)
+
+
+@functools.cache
+def _forbidding_extra(model: type[BaseModel]) -> type[BaseModel]:
+    config = ConfigDict(**{**model.model_config, "extra": "forbid"})
+    return type(model.__name__, (model,), {"model_config": config, "__module__": model.__module__})
 
 
 def _validate(
