@@ -71,7 +71,9 @@ def test_a_run_over_its_memory_limit_ends_failed_oomkilled(project: Path, qwex: 
 
 def test_a_run_within_its_memory_limit_succeeds(project: Path, qwex: Qwex) -> None:
     _need_cgroups()
-    fits = qwex("run", "--memory", "256Mi", "--", "python3", "-c", "print(len(bytearray(32 << 20)))")
+    fits = qwex(
+        "run", "--memory", "256Mi", "--", "python3", "-c", "print(len(bytearray(32 << 20)))"
+    )
     assert fits.returncode == 0, fits.stderr
     assert fits.stdout == f"{32 << 20}\n"
 
@@ -93,8 +95,11 @@ def test_cpu_half_a_core_is_what_the_kernel_gives_a_busy_loop(project: Path, qwe
         follow.wait()
         record = json.loads(qwex("status", short, "--json", check=True).stdout)
         made = _cgroups(record)
-        cpu = next(Path(p) for p in made if (Path(p) / "cpu.max").exists()
-                   or (Path(p) / "cpu.cfs_quota_us").exists())
+        cpu = next(
+            Path(p)
+            for p in made
+            if (Path(p) / "cpu.max").exists() or (Path(p) / "cpu.cfs_quota_us").exists()
+        )
         if (cpu / "cpu.max").exists():  # v2: "quota period" and usage/throttling in cpu.stat
             quota, period = (int(x) for x in (cpu / "cpu.max").read_text().split())
             usage_file, usage_key, usage_unit = cpu / "cpu.stat", "usage_usec", 1000
@@ -207,8 +212,13 @@ def test_gpu_here_cannot_be_satisfied_and_says_so(project: Path, qwex: Qwex) -> 
 
     from cli_support import QWEX
 
-    done = sp.run([QWEX, "run", "--gpu", "1", "--", "true"], capture_output=True, text=True,
-                  env=env, timeout=60)
+    done = sp.run(
+        [QWEX, "run", "--gpu", "1", "--", "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 1, done.stderr
     assert "--gpu 1 cannot be satisfied" in done.stderr and "no GPU" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
