@@ -317,7 +317,12 @@ class Supervisor:
             )
             transition(self.record, "failed", oom or f"killed by {self.record['signal']}")
         else:
-            transition(self.record, "failed", f"exit code {code}")
+            # In the run's own cgroup every OOM kill is one of the command's processes: the
+            # command outlived the kill of a child (as Docker's State.OOMKilled counts it).
+            oom = cgroup.oom_reason(self._oom_before, self.cgroups) if self.cgroups else None
+            transition(
+                self.record, "failed", f"{oom}; exit code {code}" if oom else f"exit code {code}"
+            )
         self._write_final()
         if code == AGENT_ERROR and self.termination_log is not None:
             return 1  # in a pod, 125 is the agent's own (its Job fails at once): see USAGE
