@@ -231,7 +231,7 @@ def plan(
         ):
             v2_wanted.append(controller)
         elif v2 is not None:
-            result.refuse(f"cgroup v2 at {v2.point} offers no {{what}}", controller)
+            result.refuse(f"cgroup v2 at {_literal(v2.point)} offers no {{what}}", controller)
         else:
             result.refuse(
                 "no cgroup file system with the {what} is mounted on this machine", controller
@@ -284,7 +284,7 @@ def make(plan: Plan, name: str) -> list[str]:
         except FileExistsError:
             pass
         except OSError as exc:
-            _drop(plan, place, f"cannot make a cgroup in {place.parent} ({exc.strerror})")
+            _drop(plan, place, _literal(f"cannot make a cgroup in {place.parent} ({exc.strerror})"))
             continue
         try:
             for file, value, required in place.writes:
@@ -294,7 +294,7 @@ def make(plan: Plan, name: str) -> list[str]:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
-            _drop(plan, place, f"cannot write {exc.filename} ({exc.strerror})")
+            _drop(plan, place, _literal(f"cannot write {exc.filename} ({exc.strerror})"))
             continue
         made.append(folder)
     return made
@@ -305,6 +305,11 @@ def _drop(plan: Plan, place: Place, reason: str) -> None:
     if not place.accounting_only:
         for controller in place.controllers:
             plan.refuse(reason, controller)
+
+
+def _literal(text: str) -> str:
+    """`text` (a path, an error) as a reason template: its braces are not placeholders."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _write(path: str, value: str) -> None:
