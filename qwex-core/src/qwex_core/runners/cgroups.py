@@ -280,9 +280,7 @@ def make(plan: Plan, name: str) -> list[str]:
                     os.path.join(place.parent, "cgroup.subtree_control"),
                     " ".join(f"+{c}" for c in place.enable),
                 )
-            os.mkdir(folder, 0o755)
-        except FileExistsError:
-            pass
+            os.mkdir(folder, 0o755)  # never one that exists: it is not this run's
         except OSError as exc:
             _drop(plan, place, _literal(f"cannot make a cgroup in {place.parent} ({exc.strerror})"))
             continue
