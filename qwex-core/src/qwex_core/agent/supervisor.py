@@ -319,7 +319,8 @@ class Supervisor:
         else:
             # In the run's own cgroup every OOM kill is one of the command's processes: the
             # command outlived the kill of a child (as Docker's State.OOMKilled counts it).
-            oom = cgroup.oom_reason(self._oom_before, self.cgroups) if self.cgroups else None
+            own = self._oom_before is not None and self._oom_before[1] in self.cgroups
+            oom = cgroup.oom_reason(self._oom_before, self.cgroups) if own else None
             transition(
                 self.record, "failed", f"{oom}; exit code {code}" if oom else f"exit code {code}"
             )
