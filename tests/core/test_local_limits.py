@@ -323,3 +323,41 @@ def test_cgroup_v2_without_the_controllers_is_named(project: Path) -> None:
         "qwex: --memory 1Gi is not enforced: cgroup v2 at /sys/fs/cgroup offers no memory "
         "controller"
     ], done.stderr
+
+
+def test_read_only_cgroups_as_in_a_container_are_named(project: Path) -> None:
+    """Root in a container whose cgroup file system is read-only (as Docker mounts it for
+    a container without its own cgroups; here a mount namespace remounts it so): one line,
+    and the run goes on."""
+    if os.geteuid() != 0:
+        unavailable("remounting the cgroup file system read-only needs root")
+    _need_cgroups()
+    from cli_support import QWEX
+
+    hierarchy = V1_MEMORY if V1_MEMORY.is_dir() else Path("/sys/fs/cgroup")  # v1, or v2's one
+    remount = f"mount -o remount,bind,ro {hierarchy}"
+    done = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f'{remount} && exec "$0" "$@"',
+            QWEX,
+            "run",
+            "--memory",
+            "64Mi",
+            "--",
+            "echo",
+            "hi",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout == "hi\n", done.stderr
+    lines = [line for line in done.stderr.splitlines() if "not enforced" in line]
+    assert lines == [
+        "qwex: --memory 64Mi is not enforced: the cgroup memory controller is read-only here "
+        "(a container's cgroups are, unless it is given its own)"
+    ], done.stderr
