@@ -84,3 +84,24 @@ def test_nothing_qwex_stores_is_world_writable_even_under_umask_000(
     assert world_writable(user_project / ".qwex") == []
     for run_dir in (user_project / ".qwex" / "runs").iterdir():
         assert tamper(OTHER, run_dir) == []
+
+
+def test_resource_limits_a_user_cannot_enforce_are_named_and_the_run_still_works(
+    user_bin: Path, user_project: Path
+) -> None:
+    """An ordinary user cannot make a cgroup on a machine that delegates none: one line
+    names the flags, why, and what would do it; the command runs unlimited."""
+    done = qwex_as(
+        USER, user_bin, user_project, "run", "--memory", "64Mi", "--cpu", "0.5", "--", "echo", "hi"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "hi\n"
+    lines = [line for line in done.stderr.splitlines() if "not enforced" in line]
+    assert len(lines) == 1, done.stderr
+    (line,) = lines
+    assert "--memory 64Mi" in line and "--cpu 0.5" in line, line
+    assert f"user {USER}" in line and "root" in line and "delegated" in line, line
+    record = json.loads(
+        qwex_as(USER, user_bin, user_project, "status", run_id_of(user_project), "--json").stdout
+    )
+    assert record["status"] == "succeeded" and not record["backend_data"].get("cgroups")

@@ -1,5 +1,5 @@
 """`qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--snapshot FILE]
-[--workdir DIR] [--termination-log FILE] -- CMD ARGS...`, and the frozen agent's `qwex agent copy DEST`.
+[--workdir DIR] [--termination-log FILE] [--cgroup DIR]... -- CMD ARGS...`, and the frozen agent's `qwex agent copy DEST`.
 
 The agent's command line, parsed by hand to keep start-up fast. It is the
 same whether it runs as `qwex run --local` on a laptop, as the frozen
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 USAGE = """\
 usage: qwex run --local [--run-dir DIR] [--grace SECONDS] [--quiet] [--snapshot FILE]
                         [--workdir DIR] [--termination-log FILE] [--secret-env FILE]
-                        [--] COMMAND [ARGS]...
+                        [--cgroup DIR]... [--] COMMAND [ARGS]...
 
 Run COMMAND right here under the qwex agent: its output goes to the run's log
 files (and through to this terminal unless --quiet), its run record is kept in
@@ -25,7 +25,9 @@ forwarded to it and it is killed after the grace period (default 10 s).
 first; --workdir then starts COMMAND in that folder of it (no shell needed);
 --termination-log also writes the final record there as JSON of at most 4 KiB
 (Kubernetes reads /dev/termination-log); --secret-env reads a JSON object of
-environment variables, deletes the file and gives them to COMMAND.
+environment variables, deletes the file and gives them to COMMAND; --cgroup (once per
+folder) puts COMMAND in that cgroup before it runs, and removes the folder, with
+whatever is left in it, when the run ends.
 Exits with the command's exit code (128+N when killed by signal N); with
 --termination-log, a command's own exit code 125 (recorded as such) makes the
 agent exit 1, so that 125 always means the agent could not run the command.
@@ -44,6 +46,7 @@ the same emptyDir at /qwex (the bundle's loader path is fixed there) and runs
 `command_line(("/qwex/bin/qwex",), ...)`."""
 
 VALUED = ("--run-dir", "--grace", "--snapshot", "--workdir", "--termination-log", "--secret-env")
+REPEATED = ("--cgroup",)
 
 
 class UsageError(Exception):
@@ -55,6 +58,7 @@ class Options:
     a few milliseconds to import, on every run)."""
 
     __slots__ = (
+        "cgroups",
         "command",
         "grace",
         "quiet",
@@ -76,8 +80,10 @@ class Options:
         termination_log: str | None = None,
         workdir: str | None = None,
         secret_env: str | None = None,
+        cgroups: list[str] | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.cgroups = cgroups or []
         self.grace = grace
         self.quiet = quiet
         self.command = command
@@ -90,6 +96,7 @@ class Options:
 def parse(argv: list[str]) -> Options:
     """Split the agent's own options from the command; `argv` starts after `run --local`."""
     values: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {name: [] for name in REPEATED}
     quiet = False
     args = list(argv)
     while args and args[0].startswith("-"):
@@ -101,6 +108,10 @@ def parse(argv: list[str]) -> Options:
             if not inline and not args:
                 raise UsageError(f"{name} needs a value")
             values[name] = inline or args.pop(0)
+        elif name in REPEATED:
+            if not inline and not args:
+                raise UsageError(f"{name} needs a value")
+            repeated[name].append(inline or args.pop(0))
         elif opt == "--quiet":
             quiet = True
         elif opt in ("-h", "--help"):
@@ -123,6 +134,7 @@ def parse(argv: list[str]) -> Options:
         termination_log=values.get("--termination-log"),
         workdir=values.get("--workdir"),
         secret_env=values.get("--secret-env"),
+        cgroups=repeated["--cgroup"],
     )
 
 
@@ -137,6 +149,7 @@ def command_line(
     termination_log: str | None = None,
     workdir: str | None = None,
     secret_env: str | None = None,
+    cgroups: Sequence[str] = (),
 ) -> list[str]:
     """The agent's command line as `parse` reads it: `launcher` is how to call the
     agent where it runs (`python -m qwex_core.agent`, the mounted `/qwex/bin/qwex`).
@@ -146,7 +159,8 @@ def command_line(
     directory before the command starts, `workdir` the folder of it the command starts in;
     `termination_log` gets the final record; `secret_env` is a JSON file of environment the
     agent reads, deletes and gives the command (so that a container's own environment holds
-    no secret value)."""
+    no secret value); `cgroups` are the run's own cgroup folders the agent puts the command
+    in (and removes at the end)."""
     return [
         *launcher,
         "run",
@@ -160,6 +174,7 @@ def command_line(
         *(["--workdir", workdir] if workdir is not None else []),
         *(["--termination-log", termination_log] if termination_log is not None else []),
         *(["--secret-env", secret_env] if secret_env is not None else []),
+        *(arg for folder in cgroups for arg in ("--cgroup", folder)),
         "--",
         *command,
     ]
@@ -218,4 +233,5 @@ def main(argv: list[str] | None = None) -> int:
         snapshot=opts.snapshot,
         termination_log=opts.termination_log,
         workdir=opts.workdir,
+        cgroups=opts.cgroups,
     ).run()

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 
-from qwex_core.agent.cgroup import oom_kills, oom_reason
+from qwex_core.agent import cgroup
 from qwex_core.agent.record import (
     FINAL_STATUSES,
     STDERR_FILE,
@@ -70,8 +70,12 @@ class Supervisor:
         snapshot: str | None = None,
         termination_log: str | None = None,
         workdir: str | None = None,
+        cgroups: list[str] | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.cgroups = list(cgroups or [])
+        """The run's own cgroup folders (made by the local runner): the command is put in
+        them, and they are removed when the run ends."""
         self.workdir = workdir
         self.command = command
         self.grace = grace
@@ -179,7 +183,7 @@ class Supervisor:
     def _supervise(self, wake_r: int) -> int:
         argv = shell_form(self.command)
         out_log, err_log = self._open_log(STDOUT_FILE), self._open_log(STDERR_FILE)
-        self._oom_before = oom_kills()
+        self._oom_before = cgroup.oom_kills(self.cgroups)
         try:
             try:
                 proc = subprocess.Popen(
@@ -188,6 +192,7 @@ class Supervisor:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     process_group=0,
+                    preexec_fn=self._enter_cgroups if self.cgroups else None,
                 )
             except OSError as exc:
                 return self._finish_not_started(argv[0], exc, err_log)
@@ -199,6 +204,15 @@ class Supervisor:
             os.close(out_log)
             os.close(err_log)
         return self._finish(status)
+
+    def _enter_cgroups(self) -> None:
+        """In the child, before exec: into the run's cgroups, or one line on its stderr
+        (the run's log) saying that it runs without its limits."""
+        try:
+            cgroup.enter(self.cgroups)
+        except OSError as exc:
+            message = f"qwex: cannot enter the run's cgroup ({exc}): the command runs without its limits\n"
+            _write_all(2, message.encode())
 
     def _pump(self, proc: subprocess.Popen[bytes], wake_r: int, out_log: int, err_log: int) -> int:
         """Copy output and handle signals until the command has exited and its pipes are drained."""
@@ -296,10 +310,20 @@ class Supervisor:
         elif code == 0:
             transition(self.record, "succeeded", "exit code 0")
         elif self.record.get("signal"):
-            oom = oom_reason(self._oom_before) if self.record["signal"] == "SIGKILL" else None
+            oom = (
+                cgroup.oom_reason(self._oom_before, self.cgroups)
+                if self.record["signal"] == "SIGKILL"
+                else None
+            )
             transition(self.record, "failed", oom or f"killed by {self.record['signal']}")
         else:
-            transition(self.record, "failed", f"exit code {code}")
+            # In the run's own cgroup every OOM kill is one of the command's processes: the
+            # command outlived the kill of a child (as Docker's State.OOMKilled counts it).
+            own = self._oom_before is not None and self._oom_before[1] in self.cgroups
+            oom = cgroup.oom_reason(self._oom_before, self.cgroups) if own else None
+            transition(
+                self.record, "failed", f"{oom}; exit code {code}" if oom else f"exit code {code}"
+            )
         self._write_final()
         if code == AGENT_ERROR and self.termination_log is not None:
             return 1  # in a pod, 125 is the agent's own (its Job fails at once): see USAGE
@@ -325,7 +349,11 @@ class Supervisor:
         return 128 + signal.SIGTERM
 
     def _write_final(self) -> None:
-        """Write the final record durably, and the termination log when one is asked for."""
+        """Write the final record durably, and the termination log when one is asked for;
+        the run's cgroups (and whatever is left in them) are gone before it says so."""
+        if self.cgroups:
+            for folder in cgroup.remove(self.cgroups):
+                self._say(f"cannot remove the run's cgroup {folder}")
         write_record(self.run_dir, self.record, durable=True)
         if self.termination_log is not None:
             try:

@@ -291,7 +291,7 @@ def run(
         )
     if image and not service.runner(spec.backend).uses_container:
         note(f"--image is ignored: the {spec.backend} backend runs no container")
-    _note_unenforced(service, spec.backend, cpu=cpu, memory=memory, gpu=gpu)
+    _note_unenforced(service, spec)
     if dry_run:
         click.echo(_dry_run(service, spec), nl=False)
         return
@@ -338,18 +338,15 @@ def run(
     raise click.exceptions.Exit(TERMINATED if terminated else code)
 
 
-def _note_unenforced(service: RunService, backend: str, **flags: object) -> None:
-    """One line naming the resource flags the local backend takes but cannot enforce (it
-    starts a plain process: no cgroup limit, no GPU selection), instead of ignoring them
-    without a word."""
+def _note_unenforced(service: RunService, spec: JobSpec) -> None:
+    """One line per reason the local backend cannot enforce a resource limit here (no
+    cgroup it may make), instead of ignoring it without a word."""
     from qwex_core.runners.local import LocalRunner
 
-    given = [f"--{name}" for name, value in flags.items() if value is not None]
-    if given and isinstance(service.runner(backend), LocalRunner):
-        note(
-            f"{', '.join(given)} not enforced: the {backend} backend runs the command as a plain "
-            "process with no limits (a container backend, -b docker, enforces them)"
-        )
+    runner = service.runner(spec.backend)
+    if isinstance(runner, LocalRunner):
+        for line in runner.resource_notes(spec):
+            note(line)
 
 
 def _stopped_by_qwex(run: Run) -> bool:
