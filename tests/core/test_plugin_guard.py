@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,55 @@ def test_a_backend_failing_to_wait_for_a_change_names_itself(
     assert result.returncode == 1
     one_line_naming_the_backend(result.stderr)
     qwex("cancel", run_id, env=flaky, check=True)
+
+
+EXPLAINING_PLUGIN = """
+import os
+
+from qwex_core.plugin import hookimpl
+from qwex_core.runners.local import LocalRunner
+
+
+class ExplainingRunner(LocalRunner):
+    def explain(self, run):
+        return "explained by the backend"
+
+
+@hookimpl
+def qwex_register_runners(register):
+    register("explaining", ExplainingRunner)
+
+
+@hookimpl
+def qwex_run_finished(run):
+    with open(os.environ["FINISHED"], "a") as fh:
+        fh.write(run.id + " " + str(run.reason) + "\\n")
+"""
+
+
+def test_qwex_list_is_the_first_to_see_an_end_it_applies_explain_and_the_hook(
+    project: Path, tmp_path: Path, qwex: Qwex
+) -> None:
+    """A detached run ends with nobody watching: the first command to see the end, even
+    `qwex list`, asks the backend's `explain` and tells the plugins (once)."""
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "explaining_plugin.py").write_text(EXPLAINING_PLUGIN)
+    env = {
+        "QWEX_PLUGINS": "explaining_plugin",
+        "QWEX_DISABLE_PLUGINS": "docker,k8s,remote",
+        "PYTHONPATH": str(plugin_dir) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "FINISHED": str(tmp_path / "finished"),
+    }
+    run = qwex("run", "-d", "--no-trunc", "-b", "explaining", "--", "true", env=env, check=True)
+    run_id = run.stdout.strip()
+    record = project / ".qwex" / "runs" / run_id / "run.json"
+    for _ in range(600):  # the agent writes the end itself; nothing else looks meanwhile
+        if json.loads(record.read_text())["status"] == "succeeded":
+            break
+        time.sleep(0.05)
+    listed = json.loads(qwex("list", "--json", env=env, check=True).stdout)
+    assert listed[0]["reason"] == "explained by the backend"
+    shown = json.loads(qwex("status", run_id, "--json", env=env, check=True).stdout)
+    assert shown["reason"] == "explained by the backend"
+    assert Path(env["FINISHED"]).read_text() == f"{run_id} explained by the backend\n"

@@ -188,6 +188,8 @@ class RunService:
                         if on_problem is None:
                             raise
                         on_problem(run, exc)
+            elif status in FINAL_STATUSES and not self._notified(str(record.get("id"))):
+                record = self._first_to_see_the_end(record)
             if wanted is not None and record.get("status") not in wanted:
                 continue
             if where is not None and not where(record):
@@ -196,6 +198,22 @@ class RunService:
             count += 1
             if limit is not None and count >= limit:
                 return
+
+    def _notified(self, run_id: str) -> bool:
+        return (self.store.run_dir(run_id) / NOTIFIED_FILE).exists()
+
+    def _first_to_see_the_end(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A final record nobody has told the plugins of (a detached run that ended with
+        nobody watching): apply `explain` and the end hooks now, as `status` would."""
+        from pydantic import ValidationError
+
+        from qwex_core.models import Run
+
+        try:
+            run = Run.model_validate(record)
+        except ValidationError:
+            return record
+        return self.notify_final(run).model_dump(mode="json")
 
     def cancel(
         self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
