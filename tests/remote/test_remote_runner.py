@@ -19,7 +19,7 @@ import pytest
 from qwex_core.errors import QwexError
 from qwex_core.models import Run, RunStatus
 from qwex_core.service import RunService
-from qwex_core.testing import RunnerConformance, service_for
+from qwex_core.testing import RunnerConformance, processes_of_run, service_for
 from qwex_remote.runner import RemoteRunner, open_client
 from server_support import Server, team_server
 
@@ -63,8 +63,22 @@ class TestRemoteRunner(RunnerConformance):
         os.killpg(json.loads((run_dir / "run.json").read_text())["pid"], signal.SIGKILL)
 
     def failing_job(self, service: RunService) -> Any:
-        """An image the server's policy does not allow: the submit is refused (403)."""
+        """An image the server's policy does not allow: the server refuses the submit (403),
+        so the remote backend's `start` fails."""
         return service.job(["true"], container={"image": "not-allowed/anything"})
+
+    def still_running(self, service: RunService, run: Run) -> list[str]:
+        """The processes of the run the server started for the job (its local backend,
+        on this machine), found from that run's own record and folder."""
+        job_id = run.backend_data.get("job_id")
+        runs = self.server.data_dir / "jobs" / str(job_id) / ".qwex" / "runs"
+        if not job_id or not runs.is_dir():
+            return []
+        found = []
+        for run_dir in runs.iterdir():
+            record = Run.model_validate_json((run_dir / "run.json").read_text())
+            found += processes_of_run(record, run_dir)
+        return found
 
     def test_working_directory(self, service: RunService) -> None:
         """The job starts in its own folder on the server, holding the project's snapshot,
