@@ -87,3 +87,52 @@ def test_each_case_fails_for_a_broken_runner(outcomes: Outcomes) -> None:
     """No case passes for every broken runner: each proves something of the backend."""
     blind = [c for c in CASES if all(outcomes[s].get(c) == "passed" for s in BROKEN)]
     assert not blind, f"these cases pass for every broken runner: {blind}\n{table(outcomes)}"
+
+
+OPTING_OUT = """
+import test_local_conformance as local
+from qwex_core.testing import not_applicable
+
+
+class TestNotApplicable(local.TestLocalRunner):
+    def failing_job(self, service):
+        not_applicable("every job this backend accepts starts")
+
+
+class TestWrittenBeforeFailingJob(local.TestLocalRunner):
+    def failing_job(self, service):
+        return None
+"""
+
+
+def test_a_backend_opts_out_of_the_start_failure_case_or_is_warned(tmp_path: Path) -> None:
+    """`not_applicable(why)` reports the case skipped with why; a suite written before
+    `failing_job` mattered still passes it, warned that it proves nothing."""
+    (tmp_path / "test_opting_out.py").write_text(OPTING_OUT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(tmp_path / "test_opting_out.py"),
+            "-k",
+            "start_failure",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "qwex_core.testing",
+            "-rs",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(HERE)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "1 passed, 1 skipped" in done.stdout, done.stdout[-3000:]
+    assert "not applicable to this backend: every job this backend accepts starts" in done.stdout
+    assert "DeprecationWarning: TestWrittenBeforeFailingJob.failing_job() returns None" in (
+        done.stdout
+    )
