@@ -87,9 +87,11 @@ class TestRemoteRunner(RunnerConformance):
         (project / "sub").mkdir()
         (project / "sub" / "here.txt").write_text("x")
         run = self.finish(service, ["sh", "-c", "pwd; ls sub"])
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
         job_dir = self.server.data_dir / "jobs" / run.backend_data["job_id"]
         assert self.stdout(service, run) == f"{job_dir}\nhere.txt\n"
         run = self.finish(service, ["sh", "-c", "pwd; ls"], cwd=project / "sub")
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
         job_dir = self.server.data_dir / "jobs" / run.backend_data["job_id"]
         assert self.stdout(service, run) == f"{job_dir / 'sub'}\nhere.txt\n"
 
