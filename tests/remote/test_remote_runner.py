@@ -64,7 +64,9 @@ class TestRemoteRunner(RunnerConformance):
 
     def failing_job(self, service: RunService) -> Any:
         """An image the server's policy does not allow: the server refuses the submit (403),
-        so the remote backend's `start` fails."""
+        so the remote backend's `start` fails. (A job the server accepts and its own backend
+        then fails to start ends `failed` later, not in `start`: see
+        `test_a_job_the_server_fails_to_start_is_recorded_failed`.)"""
         return service.job(["true"], container={"image": "not-allowed/anything"})
 
     def still_running(self, service: RunService, run: Run) -> list[str]:
@@ -263,3 +265,20 @@ def test_a_run_never_submitted_ends_lost_saying_why(
     final = service.get(old.id)
     assert final.status is RunStatus.LOST
     assert "stopped before the server accepted the job" in (final.reason or "")
+
+
+def test_a_job_the_server_fails_to_start_is_recorded_failed(
+    qwex_project: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server accepts the job, then its own backend cannot start it (an environment
+    too big for the kernel to execute the agent with): the run here ends `failed` with the
+    server's reason, and the command never ran."""
+    configure(qwex_project, root_url(server), monkeypatch, server.tokens["alice"])
+    service = service_for(qwex_project, backend="remote")
+    too_big = {"QWEX_TOO_BIG": "x" * 131072}  # the longest value the API takes; with its
+    # name, longer than the kernel's limit on one string of a new program's environment
+    run = service.submit(service.job(["sh", "-c", "echo ran"], env=too_big))
+    final = service.wait(run, timeout=60)
+    assert final.status is RunStatus.FAILED, final.reason
+    assert "cannot start the agent" in (final.reason or ""), final.reason
+    assert "ran" not in service.store.log_path(run.id, "stdout").read_text()
