@@ -150,3 +150,13 @@ class TestNeverRecordsEnd(BrokenConformance):
 
 class TestLyingProbe(BrokenConformance):
     backend = "lying-probe"
+
+
+class TestBlindLook(BrokenConformance):
+    """The working local runner, with a `still_running` that never sees anything: the suite
+    must not take "nothing seen" for "nothing left"."""
+
+    backend = "local"
+
+    def still_running(self, service: RunService, run: Run) -> list[str]:
+        return []

@@ -83,6 +83,16 @@ def test_each_broken_runner_fails_a_case(outcomes: Outcomes) -> None:
     assert not accepted, f"the suite accepts {accepted}:\n{table(outcomes)}"
 
 
+def test_a_look_that_sees_nothing_is_refused(outcomes: Outcomes) -> None:
+    """A `still_running` that never sees anything fails the cases that wait for nothing to
+    be left (it must first see the running run), and only those."""
+    failed = sorted(c for c, outcome in outcomes["TestBlindLook"].items() if outcome != "passed")
+    assert failed == [
+        "test_a_vanished_supervisor_is_recorded_lost",
+        "test_cancel_stops_the_command",
+    ], table(outcomes)
+
+
 def test_each_case_fails_for_a_broken_runner(outcomes: Outcomes) -> None:
     """No case passes for every broken runner: each proves something of the backend."""
     blind = [c for c in CASES if all(outcomes[s].get(c) == "passed" for s in BROKEN)]
