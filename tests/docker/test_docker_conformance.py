@@ -11,6 +11,7 @@ from docker_support import BUSYBOX, PYTHON
 from qwex_core.models import JobSpec, Run
 from qwex_core.service import RunService
 from qwex_core.testing import RunnerConformance, service_for
+from qwex_docker.spec import LABEL_RUN_ID
 
 pytestmark = pytest.mark.docker
 
@@ -33,7 +34,19 @@ class DockerConformance(RunnerConformance):
         return "/workspace" if relative == "." else f"/workspace/{relative}"
 
     def failing_job(self, service: RunService) -> JobSpec:
+        """An image the daemon does not have and cannot pull (CI is offline)."""
         return service.job(["true"], container={"image": "qwex-test/no-such-image:0"})
+
+    def still_running(self, service: RunService, run: Run) -> list[str]:
+        """The run's containers on the real daemon, found by the label the runner puts on
+        them, that are not stopped (created ones count: they can still start)."""
+        api: Any = service.runner("docker").api  # type: ignore[attr-defined]
+        found = api.containers(all=True, filters={"label": f"{LABEL_RUN_ID}={run.id}"})
+        return [
+            f"container {c['Id'][:12]} ({c['State']})"
+            for c in found
+            if c["State"] in ("created", "running", "paused", "restarting")
+        ]
 
 
 class TestDockerRunnerBusybox(DockerConformance):

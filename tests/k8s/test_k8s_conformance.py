@@ -7,11 +7,12 @@ merged, so a Kubernetes run's output is all in its stdout log (docs/kubernetes.m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from k8s_support import Cluster, configure
 from kubernetes import client
-from qwex_core.models import Run, RunStatus
+from qwex_core.models import JobSpec, Run, RunStatus
 from qwex_core.service import RunService
 from qwex_core.testing import RunnerConformance, service_for
 
@@ -40,6 +41,26 @@ class TestKubernetesRunner(RunnerConformance):
     def workdir_seen(self, service: RunService, host_dir: Path) -> str:
         relative = host_dir.relative_to(service.store.project_dir).as_posix()
         return "/workspace" if relative == "." else f"/workspace/{relative}"
+
+    def failing_job(self, service: RunService) -> JobSpec:
+        """A uid beyond the range Kubernetes allows (2^31 and up: some directories hand out
+        such uids): the API server refuses the Job, so `start` fails."""
+        return service.job(["true"], container={"user": "2147483648"})
+
+    def still_running(self, service: RunService, run: Run) -> list[str]:
+        """The run's pods on the real cluster, by the label the runner puts on them, that
+        are not over (Pending or Running: a pod being deleted stays Running while its
+        containers stop)."""
+        conn: Any = service.runner("k8s").conn  # type: ignore[attr-defined]
+        namespace = run.backend_data.get("namespace") or conn.namespace
+        pods = client.CoreV1Api(conn.api).list_namespaced_pod(
+            namespace, label_selector=f"qwex.dev/run-id={run.id}"
+        )
+        return [
+            f"pod {p.metadata.name} ({p.status.phase})"
+            for p in pods.items
+            if p.status.phase in ("Pending", "Running")
+        ]
 
     def test_logs_keep_each_stream(self, service: RunService) -> None:
         """Pod logs merge the streams: every line is in the stdout log, each stream's in

@@ -19,7 +19,7 @@ import pytest
 from qwex_core.errors import QwexError
 from qwex_core.models import Run, RunStatus
 from qwex_core.service import RunService
-from qwex_core.testing import RunnerConformance, service_for
+from qwex_core.testing import RunnerConformance, processes_of_run, service_for
 from qwex_remote.runner import RemoteRunner, open_client
 from server_support import Server, team_server
 
@@ -63,8 +63,24 @@ class TestRemoteRunner(RunnerConformance):
         os.killpg(json.loads((run_dir / "run.json").read_text())["pid"], signal.SIGKILL)
 
     def failing_job(self, service: RunService) -> Any:
-        """An image the server's policy does not allow: the submit is refused (403)."""
+        """An image the server's policy does not allow: the server refuses the submit (403),
+        so the remote backend's `start` fails. (A job the server accepts and its own backend
+        then fails to start ends `failed` later, not in `start`: see
+        `test_a_job_the_server_fails_to_start_is_recorded_failed`.)"""
         return service.job(["true"], container={"image": "not-allowed/anything"})
+
+    def still_running(self, service: RunService, run: Run) -> list[str]:
+        """The processes of the run the server started for the job (its local backend,
+        on this machine), found from that run's own record and folder."""
+        job_id = run.backend_data.get("job_id")
+        runs = self.server.data_dir / "jobs" / str(job_id) / ".qwex" / "runs"
+        if not job_id or not runs.is_dir():
+            return []
+        found = []
+        for run_dir in runs.iterdir():
+            record = Run.model_validate_json((run_dir / "run.json").read_text())
+            found += processes_of_run(record, run_dir)
+        return found
 
     def test_working_directory(self, service: RunService) -> None:
         """The job starts in its own folder on the server, holding the project's snapshot,
@@ -73,9 +89,11 @@ class TestRemoteRunner(RunnerConformance):
         (project / "sub").mkdir()
         (project / "sub" / "here.txt").write_text("x")
         run = self.finish(service, ["sh", "-c", "pwd; ls sub"])
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
         job_dir = self.server.data_dir / "jobs" / run.backend_data["job_id"]
         assert self.stdout(service, run) == f"{job_dir}\nhere.txt\n"
         run = self.finish(service, ["sh", "-c", "pwd; ls"], cwd=project / "sub")
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
         job_dir = self.server.data_dir / "jobs" / run.backend_data["job_id"]
         assert self.stdout(service, run) == f"{job_dir / 'sub'}\nhere.txt\n"
 
@@ -247,3 +265,20 @@ def test_a_run_never_submitted_ends_lost_saying_why(
     final = service.get(old.id)
     assert final.status is RunStatus.LOST
     assert "stopped before the server accepted the job" in (final.reason or "")
+
+
+def test_a_job_the_server_fails_to_start_is_recorded_failed(
+    qwex_project: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server accepts the job, then its own backend cannot start it (an environment
+    too big for the kernel to execute the agent with): the run here ends `failed` with the
+    server's reason, and the command never ran."""
+    configure(qwex_project, root_url(server), monkeypatch, server.tokens["alice"])
+    service = service_for(qwex_project, backend="remote")
+    too_big = {"QWEX_TOO_BIG": "x" * 131072}  # the longest value the API takes; with its
+    # name, longer than the kernel's limit on one string of a new program's environment
+    run = service.submit(service.job(["sh", "-c", "echo ran"], env=too_big))
+    final = service.wait(run, timeout=60)
+    assert final.status is RunStatus.FAILED, final.reason
+    assert "cannot start the agent" in (final.reason or ""), final.reason
+    assert "ran" not in service.store.log_path(run.id, "stdout").read_text()

@@ -1,16 +1,26 @@
 """The runner conformance suite: what every backend, third-party ones too, must do.
 
 Subclass `RunnerConformance`, set `backend` (and `overrides`, e.g. an image),
-and implement `kill_supervisor`. Jobs are built the way `qwex run` builds them
-(`RunService.job`), so `overrides` reach every job. The commands are POSIX `sh`
-one-liners, so any image with a shell (busybox included) works.
+and implement `kill_supervisor`; give `failing_job` (a job your backend really
+fails to start) and, when the run does not run on this machine, `still_running`
+(what of a run is still alive, as your backend sees it). Jobs are built the way
+`qwex run` builds them (`RunService.job`), so `overrides` reach every job. The
+commands are POSIX `sh` one-liners, so any image with a shell (busybox included)
+works.
+
+Each case proves its behaviour against the backend's own mechanisms: every end
+is checked by its status, and every end the suite causes (a cancel, a killed
+agent, a start failure) by `still_running` too, after checking that it sees a
+live run. `tests/core/test_conformance_rejects.py` runs the suite against runners
+broken on purpose and shows that each case fails for one of them.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import pytest
 
@@ -19,6 +29,13 @@ from qwex_core.jobs import overrides
 from qwex_core.models import JobSpec, Run, RunStatus
 from qwex_core.plugin import hookimpl
 from qwex_core.service import RunService, open_service
+from qwex_core.testing.processes import processes_of_run
+
+
+def not_applicable(reason: str) -> NoReturn:
+    """Say, from a hook of a backend's suite (`failing_job`), that the case asking cannot
+    apply to this backend, and why: the case is reported skipped with that reason."""
+    pytest.skip(f"not applicable to this backend: {reason}")
 
 
 def service_for(project_dir: Path, **flags: Any) -> RunService:
@@ -67,9 +84,25 @@ class RunnerConformance:
         return str(host_dir)
 
     def failing_job(self, service: RunService) -> JobSpec | None:
-        """A job this backend fails to start (an image that does not exist...), or None:
-        the suite then makes `start` raise `BackendError` itself."""
+        """A job this backend really fails to start: its `start` raises `BackendError` (an
+        image that does not exist, an agent the kernel refuses to execute, a Job the cluster
+        refuses). Call `not_applicable("why")` when every job `validate` accepts starts.
+
+        Deprecated: None (the default) makes the suite replace `start` by one that raises,
+        which proves nothing of the backend; the case then warns (`DeprecationWarning`), and
+        a later release will fail it."""
         return None
+
+    def still_running(self, service: RunService, run: Run) -> list[str]:
+        """What of `run` still runs where this backend runs it (processes, a container, a
+        pod), each named for a failure message; [] when nothing does. The suite checks it
+        sees a running run, and waits for it to be empty after every end it causes.
+
+        The default looks at this machine's processes (`processes_of_run`: the run's
+        `QWEX_RUN_ID`, its folder on the agent's command line, the agent's and the
+        command's process groups). Override it when the run runs elsewhere: ask your daemon,
+        cluster or server, by the run's label or id."""
+        return processes_of_run(run, service.store.run_dir(run.id))
 
     def rejected_job(self, service: RunService) -> JobSpec:
         """A job the backend's own `validate` rejects (pydantic accepts it)."""
@@ -81,13 +114,45 @@ class RunnerConformance:
         return service.job(command, **fields)
 
     def wait_for(self, service: RunService, run: Run, statuses: set[RunStatus]) -> Run:
+        """The run once its status is one of `statuses`; fails at once if it ends otherwise."""
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             run = service.get(run.id)
             if run.status in statuses:
                 return run
+            if run.is_final:
+                pytest.fail(
+                    f"run {run.id} ended {run.status.value} ({run.reason}), expected one of "
+                    f"{sorted(s.value for s in statuses)}"
+                )
             time.sleep(0.05)
-        pytest.fail(f"run {run.id} stayed {run.status.value}, expected one of {sorted(statuses)}")
+        pytest.fail(
+            f"run {run.id} stayed {run.status.value}, expected one of "
+            f"{sorted(s.value for s in statuses)}"
+        )
+
+    def left_running(self, service: RunService, run: Run) -> list[str]:
+        """`still_running` on the run's current record."""
+        return self.still_running(service, service.store.load(run.id))
+
+    def assert_seen_running(self, service: RunService, run: Run) -> None:
+        """`still_running` sees the running run: an empty answer later then means something."""
+        assert self.left_running(service, run), (
+            f"still_running() sees nothing of run {run.id}, which is running: it cannot tell "
+            "that a run is gone"
+        )
+
+    def assert_nothing_left(self, service: RunService, run: Run) -> None:
+        """Nothing of the run still runs: waits (up to `timeout`) for the agent to exit."""
+        deadline = time.monotonic() + self.timeout
+        while left := self.left_running(service, run):
+            if time.monotonic() >= deadline:
+                final = service.store.load(run.id)
+                pytest.fail(
+                    f"run {run.id} is {final.status.value} ({final.reason}), but what it "
+                    f"started still runs after {self.timeout}s: {left}"
+                )
+            time.sleep(0.1)
 
     def finish(self, service: RunService, command: list[str], **fields: Any) -> Run:
         run = service.submit(self.job(service, command, **fields))
@@ -144,12 +209,14 @@ class RunnerConformance:
 
     def test_shell_string_runs_through_sh(self, service: RunService) -> None:
         run = self.finish(service, ["echo one && echo two"])
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
         assert self.stdout(service, run) == "one\ntwo\n"
 
     def test_env_reaches_the_command(self, service: RunService) -> None:
         run = self.finish(
             service, ["sh", "-c", 'echo "$QWEX_CONFORMANCE"'], env={"QWEX_CONFORMANCE": "hi there"}
         )
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
         assert self.stdout(service, run) == "hi there\n"
 
     def test_secret_env_reaches_the_command_and_no_file(self, service: RunService) -> None:
@@ -166,7 +233,7 @@ class RunnerConformance:
                 service.submit(spec)
             return
         final = service.wait(service.submit(spec), timeout=self.timeout)
-        assert final.status is RunStatus.SUCCEEDED, final.reason
+        assert (final.status, final.exit_code) == (RunStatus.SUCCEEDED, 0), final.reason
         assert self.stdout(service, final) == codecs.encode(value, "rot13") + "\n"
         for path in service.store.root.rglob("*"):
             assert not path.is_file() or value.encode() not in path.read_bytes(), path
@@ -174,20 +241,23 @@ class RunnerConformance:
     def test_working_directory(self, service: RunService) -> None:
         project = service.store.project_dir
         (project / "sub").mkdir()
-        assert self.stdout(service, self.finish(service, ["pwd"])) == (
-            self.workdir_seen(service, project) + "\n"
-        )
-        run = service.submit(service.job(["pwd"], cwd=project / "sub"))
-        run = service.wait(run, timeout=self.timeout)
+        run = self.finish(service, ["pwd"])
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
+        assert self.stdout(service, run) == self.workdir_seen(service, project) + "\n"
+        run = self.finish(service, ["pwd"], cwd=project / "sub")
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
         assert self.stdout(service, run) == self.workdir_seen(service, project / "sub") + "\n"
 
     def test_cancel_stops_the_command(self, service: RunService) -> None:
+        """The agent stops the command within the grace period and records the cancel
+        itself (a run killed by the host after the grace period has another reason); then
+        nothing of the run runs any more."""
         run = self.start_sleeper(service, grace_period=5.0)
-        begun = time.monotonic()
+        self.assert_seen_running(service, run)
         service.cancel(run)
         final = service.wait(run, timeout=self.timeout)
         assert (final.status, final.reason) == (RunStatus.CANCELLED, "cancelled by user")
-        assert time.monotonic() - begun < 5.0 + self.timeout / 2  # well before sleep 300 ends
+        self.assert_nothing_left(service, final)
 
     def test_cancelling_a_pending_run(self, service: RunService) -> None:
         """A run whose starter stopped before starting anything ends `cancelled` at once."""
@@ -195,18 +265,23 @@ class RunnerConformance:
         service.cancel(run, reason="not needed")
         final = service.get(run.id)
         assert (final.status, final.reason) == (RunStatus.CANCELLED, "not needed")
+        assert self.left_running(service, final) == []
 
     def test_a_vanished_supervisor_is_recorded_lost(self, service: RunService) -> None:
+        """A killed agent is recorded `lost`, and what it started is stopped with it."""
         run = self.start_sleeper(service)
+        self.assert_seen_running(service, run)
         self.kill_supervisor(service, run)
         final = self.wait_for(service, run, {RunStatus.LOST})
         assert final.reason and final.finished_at is not None
         assert service.get(run.id).status is RunStatus.LOST  # and it stays so
+        self.assert_nothing_left(service, final)
 
     def test_plugins_are_told_exactly_once(self, service: RunService) -> None:
         counter = _Counter()
         service.host.register("conformance-counter", counter)
         run = self.finish(service, ["sh", "-c", "exit 0"])
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
         service.get(run.id)
         list(service.list())
         other = open_service(service.store.project_dir, host=service.host)  # another process
@@ -216,8 +291,18 @@ class RunnerConformance:
     def test_a_start_failure_is_recorded_failed(
         self, service: RunService, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        """A job the backend cannot start: `submit` says so and the run is `failed` with
+        the backend's message, with nothing of it left running."""
         job = self.failing_job(service)
         if job is None:
+            warnings.warn(
+                f"{type(self).__name__}.failing_job() returns None: the start failure case "
+                "replaces start() and proves nothing of the backend; return a job your backend "
+                "really fails to start, or call not_applicable(why) (a later release fails "
+                "this case)",
+                DeprecationWarning,
+                stacklevel=1,
+            )
             job = self.job(service, ["true"])
 
             def refuse(run: Run) -> None:
@@ -230,6 +315,7 @@ class RunnerConformance:
         run = service.get(run_id)
         assert run.status is RunStatus.FAILED
         assert run.reason and run.reason in str(failure.value)
+        self.assert_nothing_left(service, run)
 
     def test_list_shows_runs_newest_first(self, service: RunService) -> None:
         first = self.finish(service, ["sh", "-c", "exit 0"])
@@ -240,8 +326,19 @@ class RunnerConformance:
         assert second.id in failed and first.id not in failed
 
     def test_unknown_run_id_is_a_clear_error(self, service: RunService) -> None:
+        """A run is found again by its short id from another qwex process (a runner that
+        keeps nothing from `start`), which brings it to its end; an unknown id is a clear
+        error there."""
+        from qwex_core.store import short_id
+
+        run = service.submit(self.job(service, ["sh", "-c", "exit 4"]))
+        other = open_service(service.store.project_dir, host=service.host)
+        found = other.get(short_id(run.id))
+        assert found.id == run.id
+        final = other.wait(found, timeout=self.timeout)
+        assert (final.status, final.exit_code) == (RunStatus.FAILED, 4), final.reason
         with pytest.raises(RunNotFound, match="no run matches"):
-            service.get("ffffffff-no-such-run")
+            other.get("ffffffff-no-such-run")
 
     def test_the_runner_rejects_a_job_it_cannot_run(self, service: RunService) -> None:
         with pytest.raises(SpecError):
