@@ -57,6 +57,7 @@ def test_the_guide_s_plugin_is_complete() -> None:
         "qwex_bg/__init__.py",
         "qwex_bg/plugin.py",
         "qwex_bg/runner.py",
+        "tests/conftest.py",
         "tests/test_conformance.py",
     }
 
@@ -114,6 +115,7 @@ def conformance(bin_dir: Path, tests: Path, cwd: Path) -> None:
         timeout=300,
     )
     assert suite.returncode == 0, suite.stdout[-3000:]
+    assert "PytestAssertRewriteWarning" not in suite.stdout, suite.stdout[-3000:]
     assert re.search(r"\b1[0-9] passed\b", suite.stdout), suite.stdout[-500:]
 
 
@@ -146,5 +148,6 @@ def test_the_guide_s_plugin_in_a_fresh_venv(third_party: Path, tmp_path: Path) -
     assert (result.returncode, result.stdout, result.stderr.splitlines()[1]) == (3, "out\n", "err")
     tests = tmp_path / "bg-tests"
     tests.mkdir()
-    (tests / "test_conformance.py").write_text(guide_files()["tests/test_conformance.py"])
+    for name in ("conftest.py", "test_conformance.py"):
+        (tests / name).write_text(guide_files()[f"tests/{name}"])
     conformance(third_party, tests, tmp_path)

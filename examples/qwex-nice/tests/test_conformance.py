@@ -7,8 +7,6 @@ from qwex_core.models import Run
 from qwex_core.service import RunService
 from qwex_core.testing import RunnerConformance
 
-pytest_plugins = ["qwex_core.testing"]
-
 
 class TestNiceRunner(RunnerConformance):
     backend = "nice"
