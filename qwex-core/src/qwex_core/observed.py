@@ -1,0 +1,215 @@
+"""Backends whose agent runs far away: they observe, core writes the record.
+
+A local or Docker agent writes the run's record itself (the run folder is on its
+machine). A Kubernetes pod, a server's job, a Slurm step cannot: their agent writes
+where the far side keeps it. Such a backend subclasses `ObservedRunner` and only
+answers two questions: what does the far side show of the run (`observe`), and which
+log bytes does it hold from an offset on (`read_log`). Core does the rest, the same way
+for every such backend:
+
+- the log is copied by byte offset into the run's own log files, and all of it before an
+  end is recorded. The offset is the local file's size (only the copy writes it), so a
+  copy cut short anywhere resumes exactly; under the run's lock, two qwex processes
+  following one run copy each byte once;
+- status changes and the end are written through `RunStore` under the run's lock (no
+  update lost between two processes), timed as the far side saw them;
+- `lost`, a start that never came and a cancel the far side ignored are decided by
+  `lifecycle.judge`, as for every backend. A run the far side says is queued is waiting,
+  not unstarted: `start_timeout` does not run out under it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from qwex_core.agent.record import FINAL_STATUSES, backdate, transition
+from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen, judge
+from qwex_core.logs import STREAMS
+from qwex_core.runners.base import Runner
+
+if TYPE_CHECKING:
+    from qwex_core.models import Run
+
+LOCK_FILE = "observed.lock"
+MAX_READS = 64
+"""Most `read_log` calls per stream in one copy: a huge backlog is copied over several looks."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the far side shows of a run, as a backend reports it to core."""
+
+    seen: Seen
+    """What is there: nothing yet, starting, alive, exited, or gone without a trace."""
+    what: str = "the agent"
+    """How reasons name it: "its pod p-1", "job 42 on the server"."""
+    queued: str | None = None
+    """The scheduler's words while the run waits in a queue (status `queued`)."""
+    status: str | None = None
+    """The final status the far side recorded (`succeeded`, `failed`, `cancelled`,
+    `lost`), when `seen` is `EXITED` and it recorded one; None when it exited without."""
+    reason: str | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    started_at: datetime | None = None
+    """When the command started, by the far side's clock."""
+    finished_at: datetime | None = None
+    """When it ended, by the far side's clock."""
+    oom: bool = False
+    """The far side's runtime killed it for memory (`seen` is `EXITED`, no status)."""
+
+
+class ObservedRunner(Runner):
+    """Base of a backend whose agent cannot write the host's record (see the module).
+
+    Implement `start`, `signal`, `observe` and `read_log`; core's `refresh` does the
+    rest. `probe` is derived from `observe`, for the parts of core that ask it."""
+
+    streams: tuple[str, ...] = STREAMS
+    """The log streams the far side keeps apart (one merged stream: `("stdout",)`)."""
+
+    def observe(self, run: Run) -> Observation | None:
+        """What the far side shows of `run` now; None when it cannot be asked now (the
+        record then stands)."""
+        raise NotImplementedError
+
+    def read_log(self, run: Run, stream: str, offset: int) -> bytes:
+        """The bytes of `stream` the far side holds from byte `offset` on (at most as
+        many as one answer carries: core asks again from the new offset), b"" when there
+        are none yet. Raise `BackendError` when it cannot be read now."""
+        raise NotImplementedError
+
+    def probe(self, run: Run) -> Probe | None:
+        seen = self.observe(run)
+        return None if seen is None else _probe(seen)
+
+    def refresh(self, run: Run) -> Run:
+        current = self.store.load(run.id)
+        if current.is_final:
+            return current
+        cancel = CancelRequest.of(self.store.run_dir(run.id))
+        now = time.monotonic()
+        if cancel is None and now - self._probed.get(run.id, -1e9) < self.probe_every:
+            return current
+        self._probed[run.id] = now
+        seen = self.observe(current)
+        if seen is None:
+            return current
+        with self._locked(run.id):
+            self.copy_logs(current)
+            return self._apply(run.id, seen, CancelRequest.of(self.store.run_dir(run.id)))
+
+    def copy_logs(self, run: Run) -> None:
+        """Append what the far side logged since the last copy to the run's log files.
+        Call under `_locked` (refresh does)."""
+        from qwex_core.errors import BackendError
+
+        for stream in self.streams:
+            path = self.store.log_path(run.id, stream)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                for _ in range(MAX_READS):
+                    try:
+                        data = self.read_log(run, stream, os.fstat(fd).st_size)
+                    except BackendError:
+                        break
+                    if not data:
+                        break
+                    _write_all(fd, data)
+            finally:
+                os.close(fd)
+
+    def _apply(self, run_id: str, seen: Observation, cancel: CancelRequest | None) -> Run:
+        from qwex_core.models import Run
+
+        record = self.store.read(run_id)
+        current = Run.model_validate(record)
+        if current.is_final:
+            return current
+        if seen.queued is not None:
+            return self._advance(record, "queued", seen.queued)
+        if seen.seen is Seen.ALIVE:
+            return self._advance(record, "running", None, at=seen.started_at)
+        if seen.seen is Seen.EXITED and seen.status in FINAL_STATUSES:
+            status, reason = seen.status, seen.reason or seen.status
+            if cancel is not None and status in ("cancelled", "failed", "lost"):
+                status, reason = "cancelled", cancel.reason
+            return self._finish(record, seen, status, reason)
+        verdict = judge(
+            _probe(seen),
+            age=(datetime.now(UTC) - current.created_at).total_seconds(),
+            cancel=cancel,
+            grace_period=current.spec.grace_period,
+            start_timeout=self.start_timeout,
+        )
+        if verdict.action is Action.KEEP:
+            return current
+        if verdict.action is Action.STOP:
+            self.signal(current, signal.SIGKILL)
+        return self._finish(record, seen, verdict.status, verdict.reason)
+
+    def _advance(
+        self, record: dict[str, Any], status: str, reason: str | None, at: datetime | None = None
+    ) -> Run:
+        """A non-final status the far side shows, entered once; a new reason alone
+        replaces the current one (the history keeps why the status was entered)."""
+        from qwex_core.models import Run
+
+        if record.get("status") == status:
+            if record.get("reason") == reason:
+                return Run.model_validate(record)
+            record["reason"] = reason
+        else:
+            transition(record, status, reason)
+            if at is not None and status == "running":
+                backdate(record, at)
+        run = Run.model_validate(record)
+        self.store.save(run)
+        return run
+
+    def _finish(self, record: dict[str, Any], seen: Observation, status: str, reason: str) -> Run:
+        """The end, with `running` first when the run was never seen running, the exit
+        code and signal, timed by the far side's clock."""
+        from qwex_core.models import Run
+
+        if seen.started_at is not None and not record.get("started_at"):
+            transition(record, "running", None)
+            backdate(record, seen.started_at)
+        record["exit_code"] = seen.exit_code
+        record["signal"] = seen.signal
+        ended = self.store.record_end(Run.model_validate(record), status, reason)
+        if seen.finished_at is None:
+            return ended
+        final = ended.model_dump(mode="json")
+        backdate(final, seen.finished_at)
+        run = Run.model_validate(final)
+        self.store.save(run, durable=True)
+        return run
+
+    @contextlib.contextmanager
+    def _locked(self, run_id: str) -> Iterator[None]:
+        """The run's lock: one qwex process at a time copies its log and writes its record."""
+        fd = os.open(self.store.run_dir(run_id) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _probe(seen: Observation) -> Probe:
+    return Probe(seen.seen, seen.what, exit_code=seen.exit_code, oom=seen.oom)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -1,0 +1,109 @@
+"""The far-away backend of docs/plugins.md, taken from the guide as written, passes the
+conformance suite: core's observed-run contract (`qwex_core.observed`) does the record, the
+log copy, `lost` and the cancel for a backend that only observes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qwex_core.jobs import overrides
+from qwex_core.models import JobSpec, Run
+from qwex_core.plugin.manager import PluginHost
+from qwex_core.service import RunService, open_service
+from qwex_core.testing import RunnerConformance
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+
+
+def far_files() -> dict[str, str]:
+    """The guide's code blocks whose first line names a file of `qwex_far`."""
+    files = {}
+    for block in re.findall(r"^```python\n(.*?)^```", GUIDE.read_text(), re.M | re.S):
+        first, _, body = block.partition("\n")
+        name = first.removeprefix("# ").strip()
+        if re.fullmatch(r"qwex_far/\w+\.py", name):
+            files[name] = body
+    return files
+
+
+@pytest.fixture(scope="module")
+def far_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    site = tmp_path_factory.mktemp("site")
+    (site / "qwex_far").mkdir()
+    (site / "qwex_far" / "__init__.py").write_text("")
+    for name, body in far_files().items():
+        (site / name).write_text(body)
+    sys.path.insert(0, str(site))
+    yield site
+    sys.path.remove(str(site))
+    for module in [m for m in sys.modules if m.startswith("qwex_far")]:
+        del sys.modules[module]
+
+
+@pytest.fixture(autouse=True)
+def far_backend(
+    far_package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    import qwex_far.runner
+
+    monkeypatch.setattr(qwex_far.runner, "FAR", tmp_path / "far")
+    yield
+
+
+def test_the_guide_gives_the_whole_backend() -> None:
+    assert set(far_files()) == {"qwex_far/runner.py", "qwex_far/plugin.py"}
+
+
+class TestFarRunner(RunnerConformance):
+    backend = "far"
+    timeout = 30.0
+
+    @pytest.fixture
+    def service(self, qwex_project: Path) -> RunService:
+        import qwex_far.plugin
+
+        host = PluginHost(plugins=[("far", qwex_far.plugin)])
+        return open_service(qwex_project, host=host, flags=overrides({"backend": "far"}))
+
+    def far_record(self, run: Run) -> dict[str, object]:
+        import json
+
+        import qwex_far.runner
+
+        far = qwex_far.runner.FAR / run.id / "run.json"
+        try:
+            data: dict[str, object] = json.loads(far.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data
+
+    def kill_supervisor(self, service: RunService, run: Run) -> None:
+        """The far side's machine dies: its agent and the command with it."""
+        record = self.far_record(run)
+        os.kill(int(str(record["agent_pid"])), signal.SIGKILL)
+        os.killpg(int(str(record["pid"])), signal.SIGKILL)
+
+    def failing_job(self, service: RunService) -> JobSpec:
+        # An environment bigger than the kernel gives a new program: Popen fails (E2BIG).
+        return service.job(["true"], env={"TOO_BIG": "x" * 300_000})
+
+    def still_running(self, service: RunService, run: Run) -> list[str]:
+        record = self.far_record(run)
+        alive = []
+        for what, pid, send in (
+            ("far agent", record.get("agent_pid"), os.kill),
+            ("command group", record.get("pid"), os.killpg),
+        ):
+            if pid:
+                try:
+                    send(int(str(pid)), 0)
+                    alive.append(f"{what} {pid}")
+                except ProcessLookupError:
+                    pass
+        return alive
