@@ -17,6 +17,7 @@ broken on purpose and shows that each case fails for one of them.
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +30,7 @@ from qwex_core.jobs import overrides
 from qwex_core.models import JobSpec, Run, RunStatus
 from qwex_core.plugin import hookimpl
 from qwex_core.service import RunService, open_service
+from qwex_core.store import RunStore
 from qwex_core.testing.processes import processes_of_run
 
 
@@ -316,6 +318,41 @@ class RunnerConformance:
         assert run.status is RunStatus.FAILED
         assert run.reason and run.reason in str(failure.value)
         self.assert_nothing_left(service, run)
+
+    def test_two_followers_lose_no_update_and_copy_each_byte_once(
+        self, service: RunService
+    ) -> None:
+        """Two qwex processes bring one run up to date at once (two terminals on `logs -f`,
+        a `wait` beside them): each status is entered once, each log line is there once."""
+        lines = [f"line {i}" for i in range(1, 41)]
+        script = "for i in $(seq 1 40); do echo line $i; sleep 0.02; done"
+        run = service.submit(self.job(service, ["sh", "-c", script]))
+        others = [
+            RunService(service.host, service.config, RunStore(service.store.project_dir))
+            for _ in range(2)
+        ]
+        errors: list[BaseException] = []
+
+        def follow(follower: RunService) -> None:
+            deadline = time.monotonic() + self.timeout
+            try:
+                while not follower.observe(run.id).is_final:
+                    assert time.monotonic() < deadline, f"run {run.id} did not finish"
+                    follower.wait_for_change(follower.store.load(run.id), 0.01)
+            except BaseException as exc:  # reported below, in the test's own thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=follow, args=(f,)) for f in others]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        final = service.get(run.id)
+        assert (final.status, final.exit_code) == (RunStatus.SUCCEEDED, 0), final.reason
+        assert self.stdout(service, final).splitlines() == lines
+        entered = [t.status for t in final.history]
+        assert len(entered) == len(set(entered)), f"a status entered twice: {entered}"
 
     def test_list_shows_runs_newest_first(self, service: RunService) -> None:
         first = self.finish(service, ["sh", "-c", "exit 0"])
