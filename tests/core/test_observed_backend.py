@@ -4,6 +4,7 @@ log copy, `lost` and the cancel for a backend that only observes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ from qwex_core.jobs import overrides
 from qwex_core.models import JobSpec, Run
 from qwex_core.plugin.manager import PluginHost
 from qwex_core.service import RunService, open_service
-from qwex_core.testing import RunnerConformance
+from qwex_core.testing import ObservedConformance
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 
@@ -60,7 +61,7 @@ def test_the_guide_gives_the_whole_backend() -> None:
     assert set(far_files()) == {"qwex_far/runner.py", "qwex_far/plugin.py"}
 
 
-class TestFarRunner(RunnerConformance):
+class TestFarRunner(ObservedConformance):
     backend = "far"
     timeout = 30.0
 
@@ -92,6 +93,20 @@ class TestFarRunner(RunnerConformance):
     def failing_job(self, service: RunService) -> JobSpec:
         # An environment bigger than the kernel gives a new program: Popen fails (E2BIG).
         return service.job(["true"], env={"TOO_BIG": "x" * 300_000})
+
+    def queued_job(self, service: RunService) -> JobSpec:
+        return service.job(["sh", "-c", "echo never"], labels={"far-queue": "hold"})
+
+    @contextlib.contextmanager
+    def far_side_down(self, service: RunService, run: Run) -> Iterator[None]:
+        import qwex_far.runner
+
+        down = qwex_far.runner.FAR / "down"
+        down.touch()
+        try:
+            yield
+        finally:
+            down.unlink()
 
     def still_running(self, service: RunService, run: Run) -> list[str]:
         record = self.far_record(run)

@@ -135,6 +135,9 @@ class ObservedRunner(Runner):
         if current.is_final:
             return current
         if seen.queued is not None:
+            if cancel is not None:  # out of the queue: nothing of it ever ran
+                self.signal(current, signal.SIGKILL)
+                return self._finish(record, seen, "cancelled", cancel.reason)
             return self._advance(record, "queued", seen.queued)
         if seen.seen is Seen.ALIVE:
             return self._advance(record, "running", None, at=seen.started_at)

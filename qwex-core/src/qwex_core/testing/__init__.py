@@ -1,6 +1,6 @@
 """Test helpers for backend authors: the runner conformance suite, as a pytest plugin.
 
-    # conftest.py (or the test module)
+    # conftest.py
     pytest_plugins = ["qwex_core.testing"]
 
     # test_mine.py
@@ -18,6 +18,9 @@
         def still_running(self, service, run):
             ...  # what of the run is still alive, as your backend sees it (default: here)
 
+A backend built on `qwex_core.observed.ObservedRunner` subclasses `ObservedConformance`
+instead, which adds `queued_job` and `far_side_down`.
+
 Loaded as a plugin, the suite's assertions are rewritten (a failure shows the values)
 and the `qwex_project` fixture (an isolated project: no user configuration, no `QWEX_*`
 variables) comes with it. Requires pytest (`pip install qwex-core[testing]`).
@@ -28,6 +31,7 @@ import pytest
 pytest.register_assert_rewrite("qwex_core.testing.conformance")
 
 from qwex_core.testing.conformance import (  # noqa: E402
+    ObservedConformance,
     RunnerConformance,
     not_applicable,
     service_for,
@@ -36,6 +40,7 @@ from qwex_core.testing.fixtures import qwex_project  # noqa: E402
 from qwex_core.testing.processes import processes_in_groups, processes_of_run  # noqa: E402
 
 __all__ = [
+    "ObservedConformance",
     "RunnerConformance",
     "not_applicable",
     "processes_in_groups",

@@ -17,9 +17,11 @@ broken on purpose and shows that each case fails for one of them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
@@ -381,3 +383,46 @@ class RunnerConformance:
         with pytest.raises(SpecError):
             service.submit(self.rejected_job(service))
         assert service.store.ids() == []
+
+
+class ObservedConformance(RunnerConformance):
+    """The suite for a backend built on `qwex_core.observed.ObservedRunner`: every case of
+    `RunnerConformance`, and what only a far side can do (wait in its queue, stop
+    answering). Implement `queued_job` and `far_side_down` besides the common hooks."""
+
+    def queued_job(self, service: RunService) -> JobSpec:
+        """A job that waits in the backend's queue (the far side says `queued`) until it is
+        cancelled; call `not_applicable("why")` for a backend without a queue."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def far_side_down(self, service: RunService, run: Run) -> Iterator[None]:
+        """While inside, the backend cannot reach where `run` runs (its API server, its
+        server), though the run goes on there."""
+        raise NotImplementedError
+        yield
+
+    def test_cancelling_a_queued_run(self, service: RunService) -> None:
+        """A run still waiting in the backend's queue ends `cancelled` with the cancel's
+        reason, and leaves the queue (nothing of it ever runs)."""
+        run = service.submit(self.queued_job(service))
+        self.wait_for(service, run, {RunStatus.QUEUED})
+        service.cancel(service.get(run.id), reason="changed my mind")
+        final = self.wait_for(service, run, {RunStatus.CANCELLED})
+        assert final.reason == "changed my mind"
+        assert RunStatus.RUNNING not in [t.status for t in final.history]
+        self.assert_nothing_left(service, final)
+
+    def test_a_far_side_that_stops_answering_and_comes_back(self, service: RunService) -> None:
+        """While the far side cannot be asked, the record stands (never `lost`, no error);
+        once it answers again, the run's end and all of its output are there."""
+        run = self.start_sleeper(service)
+        service.cancel(run, reason="first half")  # a test double of "it ends while away"
+        with self.far_side_down(service, run):
+            self.assert_nothing_left(service, run)  # it ended over there
+            for _ in range(3):
+                seen = service.get(run.id)
+                assert seen.status is RunStatus.RUNNING, (seen.status, seen.reason)
+        final = self.wait_for(service, run, {RunStatus.CANCELLED})
+        assert final.reason == "first half"
+        assert self.stdout(service, final) == "started\n"
