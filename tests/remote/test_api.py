@@ -94,6 +94,16 @@ def test_a_job_runs_and_its_logs_read_by_offset(alice: httpx.Client) -> None:
     assert err["data"] == "oops\n"
 
 
+def test_a_job_killed_by_a_signal_names_it(alice: httpx.Client) -> None:
+    """The job carries the signal that ended its command, as a run record does: clients
+    need not read it out of the reason's words."""
+    job = submit(alice, "signal-1", ["sh", "-c", "kill -TERM $$"])
+    done = wait_final(alice, job["id"])
+    assert (done["status"], done["exit_code"], done["signal"]) == ("failed", 143, "SIGTERM")
+    plain = wait_final(alice, submit(alice, "signal-2", ["true"])["id"])
+    assert (plain["exit_code"], plain["signal"]) == (0, None)
+
+
 def test_a_retried_submit_is_the_same_job_and_another_spec_is_a_conflict(
     server: Server, alice: httpx.Client
 ) -> None:

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,25 @@ def test_a_job_the_server_fails_to_start_is_recorded_failed(
     assert final.status is RunStatus.FAILED, final.reason
     assert "cannot start the agent" in (final.reason or ""), final.reason
     assert "ran" not in service.store.log_path(run.id, "stdout").read_text()
+
+
+def test_a_cancelled_job_keeps_the_signal_that_ended_its_command(
+    tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reason is the cancel's own ("not needed"), with no "killed by" in it: the
+    signal comes from the server's job record, not from the reason's words."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "qwex.toml").write_text("")
+    configure(project, root_url(server), monkeypatch, server.tokens["alice"])
+    service = service_for(project, backend="remote")
+    run = service.submit(service.job(["sh", "-c", "echo up; sleep 300"]))
+    deadline = time.monotonic() + 60
+    while "up" not in service.store.log_path(run.id, "stdout").read_text(errors="replace"):
+        assert time.monotonic() < deadline, "the job never printed"
+        service.get(run.id)
+        time.sleep(0.05)
+    service.cancel(service.get(run.id), reason="not needed")
+    final = service.wait(run, timeout=60)
+    assert (final.status.value, final.reason) == ("cancelled", "not needed")
+    assert (final.exit_code, final.signal) == (143, "SIGTERM")

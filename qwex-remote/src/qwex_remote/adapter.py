@@ -291,6 +291,7 @@ def _job(info: JobInfo) -> JobState:
         status=info.status.value,
         reason=_opt(info.reason),
         exit_code=_opt(info.exit_code),
+        signal=_opt(info.signal),
         created_at=_when(info.created_at),
         started_at=_when(info.started_at),
         finished_at=_when(info.finished_at),
@@ -372,7 +373,12 @@ def _follow_event(kind: str, data: str) -> FollowEvent | None:
             data=_bytes(body.get("data_b64"), body["data"]),
         )
     if kind == "end":
-        return JobEnd(status=body["status"], reason=body["reason"], exit_code=body["exit_code"])
+        return JobEnd(
+            status=body["status"],
+            reason=body["reason"],
+            exit_code=body["exit_code"],
+            signal=body.get("signal"),  # None from a server older than the field
+        )
     if kind == "shutdown":
         return ServerShutdown(message=body["message"])
     return None

@@ -126,5 +126,11 @@ class Follower:
                 id=self.job_id, submission_id=self.run_id, submitter="", backend="", status=""
             )
         if state.status not in FINAL_STATUSES:  # not fetched, or the database trails the stream
-            state = replace(state, status=end.status, reason=end.reason, exit_code=end.exit_code)
+            state = replace(
+                state,
+                status=end.status,
+                reason=end.reason,
+                exit_code=end.exit_code,
+                signal=end.signal,
+            )
         self.runner.finish(self.run_id, state, streamed=True)

@@ -80,6 +80,8 @@ class JobState:
     """A `qwex_core.models.RunStatus` value."""
     reason: str | None = None
     exit_code: int | None = None
+    signal: str | None = None
+    """The signal that ended the command; None from a server older than the field."""
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -112,6 +114,7 @@ class JobEnd:
     status: str
     reason: str | None
     exit_code: int | None
+    signal: str | None = None
 
 
 @dataclass(frozen=True)

@@ -431,8 +431,8 @@ class RemoteRunner(Runner):
             if cancel is not None and status in ("cancelled", "lost"):
                 status, reason = "cancelled", cancel.reason
             current["exit_code"] = state.exit_code
-            killed = _KILLED.search(state.reason or "")
-            current["signal"] = killed.group(1) if killed else None
+            killed = _KILLED.search(state.reason or "")  # a server older than the field
+            current["signal"] = state.signal or (killed.group(1) if killed else None)
             transition(current, status, reason)
             if state.finished_at:  # when it ended, not when a qwex process saw it
                 backdate(current, state.finished_at)

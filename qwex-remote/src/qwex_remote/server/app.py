@@ -239,6 +239,7 @@ def info(job: Job) -> JobInfo:
         status=job.status,  # type: ignore[arg-type]
         reason=job.reason,
         exit_code=job.exit_code,
+        signal=job.signal,
         created_at=aware(job.created_at),  # type: ignore[arg-type]
         started_at=aware(job.started_at),
         finished_at=aware(job.finished_at),

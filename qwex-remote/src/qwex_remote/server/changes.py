@@ -65,6 +65,7 @@ class JobRow:
     status: str
     reason: str | None
     exit_code: int | None
+    signal: str | None
     run_id: str | None
     job_dir: str | None
     stdout_path: str | None
@@ -76,6 +77,7 @@ _ROW = select(
     Job.status,
     Job.reason,
     Job.exit_code,
+    Job.signal,
     Job.run_id,
     Job.job_dir,
     Job.stdout_path,

@@ -84,7 +84,10 @@ async def follow_events(
                     yield _end(row, position)
                     return
             elif row.status in FINAL:  # it ended without running (refused, cancelled queued)
-                yield event("end", {"status": row.status, "reason": row.reason, "exit_code": None})
+                yield event(
+                    "end",
+                    {"status": row.status, "reason": row.reason, "exit_code": None, "signal": None},
+                )
                 return
             left = keepalive - (time.monotonic() - quiet_since)
             try:
@@ -104,5 +107,10 @@ def _timeout(seconds: float) -> Any:
 
 
 def _end(row: JobRow, position: dict[str, int]) -> str:
-    body = {"status": row.status, "reason": row.reason, "exit_code": row.exit_code}
+    body = {
+        "status": row.status,
+        "reason": row.reason,
+        "exit_code": row.exit_code,
+        "signal": row.signal,
+    }
     return event("end", body, f"{position['stdout']},{position['stderr']}")

@@ -146,6 +146,8 @@ class JobInfo(BaseModel):
     status: RunStatus
     reason: str | None = None
     exit_code: int | None = None
+    signal: str | None = None
+    """The signal that ended the command (`SIGTERM`), if one did."""
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -61,6 +61,7 @@ def _newest(sqlite: bool) -> Select[Any]:
         Job.status,
         Job.reason,
         Job.exit_code,
+        Job.signal,
         stamp(Job.created_at),
         stamp(Job.started_at),
         stamp(Job.finished_at),

@@ -251,6 +251,7 @@ class Worker:
             "status": run.status.value,
             "reason": run.reason,
             "exit_code": run.exit_code,
+            "signal": run.signal,
             "started_at": run.started_at,
             "finished_at": run.finished_at,
         }

@@ -39,6 +39,7 @@ class JobInfo:
             exit_code (int | None | Unset):
             finished_at (datetime.datetime | None | Unset):
             reason (None | str | Unset):
+            signal (None | str | Unset):
             snapshot (None | str | Unset):
             started_at (datetime.datetime | None | Unset):
      """
@@ -54,6 +55,7 @@ class JobInfo:
     exit_code: int | None | Unset = UNSET
     finished_at: datetime.datetime | None | Unset = UNSET
     reason: None | str | Unset = UNSET
+    signal: None | str | Unset = UNSET
     snapshot: None | str | Unset = UNSET
     started_at: datetime.datetime | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -100,6 +102,12 @@ class JobInfo:
         else:
             reason = self.reason
 
+        signal: None | str | Unset
+        if isinstance(self.signal, Unset):
+            signal = UNSET
+        else:
+            signal = self.signal
+
         snapshot: None | str | Unset
         if isinstance(self.snapshot, Unset):
             snapshot = UNSET
@@ -134,6 +142,8 @@ class JobInfo:
             field_dict["finished_at"] = finished_at
         if reason is not UNSET:
             field_dict["reason"] = reason
+        if signal is not UNSET:
+            field_dict["signal"] = signal
         if snapshot is not UNSET:
             field_dict["snapshot"] = snapshot
         if started_at is not UNSET:
@@ -212,6 +222,16 @@ class JobInfo:
         reason = _parse_reason(d.pop("reason", UNSET))
 
 
+        def _parse_signal(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        signal = _parse_signal(d.pop("signal", UNSET))
+
+
         def _parse_snapshot(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -254,6 +274,7 @@ class JobInfo:
             exit_code=exit_code,
             finished_at=finished_at,
             reason=reason,
+            signal=signal,
             snapshot=snapshot,
             started_at=started_at,
         )
