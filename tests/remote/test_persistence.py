@@ -37,6 +37,23 @@ def add(store: ServerStore, sid: str, spec_hash: str = "h", submitter: str = "al
     return job.id
 
 
+def test_an_older_database_is_upgraded_with_its_jobs_kept(url: str) -> None:
+    """A server of the previous release (schema 0003) left jobs: the new server adds the
+    `signal` column on start, and every job reads as before, with no signal."""
+    migrate(connect(url), "0003")
+    with connect(url).begin() as conn:
+        conn.execute(
+            text(
+                "insert into jobs (id, submission_id, submitter, spec, spec_hash, backend,"
+                " status, exit_code, created_at) values ('j1', 's1', 'alice', '{}', 'h',"
+                " 'local', 'failed', 143, CURRENT_TIMESTAMP)"
+            )
+        )
+    store = store_for(url)
+    job = store.get("j1")
+    assert job is not None and (job.status, job.exit_code, job.signal) == ("failed", 143, None)
+
+
 def test_migrations_create_the_tables_once(url: str) -> None:
     store_for(url)
     store_for(url)  # a second start finds the schema up to date
@@ -44,7 +61,7 @@ def test_migrations_create_the_tables_once(url: str) -> None:
     tables = set(inspect(engine).get_table_names())
     assert {"jobs", "tokens", "snapshots", "secrets", "alembic_version"} <= tables
     with engine.connect() as conn:
-        assert conn.scalar(text("select version_num from alembic_version")) == "0003"
+        assert conn.scalar(text("select version_num from alembic_version")) == "0004"
         if engine.dialect.name == "sqlite":
             assert conn.scalar(text("pragma journal_mode")) == "wal"
 
