@@ -150,7 +150,9 @@ def test_bytes_stay_exact(project: Path, qwex: Qwex) -> None:
     assert shown.stdout == out and shown.stderr == err
     followed = subprocess.run([QWEX, "logs", "-f", run_id], capture_output=True, cwd=project)
     assert followed.stdout == out and followed.stderr.startswith(err)
-    tailed = subprocess.run([QWEX, "logs", "--tail", "1", run_id], capture_output=True)
+    tailed = subprocess.run(
+        [QWEX, "logs", "--tail", "1", "--stream", "stdout", run_id], capture_output=True
+    )
     assert tailed.stdout == b"partial" and tailed.stderr == b""
     stamped = subprocess.run([QWEX, "logs", "-t", run_id], capture_output=True)
     assert STAMP.sub("", stamped.stdout.decode("latin-1")).encode("latin-1") == out

@@ -129,7 +129,15 @@ class LogReader:
 
     def _decide(self) -> None:
         """Index mode when the index exists; otherwise plain once any log has bytes (the
-        agent makes the index before it writes a byte: sizes are looked at first)."""
+        agent makes the index before it writes a byte: sizes are looked at first). A plain
+        reader whose index appears later (a copy that brought the logs first) goes on by
+        it from where it is."""
+        if self.mode == "plain" and self.index_path is not None and self.index_path.exists():
+            self.mode = None
+            self._decide()
+            if self.mode == "index":
+                self._resume(self.offsets, self._count())
+            return
         if self.mode is not None:
             return
         written = any(os.fstat(fh.fileno()).st_size > 0 for fh in self.files.values())
