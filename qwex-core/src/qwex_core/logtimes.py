@@ -32,6 +32,31 @@ def stamp(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
 
 
+def parse_time(text: str) -> int | None:
+    """An RFC 3339 time with its zone (`2026-12-02T05:50:02.123456789Z`, as Kubernetes and
+    `qwex logs -t` print them) as ns since the epoch; None when it is not one."""
+    match = ISO.fullmatch(text)
+    if match is None or match["zone"] is None or "T" not in match["head"]:
+        return None
+    try:
+        return _iso_ns(match)
+    except ValueError:
+        return None
+
+
+def _iso_ns(match: re.Match[str]) -> int:
+    zone = match["zone"] or ""
+    if zone in ("Z", "z"):
+        zone = "+00:00"
+    elif zone and ":" not in zone:
+        zone = zone[:3] + ":" + (zone[3:] or "00")
+    moment = datetime.fromisoformat(match["head"].replace(" ", "T") + zone)
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # a time without a zone is the local time
+    seconds = int((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
+    return seconds * NS + int((match["frac"] or "0")[:9].ljust(9, "0"))
+
+
 def parse_since(text: str, now_ns: int | None = None) -> int:
     """`--since TEXT` as ns since the epoch; ValueError when it is neither a duration nor
     a time (see `SINCE_HELP`)."""
@@ -51,16 +76,7 @@ def parse_since(text: str, now_ns: int | None = None) -> int:
     match = ISO.fullmatch(text)
     if match is None:
         raise ValueError(text)
-    zone = match["zone"] or ""
-    if zone in ("Z", "z"):
-        zone = "+00:00"
-    elif zone and ":" not in zone:
-        zone = zone[:3] + ":" + (zone[3:] or "00")
-    moment = datetime.fromisoformat(match["head"].replace(" ", "T") + zone)
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # a time without a zone is the local time
-    seconds = int((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
-    return seconds * NS + int((match["frac"] or "0")[:9].ljust(9, "0"))
+    return _iso_ns(match)
 
 
 class Stamper:
