@@ -170,5 +170,6 @@ def test_a_run_recorded_before_the_order_was_kept(project: Path, qwex: Qwex) -> 
             os.unlink(path)
     assert merged("logs", run_id).stdout == b"1\n3\n2\n4\n"
     assert merged("logs", "--tail", "3", run_id).stdout == b"3\n2\n4\n"
-    stamped = qwex("logs", "-t", run_id)
-    assert stamped.stdout == "1\n3\n" and "no write times" in stamped.stderr
+    for follow in ([], ["-f"]):
+        stamped = qwex("logs", *follow, "-t", run_id)
+        assert stamped.stdout == "1\n3\n" and "no write times" in stamped.stderr

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from qwex_core.cli.context import State
     from qwex_core.errors import BackendError
     from qwex_core.models import Run
+    from qwex_core.service import RunService
 
 FILTER_KEYS = ("name", "label", "status", "backend")
 
@@ -351,6 +352,9 @@ def logs(
         from qwex_core.cli.output import note
         from qwex_core.cli.run_command import follow_run
 
+        if (timestamps or since is not None) and not _has_write_times(service, run.id):
+            note(NO_WRITE_TIMES)
+
         try:
             final = follow_run(
                 service,
@@ -375,6 +379,22 @@ def logs(
         return
     paths = {s: service.store.log_path(run.id, s) for s in streams}
     _print_logs(paths, Shown(tail, since, timestamps), as_json)
+
+
+NO_WRITE_TIMES = (
+    "warning: this run's output has no write times (an older qwex recorded it): "
+    "no timestamps, and --since cannot choose lines"
+)
+
+
+def _has_write_times(service: RunService, run_id: str) -> bool:
+    """Whether the run keeps its write order (or has no output yet to lack it)."""
+    from qwex_core.agent.order import INDEX_FILE
+
+    if (service.store.run_dir(run_id) / INDEX_FILE).exists():
+        return True
+    paths = (service.store.log_path(run_id, s) for s in ("stdout", "stderr"))
+    return all(not p.exists() or p.stat().st_size == 0 for p in paths)
 
 
 class Shown(NamedTuple):
@@ -412,10 +432,7 @@ def _print_logs(paths: dict[str, Path], shown: Shown, as_json: bool) -> None:
         if reader.mode == "plain" and (shown.timestamps or shown.since is not None):
             from qwex_core.cli.output import note
 
-            note(
-                "warning: this run's output has no write times (an older qwex recorded it): "
-                "no timestamps, and --since cannot choose lines"
-            )
+            note(NO_WRITE_TIMES)
         if as_json:
             texts = {s: bytearray() for s in paths}
             for chunk in reader.chunks(final=True):
