@@ -2,8 +2,9 @@
 
 The supervisor starts the command in its own process group, copies its
 stdout and stderr into the run's log files (and, unless quiet, through to its
-own), noting each piece's time and stream in the write-order index (`order`), forwards SIGINT/SIGTERM to the group and kills it after a grace period,
-reaps every child (it may be PID 1 in a container), writes each transition
+own), noting when and in which order it read each piece in the write-order
+index (`order`), forwards SIGINT/SIGTERM to the group and kills it after a
+grace period, reaps every child (it may be PID 1 in a container), writes each transition
 of the run record, and returns the command's exit code (128+N for signal N).
 """
 
@@ -160,14 +161,15 @@ class Supervisor:
             os.close(self._index)
             self._index = -1
 
-    def _log(self, fd: int, stream: int, data: bytes) -> None:
-        """Append `data` to a log, then its index record: a reader never finds a record
-        whose bytes are not in the log yet."""
+    def _log(self, fd: int, stream: int, data: bytes, read_at: int | None = None) -> None:
+        """Append `data` (read at `read_at` ns, default now) to a log, then its index record:
+        a reader never finds a record whose bytes are not in the log yet."""
+        read_at = time.time_ns() if read_at is None else read_at
         _write_all(fd, data)
         offset = self._ends[fd]
         self._ends[fd] = offset + len(data)
         if self._index >= 0:
-            os.write(self._index, index_record(time.time_ns(), stream, offset, len(data)))
+            os.write(self._index, index_record(read_at, stream, offset, len(data)))
 
     def _unpack_snapshot(self) -> bool:
         """Unpack the project snapshot into the working directory; on failure, end the run."""
@@ -287,7 +289,7 @@ class Supervisor:
         data = os.read(fd, CHUNK)
         if not data:
             return False
-        self._log(log, through, data)
+        self._log(log, through, data, time.time_ns())
         if through >= 0 and self.passthrough:
             try:
                 _write_all(through, data)
