@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from qwex_core.agent.order import INDEX_FILE, STREAM_CODES, record
 from qwex_core.logs import LogReader
 
