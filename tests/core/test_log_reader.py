@@ -64,3 +64,50 @@ def test_tail_and_since_read_only_near_what_they_keep(
     with LogReader({"stderr": paths["stderr"]}, tail=2) as reader:
         assert text(reader) == b"line 199997\nline 199999\n"
     assert sum(read_bytes) < total // 10
+
+
+def write_run(folder: Path, pieces: list[tuple[str, bytes]], index: bool = True) -> None:
+    """A run folder whose command wrote `pieces` in this order, one a second."""
+    logs = {"stdout": b"", "stderr": b""}
+    records = b""
+    for number, (stream, data) in enumerate(pieces):
+        records += record(
+            START + number * 10**9, STREAM_CODES[stream], len(logs[stream]), len(data)
+        )
+        logs[stream] += data
+    for stream, data in logs.items():
+        (folder / f"{stream}.log").write_bytes(data)
+    if index:
+        (folder / INDEX_FILE).write_bytes(records)
+
+
+PIECES = [("stdout", b"1\n"), ("stderr", b"2\n"), ("stdout", b"3\n"), ("stderr", b"4\n")]
+
+
+def test_a_follower_resumed_from_offsets_goes_on_in_order(tmp_path: Path) -> None:
+    """`qwex run` follows again from the bytes it printed (after a Ctrl-C): what is left,
+    in write order, nothing twice."""
+    write_run(tmp_path, PIECES)
+    paths = {s: tmp_path / f"{s}.log" for s in ("stdout", "stderr")}
+    with LogReader(paths, offsets={"stdout": 2, "stderr": 2}) as reader:
+        assert [(c.stream, c.data) for c in reader.chunks()] == [
+            ("stdout", b"3\n"),
+            ("stderr", b"4\n"),
+        ]
+
+
+def test_an_index_that_comes_after_the_logs_is_followed_from_then_on(tmp_path: Path) -> None:
+    """A copy (a remote run's) may bring bytes before their index: the reader starts
+    stream after stream and goes on by the index once it is there; an entry whose bytes
+    have not come yet waits for them."""
+    write_run(tmp_path, PIECES[:1], index=False)
+    paths = {s: tmp_path / f"{s}.log" for s in ("stdout", "stderr")}
+    with LogReader(paths) as reader:
+        assert [c.data for c in reader.chunks()] == [b"1\n"]
+        assert reader.mode == "plain"
+        write_run(tmp_path, PIECES)
+        (tmp_path / "stdout.log").write_bytes(b"1\n")  # 3 has not come yet
+        assert [c.data for c in reader.chunks()] == [b"2\n"]  # 4 waits behind 3
+        (tmp_path / "stdout.log").write_bytes(b"1\n3\n")
+        assert [c.data for c in reader.chunks()] == [b"3\n", b"4\n"]
+        assert reader.mode == "index"
