@@ -55,7 +55,9 @@ def test_logs_tail_and_streams(project: Path, qwex: Qwex) -> None:
         check=True,
     )
     run_id = json.loads(qwex("list", "--json").stdout)[0]["id"]
-    assert qwex("logs", run_id, "--tail", "2").stdout == "out4\nout5\n"
+    tailed = qwex("logs", run_id, "--tail", "2")  # two lines of both streams together
+    assert tailed.stdout == "out5\n" and tailed.stderr == "err1\n"
+    assert qwex("logs", run_id, "--tail", "2", "--stream", "stdout").stdout == "out4\nout5\n"
     only_err = qwex("logs", run_id, "--stream", "stderr")
     assert only_err.stdout == "" and only_err.stderr == "err1\n"
     as_json = json.loads(qwex("logs", run_id, "--json").stdout)

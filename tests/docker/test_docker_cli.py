@@ -257,3 +257,29 @@ def test_run_from_a_subdirectory_starts_there_in_the_container(
     (sub / "data.txt").write_text("found\n")
     result = qwex("run", *DOCKER, "--", "sh", "-c", "pwd; cat data.txt", cwd=sub)
     assert (result.returncode, result.stdout) == (0, "/workspace/src\nfound\n"), result.stderr
+
+
+def test_logs_replay_the_order_the_command_wrote(project: Path, docker_ready: Any) -> None:
+    """Issue 18.3 on Docker: the agent in the container keeps the write order, so `qwex
+    logs` afterwards shows what the terminal showed, `--tail` counts both streams, `-t`
+    stamps each line; each stream still goes to its own output, bytes exact."""
+    script = "echo 1; sleep .1; echo 2 >&2; sleep .1; echo 3; sleep .1; echo 4 >&2"
+
+    def merged(*args: str) -> bytes:
+        shown = subprocess.run(
+            [QWEX, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=project
+        )
+        assert shown.returncode == 0, shown.stdout
+        return b"".join(
+            line for line in shown.stdout.splitlines(True) if not line.startswith(b"qwex: ")
+        )
+
+    assert merged("run", *DOCKER, "--", "sh", "-c", script) == b"1\n2\n3\n4\n"
+    run_id = run_id_of(project)
+    assert merged("logs", run_id) == b"1\n2\n3\n4\n"
+    assert merged("logs", "--tail", "3", run_id) == b"2\n3\n4\n"
+    stamped = merged("logs", "-t", run_id).decode().splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["1", "2", "3", "4"]
+    assert merged("logs", "--since", stamped[2].split(" ")[0], run_id) == b"3\n4\n"
+    apart = subprocess.run([QWEX, "logs", run_id], capture_output=True, cwd=project)
+    assert apart.stdout == b"1\n3\n" and apart.stderr == b"2\n4\n"

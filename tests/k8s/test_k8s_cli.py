@@ -685,3 +685,25 @@ def test_an_image_without_a_shell_runs_in_the_sub_folder_it_was_started_from(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[-2].endswith("/sub") and lines[-1] == "in sub", result.stdout
+
+
+def test_logs_keep_the_kubelets_order_and_times(k8s_project: Path, qwex: Qwex) -> None:
+    """Issue 18.3 on Kubernetes: the API merges stdout and stderr in the kubelet's order
+    (all of it lands on stdout); `-t` prints the kubelet's time of each line, `--since` and
+    `--tail` choose lines by them."""
+    script = "echo 1; sleep .1; echo 2 >&2; sleep .1; echo 3; sleep .1; echo 4 >&2"
+    result = qwex("run", "--", "sh", "-c", script, timeout=120)
+    assert result.returncode == 0, result.stderr
+    run_id = last_run(qwex)
+    assert qwex("logs", run_id, check=True).stdout == "1\n2\n3\n4\n"
+    assert qwex("logs", "--tail", "2", run_id, check=True).stdout == "3\n4\n"
+    stamped = qwex("logs", "-t", run_id, check=True)
+    assert stamped.stderr == ""
+    lines = stamped.stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["1", "2", "3", "4"]
+    stamps = [line.split(" ", 1)[0] for line in lines]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", s) for s in stamps)
+    assert stamps == sorted(stamps) and len(set(stamps)) == 4  # the kubelet's, 0.1 s apart
+    rec = record(qwex, run_id)
+    assert rec["started_at"][:10] == stamps[0][:10]
+    assert qwex("logs", "--since", stamps[2], run_id, check=True).stdout == "3\n4\n"

@@ -247,7 +247,7 @@ def test_the_local_log_copy_is_never_doubled(tmp_path: Path) -> None:
         fh.write(b"thr")  # a write cut short, its offsets never recorded
     assert mirror.append(tmp_path, LogPiece("stdout", 8, 14, b"three\n"))
     assert log.read_text() == "one\ntwo\nthree\n"
-    assert mirror.offsets(tmp_path) == {"stdout": 14, "stderr": 0}
+    assert mirror.offsets(tmp_path) == {"index": 0, "stdout": 14, "stderr": 0}
 
 
 def test_a_run_never_submitted_ends_lost_saying_why(

@@ -32,11 +32,13 @@ def follow(
     streams: Sequence[str] = STREAMS,
     offsets: Mapping[str, int] | None = None,
     tail: int | None = None,
+    since: int | None = None,
     on_status: Callable[[Run], None] | None = None,
     wait: Callable[[float], None] | None = None,
 ) -> Iterator[Chunk | Run]:
     """Yield the run's log chunks as they are written, from `offsets` (bytes per stream;
-    default: the start, or the last `tail` lines), then its final record, last.
+    default: the start, or the last `tail` lines of both streams, of those written at `since`
+    (ns since the epoch) or later), in the order they were written, then its final record.
     `on_status` is called with the run each time it is observed not final (while no output
     comes), e.g. to show what it waits for. `wait(seconds)` waits for a change between
     polls, returning early if it can (default: the run's runner's `wait_for_change`)."""
@@ -44,7 +46,7 @@ def follow(
     wait = wait or _waiter(service, run_id)
     delay = 0.002
     started = time.monotonic()
-    with LogReader(paths, offsets=offsets, tail=tail) as reader:
+    with LogReader(paths, offsets=offsets, tail=tail, since=since) as reader:
         while True:
             chunks = reader.read()
             if chunks:
@@ -54,7 +56,7 @@ def follow(
             run = service.observe(run_id)
             if run.is_final:
                 mark("record-final")
-                yield from reader.read()
+                yield from reader.read(final=True)
                 yield run
                 return
             if on_status is not None:

@@ -224,7 +224,9 @@ class DockerRunner(Runner):
         return info
 
     def wait_for_change(self, run: Run, seconds: float) -> None:
-        """Back as soon as the agent wrote the record or a log (`qwex_docker.watch`)."""
+        """Back as soon as the agent wrote the record, a log or the write-order index
+        (`qwex_docker.watch`: a reader waits for the index entry of bytes it sees)."""
+        from qwex_core.agent.order import INDEX_FILE
         from qwex_core.agent.record import RUN_FILE
         from qwex_core.logs import STREAMS
 
@@ -235,6 +237,7 @@ class DockerRunner(Runner):
             if changes is None:
                 files = [self.store.run_dir(run.id) / RUN_FILE]
                 files += [self.store.log_path(run.id, stream) for stream in STREAMS]
+                files.append(self.store.run_dir(run.id) / INDEX_FILE)
                 changes = self._changes[run.id] = Changes(files)
                 while len(self._changes) > WATCHED:
                     del self._changes[next(iter(self._changes))]

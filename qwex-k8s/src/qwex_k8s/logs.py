@@ -2,7 +2,12 @@
 
 The API server gives a container's log as one stream: stdout and stderr merged
 (in the order the kubelet wrote them). qwex appends it to the run's `stdout.log`;
-`stderr.log` stays empty for Kubernetes runs (docs/kubernetes.md says so).
+`stderr.log` stays empty for Kubernetes runs (docs/kubernetes.md says so). The log is
+asked for with the kubelet's timestamps (`timestamps=true`: each line begins with its
+RFC 3339 time and a space); they go to the run's write-order index
+(`qwex_core.agent.order`), never into the log, so `qwex logs -t/--since` show and choose
+lines by the kubelet's times. A line that does not begin with a time (an error text in
+place of the log) is indexed with the time it was copied.
 
 Copies resume exactly: `k8s-logs.json` in the run folder counts the bytes already
 copied from each pod and where in the file they begin, so a dropped stream, a
@@ -27,7 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from qwex_core.agent.order import INDEX_FILE, STREAM_CODES
+from qwex_core.agent.order import record as index_record
 from qwex_core.agent.record import STDOUT_FILE
+from qwex_core.logtimes import parse_time
 
 from qwex_k8s.manifests import MAIN
 
@@ -62,6 +70,68 @@ ERROR_TAIL = re.compile(
 before it finds the log unreadable, so the error comes as the body's last bytes."""
 HOLD = 4096
 """Most bytes held back while they might still be that text."""
+LONGEST_STAMP = 40
+"""More bytes than any RFC 3339 time with nanoseconds and a zone."""
+Piece = tuple[bytes, int | None]
+"""Bytes of the log and the kubelet's time of the line they belong to (None: not known)."""
+
+
+class Unstamp:
+    """Splits the API's `timestamps=true` log into the container's bytes and each line's
+    time: the kubelet puts `TIME ` before every line (only before the first part of a line
+    the runtime split, since Kubernetes 1.27); chunks may cut anywhere."""
+
+    def __init__(self) -> None:
+        self.at_line_start = True
+        self.head = b""
+        self.time: int | None = None
+
+    def feed(self, chunk: bytes) -> Iterator[Piece]:
+        pos = 0
+        while pos < len(chunk):
+            if self.at_line_start:
+                space = chunk.find(b" ", pos, pos + LONGEST_STAMP + 1 - len(self.head))
+                if space < 0:
+                    self.head += chunk[pos:]
+                    if len(self.head) <= LONGEST_STAMP:
+                        return  # the stamp may go on in the next chunk
+                    yield from self._unstamped(b"")
+                    return
+                self.head += chunk[pos:space]
+                pos = space + 1
+                when = parse_time(self.head.decode("ascii", "replace"))
+                if when is None:
+                    yield from self._unstamped(b" ")
+                    continue
+                self.time, self.head, self.at_line_start = when, b"", False
+                continue
+            newline = chunk.find(b"\n", pos)
+            end = len(chunk) if newline < 0 else newline + 1
+            yield chunk[pos:end], self.time
+            pos = end
+            self.at_line_start = newline >= 0
+
+    def _unstamped(self, rest: bytes) -> Iterator[Piece]:
+        """The line began with no time: its bytes are the log's, of unknown time."""
+        data, self.head, self.time, self.at_line_start = self.head + rest, b"", None, False
+        newline = data.find(b"\n")
+        if newline >= 0:  # a line without a time ended inside what was held
+            yield data[: newline + 1], None
+            self.at_line_start = True
+            yield from self.feed(data[newline + 1 :])
+        elif data:
+            yield data, None
+
+    def end(self) -> Iterator[Piece]:
+        """What is left at the end of the log: held bytes that were not a time."""
+        if self.head and parse_time(self.head.decode("ascii", "replace")) is None:
+            yield self.head, None
+        self.head = b""
+
+    def pieces(self, chunks: Iterator[bytes]) -> Iterator[Piece]:
+        for chunk in chunks:
+            yield from self.feed(chunk)
+        yield from self.end()
 
 
 @contextlib.contextmanager
@@ -132,6 +202,7 @@ def copy_pod_log(
                 namespace,
                 container=MAIN,
                 follow=follow,
+                timestamps=True,
                 _preload_content=False,
                 _request_timeout=None if follow else timeout,
             )
@@ -142,16 +213,15 @@ def copy_pod_log(
         try:
             fd = os.open(run_dir / STDOUT_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "r+b") as out:
-                return append_new(
-                    resp.stream(CHUNK, decode_content=True), out, state, pod, run_dir, stop
-                )
+                chunks = resp.stream(CHUNK, decode_content=True)
+                return copy_stamped_chunks(chunks, out, state, pod, run_dir, stop)
         except (HTTPError, OSError):
             return False
         finally:
             resp.release_conn()
 
 
-def append_new(
+def copy_stamped_chunks(
     chunks: Iterator[bytes],
     out: BinaryIO,
     state: dict[str, int],
@@ -159,18 +229,42 @@ def append_new(
     run_dir: Path,
     stop: threading.Event | None,
 ) -> bool:
+    """`append_new` of the API's `timestamps=true` log `chunks`, indexing each piece with
+    its line's time in the run's write-order index (made before any byte is appended)."""
+    index = os.open(
+        run_dir / INDEX_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644
+    )
+    try:
+        return append_new(Unstamp().pieces(chunks), out, state, pod, run_dir, stop, index)
+    finally:
+        os.close(index)
+
+
+def append_new(
+    chunks: Iterator[bytes] | Iterator[Piece],
+    out: BinaryIO,
+    state: dict[str, int],
+    pod: str,
+    run_dir: Path,
+    stop: threading.Event | None,
+    index: int | None = None,
+) -> bool:
     """Append the part of the pod's log `chunks` not copied yet, after checking that what
     they repeat of earlier copies is the same bytes. The kubelet ends the body with its
     error text when it cannot read the log (`unable to retrieve container logs for
     containerd://...`, `failed to try resolving symlinks in path ...`): bytes that may be
     such a text are held until more log follows them or the body ends, and never land in
-    the run's output. Returns False when the body was not (all) the log."""
+    the run's output. Chunks may come with their time (`Piece`s): each appended piece is
+    then recorded in the write-order index `index` (a descriptor), after its bytes.
+    Returns False when the body was not (all) the log."""
     have = state.get(pod, 0)
     end = out.seek(0, os.SEEK_END)
     start = state.get(START + pod, end - have)  # no start kept (an older copy): trust it
     state[START + pod] = start
-    checked, pending = 0, b""
-    for chunk in chunks:
+    checked = 0
+    pending: list[Piece] = []
+    for item in chunks:
+        chunk, when = item if isinstance(item, tuple) else (item, None)
         if stop is not None and stop.is_set():
             return False
         if checked < have:
@@ -182,18 +276,41 @@ def append_new(
             chunk = chunk[len(part) :]
         if not chunk:
             continue
-        pending += chunk
-        keep = held_from(pending)
+        pending.append((chunk, when))
+        data = b"".join(p for p, _ in pending)
+        keep = held_from(data)
         if keep:
-            _write(out, state, pod, pending[:keep], run_dir)
-            pending = pending[keep:]
-    if checked < have or ERROR_TAIL.match(pending):
+            pending = _write_upto(out, state, pod, run_dir, index, pending, keep)
+    held = b"".join(p for p, _ in pending)
+    if checked < have or ERROR_TAIL.match(held):
         return False  # shorter than what was copied, or the kubelet's error: not the log
-    if pending:
-        _write(out, state, pod, pending, run_dir)
+    _write_upto(out, state, pod, run_dir, index, pending, len(held))
     state.setdefault(pod, 0)
     _save(run_dir, state)
     return True
+
+
+def _write_upto(
+    out: BinaryIO,
+    state: dict[str, int],
+    pod: str,
+    run_dir: Path,
+    index: int | None,
+    pending: list[Piece],
+    count: int,
+) -> list[Piece]:
+    """Append the first `count` bytes of `pending` (each piece with its time); the rest."""
+    rest: list[Piece] = []
+    for data, when in pending:
+        if count <= 0:
+            rest.append((data, when))
+            continue
+        now, later = data[:count], data[count:]
+        _write(out, state, pod, now, run_dir, index, when)
+        count -= len(now)
+        if later:
+            rest.append((later, when))
+    return rest
 
 
 def held_from(data: bytes) -> int:
@@ -219,9 +336,20 @@ def _next_start(data: bytes, i: int) -> int:
     return min(found, default=len(data))
 
 
-def _write(out: BinaryIO, state: dict[str, int], pod: str, data: bytes, run_dir: Path) -> None:
-    out.seek(0, os.SEEK_END)
+def _write(
+    out: BinaryIO,
+    state: dict[str, int],
+    pod: str,
+    data: bytes,
+    run_dir: Path,
+    index: int | None = None,
+    when: int | None = None,
+) -> None:
+    offset = out.seek(0, os.SEEK_END)
     out.write(data)
     out.flush()
+    if index is not None:  # after the bytes: a reader never finds an entry without them
+        stamp = when if when is not None else time.time_ns()
+        os.write(index, index_record(stamp, STREAM_CODES["stdout"], offset, len(data)))
     state[pod] = state.get(pod, 0) + len(data)
     _save(run_dir, state)

@@ -134,7 +134,7 @@ class GeneratedClientAdapter:
             self._call(lambda: put_snapshot.sync_detailed(sha256, client=self._api(), body=body))
 
     def logs(
-        self, job_id: str, stream: Literal["stdout", "stderr"], offset: int, limit: int
+        self, job_id: str, stream: Literal["stdout", "stderr", "index"], offset: int, limit: int
     ) -> LogPiece:
         from qwex_remote.client.api.logs import get_logs
         from qwex_remote.client.models.get_logs_stream import GetLogsStream
@@ -163,12 +163,19 @@ class GeneratedClientAdapter:
         import httpx
 
         from qwex_remote.client.api.logs import follow_logs
+        from qwex_remote.client.types import UNSET
 
         out, err = offsets.get("stdout", 0), offsets.get("stderr", 0)
+        index = offsets.get("index")
+        last_id = f"{out},{err}" if index is None else f"{out},{err},{index}"
         # The generated operation builds the request (path, parameters); only reading the
         # body as a stream is done here, which the generated operation cannot do.
         request = follow_logs._get_kwargs(
-            job_id, stdout_offset=out, stderr_offset=err, last_event_id=f"{out},{err}"
+            job_id,
+            stdout_offset=out,
+            stderr_offset=err,
+            index_offset=UNSET if index is None else index,
+            last_event_id=last_id,
         )
         timeout = httpx.Timeout(self._timeout, read=self._stream_timeout)
         try:

@@ -5,7 +5,9 @@ which are written as received: the local file is the server's, byte for byte. Th
 server offsets copied so far are kept beside the logs (`remote-offsets.json`, with
 the local sizes: a copy made before the server sent bytes, as decoded text, may be
 shorter or longer), and every append happens under a lock on the run folder: two
-qwex processes following the same run never write a line twice.
+qwex processes following the same run never write a line twice. The job's
+write-order index (`output.idx`) is copied the same way, as a third stream, so the
+local run replays both streams in the order the job wrote them.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
+from qwex_core.agent.order import INDEX_FILE
 from qwex_core.agent.record import STDERR_FILE, STDOUT_FILE
-from qwex_core.logs import STREAMS
 
 from qwex_remote.protocol import LogPiece
+
+STREAMS: tuple[Literal["index", "stdout", "stderr"], ...] = ("index", "stdout", "stderr")
+"""What is copied: the index first (a reader waits for bytes an entry names)."""
 
 OFFSETS_FILE = "remote-offsets.json"
 LOCK_FILE = ".remote.lock"
@@ -46,7 +52,7 @@ def _state(run_dir: Path) -> dict[str, int]:
         data = {}
     if not isinstance(data, dict):
         data = {}
-    state = {s: int(data.get(s, 0)) for s in STREAMS}
+    state: dict[str, int] = {s: int(data.get(s, 0)) for s in STREAMS}
     for stream in STREAMS:
         size = data.get(f"{stream}_bytes")
         if size is None and state[stream] > 0:  # copied before sizes were kept: it stands
@@ -57,7 +63,7 @@ def _state(run_dir: Path) -> dict[str, int]:
 
 
 def _log_name(stream: str) -> str:
-    return STDOUT_FILE if stream == "stdout" else STDERR_FILE
+    return {"stdout": STDOUT_FILE, "stderr": STDERR_FILE, "index": INDEX_FILE}[stream]
 
 
 def offsets(run_dir: Path) -> dict[str, int]:

@@ -98,9 +98,10 @@ class JobList:
 @dataclass(frozen=True)
 class LogPiece:
     """Output of one stream from byte `offset` to `next_offset`: the bytes as the job wrote
-    them (not text: a job may print anything)."""
+    them (not text: a job may print anything). Stream `index` is the job's write-order
+    index (`qwex_core.agent.order`), copied byte for byte like the output it orders."""
 
-    stream: Literal["stdout", "stderr"]
+    stream: Literal["stdout", "stderr", "index"]
     offset: int
     next_offset: int
     data: bytes
@@ -154,12 +155,13 @@ class JobAPIClient(Protocol):
     def put_snapshot(self, sha256: str, archive: Path) -> None: ...
 
     def logs(
-        self, job_id: str, stream: Literal["stdout", "stderr"], offset: int, limit: int
+        self, job_id: str, stream: Literal["stdout", "stderr", "index"], offset: int, limit: int
     ) -> LogPiece: ...
 
     def follow(self, job_id: str, offsets: Mapping[str, int]) -> Iterator[FollowEvent]:
         """Server-Sent Events from `offsets` (bytes per stream) until `JobEnd` or
-        `ServerShutdown`; closing the iterator closes the connection."""
+        `ServerShutdown`; closing the iterator closes the connection. With an `index`
+        offset, the write-order index comes too (a server from before it sends none)."""
         ...
 
     def close(self) -> None: ...

@@ -375,12 +375,16 @@ class RemoteRunner(Runner):
         client = self.client(where[0])
         run_dir = self.store.run_dir(run.id)
         with mirror.locked(run_dir):
-            for stream in ("stdout", "stderr"):
+            for stream in mirror.STREAMS:
                 for _ in range(64):  # at most 64 MiB per look; the next look goes on
                     offset = mirror.offsets(run_dir)[stream]
                     try:
                         piece = client.logs(where[1], stream, offset, LOG_PAGE)
-                    except (Unreachable, APIError):
+                    except APIError as exc:
+                        if stream == "index" and exc.status == 422:
+                            break  # a server from before the index: the output alone
+                        return
+                    except Unreachable:
                         return
                     if piece.next_offset <= offset:
                         break

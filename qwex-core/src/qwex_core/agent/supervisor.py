@@ -2,8 +2,9 @@
 
 The supervisor starts the command in its own process group, copies its
 stdout and stderr into the run's log files (and, unless quiet, through to its
-own), forwards SIGINT/SIGTERM to the group and kills it after a grace period,
-reaps every child (it may be PID 1 in a container), writes each transition
+own), noting when and in which order it read each piece in the write-order
+index (`order`), forwards SIGINT/SIGTERM to the group and kills it after a
+grace period, reaps every child (it may be PID 1 in a container), writes each transition
 of the run record, and returns the command's exit code (128+N for signal N).
 """
 
@@ -19,6 +20,8 @@ import subprocess
 import time
 
 from qwex_core.agent import cgroup
+from qwex_core.agent.order import INDEX_FILE, STREAM_CODES
+from qwex_core.agent.order import record as index_record
 from qwex_core.agent.record import (
     FINAL_STATUSES,
     STDERR_FILE,
@@ -86,6 +89,10 @@ class Supervisor:
         self._pending_signals: list[int] = []
         self._cancel_signal: str | None = None
         self._oom_before: tuple[int, str] | None = None
+        self._index = -1
+        """The write-order index (`order`), open for appending while output is copied."""
+        self._ends: dict[int, int] = {}
+        """Per open log descriptor: its size, where the next piece begins."""
 
     def _path(self, name: str) -> str:
         return os.path.join(self.run_dir, name)
@@ -141,7 +148,32 @@ class Supervisor:
             self._pending_signals.append(signum)
 
     def _open_log(self, name: str) -> int:
-        return os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._ends[fd] = os.fstat(fd).st_size
+        return fd
+
+    def _open_index(self) -> None:
+        """Open the write-order index; made before any byte reaches a log, so a reader that
+        sees output and no index knows the run was recorded without one."""
+        self._index = os.open(self._path(INDEX_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def _close_logs(self, *fds: int) -> None:
+        for fd in fds:
+            self._ends.pop(fd, None)
+            os.close(fd)
+        if self._index >= 0:
+            os.close(self._index)
+            self._index = -1
+
+    def _log(self, fd: int, stream: int, data: bytes, read_at: int | None = None) -> None:
+        """Append `data` (read at `read_at` ns, default now) to a log, then its index record:
+        a reader never finds a record whose bytes are not in the log yet."""
+        read_at = time.time_ns() if read_at is None else read_at
+        _write_all(fd, data)
+        offset = self._ends[fd]
+        self._ends[fd] = offset + len(data)
+        if self._index >= 0:
+            os.write(self._index, index_record(read_at, stream, offset, len(data)))
 
     def _unpack_snapshot(self) -> bool:
         """Unpack the project snapshot into the working directory; on failure, end the run."""
@@ -171,9 +203,12 @@ class Supervisor:
         """End the run `failed` with `reason` before the command could start (agent error)."""
         self._say(reason)
         with contextlib.suppress(OSError):
+            self._open_index()
             err_log = self._open_log(STDERR_FILE)
-            _write_all(err_log, f"qwex: {reason}\n".encode())
-            os.close(err_log)
+            try:
+                self._log(err_log, STREAM_CODES["stderr"], f"qwex: {reason}\n".encode())
+            finally:
+                self._close_logs(err_log)
         self.record["exit_code"] = AGENT_ERROR
         transition(self.record, "failed", reason)
         self._write_final()
@@ -182,6 +217,7 @@ class Supervisor:
 
     def _supervise(self, wake_r: int) -> int:
         argv = shell_form(self.command)
+        self._open_index()
         out_log, err_log = self._open_log(STDOUT_FILE), self._open_log(STDERR_FILE)
         self._oom_before = cgroup.oom_kills(self.cgroups)
         try:
@@ -201,8 +237,7 @@ class Supervisor:
             write_record(self.run_dir, self.record)
             status = self._pump(proc, wake_r, out_log, err_log)
         finally:
-            os.close(out_log)
-            os.close(err_log)
+            self._close_logs(out_log, err_log)
         return self._finish(status)
 
     def _enter_cgroups(self) -> None:
@@ -221,7 +256,7 @@ class Supervisor:
         for pipe, log, through in ((proc.stdout, out_log, 1), (proc.stderr, err_log, 2)):
             with contextlib.suppress(OSError):
                 fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, CHUNK)  # fewer, larger reads
-            sel.register(pipe.fileno(), selectors.EVENT_READ, (log, through))
+            sel.register(pipe.fileno(), selectors.EVENT_READ, (log, through))  # through: 1, 2
         sel.register(wake_r, selectors.EVENT_READ, None)
         wait_status: int | None = None
         kill_at: float | None = None
@@ -263,11 +298,12 @@ class Supervisor:
         return wait_status
 
     def _copy(self, fd: int, log: int, through: int) -> bool:
-        """Move one chunk from a command pipe to its log (and through). False at end of file."""
+        """Move one chunk from a command pipe to its log (and through: 1 or 2, also the
+        stream's code in the index). False at end of file."""
         data = os.read(fd, CHUNK)
         if not data:
             return False
-        _write_all(log, data)
+        self._log(log, through, data, time.time_ns())
         if through >= 0 and self.passthrough:
             try:
                 _write_all(through, data)
@@ -336,7 +372,7 @@ class Supervisor:
             code, reason = 126, f"permission denied: {program}"
         else:
             code, reason = 126, f"cannot execute {program}: {exc.strerror or exc}"
-        _write_all(err_log, f"qwex: {reason}\n".encode())
+        self._log(err_log, STREAM_CODES["stderr"], f"qwex: {reason}\n".encode())
         self._say(reason)
         self.record["exit_code"] = code
         transition(self.record, "failed", reason)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from qwex_core.cli.context import State
     from qwex_core.errors import BackendError
     from qwex_core.models import Run
+    from qwex_core.service import RunService
 
 FILTER_KEYS = ("name", "label", "status", "backend")
 
@@ -281,7 +282,23 @@ def _item_text(item: object) -> str:
     "following, the run goes on.",
 )
 @click.option(
-    "-n", "--tail", type=click.IntRange(min=0), help="Only the last N lines of each stream."
+    "-n",
+    "--tail",
+    type=click.IntRange(min=0),
+    help="Only the last N lines, counted in both streams together (as `docker logs`).",
+)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    callback=lambda _ctx, _param, value: _since(value),
+    help="Only lines written since WHEN: a duration before now (10m, 1h30m) or a time "
+    "(2026-12-02T05:50:02Z, as -t prints it; no zone: local time).",
+)
+@click.option(
+    "-t",
+    "--timestamps",
+    is_flag=True,
+    help="Begin each line with the time it was written (RFC 3339, UTC, nanoseconds).",
 )
 @click.option(
     "--stream",
@@ -295,12 +312,21 @@ def _item_text(item: object) -> str:
 )
 @click.pass_obj
 def logs(
-    state: State, run_id: str, follow: bool, tail: int | None, stream: str, as_json: bool
+    state: State,
+    run_id: str,
+    follow: bool,
+    tail: int | None,
+    since: int | None,
+    timestamps: bool,
+    stream: str,
+    as_json: bool,
 ) -> None:
-    """Print a run's output, kept in the run record even after its container or pod is gone.
+    """Print a run's output, kept in the run record even after its container or pod is gone,
+    in the order the command wrote it (stdout and stderr each to its own output).
 
     \b
       qwex logs RUN --tail 50
+      qwex logs -t --since 10m RUN
       qwex logs -f RUN            re-attach to a running run
     """
     from qwex_core.errors import QwexError, RunNotFound
@@ -320,14 +346,25 @@ def logs(
         from qwex_core.cli.output import note
 
         note(f"warning: {exc}; its logs follow")
-        _print_logs(paths, tail, as_json)
+        _print_logs(paths, Shown(tail, since, timestamps), as_json)
         return
     if follow and not as_json:
         from qwex_core.cli.output import note
         from qwex_core.cli.run_command import follow_run
 
+        if (timestamps or since is not None) and not _has_write_times(service, run.id):
+            note(NO_WRITE_TIMES)
+
         try:
-            final = follow_run(service, run, tail=tail, streams=streams, cancel_on_interrupt=False)
+            final = follow_run(
+                service,
+                run,
+                tail=tail,
+                since=since,
+                timestamps=timestamps,
+                streams=streams,
+                cancel_on_interrupt=False,
+            )
         except KeyboardInterrupt:
             note(
                 f"stopped following; run {short_id(run.id)} goes on (`qwex cancel {short_id(run.id)}` stops it)"
@@ -340,21 +377,69 @@ def logs(
         )
         note(f"run {short_id(run.id)} finished: {how}")
         return
-    _print_logs({s: service.store.log_path(run.id, s) for s in streams}, tail, as_json)
+    paths = {s: service.store.log_path(run.id, s) for s in streams}
+    _print_logs(paths, Shown(tail, since, timestamps), as_json)
 
 
-def _print_logs(paths: dict[str, Path], tail: int | None, as_json: bool) -> None:
-    """The logs at `paths`, each stream to its own output (or together as JSON)."""
-    from qwex_core.logs import LogReader
+NO_WRITE_TIMES = (
+    "warning: this run's output has no write times (an older qwex recorded it): "
+    "no timestamps, and --since cannot choose lines"
+)
 
-    with LogReader(paths, tail=tail) as reader:
+
+def _has_write_times(service: RunService, run_id: str) -> bool:
+    """Whether the run keeps its write order (or has no output yet to lack it)."""
+    from qwex_core.agent.order import INDEX_FILE
+
+    if (service.store.run_dir(run_id) / INDEX_FILE).exists():
+        return True
+    paths = (service.store.log_path(run_id, s) for s in ("stdout", "stderr"))
+    return all(not p.exists() or p.stat().st_size == 0 for p in paths)
+
+
+class Shown(NamedTuple):
+    """Which lines `qwex logs` shows, and how."""
+
+    tail: int | None
+    since: int | None
+    timestamps: bool
+
+
+def _since(value: str | None) -> int | None:
+    """`--since` as ns since the epoch."""
+    if value is None:
+        return None
+    from qwex_core.logtimes import SINCE_HELP, parse_since
+
+    try:
+        return parse_since(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time: give {SINCE_HELP}") from None
+
+
+def _print_logs(paths: dict[str, Path], shown: Shown, as_json: bool) -> None:
+    """The logs at `paths` in write order, each stream to its own output (or together as
+    JSON)."""
+    from qwex_core.logs import Chunk, LogReader
+    from qwex_core.logtimes import Stamper
+
+    stamper = Stamper() if shown.timestamps else None
+
+    def data(chunk: Chunk) -> bytes:
+        return stamper(chunk) if stamper is not None else chunk.data
+
+    with LogReader(paths, tail=shown.tail, since=shown.since) as reader:
+        if reader.mode == "plain" and (shown.timestamps or shown.since is not None):
+            from qwex_core.cli.output import note
+
+            note(NO_WRITE_TIMES)
         if as_json:
             texts = {s: bytearray() for s in paths}
-            for chunk in reader:
-                texts[chunk.stream] += chunk.data
-            emit_json({s: data.decode("utf-8", "replace") for s, data in texts.items()})
+            for chunk in reader.chunks(final=True):
+                texts[chunk.stream] += data(chunk)
+            emit_json({s: text.decode("utf-8", "replace") for s, text in texts.items()})
             return
         sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-        for chunk in reader:
-            sinks[chunk.stream].write(chunk.data)
+        for chunk in reader.chunks(final=True):
+            sinks[chunk.stream].write(data(chunk))
             sinks[chunk.stream].flush()

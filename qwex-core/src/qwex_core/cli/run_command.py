@@ -419,6 +419,8 @@ def follow_run(
     run: Run,
     *,
     tail: int | None = None,
+    since: int | None = None,
+    timestamps: bool = False,
     streams: tuple[str, ...] = ("stdout", "stderr"),
     cancel_on_interrupt: bool = True,
     stdout_to_stderr: bool = False,
@@ -430,10 +432,14 @@ def follow_run(
     `cancel_on_interrupt` off, only stops following. SIGTERM (when the caller turned it into
     `Terminated`) cancels it like Ctrl-C and is added to `signals`. A closed output pipe
     stops following and raises `BrokenPipeError`; the run goes on. With `phase`, a terminal's
-    stderr shows what the run waits for until it is running (see `PhaseLine`)."""
+    stderr shows what the run waits for until it is running (see `PhaseLine`). `tail`,
+    `since` and `timestamps` are those of `qwex logs`."""
     from qwex_core.cli.terminal import PhaseLine
     from qwex_core.follow import follow
+    from qwex_core.logtimes import Stamper
     from qwex_core.models import Run
+
+    stamper = Stamper() if timestamps else None
 
     sinks = {
         "stdout": sys.stderr.buffer if stdout_to_stderr else sys.stdout.buffer,
@@ -446,13 +452,19 @@ def follow_run(
     while True:
         try:
             for item in follow(
-                service, run.id, streams=streams, offsets=offsets, tail=tail, on_status=on_status
+                service,
+                run.id,
+                streams=streams,
+                offsets=offsets,
+                tail=tail,
+                since=since,
+                on_status=on_status,
             ):
                 line.stop()  # output flows, or the run has ended
                 if isinstance(item, Run):
                     return item
                 try:
-                    sinks[item.stream].write(item.data)
+                    sinks[item.stream].write(stamper(item) if stamper else item.data)
                     sinks[item.stream].flush()
                 except BrokenPipeError:
                     if cancel_on_interrupt and not service.store.load(run.id).is_final:

@@ -32,7 +32,7 @@ from qwex_remote.server.configs import Configs
 from qwex_remote.server.errors import ApiError, responses
 from qwex_remote.server.limits import BodyLimit, snapshot_too_large
 from qwex_remote.server.logfiles import chunk_fields, read_range
-from qwex_remote.server.logs import follow_events, parse_event_id
+from qwex_remote.server.logs import file_path, follow_events, parse_event_id
 from qwex_remote.server.schemas import (
     SHA256,
     Health,
@@ -417,13 +417,15 @@ def _router() -> APIRouter:
         job_id: JobId,
         who: Viewer,
         state: State,
-        stream: Literal["stdout", "stderr"] = "stdout",
+        stream: Literal["stdout", "stderr", "index"] = "stdout",
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_LOG_CHUNK)] = 1 << 20,
     ) -> LogChunk:
-        """Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`."""
+        """Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
+        `index` is the job's write-order index (24-byte records: when each piece of
+        output was written, to which stream, where; see docs/server.md)."""
         job = _job(state, job_id)
-        path = job.stdout_path if stream == "stdout" else job.stderr_path
+        path = file_path(stream, job.stdout_path, job.stderr_path)
         data, next_offset, size = read_range(job.job_dir, path, offset, limit)
         final = job.status in FINAL and next_offset >= size
         return LogChunk(
@@ -459,15 +461,19 @@ def _router() -> APIRouter:
         state: State,
         stdout_offset: Annotated[int, Query(ge=0)] = 0,
         stderr_offset: Annotated[int, Query(ge=0)] = 0,
+        index_offset: Annotated[int | None, Query(ge=0)] = None,
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
         """Stream a job's output as it is written, then its end. Resumable from offsets
-        (or the `Last-Event-ID` header)."""
+        (or the `Last-Event-ID` header). With `index_offset`, the job's write-order index
+        comes too, as stream `index` (and the event ids have a third offset)."""
         await run_in_threadpool(_job, state, job_id)
         offsets = parse_event_id(last_event_id) or {
             "stdout": stdout_offset,
             "stderr": stderr_offset,
         }
+        if index_offset is not None:
+            offsets.setdefault("index", index_offset)
         watch: LogWatch | None = getattr(request.app.state, "log_watch", None)
         if watch is None:  # made here, in the server's event loop, on the first follow
             watch = request.app.state.log_watch = LogWatch(state.store, state.stopping)

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import select
 
 from qwex_remote.server.db import is_outage
-from qwex_remote.server.logfiles import JobFiles
+from qwex_remote.server.logfiles import INDEX, JobFiles, index_path
 from qwex_remote.server.store import ServerStore
 from qwex_remote.server.tables import Job
 
@@ -107,7 +107,11 @@ class Subscription:
 def _paths(row: JobRow | None) -> dict[str, str | None]:
     if row is None or not row.run_id:
         return {}
-    return {"stdout": row.stdout_path, "stderr": row.stderr_path}
+    return {
+        "stdout": row.stdout_path,
+        "stderr": row.stderr_path,
+        INDEX: index_path(row.stdout_path),
+    }
 
 
 class LogWatch:

@@ -16,6 +16,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from qwex_core.agent.order import INDEX_FILE
+
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -87,6 +89,19 @@ def chunk_fields(data: bytes) -> dict[str, str]:
 
 
 STREAMS = ("stdout", "stderr")
+INDEX = "index"
+"""The job's write-order index (`qwex_core.agent.order`), served as a third stream of bytes
+to clients that ask for it, so that their copy replays both streams in write order."""
+FILES = (INDEX, *STREAMS)
+"""Every file a follower may be sent, in the order of each pass: the index first, so a
+copy has it before the output it orders (a reader waits for bytes an entry names)."""
+
+
+def index_path(stdout_path: str | None) -> str | None:
+    """The index beside a job's `stdout.log`."""
+    return os.path.join(os.path.dirname(stdout_path), INDEX_FILE) if stdout_path else None
+
+
 SSE_CHUNK = 256 << 10
 """Most bytes of one `log` event: a long backlog is sent in pieces, the event loop free
 between them."""
@@ -98,12 +113,12 @@ class JobFiles:
     each stream (the followers at the same offset read it, and encode it, once)."""
 
     def __init__(self) -> None:
-        self.sizes = dict.fromkeys(STREAMS, 0)
+        self.sizes = dict.fromkeys(FILES, 0)
         self._pieces: dict[str, tuple[int, int, str]] = {}
 
     def look(self, job_dir: str | None, paths: dict[str, str | None]) -> bool:
         """Read the sizes again; whether one changed."""
-        sizes = {s: log_size(job_dir, paths.get(s)) for s in STREAMS}
+        sizes = {s: log_size(job_dir, paths.get(s)) for s in FILES}
         changed, self.sizes = sizes != self.sizes, sizes
         return changed
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from qwex_remote.server.changes import JobRow, LogWatch
-from qwex_remote.server.logfiles import STREAMS
+from qwex_remote.server.logfiles import FILES, INDEX, STREAMS, index_path
 from qwex_remote.server.store import FINAL
 
 KEEPALIVE = 15.0
@@ -30,14 +30,28 @@ def event(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
 
 
 def parse_event_id(value: str | None) -> dict[str, int] | None:
-    """The offsets in a `Last-Event-ID` (`STDOUT,STDERR`), or None when absent or malformed."""
+    """The offsets in a `Last-Event-ID` (`STDOUT,STDERR`, or `STDOUT,STDERR,INDEX` for a
+    client that follows the write-order index too), or None when absent or malformed."""
     if not value:
         return None
     try:
-        out, err = (int(v) for v in value.split(","))
+        numbers = [max(int(v), 0) for v in value.split(",")]
     except ValueError:
         return None
-    return {"stdout": max(out, 0), "stderr": max(err, 0)}
+    if len(numbers) not in (2, 3):
+        return None
+    return dict(zip((*STREAMS, INDEX), numbers, strict=False))
+
+
+def file_path(stream: str, stdout_path: str | None, stderr_path: str | None) -> str | None:
+    """Where a job's `stream` (stdout, stderr or the index) is on this host."""
+    if stream == INDEX:
+        return index_path(stdout_path)
+    return stdout_path if stream == "stdout" else stderr_path
+
+
+def _event_id(position: dict[str, int]) -> str:
+    return ",".join(str(position[s]) for s in (*STREAMS, INDEX) if s in position)
 
 
 SHUTDOWN = event("shutdown", {"message": "the server is shutting down; resume later"})
@@ -48,7 +62,9 @@ async def follow_events(
 ) -> AsyncIterator[str]:
     """SSE events: `log` for output (id = the offsets to resume from), then `end` with the
     final status once the database has it and every byte was sent; `shutdown` when the
-    server stops first (resume from the last id)."""
+    server stops first (resume from the last id). With an `index` offset, the job's
+    write-order index is sent too (as stream `index`, before the output it orders)."""
+    streams: Sequence[str] = FILES if INDEX in offsets else STREAMS
     async with watch.subscribe(job_id) as sub:
         position: dict[str, int] | None = None
         quiet_since = time.monotonic()
@@ -65,17 +81,16 @@ async def follow_events(
                 sizes = sub.files.sizes  # looked at after the row was loaded
                 if position is None:
                     # An offset past the end names bytes never written: follow from the end.
-                    position = {s: min(offsets.get(s, 0), sizes[s]) for s in STREAMS}
+                    position = {s: min(offsets.get(s, 0), sizes[s]) for s in streams}
                 sent = False
-                for stream in STREAMS:
+                for stream in streams:
                     start = position[stream]
                     if start >= sizes[stream]:
                         continue
-                    path = row.stdout_path if stream == "stdout" else row.stderr_path
+                    path = file_path(stream, row.stdout_path, row.stderr_path)
                     position[stream], body = sub.files.piece(row.job_dir, path, stream, start)
                     if body:
-                        ids = f"{position['stdout']},{position['stderr']}"
-                        yield f"id: {ids}\nevent: log\ndata: {body}\n\n"
+                        yield f"id: {_event_id(position)}\nevent: log\ndata: {body}\n\n"
                         sent = True
                 if sent:
                     quiet_since = time.monotonic()
@@ -113,4 +128,4 @@ def _end(row: JobRow, position: dict[str, int]) -> str:
         "exit_code": row.exit_code,
         "signal": row.signal,
     }
-    return event("end", body, f"{position['stdout']},{position['stderr']}")
+    return event("end", body, _event_id(position))

@@ -3,7 +3,8 @@
 A final job's folder, `DATA_DIR/jobs/<id>/`, holds its snapshot unpacked and whatever
 the job wrote; a snapshot may unpack to a gigabyte for every job naming it. After the
 retention everything in it is removed but `.qwex/runs/<run id>/` (the run record,
-`stdout`, `stderr`), which the server reads to serve the job's logs and end.
+`stdout`, `stderr`, the write-order index), which the server reads to serve the job's
+logs and end.
 
 The worker sweeps from its own thread at most once every `period` seconds. Each sweep
 asks the database for this worker's jobs that became final since the last sweep (less

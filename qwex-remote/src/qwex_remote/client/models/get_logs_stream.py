@@ -1,6 +1,7 @@
 from enum import StrEnum
 
 class GetLogsStream(StrEnum):
+    INDEX = "index"
     STDERR = "stderr"
     STDOUT = "stdout"
 

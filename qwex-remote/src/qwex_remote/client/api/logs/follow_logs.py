@@ -19,6 +19,7 @@ def _get_kwargs(
     *,
     stdout_offset: int | Unset = 0,
     stderr_offset: int | Unset = 0,
+    index_offset: int | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 
 ) -> dict[str, Any]:
@@ -35,6 +36,13 @@ def _get_kwargs(
     params["stdout_offset"] = stdout_offset
 
     params["stderr_offset"] = stderr_offset
+
+    json_index_offset: int | None | Unset
+    if isinstance(index_offset, Unset):
+        json_index_offset = UNSET
+    else:
+        json_index_offset = index_offset
+    params["index_offset"] = json_index_offset
 
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
@@ -106,18 +114,21 @@ def sync_detailed(
     client: AuthenticatedClient,
     stdout_offset: int | Unset = 0,
     stderr_offset: int | Unset = 0,
+    index_offset: int | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 
 ) -> Response[ErrorResponse | str]:
     """ Follow Logs
 
      Stream a job's output as it is written, then its end. Resumable from offsets
-    (or the `Last-Event-ID` header).
+    (or the `Last-Event-ID` header). With `index_offset`, the job's write-order index
+    comes too, as stream `index` (and the event ids have a third offset).
 
     Args:
         job_id (str): the job's id
         stdout_offset (int | Unset):  Default: 0.
         stderr_offset (int | Unset):  Default: 0.
+        index_offset (int | None | Unset):
         last_event_id (None | str | Unset):
 
     Raises:
@@ -133,6 +144,7 @@ def sync_detailed(
         job_id=job_id,
 stdout_offset=stdout_offset,
 stderr_offset=stderr_offset,
+index_offset=index_offset,
 last_event_id=last_event_id,
 
     )
@@ -149,18 +161,21 @@ def sync(
     client: AuthenticatedClient,
     stdout_offset: int | Unset = 0,
     stderr_offset: int | Unset = 0,
+    index_offset: int | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 
 ) -> ErrorResponse | str | None:
     """ Follow Logs
 
      Stream a job's output as it is written, then its end. Resumable from offsets
-    (or the `Last-Event-ID` header).
+    (or the `Last-Event-ID` header). With `index_offset`, the job's write-order index
+    comes too, as stream `index` (and the event ids have a third offset).
 
     Args:
         job_id (str): the job's id
         stdout_offset (int | Unset):  Default: 0.
         stderr_offset (int | Unset):  Default: 0.
+        index_offset (int | None | Unset):
         last_event_id (None | str | Unset):
 
     Raises:
@@ -177,6 +192,7 @@ def sync(
 client=client,
 stdout_offset=stdout_offset,
 stderr_offset=stderr_offset,
+index_offset=index_offset,
 last_event_id=last_event_id,
 
     ).parsed
@@ -187,18 +203,21 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     stdout_offset: int | Unset = 0,
     stderr_offset: int | Unset = 0,
+    index_offset: int | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 
 ) -> Response[ErrorResponse | str]:
     """ Follow Logs
 
      Stream a job's output as it is written, then its end. Resumable from offsets
-    (or the `Last-Event-ID` header).
+    (or the `Last-Event-ID` header). With `index_offset`, the job's write-order index
+    comes too, as stream `index` (and the event ids have a third offset).
 
     Args:
         job_id (str): the job's id
         stdout_offset (int | Unset):  Default: 0.
         stderr_offset (int | Unset):  Default: 0.
+        index_offset (int | None | Unset):
         last_event_id (None | str | Unset):
 
     Raises:
@@ -214,6 +233,7 @@ async def asyncio_detailed(
         job_id=job_id,
 stdout_offset=stdout_offset,
 stderr_offset=stderr_offset,
+index_offset=index_offset,
 last_event_id=last_event_id,
 
     )
@@ -230,18 +250,21 @@ async def asyncio(
     client: AuthenticatedClient,
     stdout_offset: int | Unset = 0,
     stderr_offset: int | Unset = 0,
+    index_offset: int | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 
 ) -> ErrorResponse | str | None:
     """ Follow Logs
 
      Stream a job's output as it is written, then its end. Resumable from offsets
-    (or the `Last-Event-ID` header).
+    (or the `Last-Event-ID` header). With `index_offset`, the job's write-order index
+    comes too, as stream `index` (and the event ids have a third offset).
 
     Args:
         job_id (str): the job's id
         stdout_offset (int | Unset):  Default: 0.
         stderr_offset (int | Unset):  Default: 0.
+        index_offset (int | None | Unset):
         last_event_id (None | str | Unset):
 
     Raises:
@@ -258,6 +281,7 @@ async def asyncio(
 client=client,
 stdout_offset=stdout_offset,
 stderr_offset=stderr_offset,
+index_offset=index_offset,
 last_event_id=last_event_id,
 
     )).parsed

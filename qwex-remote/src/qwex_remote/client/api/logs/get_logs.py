@@ -118,6 +118,8 @@ def sync_detailed(
     """ Get Logs
 
      Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
+    `index` is the job's write-order index (24-byte records: when each piece of
+    output was written, to which stream, where; see docs/server.md).
 
     Args:
         job_id (str): the job's id
@@ -160,6 +162,8 @@ def sync(
     """ Get Logs
 
      Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
+    `index` is the job's write-order index (24-byte records: when each piece of
+    output was written, to which stream, where; see docs/server.md).
 
     Args:
         job_id (str): the job's id
@@ -197,6 +201,8 @@ async def asyncio_detailed(
     """ Get Logs
 
      Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
+    `index` is the job's write-order index (24-byte records: when each piece of
+    output was written, to which stream, where; see docs/server.md).
 
     Args:
         job_id (str): the job's id
@@ -239,6 +245,8 @@ async def asyncio(
     """ Get Logs
 
      Up to `limit` bytes of one stream from byte `offset`: exact in `data_b64`.
+    `index` is the job's write-order index (24-byte records: when each piece of
+    output was written, to which stream, where; see docs/server.md).
 
     Args:
         job_id (str): the job's id
