@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import QWEX, Qwex, pid_in, wait_status
+from cli_support import QWEX, TREE, Qwex, assert_gone, pid_in, tree_pids, wait_status
 
 
 def test_foreground_run_streams_output_and_exits_with_the_code(project: Path, qwex: Qwex) -> None:
@@ -96,13 +96,14 @@ def test_cancel_stops_the_process_tree(project: Path, qwex: Qwex) -> None:
 
 def test_ctrl_c_cancels_and_says_so(project: Path) -> None:
     proc = subprocess.Popen(
-        [QWEX, "run", "--", "sh", "-c", "echo ready; sleep 300"],
+        [QWEX, "run", "--", "sh", "-c", TREE],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
+    pids = tree_pids(project)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert "cancelling run" in err
@@ -111,6 +112,8 @@ def test_ctrl_c_cancels_and_says_so(project: Path) -> None:
         subprocess.run([QWEX, "list", "--json"], capture_output=True, text=True).stdout
     )
     assert runs[0]["status"] == "cancelled"
+    # The whole tree is gone, also the background jobs that SIGINT alone does not end.
+    assert_gone(pids)
 
 
 def test_sigkilled_cli_leaves_the_run_going(project: Path, qwex: Qwex) -> None:
