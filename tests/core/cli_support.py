@@ -141,7 +141,13 @@ def alive(pid: int) -> bool:
 def assert_gone(pids: list[int], timeout: float = 10) -> None:
     """Every process of `pids` has ended (the kernel may take a moment to tear a killed one
     down; a live one after `timeout` is a failure naming it)."""
+    import os
+    import signal
+
     deadline = time.monotonic() + timeout
     while left := [pid for pid in pids if alive(pid)]:
-        assert time.monotonic() < deadline, f"processes left behind: {left}"
+        if time.monotonic() >= deadline:
+            for pid in left:  # the failure is reported; the machine is not left with them
+                os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"processes left behind: {left}")
         time.sleep(0.05)
