@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,7 +95,7 @@ def test_cancel_from_another_shell(
         "--no-trunc",
         *DOCKER,
         "--grace-period",
-        "3",
+        "600",
         "--",
         "sh",
         "-c",
@@ -107,12 +106,13 @@ def test_cancel_from_another_shell(
         lambda: "started" in (project / ".qwex" / "runs" / run_id / "stdout.log").read_text(),
         what="the command to start",
     )
-    begun = time.monotonic()
+    # The grace period outlasts the test: the run can only end by the command's own trap,
+    # so the SIGTERM reached it and its exit (143, no SIGKILL) is what the record shows.
     result = qwex("cancel", run_id, check=True)
-    assert time.monotonic() - begun < 3, "the trap ends the command well before the grace period"
     assert result.stdout.split()[:2] == [run_id[-12:], "cancelled"]
     record = read_record(project, run_id)
     assert record["reason"] == "cancelled by user"
+    assert (record["exit_code"], record.get("signal")) == (143, None), record
     assert (project / ".qwex" / "runs" / run_id / "stdout.log").read_text() == "started\ngot TERM\n"
     wait_gone(docker_api, run_id)
 
