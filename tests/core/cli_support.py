@@ -151,3 +151,15 @@ def assert_gone(pids: list[int], timeout: float = 10) -> None:
                 os.kill(pid, signal.SIGKILL)
             raise AssertionError(f"processes left behind: {left}")
         time.sleep(0.05)
+
+
+def unavailable(message: str) -> None:
+    """Skip on a laptop, fail under CI (env `CI`, set by `.ci/run`, which runs as root on a
+    machine with bash and util-linux): a test must never silently not run there."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; under CI this is an error", pytrace=False)
+    pytest.skip(message)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_support import unavailable
 
 AGENT = [sys.executable, "-m", "qwex_core.agent", "run", "--local"]
 
@@ -193,11 +194,10 @@ def test_output_survives_a_closed_stdout(tmp_path: Path) -> None:
     assert len(lines) == 2000 and lines[-1] == "line 1999"
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare"
-)
 def test_reaps_orphans_as_pid_1(tmp_path: Path) -> None:
     """As PID 1 of a PID namespace, the agent reaps orphans re-parented to it: no zombie piles up."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        unavailable("reaping as PID 1 needs root and unshare (util-linux)")
     script = "for i in 1 2 3 4 5; do sh -c 'sleep 0.05 &'; done; sleep 1; grep -l '^[0-9]* ([^)]*) Z' /proc/[0-9]*/stat | wc -l"
     result = subprocess.run(
         [
