@@ -93,6 +93,28 @@ def no_container_left_behind(
     assert not left, f"containers left behind by the tests: {[c['Names'] for c in left]}"
 
 
+@pytest.fixture(scope="session")
+def real_network(docker_api: Any) -> Iterator[str]:
+    """A Docker network whose containers get a real interface (`eth0`) besides `lo`.
+
+    CI's daemon runs with `--bridge=none`, so a container on the default network has only `lo`,
+    just as with `network = "none"`: a test of that setting compares against this one."""
+    import os
+
+    from docker.errors import APIError
+
+    name = f"qwex-test-net-{os.getpid()}"
+    try:
+        docker_api.create_network(name, driver="bridge")
+    except APIError as exc:
+        unavailable(f"cannot create the bridge network {name}: {exc}")
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(APIError):
+            docker_api.remove_network(name)
+
+
 @pytest.fixture
 def docker_ready(docker_api: Any, agent_dir: Path, images: dict[str, str]) -> dict[str, str]:
     return images

@@ -235,14 +235,20 @@ def test_a_run_that_ends_unwatched_leaves_no_container(
 
 
 def test_backend_image_and_docker_settings_from_a_profile(
-    project: Path, qwex: Qwex, docker_ready: Any
+    project: Path, qwex: Qwex, docker_ready: Any, real_network: str
 ) -> None:
+    # Outside the profile the project's network has a real interface (CI's default network
+    # has only lo, as `none` has): the profile's `network = "none"` is seen to take it away.
     (project / "qwex.toml").write_text(
+        f'[docker]\nnetwork = "{real_network}"\n'
         f'[profiles.box]\nbackend = "docker"\nimage = "{BUSYBOX}"\n'
         '[profiles.box.docker]\nnetwork = "none"\n'
     )
-    result = qwex("run", "-p", "box", "--", "sh", "-c", "ip -o link | wc -l")
-    assert (result.returncode, result.stdout.strip()) == (0, "1"), result.stderr
+    interfaces = ["--", "sh", "-c", "ls /sys/class/net"]
+    plain = qwex("run", *DOCKER, *interfaces)
+    assert (plain.returncode, plain.stdout.split()) == (0, ["eth0", "lo"]), plain.stderr
+    result = qwex("run", "-p", "box", *interfaces)
+    assert (result.returncode, result.stdout.split()) == (0, ["lo"]), result.stderr
     (project / "qwex.toml").write_text("[docker]\nnetwrk = 'none'\n")
     bad = qwex("run", *DOCKER, "--", "true")
     assert bad.returncode == 1
