@@ -109,7 +109,10 @@ def test_sigterm_right_after_submit_still_cancels(project: Path, qwex: Qwex) -> 
             os.write(write_end, b"f" * 4096)
     os.set_blocking(write_end, True)
     proc = subprocess.Popen(
-        [QWEX, "run", "--", "sh", "-c", TREE], stdout=subprocess.PIPE, stderr=write_end
+        [QWEX, "run", "--", "sh", "-c", TREE],
+        stdin=subprocess.DEVNULL,  # no "stdin is not forwarded" note before the submit
+        stdout=subprocess.PIPE,
+        stderr=write_end,
     )
     os.close(write_end)
     try:
