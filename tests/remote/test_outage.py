@@ -54,7 +54,9 @@ def test_a_following_client_rides_out_a_database_outage(
         pg.stop()
         api = server.client("alice")
         during = api.get("/jobs", params={"limit": 5})
-        time.sleep(3)  # a few seconds of outage: the client probes and follows meanwhile
+        # The outage lasts until the following client has seen it (it probes and follows
+        # meanwhile), then the database comes back.
+        _wait_for(err, "server degraded", client)
         pg.start()
         assert client.wait(timeout=60) == 3, err.read_text()
     finally:
