@@ -167,6 +167,34 @@ def cli_figures(project: Path, repeat: int) -> dict[str, float]:
     return alternated(samples, repeat)
 
 
+TRAPPING = "trap 'exit 143' TERM; echo started; while true; do sleep 0.1; done"
+"""A command that ends on SIGTERM by its own trap (as tests/docker's cancel test runs it)."""
+
+
+def cancel_latency(project: Path, repeat: int) -> float:
+    """Median seconds of `qwex cancel` on a running Docker run whose command ends at the
+    SIGTERM: from the command to the recorded end (the test only checks the order)."""
+    samples = []
+    for _ in range(repeat):
+        argv = [*qwex_argv("docker")[:-2], "-d", "--no-trunc", "--grace-period", "600"]
+        started = subprocess.run(
+            [*argv, "--", "sh", "-c", TRAPPING],
+            cwd=project,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        log = project / ".qwex" / "runs" / started.stdout.strip() / "stdout.log"
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text().startswith("started")):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{log} never said started")
+            time.sleep(0.01)
+        samples.append(timed([QWEX, "cancel", started.stdout.strip()], project))
+        wait_removed(project)
+    return statistics.median(samples)
+
+
 def phases_of(project: Path, backend: str) -> dict[str, float]:
     """Milliseconds from spawning one `qwex run` to each phase it reached, and the CLI's CPU
     milliseconds by then (as `cpu:PHASE`)."""
@@ -288,6 +316,7 @@ def main(repeat: int = 20) -> list[dict[str, Any]]:
         (project / "qwex.toml").write_text("")
         cli = cli_figures(project, repeat)
         phases = breakdown(project, max(5, repeat // 2))
+        cancel = cancel_latency(project, max(5, repeat // 4))
     out = throughput(agent, max(5, repeat // 4))
     load = (round(load_before, 1), round(os.getloadavg()[0], 1))
     plain, ours, local = cli["docker_plain"], cli["qwex_docker"], cli["qwex_local"]
@@ -339,6 +368,12 @@ def main(repeat: int = 20) -> list[dict[str, Any]]:
             else []
         ),
         {
+            "figure": "docker: `qwex cancel` of a command that ends at SIGTERM",
+            "value": round(cancel * 1000, 1),
+            "target": 3000,
+            "unit": "ms",
+        },
+        {
             "figure": "docker: 1 GiB stdout through the agent in the container, % of bare",
             "value": round(100 * out["bare"] / out["agent"], 1),
             "target": 70,
@@ -353,6 +388,7 @@ def main(repeat: int = 20) -> list[dict[str, Any]]:
         "agent_run_true_s": start["agent"],
         "agent_alone_run_true_s": start["agent_alone"],
         **{f"{name}_s": seconds for name, seconds in cli.items()},
+        "cancel_s": cancel,
         "bare_1gib_s": out["bare"],
         "agent_1gib_s": out["agent"],
     }

@@ -114,3 +114,52 @@ class Terminal:
             return False
         self.seen += data
         return bool(data) or False
+
+
+TREE = (
+    "sh -c 'sleep 300 >/dev/null 2>&1 & echo $! > grandchild.pid; wait' >/dev/null 2>&1 & "
+    "echo $! > child.pid; echo $$ > command.pid; echo ready; wait"
+)
+"""A command with a child and a grandchild (background jobs: a non-interactive shell starts
+them ignoring SIGINT, so Ctrl-C alone does not end them); each writes its pid to a file."""
+
+
+def tree_pids(project: Path) -> list[int]:
+    """The pids `TREE` wrote in `project`: the command, its child, its grandchild."""
+    return [pid_in(project / f"{name}.pid") for name in ("command", "child", "grandchild")]
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie is not: it has ended, it is only not reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def assert_gone(pids: list[int], timeout: float = 10) -> None:
+    """Every process of `pids` has ended (the kernel may take a moment to tear a killed one
+    down; a live one after `timeout` is a failure naming it)."""
+    import os
+    import signal
+
+    deadline = time.monotonic() + timeout
+    while left := [pid for pid in pids if alive(pid)]:
+        if time.monotonic() >= deadline:
+            for pid in left:  # the failure is reported; the machine is not left with them
+                os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"processes left behind: {left}")
+        time.sleep(0.05)
+
+
+def unavailable(message: str) -> None:
+    """Skip on a laptop, fail under CI (env `CI`, set by `.ci/run`, which runs as root on a
+    machine with bash and util-linux): a test must never silently not run there."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; under CI this is an error", pytrace=False)
+    pytest.skip(message)

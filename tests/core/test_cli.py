@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import QWEX, Qwex, pid_in, wait_status
+from cli_support import QWEX, TREE, Qwex, assert_gone, pid_in, tree_pids, wait_status
 
 
 def test_foreground_run_streams_output_and_exits_with_the_code(project: Path, qwex: Qwex) -> None:
@@ -92,19 +92,19 @@ def test_cancel_stops_the_process_tree(project: Path, qwex: Qwex) -> None:
     assert result.returncode == 0 and "cancelled" in result.stdout
     rec = wait_status(qwex, run_id, {"cancelled"})
     assert rec["reason"] == "cancelled by user"
-    time.sleep(0.2)
-    assert not _alive(child)
+    assert_gone([child])
 
 
 def test_ctrl_c_cancels_and_says_so(project: Path) -> None:
     proc = subprocess.Popen(
-        [QWEX, "run", "--", "sh", "-c", "echo ready; sleep 300"],
+        [QWEX, "run", "--", "sh", "-c", TREE],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
+    pids = tree_pids(project)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert "cancelling run" in err
@@ -113,6 +113,8 @@ def test_ctrl_c_cancels_and_says_so(project: Path) -> None:
         subprocess.run([QWEX, "list", "--json"], capture_output=True, text=True).stdout
     )
     assert runs[0]["status"] == "cancelled"
+    # The whole tree is gone, also the background jobs that SIGINT alone does not end.
+    assert_gone(pids)
 
 
 def test_sigkilled_cli_leaves_the_run_going(project: Path, qwex: Qwex) -> None:
@@ -141,8 +143,7 @@ def test_a_killed_agent_is_reported_lost(project: Path, qwex: Qwex) -> None:
     os.kill(rec["agent_pid"], signal.SIGKILL)
     rec = wait_status(qwex, run_id, {"lost"})
     assert "agent" in rec["reason"] and "command was stopped" in rec["reason"]
-    time.sleep(0.2)
-    assert not _alive(command_pid)
+    assert_gone([command_pid])
 
 
 def test_errors_are_one_line_without_traceback(project: Path, qwex: Qwex) -> None:
@@ -215,14 +216,6 @@ def test_many_runs_started_at_once(project: Path) -> None:
     assert outputs == list(range(12))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
 @pytest.mark.parametrize(
     "args", [["--help"], ["run", "--help"], ["list", "--help"], ["logs", "--help"]]
 )
@@ -257,8 +250,7 @@ def test_cancel_asked_but_agent_killed_ends_cancelled(project: Path, qwex: Qwex)
     os.kill(rec["agent_pid"], signal.SIGKILL)
     rec = wait_status(qwex, run_id, {"cancelled", "lost"})
     assert rec["status"] == "cancelled" and rec["reason"].startswith("cancelled by user")
-    time.sleep(0.2)
-    assert not _alive(command_pid)
+    assert_gone([command_pid])
 
 
 def test_command_starts_in_the_subdirectory_it_was_run_from(project: Path, qwex: Qwex) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
-from cli_support import Qwex, wait_status
+from cli_support import TREE, Qwex, alive, assert_gone, tree_pids, wait_status
 
 
 def _ids(qwex: Qwex) -> list[str]:
@@ -48,19 +47,18 @@ def test_list_quiet_prints_ids_only(project: Path, qwex: Qwex) -> None:
 
 
 def test_rm_force_kills_at_once(project: Path, qwex: Qwex) -> None:
-    script = "trap '' TERM INT; touch ready; sleep 120"
-    started = qwex("run", "-d", "--grace-period", "60", "--", "sh", "-c", script, check=True)
+    # The whole tree ignores SIGINT and SIGTERM and the grace period is longer than `rm -f`
+    # waits (KILL_WAIT): only an immediate SIGKILL of every process lets it succeed.
+    script = "trap '' TERM INT; " + TREE
+    started = qwex("run", "-d", "--grace-period", "600", "--", "sh", "-c", script, check=True)
     run_id = started.stdout.strip()
-    deadline = time.monotonic() + 20
-    while not (project / "ready").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    begun = time.monotonic()
+    pids = tree_pids(project)
+    assert all(alive(pid) for pid in pids)
     removed = qwex("rm", "-f", run_id, timeout=90)
-    took = time.monotonic() - begun
     assert removed.returncode == 0, removed.stderr
-    assert took < 15, f"rm -f took {took:.1f}s: it waited for the grace period"
+    assert removed.stdout.strip() == run_id
     assert _ids(qwex) == []
+    assert_gone(pids)  # nothing left behind: the command, its child, its grandchild
 
 
 def test_rm_of_several_removes_what_it_can_and_reports_the_rest(project: Path, qwex: Qwex) -> None:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cli_support import assert_gone, wait_status
+
 Qwex = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -35,9 +37,11 @@ def test_rm_deletes_ended_runs_and_refuses_live_ones_unless_forced(
     assert _ids(qwex) == [live]
     assert not (project / ".qwex" / "names" / "done").exists()
 
+    pid = wait_status(qwex, live, {"running"})["pid"]
     forced = qwex("rm", "-f", "slow", check=True)
     assert forced.stdout.strip() == live[-12:]
     assert not runs.joinpath(live).exists() and _ids(qwex) == []
+    assert_gone([pid])  # killed, not only forgotten
     # The names are free again.
     qwex("run", "--name", "done", "--", "true", check=True)
     assert qwex("rm", "nothing-here").returncode == 1

@@ -50,15 +50,16 @@ def test_logs_into_a_closed_pipe_exit_quietly(project: Path, qwex: Qwex) -> None
 
 
 def test_list_into_a_closed_pipe_exits_quietly(project: Path, qwex: Qwex) -> None:
+    # Records large enough that `list --json` writes far more than a pipe holds (64 KiB): the
+    # reader going away after one line really breaks the pipe under qwex's writes.
+    words = ["x" * 1000] * 100
     for _ in range(3):
-        qwex("run", "-d", "true", check=True)
-    proc = subprocess.run(
-        ["sh", "-c", f"{QWEX} list --json | head -c 1 >/dev/null; exit 0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "error" not in proc.stderr, proc.stderr
+        qwex("run", "-d", "--", "true", *words, check=True)
+    assert len(qwex("list", "--json", check=True).stdout) > 4 * 65536
+    line, code, err = head_1("list", "--json")
+    assert line == "[\n"
+    assert (code, err) == (PIPE_CLOSED, ""), f"qwex list --json: {code} {err}"
+    assert "error" not in err.lower() and "traceback" not in err.lower()
 
 
 def test_run_json_prints_one_document_and_the_output_on_stderr(project: Path, qwex: Qwex) -> None:
@@ -109,5 +110,17 @@ def test_logs_follow_ends_with_one_status_line(project: Path, qwex: Qwex) -> Non
 def test_run_help_says_stdin_is_not_forwarded(project: Path, qwex: Qwex) -> None:
     help_text = " ".join(qwex("run", "--help", check=True).stdout.split())
     assert "Stdin is not forwarded" in help_text
-    result = qwex("run", "--", "sh", "-c", "cat; echo end", cwd=project)
-    assert result.stdout == "end\n"
+    # Real input on qwex's stdin (pytest's own stdin is /dev/null, where `cat` ends anyway).
+    result = subprocess.run(
+        [QWEX, "run", "--", "sh", "-c", "cat; echo end"],
+        input="piped-in secret\n",
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "end\n", "the command read what was piped into qwex"
+    assert "stdin is not forwarded" in result.stderr
+    run_id = json.loads(qwex("list", "--json", check=True).stdout)[0]["id"]
+    assert "piped-in" not in qwex("logs", run_id, check=True).stdout

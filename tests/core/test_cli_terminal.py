@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_support import Terminal
+from cli_support import Terminal, unavailable
 
 QWEX = str(Path(sys.executable).parent / "qwex")
 Qwex = Callable[..., subprocess.CompletedProcess[str]]
@@ -190,8 +190,9 @@ def test_completion_prints_the_shell_script(project: Path, qwex: Qwex, shell: st
     assert "_QWEX_COMPLETE" in result.stdout and f"{shell}_complete" in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash here")
 def test_completion_script_installs_in_bash(project: Path) -> None:
+    if shutil.which("bash") is None:
+        unavailable("no bash here")
     result = subprocess.run(
         ["bash", "-c", f'eval "$("{QWEX}" completion bash)" && complete -p qwex'],
         capture_output=True,

@@ -30,28 +30,43 @@ def write_pyproject(project: Path, body: str) -> Path:
 def test_precedence_user_project_profile_env_flags(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Each key is set in every layer up to the one that must win it, so each layer is seen
+    # to override the one below: ignoring any layer changes a value or its source.
     user = tmp_path / "xdg" / "qwex" / "config.toml"
     user.parent.mkdir(parents=True)
-    user.write_text('image = "from-user"\ngrace_period = 1\n[env]\nA = "user"\nB = "user"\n')
-    write_pyproject(
+    user.write_text(
+        'image = "user"\ngrace_period = 1\n[resources]\ncpu = 1\n'
+        '[env]\nA = "user"\nB = "user"\nC = "user"\n'
+    )
+    pyproject = write_pyproject(
         project,
-        '[tool.qwex]\nimage = "from-pyproject"\n[tool.qwex.env]\nB = "project"\n'
-        '[tool.qwex.profiles.gpu]\nbackend = "local"\ngrace_period = 7\n[tool.qwex.profiles.gpu.resources]\ngpu = 1\n',
+        '[tool.qwex]\nimage = "pyproject"\ngrace_period = 2\n[tool.qwex.resources]\ncpu = 2\n'
+        '[tool.qwex.env]\nA = "pyproject"\nB = "pyproject"\n'
+        '[tool.qwex.profiles.gpu]\nimage = "profile"\ngrace_period = 7\n'
+        "[tool.qwex.profiles.gpu.resources]\ncpu = 7\ngpu = 1\n",
     )
-    (project / "qwex.toml").write_text("[resources]\ncpu = 2\n")
-    monkeypatch.setenv("QWEX_RESOURCES_CPU", "4")
-    cfg = load_config(project, {}, profile="gpu", flags={("image",): ("from-flag", "--image")})
-    assert cfg.core.image == "from-flag" and cfg.source_of(("image",)) == "--image"
-    assert cfg.core.env == {"A": "user", "B": "project"}
-    assert cfg.source_of(("env", "A")) == str(user)
-    assert cfg.core.grace_period == 7 and cfg.source_of(("grace_period",)).startswith(
-        "profile 'gpu'"
+    qwex_toml = project / "qwex.toml"
+    qwex_toml.write_text(
+        'image = "qwex.toml"\ngrace_period = 3\n[resources]\ncpu = 3\n[env]\nA = "qwex.toml"\n'
     )
-    assert cfg.core.resources.gpu == 1
-    assert (
-        cfg.core.resources.cpu == 4
-        and cfg.source_of(("resources", "cpu")) == "environment (QWEX_*)"
-    )
+    monkeypatch.setenv("QWEX_IMAGE", "env")
+    monkeypatch.setenv("QWEX_GRACE_PERIOD", "9")
+    cfg = load_config(project, {}, profile="gpu", flags={("image",): ("flag", "--image")})
+
+    def value_and_source(*key: str) -> tuple[object, str]:
+        value: object = cfg.core
+        for part in key:
+            value = value[part] if isinstance(value, dict) else getattr(value, part)
+        return value, cfg.source_of(key)
+
+    profile = f"profile 'gpu' ({pyproject} [tool.qwex])"
+    assert value_and_source("env", "C") == ("user", str(user))
+    assert value_and_source("env", "B") == ("pyproject", f"{pyproject} [tool.qwex]")
+    assert value_and_source("env", "A") == ("qwex.toml", str(qwex_toml))
+    assert value_and_source("resources", "cpu") == (7, profile)
+    assert value_and_source("resources", "gpu") == (1, profile)
+    assert value_and_source("grace_period") == (9, "environment (QWEX_*)")
+    assert value_and_source("image") == ("flag", "--image")
 
 
 def test_plugin_section_is_validated_by_its_model(

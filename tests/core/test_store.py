@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qwex_core.agent.record import read_record, write_record
@@ -14,28 +15,39 @@ from qwex_core.ids import uuid7
 from qwex_core.models import JobSpec
 from qwex_core.store import RunStore
 
+WRITES, ROUND = 3000, 100
 
-def _writer(run_dir: str, stop_at: float) -> None:
-    i = 0
-    while time.monotonic() < stop_at:
+
+def _writer(run_dir: str, seen: Any) -> None:
+    """Rewrite the record WRITES times; after each ROUND of writes, wait until the reader has
+    read one of that round, so that reads and writes interleave however the machine is
+    loaded."""
+    for i in range(WRITES):
         write_record(Path(run_dir), {"id": "x", "n": i, "pad": "y" * (i % 5000)})
-        i += 1
+        if i % ROUND == ROUND - 1:
+            while seen.value < i - ROUND + 1:
+                time.sleep(0.001)
 
 
 def test_readers_never_see_a_half_written_record(tmp_path: Path) -> None:
     write_record(tmp_path, {"id": "x", "n": -1})
-    stop_at = time.monotonic() + 1.0
-    writer = multiprocessing.get_context("fork").Process(
-        target=_writer, args=(str(tmp_path), stop_at)
-    )
+    context = multiprocessing.get_context("fork")
+    seen = context.Value("i", -1)
+    writer = context.Process(target=_writer, args=(str(tmp_path), seen), daemon=True)
     writer.start()
-    reads = 0
-    while time.monotonic() < stop_at:
-        data = read_record(tmp_path)  # raises on a torn file
-        assert data is not None and data["id"] == "x"
-        reads += 1
-    writer.join()
-    assert writer.exitcode == 0 and reads > 100
+    numbers = set()
+    try:
+        while writer.is_alive():
+            data = read_record(tmp_path)  # raises on a torn file
+            assert data is not None and data["id"] == "x"
+            assert data.get("pad", "") == "y" * (max(data["n"], 0) % 5000)
+            numbers.add(data["n"])
+            seen.value = max(seen.value, data["n"])
+    finally:
+        writer.kill()  # a failed read leaves it waiting for the reader
+        writer.join()
+    assert writer.exitcode == 0
+    assert len(numbers) >= WRITES // ROUND  # a read within every round of writes
     assert not list(tmp_path.glob(".run.json.*.tmp"))
 
 

@@ -71,7 +71,9 @@ def no_container_left_behind(
 
     try:
         api = connect(None, 30)
-    except DaemonUnavailable:
+        api.ping()
+    except DaemonUnavailable as exc:  # nothing can be checked: never a silent pass under CI
+        unavailable(f"cannot check for containers left behind: no Docker daemon: {exc}")
         return
     tmp_root = str(tmp_path_factory.getbasetemp())
 
@@ -89,6 +91,28 @@ def no_container_left_behind(
         with contextlib.suppress(Exception):
             api.remove_container(container["Id"], force=True, v=True)
     assert not left, f"containers left behind by the tests: {[c['Names'] for c in left]}"
+
+
+@pytest.fixture(scope="session")
+def real_network(docker_api: Any) -> Iterator[str]:
+    """A Docker network whose containers get a real interface (`eth0`) besides `lo`.
+
+    CI's daemon runs with `--bridge=none`, so a container on the default network has only `lo`,
+    just as with `network = "none"`: a test of that setting compares against this one."""
+    import os
+
+    from docker.errors import APIError
+
+    name = f"qwex-test-net-{os.getpid()}"
+    try:
+        docker_api.create_network(name, driver="bridge")
+    except APIError as exc:
+        unavailable(f"cannot create the bridge network {name}: {exc}")
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(APIError):
+            docker_api.remove_network(name)
 
 
 @pytest.fixture

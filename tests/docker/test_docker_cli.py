@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,7 +95,7 @@ def test_cancel_from_another_shell(
         "--no-trunc",
         *DOCKER,
         "--grace-period",
-        "3",
+        "600",
         "--",
         "sh",
         "-c",
@@ -107,12 +106,13 @@ def test_cancel_from_another_shell(
         lambda: "started" in (project / ".qwex" / "runs" / run_id / "stdout.log").read_text(),
         what="the command to start",
     )
-    begun = time.monotonic()
+    # The grace period outlasts the test: the run can only end by the command's own trap,
+    # so the SIGTERM reached it and its exit (143, no SIGKILL) is what the record shows.
     result = qwex("cancel", run_id, check=True)
-    assert time.monotonic() - begun < 3, "the trap ends the command well before the grace period"
     assert result.stdout.split()[:2] == [run_id[-12:], "cancelled"]
     record = read_record(project, run_id)
     assert record["reason"] == "cancelled by user"
+    assert (record["exit_code"], record.get("signal")) == (143, None), record
     assert (project / ".qwex" / "runs" / run_id / "stdout.log").read_text() == "started\ngot TERM\n"
     wait_gone(docker_api, run_id)
 
@@ -235,14 +235,20 @@ def test_a_run_that_ends_unwatched_leaves_no_container(
 
 
 def test_backend_image_and_docker_settings_from_a_profile(
-    project: Path, qwex: Qwex, docker_ready: Any
+    project: Path, qwex: Qwex, docker_ready: Any, real_network: str
 ) -> None:
+    # Outside the profile the project's network has a real interface (CI's default network
+    # has only lo, as `none` has): the profile's `network = "none"` is seen to take it away.
     (project / "qwex.toml").write_text(
+        f'[docker]\nnetwork = "{real_network}"\n'
         f'[profiles.box]\nbackend = "docker"\nimage = "{BUSYBOX}"\n'
         '[profiles.box.docker]\nnetwork = "none"\n'
     )
-    result = qwex("run", "-p", "box", "--", "sh", "-c", "ip -o link | wc -l")
-    assert (result.returncode, result.stdout.strip()) == (0, "1"), result.stderr
+    interfaces = ["--", "sh", "-c", "ls /sys/class/net"]
+    plain = qwex("run", *DOCKER, *interfaces)
+    assert (plain.returncode, plain.stdout.split()) == (0, ["eth0", "lo"]), plain.stderr
+    result = qwex("run", "-p", "box", *interfaces)
+    assert (result.returncode, result.stdout.split()) == (0, ["lo"]), result.stderr
     (project / "qwex.toml").write_text("[docker]\nnetwrk = 'none'\n")
     bad = qwex("run", *DOCKER, "--", "true")
     assert bad.returncode == 1

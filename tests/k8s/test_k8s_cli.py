@@ -329,16 +329,20 @@ def test_logs_follow_resumes_without_duplicates(
         "--",
         "sh",
         "-c",
-        "i=0; while [ $i -lt 40 ]; do echo line $i; i=$((i+1)); sleep 0.1; done",
+        "i=0; while [ $i -lt 40 ]; do echo line $i; i=$((i+1)); sleep 0.25; done",
     )
     wait_status(qwex, run_id, {"running"})
     qwex_bin = str(Path(sys.executable).parent / "qwex")
     first = subprocess.Popen(
         [qwex_bin, "logs", "-f", run_id], stdout=subprocess.PIPE, text=True, env=os.environ
     )
-    time.sleep(1.5)
+    assert first.stdout is not None
+    # Killed once it has streamed its first line, while the run is still writing: the
+    # second follower then really resumes a stream another one was cut off in.
+    assert first.stdout.readline() == "line 0\n"
     first.send_signal(signal.SIGKILL)
     first.wait()
+    assert record(qwex, run_id)["status"] == "running", "the run ended before the follower died"
     second = qwex("logs", "-f", run_id, timeout=120)
     assert second.returncode == 0, second.stderr
     assert second.stdout == "".join(f"line {i}\n" for i in range(40))

@@ -186,3 +186,17 @@ def team_server(root: Path) -> Iterator[Server]:
     assert srv.stop() in (0, -signal.SIGTERM)
     log = srv.log_path.read_text()
     assert not [name for name, secret in srv.tokens.items() if secret in log]
+
+
+def wait_logged(server: Server, text: str, timeout: float = 60) -> None:
+    """Wait until the server's log holds `text` (a restarted server re-attaching a job)."""
+    deadline = time.monotonic() + timeout
+    while text not in (server.log_path.read_text() if server.log_path.exists() else ""):
+        assert time.monotonic() < deadline, f"the server never logged {text!r}"
+        time.sleep(0.05)
+
+
+def gate_command(gate: str, before: str, after: str) -> list[str]:
+    """A command that prints `before`, waits until the file `gate` exists, prints `after`:
+    it is still running for as long as the test wants (a server restart, say)."""
+    return ["sh", "-c", f"echo {before}; until [ -e {gate} ]; do sleep 0.05; done; echo {after}"]

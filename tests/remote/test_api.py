@@ -350,7 +350,7 @@ def test_a_revoked_token_gets_401(server: Server) -> None:
 
 @pytest.mark.docker
 def test_a_docker_job_runs_in_its_snapshot_with_nothing_of_the_server_mounted(
-    alice: httpx.Client, docker_ready: None, tmp_path: Path
+    server: Server, alice: httpx.Client, docker_ready: None, tmp_path: Path
 ) -> None:
     from qwex_core.snapshot import make_snapshot
 
@@ -358,10 +358,18 @@ def test_a_docker_job_runs_in_its_snapshot_with_nothing_of_the_server_mounted(
     (tmp_path / "code" / "hello.sh").write_text("echo hello from $(pwd)\n")
     snap = make_snapshot(tmp_path / "code", limit=1 << 20)
     alice.put(f"/snapshots/{snap.sha256}", content=snap.data)
+    # The server's own places, none of which the container may see.
+    server_paths = [server.data_dir, server.project, server.data_dir / "server.db"]
+    script = (
+        "sh hello.sh; echo ---; ls -A /workspace; echo ---; ls -A /workspace/.qwex/runs; "
+        "echo ---; for p in " + " ".join(str(p) for p in server_paths) + "; do "
+        'test -e "$p" && echo "visible: $p"; done; echo ---; '
+        "awk '$5 == \"/workspace\" {print $4}' /proc/self/mountinfo"
+    )
     job = submit(
         alice,
         "docker-1",
-        ["sh", "-c", "sh hello.sh; ls /host 2>&1 | head -1"],
+        ["sh", "-c", script],
         backend="docker",
         image="qwex-test/busybox",
         snapshot=snap.sha256,
@@ -369,8 +377,14 @@ def test_a_docker_job_runs_in_its_snapshot_with_nothing_of_the_server_mounted(
     done = wait_final(alice, job["id"], timeout=120)
     out = alice.get(f"/jobs/{job['id']}/logs").json()["data"]
     assert done["status"] == "succeeded", (done, out)
-    assert out.splitlines()[0] == "hello from /workspace"
-    assert "No such file or directory" in out.splitlines()[1]
+    hello, workspace, runs, visible, root = (part.split() for part in out.split("---\n"))
+    assert hello == ["hello", "from", "/workspace"]
+    # /workspace is the snapshot and the job's own run store, nothing else of the server's
+    # (no other job, no database, no server configuration): the job's folder and no other.
+    assert workspace == [".qwex", "hello.sh"], out
+    assert len(runs) == 1, out
+    assert visible == [], out
+    assert [r.endswith(f"/jobs/{job['id']}") for r in root] == [True], out
 
 
 @pytest.mark.docker

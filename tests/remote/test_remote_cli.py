@@ -15,7 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_support import QWEX, Server, clean_env, make_server, qwex_cli, team_server, wait_final
+from server_support import (
+    QWEX,
+    Server,
+    clean_env,
+    gate_command,
+    make_server,
+    qwex_cli,
+    team_server,
+    wait_final,
+    wait_logged,
+)
 
 DOCKER_CONFIG = """\
 [server]
@@ -267,9 +277,9 @@ def test_a_server_restart_in_the_middle_of_a_docker_run(tmp_path: Path, docker_r
     alice = server.add_token("alice")
     server.start()
     project = laptop(tmp_path, f"http://127.0.0.1:{server.port}")
-    command = "echo one; sleep 4; echo two"
+    command = gate_command("/workspace/go", "one", "two")  # runs until the test releases it
     proc = subprocess.Popen(
-        [QWEX, "run", "-b", "remote", "--image", "qwex-test/busybox", "--", "sh", "-c", command],
+        [QWEX, "run", "-b", "remote", "--image", "qwex-test/busybox", "--", *command],
         cwd=project,
         env={**clean_env(project), "QWEX_REMOTE_TOKEN": alice},
         stdout=subprocess.PIPE,
@@ -279,10 +289,19 @@ def test_a_server_restart_in_the_middle_of_a_docker_run(tmp_path: Path, docker_r
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "one\n"
+        [job_dir] = (server.data_dir / "jobs").iterdir()
         server.stop()
         server.start()
+        # The job outlived the server and was taken back running; the CLI still follows it.
+        wait_logged(server, f"job {job_dir.name}: re-attached")
+        with server.client("alice") as api:
+            assert api.get(f"/jobs/{job_dir.name}").json()["status"] == "running"
+        assert proc.poll() is None, "qwex run gave up while the server was down"
+        (job_dir / "go").touch()
         out, err = proc.communicate(timeout=90)
     finally:
+        for folder in (server.data_dir / "jobs").iterdir():  # on a failure too: the job ends
+            (folder / "go").touch()
         if proc.poll() is None:
             proc.kill()
         server.stop()

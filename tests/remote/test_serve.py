@@ -12,7 +12,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from server_support import Server, make_server, submit, wait_final, wait_status
+from server_support import (
+    Server,
+    gate_command,
+    make_server,
+    submit,
+    wait_final,
+    wait_logged,
+    wait_status,
+)
 
 
 @pytest.fixture
@@ -108,8 +116,9 @@ def test_the_server_on_postgresql(tmp_path: Path, postgres_db: str) -> None:
 def test_a_restart_reattaches_running_jobs_and_marks_vanished_ones_lost(server: Server) -> None:
     server.add_token("alice")
     server.start()
+    gate = server.data_dir.parent / "go"  # the job goes on running until the test makes it
     with server.client("alice") as alice:
-        goes_on = submit(alice, "r-1", ["sh", "-c", "echo a; sleep 3; echo b"])
+        goes_on = submit(alice, "r-1", gate_command(str(gate), "a", "b"))
         killed = submit(alice, "r-2", ["sh", "-c", "echo ready; sleep 60"])
         to_cancel = submit(alice, "r-3", ["sleep", "60"])
         for job in (goes_on, killed, to_cancel):
@@ -138,6 +147,10 @@ def test_a_restart_reattaches_running_jobs_and_marks_vanished_ones_lost(server: 
     server.start()
     try:
         with server.client("alice") as alice:
+            # The job is still running when the restarted server takes it back.
+            wait_logged(server, f"job {goes_on['id']}: re-attached")
+            assert alice.get(f"/jobs/{goes_on['id']}").json()["status"] == "running"
+            gate.touch()
             done = wait_final(alice, goes_on["id"])
             assert (done["status"], done["exit_code"]) == ("succeeded", 0)
             assert alice.get(f"/jobs/{goes_on['id']}/logs").json()["data"] == "a\nb\n"
@@ -146,6 +159,7 @@ def test_a_restart_reattaches_running_jobs_and_marks_vanished_ones_lost(server: 
             cancelled = wait_final(alice, to_cancel["id"])
             assert (cancelled["status"], cancelled["reason"]) == ("cancelled", "cancelled by alice")
     finally:
+        gate.touch()  # on a failure too: the job ends
         server.stop()
 
 
@@ -188,7 +202,8 @@ def test_a_restart_in_the_middle_of_a_docker_run_reattaches_it(
     server.start()
     spec = {"backend": "docker", "image": "qwex-test/busybox"}
     with server.client("alice") as alice:
-        job = submit(alice, "d-1", ["sh", "-c", "echo a; sleep 4; echo b"], **spec)
+        # The job's folder is /workspace in the container: the test releases it from there.
+        job = submit(alice, "d-1", gate_command("/workspace/go", "a", "b"), **spec)
         wait_status(alice, job["id"], "running", timeout=60)
         doomed = submit(alice, "d-2", ["sleep", "60"], **spec)
         wait_status(alice, doomed["id"], "running", timeout=60)
@@ -196,6 +211,10 @@ def test_a_restart_in_the_middle_of_a_docker_run_reattaches_it(
     server.start()
     try:
         with server.client("alice") as alice:
+            # Still running when the restarted server takes it back; then it ends.
+            wait_logged(server, f"job {job['id']}: re-attached")
+            assert alice.get(f"/jobs/{job['id']}").json()["status"] == "running"
+            (server.data_dir / "jobs" / job["id"] / "go").touch()
             done = wait_final(alice, job["id"], timeout=60)  # not lost: found again and followed
             assert (done["status"], done["exit_code"]) == ("succeeded", 0)
             assert alice.get(f"/jobs/{job['id']}/logs").json()["data"] == "a\nb\n"
@@ -203,4 +222,5 @@ def test_a_restart_in_the_middle_of_a_docker_run_reattaches_it(
             cancelled = wait_final(alice, doomed["id"], timeout=60)
             assert (cancelled["status"], cancelled["reason"]) == ("cancelled", "cancelled by alice")
     finally:
+        (server.data_dir / "jobs" / job["id"] / "go").touch()  # on a failure too: it ends
         server.stop()

@@ -17,7 +17,26 @@ if TYPE_CHECKING:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    write_out(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_out(text: str) -> None:
+    """All of `text` on stdout, or `BrokenPipeError` (exit code 141) if its reader left.
+
+    A write larger than a pipe holds that the reader leaves in the middle of returns short,
+    and Python's text layer drops the rest without an error: `qwex list --json | head -c 1`
+    would exit 0. Writing the rest ourselves meets the closed pipe and raises."""
+    stream = sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        stream.write(text)
+        stream.flush()
+        return
+    stream.flush()
+    data = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
+    while data:
+        data = data[buffer.write(data) :]
+    buffer.flush()
 
 
 PIPE_CLOSED = 141
@@ -108,4 +127,4 @@ def table(
 
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(cell(i, c) for i, c in enumerate(r)).rstrip() for r in rows]
-    sys.stdout.write("\n".join(lines) + "\n")
+    write_out("\n".join(lines) + "\n")

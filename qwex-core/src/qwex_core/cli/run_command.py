@@ -300,14 +300,22 @@ def run(
     if not detach:
         # SIGTERM cancels a foreground run, as Ctrl-C does; with -d it stops nothing.
         signal.signal(signal.SIGTERM, _raise_terminated)
-    run_, caught = _submit_deferring_ctrl_c(service, spec)
-    terminated = signal.SIGTERM in caught
-    if caught:
-        note(f"cancelling run {short_id(run_.id)}" + (" (received SIGTERM)" if terminated else ""))
-        service.cancel(run_, interrupt=not terminated)
-        if detach:
-            raise click.exceptions.Exit(TERMINATED if terminated else INTERRUPTED)
+    held = HeldSignals()
+    try:
+        run_ = service.submit(spec)
+    except BaseException:
+        held.restore()
+        raise
     if detach:
+        held.restore()
+        if held.caught:
+            terminated = signal.SIGTERM in held.caught
+            note(
+                f"cancelling run {short_id(run_.id)}"
+                + (" (received SIGTERM)" if terminated else "")
+            )
+            service.cancel(run_, interrupt=not terminated)
+            raise click.exceptions.Exit(TERMINATED if terminated else INTERRUPTED)
         if as_json:
             emit_json(run_json(service.store.load(run_.id)))
         else:
@@ -319,6 +327,7 @@ def run(
             f"`qwex logs -f {short_id(run_.id)}` re-attaches"
         )
     streams = () if quiet else ("stdout", "stderr")
+    caught: set[int] = set()
     final = follow_run(
         service,
         run_,
@@ -326,6 +335,7 @@ def run(
         stdout_to_stderr=as_json,
         signals=caught,
         phase=not quiet,
+        held=held,
     )
     terminated = signal.SIGTERM in caught
     if as_json:
@@ -391,21 +401,35 @@ def _raise_terminated(_signum: int, _frame: object) -> None:
     raise Terminated
 
 
-def _submit_deferring_ctrl_c(service: RunService, spec: JobSpec) -> tuple[Run, set[int]]:
-    """Submit with Ctrl-C and SIGTERM held back until the run has started, so that an early
-    signal cancels a run that exists instead of cutting its start in half. Returns the run
-    and the signals that arrived meanwhile."""
-    caught: set[int] = set()
-    previous = {
-        signum: signal.signal(signum, lambda signum, _frame: caught.add(signum))
-        for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        run = service.submit(spec)
-    finally:
-        for signum, handler in previous.items():
+class HeldSignals:
+    """Ctrl-C and SIGTERM held back from the moment a run is submitted until the CLI acts on
+    them: a signal during the start cancels a run that exists instead of cutting its start in
+    half, and one landing after the start but before the CLI follows the run (while it prints
+    its first line, say) cannot end the CLI with nobody left to cancel the run."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.caught: list[int] = []
+        self._previous = {signum: signal.signal(signum, self._hold) for signum in self.SIGNALS}
+
+    def _hold(self, signum: int, _frame: object) -> None:
+        self.caught.append(signum)
+
+    def restore(self) -> None:
+        """The handlers as they were before (the held signals stay in `caught`)."""
+        for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-    return run, caught
+
+    def release(self) -> None:
+        """Restore the handlers, then raise a held signal as its handler would have: SIGTERM
+        (`Terminated`, from the foreground run's handler) before Ctrl-C (`KeyboardInterrupt`).
+        One arriving meanwhile raises by itself."""
+        self.restore()
+        if signal.SIGTERM in self.caught:
+            signal.raise_signal(signal.SIGTERM)
+        elif signal.SIGINT in self.caught:
+            signal.raise_signal(signal.SIGINT)
 
 
 def exit_code(run: Run) -> int:
@@ -426,6 +450,7 @@ def follow_run(
     stdout_to_stderr: bool = False,
     signals: set[int] | None = None,
     phase: bool = True,
+    held: HeldSignals | None = None,
 ) -> Run:
     """Print the run's output until it is final (stdout to stdout, or to stderr with
     `stdout_to_stderr`; stderr to stderr). Ctrl-C cancels it (twice: kills it), or with
@@ -433,7 +458,8 @@ def follow_run(
     `Terminated`) cancels it like Ctrl-C and is added to `signals`. A closed output pipe
     stops following and raises `BrokenPipeError`; the run goes on. With `phase`, a terminal's
     stderr shows what the run waits for until it is running (see `PhaseLine`). `tail`,
-    `since` and `timestamps` are those of `qwex logs`."""
+    `since` and `timestamps` are those of `qwex logs`. `held`: the signals held back since
+    the submit, released (and acted on) once following has begun."""
     from qwex_core.cli.terminal import PhaseLine
     from qwex_core.follow import follow
     from qwex_core.logtimes import Stamper
@@ -451,6 +477,9 @@ def follow_run(
     interrupts = 0
     while True:
         try:
+            if held is not None:
+                releasing, held = held, None
+                releasing.release()
             for item in follow(
                 service,
                 run.id,
