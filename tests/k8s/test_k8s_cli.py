@@ -711,3 +711,30 @@ def test_logs_keep_the_kubelets_order_and_times(k8s_project: Path, qwex: Qwex) -
     rec = record(qwex, run_id)
     assert rec["started_at"][:10] == stamps[0][:10]
     assert qwex("logs", "--since", stamps[2], run_id, check=True).stdout == "3\n4\n"
+
+
+def test_listing_many_live_runs_costs_one_request_per_kind(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """`qwex list` brings every live run up to date from one list of Jobs, one of pods and
+    one of Workloads in the namespace, not three requests per run: its requests do not
+    grow with the number of live runs."""
+    ids = [started(qwex, "--", "sleep", "120") for _ in range(4)]
+    try:
+        for run_id in ids:
+            wait_status(qwex, run_id, {"running"})
+
+        def requests() -> list[str]:
+            result = qwex("list", "--json", env={"QWEX_K8S_TRACE": "1"}, check=True)
+            assert {r["id"] for r in json.loads(result.stdout)} >= set(ids)
+            return [line for line in result.stderr.splitlines() if line.startswith("qwex-k8s: ")]
+
+        four = requests()
+        ids += [started(qwex, "--", "sleep", "120") for _ in range(4)]
+        for run_id in ids[4:]:
+            wait_status(qwex, run_id, {"running"})
+        eight = requests()
+        assert len(eight) == len(four) <= 4, "\n".join(eight)
+    finally:
+        for run_id in ids:
+            qwex("cancel", run_id, timeout=60)

@@ -166,6 +166,7 @@ class RunService:
 
         wanted = {str(s) for s in statuses} if statuses is not None else None
         count = 0
+        prefetched: set[str] = set()
         for record in self.store.iter_records(backends=backends, unreadable=unreadable):
             status = record.get("status")
             if status != UNREADABLE and status not in FINAL_STATUSES:
@@ -182,6 +183,9 @@ class RunService:
                     problem = exc.errors()[0]["msg"] if exc.errors() else "invalid"
                     record = unreadable_record(str(record.get("id")), f"{path}: {problem}")
                 else:
+                    if run.backend not in prefetched:  # many live runs: one look for all
+                        prefetched.add(run.backend)
+                        self._prefetch(run.backend)
                     try:
                         record = self.refresh(run).model_dump(mode="json")
                     except BackendError as exc:
@@ -198,6 +202,17 @@ class RunService:
             count += 1
             if limit is not None and count >= limit:
                 return
+
+    def _prefetch(self, backend: str) -> None:
+        try:
+            runner = self.runner(backend)
+        except BackendError:
+            return
+        try:
+            with self.guard(backend, "prefetch"):
+                runner.prefetch()
+        except BackendError as exc:  # each run is then looked at on its own
+            self.host.warn(str(exc))
 
     def _notified(self, run_id: str) -> bool:
         return (self.store.run_dir(run_id) / NOTIFIED_FILE).exists()

@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,23 @@ START_GRACE = 10.0
 """Seconds a run may have no Job and no starter before it is known never to get one."""
 
 
+LISTING_FRESH = 5.0
+"""Seconds the Jobs, pods and Workloads of a `prefetch` stand for the probes that follow."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What one `prefetch` found in a namespace."""
+
+    at: float
+    namespace: str
+    jobs: dict[str, Any]
+    pods: dict[str, list[Any]]
+    """Pods by run id."""
+    workloads: dict[str, dict[str, Any]]
+    """Kueue Workloads by the uid of their Job."""
+
+
 class KubernetesRunner(Runner):
     """Runs each job as a Kubernetes Job of `spec.container.image`."""
 
@@ -75,6 +93,7 @@ class KubernetesRunner(Runner):
         self._followers: dict[str, tuple[str, threading.Thread, threading.Event]] = {}
         self._last_probe: dict[str, float] = {}
         self._positions: QueuePositions | None = None
+        self._listed: Listing | None = None
         self._pods: dict[str, list[Any]] = {}
         """The pods of each run as the last look saw them (released once its end is kept)."""
         self._snapshot: tuple[int, Snapshot] | None = None
@@ -352,9 +371,69 @@ class KubernetesRunner(Runner):
             return watch.snapshot()
         return self._read(run)
 
+    def prefetch(self) -> None:
+        """One list each of qwex's Jobs, pods and Kueue Workloads in the namespace, for the
+        probes of a listing: its requests do not grow with the number of live runs."""
+        from kubernetes.client.exceptions import ApiException
+
+        namespace = self.conn.namespace
+        mine = f"{manifests.MANAGED_BY}=qwex"
+        try:
+            batch, core, custom = self._apis()
+            timeout = self.k8s.request_timeout
+            jobs = batch.list_namespaced_job(
+                namespace, label_selector=mine, _request_timeout=timeout
+            )
+            pods = core.list_namespaced_pod(
+                namespace,
+                label_selector=f"{mine},{manifests.LABEL_RUN_ID}",
+                _request_timeout=timeout,
+            )
+            try:
+                workloads = custom.list_namespaced_custom_object(
+                    *KUEUE, namespace, "workloads", _request_timeout=timeout
+                )["items"]
+            except ApiException:
+                workloads = []  # no Kueue here: queued runs are read one by one
+        except (ApiException, BackendError):
+            return  # each run is then read on its own
+        except Exception as exc:
+            if is_unreachable(exc):
+                return
+            raise
+        by_run: dict[str, list[Any]] = {}
+        for pod in pods.items:
+            by_run.setdefault(pod.metadata.labels[manifests.LABEL_RUN_ID], []).append(pod)
+        self._listed = Listing(
+            time.monotonic(),
+            namespace,
+            {job.metadata.name: job for job in jobs.items},
+            by_run,
+            {
+                (w["metadata"].get("labels") or {}).get("kueue.x-k8s.io/job-uid", ""): w
+                for w in workloads
+            },
+        )
+
+    def _from_listing(self, run: Run) -> tuple[Any | None, list[Any], dict[str, Any] | None] | None:
+        """The run's Job, pods and Workload from the last `prefetch`, while it is fresh."""
+        listed, data = self._listed, run.backend_data
+        if (
+            listed is None
+            or time.monotonic() - listed.at > LISTING_FRESH
+            or listed.namespace != data.get("namespace")
+        ):
+            return None
+        job = listed.jobs.get(str(data["job"]))
+        workload = listed.workloads.get(job.metadata.uid) if job is not None else None
+        return job, listed.pods.get(run.id, []), workload
+
     def _read(self, run: Run) -> tuple[Any | None, list[Any], dict[str, Any] | None] | None:
         from kubernetes.client.exceptions import ApiException
 
+        listed = self._from_listing(run)
+        if listed is not None:
+            return listed
         data = run.backend_data
         namespace, name = str(data["namespace"]), str(data["job"])
         try:
@@ -411,8 +490,8 @@ class KubernetesRunner(Runner):
             retries=int(data.get("retries") or 0),
         )
         cancel = CancelRequest.of(self.store.run_dir(run.id))
-        if seen.pod and not seen.is_final:
-            self._copy_logs(run, seen.pod, final=False)
+        if seen.pod and not seen.is_final and self._from_listing(run) is None:
+            self._copy_logs(run, seen.pod, final=False)  # a listing copies at the end only
         if pods:
             self._note_attempts(run, pods)
             self._pods[run.id] = pods

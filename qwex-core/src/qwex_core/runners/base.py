@@ -95,6 +95,11 @@ class Runner(ABC):
         nothing to show beyond the agent's command line. Must create nothing."""
         return None
 
+    def prefetch(self) -> None:
+        """Several of this backend's runs are about to be brought up to date (`qwex list`):
+        fetch in one request per kind what `probe` would ask per run, for the probes that
+        follow (a Kubernetes namespace's Jobs, pods and Workloads). Default: nothing."""
+
     def explain(self, run: Run) -> str | None:
         """A better reason for a final run than its agent could give (`OOMKilled` seen by
         the container runtime), or None. Asked once per run, before `cleanup`."""
