@@ -437,3 +437,45 @@ def test_a_server_side_profile_is_asked_for(project: Path, server: Server) -> No
         project, "run", "-b", "remote", "--", "true", token=alice, QWEX_REMOTE_PROFILE="huge"
     )
     assert "refused by the server policy (server.profiles)" in one_error_line(refused)
+
+
+def test_listing_many_live_remote_runs_costs_one_page_of_jobs(
+    project: Path, server: Server
+) -> None:
+    """`qwex list` brings every live remote run up to date from one `GET /jobs`, not one
+    request (and a log read) per run: its requests do not grow with the live runs."""
+    token = server.tokens["alice"]
+    ids: list[str] = []
+
+    def status(run_id: str) -> str:
+        shown = qwex(project, "status", run_id, "--json", token=token)
+        assert shown.returncode == 0, shown.stderr
+        return str(json.loads(shown.stdout)["status"])
+
+    def start(count: int) -> None:
+        for _ in range(count):
+            result = qwex(
+                project, "run", "-d", "--no-trunc", "-b", "remote", "--", "sleep", "120", token=token
+            )
+            assert result.returncode == 0, result.stderr
+            ids.append(result.stdout.strip())
+        for run_id in ids:
+            deadline = time.monotonic() + 60
+            while status(run_id) != "running":
+                assert time.monotonic() < deadline, f"{run_id} never ran"
+                time.sleep(0.2)
+
+    def requests() -> list[str]:
+        result = qwex(project, "list", "--json", token=token, QWEX_REMOTE_TRACE="1")
+        assert {r["id"] for r in json.loads(result.stdout)} >= set(ids)
+        return [line for line in result.stderr.splitlines() if line.startswith("qwex-remote: ")]
+
+    try:
+        start(2)  # the server runs 4 at once: all of them live
+        two = requests()
+        start(2)
+        four = requests()
+        assert len(four) == len(two) <= 2, "\n".join(four)
+    finally:
+        for run_id in ids:
+            qwex(project, "cancel", run_id, token=token)

@@ -56,12 +56,14 @@ class GeneratedClientAdapter:
         *,
         timeout: float = 30.0,
         stream_timeout: float | None = 120.0,
+        trace: bool = False,
     ) -> None:
         url = base_url.rstrip("/")
         self.base_url = url.removesuffix(API_PREFIX)
         self._token = token
         self._timeout = timeout
         self._stream_timeout = stream_timeout
+        self._trace = trace
         self._client: AuthenticatedClient | None = None
 
     # -- the protocol -------------------------------------------------------------------
@@ -222,7 +224,10 @@ class GeneratedClientAdapter:
                 base_url=self.base_url,
                 headers=headers,
                 timeout=httpx.Timeout(self._timeout),
-                event_hooks={"response": [self._raise_for_error]},
+                event_hooks={
+                    "request": [_trace] if self._trace else [],
+                    "response": [self._raise_for_error],
+                },
             )
             api = AuthenticatedClient(base_url=self.base_url, token=self._token or "")
             self._client = api.set_httpx_client(http)
@@ -282,6 +287,13 @@ def _opt(value: Any) -> Any:
     from qwex_remote.client.types import Unset
 
     return None if isinstance(value, Unset) else value
+
+
+def _trace(request: httpx.Request) -> None:
+    """`trace`: each request to the server on stderr, as `qwex-remote: GET /api/v1/jobs?...`."""
+    import sys
+
+    print(f"qwex-remote: {request.method} {request.url.raw_path.decode()}", file=sys.stderr)
 
 
 def _when(value: Any) -> str | None:

@@ -49,6 +49,10 @@ class RemoteSettings(BaseModel):
     snapshot_limit: int = Field(
         default=DEFAULT_SNAPSHOT_LIMIT, gt=0, description="largest project snapshot, in bytes"
     )
+    trace: bool = Field(
+        default=False,
+        description="print every request to the server to stderr (QWEX_REMOTE_TRACE=1)",
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -76,12 +76,20 @@ def _say(message: str) -> None:
         print(f"qwex: {message}", file=sys.stderr, flush=True)
 
 
+LISTING_PAGE = 500
+"""Live jobs one `prefetch` asks for (the API's largest page)."""
+LISTING_FRESH = 5.0
+"""Seconds a `prefetch` stands for the probes that follow it."""
+
+
 def open_client(settings: RemoteSettings, base_url: str) -> JobAPIClient:
     """The API client for `base_url`, with the configured token and timeout: the one place
     the runner meets the adapter (imported here: httpx only when a remote run needs it)."""
     from qwex_remote.adapter import GeneratedClientAdapter
 
-    return GeneratedClientAdapter(base_url, settings.secret(), timeout=settings.timeout)
+    return GeneratedClientAdapter(
+        base_url, settings.secret(), timeout=settings.timeout, trace=settings.trace
+    )
 
 
 class RemoteRunner(Runner):
@@ -107,6 +115,8 @@ class RemoteRunner(Runner):
         self._lock = threading.Lock()
         self._down: dict[str, float] = {}
         """Servers that failed to answer while someone followed, and since when."""
+        self._listed: tuple[float, str, dict[str, JobState]] | None = None
+        """The live jobs of the last `prefetch`: when, from which server, by job id."""
 
     def client(self, base_url: str) -> JobAPIClient:
         with self._lock:
@@ -291,6 +301,29 @@ class RemoteRunner(Runner):
             return None
         return str(data["base_url"]), str(data["job_id"])
 
+    def prefetch(self) -> None:
+        """The server's live jobs in one page (`GET /jobs?status=...`), for the probes of
+        a listing: a run among them needs no request of its own, nor a log read."""
+        base_url = self.remote.base_url
+        if not base_url:
+            return
+        try:
+            page = self.client(base_url).list(
+                statuses=["pending", "queued", "running"], limit=LISTING_PAGE
+            )
+        except (Unreachable, APIError):
+            return  # each run is then asked on its own
+        if page.next_cursor is None:  # all of them: only then is a missing one not live
+            self._listed = (time.monotonic(), base_url, {j.id: j for j in page.items})
+
+    def _from_listing(self, base_url: str, job_id: str) -> JobState | None:
+        if self._listed is None:
+            return None
+        at, listed_url, jobs = self._listed
+        if listed_url != base_url or time.monotonic() - at > LISTING_FRESH:
+            return None
+        return jobs.get(job_id)
+
     def probe(self, run: Run) -> Probe | None:
         where = self._job(run)
         if where is None:
@@ -309,6 +342,9 @@ class RemoteRunner(Runner):
         follower = self._followers.get(run.id)
         if follower is not None and follower.problem:
             raise BackendError(follower.problem)
+        listed = self._from_listing(base_url, job_id)
+        if listed is not None:
+            return self._observe(run, listed, what, copy=False)
         try:
             state = self.client(base_url).get(job_id)
         except Unreachable as exc:
@@ -352,15 +388,16 @@ class RemoteRunner(Runner):
         self.finish(run.id, replace(gone, reason=reason), streamed=True)
         return Probe(Seen.EXITED, what)
 
-    def _observe(self, run: Run, state: JobState, what: str) -> Probe:
-        """Bring the local record to what the server shows; the probe that says so."""
+    def _observe(self, run: Run, state: JobState, what: str, *, copy: bool = True) -> Probe:
+        """Bring the local record to what the server shows; the probe that says so.
+        `copy`: fetch a running job's new output (a listing leaves it to the end)."""
         if state.status in FINAL_STATUSES:
             self.finish(run.id, state)
             return Probe(Seen.EXITED, what, exit_code=state.exit_code)
         if state.status == "running":
             self._advance(run.id, "running", None, at=state.started_at)
             follower = self._followers.get(run.id)
-            if follower is None or not follower.alive:  # no stream copies it: fetch it
+            if copy and (follower is None or not follower.alive):  # no stream copies it
                 self._copy_logs(run)
             return Probe(Seen.ALIVE, what)
         base_url = run.backend_data.get("base_url")
