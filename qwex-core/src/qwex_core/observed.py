@@ -197,15 +197,20 @@ class ObservedRunner(Runner):
         self.store.save(run, durable=True)
         return run
 
-    @contextlib.contextmanager
-    def _locked(self, run_id: str) -> Iterator[None]:
-        """The run's lock: one qwex process at a time copies its log and writes its record."""
-        fd = os.open(self.store.run_dir(run_id) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _locked(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        return record_lock(self.store.run_dir(run_id))
+
+
+@contextlib.contextmanager
+def record_lock(run_dir: os.PathLike[str] | str) -> Iterator[None]:
+    """The run's lock: one qwex process at a time reads, changes and writes the record of
+    a run whose agent cannot (and copies its log). Hold it around every read-modify-write."""
+    fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _probe(seen: Observation) -> Probe:

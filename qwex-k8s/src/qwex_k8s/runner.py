@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from qwex_core.agent.record import FINAL_STATUSES, backdate, transition
 from qwex_core.errors import BackendError, SpecError
 from qwex_core.lifecycle import CancelRequest, Probe, Seen
+from qwex_core.observed import record_lock
 from qwex_core.ownership import owner_token
 from qwex_core.runners.base import Runner
 
@@ -584,35 +585,37 @@ class KubernetesRunner(Runner):
         when something changed: `qwex status` shows them, in order."""
         from qwex_k8s.logs import START
 
-        current = self.store.read(run.id)
-        if current.get("status") in FINAL_STATUSES:
-            return
-        data = current.setdefault("backend_data", {})
-        starts = {
-            k.removeprefix(START): v
-            for k, v in copied(self.store.run_dir(run.id)).items()
-            if k.startswith(START)
-        }
-        noted = status.attempts(pods, list(data.get("attempts") or []), starts)
-        if noted != data.get("attempts"):
-            data["attempts"] = noted
-            self._save(current)
+        with record_lock(self.store.run_dir(run.id)):
+            current = self.store.read(run.id)
+            if current.get("status") in FINAL_STATUSES:
+                return
+            data = current.setdefault("backend_data", {})
+            starts = {
+                k.removeprefix(START): v
+                for k, v in copied(self.store.run_dir(run.id)).items()
+                if k.startswith(START)
+            }
+            noted = status.attempts(pods, list(data.get("attempts") or []), starts)
+            if noted != data.get("attempts"):
+                data["attempts"] = noted
+                self._save(current)
 
     def _advance(self, run: Run, new: str, reason: str | None, at: datetime | None = None) -> None:
         """Record a non-final status the cluster shows (`queued` with Kueue's words,
         `running`), once: a changed reason alone updates the record's current reason."""
-        current = self.store.read(run.id)
-        if current.get("status") in FINAL_STATUSES:
-            return
-        if current.get("status") == new:
-            if current.get("reason") != reason:  # the history keeps why it entered the status
-                current["reason"] = reason
-                self._save(current)
-            return
-        transition(current, new, reason)
-        if at is not None and new == "running":
-            backdate(current, at)
-        self._save(current)
+        with record_lock(self.store.run_dir(run.id)):
+            current = self.store.read(run.id)
+            if current.get("status") in FINAL_STATUSES:
+                return
+            if current.get("status") == new:
+                if current.get("reason") != reason:  # the history keeps why it entered it
+                    current["reason"] = reason
+                    self._save(current)
+                return
+            transition(current, new, reason)
+            if at is not None and new == "running":
+                backdate(current, at)
+            self._save(current)
 
     def _save(self, record: dict[str, Any]) -> None:
         from qwex_core.models import Run
@@ -633,25 +636,26 @@ class KubernetesRunner(Runner):
                 reason = f"{reason} (qwex could not copy its pod's log: {LOG_GONE})"
         else:
             self._stop_follower(run.id)
-        current = self.store.read(run.id)
-        if current.get("status") in FINAL_STATUSES:
-            self._release(run)
-            return
-        started = seen.started_at
-        if (
-            started is not None
-            and current.get("status") != "running"
-            and not current.get("started_at")
-        ):
-            transition(current, "running", None)
-            backdate(current, started)
-        current["exit_code"] = seen.exit_code
-        current["signal"] = seen.signal
-        ended = self.store.record_end(Run.model_validate(current), final, reason)
-        if seen.finished_at is not None:  # when it ended, not when a qwex process saw it
-            record = ended.model_dump(mode="json")
-            backdate(record, seen.finished_at)
-            self.store.save(Run.model_validate(record), durable=True)
+        with record_lock(self.store.run_dir(run.id)):
+            current = self.store.read(run.id)
+            if current.get("status") in FINAL_STATUSES:
+                self._release(run)
+                return
+            started = seen.started_at
+            if (
+                started is not None
+                and current.get("status") != "running"
+                and not current.get("started_at")
+            ):
+                transition(current, "running", None)
+                backdate(current, started)
+            current["exit_code"] = seen.exit_code
+            current["signal"] = seen.signal
+            ended = self.store.record_end(Run.model_validate(current), final, reason)
+            if seen.finished_at is not None:  # when it ended, not when a qwex process saw it
+                record = ended.model_dump(mode="json")
+                backdate(record, seen.finished_at)
+                self.store.save(Run.model_validate(record), durable=True)
         self._stop_watch(run.id)
         self._release(run)
 
