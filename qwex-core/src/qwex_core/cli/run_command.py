@@ -353,11 +353,12 @@ def _note_unenforced(service: RunService, backend: str, **flags: object) -> None
 
 
 def _stopped_by_qwex(run: Run) -> bool:
-    """Whether a cancelled run's command ended by the signal qwex sent, not by its own exit
-    (a pod's command gets SIGTERM for Ctrl-C: Kubernetes can send no other)."""
+    """Whether a cancelled run's command ended by a signal qwex sent, not by its own exit
+    (a pod's command gets SIGTERM for Ctrl-C: Kubernetes can send no other; SIGKILL after
+    the grace period or a second Ctrl-C)."""
     return run.status.value == "cancelled" and (
-        run.exit_code in (None, 128 + signal.SIGINT, 128 + signal.SIGTERM)
-        or run.signal in ("SIGINT", "SIGTERM")
+        run.exit_code in (None, 128 + signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGKILL)
+        or run.signal in ("SIGINT", "SIGTERM", "SIGKILL")
     )
 
 
@@ -454,6 +455,10 @@ def follow_run(
                 line.stop()  # output flows, or the run has ended
                 if isinstance(item, Run):
                     return item
+                # Counted as shown before it is written: a Ctrl-C landing once the write is
+                # done (as a person reacts to it) must not show it twice; one landing mid-write
+                # may cut this chunk short on screen (it is whole in the log).
+                offsets = {**(offsets or {}), item.stream: item.offset + len(item.data)}
                 try:
                     sinks[item.stream].write(item.data)
                     sinks[item.stream].flush()
@@ -464,7 +469,6 @@ def follow_run(
                             f"(`qwex cancel {short_id(run.id)}` stops it)"
                         )
                     raise
-                offsets = {**(offsets or {}), item.stream: item.offset + len(item.data)}
         except (KeyboardInterrupt, Terminated) as exc:
             line.clear()
             if not cancel_on_interrupt:
@@ -481,7 +485,11 @@ def follow_run(
             else:
                 note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
                 raise
-            service.cancel(service.store.load(run.id), interrupt=not term)
+            current = service.store.load(run.id)
+            if interrupts == 1:
+                service.cancel(current, interrupt=not term)
+            else:  # two signals, never the same one twice: two SIGINTs could merge into one
+                service.kill(current)
         except BaseException:
             line.clear()
             raise
