@@ -69,11 +69,10 @@ def test_each_layer_overrides_the_one_below(project: Path, tmp_path: Path, qwex:
 
 
 def test_a_profile_overlays_only_the_keys_it_sets(project: Path, qwex: Qwex) -> None:
-    """"A profile overlays the files below it": keys it does not set keep their file values,
+    """ "A profile overlays the files below it": keys it does not set keep their file values,
     and a table it sets is merged key by key."""
     (project / "qwex.toml").write_text(
-        'grace_period = 3\n[env]\nWHO = "file"\nKEEP = "kept"\n'
-        '[profiles.p.env]\nWHO = "profile"\n'
+        'grace_period = 3\n[env]\nWHO = "file"\nKEEP = "kept"\n[profiles.p.env]\nWHO = "profile"\n'
     )
     result = qwex("run", "-p", "p", "--", "sh", "-c", "echo $WHO $KEEP", check=True)
     assert result.stdout.strip() == "profile kept"
@@ -98,7 +97,7 @@ def test_qwex_profile_selects_between_the_file_default_and_the_flag(
 
 
 def test_qwex_profile_naming_no_profile_is_one_clear_error(project: Path, qwex: Qwex) -> None:
-    (project / "qwex.toml").write_text('[profiles.gpu]\ngrace_period = 1\n')
+    (project / "qwex.toml").write_text("[profiles.gpu]\ngrace_period = 1\n")
     result = qwex("run", "--", "true", env={"QWEX_PROFILE": "gpu2"})
     assert result.returncode == 1
     assert "gpu2" in result.stderr and "gpu" in result.stderr
@@ -208,9 +207,10 @@ def test_a_second_ctrl_c_kills_the_run_at_once(project: Path, qwex: Qwex) -> Non
     run_id = json.loads(qwex("list", "--json", check=True).stdout)[0]["id"]
     rec = wait_status(qwex, run_id)
     assert rec["status"] == "cancelled" and rec["signal"] == "SIGKILL", rec
-    assert not Path(f"/proc/{command}").exists() or " Z " in Path(
-        f"/proc/{command}/stat"
-    ).read_text().rsplit(")", 1)[1][:3]
+    assert (
+        not Path(f"/proc/{command}").exists()
+        or " Z " in Path(f"/proc/{command}/stat").read_text().rsplit(")", 1)[1][:3]
+    )
 
 
 # -- QWEX_PLUGINS --------------------------------------------------------------------------
@@ -255,4 +255,3 @@ def test_a_missing_qwex_plugins_module_is_named(
     result = qwex("run", "--", "true", env={"QWEX_PLUGINS": "no_such_module_here"})
     assert "no_such_module_here" in result.stderr
     assert "Traceback" not in result.stderr
-
