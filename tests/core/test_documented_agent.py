@@ -51,6 +51,16 @@ def gone(pid: int, timeout: float = 20) -> bool:
     return True
 
 
+def kill_leftovers(run_dir: Path) -> None:
+    """After a failed test: kill the command's group, so that nothing outlives the test."""
+    import contextlib
+
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        pid = int(record(run_dir)["pid"])
+        if b"echo ready" in Path(f"/proc/{pid}/cmdline").read_bytes():  # still our command
+            os.killpg(pid, signal.SIGKILL)
+
+
 def test_what_the_command_left_in_its_group_is_killed_after_a_normal_exit(
     tmp_path: Path,
 ) -> None:
@@ -101,7 +111,10 @@ def test_sighup_is_forwarded_to_the_group(tmp_path: Path) -> None:
     )
     child = number_after(logged(tmp_path / "stdout.log", "ready"), "child")
     proc.send_signal(signal.SIGHUP)
-    assert proc.wait(timeout=60) == 128 + signal.SIGHUP
+    try:
+        assert proc.wait(timeout=60) == 128 + signal.SIGHUP
+    finally:
+        kill_leftovers(tmp_path)
     rec = record(tmp_path)
     assert (rec["status"], rec["reason"]) == ("cancelled", "received SIGHUP")
     assert gone(child)
@@ -115,7 +128,10 @@ def test_the_command_sees_the_sighup(tmp_path: Path) -> None:
     )
     logged(tmp_path / "stdout.log", "ready")
     proc.send_signal(signal.SIGHUP)
-    assert proc.wait(timeout=60) == 7
+    try:
+        assert proc.wait(timeout=60) == 7
+    finally:
+        kill_leftovers(tmp_path)
     assert "got-HUP" in (tmp_path / "stdout.log").read_text()
 
 
@@ -146,5 +162,6 @@ def test_a_second_signal_kills_at_once(tmp_path: Path) -> None:
         assert proc.wait(timeout=60) == 128 + signal.SIGKILL
     finally:
         proc.kill()
+        kill_leftovers(tmp_path)
     rec = record(tmp_path)
     assert (rec["status"], rec["signal"]) == ("cancelled", "SIGKILL")
