@@ -156,7 +156,8 @@ def mutants(session: nox.Session) -> None:
     junk = shutil.ignore_patterns("__pycache__", "*.egg-info", ".qwex", "build", "dist")
     shutil.copytree("qwex-core", tree / "qwex-core", ignore=junk)
     shutil.copytree("tests/core", tree / "tests" / "core", ignore=junk)
-    for name in ("pyproject.toml", "tests/conftest.py"):
+    shutil.copytree("docs", tree / "docs")  # some CLI tests check what the docs say
+    for name in ("pyproject.toml", "README.md", "tests/conftest.py"):
         shutil.copy(name, tree / name)
     session.install("-e", str(tree / "qwex-core"))
     session.run("python", "tools/mutants.py", "--tree", str(tree), *session.posargs)
