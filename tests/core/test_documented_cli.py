@@ -5,6 +5,7 @@ real `qwex` console script, as a user types it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import QWEX, Qwex, wait_status
+from cli_support import LIVE, QWEX, Qwex, wait_status
 
 
 def config_value(qwex: Qwex, key: str, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -174,6 +175,13 @@ def test_the_project_flag_beats_the_variable(
     assert len(runs_in(target)) == 1 and runs_in(other) == []
 
 
+def stop_if_live(qwex: Qwex, run_id: str) -> None:
+    """After a failed test: the run (whose grace period is an hour) killed, not left going."""
+    status = qwex("status", run_id, "--json")
+    if status.returncode == 0 and json.loads(status.stdout)["status"] in LIVE:
+        qwex("rm", "-f", run_id)
+
+
 # -- a second Ctrl-C ----------------------------------------------------------------------
 
 
@@ -189,28 +197,69 @@ def test_a_second_ctrl_c_kills_the_run_at_once(project: Path, qwex: Qwex) -> Non
         stderr=subprocess.PIPE,
         text=True,
     )
+    run_id = "none"
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.startswith("pid="), first
         command = int(first.split("=")[1])
+        run_id = json.loads(qwex("list", "--json", check=True).stdout)[0]["id"]
         proc.send_signal(signal.SIGINT)
         assert proc.stdout.readline() == "got-INT\n", "the command never saw the first Ctrl-C"
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "killing run" in err
+        rec = wait_status(qwex, run_id)
+        assert rec["status"] == "cancelled" and rec["signal"] == "SIGKILL", rec
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
-    assert "killing run" in err
-    run_id = json.loads(qwex("list", "--json", check=True).stdout)[0]["id"]
-    rec = wait_status(qwex, run_id)
-    assert rec["status"] == "cancelled" and rec["signal"] == "SIGKILL", rec
+        stop_if_live(qwex, run_id)
     assert (
         not Path(f"/proc/{command}").exists()
         or " Z " in Path(f"/proc/{command}/stat").read_text().rsplit(")", 1)[1][:3]
     )
+
+
+def test_two_ctrl_c_that_reach_a_busy_agent_together_still_kill(project: Path, qwex: Qwex) -> None:
+    """Two signals of one kind sent before their receiver runs merge into one (the kernel
+    keeps one pending bit per signal). The agent is stopped (SIGSTOP) while both Ctrl-C
+    are pressed, as a loaded machine may leave it unscheduled, then continued: the second
+    Ctrl-C must still count as a second one."""
+    (project / "qwex.toml").write_text("grace_period = 3600\n")
+    script = "trap 'echo got-INT' INT; echo pid=$$; while :; do sleep 0.1; done"
+    proc = subprocess.Popen(
+        [QWEX, "run", "--", "sh", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    agent, run_id = 0, "none"
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith("pid=")
+        run_id = json.loads(qwex("list", "--json", check=True).stdout)[0]["id"]
+        agent = int(json.loads(qwex("status", run_id, "--json", check=True).stdout)["agent_pid"])
+        os.kill(agent, signal.SIGSTOP)
+        proc.send_signal(signal.SIGINT)
+        while "cancelling run" not in (line := proc.stderr.readline()):
+            assert line, "qwex never said it cancels the run"
+        proc.send_signal(signal.SIGINT)  # at once: perhaps while qwex sends the first
+        while "killing run" not in (line := proc.stderr.readline()):
+            assert line, "qwex never said it kills the run"
+        os.kill(agent, signal.SIGCONT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        rec = wait_status(qwex, run_id)
+        assert rec["status"] == "cancelled" and rec["signal"] == "SIGKILL", rec
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(agent, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+        stop_if_live(qwex, run_id)
 
 
 # -- QWEX_PLUGINS --------------------------------------------------------------------------

@@ -473,23 +473,28 @@ def follow_run(
             line.clear()
             if not cancel_on_interrupt:
                 raise
-            term = isinstance(exc, Terminated)
-            if signals is not None:
-                signals.add(signal.SIGTERM if term else signal.SIGINT)
-            interrupts += 1
-            if interrupts == 1:
-                again = "SIGTERM" if term else "Ctrl-C"
-                note(f"cancelling run {short_id(run.id)} ({again} again to kill it at once)")
-            elif interrupts == 2:
-                note(f"killing run {short_id(run.id)}")
-            else:
-                note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
-                raise
-            current = service.store.load(run.id)
-            if interrupts == 1:
-                service.cancel(current, interrupt=not term)
-            else:  # two signals, never the same one twice: two SIGINTs could merge into one
-                service.kill(current)
+            while True:  # a signal landing while qwex acts on one is the next one
+                term = isinstance(exc, Terminated)
+                if signals is not None:
+                    signals.add(signal.SIGTERM if term else signal.SIGINT)
+                interrupts += 1
+                if interrupts == 1:
+                    again = "SIGTERM" if term else "Ctrl-C"
+                    note(f"cancelling run {short_id(run.id)} ({again} again to kill it at once)")
+                elif interrupts == 2:
+                    note(f"killing run {short_id(run.id)}")
+                else:
+                    note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
+                    raise exc
+                try:
+                    current = service.store.load(run.id)
+                    if interrupts == 1:
+                        service.cancel(current, interrupt=not term)
+                    else:  # two different signals: two SIGINTs could merge into one
+                        service.kill(current)
+                    break
+                except (KeyboardInterrupt, Terminated) as next_one:
+                    exc = next_one
         except BaseException:
             line.clear()
             raise
