@@ -145,8 +145,9 @@ def dist(session: nox.Session) -> None:
 def mutants(session: nox.Session) -> None:
     """Mutation check: cosmic-ray over lifecycle.py, store.py and the agent's supervisor, each
     against the fast tests that exercise it. Not part of `nox`; one core, `-- --budget S`
-    bounds each module (default 1800 s), `-- lifecycle` runs one. Fails when a mutant of
-    `lifecycle.judge` survives. Mutates a copy of the tree, never the checkout."""
+    bounds each module (default 1800 s; the next run goes on where it stopped), `-- lifecycle`
+    runs one. Fails when a mutant of `lifecycle.judge` survives. Mutates a copy of the tree,
+    never the checkout."""
     import shutil
     from pathlib import Path
 
@@ -160,7 +161,10 @@ def mutants(session: nox.Session) -> None:
     for name in ("pyproject.toml", "README.md", "tests/conftest.py"):
         shutil.copy(name, tree / name)
     session.install("-e", str(tree / "qwex-core"))
-    session.run("python", "tools/mutants.py", "--tree", str(tree), *session.posargs)
+    work = tree.parent / "sessions"
+    session.run(
+        "python", "tools/mutants.py", "--tree", str(tree), "--work", str(work), *session.posargs
+    )
 
 
 @nox.session(python=PYTHON)

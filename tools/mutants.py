@@ -7,7 +7,8 @@ Runs in a copy of the tree (`--tree`, made by the nox session) with qwex-core in
 editable from the copy: cosmic-ray edits the module in place, and the agent tests start
 `python -m qwex_core.agent` processes that must see the mutant too. One mutant at a time
 (one core); `--budget` bounds each module's time, and what is not run by then is counted
-as such, not as killed.
+as such, not as killed. The sessions are kept in `--work`: the next run of an unchanged
+module goes on where the last one stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -42,7 +42,7 @@ TARGETS = {
     ),
     "store": Target(
         "qwex-core/src/qwex_core/store.py",
-        ("tests/core/test_store.py", "tests/core/test_cli_ids.py", "tests/core/test_cli_names.py"),
+        ("tests/core/test_store.py",),
     ),
     "supervisor": Target(
         "qwex-core/src/qwex_core/agent/supervisor.py",
@@ -80,7 +80,11 @@ def run_target(name: str, target: Target, tree: Path, work: Path, budget: float)
     cfg, db = config(target, work), work / f"{name}.sqlite"
     module = tree / target.module
     pristine = module.read_bytes()
-    subprocess.run(cosmic_ray("init", str(cfg), str(db)), cwd=tree, check=True)
+    stamp = work / f"{name}.source"
+    if not (db.exists() and stamp.exists() and stamp.read_bytes() == pristine):
+        db.unlink(missing_ok=True)  # a new session: the module changed, or none was begun
+        subprocess.run(cosmic_ray("init", str(cfg), str(db)), cwd=tree, check=True)
+        stamp.write_bytes(pristine)
     baseline = subprocess.run(cosmic_ray("baseline", str(cfg)), cwd=tree)
     if baseline.returncode != 0:
         print(f"{name}: the tests fail on the unmutated code; nothing to measure", flush=True)
@@ -130,6 +134,9 @@ def report(name: str, target: Target, module: Path, dump: str, seconds: float) -
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", type=Path, required=True, help="the copy to mutate")
+    parser.add_argument(
+        "--work", type=Path, required=True, help="the sessions, kept: a run goes on from them"
+    )
     parser.add_argument("--budget", type=float, default=1800, help="seconds per module")
     parser.add_argument("targets", nargs="*", help=f"of {', '.join(TARGETS)} (default: all)")
     args = parser.parse_args()
@@ -137,9 +144,8 @@ def main() -> int:
         parser.error(
             f"unknown target(s) {', '.join(sorted(unknown))}: choose from {', '.join(TARGETS)}"
         )
-    work = args.tree / ".mutants"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
     ok = True
     for name in args.targets or list(TARGETS):
         ok = run_target(name, TARGETS[name], args.tree, work, args.budget) and ok
