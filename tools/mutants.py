@@ -14,11 +14,13 @@ module goes on where the last one stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +101,32 @@ def run_target(name: str, target: Target, tree: Path, work: Path, budget: float)
         print(f"{name}: budget of {budget:.0f}s spent; the rest is reported as not run")
     finally:
         module.write_bytes(pristine)  # a killed exec may leave a mutant in place
+        kill_leftovers()
     dump = subprocess.run(
         cosmic_ray("dump", str(db)), cwd=tree, capture_output=True, text=True, check=True
     )
     return report(name, target, module, dump.stdout, time.monotonic() - started)
+
+
+def kill_leftovers() -> None:
+    """Kill what the mutants left running: an agent whose mutant never kills its command
+    outlives the test that a timeout stopped (its command in a group of its own). Such an
+    agent's run folder is in the tests' temporary folder, under this session's TMPDIR."""
+    mark = f"--run-dir\0{tempfile.gettempdir()}/pytest-of-".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if mark not in (proc / "cmdline").read_bytes():
+                continue
+            children = (proc / "task" / proc.name / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in [*map(int, children), int(proc.name)]:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)  # the command's group: its pgid is its pid
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def report(name: str, target: Target, module: Path, dump: str, seconds: float) -> bool:
