@@ -143,6 +143,32 @@ def dist(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def mutants(session: nox.Session) -> None:
+    """Mutation check: cosmic-ray over lifecycle.py, store.py and the agent's supervisor, each
+    against the fast tests that exercise it. Not part of `nox`; one core, `-- --budget S`
+    bounds each module (default 1800 s; the next run goes on where it stopped), `-- lifecycle`
+    runs one. Fails when a mutant of `lifecycle.judge` survives. Mutates a copy of the tree,
+    never the checkout."""
+    import shutil
+    from pathlib import Path
+
+    session.install("cosmic-ray==8.7.0", "pytest>=8", "pytest-timeout")
+    tree = Path(session.create_tmp()).resolve() / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    junk = shutil.ignore_patterns("__pycache__", "*.egg-info", ".qwex", "build", "dist")
+    shutil.copytree("qwex-core", tree / "qwex-core", ignore=junk)
+    shutil.copytree("tests/core", tree / "tests" / "core", ignore=junk)
+    shutil.copytree("docs", tree / "docs")  # some CLI tests check what the docs say
+    for name in ("pyproject.toml", "README.md", "tests/conftest.py"):
+        shutil.copy(name, tree / name)
+    session.install("-e", str(tree / "qwex-core"))
+    work = tree.parent / "sessions"
+    session.run(
+        "python", "tools/mutants.py", "--tree", str(tree), "--work", str(work), *session.posargs
+    )
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks: prints a table and writes .bench/results.json. Not part of `nox`.
 

@@ -107,40 +107,41 @@ def judge(
     `grace_period`: the run's SIGTERM-to-SIGKILL time; `start_timeout`: how long
     a run may stay unstarted before it is `lost` (the backend's own patience)."""
     what = probe.what
-    if probe.seen is Seen.NOTHING:
-        if cancel is not None:
-            return Verdict(Action.RECORD, "cancelled", cancel.reason)
-        if age < start_timeout:
-            return KEEP
-        return Verdict(
-            Action.RECORD,
-            "lost",
-            f"{what} never started (the qwex process that started the run stopped first)",
-        )
-    if probe.seen is Seen.STARTING:
-        if cancel is not None:
-            return Verdict(Action.STOP, "cancelled", cancel.reason)
-        if age < start_timeout:
-            return KEEP
-        return Verdict(Action.STOP, "lost", f"{what} was created but never started")
-    if probe.seen is Seen.ALIVE:
-        if cancel is not None and cancel.age > grace_period + STOP_MARGIN:
+    match probe.seen:
+        case Seen.NOTHING:
+            if cancel is not None:
+                return Verdict(Action.RECORD, "cancelled", cancel.reason)
+            if age < start_timeout:
+                return KEEP
             return Verdict(
-                Action.STOP,
-                "cancelled",
-                f"{cancel.reason} (the agent did not stop within the grace period; "
-                f"{what} was killed)",
+                Action.RECORD,
+                "lost",
+                f"{what} never started (the qwex process that started the run stopped first)",
             )
-        return KEEP
-    if probe.seen is Seen.GONE:
-        if cancel is not None:
-            return Verdict(Action.RECORD, "cancelled", f"{cancel.reason} ({what} is gone)")
-        return Verdict(
-            Action.RECORD,
-            "lost",
-            f"{what} is gone and the run had not recorded an end (the agent was killed, "
-            "or it was removed outside qwex)",
-        )
+        case Seen.STARTING:
+            if cancel is not None:
+                return Verdict(Action.STOP, "cancelled", cancel.reason)
+            if age < start_timeout:
+                return KEEP
+            return Verdict(Action.STOP, "lost", f"{what} was created but never started")
+        case Seen.ALIVE:
+            if cancel is not None and cancel.age > grace_period + STOP_MARGIN:
+                return Verdict(
+                    Action.STOP,
+                    "cancelled",
+                    f"{cancel.reason} (the agent did not stop within the grace period; "
+                    f"{what} was killed)",
+                )
+            return KEEP
+        case Seen.GONE:
+            if cancel is not None:
+                return Verdict(Action.RECORD, "cancelled", f"{cancel.reason} ({what} is gone)")
+            return Verdict(
+                Action.RECORD,
+                "lost",
+                f"{what} is gone and the run had not recorded an end (the agent was killed, "
+                "or it was removed outside qwex)",
+            )
     action = Action.STOP if probe.leftovers else Action.RECORD
     stopped = "; its command was stopped" if probe.leftovers else ""
     if probe.oom:

@@ -360,11 +360,12 @@ def _note_unenforced(service: RunService, spec: JobSpec) -> None:
 
 
 def _stopped_by_qwex(run: Run) -> bool:
-    """Whether a cancelled run's command ended by the signal qwex sent, not by its own exit
-    (a pod's command gets SIGTERM for Ctrl-C: Kubernetes can send no other)."""
+    """Whether a cancelled run's command ended by a signal qwex sent, not by its own exit
+    (a pod's command gets SIGTERM for Ctrl-C: Kubernetes can send no other; SIGKILL after
+    the grace period or a second Ctrl-C)."""
     return run.status.value == "cancelled" and (
-        run.exit_code in (None, 128 + signal.SIGINT, 128 + signal.SIGTERM)
-        or run.signal in ("SIGINT", "SIGTERM")
+        run.exit_code in (None, 128 + signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGKILL)
+        or run.signal in ("SIGINT", "SIGTERM", "SIGKILL")
     )
 
 
@@ -492,6 +493,10 @@ def follow_run(
                 line.stop()  # output flows, or the run has ended
                 if isinstance(item, Run):
                     return item
+                # Counted as shown before it is written: a Ctrl-C landing once the write is
+                # done (as a person reacts to it) must not show it twice; one landing mid-write
+                # may cut this chunk short on screen (it is whole in the log).
+                offsets = {**(offsets or {}), item.stream: item.offset + len(item.data)}
                 try:
                     sinks[item.stream].write(stamper(item) if stamper else item.data)
                     sinks[item.stream].flush()
@@ -502,24 +507,32 @@ def follow_run(
                             f"(`qwex cancel {short_id(run.id)}` stops it)"
                         )
                     raise
-                offsets = {**(offsets or {}), item.stream: item.offset + len(item.data)}
         except (KeyboardInterrupt, Terminated) as exc:
             line.clear()
             if not cancel_on_interrupt:
                 raise
-            term = isinstance(exc, Terminated)
-            if signals is not None:
-                signals.add(signal.SIGTERM if term else signal.SIGINT)
-            interrupts += 1
-            if interrupts == 1:
-                again = "SIGTERM" if term else "Ctrl-C"
-                note(f"cancelling run {short_id(run.id)} ({again} again to kill it at once)")
-            elif interrupts == 2:
-                note(f"killing run {short_id(run.id)}")
-            else:
-                note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
-                raise
-            service.cancel(service.store.load(run.id), interrupt=not term)
+            while True:  # a signal landing while qwex acts on one is the next one
+                term = isinstance(exc, Terminated)
+                if signals is not None:
+                    signals.add(signal.SIGTERM if term else signal.SIGINT)
+                interrupts += 1
+                if interrupts == 1:
+                    again = "SIGTERM" if term else "Ctrl-C"
+                    note(f"cancelling run {short_id(run.id)} ({again} again to kill it at once)")
+                elif interrupts == 2:
+                    note(f"killing run {short_id(run.id)}")
+                else:
+                    note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
+                    raise exc
+                try:
+                    current = service.store.load(run.id)
+                    if interrupts == 1:
+                        service.cancel(current, interrupt=not term)
+                    else:  # two different signals: two SIGINTs could merge into one
+                        service.kill(current)
+                    break
+                except (KeyboardInterrupt, Terminated) as next_one:
+                    exc = next_one
         except BaseException:
             line.clear()
             raise
