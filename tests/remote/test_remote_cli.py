@@ -455,7 +455,16 @@ def test_listing_many_live_remote_runs_costs_one_page_of_jobs(
     def start(count: int) -> None:
         for _ in range(count):
             result = qwex(
-                project, "run", "-d", "--no-trunc", "-b", "remote", "--", "sleep", "120", token=token
+                project,
+                "run",
+                "-d",
+                "--no-trunc",
+                "-b",
+                "remote",
+                "--",
+                "sleep",
+                "120",
+                token=token,
             )
             assert result.returncode == 0, result.stderr
             ids.append(result.stdout.strip())
