@@ -1,4 +1,4 @@
-"""Project snapshots (DESIGN §6): what goes in, that an unchanged tree keeps its sha256, limits."""
+"""Project snapshots: what goes in, that an unchanged tree keeps its sha256, limits."""
 
 from __future__ import annotations
 

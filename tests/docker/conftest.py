@@ -2,7 +2,7 @@
 
 Nothing here is mocked. Without a daemon, the test images or a buildable
 agent, the tests skip on a developer machine and FAIL under CI (env `CI`
-set), where `.ci/run` provides all three (DESIGN §7).
+set), where `.ci/run` provides all three.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Configuration: files, profiles, environment and flags, merged with the source of every value.
 
-Lowest to highest precedence (DESIGN §5):
+Lowest to highest precedence:
 
 1. defaults of the models,
 2. the user file `$XDG_CONFIG_HOME/qwex/config.toml` (default `~/.config/qwex/config.toml`),

@@ -1,7 +1,7 @@
 """The runner models: what to run (`JobSpec`) and what happened (`Run`).
 
 API-client settings (server URL, token) are not here: they belong to
-qwex-remote (DESIGN §1.2).
+qwex-remote.
 """
 
 from __future__ import annotations

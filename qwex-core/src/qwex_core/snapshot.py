@@ -1,4 +1,4 @@
-"""Content-addressed snapshots of a project, for backends that cannot see it (DESIGN §6).
+"""Content-addressed snapshots of a project, for backends that cannot see it.
 
 A snapshot is the project tree minus what `.gitignore` files (root and nested,
 git's own matching rules through `pathspec`) and `.qwexignore` files exclude,

@@ -3,7 +3,7 @@
 Pure functions of the run and a few facts about the host, so that what qwex
 asks Docker for can be read (and tested) in one place. The container's
 command is the mounted agent, which runs the user's command exactly as the
-local backend does (DESIGN §1.1): the image's entrypoint is not used.
+local backend does: the image's entrypoint is not used.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Pure functions of the run, the `[tool.qwex.k8s]` settings and a few facts, returning
 plain dicts in the API's own spelling, so what qwex asks the cluster for can be read,
-validated against the official schema and tested in one place (DESIGN §1.1, §1.4, §6).
+validated against the official schema and tested in one place (docs/architecture.md).
 
 The pod's first container (an init container of the small agent image) copies the
 self-contained agent into an `emptyDir`, mounted read-only at `/qwex` in the main

@@ -1,7 +1,7 @@
 """`[tool.qwex.remote]`: which qwex server the `remote` backend submits to, and as whom.
 
 API-client settings live here, in qwex-remote, never in qwex-core's runner models
-(DESIGN §1.2). The token is a secret: `qwex config` shows it masked, no message
+(docs/architecture.md). The token is a secret: `qwex config` shows it masked, no message
 prints it, and it may come from `QWEX_REMOTE_TOKEN` or a file instead of the
 project's configuration (which is often committed).
 """

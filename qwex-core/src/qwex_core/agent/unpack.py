@@ -1,4 +1,4 @@
-"""Unpack a project snapshot (DESIGN §6) into the working directory, safely.
+"""Unpack a project snapshot into the working directory, safely.
 
 The archive comes from outside the container (a ConfigMap, an upload), so it is
 extracted with tarfile's `data` filter: no absolute paths, nothing outside the

@@ -1,4 +1,4 @@
-"""The qwex server (DESIGN §7): app factory, persistence, the worker, `qwex serve`.
+"""The qwex server (docs/server.md): app factory, persistence, the worker, `qwex serve`.
 
 Nothing here is imported by qwex-core, and only `qwex serve` (or a test) imports
 FastAPI, SQLAlchemy and uvicorn.

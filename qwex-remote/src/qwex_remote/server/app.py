@@ -106,7 +106,7 @@ def create_app(
     app = FastAPI(
         title="qwex server",
         version=__version__,
-        description="Runs qwex jobs for a team: submit, follow, cancel, list (DESIGN §7). "
+        description="Runs qwex jobs for a team: submit, follow, cancel, list. "
         "Every route but /health needs a bearer token; each route names the least role "
         "it needs (`x-qwex-role`: viewer < user < admin), the docs routes too.",
         lifespan=lifespan,
