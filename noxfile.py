@@ -43,6 +43,23 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+UNIT = "not docker and not k8s and not live and not postgres and not users and not slow"
+"""The tests that need no real component and are quick (pyproject's markers). A test reaching
+a component through its fixture is marked by tests/conftest.py even if its module forgot."""
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """The fast loop: every test that needs no Docker daemon, cluster, PostgreSQL or test user
+    and is not marked slow, on every core (pytest-xdist). Not part of `nox`: `nox -s tests`
+    runs these and the rest. Under CI rules (`CI=true`), so a test that needs a component
+    and is not marked for it fails here instead of skipping. `-- ARGS` go to pytest."""
+    session.install(*PACKAGES, *TEST_DEPS)
+    session.run(
+        "pytest", "-n", "auto", "-m", UNIT, "-q", *session.posargs, env={"CI": "true"}
+    )
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""

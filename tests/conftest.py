@@ -52,3 +52,24 @@ def run_qwex(
     if check and result.returncode != 0:
         raise AssertionError(f"qwex {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+COMPONENT_FIXTURES = {
+    "docker_api": "docker",
+    "k8s_api": "k8s",
+    "postgres_url": "postgres",
+    "user_root": "users",
+}
+"""The fixture through which each real component is reached, and the marker it implies."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark a test that reaches a real component through its fixture (directly or through
+    another fixture), so `nox -s unit` (`-m "not docker and ..."`) can never pick a test that
+    needs the Docker daemon, the cluster, PostgreSQL or the test users only because its
+    module forgot the marker."""
+    for item in items:
+        for fixture, marker in COMPONENT_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and not item.get_closest_marker(marker):
+                item.add_marker(marker)
