@@ -55,9 +55,7 @@ def unit(session: nox.Session) -> None:
     runs these and the rest. Under CI rules (`CI=true`), so a test that needs a component
     and is not marked for it fails here instead of skipping. `-- ARGS` go to pytest."""
     session.install(*PACKAGES, *TEST_DEPS)
-    session.run(
-        "pytest", "-n", "auto", "-m", UNIT, "-q", *session.posargs, env={"CI": "true"}
-    )
+    session.run("pytest", "-n", "auto", "-m", UNIT, "-q", *session.posargs, env={"CI": "true"})
 
 
 @nox.session(python=PYTHON)
