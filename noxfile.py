@@ -43,15 +43,17 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
-UNIT = "not docker and not k8s and not live and not postgres and not users and not slow"
+UNIT = (
+    "not docker and not k8s and not live and not postgres and not users and not serve and not slow"
+)
 """The tests that need no real component and are quick (pyproject's markers). A test reaching
 a component through its fixture is marked by tests/conftest.py even if its module forgot."""
 
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """The fast loop: every test that needs no Docker daemon, cluster, PostgreSQL or test user
-    and is not marked slow, on every core (pytest-xdist). Not part of `nox`: `nox -s tests`
+    """The fast loop: every test that needs no Docker daemon, cluster, PostgreSQL, test user or
+    `qwex serve` and is not marked slow, on every core (pytest-xdist). Not part of `nox`: `nox -s tests`
     runs these and the rest. Under CI rules (`CI=true`), so a test that needs a component
     and is not marked for it fails here instead of skipping. `-- ARGS` go to pytest."""
     session.install(*PACKAGES, *TEST_DEPS)

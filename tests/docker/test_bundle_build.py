@@ -65,6 +65,7 @@ def test_the_agent_builds_with_every_common_python(python: str, tmp_path: Path) 
     assert agent.manifest["python"] == version
 
 
+@pytest.mark.slow
 def test_two_builds_at_once_end_with_one_good_bundle(tmp_path: Path) -> None:
     """A file lock: one process builds, the other waits and uses its bundle."""
     qwex = Path(sys.executable).parent / "qwex"
