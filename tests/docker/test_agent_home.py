@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -50,9 +51,12 @@ def k8s_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def tag(docker_api: Any) -> Iterator[str]:
+    from docker.errors import ImageNotFound
+
     name = f"qwex-test/agent:{uuid.uuid4().hex[:8]}"
     yield name
-    docker_api.remove_image(name, force=True)
+    with contextlib.suppress(ImageNotFound):  # not built when the test failed before
+        docker_api.remove_image(name, force=True)
 
 
 @pytest.mark.docker
