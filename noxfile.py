@@ -53,11 +53,13 @@ a component through its fixture is marked by tests/conftest.py even if its modul
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """The fast loop: every test that needs no Docker daemon, cluster, PostgreSQL, test user or
-    `qwex serve` and is not marked slow, on every core (pytest-xdist). Not part of `nox`: `nox -s tests`
-    runs these and the rest. Under CI rules (`CI=true`), so a test that needs a component
-    and is not marked for it fails here instead of skipping. `-- ARGS` go to pytest."""
+    `qwex serve` and is not marked slow, on every core (pytest-xdist; idle workers steal
+    queued tests). Not part of `nox`: `nox -s tests` runs these and the rest. Under CI rules
+    (`CI=true`), so a test that needs a component and is not marked for it fails here instead
+    of skipping. `-- ARGS` go to pytest (`-- -n 2` for fewer workers)."""
     session.install(*PACKAGES, *TEST_DEPS)
-    session.run("pytest", "-n", "auto", "-m", UNIT, "-q", *session.posargs, env={"CI": "true"})
+    xdist = ["-n", "auto", "--dist", "worksteal"]
+    session.run("pytest", *xdist, "-m", UNIT, "-q", *session.posargs, env={"CI": "true"})
 
 
 @nox.session(python=PYTHON)
