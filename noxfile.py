@@ -9,10 +9,20 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
 PYTHON = "3.11"
-PACKAGES = ["-e", "qwex-core", "-e", "qwex-docker", "-e", "qwex-k8s", "-e", "qwex-remote"]
+PACKAGES = [
+    *("-e", "qwex-core", "-e", "qwex-agent", "-e", "qwex-docker", "-e", "qwex-k8s"),
+    *("-e", "qwex-remote"),
+]
 """Not qwex-docker-agents: the tests prove the agent is built on first use without it, and
 install its wheel in a venv of their own (tests/docker/test_docker_install.py)."""
-DISTRIBUTIONS = ["qwex-core", "qwex-docker", "qwex-docker-agents", "qwex-k8s", "qwex-remote"]
+DISTRIBUTIONS = [
+    "qwex-core",
+    "qwex-agent",
+    "qwex-docker",
+    "qwex-docker-agents",
+    "qwex-k8s",
+    "qwex-remote",
+]
 AGENTS_PACKAGE = "qwex-docker-agents/src/qwex_docker_agents"
 GENERATOR = "openapi-python-client==0.29.1"
 """Pinned: another version writes another client (tools/gen_client.py checks it)."""
@@ -33,6 +43,25 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+UNIT = (
+    "not docker and not k8s and not live and not postgres and not users and not serve and not slow"
+)
+"""The tests that need no real component and are quick (pyproject's markers). A test reaching
+a component through its fixture is marked by tests/conftest.py even if its module forgot."""
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """The fast loop: every test that needs no Docker daemon, cluster, PostgreSQL, test user or
+    `qwex serve` and is not marked slow, on every core (pytest-xdist; idle workers steal
+    queued tests). Not part of `nox`: `nox -s tests` runs these and the rest. Under CI rules
+    (`CI=true`), so a test that needs a component and is not marked for it fails here instead
+    of skipping. `-- ARGS` go to pytest (`-- -n 2` for fewer workers)."""
+    session.install(*PACKAGES, *TEST_DEPS)
+    xdist = ["-n", "auto", "--dist", "worksteal"]
+    session.run("pytest", *xdist, "-m", UNIT, "-q", *session.posargs, env={"CI": "true"})
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
@@ -48,6 +77,7 @@ def typecheck(session: nox.Session) -> None:
     session.run(
         "mypy",
         "qwex-core/src",
+        "qwex-agent/src",
         "qwex-docker/src",
         "qwex-docker-agents/src",
         "qwex-k8s/src",
@@ -107,7 +137,7 @@ def agent_image(session: nox.Session) -> None:
 
     Pods get the agent from it through an init container (docs/kubernetes.md). A no-op
     when the image already holds the current agent; `-- --no-load` skips the cluster."""
-    session.install("-e", "qwex-core", "-e", "qwex-docker")
+    session.install("-e", "qwex-core", "-e", "qwex-agent")  # not qwex-docker: docs/agent.md
     load = "--no-load" not in session.posargs
     out = session.run("qwex", "agent", "image", silent=True)
     tag = str(out).strip().splitlines()[-1]
@@ -121,7 +151,7 @@ def agent(session: nox.Session) -> None:
     """The self-contained qwex agent for this machine's platform, into the user cache.
 
     A no-op when the cached agent matches the installed qwex-core sources; `-- --force` rebuilds."""
-    session.install("-e", "qwex-core", "-e", "qwex-docker")
+    session.install("-e", "qwex-core", "-e", "qwex-agent")
     session.run("qwex", "agent", "build", *session.posargs)
 
 
@@ -134,7 +164,7 @@ def dist(session: nox.Session) -> None:
     import platform
     import shutil
 
-    session.install("-e", "qwex-core", "-e", "qwex-docker", "build", "hatchling>=1.21")
+    session.install("-e", "qwex-core", "-e", "qwex-agent", "build", "hatchling>=1.21")
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     session.run("qwex", "agent", "build", "--output", f"{AGENTS_PACKAGE}/linux-{arch}")
     shutil.rmtree("dist", ignore_errors=True)
@@ -173,5 +203,5 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: prints a table and writes .bench/results.json. Not part of `nox`.
 
     The packages are installed as users get them (not editable), so bytecode is precompiled."""
-    session.install("./qwex-core", "./qwex-docker", "./qwex-k8s", "./qwex-remote")
+    session.install("./qwex-core", "./qwex-agent", "./qwex-docker", "./qwex-k8s", "./qwex-remote")
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -95,7 +95,7 @@ def alternated(
 
 def agent_bundle() -> Path:
     """The agent for this machine, built if missing or stale."""
-    from qwex_docker.bundle.build import build
+    from qwex_agent.build import build
 
     return build()
 

@@ -52,3 +52,33 @@ def run_qwex(
     if check and result.returncode != 0:
         raise AssertionError(f"qwex {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+FIXTURE_MARKERS = {
+    "docker_api": "docker",
+    "k8s_api": "k8s",
+    "postgres_url": "postgres",
+    "user_root": "users",
+    "built_agent": "slow",
+}
+"""The fixture through which each real component is reached (or the agent is built), and the
+marker it implies."""
+SERVER_HELPERS = ("make_server", "team_server")
+"""tests/remote/server_support.py's ways to a real `qwex serve`: a module using them is `serve`."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark a test by what it reaches: a component through its fixture (directly or through
+    another fixture), a real `qwex serve` through the server helpers. `nox -s unit` selects
+    by these markers, so it can never pick a test that needs the Docker daemon, the cluster,
+    PostgreSQL, the test users or a server only because its module forgot the marker."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        wanted = {marker for fixture, marker in FIXTURE_MARKERS.items() if fixture in fixtures}
+        module = getattr(item, "module", None)
+        if any(getattr(module, "__dict__", {}).get(name) for name in SERVER_HELPERS):
+            wanted.add("serve")
+        for marker in wanted:
+            if not item.get_closest_marker(marker):
+                item.add_marker(marker)

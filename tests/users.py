@@ -106,7 +106,7 @@ def give(path: Path, user: str) -> None:
 
 
 def user_venv(
-    user: str, root: Path, packages: Iterable[str] = ("qwex-core", "qwex-docker")
+    user: str, root: Path, packages: Iterable[str] = ("qwex-core", "qwex-agent", "qwex-docker")
 ) -> Path:
     """A venv of Debian's Python made by `user` under `root`, with the repo's `packages`
     (distribution folders) installed non-editable by that user; returns its bin dir.

@@ -18,3 +18,16 @@ def test_the_run_and_jobspec_field_tables_match_the_models() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nothing_refers_to_a_design_file_outside_the_repository() -> None:
+    """The docs explain the architecture in their own words (docs/architecture.md)."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.py", "*.md", "*.sh", "*.toml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    citing = [f for f in tracked if "DESIGN §" in (ROOT / f).read_text(errors="replace")]
+    assert citing == [], citing

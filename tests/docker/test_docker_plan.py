@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from docker_support import docker_spec
+from qwex_agent.locate import AgentError, check, find_agent
+from qwex_agent.platforms import Platform, elf_platform
 from qwex_core.errors import SpecError
 from qwex_core.lifecycle import STOP_MARGIN, Seen
 from qwex_core.models import Mount, ResourceRequirements, Run
 from qwex_core.store import RunStore
 from qwex_docker import spec as plan
-from qwex_docker.bundle.locate import AgentError, check, find_agent
-from qwex_docker.bundle.platforms import Platform, elf_platform
 from qwex_docker.runner import container_probe
 
 
@@ -178,7 +178,7 @@ def test_platform_names_follow_docker() -> None:
 
 @pytest.fixture(scope="module")
 def built_agent() -> Path:
-    from qwex_docker.bundle.build import BuildError, build
+    from qwex_agent.build import BuildError, build
 
     try:
         return build()

@@ -76,7 +76,7 @@ def docker_images() -> Iterator[dict[str, str]]:
 def user_agent_dir(user_root: Path, docker_images: dict[str, str]) -> Path:
     """A copy, readable by qwex-user, of the agent bundle this session builds (or finds) as
     root: a directory of `<os>-<arch>/` bundles for `[docker] agent_dir`."""
-    from qwex_docker.bundle.build import BuildError, build
+    from qwex_agent.build import BuildError, build
 
     try:
         built = build()

@@ -56,7 +56,7 @@ def docker_ready() -> None:
     """The real Docker daemon, the agent and the busybox test image (as tests/docker needs)."""
     how = "run `.ci/setup-docker.sh && nox -s images agent`"
     try:
-        from qwex_docker.bundle.build import build
+        from qwex_agent.build import build
         from qwex_docker.client import connect
     except ImportError as exc:  # pragma: no cover - qwex-docker is part of the test install
         unavailable(f"qwex-docker is not installed: {exc}")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the generator and the adapter's tests per case
+
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "gen_client.py"
 CLIENT = "qwex-remote/src/qwex_remote/client"

@@ -17,22 +17,28 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qwex_core.errors import BackendError
+from qwex_agent.daemon import (
+    DEFAULT_SOCKET,
+    DaemonUnavailable,
+    api_message,
+    daemon_address,
+    unreachable,
+)
 from qwex_core.timings import mark
 
 if TYPE_CHECKING:
     import docker
 
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-
-
-class DaemonUnavailable(BackendError):
-    """The daemon is not running or its socket is not accessible."""
-
-
-def daemon_address(base_url: str | None) -> str:
-    """The address qwex uses: the config's, else DOCKER_HOST, else the local socket."""
-    return base_url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+__all__ = [
+    "DEFAULT_SOCKET",
+    "DaemonUnavailable",
+    "api_message",
+    "connect",
+    "connect_reusing",
+    "daemon_address",
+    "forget_version",
+    "unreachable",
+]
 
 
 def connect(base_url: str | None, timeout: float) -> docker.APIClient:
@@ -147,30 +153,3 @@ def _remember(address: str, entry: dict[str, Any] | None) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
-
-
-def unreachable(address: str, exc: BaseException) -> str:
-    """Why the daemon at `address` could not be reached, in words."""
-    text = str(exc)
-    path = address.removeprefix("unix://") if address.startswith("unix://") else None
-    if path and ("FileNotFoundError" in text or "No such file" in text):
-        return (
-            f"the Docker daemon is not running: no socket at {path} (start dockerd, or point "
-            "DOCKER_HOST / [tool.qwex.docker] base_url at a running daemon)"
-        )
-    if "PermissionError" in text or "Permission denied" in text:
-        return (
-            f"permission denied on the Docker socket {path or address}: add your user to the "
-            "`docker` group (then log in again) or use a daemon you may access"
-        )
-    if "ConnectionRefused" in text or "Connection refused" in text:
-        return f"the Docker daemon at {address} refused the connection: is dockerd running?"
-    return f"cannot reach the Docker daemon at {address}: {text}"
-
-
-def api_message(exc: Any) -> str:
-    """The daemon's own explanation from an `APIError`, without the HTTP wrapping."""
-    explanation = getattr(exc, "explanation", None)
-    if isinstance(explanation, bytes):
-        explanation = explanation.decode("utf-8", "replace")
-    return str(explanation or exc).strip()

@@ -1,144 +1,18 @@
-"""`qwex agent build|path|image` and `qwex gc`, added to the qwex CLI by the docker plugin.
+"""Deprecated: `qwex agent` moved to qwex-agent (`qwex_agent.commands`); this re-exports it.
 
-Defined with click only; the docker SDK and the build machinery are imported
-inside the command bodies, since this module is loaded for `qwex --help`.
+Importing this module warns once with a `DeprecationWarning` (docs/agent.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from pathlib import Path
-from typing import TYPE_CHECKING
+import warnings
 
-import click
+from qwex_agent.commands import agent, agent_build, agent_image, agent_path
 
-if TYPE_CHECKING:
-    from qwex_core.cli.context import State
+__all__ = ["agent", "agent_build", "agent_image", "agent_path"]
 
-    from qwex_docker.bundle.locate import Agent
-    from qwex_docker.bundle.platforms import Platform as PlatformType
-    from qwex_docker.settings import DockerSettings
-
-
-@click.group()
-def agent() -> None:
-    """The self-contained qwex agent mounted into Docker containers.
-
-    \b
-      qwex agent build          build it for this machine's platform (into the user cache)
-      qwex agent path           where the agent for an image's platform is, or why it is not
-      qwex agent image          the agent image (FROM scratch + /qwex) a Kubernetes pod copies it from
-    """
-
-
-@agent.command("build")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory to build into (default: the user cache, where qwex looks).",
+warnings.warn(
+    "qwex_docker.commands is deprecated: `qwex agent` moved to qwex_agent.commands",
+    DeprecationWarning,
+    stacklevel=2,
 )
-@click.option("--force", is_flag=True, help="Rebuild even if an up-to-date agent is there.")
-def agent_build(output: Path | None, force: bool) -> None:
-    """Build the agent for this machine's platform (needs a C compiler and Python's headers).
-
-    `qwex run -b docker` builds it on first use too; this is the explicit way."""
-    from qwex_docker.bundle.build import BuildError, build
-
-    def say(message: str) -> None:
-        click.echo(f"qwex: {message}", err=True)
-
-    try:
-        path = build(output, force=force, log=say, announce=say)
-    except BuildError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(str(path))
-
-
-@agent.command("path")
-@click.option(
-    "--platform", "platform_name", help="OS/ARCH, e.g. linux/arm64 (default: this machine's)."
-)
-@click.option("--image", help="Use the platform of this local image (asks the Docker daemon).")
-@click.pass_obj
-def agent_path(state: State, platform_name: str | None, image: str | None) -> None:
-    """Print the agent bundle used for a platform (or an image), or say why there is none."""
-    from qwex_docker.bundle.locate import find_agent
-    from qwex_docker.bundle.platforms import Platform
-
-    settings = _settings(state)
-    if image:
-        from qwex_docker.client import connect
-
-        api = connect(settings.base_url, settings.timeout)
-        from docker.errors import ImageNotFound
-
-        try:
-            platform = Platform.of_image(api.inspect_image(image))
-        except ImageNotFound:
-            raise click.ClickException(f"image {image} is not present locally") from None
-    elif platform_name:
-        try:
-            platform = Platform.parse(platform_name)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--platform") from None
-    else:
-        platform = Platform.host()
-    click.echo(str(find_agent(platform, agent_dir=settings.agent_dir, image=image).path))
-
-
-@agent.command("image")
-@click.option("--tag", help="Image tag (default: qwex/agent:<qwex-core version>).")
-@click.option(
-    "--platform",
-    "platform_name",
-    help="OS/ARCH of the agent, e.g. linux/arm64 (default: this machine's).",
-)
-@click.option("--force", is_flag=True, help="Build even if the tag already holds this agent.")
-@click.option("--json", "as_json", is_flag=True, help="Print the tag, id and platform as JSON.")
-@click.pass_obj
-def agent_image(
-    state: State, tag: str | None, platform_name: str | None, force: bool, as_json: bool
-) -> None:
-    """Build the agent image: FROM scratch plus the agent bundle at /qwex, offline.
-
-    A Kubernetes pod gets the agent from it through an init container that runs
-    `/qwex/bin/qwex agent copy /qwex-install` (its default command) into an emptyDir.
-    Prints the tag; to use it on a cluster, `docker tag` and `docker push` it to a
-    registry the cluster pulls from (docs/kubernetes.md).
-    """
-    from qwex_core.agent import image_name
-
-    from qwex_docker.bundle.image import build_image
-    from qwex_docker.bundle.platforms import Platform
-    from qwex_docker.client import connect
-
-    settings = _settings(state)
-    try:
-        platform = Platform.parse(platform_name) if platform_name else Platform.host()
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--platform") from None
-    agent = _agent_for(platform, settings)
-    api = connect(settings.base_url, max(settings.timeout, 300))
-    image = build_image(api, agent, tag or image_name(), force=force)
-    if as_json:
-        click.echo(json.dumps({**dataclasses.asdict(image), "agent": str(agent.path)}, indent=2))
-    else:
-        if not image.built:
-            click.echo(f"qwex: {image.tag} already holds this agent", err=True)
-        click.echo(image.tag)
-
-
-def _agent_for(platform: PlatformType, settings: DockerSettings) -> Agent:
-    """The agent bundle for `platform`, built here first when it is this machine's."""
-    from qwex_docker.bundle.provide import provide_agent
-
-    return provide_agent(platform, agent_dir=settings.agent_dir, image=None)
-
-
-def _settings(state: State) -> DockerSettings:
-    """The `[tool.qwex.docker]` section of the current project (its defaults when absent)."""
-    from qwex_docker.settings import DockerSettings
-
-    return state.service().config.section("docker", DockerSettings)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from qwex_core.plugin import hookimpl
 
 if TYPE_CHECKING:
-    import click
     from qwex_core.config import QwexConfig
     from qwex_core.garbage import Garbage
     from qwex_core.plugin.hookspecs import RegisterRunner, RegisterSection
@@ -30,13 +29,6 @@ def qwex_register_runners(register: RegisterRunner) -> None:
 @hookimpl
 def qwex_config_sections(register: RegisterSection) -> None:
     register("docker", "qwex_docker.settings:DockerSettings")
-
-
-@hookimpl
-def qwex_register_commands(cli: click.Group) -> None:
-    from qwex_docker.commands import agent
-
-    cli.add_command(agent)
 
 
 @hookimpl

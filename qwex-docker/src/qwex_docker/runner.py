@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from qwex_agent.platforms import Platform
+from qwex_agent.provide import provide_agent
 from qwex_core.errors import BackendError
 from qwex_core.lifecycle import Probe, Seen, oom_reason
 from qwex_core.runners.base import Runner
@@ -27,8 +29,6 @@ from qwex_core.timings import mark
 
 from qwex_docker import sharing
 from qwex_docker import spec as plan
-from qwex_docker.bundle.platforms import Platform
-from qwex_docker.bundle.provide import provide_agent
 from qwex_docker.client import (
     DaemonUnavailable,
     api_message,

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import qwex_core
+from qwex_agent.locate import LAUNCHER, MOUNT
 from qwex_core.agent.main import command_line
 from qwex_core.errors import SpecError
 from qwex_core.lifecycle import STOP_MARGIN
 from qwex_core.models import JobSpec, Run
 from qwex_core.ownership import owner_token
-
-from qwex_docker.bundle.locate import LAUNCHER, MOUNT
 
 RUN_DIR = "/qwex-run"
 """Where the host's run directory is mounted: the agent writes run.json and the logs there."""

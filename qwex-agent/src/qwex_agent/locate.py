@@ -8,7 +8,7 @@ searched, first valid one wins:
 2. the user cache `$XDG_CACHE_HOME/qwex/agent/<qwex-core version>/`, where
    `qwex agent build` (and `nox -s agent`) put what they build,
 3. the optional `qwex_docker_agents` package (a wheel carrying prebuilt Linux
-   agents for every architecture; see docs/docker.md).
+   agents for every architecture; see docs/agent.md).
 
 When none holds one, `provide.py` builds it into the user cache on first use.
 
@@ -30,7 +30,7 @@ from typing import Any
 import qwex_core
 from qwex_core.errors import BackendError
 
-from qwex_docker.bundle.platforms import Platform, elf_platform
+from qwex_agent.platforms import Platform, elf_platform
 
 MOUNT = "/qwex"
 """Where the bundle is mounted in the container; its loader path is fixed at build time."""
@@ -98,7 +98,7 @@ def check(path: Path, platform: Platform) -> tuple[Agent | None, str]:
     if manifest.get("format") != FORMAT:
         return (
             None,
-            f"{path}: bundle format {manifest.get('format')}, this qwex-docker needs {FORMAT}",
+            f"{path}: bundle format {manifest.get('format')}, this qwex-agent needs {FORMAT}",
         )
     recorded: dict[str, str] = manifest.get("sources", {})
     current = source_digests(sorted(recorded))
@@ -131,11 +131,11 @@ def missing_message(platform: Platform, problems: list[str], image: str | None) 
         how = (
             "build it with `qwex agent build` (or `nox -s agent`; a docker run builds it on "
             "first use unless agent_dir is set), or install the prebuilt agents: "
-            "`pip install 'qwex-docker[agents]'`"
+            "`pip install qwex-docker-agents`"
         )
     else:
         how = (
-            f"install the prebuilt agents (`pip install 'qwex-docker[agents]'`, when they "
+            f"install the prebuilt agents (`pip install qwex-docker-agents`, when they "
             f"include {platform}), or build it with `qwex agent build` on a {platform} machine "
             f"and copy the result into {cache_root() / platform.dirname}"
         )

@@ -21,8 +21,8 @@ import qwex_core
 from qwex_core.agent.main import COPY_VERB
 from qwex_core.errors import BackendError
 
-from qwex_docker.bundle.locate import LAUNCHER, MOUNT, Agent
-from qwex_docker.client import api_message
+from qwex_agent.daemon import api_message
+from qwex_agent.locate import LAUNCHER, MOUNT, Agent
 
 DIGEST_LABEL = "qwex.agent.digest"
 VERSION_LABEL = "qwex.agent.version"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PIE_ERROR = "can not be used when making a PIE object"
-AGENTS_EXTRA = "pip install 'qwex-docker[agents]'"
+AGENTS_EXTRA = "pip install qwex-docker-agents"
 """The prebuilt alternative: the agents wheel, which needs no compiler."""
 
 

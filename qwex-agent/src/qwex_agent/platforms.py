@@ -1,7 +1,7 @@
 """Platform names of agent bundles, and reading an executable's real platform from its ELF header.
 
 The agent runs inside the container, so it must match the *image's* platform
-(DESIGN §1.1), which Docker reports with its own names (`amd64`, `arm64`,
+(docs/architecture.md), which Docker reports with its own names (`amd64`, `arm64`,
 `arm` + `v7`...). A bundle's directory is named `<os>-<arch>` in Docker's
 spelling; the ELF header of its launcher is checked too, so a bundle copied
 to the wrong directory is caught before a container fails with

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from qwex_docker.bundle.locate import Agent, AgentError, check, find_agent
-from qwex_docker.bundle.platforms import Platform
+from qwex_agent.locate import Agent, AgentError, check, find_agent
+from qwex_agent.platforms import Platform
 
 
 def provide_agent(platform: Platform, *, agent_dir: str | None, image: str | None) -> Agent:
@@ -23,7 +23,7 @@ def provide_agent(platform: Platform, *, agent_dir: str | None, image: str | Non
     except AgentError:
         if agent_dir or platform != Platform.host() or platform.os != "linux":
             raise
-    from qwex_docker.bundle.build import BuildError, build
+    from qwex_agent.build import BuildError, build
 
     of_image = f" (the platform of image {image})" if image else ""
     try:

