@@ -184,3 +184,29 @@ def configure(project: Path, cluster: Cluster, **settings: Any) -> Path:
     path = project / "qwex.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def api_connections(pid: int) -> int:
+    """How many TCP connections process `pid` holds open to the cluster's API server (a
+    watch is one): read from /proc, so a test can wait until a qwex process watches."""
+    import yaml
+
+    server = yaml.safe_load(kubeconfig_path().read_text())["clusters"][0]["cluster"]["server"]
+    port = int(server.rsplit(":", 1)[1].split("/")[0])
+    sockets = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            sockets.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and fields[3] == "01" and fields[9] in sockets:
+                    count += 1  # 01: ESTABLISHED
+    return count

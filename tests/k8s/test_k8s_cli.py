@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_support import KUEUE_GROUP, KUEUE_VERSION, PYTHON_IMAGE, Cluster, configure, wait_for
+from k8s_support import (
+    KUEUE_GROUP,
+    KUEUE_VERSION,
+    PYTHON_IMAGE,
+    Cluster,
+    api_connections,
+    configure,
+    wait_for,
+)
 from kubernetes import client
 
 pytestmark = [pytest.mark.k8s, pytest.mark.live]
@@ -511,7 +519,9 @@ def test_with_retries_a_deleted_pod_is_an_attempt_and_the_run_ends_with_the_job(
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2)  # the waiter watches the Job and its pods
+    # The waiter watches the Job and its pods (two watches: two connections) before the
+    # pod goes, so the path under test, a watch seeing the pod end, is the one taken.
+    wait_for("the waiter's watches", lambda: api_connections(waiter.pid) >= 2, timeout=60)
     for pod in pods_of(cluster, run_id):
         cluster.core.delete_namespaced_pod(pod.metadata.name, cluster.namespace)
     out, err = waiter.communicate(timeout=180)

@@ -1,18 +1,19 @@
 """Open log streams cost the server no thread: with 100 followers of a running job, the
-server still answers `/health` and `GET /jobs` at once (issue 16, finding 4: about 40
-streams used to take every worker thread, and `/health` timed out)."""
+server still answers `/health` and `GET /jobs` (about 40 streams used to take every
+worker thread, and `/health` timed out)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
 import pytest
-from server_support import CONFIG, Server, make_server, submit, wait_status
+from server_support import CONFIG, Server, gate_command, make_server, submit, wait_status
 
 FOLLOWERS = 100
 KEEPALIVE = "sse_keepalive = 0.3\n"
@@ -50,57 +51,62 @@ def read_until(sock: socket.socket, marker: bytes, seconds: float) -> bytes:
     return got
 
 
-def test_a_hundred_followers_leave_the_api_answering(server: Server) -> None:
+def test_a_hundred_followers_leave_the_api_answering(server: Server, tmp_path: Path) -> None:
+    """With 100 streams open on a running job, `/health` and `GET /jobs` answer while the
+    job still runs: a server whose streams held its workers would answer only once the
+    job ended and its streams closed (how fast it answers is measured by the remote
+    benchmark, `nox -s bench -- remote`)."""
+    gate = tmp_path / "gate"
     with server.client("alice") as alice, ExitStack() as streams:
-        job = submit(alice, "busy-1", ["sh", "-c", "echo started; sleep 60"])
+        job = submit(alice, "busy-1", gate_command(str(gate), "started", "done"))
         wait_status(alice, job["id"], "running")
         socks = [streams.enter_context(open_follow(server, job["id"])) for _ in range(FOLLOWERS)]
-        with httpx.Client(base_url=server.url, timeout=10) as anyone:
-            started = time.monotonic()
-            health = anyone.get("/health")
-            took = time.monotonic() - started
-        assert health.status_code == 200 and took < 2.0, f"/health took {took:.2f} s"
-        started = time.monotonic()
-        listed = alice.get("/jobs", params={"limit": 5}, timeout=10)
-        took = time.monotonic() - started
-        assert listed.status_code == 200 and took < 2.0, f"GET /jobs took {took:.2f} s"
-        # Every stream is served: each got the job's first line.
+        try:
+            with httpx.Client(base_url=server.url, timeout=120) as anyone:
+                assert anyone.get("/health").status_code == 200
+            assert alice.get("/jobs", params={"limit": 5}, timeout=120).status_code == 200
+            assert alice.get(f"/jobs/{job['id']}").json()["status"] == "running"
+            # Every stream is served: each got the job's first line, the job still running.
+            for sock in socks:
+                assert b"started" in read_until(sock, b"started", 60)
+            assert alice.get(f"/jobs/{job['id']}").json()["status"] == "running"
+        finally:
+            gate.touch()
+        # And each gets the end once the job has ended.
         for sock in socks:
-            assert b"started" in read_until(sock, b"started", 20)
-        alice.post(f"/jobs/{job['id']}/cancel")
-        # And each gets the end once the job is cancelled.
-        for sock in socks:
-            assert b"event: end" in read_until(sock, b"event: end", 30)
+            assert b"event: end" in read_until(sock, b"event: end", 60)
 
 
-STAMPS = (
-    "import time\n"
-    "time.sleep(0.5)\n"
-    "for i in range(8):\n"
-    "    print(repr(time.time()), flush=True)\n"
-    "    time.sleep(0.3)\n"
-)
+def inotify_fds(pid: int) -> int:
+    """How many inotify instances process `pid` holds open."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd) == "anon_inode:inotify")
 
 
-def test_a_line_reaches_the_stream_when_written_not_at_the_next_look(server: Server) -> None:
-    """The stream wakes on the write itself (inotify): not at the once-a-second look that
-    backs it up, which would put a line's median wait near half a second."""
+def test_a_line_reaches_the_stream_through_a_watch_on_the_write(
+    server: Server, tmp_path: Path
+) -> None:
+    """The stream wakes on the write itself (inotify), not at the once-a-second look that
+    backs it up: the server watches while a stream is open, and a line written while the
+    job runs reaches the stream before the job goes on. (How soon is the remote
+    benchmark's figure, `nox -s bench -- remote`; without inotify:
+    test_follow_without_inotify.py.)"""
     import json
-    import statistics
-    import sys
 
-    lags = []
+    gate = tmp_path / "gate"
     with server.client("alice") as alice:
-        job = submit(alice, "stamps-1", [sys.executable, "-c", STAMPS])
-        with alice.stream("GET", f"/jobs/{job['id']}/logs/follow") as response:
-            pending = ""
-            for line in response.iter_lines():
-                if line.startswith("event: end"):
-                    break
-                if line.startswith("data: "):
-                    now = time.time()
-                    pending += json.loads(line[6:]).get("data", "")
-                    *complete, pending = pending.split("\n")
-                    lags += [now - float(stamp) for stamp in complete]
-    assert len(lags) == 8
-    assert statistics.median(lags) < 0.25, lags
+        job = submit(alice, "stamps-1", gate_command(str(gate), "first", "second"))
+        wait_status(alice, job["id"], "running")
+        try:
+            with alice.stream("GET", f"/jobs/{job['id']}/logs/follow", timeout=120) as response:
+                data = ""
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        data += json.loads(line[6:]).get("data", "")
+                    if "first\n" in data:
+                        break
+                assert server.proc is not None
+                assert inotify_fds(server.proc.pid) >= 1, "the server does not watch the logs"
+                assert alice.get(f"/jobs/{job['id']}").json()["status"] == "running"
+        finally:
+            gate.touch()

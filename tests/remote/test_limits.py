@@ -49,6 +49,11 @@ def alice(server: Server) -> Iterator[httpx.Client]:
         yield client
 
 
+def data_size(server: Server) -> int:
+    """Bytes of every file under the server's data folder (its database, snapshots, jobs)."""
+    return sum(p.stat().st_size for p in server.data_dir.rglob("*") if p.is_file())
+
+
 def rss(server: Server, key: str = "VmHWM") -> int:
     """The server process's peak resident memory so far (or `key` of /proc/PID/status)."""
     assert server.proc is not None
@@ -69,14 +74,11 @@ def test_a_100_mib_body_is_refused_quickly_without_holding_it(
     label = "x" * (100 * MiB)
     body = '{"submission_id": "big-1", "command": ["true"], "labels": {"l": "' + label + '"}}'
     before = rss(server)
-    started = time.monotonic()
     response = alice.post("/jobs", content=body, headers={"Content-Type": "application/json"})
-    took = time.monotonic() - started
     assert response.status_code == 413, response.text[:300]
     assert error(response)["code"] == "too_large"
     assert "server.max_request_bytes" in error(response)["message"]
     assert "1048576" in error(response)["message"]
-    assert took < 5, took
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the server counts as it reads
         for i in range(0, len(body), MiB):
@@ -149,12 +151,10 @@ def put(client: httpx.Client, data: bytes) -> httpx.Response:
 def test_a_zip_bomb_is_refused_at_upload(alice: httpx.Client) -> None:
     data = bomb(32 * MiB)
     assert len(data) < 65536  # under max_snapshot_bytes of the test server
-    started = time.monotonic()
     response = put(alice, data)
     assert response.status_code == 413, response.text
     assert error(response)["code"] == "too_large"
     assert "server.max_snapshot_unpacked_bytes" in error(response)["message"]
-    assert time.monotonic() - started < 5
     many = put(alice, bomb(0, files=101))
     assert many.status_code == 413, many.text
     assert "server.max_snapshot_files" in error(many)["message"]
@@ -191,13 +191,11 @@ def test_the_510_kb_bomb_of_the_issue_is_refused_by_the_default_limit(tmp_path: 
     assert len(data) < 600_000
     try:
         with srv.client("alice") as alice:
-            started = time.monotonic()
             response = put(alice, data)
-            took = time.monotonic() - started
         assert response.status_code == 413, response.text
         assert "more than 16777216 bytes" in error(response)["message"]
         assert "server.max_snapshot_unpacked_bytes" in error(response)["message"]
-        assert took < 5, took
+        assert data_size(srv) < 4 * MiB, "the bomb was unpacked on the server"
     finally:
         srv.stop()
 

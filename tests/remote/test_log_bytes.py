@@ -44,7 +44,7 @@ def follow_text(client: httpx.Client, job_id: str) -> str:
 
 
 def test_a_job_that_links_its_logs_to_a_host_file_never_gets_that_file_served(
-    alice: httpx.Client, tmp_path: Path
+    server: Server, alice: httpx.Client, tmp_path: Path
 ) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text(SECRET + "\n")
@@ -54,7 +54,11 @@ def test_a_job_that_links_its_logs_to_a_host_file_never_gets_that_file_served(
     )
     job = submit(alice, "link-1", ["sh", "-c", script])
     wait_status(alice, job["id"], "running")
-    time.sleep(0.5)  # the links are made at once; the job sleeps on for 2 s
+    runs = server.data_dir / "jobs" / job["id"] / ".qwex" / "runs"
+    deadline = time.monotonic() + 60
+    while not all(p.is_symlink() for p in runs.glob("*/std*.log")) or not any(runs.glob("*/")):
+        assert time.monotonic() < deadline, "the job never replaced its logs by links"
+        time.sleep(0.02)  # then looked at while it sleeps on for 2 s
     seen = [alice.get(f"/jobs/{job['id']}/logs", params={"stream": s}).text for s in STREAMS]
     seen.append(follow_text(alice, job["id"]))
     assert wait_final(alice, job["id"])["status"] == "succeeded"

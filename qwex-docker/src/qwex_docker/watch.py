@@ -48,16 +48,16 @@ class Changes:
                 found.append((st.st_ino, st.st_mtime_ns, st.st_size))
         return tuple(found)
 
-    def wait(self, seconds: float) -> None:
-        """Return once a file changed since the last look, or after `seconds`."""
+    def wait(self, seconds: float) -> bool:
+        """Return once a file changed since the last look (True), or after `seconds` (False)."""
         deadline = time.monotonic() + seconds
         step = min(max(STEP, seconds / 10), LONG_STEP)
         while True:
             now = self.look()
             if now != self.seen:
                 self.seen = now
-                return
+                return True
             left = deadline - time.monotonic()
             if left <= 0:
-                return
+                return False
             time.sleep(min(step, left))
