@@ -62,6 +62,8 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "tests/conftest.py", "tests/users.py", env={"MYPYPATH": "tests"})
     for folder in TEST_FOLDERS:
         session.run("mypy", folder, env={"MYPYPATH": f"{folder}:tests"})
+    example = "examples/qwex-nice"  # its tests run in a venv of their own (test_example_plugin)
+    session.run("mypy", f"{example}/tests", env={"MYPYPATH": f"{example}/tests:{example}/src"})
 
 
 @nox.session(python=PYTHON)
