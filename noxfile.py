@@ -34,6 +34,7 @@ TEST_DEPS = [
     GENERATOR,
     "schemathesis==4.32.5",  # pinned: its checks and generation change between releases
 ]
+TEST_FOLDERS = ["tests/core", "tests/docker", "tests/k8s", "tests/nonroot", "tests/remote"]
 
 
 @nox.session(python=PYTHON)
@@ -72,8 +73,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over every distribution's source."""
-    session.install(*PACKAGES, "mypy", "pytest")
+    """mypy --strict over every distribution's source, then over the tests.
+
+    pytest puts each test folder (and tests/) on sys.path, so its helpers import as top-level
+    modules (`cli_support`, `users`) and every folder has its own `conftest`: one mypy run
+    per folder, with that folder and tests/ on MYPYPATH, resolves them the same way."""
+    session.install(*PACKAGES, "mypy", *TEST_DEPS)
     session.run(
         "mypy",
         "qwex-core/src",
@@ -84,6 +89,11 @@ def typecheck(session: nox.Session) -> None:
         "qwex-remote/src",
         "examples/qwex-nice/src",
     )
+    session.run("mypy", "tests/conftest.py", "tests/users.py", env={"MYPYPATH": "tests"})
+    for folder in TEST_FOLDERS:
+        session.run("mypy", folder, env={"MYPYPATH": f"{folder}:tests"})
+    example = "examples/qwex-nice"  # its tests run in a venv of their own (test_example_plugin)
+    session.run("mypy", f"{example}/tests", env={"MYPYPATH": f"{example}/tests:{example}/src"})
 
 
 @nox.session(python=PYTHON)

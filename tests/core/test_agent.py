@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_support import unavailable
@@ -17,8 +18,9 @@ from cli_support import unavailable
 AGENT = [sys.executable, "-m", "qwex_core.agent", "run", "--local"]
 
 
-def record(run_dir: Path) -> dict:  # type: ignore[type-arg]
-    return json.loads((run_dir / "run.json").read_text())
+def record(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
+    return data
 
 
 def wait_for_text(path: Path, text: str, timeout: float = 10) -> None:

@@ -11,6 +11,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qwex_core.agent import image_name
@@ -24,8 +25,9 @@ from qwex_core.snapshot import make_snapshot
 AGENT = [sys.executable, "-m", "qwex_core.agent", "run", "--local"]
 
 
-def record(run_dir: Path) -> dict:  # type: ignore[type-arg]
-    return json.loads((run_dir / "run.json").read_text())
+def record(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
+    return data
 
 
 def agent(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -241,7 +243,7 @@ def test_termination_log_stays_within_4_kib(tmp_path: Path) -> None:
 
 
 def test_termination_message_drops_a_long_history_first() -> None:
-    rec = {
+    rec: dict[str, Any] = {
         "id": "x" * 36,
         "status": "succeeded",
         "reason": "exit code 0",

@@ -11,12 +11,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 AGENT = [sys.executable, "-m", "qwex_core.agent", "run", "--local"]
 
 
-def record(run_dir: Path) -> dict:  # type: ignore[type-arg]
-    return json.loads((run_dir / "run.json").read_text())
+def record(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
+    return data
 
 
 def logged(path: Path, text: str, timeout: float = 20) -> str:

@@ -177,7 +177,7 @@ def test_every_reason_word_for_word(
 def test_judge_takes_its_numbers_by_keyword_only() -> None:
     """Four floats in a row are easy to swap: a caller must name them."""
     with pytest.raises(TypeError):
-        judge(Probe(Seen.ALIVE), 1.0, None, GRACE, START)  # type: ignore[misc]
+        judge(Probe(Seen.ALIVE), 1.0, None, GRACE, START)  # type: ignore[call-arg]
 
 
 def test_the_public_signatures_resolve() -> None:

@@ -44,8 +44,8 @@ def stepped_run(qwex: Qwex, project: Path, steps: list[tuple[str, str]]) -> str:
     for number, (stream, text) in enumerate(steps):
         script.append(f"until [ -e {project}/go{number} ]; do sleep 0.01; done")
         script.append(f"echo {text}" + (" >&2" if stream == "stderr" else ""))
-    run_id = qwex("run", "-d", "--no-trunc", "--", "sh", "-c", "; ".join(script), check=True)
-    run_id = run_id.stdout.strip()
+    started = qwex("run", "-d", "--no-trunc", "--", "sh", "-c", "; ".join(script), check=True)
+    run_id = started.stdout.strip()
     run_dir = project / ".qwex" / "runs" / run_id
     for number, (stream, text) in enumerate(steps):
         (project / f"go{number}").touch()

@@ -104,7 +104,8 @@ def test_an_index_that_comes_after_the_logs_is_followed_from_then_on(tmp_path: P
     paths = {s: tmp_path / f"{s}.log" for s in ("stdout", "stderr")}
     with LogReader(paths) as reader:
         assert [c.data for c in reader.chunks()] == [b"1\n"]
-        assert reader.mode == "plain"
+        first_mode = reader.mode
+        assert first_mode == "plain"
         write_run(tmp_path, PIECES)
         (tmp_path / "stdout.log").write_bytes(b"1\n")  # 3 has not come yet
         assert [c.data for c in reader.chunks()] == [b"2\n"]  # 4 waits behind 3

@@ -5,6 +5,7 @@ log copy, `lost` and the cancel for a backend that only observes."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import signal
@@ -47,13 +48,17 @@ def far_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         del sys.modules[module]
 
 
+def far_root() -> Path:
+    """The far side's directory: qwex_far is written at run time, so imported by name."""
+    root: Path = importlib.import_module("qwex_far.runner").FAR
+    return root
+
+
 @pytest.fixture(autouse=True)
 def far_backend(
     far_package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    import qwex_far.runner
-
-    monkeypatch.setattr(qwex_far.runner, "FAR", tmp_path / "far")
+    monkeypatch.setattr(importlib.import_module("qwex_far.runner"), "FAR", tmp_path / "far")
     yield
 
 
@@ -67,17 +72,13 @@ class TestFarRunner(ObservedConformance):
 
     @pytest.fixture
     def service(self, qwex_project: Path) -> RunService:
-        import qwex_far.plugin
-
-        host = PluginHost(plugins=[("far", qwex_far.plugin)])
+        host = PluginHost(plugins=[("far", importlib.import_module("qwex_far.plugin"))])
         return open_service(qwex_project, host=host, flags=overrides({"backend": "far"}))
 
     def far_record(self, run: Run) -> dict[str, object]:
         import json
 
-        import qwex_far.runner
-
-        far = qwex_far.runner.FAR / run.id / "run.json"
+        far = far_root() / run.id / "run.json"
         try:
             data: dict[str, object] = json.loads(far.read_text())
         except (OSError, ValueError):
@@ -99,9 +100,7 @@ class TestFarRunner(ObservedConformance):
 
     @contextlib.contextmanager
     def far_side_down(self, service: RunService, run: Run) -> Iterator[None]:
-        import qwex_far.runner
-
-        down = qwex_far.runner.FAR / "down"
+        down = far_root() / "down"
         down.touch()
         try:
             yield

@@ -146,7 +146,8 @@ def test_the_agents_distribution_is_versioned_with_qwex_core() -> None:
 
     def project(name: str) -> dict[str, Any]:
         data: dict[str, Any] = tomllib.loads((REPO / name / "pyproject.toml").read_text())
-        return data["project"]
+        table: dict[str, Any] = data["project"]
+        return table
 
     core, agents, docker = (project(n) for n in ("qwex-core", "qwex-docker-agents", "qwex-docker"))
     pin = f"qwex-core=={core['version']}"

@@ -8,14 +8,14 @@ starts the cluster.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from k8s_support import HOW_TO, Cluster, kubeconfig_path
+from k8s_support import HOW_TO, Cluster, kubeconfig_path, new_client
 from kubernetes import client
-from kubernetes import config as kube_config
 
 HERE = Path(__file__).parent
 
@@ -26,15 +26,14 @@ def cluster_problem() -> str | None:
     if not path.is_file():
         return f"no Kubernetes cluster (no kubeconfig at {path})"
     try:
-        api = kube_config.new_client_from_config(config_file=str(path))
+        api = new_client(path)
     except Exception as exc:  # unreadable (root's 0600 file) or invalid
         return f"cannot use the kubeconfig {path} ({exc})"
-    try:
-        client.VersionApi(api).get_code(_request_timeout=10)
-    except Exception as exc:  # any failure to connect means "no usable cluster"
-        return f"the Kubernetes cluster of {path} does not answer ({exc.__class__.__name__})"
-    finally:
-        api.close()
+    with contextlib.closing(api):
+        try:
+            client.VersionApi(api).get_code(_request_timeout=10)
+        except Exception as exc:  # any failure to connect means "no usable cluster"
+            return f"the Kubernetes cluster of {path} does not answer ({exc.__class__.__name__})"
     return None
 
 
@@ -63,9 +62,8 @@ def k8s_api() -> Iterator[client.ApiClient]:
         if os.environ.get("CI"):
             pytest.fail(f"{problem}; under CI this is an error ({HOW_TO})", pytrace=False)
         pytest.skip(f"{problem}: {HOW_TO}")
-    api = kube_config.new_client_from_config(config_file=str(kubeconfig_path()))
-    yield api
-    api.close()
+    with contextlib.closing(new_client(kubeconfig_path())) as api:
+        yield api
 
 
 @pytest.fixture

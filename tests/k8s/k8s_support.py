@@ -17,9 +17,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kubernetes import client
+from kubernetes import config as kube_config
 
 T = TypeVar("T")
 
@@ -35,6 +36,33 @@ def kubeconfig_path() -> Path:
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("QWEX_K8S_STATE", "/var/lib/qwex-k8s")) / "kubeconfig"
+
+
+def new_client(path: Path) -> client.ApiClient:
+    """A client of the cluster of the kubeconfig at `path` (the kubernetes package leaves
+    `new_client_from_config` unannotated)."""
+    make = cast(Callable[..., client.ApiClient], kube_config.new_client_from_config)
+    return make(config_file=str(path))
+
+
+def body(manifest: dict[str, Any]) -> Any:
+    """A manifest as a request body: the client sends a plain dict as it is, though its
+    annotations name only its model classes (V1Job, V1Secret...)."""
+    return manifest
+
+
+def serialized(api: client.ApiClient, obj: object) -> object:
+    """`obj` (a model the client read) as the JSON the API server sent (the client leaves
+    `sanitize_for_serialization` unannotated)."""
+    sanitize = cast(Callable[[object], object], api.sanitize_for_serialization)
+    return sanitize(obj)
+
+
+def custom_object(answer: object) -> dict[str, Any]:
+    """A custom object (or list of them) as the client returns it: decoded JSON, which its
+    annotations call only `object`."""
+    assert isinstance(answer, dict), answer
+    return cast(dict[str, Any], answer)
 
 
 @dataclass
@@ -71,7 +99,7 @@ class Cluster:
 
     def create_job(self, job: dict[str, Any]) -> str:
         name: str = job["metadata"]["name"]
-        self.batch.create_namespaced_job(self.namespace, job)
+        self.batch.create_namespaced_job(self.namespace, body(job))
         self.created.append(name)
         return name
 
@@ -85,8 +113,10 @@ class Cluster:
     def workload_of(self, job_name: str) -> dict[str, Any] | None:
         """The Kueue Workload owned by the Job, if Kueue has made one."""
         uid = self.job(job_name).metadata.uid
-        workloads = self.custom.list_namespaced_custom_object(
-            KUEUE_GROUP, KUEUE_VERSION, self.namespace, "workloads"
+        workloads = custom_object(
+            self.custom.list_namespaced_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, self.namespace, "workloads"
+            )
         )
         for wl in workloads["items"]:
             owners = wl["metadata"].get("ownerReferences") or []
@@ -96,11 +126,15 @@ class Cluster:
 
     def cluster_queue_quota(self, resource: str) -> str:
         """The nominal quota of `resource` in the ClusterQueue behind the tests' LocalQueue."""
-        lq = self.custom.get_namespaced_custom_object(
-            KUEUE_GROUP, KUEUE_VERSION, self.namespace, "localqueues", self.local_queue
+        lq = custom_object(
+            self.custom.get_namespaced_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, self.namespace, "localqueues", self.local_queue
+            )
         )
-        cq = self.custom.get_cluster_custom_object(
-            KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", lq["spec"]["clusterQueue"]
+        cq = custom_object(
+            self.custom.get_cluster_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", lq["spec"]["clusterQueue"]
+            )
         )
         for group in cq["spec"]["resourceGroups"]:
             for flavor in group["flavors"]:

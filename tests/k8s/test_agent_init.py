@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_support import Cluster, wait_for
+from k8s_support import Cluster, body, wait_for
 from qwex_core.agent import image_name
 from qwex_core.agent.main import command_line, copy_command
 from qwex_core.snapshot import make_snapshot
@@ -28,7 +28,7 @@ def agent_image(cluster: Cluster) -> str:
     names = {
         name
         for node in cluster.core.list_node().items
-        for img in node.status.images or []
+        for img in (node.status.images if node.status else None) or []
         for name in img.names or []
     }
     if not any(n == image or n.endswith(f"/{image}") for n in names):
@@ -64,11 +64,13 @@ def test_init_container_copies_the_agent_which_runs_the_snapshot(
     name = cluster.name("agent")
     cluster.core.create_namespaced_config_map(
         cluster.namespace,
-        {
-            "metadata": {"name": name},
-            "binaryData": {"snapshot.tar.gz": base64.b64encode(snap.data).decode()},
-            "immutable": True,
-        },
+        body(
+            {
+                "metadata": {"name": name},
+                "binaryData": {"snapshot.tar.gz": base64.b64encode(snap.data).decode()},
+                "immutable": True,
+            }
+        ),
     )
     try:
         main = command_line(

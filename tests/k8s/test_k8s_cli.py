@@ -169,7 +169,7 @@ def test_queued_behind_a_full_cluster_queue_then_admitted(
 
         def positions() -> tuple[Any, ...] | None:
             found = [where.search(record(qwex, i)["reason"]) for i in (waiting, behind)]
-            return tuple(m.groups() for m in found) if all(found) else None
+            return tuple(m.groups() for m in found if m) if all(found) else None
 
         wait_for("positions in the queue", lambda: positions() is not None, timeout=60)
         first, second = positions() or ()
@@ -279,7 +279,7 @@ def test_preempted_by_a_higher_priority_then_readmitted(
         stderr=subprocess.PIPE,
         text=True,
     )
-    low_id = wait_for("the low run", lambda: runs(qwex) and last_run(qwex), timeout=60)
+    low_id = wait_for("the low run", lambda: last_run(qwex) if runs(qwex) else None, timeout=60)
     wait_status(qwex, low_id, {"running"})
     high = run_at("high", "echo high")
     rec = wait_status(qwex, high, FINAL, timeout=180)
@@ -488,7 +488,8 @@ def test_the_job_carries_the_runs_name_and_labels(
     jobs = cluster.batch.list_namespaced_job(
         cluster.namespace, label_selector=f"team=nlp,qwex.dev/name={name}"
     ).items
-    assert [j.metadata.labels["qwex.dev/run-id"] for j in jobs] == [run_id]
+    labels = [j.metadata.labels for j in jobs if j.metadata and j.metadata.labels]
+    assert [each["qwex.dev/run-id"] for each in labels] == [run_id]
     assert [p.metadata.labels["team"] for p in pods_of(cluster, run_id)] == ["nlp"]
 
 
@@ -568,7 +569,7 @@ def test_an_unwatched_run_past_its_jobs_ttl_ends_as_the_agent_recorded(
         try:
             return cluster.job(name).metadata.deletion_timestamp is not None
         except client.ApiException as exc:
-            return exc.status == 404
+            return bool(exc.status == 404)
 
     wait_for("the Job's TTL to pass", ttl_passed, timeout=120)
     rec = record(qwex, run_id)

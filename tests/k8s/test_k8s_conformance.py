@@ -36,6 +36,7 @@ class TestKubernetesRunner(RunnerConformance):
         for pod in core.list_namespaced_pod(
             data["namespace"], label_selector=f"qwex.dev/run-id={run.id}"
         ).items:
+            assert pod.metadata is not None and pod.metadata.name is not None
             core.delete_namespaced_pod(pod.metadata.name, data["namespace"], grace_period_seconds=0)
 
     def workdir_seen(self, service: RunService, host_dir: Path) -> str:
@@ -57,9 +58,9 @@ class TestKubernetesRunner(RunnerConformance):
             namespace, label_selector=f"qwex.dev/run-id={run.id}"
         )
         return [
-            f"pod {p.metadata.name} ({p.status.phase})"
+            f"pod {p.metadata.name if p.metadata else None} ({p.status.phase})"
             for p in pods.items
-            if p.status.phase in ("Pending", "Running")
+            if p.status is not None and p.status.phase in ("Pending", "Running")
         ]
 
     def test_logs_keep_each_stream(self, service: RunService) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_support import Cluster, configure, wait_for
+from k8s_support import Cluster, body, configure, wait_for
 from kubernetes import client
 
 pytestmark = [pytest.mark.k8s, pytest.mark.live]
@@ -40,7 +40,7 @@ def pod_phases(cluster: Cluster, run_id: str) -> list[str]:
     pods = cluster.core.list_namespaced_pod(
         cluster.namespace, label_selector=f"qwex.dev/run-id={run_id}"
     ).items
-    return [str(p.status.phase) for p in pods]
+    return [str(p.status.phase if p.status else None) for p in pods]
 
 
 def test_gc_never_removes_a_running_job_whose_project_moved(
@@ -102,7 +102,7 @@ def test_gc_removes_a_pod_left_by_an_orphaning_delete(
     wait_for(
         "the pod to lose its owner",
         lambda: all(
-            not p.metadata.owner_references
+            not (p.metadata and p.metadata.owner_references)
             for p in cluster.core.list_namespaced_pod(
                 cluster.namespace, label_selector=f"qwex.dev/run-id={rec['id']}"
             ).items
@@ -161,7 +161,7 @@ def test_gc_looks_in_the_namespaces_it_is_given(
     project: Path, qwex: Qwex, cluster: Cluster
 ) -> None:
     other = cluster.name("qwex-gc")
-    cluster.core.create_namespace({"metadata": {"name": other}})
+    cluster.core.create_namespace(body({"metadata": {"name": other}}))
     try:
         configure(project, cluster, namespace=other)
         rec = start(qwex, project, "true")

@@ -5,6 +5,7 @@ relies on: the queue label on the Job only, the agent's init container, the limi
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def make_run(**spec: Any) -> Run:
         id="01a21d16-05ae-7f6f-9967-d2ac841a99a3",
         backend="k8s",
         spec=JobSpec.model_validate(data),
-        created_at="2026-11-27T12:00:00+00:00",
+        created_at=datetime(2026, 11, 27, 12, tzinfo=UTC),
     )
 
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
-from k8s_support import Cluster, configure, wait_for
+from k8s_support import Cluster, body, configure, serialized, wait_for
 from kubernetes import client
-from qwex_core.models import JobSpec, Run, RunStatus
+from qwex_core.models import ContainerConfig, JobSpec, Run, RunStatus
 from qwex_core.service import open_service
 from qwex_k8s import manifests
 from qwex_k8s.manifests import Facts, job_manifest, secret_manifest
@@ -29,14 +30,14 @@ def offline_run(run_id: str = "01a21d16-05ae-7f6f-9967-d2ac841a99a3") -> Run:
         command=["sh", "-c", "echo $API_KEY"],
         backend="k8s",
         env={"PLAIN": "visible"},
-        container={"image": "busybox"},
+        container=ContainerConfig(image="busybox"),
     )
     spec.secret_env = {"API_KEY": VALUE, "odd.name": "x"}
     return Run(
         id=run_id,
         backend="k8s",
         spec=spec,
-        created_at="2026-11-27T12:00:00+00:00",
+        created_at=datetime(2026, 11, 27, 12, tzinfo=UTC),
     )
 
 
@@ -76,11 +77,12 @@ def test_the_pod_gets_the_secret_through_a_secret_owned_by_the_job(
     name = manifests.job_name(run.id)
     cluster.created.append(name)
     job = cluster.batch.read_namespaced_job(name, cluster.namespace)
-    job_json = json.dumps(cluster.api.sanitize_for_serialization(job))
+    job_json = json.dumps(serialized(cluster.api, job))
     assert VALUE not in job_json
     secret_name = manifests.secret_name(run.id)
     assert f'"secretKeyRef": {{"key": "e0", "name": "{secret_name}"}}' in job_json
     secret = cluster.core.read_namespaced_secret(secret_name, cluster.namespace)
+    assert secret.metadata is not None and job.metadata is not None
     owners = secret.metadata.owner_references or []
     assert [(o.kind, o.name, o.uid) for o in owners] == [("Job", name, job.metadata.uid)]
     final = service.wait(run, timeout=240)
@@ -92,7 +94,7 @@ def test_the_pod_gets_the_secret_through_a_secret_owned_by_the_job(
         try:
             cluster.core.read_namespaced_secret(secret_name, cluster.namespace)
         except client.ApiException as exc:
-            return exc.status == 404
+            return bool(exc.status == 404)
         return False
 
     wait_for(f"the Secret {secret_name} to be deleted once the run ended", gone, timeout=60)
@@ -119,8 +121,8 @@ def test_gc_deletes_a_secret_left_without_its_job(cluster: Cluster, tmp_path: Pa
         "qwex.dev/project": str(tmp_path),
         "qwex.dev/owner": "f" * 32,
     }
-    for body in (mine, theirs):
-        cluster.core.create_namespaced_secret(cluster.namespace, body)
+    for manifest in (mine, theirs):
+        cluster.core.create_namespaced_secret(cluster.namespace, body(manifest))
     names = {mine["metadata"]["name"], theirs["metadata"]["name"]}
     found = [g for g in collect(cluster.api, cluster.namespace) if g.name in names]
     assert [(g.name, g.removed) for g in found] == [(mine["metadata"]["name"], True)]

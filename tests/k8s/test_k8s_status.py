@@ -22,8 +22,12 @@ def api(kind: str, data: dict[str, Any]) -> Any:
 
 
 def job(
-    *, suspend: bool = False, conditions: list[dict[str, str]] | None = None, **status: Any
+    *,
+    suspend: bool = False,
+    conditions: list[tuple[str, str, str]] | None = None,
+    **status: Any,
 ) -> Any:
+    """A V1Job; each condition is a true (type, reason, message)."""
     conds = [
         {"type": t, "status": "True", "reason": r, "message": m} for t, r, m in (conditions or [])
     ]

@@ -137,8 +137,9 @@ def test_two_servers_on_one_database_each_run_their_concurrency(
         assert [f["status"] for f in finals] == ["succeeded"] * 3
         workers = claimed_by(postgres_db)
         for n, folder in gates.started().items():
-            assert workers[jobs[n]] == server_of(folder, servers)
-            assert folder.startswith(str(servers[workers[jobs[n]]].data_dir / "jobs" / jobs[n]))
+            worker = workers[jobs[n]]
+            assert worker is not None and worker == server_of(folder, servers)
+            assert folder.startswith(str(servers[worker].data_dir / "jobs" / jobs[n]))
     finally:
         for n in range(3):
             gates.release(n)

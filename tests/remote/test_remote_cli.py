@@ -341,10 +341,10 @@ def test_ctrl_c_cancels_the_job_on_the_server(project: Path, server: Server) -> 
 def test_two_followers_copy_each_line_once(project: Path, server: Server) -> None:
     alice = server.tokens["alice"]
     script = "for i in $(seq 1 40); do echo line $i; sleep 0.05; done"
-    run_id = qwex(
+    started = qwex(
         project, "run", "-d", "--no-trunc", "-b", "remote", "--", "sh", "-c", script, token=alice
     )
-    run_id = run_id.stdout.strip()
+    run_id = started.stdout.strip()
     env = {**clean_env(project), "QWEX_REMOTE_TOKEN": alice}
     followers = [
         subprocess.Popen(

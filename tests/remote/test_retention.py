@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qwex_remote.server.db import open_database
@@ -104,8 +105,15 @@ def test_a_job_folder_whose_store_is_a_link_keeps_nothing_of_it(tmp_path: Path) 
     ("value", "seconds"), [("7d", 604800.0), ("12h", 43200.0), ("90s", 90.0), (30, 30.0)]
 )
 def test_the_retention_is_seconds_or_a_duration(value: object, seconds: float) -> None:
-    assert ServerSettings(job_retention=value).job_retention == seconds
+    assert retention_of(value).job_retention == seconds
     assert ServerSettings().job_retention == 7 * 86400
-    assert ServerSettings(job_retention="never").job_retention is None
+    assert retention_of("never").job_retention is None
     with pytest.raises(ValueError, match="not a duration"):
-        ServerSettings(job_retention="soon")
+        retention_of("soon")
+
+
+def retention_of(raw: object) -> ServerSettings:
+    """Settings given `job_retention` as a configuration file or the environment carries it
+    (a duration string or a number), not yet the float the field holds."""
+    given: dict[str, Any] = {"job_retention": raw}
+    return ServerSettings(**given)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -52,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @schema.parametrize()
-def test_the_server_keeps_to_its_committed_spec(case: Case, server: Server) -> None:
+def test_the_server_keeps_to_its_committed_spec(case: Case[Any], server: Server) -> None:
     base = server.url.removesuffix("/api/v1")
     headers = {"Authorization": f"Bearer {server.tokens['fuzz']}"}
     case.call_and_validate(base_url=base, headers=headers, checks=CHECKS, timeout=10)
