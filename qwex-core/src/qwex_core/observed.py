@@ -24,7 +24,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,13 +92,8 @@ class ObservedRunner(Runner):
 
     def refresh(self, run: Run) -> Run:
         current = self.store.load(run.id)
-        if current.is_final:
+        if current.is_final or not self._due(run.id):
             return current
-        cancel = CancelRequest.of(self.store.run_dir(run.id))
-        now = time.monotonic()
-        if cancel is None and now - self._probed.get(run.id, -1e9) < self.probe_every:
-            return current
-        self._probed[run.id] = now
         seen = self.observe(current)
         if seen is None:
             return current

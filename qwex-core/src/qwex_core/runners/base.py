@@ -130,13 +130,8 @@ class Runner(ABC):
         """The run's record as it is now; when the agent can no longer write it (gone,
         exited without an end, never started, not stopping on a cancel), record the end."""
         current = self.store.load(run.id)
-        if current.is_final:
+        if current.is_final or not self._due(run.id):
             return current
-        cancel = CancelRequest.of(self.store.run_dir(run.id))
-        now = time.monotonic()
-        if cancel is None and now - self._probed.get(run.id, -1e9) < self.probe_every:
-            return current
-        self._probed[run.id] = now
         probe = self.probe(current)
         if probe is None:
             return current
@@ -146,7 +141,7 @@ class Runner(ABC):
         verdict = judge(
             probe,
             age=(datetime.now(UTC) - current.created_at).total_seconds(),
-            cancel=cancel,
+            cancel=CancelRequest.of(self.store.run_dir(run.id)),
             grace_period=current.spec.grace_period,
             start_timeout=self.start_timeout,
         )
@@ -155,6 +150,16 @@ class Runner(ABC):
         if verdict.action is Action.STOP:
             self.signal(current, signal.SIGKILL)
         return self.store.record_end(current, verdict.status, verdict.reason)
+
+    def _due(self, run_id: str) -> bool:
+        """Whether `refresh` looks again now: `probe_every` has passed since the last look
+        in this process, or a cancel waits (always looked at)."""
+        now = time.monotonic()
+        recently = now - self._probed.get(run_id, -1e9) < self.probe_every
+        if recently and CancelRequest.of(self.store.run_dir(run_id)) is None:
+            return False
+        self._probed[run_id] = now
+        return True
 
     def cancel(
         self, run: Run, *, reason: str = "cancelled by user", interrupt: bool = False
