@@ -284,6 +284,8 @@ class RunService:
             )
         except FileExistsError:
             return run
+        except OSError:  # a folder this user may read but not write: its owner's qwex tells
+            return run
         os.close(fd)
         try:
             run = self._explain_and_clean_up(run)
