@@ -32,3 +32,10 @@ def test_nothing_refers_to_a_design_file_outside_the_repository() -> None:
     mark = "DESIGN " + "\N{SECTION SIGN}"  # spelled so that this file does not cite it
     citing = [f for f in tracked if mark in (ROOT / f).read_text(errors="replace")]
     assert citing == [], citing
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """pytest imports test modules by their basename (the folders have no __init__.py):
+    two of the same name fail collection of the whole suite."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
