@@ -141,14 +141,14 @@ class LogWatch:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[Subscription]:
-        """Follow `job_id` until the block ends; its row is loaded before the block starts."""
+        """Follow `job_id` until the block ends; `sub.loaded` is set once its row is loaded
+        (the database may be away: the follower keeps its stream alive meanwhile)."""
         sub = Subscription(job_id, self._files.setdefault(job_id, JobFiles()))
         self._subs.setdefault(job_id, set()).add(sub)
         self._kick.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="log-watch")
         try:
-            await sub.loaded.wait()
             yield sub
         finally:
             subs = self._subs.get(job_id)

@@ -68,6 +68,12 @@ async def follow_events(
     async with watch.subscribe(job_id) as sub:
         position: dict[str, int] | None = None
         quiet_since = time.monotonic()
+        while not sub.loaded.is_set():  # its row not read yet (the database may be away)
+            try:
+                async with _timeout(keepalive):
+                    await sub.loaded.wait()
+            except TimeoutError:
+                yield ": keepalive\n\n"  # the headers are sent: the stream stays alive
         while True:
             sub.changed.clear()  # before looking: a change from now on wakes the wait below
             if watch.stopping.is_set():
