@@ -16,8 +16,13 @@ from server_support import gate_command, make_server, submit, wait_status
 
 def inotify_fds(pid: int) -> int:
     """How many inotify instances process `pid` holds open."""
-    fds = Path(f"/proc/{pid}/fd")
-    return sum(1 for fd in fds.iterdir() if os.readlink(fd) == "anon_inode:inotify")
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd) == "anon_inode:inotify"
+        except OSError:  # closed since it was listed
+            continue
+    return count
 
 
 def log_events(stream: httpx.Response, timeout: float = 60) -> Iterator[tuple[str, str]]:

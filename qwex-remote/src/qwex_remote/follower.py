@@ -70,6 +70,9 @@ class Follower:
     def _main(self) -> None:
         try:
             self._loop()
+        except Exception as exc:  # a thread's traceback would land in the user's terminal
+            if not self._stop.is_set():
+                self.problem = f"following run {self.run_id} stopped: {type(exc).__name__}: {exc}"
         finally:
             self._stopped_at = time.monotonic()
             self.changed.set()
