@@ -26,11 +26,11 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from qwex_core.agent.record import FINAL_STATUSES, backdate, transition
-from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen, judge
+from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen
 from qwex_core.logs import STREAMS
 from qwex_core.runners.base import Runner
 
@@ -140,13 +140,7 @@ class ObservedRunner(Runner):
             if cancel is not None and status in ("cancelled", "failed", "lost"):
                 status, reason = "cancelled", cancel.reason
             return self._finish(record, seen, status, reason)
-        verdict = judge(
-            _probe(seen),
-            age=(datetime.now(UTC) - current.created_at).total_seconds(),
-            cancel=cancel,
-            grace_period=current.spec.grace_period,
-            start_timeout=self.start_timeout,
-        )
+        verdict = self._judge(current, _probe(seen), cancel)
         if verdict.action is Action.KEEP:
             return current
         if verdict.action is Action.STOP:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from qwex_core.agent.main import command_line
 from qwex_core.agent.record import request_cancel
-from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen, judge
+from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen, Verdict, judge
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -138,18 +138,22 @@ class Runner(ABC):
         current = self.store.load(run.id)  # read after probing: an exited agent wrote its last
         if current.is_final:
             return current
-        verdict = judge(
-            probe,
-            age=(datetime.now(UTC) - current.created_at).total_seconds(),
-            cancel=CancelRequest.of(self.store.run_dir(run.id)),
-            grace_period=current.spec.grace_period,
-            start_timeout=self.start_timeout,
-        )
+        verdict = self._judge(current, probe, CancelRequest.of(self.store.run_dir(run.id)))
         if verdict.action is Action.KEEP:
             return current
         if verdict.action is Action.STOP:
             self.signal(current, signal.SIGKILL)
         return self.store.record_end(current, verdict.status, verdict.reason)
+
+    def _judge(self, run: Run, probe: Probe, cancel: CancelRequest | None) -> Verdict:
+        """`lifecycle.judge` with this run's age, grace period and this backend's patience."""
+        return judge(
+            probe,
+            age=(datetime.now(UTC) - run.created_at).total_seconds(),
+            cancel=cancel,
+            grace_period=run.spec.grace_period,
+            start_timeout=self.start_timeout,
+        )
 
     def _due(self, run_id: str) -> bool:
         """Whether `refresh` looks again now: `probe_every` has passed since the last look
