@@ -200,3 +200,14 @@ def gate_command(gate: str, before: str, after: str) -> list[str]:
     """A command that prints `before`, waits until the file `gate` exists, prints `after`:
     it is still running for as long as the test wants (a server restart, say)."""
     return ["sh", "-c", f"echo {before}; until [ -e {gate} ]; do sleep 0.05; done; echo {after}"]
+
+
+def inotify_fds(pid: int) -> int:
+    """How many inotify instances process `pid` holds open."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd) == "anon_inode:inotify"
+        except OSError:  # closed since it was listed
+            continue
+    return count

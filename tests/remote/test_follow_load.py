@@ -4,7 +4,6 @@ worker thread, and `/health` timed out)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -13,7 +12,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_support import CONFIG, Server, gate_command, make_server, submit, wait_status
+from server_support import (
+    CONFIG,
+    Server,
+    gate_command,
+    inotify_fds,
+    make_server,
+    submit,
+    wait_status,
+)
 
 FOLLOWERS = 100
 KEEPALIVE = "sse_keepalive = 0.3\n"
@@ -75,17 +82,6 @@ def test_a_hundred_followers_leave_the_api_answering(server: Server, tmp_path: P
         # And each gets the end once the job has ended.
         for sock in socks:
             assert b"event: end" in read_until(sock, b"event: end", 60)
-
-
-def inotify_fds(pid: int) -> int:
-    """How many inotify instances process `pid` holds open."""
-    count = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            count += os.readlink(fd) == "anon_inode:inotify"
-        except OSError:  # closed since it was listed
-            continue
-    return count
 
 
 def test_a_line_reaches_the_stream_through_a_watch_on_the_write(

@@ -11,18 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from server_support import gate_command, make_server, submit, wait_status
-
-
-def inotify_fds(pid: int) -> int:
-    """How many inotify instances process `pid` holds open."""
-    count = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            count += os.readlink(fd) == "anon_inode:inotify"
-        except OSError:  # closed since it was listed
-            continue
-    return count
+from server_support import gate_command, inotify_fds, make_server, submit, wait_status
 
 
 def log_events(stream: httpx.Response, timeout: float = 60) -> Iterator[tuple[str, str]]:
