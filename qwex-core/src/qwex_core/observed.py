@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from qwex_core.agent.record import FINAL_STATUSES, backdate, transition
 from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen
 from qwex_core.logs import STREAMS
-from qwex_core.pushed import LogBytes, LogCopy, Pusher, record_lock
+from qwex_core.pushed import LogBytes, LogCopy, Pusher, log_sources, record_lock
 from qwex_core.runners.base import Runner
 
 if TYPE_CHECKING:
@@ -112,6 +112,12 @@ class ObservedRunner(Runner):
         `BackendError` when it cannot be followed now (core tries again after a pause).
         Default None: the far side cannot push, and core copies on each look."""
         return None
+
+    def log_sources(self, run: Run, stream: str) -> list[tuple[str, int]]:
+        """Where each of the far side's logs (`LogBytes.source`) begins in the run's log
+        of `stream`, in order: a backend whose far side has several one after the other
+        reads each from its own byte on."""
+        return log_sources(self.store.run_dir(run.id), stream)
 
     def probe(self, run: Run) -> Probe | None:
         seen = self.observe(run)

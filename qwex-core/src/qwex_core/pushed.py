@@ -7,6 +7,9 @@ is the local file's size: only this copy appends to it, so a copy cut short anyw
 skipped, never written twice. Without the far side's own write-order index (`output.idx`
 copied as the stream `index`), each copied piece gets an index entry here, with the far
 side's time of it when known, so `qwex logs -t` and `--since` work the same for every run.
+A far side that logs in several logs one after the other (a Kubernetes pod per retry)
+names each piece's log (`LogBytes.source`); where each source begins in the run's log is
+kept in `log-sources.json`, so the backend reads each source from its own byte on.
 
 A far side that pushes its log as it is written (a follow stream) is followed by one
 `Pusher` thread per run in a process: it appends what comes and wakes the waiter at once.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import threading
 import time
@@ -31,6 +35,8 @@ from qwex_core.agent.record import STDERR_FILE, STDOUT_FILE
 from qwex_core.errors import BackendError
 
 LOCK_FILE = "observed.lock"
+SOURCES_FILE = "log-sources.json"
+"""Where each named source of a stream begins in the run's log: `{stream: [[source, offset]]}`."""
 FILES = {"stdout": STDOUT_FILE, "stderr": STDERR_FILE, "index": INDEX_FILE}
 """The run folder's file of each stream a far side may hold."""
 RETRY_FIRST = 0.1
@@ -47,6 +53,22 @@ class LogBytes:
     data: bytes
     at: datetime | None = None
     """When the far side says they were written (its clock); None: when they are copied."""
+    source: str | None = None
+    """Which of the far side's logs they are of, when it has several one after the other (a
+    pod per retry): the first piece of a new source begins it at `offset` (see
+    `log_sources`)."""
+
+
+def log_sources(run_dir: os.PathLike[str] | str, stream: str) -> list[tuple[str, int]]:
+    """Where each source (`LogBytes.source`) of `stream` begins in the run's log, in the
+    order they began."""
+    try:
+        with open(os.path.join(run_dir, SOURCES_FILE)) as fh:
+            kept = json.load(fh)
+    except (OSError, ValueError):
+        return []
+    found = kept.get(stream) if isinstance(kept, dict) else None
+    return [(str(s), int(o)) for s, o in found or [] if isinstance(o, int)]
 
 
 @contextlib.contextmanager
@@ -73,6 +95,7 @@ class LogCopy:
         self._dir = run_dir
         self._fds: dict[str, int] = {}
         self._index: int | None = None
+        self._sources: dict[str, list[tuple[str, int]]] | None = None
 
     def __enter__(self) -> LogCopy:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
@@ -110,12 +133,26 @@ class LogCopy:
         data = piece.data[have - piece.offset :]
         if not data:
             return True
+        if piece.source is not None:
+            self._begin(piece)  # before the bytes: no byte of a source it does not know
         _write_all(self._fds[piece.stream], data)
         code = STREAM_CODES.get(piece.stream)
         if self._index is not None and code is not None:  # after the bytes, as the agent does
             at = time.time_ns() if piece.at is None else int(piece.at.timestamp() * 1e9)
             os.write(self._index, index_record(at, code, have, len(data)))
         return True
+
+    def _begin(self, piece: LogBytes) -> None:
+        """Keep where `piece.source` begins, the first time a piece of it is appended."""
+        if self._sources is None:
+            self._sources = {s: log_sources(self._dir, s) for s in self.streams}
+        kept = self._sources.setdefault(piece.stream, [])
+        if any(source == piece.source for source, _ in kept):
+            return
+        kept.append((str(piece.source), piece.offset))
+        tmp = self._dir / f".{SOURCES_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({s: [list(e) for e in v] for s, v in self._sources.items()}))
+        os.replace(tmp, self._dir / SOURCES_FILE)
 
 
 Follow = Callable[[Mapping[str, int]], "Iterator[LogBytes | None] | None"]
