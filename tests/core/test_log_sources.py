@@ -38,3 +38,17 @@ def test_pieces_without_a_source_keep_none(tmp_path: Path) -> None:
     append(tmp_path, LogBytes("stdout", 0, b"plain\n"))
     assert log_sources(tmp_path, "stdout") == []
     assert not (tmp_path / "log-sources.json").exists()
+
+
+def test_a_pieces_time_is_indexed_to_the_microsecond(tmp_path: Path) -> None:
+    """The far side's time of a piece reaches the write-order index exactly (a float
+    product turned .123451 into .123450880)."""
+    from datetime import UTC, datetime
+
+    from qwex_core.logs import LogReader
+
+    at = datetime(2026, 12, 2, 5, 50, 3, 123451, tzinfo=UTC)
+    append(tmp_path, LogBytes("stdout", 0, b"line\n", at=at))
+    with LogReader({"stdout": tmp_path / "stdout.log"}) as reader:
+        (chunk,) = reader.chunks(final=True)
+    assert chunk.time == 1_796_190_603_123_451_000
