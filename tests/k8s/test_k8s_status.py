@@ -31,6 +31,7 @@ def said(view: View) -> str:
     seen = view.observation
     return seen.queued or seen.reason or view.waiting
 
+
 T0 = "2026-11-27T12:00:00Z"
 T1 = "2026-11-27T12:00:05Z"
 T2 = "2026-11-27T12:00:09Z"
@@ -138,7 +139,15 @@ CASES: dict[str, tuple[Any, list[Any], Any, Seen | str, str | None, str, int | N
         "insufficient unused quota for cpu",
         None,
     ),
-    "queued, no Workload yet": (job(suspend=True), [], None, QUEUED, None, "waiting for Kueue", None),
+    "queued, no Workload yet": (
+        job(suspend=True),
+        [],
+        None,
+        QUEUED,
+        None,
+        "waiting for Kueue",
+        None,
+    ),
     "preempted, queued again": (
         job(suspend=True),
         [],
@@ -463,3 +472,23 @@ def test_attempts_list_each_pod_in_order_and_keep_those_gone() -> None:
     ]
     assert noted[0]["reason"] == "Error" and noted[1]["reason"] == "Running"
     assert [a["pod"] for a in attempts([second], noted, {})] == ["a", "b"]
+
+
+def test_a_job_being_deleted_with_no_pod_running_is_the_end() -> None:
+    """A cancel deletes the Job (foreground): once its pod has stopped, the Job makes no
+    other, so that is the run's end (core names the cancel's reason), not a wait for a
+    Job that is going away; a pod still in its grace period is still running."""
+    cancelled = terminated(
+        7, "Error", '{"status": "cancelled", "reason": "received SIGTERM", "exit_code": 7}'
+    )
+    stopped = pod(cancelled, phase="Failed")
+    stopped.metadata.deletion_timestamp = T2
+    going = job(active=0)
+    going.metadata.deletion_timestamp = T2
+    seen = observe(going, [stopped], retries=1).observation
+    assert (seen.seen, seen.status, seen.exit_code) == (FINAL, "lost", 7)
+    assert "deleted" in (seen.reason or "")
+    running = pod({"running": {"startedAt": T1}}, phase="Running")
+    assert observe(going, [running]).seen is RUNNING
+    nothing = observe(going, []).observation
+    assert (nothing.seen, nothing.status) == (FINAL, "lost")

@@ -28,10 +28,11 @@ import socket
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from qwex_core.errors import BackendError
 from qwex_core.logtimes import parse_time
 from qwex_core.observed import LogBytes
 
@@ -151,10 +152,11 @@ def _next_start(data: bytes, i: int) -> int:
     return min(found, default=len(data))
 
 
-def log_pieces(chunks: Iterable[bytes]) -> Iterator[Piece]:
+def log_pieces(chunks: Iterable[bytes], dropped: list[bytes] | None = None) -> Iterator[Piece]:
     """The container's log in the API's `timestamps=true` body `chunks`: its bytes with
     their line's time, the kubelet's error text left out (bytes that may be it are held
-    until more log follows them; at the body's end, the text itself is dropped)."""
+    until more log follows them; at the body's end, the text itself is dropped and added
+    to `dropped`)."""
     pending: list[Piece] = []
     for piece in Unstamp().pieces(iter(chunks)):
         pending.append(piece)
@@ -162,8 +164,11 @@ def log_pieces(chunks: Iterable[bytes]) -> Iterator[Piece]:
         if keep:
             ready, pending = _split(pending, keep)
             yield from ready
-    if not ERROR_TAIL.match(b"".join(p for p, _ in pending)):
+    held = b"".join(p for p, _ in pending)
+    if not ERROR_TAIL.match(held):
         yield from pending
+    elif dropped is not None:
+        dropped.append(held)
 
 
 def _split(pieces: list[Piece], count: int) -> tuple[list[Piece], list[Piece]]:
@@ -200,13 +205,28 @@ def as_log_bytes(pieces: Iterable[Piece], stream: str, offset: int, pod: str) ->
     return found
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _time(ns: int | None) -> datetime | None:
-    return None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC)
+    """The kubelet's time of a line (ns) for core, to the microsecond (a datetime's)."""
+    return None if ns is None else EPOCH + timedelta(microseconds=ns // 1000)
 
 
-def read_pod_log(core: Any, namespace: str, pod: str, *, timeout: float) -> list[Piece] | None:
-    """The pod's main-container log as it is now; None when it cannot be read (no such
-    pod, not started, the API server does not answer)."""
+@dataclass(frozen=True)
+class PodLog:
+    """A pod's log as one read found it."""
+
+    pieces: list[Piece]
+    cut: bool
+    """The kubelet's error text came in place of the log or after part of it: the node no
+    longer has (all of) it."""
+
+
+def read_pod_log(core: Any, namespace: str, pod: str, *, timeout: float) -> PodLog | None:
+    """The pod's main-container log as it is now; None when there is none to have (no such
+    pod any more, its container not started). Raises `BackendError` when the API server
+    cannot be asked now."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
@@ -219,12 +239,18 @@ def read_pod_log(core: Any, namespace: str, pod: str, *, timeout: float) -> list
             _preload_content=False,
             _request_timeout=timeout,
         )
-    except (ApiException, HTTPError, OSError):
-        return None
+    except ApiException as exc:
+        if exc.status in (400, 404):
+            return None
+        raise BackendError(f"cannot read the log of pod {pod}: {exc.reason}") from None
+    except (HTTPError, OSError) as exc:
+        raise BackendError(f"cannot read the log of pod {pod}: {exc}") from None
     try:
-        return list(log_pieces(resp.stream(CHUNK, decode_content=True)))
-    except (HTTPError, OSError):
-        return None
+        dropped: list[bytes] = []
+        pieces = list(log_pieces(resp.stream(CHUNK, decode_content=True), dropped))
+        return PodLog(pieces, bool(dropped))
+    except (HTTPError, OSError) as exc:
+        raise BackendError(f"cannot read the log of pod {pod}: {exc}") from None
     finally:
         resp.release_conn()
 
@@ -301,7 +327,9 @@ def started_pods(pods: Iterable[Any]) -> list[Any]:
         state = main.state if main is not None else None
         if state is not None and (state.running is not None or state.terminated is not None):
             found.append(pod)
-    return sorted(found, key=lambda p: (p.metadata.creation_timestamp or datetime.min, p.metadata.name))
+    return sorted(
+        found, key=lambda p: (p.metadata.creation_timestamp or datetime.min, p.metadata.name)
+    )
 
 
 def finished(pod: Any) -> bool:
@@ -349,5 +377,3 @@ def legacy_starts(run_dir: Path) -> dict[str, int]:
         if str(key).startswith(LEGACY_START) and isinstance(value, int):
             starts[str(key).removeprefix(LEGACY_START)] = value
     return starts
-
-

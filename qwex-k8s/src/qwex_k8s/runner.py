@@ -19,7 +19,6 @@ import os
 import queue
 import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -58,6 +57,10 @@ NEVER_CREATED = Observation(
     status="failed",
     reason="the qwex process starting the run stopped before it created the Job (nothing ran); "
     "start it again",
+)
+LOG_GONE = (
+    "qwex could not copy its pod's log: the Job's TTL had passed, or the pod was deleted, "
+    "before a qwex process looked"
 )
 REREAD_AFTER = 1.0
 """Seconds within which a log read from where the last one ended is answered "nothing new"
@@ -111,6 +114,13 @@ class KubernetesRunner(ObservedRunner):
         """The pods of each run as the last look saw them (released once its end is kept)."""
         self._stuck: set[str] = set()
         """Runs that ended while their Job could not start a pod: cleanup deletes the Job."""
+        self._listed_look: set[str] = set()
+        """Runs whose last look came from a `prefetch` listing (their log is copied at the
+        end only: a listing costs no request per run)."""
+        self._streaming: dict[str, str] = {}
+        """The pod whose log this process's follower streams, per run."""
+        self._bodies: dict[tuple[str, str], logs.PodLog] = {}
+        """A finished pod's log, read by the look that saw the end, for the copy after it."""
         self._read: dict[str, tuple[str, int, float, bool]] = {}
         """Per run: the pod whose log was read last, the local offset its answer reached,
         when, and whether the pod's command had ended (its log complete)."""
@@ -122,6 +132,15 @@ class KubernetesRunner(ObservedRunner):
         if self._conn is None:
             self._conn = connect(self.k8s)
         return self._conn
+
+    def reconnect(self) -> None:
+        """Drop the cluster connection and the watches: the next look connects again, with
+        the settings as they are then (`self.k8s`)."""
+        for run_id in list(self._watches):
+            self._stop_watch(run_id)
+        self._conn = None
+        self._positions = None
+        self._listed = None
 
     def _apis(self) -> tuple[Any, Any, Any]:
         from kubernetes import client
@@ -349,7 +368,6 @@ class KubernetesRunner(ObservedRunner):
                 timeout=self.k8s.request_timeout,
             )
 
-
     # -- looking at the run ------------------------------------------------------
 
     def _watch(self, run: Run) -> RunWatch | None:
@@ -382,6 +400,7 @@ class KubernetesRunner(ObservedRunner):
         watch = self._watches.get(run.id)
         if watch is None and polled:
             watch = self._watch(run)
+        self._listed_look.discard(run.id)
         if watch is not None and not watch.stopped and watch.synced(timeout=5.0):
             return watch.snapshot()
         return self._read_state(run)
@@ -448,6 +467,7 @@ class KubernetesRunner(ObservedRunner):
 
         listed = self._from_listing(run)
         if listed is not None:
+            self._listed_look.add(run.id)
             return listed
         data = run.backend_data
         namespace, name = str(data["namespace"]), str(data["job"])
@@ -486,7 +506,9 @@ class KubernetesRunner(ObservedRunner):
     def observe(self, run: Run) -> Observation | None:
         data = run.backend_data
         if not data.get("job"):
-            return NEVER_CREATED if self._starter_died(run) else Observation(Seen.NOTHING, "its Job")
+            return (
+                NEVER_CREATED if self._starter_died(run) else Observation(Seen.NOTHING, "its Job")
+            )
         state = self._state(run)
         if state is None:
             return None
@@ -501,19 +523,32 @@ class KubernetesRunner(ObservedRunner):
             queue=data.get("queue"),
             retries=int(data.get("retries") or 0),
         )
-        if pods:
-            self._pods[run.id] = pods
+        self._pods[run.id] = pods
         seen = self._meaning(run, view, workload)
         if seen.seen is Seen.EXITED and (view.stuck or seen is not view.observation):
             self._stuck.add(run.id)  # its Job would go on trying: cleanup deletes it
+        starts = self._starts(run)
+        if seen.seen is Seen.EXITED and view.pod and view.pod not in starts:
+            try:
+                if not self._final_log(run, view.pod):
+                    seen = replace(seen, reason=f"{seen.reason} ({LOG_GONE})")
+            except BackendError:
+                return None  # cannot tell now
         if not pods:
             return seen
         earlier = list(data.get("attempts") or [])
-        return replace(seen, data={"attempts": status.attempts(pods, earlier, self._starts(run))})
+        return replace(seen, data={"attempts": status.attempts(pods, earlier, starts)})
 
-    def _meaning(
-        self, run: Run, view: status.View, workload: dict[str, Any] | None
-    ) -> Observation:
+    def _final_log(self, run: Run, pod: str) -> bool:
+        """Whether the ended pod's log, of which nothing is copied yet, can be had whole
+        (kept for the copy that follows the look)."""
+        body = self._read_pod_log(run, pod)
+        if body is None or body.cut:
+            return False
+        self._bodies[(run.id, pod)] = body
+        return True
+
+    def _meaning(self, run: Run, view: status.View, workload: dict[str, Any] | None) -> Observation:
         """What the cluster's view means for this run: its place in Kueue's queue, a pod
         unschedulable past `schedule_timeout` (failed), a run admitted by Kueue still
         waiting for its pod (queued), a Job between two attempts (alive)."""
@@ -544,9 +579,7 @@ class KubernetesRunner(ObservedRunner):
             return reason
         if self._positions is None:
             self._positions = QueuePositions(self.conn.api, self.k8s.request_timeout)
-        where = self._positions.describe(
-            str(run.backend_data["namespace"]), str(queue_name), name
-        )
+        where = self._positions.describe(str(run.backend_data["namespace"]), str(queue_name), name)
         return f"{reason} ({where})" if where else reason
 
     def _starter_died(self, run: Run) -> bool:
@@ -591,25 +624,28 @@ class KubernetesRunner(ObservedRunner):
     def read_log(self, run: Run, stream: str, offset: int) -> list[LogBytes]:
         """The pods' log from local byte `offset` on: the pod it is in (where its log began
         in the file is core's account of sources), then, once that pod's command has ended
-        and its log is all there, the next pod's from its start."""
+        and its log is all there, the next pod's from its start. A running pod's log is
+        left to the follower streaming it, and to the end when the look was a listing's."""
         pods = self._log_pods(run)
         starts = self._starts(run)
         done: set[str] = set()
         while (found := logs.target(pods, starts, offset, done)) is not None:
             pod, begin = found
             name, complete = pod.metadata.name, logs.finished(pod)
+            if not complete and (
+                run.id in self._listed_look or self._streaming.get(run.id) == name
+            ):
+                return []
             if self._read_already(run.id, name, offset):
                 if not complete:
                     return []
                 done.add(name)
                 continue
-            pieces = self._read_pod_log(run, name)
-            if pieces is None:  # gone with its pod, or unreadable now
-                if not complete:
-                    raise BackendError(f"cannot read the log of pod {name} now")
+            body = self._bodies.pop((run.id, name), None) or self._read_pod_log(run, name)
+            if body is None:  # gone with its pod: its log cannot be had any more
                 done.add(name)
                 continue
-            new = logs.as_log_bytes(logs.skip(pieces, offset - begin), stream, offset, name)
+            new = logs.as_log_bytes(logs.skip(body.pieces, offset - begin), stream, offset, name)
             end = new[-1].offset + len(new[-1].data) if new else offset
             self._read[run.id] = (name, end, time.monotonic(), complete)
             if new:
@@ -628,7 +664,7 @@ class KubernetesRunner(ObservedRunner):
             return False
         return last[3] or time.monotonic() - last[2] < REREAD_AFTER
 
-    def _read_pod_log(self, run: Run, pod: str) -> list[logs.Piece] | None:
+    def _read_pod_log(self, run: Run, pod: str) -> logs.PodLog | None:
         from kubernetes import client
 
         core = client.CoreV1Api(self.conn.api)
@@ -636,9 +672,7 @@ class KubernetesRunner(ObservedRunner):
             core, str(run.backend_data["namespace"]), pod, timeout=self.k8s.request_timeout
         )
 
-    def follow_log(
-        self, run: Run, offsets: Mapping[str, int]
-    ) -> Iterator[LogBytes | None] | None:
+    def follow_log(self, run: Run, offsets: Mapping[str, int]) -> Iterator[LogBytes | None] | None:
         """The pods' log as the kubelet streams it (`follow=True`), from `offsets` on, and
         a `None` whenever the Job, a pod or the Workload changes (the watch)."""
         if not run.backend_data.get("job"):
@@ -662,7 +696,7 @@ class KubernetesRunner(ObservedRunner):
         reader: logs.Follower | None = None
         done: set[str] = set()
         try:
-            while True:
+            while not watch.stopped:  # (stopped: reconnected) core follows again
                 if reader is None:
                     job, pods, workload = watch.snapshot()
                     found = logs.target(logs.started_pods(pods), self._starts(run), offset, done)
@@ -670,11 +704,13 @@ class KubernetesRunner(ObservedRunner):
                         pod, begin = found
                         reader = logs.Follower(core, namespace, pod.metadata.name, pushed)
                         reader.start(offset - begin, offset)
+                        self._streaming[run.id] = pod.metadata.name
                     elif self._over(run, job, pods, workload):
                         return  # all of its last pod's log is here
                 item = pushed.get()
                 if isinstance(item, logs.Ended):
                     reader = None
+                    self._streaming.pop(run.id, None)
                     if item.error is not None:
                         raise BackendError(item.error)
                     pods = [p for p in watch.snapshot()[1] if p.metadata.name == item.pod]
@@ -687,6 +723,7 @@ class KubernetesRunner(ObservedRunner):
                 yield item
         finally:
             watch.unlisten(changed)
+            self._streaming.pop(run.id, None)
             if reader is not None:
                 reader.stop()
 
@@ -739,12 +776,17 @@ class KubernetesRunner(ObservedRunner):
         on trying to start a pod, let the run's pods go (qwex's finalizer held them for
         the end: `qwex_k8s.finalizer`), delete the run's Secret (its secret env). A finished
         Job stays for its TTL."""
+        super().cleanup(run)  # core's follower of the run's log stops
         self._stop_watch(run.id)
         if run.id in self._stuck:
             self._stuck.discard(run.id)
             self.signal(run, signal.SIGKILL)
         self._release(run)
-        self._read.pop(run.id, None)
+        for kept in (self._read, self._streaming, self._last_look):
+            kept.pop(run.id, None)
+        self._listed_look.discard(run.id)
+        for key in [k for k in self._bodies if k[0] == run.id]:
+            del self._bodies[key]
         if secret := run.backend_data.get("secret"):
             self._delete_secret(str(secret), str(run.backend_data.get("namespace")))
 

@@ -21,6 +21,7 @@ the table of cases is tested from real objects.
 | Job `Failed`, `DeadlineExceeded` | `EXITED` | `failed`, `DeadlineExceeded: ...` |
 | Job deleted leaving its pod (`--cascade=orphan`) | what the pod says | |
 | Job failed with its pod deleted | `EXITED` | `lost` |
+| Job being deleted (a cancel), no pod running | `EXITED` | the pod's end, else `lost` |
 | Job and pods gone | `GONE` | `lost` |
 """
 
@@ -40,7 +41,6 @@ PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "Invalid
 NEVER_FITS = "> maximum capacity"
 """In Kueue's reason when a run asks more than its ClusterQueue's whole capacity."""
 CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
-
 
 
 @dataclass(frozen=True)
@@ -215,6 +215,14 @@ def observe(
     if job.spec.suspend and not failed and not complete:
         waiting = Observation(Seen.STARTING, "its Job", queued=queued_reason(job, workload, queue))
         return View(waiting, waiting=waiting.queued or "")
+    if job.metadata.deletion_timestamp is not None and not any(still_running(p) for p in pods):
+        # Being deleted (a cancel, `kubectl delete job`): it makes no other pod.
+        seen = (
+            _pod(pod, final_job=True, retries=0, complete_job=complete is not None) if pod else None
+        )
+        if seen is not None and seen.seen is Seen.EXITED:
+            return seen
+        return _exited("lost", "its Job was deleted before the run recorded an end")
     if failed is not None and _reason(failed) == "DeadlineExceeded":
         if pod is not None and still_running(pod):  # its grace period: output still comes
             return _alive(pod.metadata.name, None)
@@ -284,8 +292,7 @@ def _pod(pod: Any, *, final_job: bool, retries: int, complete_job: bool = False)
                 return _starting(f"its pod {name} was deleted; waiting for its Job", pod=name)
             return _exited(
                 "lost",
-                f"its pod {name} was deleted outside qwex before the run ended "
-                f"(exit code {code})",
+                f"its pod {name} was deleted outside qwex before the run ended (exit code {code})",
                 **ended,
             )
         if disrupted and not final_job:
@@ -294,10 +301,14 @@ def _pod(pod: Any, *, final_job: bool, retries: int, complete_job: bool = False)
             return _exited(str(record["status"]), str(record.get("reason") or ""), **ended)
         code = done.exit_code
         if done.reason == "OOMKilled":
-            reason = "OOMKilled: the pod ran out of memory and the agent was killed with the command"
+            reason = (
+                "OOMKilled: the pod ran out of memory and the agent was killed with the command"
+            )
             return _exited("failed", reason, **{**ended, "exit_code": code})
         reason = "exit code 0" if code == 0 else f"exit code {code}"
-        return _exited("succeeded" if code == 0 else "failed", reason, **{**ended, "exit_code": code})
+        return _exited(
+            "succeeded" if code == 0 else "failed", reason, **{**ended, "exit_code": code}
+        )
     if status.reason == "Evicted" or (status.phase == "Failed" and status.reason):
         return _exited("failed", f"{status.reason}: {status.message or ''}".strip())
     for cstatus in (init, main):
