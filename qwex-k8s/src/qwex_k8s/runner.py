@@ -606,7 +606,7 @@ class KubernetesRunner(ObservedRunner):
 
     def _starts(self, run: Run) -> dict[str, int]:
         """Where each pod's log begins in the run's log file: core's account of its
-        sources, and that of a qwex before 0.x that copied logs itself (`k8s-logs.json`)."""
+        sources, and that of an earlier qwex that copied logs itself (`k8s-logs.json`)."""
         starts = dict(self.log_sources(run, "stdout"))
         starts.update(logs.legacy_starts(self.store.run_dir(run.id)))
         return starts
