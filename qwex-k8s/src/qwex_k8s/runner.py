@@ -702,6 +702,11 @@ class KubernetesRunner(ObservedRunner):
                     found = logs.target(logs.started_pods(pods), self._starts(run), offset, done)
                     if found is not None:
                         pod, begin = found
+                        if logs.finished(pod) and self._read_already(
+                            run.id, pod.metadata.name, offset
+                        ):
+                            done.add(pod.metadata.name)  # read to its end already
+                            continue
                         reader = logs.Follower(core, namespace, pod.metadata.name, pushed)
                         reader.start(offset - begin, offset)
                         self._streaming[run.id] = pod.metadata.name
