@@ -16,6 +16,7 @@ from qwex_core.logs import LogReader
 from qwex_core.models import Run, RunStatus
 from qwex_core.plugin import hookimpl
 from qwex_core.plugin.manager import PluginHost
+from qwex_core.pushed import LogBytes, LogCopy, record_lock
 from qwex_core.service import RunService, open_service
 
 __all__ = ["far_backend", "far_package"]  # fixtures, used by name
@@ -98,3 +99,19 @@ def test_an_observations_note_is_kept_in_the_record(qwex_project: Path) -> None:
     run = service.submit(service.job(["true"]))
     final = wait_end(service, run)
     assert final.backend_data.get("far-host") == "node-7"
+
+
+def test_the_local_copy_is_never_doubled(tmp_path: Path) -> None:
+    """Pieces that overlap what was copied add only what is new; a piece past the copy's end
+    is refused (a gap); a write cut short (the process ended mid-write) is a true prefix of
+    the far side's bytes, so the next copy goes on right after it, once."""
+    log = tmp_path / "stdout.log"
+    with record_lock(tmp_path), LogCopy(tmp_path, ["stdout"]) as copy:
+        assert copy.append(LogBytes("stdout", 0, b"one\ntw"))
+        assert copy.append(LogBytes("stdout", 4, b"two\n"))  # overlaps by 2 bytes
+        assert not copy.append(LogBytes("stdout", 12, b"x\n"))  # a gap: refused
+        with log.open("ab") as fh:
+            fh.write(b"thr")  # a write cut short
+        assert copy.append(LogBytes("stdout", 8, b"three\n"))
+        assert copy.size("stdout") == 14
+    assert log.read_text() == "one\ntwo\nthree\n"

@@ -69,6 +69,9 @@ class Observation:
     """When it ended, by the far side's clock."""
     oom: bool = False
     """The far side's runtime killed it for memory (`seen` is `EXITED`, no status)."""
+    listed: bool = False
+    """Answered from a listing of many runs (`prefetch`): core then leaves a live run's log
+    for a look at that run alone (an end's log is always copied whole first)."""
     data: Mapping[str, Any] | None = None
     """Keys to keep in the record's `backend_data` (the attempts a scheduler made), written
     by core under the run's lock when they differ from what the record holds."""
@@ -136,7 +139,8 @@ class ObservedRunner(Runner):
         if seen is None:
             return current
         with self._locked(run.id):
-            self.copy_logs(current)
+            if not seen.listed or seen.seen not in (Seen.ALIVE, Seen.STARTING, Seen.NOTHING):
+                self.copy_logs(current)
             return self._apply(run.id, seen, CancelRequest.of(self.store.run_dir(run.id)))
 
     def copy_logs(self, run: Run) -> None:

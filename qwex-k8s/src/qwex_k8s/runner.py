@@ -115,7 +115,7 @@ class KubernetesRunner(ObservedRunner):
         self._stuck: set[str] = set()
         """Runs that ended while their Job could not start a pod: cleanup deletes the Job."""
         self._listed_look: set[str] = set()
-        """Runs whose last look came from a `prefetch` listing (their log is copied at the
+        """Runs whose last look came from a `prefetch` listing (core copies their log at the
         end only: a listing costs no request per run)."""
         self._streaming: dict[str, str] = {}
         """The pod whose log this process's follower streams, per run."""
@@ -216,34 +216,42 @@ class KubernetesRunner(ObservedRunner):
 
     def start(self, run: Run) -> None:
         with _held(self.store.run_dir(run.id) / START_LOCK):
-            self._start(run)
+            snap = self._plan(run)
+            self.store.save(run)  # before anything exists: every qwex process can find it again
+            self._create(run, snap)
 
-    def _start(self, run: Run) -> None:
-        from kubernetes.client.exceptions import ApiException
-
+    def _plan(self, run: Run) -> Snapshot | None:
+        """Fill `run.backend_data` with what finds the run again; the snapshot to send."""
         conn = self.conn
-        name = manifests.job_name(run.id)
-        snapshot = None
+        snap = None
         if self.k8s.code == SNAPSHOT:
             snap = self._snapshot[1] if self._snapshot else None
             if snap is None:
                 snap = self._make_snapshot()
             self._snapshot = None
-            snapshot = manifests.snapshot_name(snap.sha256)
         run.backend_data = {
-            "job": name,
+            "job": manifests.job_name(run.id),
             "namespace": conn.namespace,
             "context": conn.context,
             "queue": self.k8s.queue,
             "retries": self.k8s.retries,
-            "snapshot": snapshot,
+            "snapshot": manifests.snapshot_name(snap.sha256) if snap is not None else None,
             "secret": manifests.secret_name(run.id) if run.spec.secret_env else None,
         }
-        self.store.save(run)  # before anything exists: every qwex process can find it again
+        return snap
+
+    def _create(self, run: Run, snap: Snapshot | None) -> None:
+        """Create the snapshot's ConfigMap, the Secret and the Job. The Job's uid goes into
+        this `run` (its watch needs it); the record gets it from the first look."""
+        from kubernetes.client.exceptions import ApiException
+
+        conn = self.conn
+        name = manifests.job_name(run.id)
+        snapshot = run.backend_data["snapshot"]
         body = manifests.job_manifest(run, self.k8s, self._facts(run, snapshot))
-        secret = manifests.secret_name(run.id) if run.spec.secret_env else None
+        secret = run.backend_data["secret"]
         try:
-            if snapshot is not None and snap is not None:
+            if snap is not None:
                 self._ensure_snapshot(snap, conn.namespace)
             if secret is not None:
                 self._create_secret(run)
@@ -262,7 +270,6 @@ class KubernetesRunner(ObservedRunner):
                 f"{api_message(exc)}"
             ) from None
         run.backend_data["uid"] = job["metadata"]["uid"]
-        self.store.save(run)
         if snapshot is not None:
             self._own_snapshot(snapshot, name, job["metadata"]["uid"])
         if secret is not None:
@@ -519,7 +526,7 @@ class KubernetesRunner(ObservedRunner):
             job,
             pods,
             workload,
-            known=bool(data.get("uid")),
+            known=bool(data.get("uid")) or job is not None,
             queue=data.get("queue"),
             retries=int(data.get("retries") or 0),
         )
@@ -534,10 +541,13 @@ class KubernetesRunner(ObservedRunner):
                     seen = replace(seen, reason=f"{seen.reason} ({LOG_GONE})")
             except BackendError:
                 return None  # cannot tell now
-        if not pods:
-            return seen
-        earlier = list(data.get("attempts") or [])
-        return replace(seen, data={"attempts": status.attempts(pods, earlier, starts)})
+        notes: dict[str, Any] = {}
+        if job is not None and not data.get("uid"):
+            notes["uid"] = job.metadata.uid  # its Job exists: from now on, not finding it is news
+        if pods:
+            earlier = list(data.get("attempts") or [])
+            notes["attempts"] = status.attempts(pods, earlier, starts)
+        return replace(seen, data=notes or None, listed=run.id in self._listed_look)
 
     def _final_log(self, run: Run, pod: str) -> bool:
         """Whether the ended pod's log, of which nothing is copied yet, can be had whole
@@ -625,16 +635,14 @@ class KubernetesRunner(ObservedRunner):
         """The pods' log from local byte `offset` on: the pod it is in (where its log began
         in the file is core's account of sources), then, once that pod's command has ended
         and its log is all there, the next pod's from its start. A running pod's log is
-        left to the follower streaming it, and to the end when the look was a listing's."""
+        left to this process's follower when one streams it."""
         pods = self._log_pods(run)
         starts = self._starts(run)
         done: set[str] = set()
         while (found := logs.target(pods, starts, offset, done)) is not None:
             pod, begin = found
             name, complete = pod.metadata.name, logs.finished(pod)
-            if not complete and (
-                run.id in self._listed_look or self._streaming.get(run.id) == name
-            ):
+            if not complete and self._streaming.get(run.id) == name:
                 return []
             if self._read_already(run.id, name, offset):
                 if not complete:
