@@ -382,6 +382,8 @@ class KubernetesRunner(ObservedRunner):
         if not data.get("job"):
             return None
         watch = self._watches.get(run.id)
+        if watch is not None and data.get("queue") and data.get("uid") and not watch.workload_kind:
+            watch.stop()  # made before the Job's uid was known: watch its Workload too
         if watch is None or watch.stopped:
             try:
                 api = self.conn.api

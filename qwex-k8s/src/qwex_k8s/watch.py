@@ -112,6 +112,11 @@ class RunWatch:
         self._changed()
 
     @property
+    def workload_kind(self) -> bool:
+        """Whether the run's Kueue Workload is watched too."""
+        return "workload" in self._synced
+
+    @property
     def stopped(self) -> bool:
         return self._stop.is_set()
 
