@@ -638,6 +638,8 @@ class KubernetesRunner(ObservedRunner):
         in the file is core's account of sources), then, once that pod's command has ended
         and its log is all there, the next pod's from its start. A running pod's log is
         left to this process's follower when one streams it."""
+        if not run.backend_data.get("job"):
+            return []  # no Job was made: no pod, no log
         pods = self._log_pods(run)
         starts = self._starts(run)
         done: set[str] = set()
