@@ -407,8 +407,8 @@ class KubernetesRunner(ObservedRunner):
         polled = now - self._last_look.get(run.id, -1e9) < WATCH_AFTER
         self._last_look[run.id] = now
         watch = self._watches.get(run.id)
-        if watch is None and polled:
-            watch = self._watch(run)
+        if watch is not None or polled:
+            watch = self._watch(run)  # (made again when it lacks the Workload's watch)
         self._listed_look.discard(run.id)
         if watch is not None and not watch.stopped and watch.synced(timeout=5.0):
             return watch.snapshot()
@@ -694,6 +694,7 @@ class KubernetesRunner(ObservedRunner):
     def _following(self, run: Run, offset: int) -> Iterator[LogBytes | None]:
         from kubernetes import client
 
+        run = self.store.load(run.id)  # as it is now (the Job's uid, once a look saw it)
         watch = self._watch(run)
         if watch is None or not watch.synced(timeout=self.k8s.request_timeout):
             raise BackendError(f"cannot watch the Job of run {run.id} now")
