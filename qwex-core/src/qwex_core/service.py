@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     # Imported where used: `qwex list` and reading final runs need neither pydantic nor the config.
     from qwex_core.config import Key, QwexConfig
     from qwex_core.models import JobSpec, Run
+    from qwex_core.run_view import RunView
     from qwex_core.runners.base import Runner
 
 
@@ -118,6 +119,21 @@ class RunService:
         """Read a run as it is now; the first process to see it final tells the plugins."""
         run = self.refresh(self.store.load(run_id))
         return self.notify_final(run) if run.is_final else run
+
+    def final_view(self, run_id: str) -> RunView | None:
+        """What the CLI shows of a final run the plugins have been told of, read without
+        building the model (see `qwex_core.run_view`); None when the run is not final yet,
+        nobody has told the plugins (the first look does, through `observe`), or its
+        record is not in the form qwex writes: `observe` then reads it (and says what is
+        wrong with it)."""
+        from qwex_core.run_view import final_view
+
+        if not self._notified(run_id):
+            return None
+        try:
+            return final_view(self.store.read(run_id))
+        except QwexError:
+            return None
 
     def refresh(self, run: Run) -> Run:
         """The run as it is now, asking its backend when the record is not final."""
