@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qwex_core import run_index
 from qwex_core.agent.record import (
     RUN_FILE,
     STDERR_FILE,
@@ -33,7 +34,6 @@ from qwex_core.agent.record import (
     write_record,
 )
 from qwex_core.errors import QwexError, RunNotFound
-from qwex_core.ids import uuid7
 from qwex_core.paths import runs_dir, store_announcement
 
 if TYPE_CHECKING:
@@ -101,22 +101,8 @@ class RunStore:
             self.root.mkdir(DIR_MODE, exist_ok=True)
             if announcement:
                 sys.stderr.write(f"qwex: {announcement}\n")
-        taken = {short_id(n) for n in self.ids()}
-        while True:
-            run_id = uuid7()
-            if short_id(run_id) in taken:  # pragma: no cover - 48 random bits
-                continue
-            try:
-                (self.root / run_id).mkdir(DIR_MODE)
-            except FileExistsError:  # pragma: no cover - 74 random bits
-                continue
-            if spec.name:
-                try:
-                    self.claim_name(spec.name, run_id)
-                except BaseException:
-                    shutil.rmtree(self.root / run_id, ignore_errors=True)
-                    raise
-            break
+        claim = None if not spec.name else lambda run_id: self.claim_name(str(spec.name), run_id)
+        run_id = run_index.new_run_folder(self.root, claim, DIR_MODE)
         from qwex_core.agent.record import now_iso
         from qwex_core.models import Run
 
@@ -192,7 +178,8 @@ class RunStore:
         elif self.names.is_dir():  # a run whose record cannot be read: find its name entry
             for entry in os.listdir(self.names):
                 self.release_name(entry, run_id)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        with run_index.locked(self.root):  # no run added meanwhile: the index goes stale
+            shutil.rmtree(run_dir, ignore_errors=True)
         return size
 
     def save(self, run: Run, *, durable: bool = False) -> None:
@@ -267,15 +254,18 @@ class RunStore:
             return token
         owner = self.name_owner(token)
         prefix = token.lower()
-        matches = (
-            [
-                name
-                for name in self.ids()
-                if name.startswith(prefix) or short_id(name).startswith(prefix)
-            ]
-            if ID_LIKE.fullmatch(token)
-            else []
-        )
+        matches = []
+        if ID_LIKE.fullmatch(token):
+            indexed = run_index.matching(self.root, prefix)
+            matches = (
+                indexed
+                if indexed  # none: the folder is the truth, an index can only miss runs
+                else [
+                    name
+                    for name in run_index.listing(self.root)
+                    if name.startswith(prefix) or short_id(name).startswith(prefix)
+                ]
+            )
         if owner is not None:
             others = [m for m in matches if m != owner]
             if others:
@@ -300,11 +290,7 @@ class RunStore:
 
     def ids(self) -> list[str]:
         """Every run id, newest first."""
-        try:
-            names = os.listdir(self.root)
-        except FileNotFoundError:
-            return []
-        return sorted((n for n in names if not n.startswith(".")), reverse=True)
+        return list(run_index.newest_first(self.root))
 
     def iter_records(
         self, *, backends: set[str] | None = None, unreadable: bool = False
@@ -315,7 +301,7 @@ class RunStore:
         reason names the file); one still being created (no record yet, a few seconds old)
         is skipped either way."""
         root = str(self.root)
-        for run_id in self.ids():
+        for run_id in run_index.newest_first(self.root):
             path = f"{root}/{run_id}/{RUN_FILE}"
             problem = None
             try:
