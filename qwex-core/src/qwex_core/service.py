@@ -231,7 +231,8 @@ class RunService:
             self.host.warn(str(exc))
 
     def _notified(self, run_id: str) -> bool:
-        return (self.store.run_dir(run_id) / NOTIFIED_FILE).exists()
+        # A string path: `qwex list` asks this of every final run it lists.
+        return os.path.exists(f"{self.store.root}/{run_id}/{NOTIFIED_FILE}")
 
     def _first_to_see_the_end(self, record: dict[str, Any]) -> dict[str, Any]:
         """A final record nobody has told the plugins of (a detached run that ended with

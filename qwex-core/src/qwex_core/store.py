@@ -371,7 +371,10 @@ def _read_small(path: str) -> bytes:
     """A whole small file, with plain system calls (several times faster than `open` in a loop)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # a job's planted link is not a record
     try:
-        chunks = []
+        first = os.read(fd, 1 << 16)
+        if len(first) < 1 << 16:  # a regular file read short: its end (one call, not two)
+            return first
+        chunks = [first]
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
         return b"".join(chunks)
