@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -178,6 +177,8 @@ class RunStore:
         elif self.names.is_dir():  # a run whose record cannot be read: find its name entry
             for entry in os.listdir(self.names):
                 self.release_name(entry, run_id)
+        import shutil  # (not at the top: every command imports the store, few delete)
+
         with run_index.locked(self.root):  # no run added meanwhile: the index goes stale
             shutil.rmtree(run_dir, ignore_errors=True)
         return size
