@@ -75,3 +75,25 @@ def test_listing_builds_no_model(project: Path, qwex: Qwex) -> None:
     code, modules = imported(project, "list")
     assert code in (0, None)
     assert [m for m in UNNEEDED if m in modules] == []
+
+
+OTHER_BACKENDS = (
+    "qwex_docker.settings",
+    "qwex_docker.runner",
+    "qwex_k8s.settings",
+    "qwex_k8s.runner",
+    "qwex_remote.client_settings",
+    "qwex_remote.server",
+    "docker",
+    "kubernetes",
+    "httpx",
+)
+"""What a local run never needs: other backends' settings models and clients (a section no
+configuration layer sets is its model's defaults, made only when asked for)."""
+
+
+def test_a_local_run_builds_no_other_backends_settings(project: Path) -> None:
+    code, modules = imported(project, "run", "-q", "--", "true")
+    assert code == 0
+    needless = tuple(f"{name}." for name in OTHER_BACKENDS)
+    assert [m for m in modules if m in OTHER_BACKENDS or m.startswith(needless)] == []
