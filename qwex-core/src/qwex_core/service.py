@@ -169,6 +169,7 @@ class RunService:
         where: Callable[[dict[str, Any]], bool] | None = None,
         unreadable: bool = False,
         on_problem: Callable[[Run, BackendError], None] | None = None,
+        rows: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Like `list`, as JSON-ready records: final records are passed on as stored, without
         building a model, which keeps `qwex list` fast with thousands of runs. `where` filters
@@ -176,14 +177,16 @@ class RunService:
         `unreadable` row naming the file (see `store.unreadable_record`) instead of being
         left out. With `on_problem`, a run whose backend cannot bring it up to date (a
         refused token, say) is passed to it and listed as its record stands, so one run
-        never hides the others."""
+        never hides the others. With `rows`, a final run may come as the fields `qwex list`
+        shows and filters on (see `RunStore.iter_records`)."""
         from qwex_core.agent.record import UNREADABLE
+        from qwex_core.row_cache import CachedRow
         from qwex_core.store import unreadable_record
 
         wanted = {str(s) for s in statuses} if statuses is not None else None
         count = 0
         prefetched: set[str] = set()
-        for record in self.store.iter_records(backends=backends, unreadable=unreadable):
+        for record in self.store.iter_records(backends=backends, unreadable=unreadable, rows=rows):
             status = record.get("status")
             if status != UNREADABLE and status not in FINAL_STATUSES:
                 from pydantic import ValidationError
@@ -208,7 +211,11 @@ class RunService:
                         if on_problem is None:
                             raise
                         on_problem(run, exc)
-            elif status in FINAL_STATUSES and not self._notified(str(record.get("id"))):
+            elif (
+                status in FINAL_STATUSES
+                and not isinstance(record, CachedRow)  # cached: the plugins were told
+                and not self._notified(str(record.get("id")))
+            ):
                 record = self._first_to_see_the_end(record)
             if wanted is not None and record.get("status") not in wanted:
                 continue

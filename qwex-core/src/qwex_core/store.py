@@ -294,33 +294,58 @@ class RunStore:
         return list(run_index.newest_first(self.root))
 
     def iter_records(
-        self, *, backends: set[str] | None = None, unreadable: bool = False
+        self, *, backends: set[str] | None = None, unreadable: bool = False, rows: bool = False
     ) -> Iterator[dict[str, Any]]:
         """Raw records, newest first, as stored. `qwex list` reads thousands of these, so no
         model is built here. A folder whose record cannot be read is skipped, or with
         `unreadable`, given as `{"id", "short_id", "status": "unreadable", "reason"}` (the
         reason names the file); one still being created (no record yet, a few seconds old)
-        is skipped either way."""
+        is skipped either way. With `rows`, a final run's record may come as the fields
+        `qwex list` shows and filters on, from the cache of them (see `row_cache`)."""
+        from qwex_core.row_cache import RowCache
+
         root = str(self.root)
-        for run_id in run_index.newest_first(self.root):
-            path = f"{root}/{run_id}/{RUN_FILE}"
-            problem = None
-            try:
-                data = _load_record(path, run_id)
-            except FileNotFoundError:
-                if not unreadable or _younger_than(f"{root}/{run_id}", CREATING_GRACE):
+        cache = RowCache(self.root) if rows else None
+        complete = False
+        try:
+            for run_id in run_index.newest_first(self.root):
+                path = f"{root}/{run_id}/{RUN_FILE}"
+                identity = None
+                if cache is not None:
+                    try:  # before the read: a record replaced after this is read again later
+                        st = os.lstat(path)
+                    except OSError:
+                        pass
+                    else:
+                        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+                        cached = cache.lookup(run_id, identity)
+                        if cached is not None:
+                            if backends is None or cached.get("backend") in backends:
+                                yield cached
+                            continue
+                problem = None
+                try:
+                    data = _load_record(path, run_id)
+                except FileNotFoundError:
+                    if not unreadable or _younger_than(f"{root}/{run_id}", CREATING_GRACE):
+                        continue
+                    problem = "missing"
+                except OSError as exc:
+                    problem = exc.strerror or str(exc)
+                except ValueError as exc:
+                    problem = str(exc)
+                if problem is not None:
+                    if unreadable and backends is None:
+                        yield unreadable_record(run_id, f"{path}: {problem}")
                     continue
-                problem = "missing"
-            except OSError as exc:
-                problem = exc.strerror or str(exc)
-            except ValueError as exc:
-                problem = str(exc)
-            if problem is not None:
-                if unreadable and backends is None:
-                    yield unreadable_record(run_id, f"{path}: {problem}")
-                continue
-            if backends is None or data.get("backend") in backends:
-                yield data
+                if cache is not None and identity is not None:
+                    cache.read(run_id, identity, data)
+                if backends is None or data.get("backend") in backends:
+                    yield data
+            complete = True
+        finally:
+            if cache is not None:
+                cache.save(complete)
 
 
 def unreadable_record(run_id: str, reason: str) -> dict[str, Any]:

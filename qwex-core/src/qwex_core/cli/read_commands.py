@@ -153,6 +153,7 @@ def list_runs(
         where=(lambda record: _matches(record, pairs)) if pairs else None,
         unreadable=not (wanted or chosen or pairs),
         on_problem=_warn_once(),
+        rows=not as_json,
     )
     if as_json:
         emit_json(list(records))
