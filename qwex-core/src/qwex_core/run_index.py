@@ -176,8 +176,8 @@ def new_run_folder(
     if it raises, the folder is removed and the error raised."""
     import shutil
 
-    with locked(root):
-        body = _read_fresh(root)
+    with locked(root) as held:
+        body = _read_fresh(root) if held else None  # unlocked: the index goes stale
         names = None if body is not None else set(n[SHORT_AT:] for n in _listed(root))
         while True:
             run_id = uuid7()
