@@ -194,7 +194,7 @@ def list_runs(
     if not no_trunc:
         _fit_last_column(rows, HEADERS)
     colour = colour_wanted(sys.stdout)
-    table(rows, HEADERS, paint={1: lambda text: paint_status(text, text, colour)})
+    table(rows, HEADERS, paint={1: lambda text: paint_status(text, text, True)} if colour else None)
 
 
 HEADERS = ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "NAME", "COMMAND"]
