@@ -15,7 +15,9 @@ exit, as a shell waits for it.
 - `qwex run -b docker --image IMG -- true` against `docker run --rm IMG true`. qwex returns
   once the run's record is final, while the daemon is still removing the container (the
   `--rm` of the plain command waits for it): before the next sample, the bench waits off
-  the clock until it is gone, so that the removal lands on nobody's time;
+  the clock until it is gone, so that the removal lands on nobody's time. A local
+  `qwex run -q -- true` is the third of that alternation: what `-b docker` adds to the
+  plain command is also given in local runs, (qwex - plain) / local;
 - a sweep: 100 `qwex run -d -b docker --image IMG -- true` against 100 `docker run -d IMG
   true`, submitted alternately, each side's time summed; the containers are removed after.
 
@@ -267,7 +269,11 @@ def docker_rows(repeat: int) -> list[dict[str, Any]]:
             wait_removed(project)
             return seconds
 
-        medians = alternated({"qwex": ours, "plain": lambda: timed(plain)}, repeat)
+        local = [QWEX, "run", "-q", "--", "true"]
+        medians = alternated(
+            {"qwex": ours, "plain": lambda: timed(plain), "local": lambda: timed(local, project)},
+            repeat,
+        )
         rows = [
             row(
                 f"qwex run -b docker -- true vs docker run --rm ({IMAGE})",
@@ -275,7 +281,16 @@ def docker_rows(repeat: int) -> list[dict[str, Any]]:
                 medians["plain"],
                 1.6,
                 f"docker run --rm {IMAGE} true",
-            )
+            ),
+            {
+                "figure": "what -b docker adds to docker run --rm, in local qwex runs",
+                "value": round((medians["qwex"] - medians["plain"]) / medians["local"], 2),
+                "target": None,
+                "unit": "x local",
+                "ms": round((medians["qwex"] - medians["plain"]) * 1000, 1),
+                "twin": "qwex run -q -- true, same alternation",
+                "twin_ms": round(medians["local"] * 1000, 1),
+            },
         ]
         rows.append(sweep(project))
     return rows
