@@ -55,9 +55,7 @@ def test_metrics_count_jobs_refusals_queue_wait_and_latency_by_route(server: Ser
     for job_id in ids:
         assert wait_final(alice, job_id)["status"] == "succeeded"
         assert alice.get(f"/jobs/{job_id}").status_code == 200
-    refused = alice.post(
-        "/jobs", json={"submission_id": "no", "command": ["id"], "backend": "k8s"}
-    )
+    refused = alice.post("/jobs", json={"submission_id": "no", "command": ["id"], "backend": "k8s"})
     assert refused.status_code == 403, refused.text
     unknown = alice.post(
         "/jobs", json={"submission_id": "s", "command": ["id"], "secrets": {"X": "nope"}}
