@@ -41,26 +41,15 @@ JobCounts = Sequence[tuple[str, str, int]]
 
 
 class JobsCollector:
-    """`qwex_jobs` and `qwex_database_up`, from the counts handed to `Metrics.render`."""
+    """`qwex_jobs`, from the counts handed to `Metrics.render`."""
 
     def __init__(self) -> None:
-        self.counts: JobCounts | None = None
+        self.counts: JobCounts = ()
 
     def describe(self) -> Iterable[Metric]:
-        return [
-            GaugeMetricFamily("qwex_jobs", "", labels=["status", "backend"]),
-            GaugeMetricFamily("qwex_database_up", ""),
-        ]
+        return [GaugeMetricFamily("qwex_jobs", "", labels=["status", "backend"])]
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "qwex_database_up",
-            "1 when this scrape counted the jobs in the database, 0 when it could not reach it",
-        )
-        up.add_metric([], 0 if self.counts is None else 1)
-        yield up
-        if self.counts is None:
-            return
         jobs = GaugeMetricFamily(
             "qwex_jobs",
             "Jobs in the server's database by status and backend, counted at scrape time",
@@ -122,15 +111,15 @@ class Metrics:
             registry=self.registry,
         )
 
-    def render(self, counts: JobCounts | None) -> bytes:
+    def render(self, counts: JobCounts) -> bytes:
         """The Prometheus text of every metric, with `counts` as the jobs by status and
-        backend (None: the database could not be reached)."""
+        backend."""
         with self._render_lock:
             self._jobs.counts = counts
             try:
                 return generate_latest(self.registry)
             finally:
-                self._jobs.counts = None
+                self._jobs.counts = ()
 
 
 class RequestTimer:

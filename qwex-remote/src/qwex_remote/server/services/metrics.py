@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from qwex_remote.server.db import is_outage
 from qwex_remote.server.metrics import CONTENT_TYPE
 from qwex_remote.server.state import ServerState
 
@@ -10,14 +9,7 @@ __all__ = ["CONTENT_TYPE", "exposition"]
 
 
 def exposition(state: ServerState) -> bytes:
-    """The Prometheus text of the server's metrics. The jobs by status and backend are
-    counted in the database now (one GROUP BY); during a database outage they are left
-    out and `qwex_database_up` is 0, so the rest can still be scraped."""
-    try:
-        counts = state.store.job_counts()
-    except Exception as exc:
-        if not is_outage(exc):
-            raise
-        state.store.outage.failed(exc)
-        counts = None
-    return state.metrics.render(counts)
+    """The Prometheus text of the server's metrics, the jobs by status and backend counted
+    in the database now (one GROUP BY). During a database outage this raises like every
+    read, and the client gets the 503 `unavailable` of any route."""
+    return state.metrics.render(state.store.job_counts())
