@@ -6,12 +6,14 @@ suite sees is a folder of the server's, not of the project (docs/server.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,9 @@ import pytest
 from qwex_core.errors import QwexError
 from qwex_core.models import Run, RunStatus
 from qwex_core.service import RunService
-from qwex_core.testing import RunnerConformance, processes_of_run, service_for
+from qwex_core.testing import ObservedConformance, processes_of_run, service_for
 from qwex_remote.runner import RemoteRunner, open_client
-from server_support import Server, team_server
+from server_support import FINAL, Server, submit, team_server, wait_final, wait_status
 
 
 def root_url(server: Server) -> str:
@@ -45,8 +47,45 @@ def server_run_dir(server: Server, job_id: str) -> Path:
     return next((server.data_dir / "jobs" / job_id / ".qwex" / "runs").iterdir())
 
 
-class TestRemoteRunner(RunnerConformance):
+SLOTS = 4
+"""Jobs the test server runs at once (`[server] concurrency`, its default)."""
+
+
+class TestRemoteRunner(ObservedConformance):
     backend = "remote"
+
+    @pytest.fixture(autouse=True)
+    def blockers(self, server: Server) -> Iterator[list[str]]:
+        """Jobs taking the server's slots for `queued_job`, cancelled after the test."""
+        self._blockers: list[str] = []
+        yield self._blockers
+        with server.client("alice") as client:
+            for job_id in self._blockers:
+                client.post(f"/jobs/{job_id}/cancel")
+            for job_id in self._blockers:
+                wait_final(client, job_id)
+
+    def queued_job(self, service: RunService) -> Any:
+        """The server's slots are taken by sleepers first: the job waits in its queue."""
+        with self.server.client("alice") as client:
+            for _ in range(SLOTS):
+                job = submit(client, str(uuid.uuid4()), ["sleep", "300"])
+                self._blockers.append(job["id"])
+            for job_id in self._blockers:
+                wait_status(client, job_id, "running")
+        return service.job(["sh", "-c", "echo never"])
+
+    @contextlib.contextmanager
+    def far_side_down(self, service: RunService, run: Run) -> Iterator[None]:
+        """The server stops (once the job ended there) and starts again on the same port."""
+        job_id = str(service.store.load(run.id).backend_data["job_id"])
+        with self.server.client("alice") as client:
+            assert wait_final(client, job_id)["status"] in FINAL
+        self.server.stop()
+        try:
+            yield
+        finally:
+            self.server.start()
 
     @pytest.fixture
     def service(
@@ -230,24 +269,6 @@ def test_a_job_the_server_does_not_know_is_never_an_error_to_cancel(
     service.cancel(run, reason="not needed")
     final = service.get(run.id)
     assert (final.status, final.reason) == (RunStatus.CANCELLED, "not needed")
-
-
-def test_the_local_log_copy_is_never_doubled(tmp_path: Path) -> None:
-    """Pieces that overlap what was copied add only what is new; a copy cut short by a
-    process that ended mid-write is cut back and redone once."""
-    from qwex_remote import mirror
-    from qwex_remote.protocol import LogPiece
-
-    log = tmp_path / "stdout.log"
-    log.touch()
-    assert mirror.append(tmp_path, LogPiece("stdout", 0, 6, b"one\ntw"))
-    assert mirror.append(tmp_path, LogPiece("stdout", 4, 8, b"two\n"))  # overlaps by 2 bytes
-    assert not mirror.append(tmp_path, LogPiece("stdout", 12, 14, b"x\n"))  # a gap: refused
-    with log.open("ab") as fh:
-        fh.write(b"thr")  # a write cut short, its offsets never recorded
-    assert mirror.append(tmp_path, LogPiece("stdout", 8, 14, b"three\n"))
-    assert log.read_text() == "one\ntwo\nthree\n"
-    assert mirror.offsets(tmp_path) == {"index": 0, "stdout": 14, "stderr": 0}
 
 
 def test_a_run_never_submitted_ends_lost_saying_why(

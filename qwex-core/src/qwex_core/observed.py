@@ -15,16 +15,19 @@ for every such backend:
   update lost between two processes), timed as the far side saw them;
 - `lost`, a start that never came and a cancel the far side ignored are decided by
   `lifecycle.judge`, as for every backend. A run the far side says is queued is waiting,
-  not unstarted: `start_timeout` does not run out under it.
+  not unstarted: `start_timeout` does not run out under it;
+- a far side that can push its log as it is written (`follow_log`) is followed by one
+  thread per run in a process (`qwex_core.pushed`), which wakes whoever waits on the run
+  (`wait_for_change`) at each new byte.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import signal
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,12 +35,14 @@ from typing import TYPE_CHECKING, Any
 from qwex_core.agent.record import FINAL_STATUSES, backdate, transition
 from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen
 from qwex_core.logs import STREAMS
+from qwex_core.pushed import LogBytes, LogCopy, Pusher, record_lock
 from qwex_core.runners.base import Runner
 
 if TYPE_CHECKING:
     from qwex_core.models import Run
 
-LOCK_FILE = "observed.lock"
+__all__ = ["LogBytes", "Observation", "ObservedRunner", "record_lock"]
+
 MAX_READS = 64
 """Most `read_log` calls per stream in one copy: a huge backlog is copied over several looks."""
 
@@ -64,41 +69,72 @@ class Observation:
     """When it ended, by the far side's clock."""
     oom: bool = False
     """The far side's runtime killed it for memory (`seen` is `EXITED`, no status)."""
+    listed: bool = False
+    """Answered from a listing of many runs (`prefetch`): core then leaves a live run's log
+    for a look at that run alone (an end's log is always copied whole first)."""
+    data: Mapping[str, Any] | None = None
+    """Keys to keep in the record's `backend_data` (the attempts a scheduler made), written
+    by core under the run's lock when they differ from what the record holds."""
 
 
 class ObservedRunner(Runner):
     """Base of a backend whose agent cannot write the host's record (see the module).
 
-    Implement `start`, `signal`, `observe` and `read_log`; core's `refresh` does the
-    rest. `probe` is derived from `observe`, for the parts of core that ask it."""
+    Implement `start`, `signal`, `observe` and `read_log` (and `follow_log` when the far
+    side can push); core's `refresh` does the rest. `probe` is derived from `observe`, for
+    the parts of core that ask it."""
 
     streams: tuple[str, ...] = STREAMS
-    """The log streams the far side keeps apart (one merged stream: `("stdout",)`)."""
+    """The log streams the far side keeps apart (one merged stream: `("stdout",)`). Add
+    `"index"` first when the far side keeps the agent's write-order index (`output.idx`):
+    it is copied like a stream; without it, core indexes each copied piece itself."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pushers: dict[str, Pusher] = {}
+        self._pushers_lock = threading.Lock()
 
     def observe(self, run: Run) -> Observation | None:
         """What the far side shows of `run` now; None when it cannot be asked now (the
         record then stands)."""
         raise NotImplementedError
 
-    def read_log(self, run: Run, stream: str, offset: int) -> bytes:
+    def read_log(self, run: Run, stream: str, offset: int) -> bytes | Sequence[LogBytes]:
         """The bytes of `stream` the far side holds from byte `offset` on (at most as
         many as one answer carries: core asks again from the new offset), b"" when there
-        are none yet. Raise `BackendError` when it cannot be read now."""
+        are none yet. A far side that knows when each piece was written returns them as
+        `LogBytes` with `at` set (core indexes them with those times). Raise
+        `BackendError` when it cannot be read now."""
         raise NotImplementedError
+
+    def follow_log(self, run: Run, offsets: Mapping[str, int]) -> Iterator[LogBytes | None] | None:
+        """Optional push: the far side's log bytes as they are written, from `offsets`
+        (each stream's bytes copied so far), as `LogBytes`; `None` items when the run may
+        have changed (its end came: core looks). End the iterator when the far side's
+        stream ends (core follows again while the run lives, from what was copied); raise
+        `BackendError` when it cannot be followed now (core tries again after a pause).
+        Default None: the far side cannot push, and core copies on each look."""
+        return None
 
     def probe(self, run: Run) -> Probe | None:
         seen = self.observe(run)
         return None if seen is None else _probe(seen)
 
     def refresh(self, run: Run) -> Run:
+        from qwex_core.errors import BackendError
+
         current = self.store.load(run.id)
         if current.is_final or not self._due(run.id):
             return current
+        pusher = self._pushers.get(run.id)
+        if pusher is not None and pusher.problem:
+            raise BackendError(pusher.problem)
         seen = self.observe(current)
         if seen is None:
             return current
         with self._locked(run.id):
-            self.copy_logs(current)
+            if not seen.listed or seen.seen not in (Seen.ALIVE, Seen.STARTING, Seen.NOTHING):
+                self.copy_logs(current)
             return self._apply(run.id, seen, CancelRequest.of(self.store.run_dir(run.id)))
 
     def copy_logs(self, run: Run) -> None:
@@ -106,20 +142,57 @@ class ObservedRunner(Runner):
         Call under `_locked` (refresh does)."""
         from qwex_core.errors import BackendError
 
-        for stream in self.streams:
-            path = self.store.log_path(run.id, stream)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            try:
+        with LogCopy(self.store.run_dir(run.id), self.streams) as copy:
+            for stream in copy.streams:
                 for _ in range(MAX_READS):
+                    offset = copy.size(stream)
                     try:
-                        data = self.read_log(run, stream, os.fstat(fd).st_size)
+                        got = self.read_log(run, stream, offset)
                     except BackendError:
                         break
-                    if not data:
+                    pieces = [LogBytes(stream, offset, got)] if isinstance(got, bytes) else got
+                    if not any(p.data for p in pieces):
                         break
-                    _write_all(fd, data)
-            finally:
-                os.close(fd)
+                    if not all(copy.append(p) for p in pieces):
+                        break  # a piece past the copy's end: the far side is asked again later
+
+    # -- following a far side that pushes --------------------------------------------
+
+    def wait_for_change(self, run: Run, seconds: float) -> None:
+        """Someone follows the run: its pushed log is followed from the first wait on (not
+        from `start`: a detached run's starter returns at once and follows nothing)."""
+        pusher = None if run.is_final else self._push(run)
+        if pusher is None:
+            time.sleep(seconds)
+            return
+        pusher.changed.wait(seconds)
+        pusher.changed.clear()
+
+    def cleanup(self, run: Run) -> None:
+        with self._pushers_lock:
+            pusher = self._pushers.pop(run.id, None)
+        if pusher is not None:
+            pusher.stop()
+
+    def _push(self, run: Run) -> Pusher | None:
+        """This process's follower of `run`'s pushed log, started when the far side pushes."""
+        with self._pushers_lock:
+            pusher = self._pushers.get(run.id)
+            if pusher is not None and pusher.alive:
+                return pusher
+            if pusher is not None and pusher.problem:
+                return None  # said by the next look (`refresh`)
+            pusher = Pusher(
+                self.store.run_dir(run.id),
+                self.streams,
+                lambda offsets: self.follow_log(run, offsets),
+                lambda: self.store.load(run.id).is_final,
+            )
+            if not pusher.pushes:
+                return None
+            self._pushers[run.id] = pusher
+        pusher.start()
+        return pusher
 
     def _apply(self, run_id: str, seen: Observation, cancel: CancelRequest | None) -> Run:
         from qwex_core.models import Run
@@ -128,13 +201,14 @@ class ObservedRunner(Runner):
         current = Run.model_validate(record)
         if current.is_final:
             return current
+        noted = _note(record, seen.data)
         if seen.queued is not None:
             if cancel is not None:  # out of the queue: nothing of it ever ran
                 self.signal(current, signal.SIGKILL)
                 return self._finish(record, seen, "cancelled", cancel.reason)
-            return self._advance(record, "queued", seen.queued)
+            return self._advance(record, "queued", seen.queued, noted=noted)
         if seen.seen is Seen.ALIVE:
-            return self._advance(record, "running", None, at=seen.started_at)
+            return self._advance(record, "running", None, at=seen.started_at, noted=noted)
         if seen.seen is Seen.EXITED and seen.status in FINAL_STATUSES:
             status, reason = seen.status, seen.reason or seen.status
             if cancel is not None and status in ("cancelled", "failed", "lost"):
@@ -142,20 +216,29 @@ class ObservedRunner(Runner):
             return self._finish(record, seen, status, reason)
         verdict = self._judge(current, _probe(seen), cancel)
         if verdict.action is Action.KEEP:
-            return current
+            return self._advance(
+                record, str(record.get("status")), record.get("reason"), noted=noted
+            )
         if verdict.action is Action.STOP:
             self.signal(current, signal.SIGKILL)
         return self._finish(record, seen, verdict.status, verdict.reason)
 
     def _advance(
-        self, record: dict[str, Any], status: str, reason: str | None, at: datetime | None = None
+        self,
+        record: dict[str, Any],
+        status: str,
+        reason: str | None,
+        at: datetime | None = None,
+        *,
+        noted: bool = False,
     ) -> Run:
         """A non-final status the far side shows, entered once; a new reason alone
-        replaces the current one (the history keeps why the status was entered)."""
+        replaces the current one (the history keeps why the status was entered). `noted`:
+        the record's `backend_data` changed, to be saved whatever the status."""
         from qwex_core.models import Run
 
         if record.get("status") == status:
-            if record.get("reason") == reason:
+            if record.get("reason") == reason and not noted:
                 return Run.model_validate(record)
             record["reason"] = reason
         else:
@@ -189,23 +272,15 @@ class ObservedRunner(Runner):
         return record_lock(self.store.run_dir(run_id))
 
 
-@contextlib.contextmanager
-def record_lock(run_dir: os.PathLike[str] | str) -> Iterator[None]:
-    """The run's lock: one qwex process at a time reads, changes and writes the record of
-    a run whose agent cannot (and copies its log). Hold it around every read-modify-write."""
-    fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _probe(seen: Observation) -> Probe:
     return Probe(seen.seen, seen.what, exit_code=seen.exit_code, oom=seen.oom)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _note(record: dict[str, Any], data: Mapping[str, Any] | None) -> bool:
+    """Merge `data` into the record's `backend_data`; whether anything changed."""
+    if not data:
+        return False
+    kept = record.setdefault("backend_data", {})
+    changed = {k: v for k, v in data.items() if kept.get(k) != v}
+    kept.update(changed)
+    return bool(changed)

@@ -3,13 +3,14 @@
 `start` checks the server's API version, uploads the project snapshot unless the
 server has that sha256 already, and submits with `submission_id` = the run id, so
 a retry after a dropped connection gives one job; the job's id and the server's
-URL go into the run record. The server runs the job with its own runners; the
-local record is written by whichever qwex process observes the run (`probe`): it
-copies the job's output into the run's log files by byte offsets and records
-`queued`, `running` and the end (status, exit code, reason), so `qwex logs` and
-`qwex status` work after the server forgot the run or is gone. A follower
-(`follower.Follower`) streams the job's output (Server-Sent Events) while someone
-follows the run, and wakes them at once.
+URL go into the run record. The server runs the job with its own runners.
+
+It is an observed backend (`qwex_core.observed`): it tells core what the server shows
+of the job (`observe`), serves the job's log pages (`read_log`: the output and the
+job's write-order index, byte for byte) and its follow stream (`follow_log`, Server-Sent
+Events, so a line the job prints reaches `qwex logs -f` at once). Core writes the local
+record and copies the log, so `qwex logs` and `qwex status` work after the server forgot
+the run or is gone.
 
 The runner knows the server only through `protocol.JobAPIClient`; the client
 comes from one factory (`open_client`), which builds the adapter over the
@@ -20,31 +21,33 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from qwex_core.agent.record import FINAL_STATUSES, backdate, request_cancel, transition
+from qwex_core.agent.record import FINAL_STATUSES, request_cancel
 from qwex_core.errors import BackendError, SpecError
-from qwex_core.lifecycle import CancelRequest, Probe, Seen
-from qwex_core.runners.base import Runner
+from qwex_core.lifecycle import CancelRequest, Seen
+from qwex_core.observed import LogBytes, Observation, ObservedRunner
 from qwex_core.store import short_id
 
-from qwex_remote import mirror
 from qwex_remote.client_settings import RemoteSettings
 from qwex_remote.protocol import (
     API_VERSION,
     APIError,
     Degraded,
+    JobEnd,
     JobState,
+    LogPiece,
     ServerHealth,
+    ServerShutdown,
     Submission,
     Unreachable,
 )
@@ -57,17 +60,13 @@ if TYPE_CHECKING:
     from qwex_core.snapshot import Snapshot
     from qwex_core.store import RunStore
 
-    from qwex_remote.follower import Follower
     from qwex_remote.protocol import JobAPIClient
 
 SUBMIT_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
 """Seconds before each retry of a submit whose connection failed (same submission id)."""
 SUBMIT_TIMEOUT = 120.0
 """Seconds a run with no job id may stay pending: its starter stopped before submitting."""
-FOLLOW_AGAIN = 1.0
-"""Seconds before a follower that stopped by itself is replaced by a new one."""
 LOG_PAGE = 1 << 20
-_KILLED = re.compile(r"\bkilled by (SIG[A-Z0-9]+)")
 
 
 def _say(message: str) -> None:
@@ -92,13 +91,16 @@ def open_client(settings: RemoteSettings, base_url: str) -> JobAPIClient:
     )
 
 
-class RemoteRunner(Runner):
+class RemoteRunner(ObservedRunner):
     """Submits each run to the qwex server at `[tool.qwex.remote] base_url`."""
 
     uses_container = True
     """The server's backend may run containers: `--image` is sent, the server's policy decides."""
-    start_timeout = 7 * 24 * 3600.0
-    """A job may wait in the server's queue for days: the server says when it is lost."""
+    streams = ("index", "stdout", "stderr")
+    """The job's write-order index first: a reader waits for the bytes an entry names."""
+    start_timeout = SUBMIT_TIMEOUT
+    """A job waiting in the server's queue is `queued`, never unstarted; this bounds only a
+    run the server has not accepted yet."""
     probe_every = 0.5
     client_factory: ClassVar[Callable[[RemoteSettings, str], JobAPIClient]] = staticmethod(
         open_client
@@ -108,7 +110,8 @@ class RemoteRunner(Runner):
         super().__init__(name=name, store=store, config=config)
         self.remote = self.settings("remote", RemoteSettings)
         self._clients: dict[str, JobAPIClient] = {}
-        self._followers: dict[str, Follower] = {}
+        self._ends: dict[str, JobEnd] = {}
+        """Ends the follow stream told, for a look whose server database trails it."""
         self._snapshot: Snapshot | None = None
         """Made by `validate` (a too large tree fails before a record exists), sent by `start`."""
         self._health: tuple[threading.Thread, list[ServerHealth | Exception]] | None = None
@@ -289,10 +292,6 @@ class RemoteRunner(Runner):
                 raise self._refused(exc, base_url) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def started(self, run: Run) -> None:
-        super().started(run)
-        self._follow(run)  # the starter usually follows: stream the output from now on
-
     # -- looking at the run -------------------------------------------------------
 
     def _job(self, run: Run) -> tuple[str, str] | None:
@@ -302,8 +301,8 @@ class RemoteRunner(Runner):
         return str(data["base_url"]), str(data["job_id"])
 
     def prefetch(self) -> None:
-        """The server's live jobs in one page (`GET /jobs?status=...`), for the probes of
-        a listing: a run among them needs no request of its own, nor a log read."""
+        """The server's live jobs in one page (`GET /jobs?status=...`), for the looks of a
+        listing: a run among them needs no request of its own, nor a log read."""
         base_url = self.remote.base_url
         if not base_url:
             return
@@ -324,27 +323,15 @@ class RemoteRunner(Runner):
             return None
         return jobs.get(job_id)
 
-    def probe(self, run: Run) -> Probe | None:
+    def observe(self, run: Run) -> Observation | None:
         where = self._job(run)
         if where is None:
-            age = (datetime.now(UTC) - run.created_at).total_seconds()
-            if age < SUBMIT_TIMEOUT or CancelRequest.of(self.store.run_dir(run.id)):
-                return Probe(Seen.NOTHING, "its job on the server")
-            reason = (
-                "the qwex process that started it stopped before the server accepted the "
-                f"job (its submission id {run.id} names it, if the server got it)"
-            )
-            never = JobState(id="", submission_id=run.id, submitter="", backend="", status="lost")
-            self.finish(run.id, replace(never, reason=reason), streamed=True)
-            return Probe(Seen.EXITED, "its job on the server")
+            return self._unsubmitted(run)
         base_url, job_id = where
         what = f"its job {job_id} on {base_url}"
-        follower = self._followers.get(run.id)
-        if follower is not None and follower.problem:
-            raise BackendError(follower.problem)
         listed = self._from_listing(base_url, job_id)
         if listed is not None:
-            return self._observe(run, listed, what, copy=False)
+            return self._seen(run, listed, what, listed=True)
         try:
             state = self.client(base_url).get(job_id)
         except Unreachable as exc:
@@ -352,16 +339,109 @@ class RemoteRunner(Runner):
             return None
         except APIError as exc:
             if exc.status == 404:
-                return self._forgotten(run, base_url, job_id, what)
+                reason = (
+                    f"the server at {base_url} no longer knows its job {job_id} (its database "
+                    "was replaced, or the job removed); the output copied before is kept"
+                )
+                return Observation(Seen.EXITED, what, status="lost", reason=reason)
             raise BackendError(f"run {short_id(run.id)}: {self._refused(exc, base_url)}") from None
         self.server_up(base_url)
-        return self._observe(run, state, what)
+        return self._seen(run, state, what)
+
+    def _unsubmitted(self, run: Run) -> Observation:
+        """A run with no job id yet: its starter is submitting it, or stopped before the
+        server accepted it (then it is `lost`, said with the submission id)."""
+        age = (datetime.now(UTC) - run.created_at).total_seconds()
+        if age < SUBMIT_TIMEOUT or CancelRequest.of(self.store.run_dir(run.id)):
+            return Observation(Seen.NOTHING, "its job on the server")
+        reason = (
+            "the qwex process that started it stopped before the server accepted the "
+            f"job (its submission id {run.id} names it, if the server got it)"
+        )
+        return Observation(Seen.EXITED, "its job on the server", status="lost", reason=reason)
+
+    def _seen(self, run: Run, state: JobState, what: str, *, listed: bool = False) -> Observation:
+        """What the server shows of the job, as core's observation. An end its follow
+        stream told before the server's database has it stands for it."""
+        end = self._ends.get(run.id)
+        if state.status not in FINAL_STATUSES and end is not None:
+            state = replace(
+                state,
+                status=end.status,
+                reason=end.reason,
+                exit_code=end.exit_code,
+                signal=end.signal,
+            )
+        started, finished = _when(state.started_at), _when(state.finished_at)
+        if state.status in FINAL_STATUSES:
+            return Observation(
+                Seen.EXITED,
+                what,
+                status=state.status,
+                reason=state.reason or state.status,
+                exit_code=state.exit_code,
+                signal=state.signal,
+                started_at=started or (finished if state.exit_code is not None else None),
+                finished_at=finished,
+            )
+        if state.status == "running":
+            return Observation(Seen.ALIVE, what, started_at=started, listed=listed)
+        base_url = run.backend_data.get("base_url")
+        queued = f"waiting in the queue of the server at {base_url}"
+        return Observation(Seen.STARTING, what, queued=queued, listed=listed)
+
+    def read_log(self, run: Run, stream: str, offset: int) -> bytes | list[LogBytes]:
+        """The job's bytes of `stream` from `offset` on, one page (`GET .../logs`)."""
+        where = self._job(run)
+        if where is None:
+            return b""
+        try:
+            piece = self.client(where[0]).logs(where[1], _stream(stream), offset, LOG_PAGE)
+        except APIError as exc:
+            if stream == "index" and exc.status == 422:
+                return b""  # a server from before the index: the output alone
+            raise BackendError(f"the server at {where[0]}: {exc}") from None
+        except Unreachable as exc:
+            raise BackendError(str(exc)) from None
+        return [LogBytes(piece.stream, piece.offset, piece.data)]
+
+    def follow_log(self, run: Run, offsets: Mapping[str, int]) -> Iterator[LogBytes | None] | None:
+        """The job's follow stream (Server-Sent Events) on a connection of its own."""
+        where = self._job(run)
+        if where is None:
+            return None
+        return self._events(run, where[0], where[1], dict(offsets))
+
+    def _events(
+        self, run: Run, base_url: str, job_id: str, offsets: dict[str, int]
+    ) -> Iterator[LogBytes | None]:
+        client = type(self).client_factory(self.remote, base_url)
+        try:
+            for event in client.follow(job_id, offsets):
+                if isinstance(event, LogPiece):
+                    yield LogBytes(event.stream, event.offset, event.data)
+                elif isinstance(event, JobEnd):
+                    self._ends[run.id] = event
+                    yield None  # the end: core looks
+                    return
+                elif isinstance(event, ServerShutdown):
+                    return
+        except Unreachable as exc:  # also a 503 (`Degraded`): said once, followed again
+            self.server_down(base_url, exc)
+            raise BackendError(str(exc)) from None
+        except APIError as exc:
+            if exc.status == 404:
+                return  # the server forgot the job: the next look says so
+            raise RuntimeError(f"the server at {base_url}: {exc}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
 
     def server_down(self, base_url: str, exc: Unreachable) -> None:
         """Say once, while someone follows, that the server does not serve (it does not
         answer, or answers 503): following goes on and resumes when it is back."""
         with self._lock:
-            if base_url in self._down or not self._followers:
+            if base_url in self._down or not self._pushers:
                 return
             self._down[base_url] = time.monotonic()
         kind = "degraded" if isinstance(exc, Degraded) else "unreachable"
@@ -376,136 +456,6 @@ class RemoteRunner(Runner):
             since = self._down.pop(base_url, None)
         if since is not None:
             _say(f"the server at {base_url} answers again after {time.monotonic() - since:.0f} s")
-
-    def _forgotten(self, run: Run, base_url: str, job_id: str, what: str) -> Probe:
-        """The server does not know the job (any more): the run ends here, `lost` (or
-        `cancelled` when a cancel was asked), with the output copied so far."""
-        reason = (
-            f"the server at {base_url} no longer knows its job {job_id} (its database was "
-            "replaced, or the job removed); the output copied before is kept"
-        )
-        gone = JobState(id=job_id, submission_id=run.id, submitter="", backend="", status="lost")
-        self.finish(run.id, replace(gone, reason=reason), streamed=True)
-        return Probe(Seen.EXITED, what)
-
-    def _observe(self, run: Run, state: JobState, what: str, *, copy: bool = True) -> Probe:
-        """Bring the local record to what the server shows; the probe that says so.
-        `copy`: fetch a running job's new output (a listing leaves it to the end)."""
-        if state.status in FINAL_STATUSES:
-            self.finish(run.id, state)
-            return Probe(Seen.EXITED, what, exit_code=state.exit_code)
-        if state.status == "running":
-            self._advance(run.id, "running", None, at=state.started_at)
-            follower = self._followers.get(run.id)
-            if copy and (follower is None or not follower.alive):  # no stream copies it
-                self._copy_logs(run)
-            return Probe(Seen.ALIVE, what)
-        base_url = run.backend_data.get("base_url")
-        self._advance(run.id, "queued", f"waiting in the queue of the server at {base_url}")
-        return Probe(Seen.STARTING, what)
-
-    def _copy_logs(self, run: Run) -> None:
-        """Fetch what the local log files lack, by server offsets (no stream is open)."""
-        where = self._job(run)
-        if where is None:
-            return
-        client = self.client(where[0])
-        run_dir = self.store.run_dir(run.id)
-        with mirror.locked(run_dir):
-            for stream in mirror.STREAMS:
-                for _ in range(64):  # at most 64 MiB per look; the next look goes on
-                    offset = mirror.offsets(run_dir)[stream]
-                    try:
-                        piece = client.logs(where[1], stream, offset, LOG_PAGE)
-                    except APIError as exc:
-                        if stream == "index" and exc.status == 422:
-                            break  # a server from before the index: the output alone
-                        return
-                    except Unreachable:
-                        return
-                    if piece.next_offset <= offset:
-                        break
-                    mirror.append_locked(run_dir, piece)
-
-    # -- writing the local record ----------------------------------------------------
-
-    def _advance(self, run_id: str, new: str, reason: str | None, at: str | None = None) -> None:
-        """Record a non-final status the server shows, once."""
-        run_dir = self.store.run_dir(run_id)
-        with mirror.locked(run_dir):
-            current = self.store.read(run_id)
-            if current.get("status") in FINAL_STATUSES or current.get("status") == new:
-                return
-            if new == "queued" and current.get("status") == "running":
-                return
-            transition(current, new, reason)
-            if at is not None:
-                backdate(current, at)
-            self._save(current)
-
-    def _save(self, record: dict[str, Any], durable: bool = False) -> None:
-        from qwex_core.models import Run
-
-        self.store.save(Run.model_validate(record), durable=durable)
-
-    def finish(self, run_id: str, state: JobState, *, streamed: bool = False) -> None:
-        """Record the job's end locally, after the rest of its output (`streamed`: the
-        follow stream gave all of it): status, exit code, signal and reason as the server
-        has them (a local cancel keeps its own reason)."""
-        run = self.store.load(run_id)
-        if run.is_final:
-            return
-        if not streamed:
-            self._copy_logs(run)
-        run_dir = self.store.run_dir(run_id)
-        with mirror.locked(run_dir):
-            current = self.store.read(run_id)
-            if current.get("status") in FINAL_STATUSES:
-                return
-            if not current.get("started_at") and (state.started_at or state.exit_code is not None):
-                # It ran (the server may not have noted when yet: its end came first).
-                transition(current, "running", None)
-                if state.started_at:
-                    backdate(current, state.started_at)
-            status, reason = state.status, state.reason or state.status
-            cancel = CancelRequest.of(run_dir)
-            if cancel is not None and status in ("cancelled", "lost"):
-                status, reason = "cancelled", cancel.reason
-            current["exit_code"] = state.exit_code
-            killed = _KILLED.search(state.reason or "")  # a server older than the field
-            current["signal"] = state.signal or (killed.group(1) if killed else None)
-            transition(current, status, reason)
-            if state.finished_at:  # when it ended, not when a qwex process saw it
-                backdate(current, state.finished_at)
-            self._save(current, durable=True)
-
-    # -- following -----------------------------------------------------------------
-
-    def _follow(self, run: Run) -> Follower | None:
-        where = self._job(run)
-        if where is None:
-            return None
-        with self._lock:
-            follower = self._followers.get(run.id)
-            if follower is not None and follower.alive:
-                return follower
-            if follower is not None and follower.ended_within(FOLLOW_AGAIN):
-                return None  # it just stopped (the job is gone?): let a probe tell first
-            from qwex_remote.follower import Follower
-
-            client = type(self).client_factory(self.remote, where[0])  # its own connection
-            follower = Follower(self, run.id, where[1], client, base_url=where[0])
-            self._followers[run.id] = follower
-        follower.start()
-        return follower
-
-    def wait_for_change(self, run: Run, seconds: float) -> None:
-        follower = None if run.is_final else self._follow(run)
-        if follower is None:
-            time.sleep(seconds)
-            return
-        follower.changed.wait(seconds)
-        follower.changed.clear()
 
     # -- acting on the run -----------------------------------------------------------
 
@@ -540,6 +490,22 @@ class RemoteRunner(Runner):
         self.refresh(run)
 
     def cleanup(self, run: Run) -> None:
-        follower = self._followers.pop(run.id, None)
-        if follower is not None:
-            follower.stop()
+        super().cleanup(run)
+        self._ends.pop(run.id, None)
+
+
+def _when(text: str | None) -> datetime | None:
+    """A time the server sent (ISO 8601), as a datetime; None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _stream(name: str) -> Literal["stdout", "stderr", "index"]:
+    if name not in ("stdout", "stderr", "index"):
+        raise BackendError(f"no log stream {name!r} on a qwex server")
+    return name  # type: ignore[return-value]
