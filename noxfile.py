@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "contracts", "gen_check", "tests"]
@@ -51,6 +53,10 @@ UNIT = (
 )
 """The tests that need no real component and are quick (pyproject's markers). A test reaching
 a component through its fixture is marked by tests/conftest.py even if its module forgot."""
+UNIT_IGNORED = ["tests/remote/test_schemathesis.py"]
+"""Modules the fast loop does not even collect: every test in them is deselected anyway (each
+needs a `qwex serve`), and collecting them costs seconds of every worker's CPU (schemathesis
+builds its coverage cases for each operation of the spec while collecting)."""
 
 
 @nox.session(python=PYTHON)
@@ -59,10 +65,31 @@ def unit(session: nox.Session) -> None:
     `qwex serve` and is not marked slow, on every core (pytest-xdist; idle workers steal
     queued tests). Not part of `nox`: `nox -s tests` runs these and the rest. Under CI rules
     (`CI=true`), so a test that needs a component and is not marked for it fails here instead
-    of skipping. `-- ARGS` go to pytest (`-- -n 2` for fewer workers)."""
+    of skipping. `-- ARGS` go to pytest (`-- -n 2` for fewer workers).
+
+    Left out, each for a reason (the rest runs here):
+    - `docker`, `k8s`, `live`, `postgres`, `users`: they need that real component;
+    - `serve`: each starts a real `qwex serve`, seconds apiece;
+    - `slow`: virtual environments (the example plugin, installs), building the agent or the
+      API client, large data, and the conformance suite against broken runners, which waits
+      out its timeout for minutes;
+    - UNIT_IGNORED modules are not even collected (all their tests are `serve`)."""
     session.install(*PACKAGES, *TEST_DEPS)
     xdist = ["-n", "auto", "--dist", "worksteal"]
-    session.run("pytest", *xdist, "-m", UNIT, "-q", *session.posargs, env={"CI": "true"})
+    ignored = [f"--ignore={module}" for module in UNIT_IGNORED]
+    env = {"CI": "true", **_bytecode_cached(session)}
+    session.run("pytest", *xdist, "-m", UNIT, *ignored, "-q", *session.posargs, env=env)
+
+
+def _bytecode_cached(session: nox.Session) -> dict[str, str | None]:
+    """Compiled bytecode kept under the session's venv, even when PYTHONDONTWRITEBYTECODE is set.
+
+    Without a cache every `qwex` the tests start compiles qwex-core's sources again (about
+    0.1 s of CPU each, hundreds of times), and every pytest process rewrites and compiles
+    some 460 test and plugin modules. The cache lives outside the checkout, which stays
+    free of `.pyc` files as that variable asks."""
+    prefix = Path(session.virtualenv.location) / "pycache"
+    return {"PYTHONDONTWRITEBYTECODE": None, "PYTHONPYCACHEPREFIX": str(prefix)}
 
 
 @nox.session(python=PYTHON)
