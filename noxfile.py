@@ -156,6 +156,50 @@ def agent_image(session: nox.Session) -> None:
         session.run("bash", ".ci/k8s/cluster.sh", "load", tag, external=True)
 
 
+SERVER_DISTRIBUTIONS = ["qwex-core", "qwex-agent", "qwex-k8s", "qwex-remote"]
+"""What the server image holds: the server and the Kubernetes backend its jobs go to (with the
+agent that backend ships into pods); no Docker backend, there is no daemon in a pod."""
+SERVER_IMAGE = "qwex.local/qwex-server:0.1.0"
+
+
+@nox.session(python=PYTHON)
+def server_image(session: nox.Session) -> None:
+    """The qwex server's image, offline: the project's wheels on a debootstrapped Debian.
+
+    Built by .ci/build-server-image.sh (no registry pull, non-root, `qwex serve` as entrypoint)
+    and loaded into the test cluster like the agent image; `-- --no-load` skips the cluster.
+    docs/deploy.md runs it with the Helm chart in deploy/helm/qwex-server."""
+    import tempfile
+
+    session.install("build", "hatchling>=1.21")
+    with tempfile.TemporaryDirectory(prefix="qwex-server-wheels-") as wheels:
+        for name in SERVER_DISTRIBUTIONS:
+            session.run(
+                "python",
+                "-m",
+                "build",
+                "--no-isolation",
+                "--wheel",
+                "--outdir",
+                wheels,
+                name,
+                silent=True,
+            )
+        python = session.run("python", "-c", "import sys; print(sys.executable)", silent=True)
+        session.run(
+            "bash",
+            ".ci/build-server-image.sh",
+            wheels,
+            SERVER_IMAGE,
+            "qwex-remote",
+            "qwex-k8s",
+            env={"PYTHON": str(python).strip()},
+            external=True,
+        )
+    if "--no-load" not in session.posargs:
+        session.run("bash", ".ci/k8s/cluster.sh", "load", SERVER_IMAGE, external=True)
+
+
 @nox.session(python=PYTHON)
 def agent(session: nox.Session) -> None:
     """The self-contained qwex agent for this machine's platform, into the user cache.
