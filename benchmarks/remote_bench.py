@@ -19,6 +19,10 @@ same run, against real `qwex serve` processes on loopback (SQLite, the default d
    against the same requests on the same server without followers, measured before and
    after (target: at most 2x each). Loopback only; the open-files limit is raised to the
    hard limit for the bench and the server it starts.
+6. `qwex list` with 100 live remote runs (jobs waiting in the queue of a server with
+   `concurrency = 0`), against `curl` of `GET /api/v1/jobs?limit=100` on the same server
+   (target: at most 3x): bringing many live runs up to date costs one listing of the
+   server's live jobs, not requests per run.
 
 Run alone (`python benchmarks/remote_bench.py [--repeat N]`) or through
 `nox -s bench -- remote`, which calls `main()`.
@@ -517,6 +521,55 @@ def followed_latency(server: Server, samples: int) -> dict[str, Any]:
     }
 
 
+# -- 6. qwex list with 100 live remote runs -------------------------------------------------
+
+LIVE_RUNS = 100
+SUBMIT_MANY = """
+import sys
+from pathlib import Path
+from qwex_core.jobs import overrides
+from qwex_core.service import open_service
+
+service = open_service(Path.cwd(), flags=overrides({"backend": "remote"}))
+for _ in range(int(sys.argv[1])):
+    service.submit(service.job(["true"]))
+"""
+"""Submits detached remote runs through the product's own path, in one process."""
+
+
+def live_listing(root: Path, repeat: int) -> dict[str, float]:
+    """Figure 6: medians of `qwex list` and of `curl GET /jobs`, alternated."""
+    with running(root / "live", concurrency=0) as server:
+        project = root / "live-laptop"
+        project.mkdir()
+        (project / "qwex.toml").write_text(f'[remote]\nbase_url = "{server.base}"\n')
+        env = clean_env(root, QWEX_REMOTE_TOKEN=server.token)
+        subprocess.run(
+            [sys.executable, "-c", SUBMIT_MANY, str(LIVE_RUNS)], cwd=project, env=env, check=True
+        )
+        argv = {
+            "list": [QWEX, "list"],
+            "curl": [
+                "curl",
+                "-sf",
+                "-H",
+                f"Authorization: Bearer {server.token}",
+                f"{server.base}/api/v1/jobs?limit={LIVE_RUNS}",
+            ],
+        }
+        taken: dict[str, list[float]] = {name: [] for name in argv}
+        for i in range(repeat + 2):
+            for name, args in argv.items():
+                seconds = timed(args, project, env)
+                if i >= 2:
+                    taken[name].append(seconds)
+        listed = subprocess.run(
+            [QWEX, "list", "-q"], cwd=project, env=env, check=True, capture_output=True, text=True
+        )
+        assert len(listed.stdout.split()) == LIVE_RUNS, listed.stdout
+        return {name: statistics.median(values) for name, values in taken.items()}
+
+
 # -- the figures ---------------------------------------------------------------------------
 
 
@@ -549,8 +602,20 @@ def main(repeat: int = 10) -> list[dict[str, Any]]:
             cli = run_overhead(project, env, repeat)
             marks = phases(project, env)
             followed = followed_latency(server, max(30, repeat * 5))
+        live = live_listing(root, repeat)
     load_after = os.getloadavg()[0]
     h, s = load["health"], load["submit"]
+    rows += [
+        {
+            "figure": f"remote: `qwex list`, {LIVE_RUNS} live remote runs",
+            "value": round(live["list"] / live["curl"], 2),
+            "target": 3.0,
+            "unit": "x twin",
+            "ms": round(live["list"] * 1000, 1),
+            "twin": f"curl GET /api/v1/jobs?limit={LIVE_RUNS}",
+            "twin_ms": round(live["curl"] * 1000, 1),
+        },
+    ]
     rows += [
         {
             "figure": f"remote: POST /jobs accepted/s, {CLIENTS} clients, % of GET /health's",
