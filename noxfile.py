@@ -34,7 +34,14 @@ TEST_DEPS = [
     GENERATOR,
     "schemathesis==4.32.5",  # pinned: its checks and generation change between releases
 ]
-TEST_FOLDERS = ["tests/core", "tests/docker", "tests/k8s", "tests/nonroot", "tests/remote"]
+TEST_FOLDERS = [
+    "tests/core",
+    "tests/docker",
+    "tests/helm",
+    "tests/k8s",
+    "tests/nonroot",
+    "tests/remote",
+]
 
 
 @nox.session(python=PYTHON)
@@ -46,6 +53,7 @@ def tests(session: nox.Session) -> None:
 
 UNIT = (
     "not docker and not k8s and not live and not postgres and not users and not serve and not slow"
+    " and not helm"
 )
 """The tests that need no real component and are quick (pyproject's markers). A test reaching
 a component through its fixture is marked by tests/conftest.py even if its module forgot."""
@@ -54,7 +62,7 @@ a component through its fixture is marked by tests/conftest.py even if its modul
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """The fast loop: every test that needs no Docker daemon, cluster, PostgreSQL, test user or
-    `qwex serve` and is not marked slow, on every core (pytest-xdist; idle workers steal
+    `qwex serve` or Helm and is not marked slow, on every core (pytest-xdist; idle workers steal
     queued tests). Not part of `nox`: `nox -s tests` runs these and the rest. Under CI rules
     (`CI=true`), so a test that needs a component and is not marked for it fails here instead
     of skipping. `-- ARGS` go to pytest (`-- -n 2` for fewer workers)."""
@@ -162,6 +170,19 @@ agent that backend ships into pods); no Docker backend, there is no daemon in a 
 SERVER_IMAGE = "qwex.local/qwex-server:0.1.0"
 
 
+def _has_extra(folder: str, distribution: str, extra: str) -> bool:
+    """Whether the wheel of `distribution` in `folder` declares the optional `extra`."""
+    import zipfile
+    from pathlib import Path
+
+    for wheel in Path(folder).glob(f"{distribution}-*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            lines = archive.read(name).decode().splitlines()
+            return f"Provides-Extra: {extra}" in lines
+    return False
+
+
 @nox.session(python=PYTHON)
 def server_image(session: nox.Session) -> None:
     """The qwex server's image, offline: the project's wheels on a debootstrapped Debian.
@@ -186,12 +207,16 @@ def server_image(session: nox.Session) -> None:
                 silent=True,
             )
         python = session.run("python", "-c", "import sys; print(sys.executable)", silent=True)
+        server = (
+            "qwex-remote[server]" if _has_extra(wheels, "qwex_remote", "server") else "qwex-remote"
+        )
+        session.log(f"server image: installing {server} and qwex-k8s")
         session.run(
             "bash",
             ".ci/build-server-image.sh",
             wheels,
             SERVER_IMAGE,
-            "qwex-remote",
+            server,
             "qwex-k8s",
             env={"PYTHON": str(python).strip()},
             external=True,
