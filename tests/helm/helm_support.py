@@ -21,22 +21,40 @@ TOKENS = {"tokens": {"existingSecret": "qwex-tokens"}}
 """The one value the chart requires: the Secret its tokens come from."""
 
 
-def helm_path() -> Path | None:
-    """The Helm binary: QWEX_HELM, else the cached build of .ci/k8s/versions.sh, else PATH."""
-    explicit = os.environ.get("QWEX_HELM")
+def cached_binary(variable: str, name: str, env: str) -> Path | None:
+    """`$env`, else `name` in the folder .ci/k8s/versions.sh names `variable`, else PATH's."""
+    explicit = os.environ.get(env)
     if explicit:
         return Path(explicit)
     versions = ROOT / ".ci" / "k8s" / "versions.sh"
     built = subprocess.run(
-        ["bash", "-c", f'source "{versions}" && echo "$QWEX_HELM_BIN/helm"'],
+        ["bash", "-c", f'source "{versions}" && echo "${variable}/{name}"'],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.strip()
     if built and Path(built).is_file():
         return Path(built)
-    found = shutil.which("helm")
+    found = shutil.which(name)
     return Path(found) if found else None
+
+
+def helm_path() -> Path | None:
+    """The Helm binary: QWEX_HELM, else the cached build of .ci/k8s/versions.sh, else PATH."""
+    return cached_binary("QWEX_HELM_BIN", "helm", "QWEX_HELM")
+
+
+def kubectl_path() -> Path | None:
+    """kubectl: QWEX_KUBECTL, else the test cluster's build, else PATH's."""
+    return cached_binary("QWEX_K8S_BIN", "kubectl", "QWEX_KUBECTL")
+
+
+def kubeconfig_path() -> Path:
+    """The test cluster's kubeconfig, as tests/k8s finds it (QWEX_K8S_KUBECONFIG first)."""
+    explicit = os.environ.get("QWEX_K8S_KUBECONFIG")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("QWEX_K8S_STATE", "/var/lib/qwex-k8s")) / "kubeconfig"
 
 
 def run_helm(helm: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,182 @@
+"""`helm install` of the server's chart into the real test cluster: the pod gets ready with
+the image built offline, its tokens bootstrapped from a Secret answer through the Service's
+pod (kubectl port-forward), its service account may do what the backend needs and nothing
+beyond the namespace, and `helm uninstall` leaves none of the chart's objects behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from helm_support import CHART, kubeconfig_path, kubectl_path, run_helm
+
+pytestmark = pytest.mark.k8s
+
+IMAGE = "qwex.local/qwex-server"
+"""noxfile.SERVER_IMAGE, loaded into the node by `nox -s server_image`."""
+KINDS = "deployment,replicaset,pod,service,configmap,serviceaccount,role,rolebinding,pvc,ingress"
+
+
+@dataclass
+class Release:
+    helm: Path
+    kubectl: Path
+    kubeconfig: Path
+    namespace: str
+    name: str
+    token: str
+
+    def kube(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), "-n", self.namespace, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def helm_run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return run_helm(
+            self.helm, *args, "--kubeconfig", str(self.kubeconfig), "-n", self.namespace,
+            timeout=timeout,
+        )  # fmt: skip
+
+    def leftovers(self) -> list[str]:
+        found = self.kube(
+            "get", KINDS, "-l", f"app.kubernetes.io/instance={self.name}", "-o", "name"
+        )
+        assert found.returncode == 0, found.stderr
+        return found.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def release(helm: Path) -> Iterator[Release]:
+    """The chart installed (and waited for) in a namespace of its own, removed after."""
+    kubectl, kubeconfig = kubectl_path(), kubeconfig_path()
+    if kubectl is None or not kubeconfig.is_file():
+        problem = f"no kubectl or no test cluster (kubeconfig {kubeconfig})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}; `nox -s cluster -- up` starts it", pytrace=False)
+        pytest.skip(f"{problem}: `nox -s cluster -- up` starts it")
+    r = Release(
+        helm, kubectl, kubeconfig, f"qwex-helm-{uuid.uuid4().hex[:6]}", "qwex",
+        "qwex_" + secrets.token_urlsafe(32),
+    )  # fmt: skip
+    made = subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kubeconfig), "create", "namespace", r.namespace],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    try:
+        secret = r.kube(
+            "create", "secret", "generic", "qwex-tokens", f"--from-literal=lead={r.token}"
+        )
+        assert secret.returncode == 0, secret.stderr
+        installed = r.helm_run(
+            "install", r.name, str(CHART), "--wait", "--timeout", "240s",
+            "--set", "tokens.existingSecret=qwex-tokens", "--set", "tokens.roles.lead=admin",
+            "--set", f"image.repository={IMAGE}", "--set", "image.pullPolicy=Never",
+            "--set", "persistence.enabled=false",
+        )  # fmt: skip
+        assert installed.returncode == 0, (
+            installed.stderr + r.kube("describe", "pods").stdout + r.kube("logs", "-l",
+            f"app.kubernetes.io/instance={r.name}", "--all-containers", "--tail=40").stdout
+        )  # fmt: skip
+        yield r
+    finally:
+        r.helm_run("uninstall", r.name, "--wait", "--timeout", "120s")
+        subprocess.run(
+            [str(kubectl), "--kubeconfig", str(kubeconfig), "delete", "namespace", r.namespace,
+             "--wait=false"],
+            capture_output=True,
+            check=False,
+        )  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def port_forward(r: Release) -> Iterator[str]:
+    """`kubectl port-forward` to the release's Service: the base URL on this machine."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "-n", r.namespace, "port-forward",
+         f"svc/{r.name}-qwex-server", f"{port}:8765"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    yield url
+                    return
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.3)
+        raise AssertionError("no health answer through kubectl port-forward in 30 s")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_the_installed_server_answers_with_the_token_from_the_secret(release: Release) -> None:
+    with port_forward(release) as url:
+        assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
+        headers = {"Authorization": f"Bearer {release.token}"}
+        assert httpx.get(f"{url}/jobs", params={"limit": 1}, headers=headers).status_code == 200
+        wrong = {"Authorization": "Bearer qwex_" + "x" * 43}
+        assert httpx.get(f"{url}/jobs", params={"limit": 1}, headers=wrong).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "where", "allowed"),
+    [
+        ("create", "jobs.batch", "", True),
+        ("watch", "workloads.kueue.x-k8s.io", "", True),
+        ("get", "pods/log", "", True),
+        ("get", "secrets", "", False),
+        ("list", "secrets", "", False),
+        ("get", "secrets", "kube-system", False),
+        ("create", "jobs.batch", "kube-system", False),
+        ("list", "nodes", "", False),
+        ("create", "clusterroles.rbac.authorization.k8s.io", "", False),
+    ],
+)
+def test_the_service_account_may_do_what_the_backend_needs_and_no_more(
+    release: Release, verb: str, resource: str, where: str, allowed: bool
+) -> None:
+    account = f"system:serviceaccount:{release.namespace}:{release.name}-qwex-server"
+    args = ["auth", "can-i", verb, resource, "--as", account]
+    if where:
+        args = [*args, "--namespace", where]
+    answer = release.kube(*args)
+    assert answer.stdout.strip() == ("yes" if allowed else "no"), answer.stderr
+
+
+def test_uninstall_leaves_none_of_the_charts_objects(release: Release) -> None:
+    assert release.leftovers()  # installed: the query finds them
+    removed = release.helm_run("uninstall", release.name, "--wait", "--timeout", "120s")
+    assert removed.returncode == 0, removed.stderr
+    deadline = time.monotonic() + 60
+    while release.leftovers() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert release.leftovers() == []
