@@ -111,6 +111,9 @@ printf '# qwex server configuration: mount yours at /etc/qwex/qwex.toml (docs/de
   >"$root/etc/qwex/qwex.toml"
 
 chroot "$root" /usr/local/bin/qwex serve --help >/dev/null  # it imports and runs
+# What the server imports when its jobs go to Kubernetes, after the pruning above.
+chroot "$root" /usr/bin/python3 -c \
+  "import kubernetes.client, kubernetes.config, kubernetes.watch, qwex_k8s.plugin, qwex_k8s.runner, qwex_remote.server.app"
 tar -C "$root" --numeric-owner -c . | docker import \
   -c 'ENTRYPOINT ["/usr/local/bin/qwex", "serve"]' \
   -c 'CMD ["--host", "0.0.0.0", "--port", "8765"]' \
