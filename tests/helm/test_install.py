@@ -152,7 +152,7 @@ def test_the_installed_server_answers_with_the_token_from_the_secret(release: Re
     [
         ("create", "jobs.batch", "", True),
         ("watch", "workloads.kueue.x-k8s.io", "", True),
-        ("get", "pods/log", "", True),
+        ("get", "pods --subresource=log", "", True),
         ("get", "secrets", "", False),
         ("list", "secrets", "", False),
         ("get", "secrets", "kube-system", False),
@@ -165,7 +165,7 @@ def test_the_service_account_may_do_what_the_backend_needs_and_no_more(
     release: Release, verb: str, resource: str, where: str, allowed: bool
 ) -> None:
     account = f"system:serviceaccount:{release.namespace}:{release.name}-qwex-server"
-    args = ["auth", "can-i", verb, resource, "--as", account]
+    args = ["auth", "can-i", verb, *resource.split(), "--as", account]
     if where:
         args = [*args, "--namespace", where]
     answer = release.kube(*args)
