@@ -42,13 +42,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* The server's environment: the database URL from its Secret, never in a value. */}}
 {{- define "qwex.env" -}}
-{{- if .Values.database.existingSecret -}}
+{{- if or .Values.database.existingSecret .Values.extraEnv -}}
 env:
+{{- if .Values.database.existingSecret }}
   - name: QWEX_SERVER_DATABASE_URL
     valueFrom:
       secretKeyRef:
         name: {{ .Values.database.existingSecret }}
         key: {{ .Values.database.key }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . | indent 2 }}
+{{- end }}
 {{- end -}}
 {{- end -}}
 
