@@ -6,6 +6,7 @@ beyond the namespace, and `helm uninstall` leaves none of the chart's objects be
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -25,6 +26,10 @@ pytestmark = pytest.mark.k8s
 IMAGE = "qwex.local/qwex-server"
 """noxfile.SERVER_IMAGE, loaded into the node by `nox -s server_image`."""
 KINDS = "deployment,replicaset,pod,service,configmap,serviceaccount,role,rolebinding,pvc,ingress"
+JOBS_NAMESPACE = os.environ.get("QWEX_K8S_NAMESPACE", "qwex-test")
+"""Where the server sends its jobs: the test cluster's namespace with a Kueue LocalQueue."""
+LOCAL_QUEUE = os.environ.get("QWEX_K8S_LOCAL_QUEUE", "qwex-queue")
+BUSYBOX = os.environ.get("QWEX_K8S_BUSYBOX_IMAGE", "qwex-test/busybox:latest")
 
 
 @dataclass
@@ -52,11 +57,13 @@ class Release:
         )  # fmt: skip
 
     def leftovers(self) -> list[str]:
-        found = self.kube(
-            "get", KINDS, "-l", f"app.kubernetes.io/instance={self.name}", "-o", "name"
-        )
+        """The chart's objects still there, in its namespace and (the Role) the jobs'."""
+        mine = f"app.kubernetes.io/instance={self.name}"
+        found = self.kube("get", KINDS, "-l", mine, "-o", "name")
         assert found.returncode == 0, found.stderr
-        return found.stdout.split()
+        role = self.kube("get", "role,rolebinding", "-n", JOBS_NAMESPACE, "-l", mine, "-o", "name")
+        assert role.returncode == 0, role.stderr
+        return found.stdout.split() + role.stdout.split()
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +95,8 @@ def release(helm: Path) -> Iterator[Release]:
             "install", r.name, str(CHART), "--wait", "--timeout", "240s",
             "--set", "tokens.existingSecret=qwex-tokens", "--set", "tokens.roles.lead=admin",
             "--set", f"image.repository={IMAGE}", "--set", "image.pullPolicy=Never",
-            "--set", "persistence.enabled=false",
+            "--set", "persistence.enabled=false", "--set", f"jobsNamespace={JOBS_NAMESPACE}",
+            "--set", f"k8s.queue={LOCAL_QUEUE}", "--set-json", api_server_env(r),
         )  # fmt: skip
         assert installed.returncode == 0, (
             installed.stderr + r.kube("describe", "pods").stdout + r.kube("logs", "-l",
@@ -103,6 +111,24 @@ def release(helm: Path) -> Iterator[Release]:
             capture_output=True,
             check=False,
         )  # fmt: skip
+
+
+def api_server_env(r: Release) -> str:
+    """`extraEnv` pointing the pod's in-cluster configuration at the API server's own address:
+    the test cluster has no kube-proxy, so its Service address leads nowhere."""
+    found = subprocess.run(
+        [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "-n", "default", "get", "endpoints",
+         "kubernetes", "-o", "jsonpath={.subsets[0].addresses[0].ip} {.subsets[0].ports[0].port}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    host, port = found.stdout.split()
+    env = [
+        {"name": "KUBERNETES_SERVICE_HOST", "value": host},
+        {"name": "KUBERNETES_SERVICE_PORT", "value": port},
+    ]
+    return f"extraEnv={json.dumps(env)}"
 
 
 def free_port() -> int:
@@ -147,8 +173,34 @@ def test_the_installed_server_answers_with_the_token_from_the_secret(release: Re
         assert httpx.get(f"{url}/jobs", params={"limit": 1}, headers=wrong).status_code == 401
 
 
+def test_a_job_submitted_to_it_runs_as_a_kubernetes_job_with_output_and_exit_code(
+    release: Release,
+) -> None:
+    """The chart's defaults send a remote job to the k8s backend, in-cluster, queued by
+    Kueue in the jobs' namespace: what it prints and its exit code come back."""
+    headers = {"Authorization": f"Bearer {release.token}"}
+    with port_forward(release) as url, httpx.Client(base_url=url, headers=headers) as api:
+        job = api.post(
+            "/jobs",
+            json={
+                "submission_id": uuid.uuid4().hex,
+                "command": ["sh", "-c", "echo hello from the cluster; exit 3"],
+                "image": BUSYBOX,
+            },
+        )
+        assert job.status_code == 201, job.text
+        assert job.json()["backend"] == "k8s"
+        deadline = time.monotonic() + 120
+        while (seen := api.get(f"/jobs/{job.json()['id']}").json())["finished_at"] is None:
+            assert time.monotonic() < deadline, seen
+            time.sleep(1)
+        assert (seen["status"], seen["exit_code"]) == ("failed", 3), seen
+        logs = api.get(f"/jobs/{seen['id']}/logs").json()
+        assert logs["data"] == "hello from the cluster\n"
+
+
 @pytest.mark.parametrize(
-    ("verb", "resource", "where", "allowed"),
+    ("verb", "resource", "where", "allowed"),  # where "": the jobs' namespace
     [
         ("create", "jobs.batch", "", True),
         ("watch", "workloads.kueue.x-k8s.io", "", True),
@@ -159,15 +211,15 @@ def test_the_installed_server_answers_with_the_token_from_the_secret(release: Re
         ("create", "jobs.batch", "kube-system", False),
         ("list", "nodes", "", False),
         ("create", "clusterroles.rbac.authorization.k8s.io", "", False),
+        ("create", "jobs.batch", "RELEASE", False),  # its own namespace: nothing granted
     ],
 )
 def test_the_service_account_may_do_what_the_backend_needs_and_no_more(
     release: Release, verb: str, resource: str, where: str, allowed: bool
 ) -> None:
     account = f"system:serviceaccount:{release.namespace}:{release.name}-qwex-server"
-    args = ["auth", "can-i", verb, *resource.split(), "--as", account]
-    if where:
-        args = [*args, "--namespace", where]
+    namespace = {"": JOBS_NAMESPACE, "RELEASE": release.namespace}.get(where, where)
+    args = ["auth", "can-i", verb, *resource.split(), "--as", account, "--namespace", namespace]
     answer = release.kube(*args)
     assert answer.stdout.strip() == ("yes" if allowed else "no"), answer.stderr
 
