@@ -75,8 +75,9 @@ def release(helm: Path) -> Iterator[Release]:
         if os.environ.get("CI"):
             pytest.fail(f"{problem}; `nox -s cluster -- up` starts it", pytrace=False)
         pytest.skip(f"{problem}: `nox -s cluster -- up` starts it")
+    unique = uuid.uuid4().hex[:6]  # the Role in the shared jobs' namespace is named after it
     r = Release(
-        helm, kubectl, kubeconfig, f"qwex-helm-{uuid.uuid4().hex[:6]}", "qwex",
+        helm, kubectl, kubeconfig, f"qwex-helm-{unique}", f"q{unique}",
         "qwex_" + secrets.token_urlsafe(32),
     )  # fmt: skip
     made = subprocess.run(
