@@ -11,10 +11,12 @@ nox.options.error_on_external_run = True
 PYTHON = "3.11"
 PACKAGES = [
     *("-e", "qwex-core", "-e", "qwex-agent", "-e", "qwex-docker", "-e", "qwex-k8s"),
-    *("-e", "qwex-remote"),
+    *("-e", "qwex-remote[server]"),
 ]
 """Not qwex-docker-agents: the tests prove the agent is built on first use without it, and
-install its wheel in a venv of their own (tests/docker/test_docker_install.py)."""
+install its wheel in a venv of their own (tests/docker/test_docker_install.py). qwex-remote
+with its `server` extra: the tests start `qwex serve` (a client-only install is tested in a
+venv of its own, tests/remote/test_client_install.py)."""
 DISTRIBUTIONS = [
     "qwex-core",
     "qwex-agent",
@@ -120,7 +122,7 @@ def gen(session: nox.Session) -> None:
     tests; the old client and spec come back on any failure (tools/gen_client.py).
     `-- --spec FILE` generates from FILE instead of the app's spec."""
     session.install(
-        "-e", "qwex-core", "-e", "qwex-remote", GENERATOR, "pytest>=8", "pytest-timeout"
+        "-e", "qwex-core", "-e", "qwex-remote[server]", GENERATOR, "pytest>=8", "pytest-timeout"
     )
     session.run("python", "tools/gen_client.py", "gen", *session.posargs)
 
@@ -128,7 +130,7 @@ def gen(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def gen_check(session: nox.Session) -> None:
     """Fail when the committed spec or API client differs from what the code produces."""
-    session.install("-e", "qwex-core", "-e", "qwex-remote", GENERATOR)
+    session.install("-e", "qwex-core", "-e", "qwex-remote[server]", GENERATOR)
     session.run("python", "tools/gen_client.py", "check")
 
 
@@ -282,5 +284,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: prints a table and writes .bench/results.json. Not part of `nox`.
 
     The packages are installed as users get them (not editable), so bytecode is precompiled."""
-    session.install("./qwex-core", "./qwex-agent", "./qwex-docker", "./qwex-k8s", "./qwex-remote")
+    session.install(
+        "./qwex-core", "./qwex-agent", "./qwex-docker", "./qwex-k8s", "./qwex-remote[server]"
+    )
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -93,5 +93,5 @@ touch "$out/.complete"
 rm -rf "$QWEX_K8S_BIN" && mv "$out" "$QWEX_K8S_BIN"
 say "done: $QWEX_K8S_BIN"
 "$QWEX_K8S_BIN/kube-apiserver" --version
-"$QWEX_K8S_BIN/etcd" --version | head -1
+"$QWEX_K8S_BIN/etcd" --version | sed -n 1p  # sed reads it all: head would end the pipe early (SIGPIPE, 141)
 bash "$here/build-helm.sh"

@@ -65,8 +65,7 @@ def test_two_followers_copy_each_pushed_byte_once(qwex_project: Path) -> None:
     first, second = open_far(qwex_project), open_far(qwex_project)
     script = "for i in 1 2 3 4 5 6 7 8; do echo line-$i; echo err-$i >&2; sleep 0.1; done"
     run = first.submit(first.job(["sh", "-c", script]))
-    second.runner("far").started(run)  # both processes follow it from the start
-    for _ in range(40):
+    for _ in range(40):  # both follow it from the start: each has its own follower
         for service in (first, second):
             service.wait_for_change(service.get(run.id), 0.05)
     final = wait_end(first, run)

@@ -158,11 +158,9 @@ class ObservedRunner(Runner):
 
     # -- following a far side that pushes --------------------------------------------
 
-    def started(self, run: Run) -> None:
-        super().started(run)
-        self._push(run)  # the starter usually follows: take its output as it comes
-
     def wait_for_change(self, run: Run, seconds: float) -> None:
+        """Someone follows the run: its pushed log is followed from the first wait on (not
+        from `start`: a detached run's starter returns at once and follows nothing)."""
         pusher = None if run.is_final else self._push(run)
         if pusher is None:
             time.sleep(seconds)

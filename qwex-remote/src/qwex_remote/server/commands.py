@@ -25,6 +25,30 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_PORT = 8765
+SERVER_LIBRARIES = (
+    "fastapi",
+    "uvicorn",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "cryptography",
+    "prometheus_client",
+)
+"""What `qwex serve` imports that a client-only install (`pip install qwex-remote`) lacks:
+the `server` extra of qwex-remote brings them."""
+
+
+def require_server_libraries() -> None:
+    """One line naming the extra to install when the server's libraries are missing, rather
+    than a traceback from the first import of FastAPI or SQLAlchemy."""
+    from importlib.util import find_spec
+
+    missing = [name for name in SERVER_LIBRARIES if find_spec(name) is None]
+    if missing:
+        raise QwexError(
+            f"qwex serve needs the server's libraries, not installed here ({', '.join(missing)}): "
+            "pip install 'qwex-remote[server]'"
+        )
 
 
 def _database_options(func: F) -> F:
@@ -112,6 +136,7 @@ def serve(
 
     See docs/server.md for the policy ([tool.qwex.server]) and PostgreSQL.
     """
+    require_server_libraries()  # for `qwex serve token|secret ...` too
     if ctx.invoked_subcommand is not None:
         return
     state: State = ctx.obj

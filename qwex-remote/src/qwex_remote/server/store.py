@@ -336,6 +336,12 @@ class ServerStore:
             keys, rows = list(result.keys()), result.all()
         return [dict(zip(keys, values, strict=True)) for values in rows]
 
+    def job_counts(self) -> list[tuple[str, str, int]]:
+        """How many jobs have each status on each backend: one GROUP BY (for /metrics)."""
+        query = select(Job.status, Job.backend, func.count()).group_by(Job.status, Job.backend)
+        with self.engine.connect() as connection:
+            return [(str(s), str(b), int(n)) for s, b, n in connection.execute(query)]
+
     def cancel(self, job_id: str, reason: str) -> Job | None:
         """Cancel a job still in the queue at once; for a claimed one, leave the request
         for its worker. Returns the job as it is afterwards."""
