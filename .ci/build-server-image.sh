@@ -68,9 +68,10 @@ mkdir -p "$site"
 # machine's Python; the one script needed is written below).
 rm -rf "$site/bin"
 # The Kubernetes client's asyncio twin (kubernetes.aio, 68 MB) and the aiohttp stack only it
-# imports: qwex uses the synchronous client. Checked: nothing left imports them.
+# imports (and prometheus-client's aiohttp adapter): qwex uses the synchronous client and
+# serves /metrics itself. Checked: nothing left imports them.
 async_only=(aiohttp aiohttp_retry multidict yarl frozenlist aiosignal propcache aiohappyeyeballs)
-rm -rf "$site/kubernetes/aio"
+rm -rf "$site/kubernetes/aio" "$site/prometheus_client/aiohttp"  # the latter: its aiohttp adapter
 for m in "${async_only[@]}"; do rm -rf "${site:?}/$m" "$site/$m"-*.dist-info; done
 pattern="^\s*(import|from) ($(IFS='|'; echo "${async_only[*]}"))\b"
 if grep -rlE "$pattern" --include='*.py' "$site" | grep -q .; then
