@@ -200,6 +200,47 @@ def test_a_job_submitted_to_it_runs_as_a_kubernetes_job_with_output_and_exit_cod
         assert logs["data"] == "hello from the cluster\n"
 
 
+def test_a_running_job_is_cancelled_through_it_and_its_kubernetes_job_goes(
+    release: Release,
+) -> None:
+    """Cancel needs the Job's delete and the pods' finalizer patch: the Role's rules, for real."""
+    marker = f"started-{uuid.uuid4().hex}"
+    headers = {"Authorization": f"Bearer {release.token}"}
+    with port_forward(release) as url, httpx.Client(base_url=url, headers=headers) as api:
+        job = api.post(
+            "/jobs",
+            json={
+                "submission_id": uuid.uuid4().hex,
+                "command": ["sh", "-c", f"echo {marker}; sleep 300"],
+                "image": BUSYBOX,
+            },
+        ).json()
+        deadline = time.monotonic() + 120
+        while api.get(f"/jobs/{job['id']}/logs").json()["data"] != f"{marker}\n":
+            assert time.monotonic() < deadline, api.get(f"/jobs/{job['id']}").json()
+            time.sleep(1)
+        assert len(jobs_running(release, marker)) == 1
+        assert api.post(f"/jobs/{job['id']}/cancel").status_code == 200
+        while (seen := api.get(f"/jobs/{job['id']}").json())["finished_at"] is None:
+            assert time.monotonic() < deadline + 60, seen
+            time.sleep(1)
+        assert seen["status"] == "cancelled", seen
+    while jobs_running(release, marker) and time.monotonic() < deadline + 120:
+        time.sleep(1)
+    assert jobs_running(release, marker) == []
+
+
+def jobs_running(release: Release, marker: str) -> list[str]:
+    """The Kubernetes Jobs in the jobs' namespace whose command holds `marker`."""
+    found = release.kube("get", "jobs", "-n", JOBS_NAMESPACE, "-o", "json")
+    assert found.returncode == 0, found.stderr
+    return [
+        job["metadata"]["name"]
+        for job in json.loads(found.stdout)["items"]
+        if marker in json.dumps(job["spec"]["template"]["spec"]["containers"])
+    ]
+
+
 @pytest.mark.parametrize(
     ("verb", "resource", "where", "allowed"),  # where "": the jobs' namespace
     [
