@@ -33,7 +33,12 @@ NON_DEFAULT: dict[str, Any] = {
     "rbac": {"create": True, "listSecrets": True},
     "persistence": {"enabled": True, "accessMode": "ReadWriteMany", "storageClass": "nfs"},
     "tokens": {"existingSecret": "qwex-tokens", "roles": {"lead": "admin", "ci-bot": "user"}},
-    "server": {"backends": ["k8s"], "default_backend": "k8s", "profiles": ["gpu"]},
+    "server": {
+        "backends": ["k8s"],
+        "default_backend": "k8s",
+        "profiles": ["gpu"],
+        "concurrency": 2,
+    },
     "k8s": {"queue": "team-queue", "agent_image": "registry.team/qwex-agent:1"},
     "profiles": {"gpu": {"resources": {"gpu": 1}}},
     "nodeSelector": {"pool": "services"},
@@ -99,6 +104,17 @@ def test_the_config_map_is_the_servers_policy_and_k8s_settings(helm: Path) -> No
     assert config["profiles"]["gpu"]["resources"]["gpu"] == 1
     defaults = tomllib.loads(by_kind(template(helm, TOKENS), "ConfigMap")[0]["data"]["qwex.toml"])
     assert defaults["k8s"] == {"namespace": "qwex"}  # the release's namespace, in-cluster
+
+
+def test_whole_numbers_stay_integers_in_the_config(helm: Path) -> None:
+    """YAML numbers reach Helm as floats: `concurrency = 4.0` would read as a float to
+    anything but pydantic's lax mode; a fraction stays one."""
+    values = {**NON_DEFAULT, "server": {**NON_DEFAULT["server"], "max_cpu": 1.5}}
+    (config_map,) = by_kind(template(helm, values), "ConfigMap")
+    config = tomllib.loads(config_map["data"]["qwex.toml"])
+    assert type(config["server"]["concurrency"]) is int
+    assert type(config["profiles"]["gpu"]["resources"]["gpu"]) is int
+    assert config["server"]["max_cpu"] == 1.5
 
 
 def test_the_config_parses_as_the_server_settings(helm: Path) -> None:

@@ -35,9 +35,25 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/* The server's qwex.toml: [server], [k8s] (its namespace the jobs'), [profiles.*]. */}}
 {{- define "qwex.config" -}}
 {{- $k8s := merge (dict "namespace" (include "qwex.jobsNamespace" .)) (deepCopy .Values.k8s) -}}
-{{- $doc := dict "server" .Values.server "k8s" $k8s -}}
-{{- if .Values.profiles }}{{ $_ := set $doc "profiles" .Values.profiles }}{{ end -}}
+{{- $doc := dict "server" (deepCopy .Values.server) "k8s" $k8s -}}
+{{- if .Values.profiles }}{{ $_ := set $doc "profiles" (deepCopy .Values.profiles) }}{{ end -}}
+{{- include "qwex.integers" $doc -}}
 {{- toToml $doc -}}
+{{- end -}}
+
+{{/* Whole numbers back to integers, in place (YAML values reach templates as floats, which
+toToml would write `4.0`): every map and list under the one given. */}}
+{{- define "qwex.integers" -}}
+{{- $node := . -}}
+{{- range $key, $value := $node -}}
+{{- if kindIs "float64" $value -}}
+{{- if eq $value (float64 (int64 $value)) }}{{ $_ := set $node $key (int64 $value) }}{{ end -}}
+{{- else if kindIs "map" $value -}}
+{{- include "qwex.integers" $value -}}
+{{- else if kindIs "slice" $value -}}
+{{- range $value }}{{ if kindIs "map" . }}{{ include "qwex.integers" . }}{{ end }}{{ end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The server's environment: the database URL from its Secret, never in a value. */}}
