@@ -38,7 +38,14 @@ TEST_DEPS = [
     GENERATOR,
     "schemathesis==4.32.5",  # pinned: its checks and generation change between releases
 ]
-TEST_FOLDERS = ["tests/core", "tests/docker", "tests/k8s", "tests/nonroot", "tests/remote"]
+TEST_FOLDERS = [
+    "tests/core",
+    "tests/docker",
+    "tests/helm",
+    "tests/k8s",
+    "tests/nonroot",
+    "tests/remote",
+]
 
 
 @nox.session(python=PYTHON)
@@ -50,6 +57,7 @@ def tests(session: nox.Session) -> None:
 
 UNIT = (
     "not docker and not k8s and not live and not postgres and not users and not serve and not slow"
+    " and not helm"
 )
 """The tests that need no real component and are quick (pyproject's markers). A test reaching
 a component through its fixture is marked by tests/conftest.py even if its module forgot."""
@@ -62,7 +70,7 @@ builds its coverage cases for each operation of the spec while collecting)."""
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """The fast loop: every test that needs no Docker daemon, cluster, PostgreSQL, test user or
-    `qwex serve` and is not marked slow, on every core (pytest-xdist; idle workers steal
+    `qwex serve` or Helm and is not marked slow, on every core (pytest-xdist; idle workers steal
     queued tests). Not part of `nox`: `nox -s tests` runs these and the rest. Under CI rules
     (`CI=true`), so a test that needs a component and is not marked for it fails here instead
     of skipping. `-- ARGS` go to pytest (`-- -n 2` for fewer workers).
@@ -183,6 +191,67 @@ def agent_image(session: nox.Session) -> None:
     session.log(f"agent image {tag}")
     if load:
         session.run("bash", ".ci/k8s/cluster.sh", "load", tag, external=True)
+
+
+SERVER_DISTRIBUTIONS = ["qwex-core", "qwex-agent", "qwex-k8s", "qwex-remote"]
+"""What the server image holds: the server and the Kubernetes backend its jobs go to (with the
+agent that backend ships into pods); no Docker backend, there is no daemon in a pod."""
+SERVER_IMAGE = "qwex.local/qwex-server:0.1.0"
+
+
+def _has_extra(folder: str, distribution: str, extra: str) -> bool:
+    """Whether the wheel of `distribution` in `folder` declares the optional `extra`."""
+    import zipfile
+    from pathlib import Path
+
+    for wheel in Path(folder).glob(f"{distribution}-*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            lines = archive.read(name).decode().splitlines()
+            return f"Provides-Extra: {extra}" in lines
+    return False
+
+
+@nox.session(python=PYTHON)
+def server_image(session: nox.Session) -> None:
+    """The qwex server's image, offline: the project's wheels on a debootstrapped Debian.
+
+    Built by .ci/build-server-image.sh (no registry pull, non-root, `qwex serve` as entrypoint)
+    and loaded into the test cluster like the agent image; `-- --no-load` skips the cluster.
+    docs/deploy.md runs it with the Helm chart in deploy/helm/qwex-server."""
+    import tempfile
+
+    session.install("build", "hatchling>=1.21")
+    with tempfile.TemporaryDirectory(prefix="qwex-server-wheels-") as wheels:
+        for name in SERVER_DISTRIBUTIONS:
+            session.run(
+                "python",
+                "-m",
+                "build",
+                "--no-isolation",
+                "--wheel",
+                "--outdir",
+                wheels,
+                name,
+                silent=True,
+            )
+        python = session.run("python", "-c", "import sys; print(sys.executable)", silent=True)
+        server = (
+            "qwex-remote[server]" if _has_extra(wheels, "qwex_remote", "server") else "qwex-remote"
+        )
+        session.log(f"server image: installing {server} and qwex-k8s")
+        session.run(
+            "bash",
+            ".ci/build-server-image.sh",
+            wheels,
+            SERVER_IMAGE,
+            server,
+            "qwex-k8s",
+            env={"PYTHON": str(python).strip()},
+            external=True,
+        )
+    if "--no-load" not in session.posargs:
+        session.run("bash", ".ci/k8s/cluster.sh", "load", SERVER_IMAGE, external=True)
 
 
 @nox.session(python=PYTHON)
