@@ -52,7 +52,7 @@ TEST_FOLDERS = [
 def tests(session: nox.Session) -> None:
     """The whole test suite: core, plugins, the example plugin, Docker on the real daemon."""
     session.install(*PACKAGES, *TEST_DEPS)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs, env=_bytecode_cached(session))
 
 
 UNIT = (
