@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "contracts", "gen_check", "tests"]
@@ -11,10 +13,12 @@ nox.options.error_on_external_run = True
 PYTHON = "3.11"
 PACKAGES = [
     *("-e", "qwex-core", "-e", "qwex-agent", "-e", "qwex-docker", "-e", "qwex-k8s"),
-    *("-e", "qwex-remote"),
+    *("-e", "qwex-remote[server]"),
 ]
 """Not qwex-docker-agents: the tests prove the agent is built on first use without it, and
-install its wheel in a venv of their own (tests/docker/test_docker_install.py)."""
+install its wheel in a venv of their own (tests/docker/test_docker_install.py). qwex-remote
+with its `server` extra: the tests start `qwex serve` (a client-only install is tested in a
+venv of its own, tests/remote/test_client_install.py)."""
 DISTRIBUTIONS = [
     "qwex-core",
     "qwex-agent",
@@ -34,33 +38,66 @@ TEST_DEPS = [
     GENERATOR,
     "schemathesis==4.32.5",  # pinned: its checks and generation change between releases
 ]
-TEST_FOLDERS = ["tests/core", "tests/docker", "tests/k8s", "tests/nonroot", "tests/remote"]
+TEST_FOLDERS = [
+    "tests/core",
+    "tests/docker",
+    "tests/helm",
+    "tests/k8s",
+    "tests/nonroot",
+    "tests/remote",
+]
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite: core, plugins, the example plugin, Docker on the real daemon."""
     session.install(*PACKAGES, *TEST_DEPS)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs, env=_bytecode_cached(session))
 
 
 UNIT = (
     "not docker and not k8s and not live and not postgres and not users and not serve and not slow"
+    " and not helm"
 )
 """The tests that need no real component and are quick (pyproject's markers). A test reaching
 a component through its fixture is marked by tests/conftest.py even if its module forgot."""
+UNIT_IGNORED = ["tests/remote/test_schemathesis.py"]
+"""Modules the fast loop does not even collect: every test in them is deselected anyway (each
+needs a `qwex serve`), and collecting them costs seconds of every worker's CPU (schemathesis
+builds its coverage cases for each operation of the spec while collecting)."""
 
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """The fast loop: every test that needs no Docker daemon, cluster, PostgreSQL, test user or
-    `qwex serve` and is not marked slow, on every core (pytest-xdist; idle workers steal
+    `qwex serve` or Helm and is not marked slow, on every core (pytest-xdist; idle workers steal
     queued tests). Not part of `nox`: `nox -s tests` runs these and the rest. Under CI rules
     (`CI=true`), so a test that needs a component and is not marked for it fails here instead
-    of skipping. `-- ARGS` go to pytest (`-- -n 2` for fewer workers)."""
+    of skipping. `-- ARGS` go to pytest (`-- -n 2` for fewer workers).
+
+    Left out, each for a reason (the rest runs here):
+    - `docker`, `k8s`, `live`, `postgres`, `users`: they need that real component;
+    - `serve`: each starts a real `qwex serve`, seconds apiece;
+    - `slow`: virtual environments (the example plugin, installs), building the agent or the
+      API client, large data, and the conformance suite against broken runners, which waits
+      out its timeout for minutes;
+    - UNIT_IGNORED modules are not even collected (all their tests are `serve`)."""
     session.install(*PACKAGES, *TEST_DEPS)
     xdist = ["-n", "auto", "--dist", "worksteal"]
-    session.run("pytest", *xdist, "-m", UNIT, "-q", *session.posargs, env={"CI": "true"})
+    ignored = [f"--ignore={module}" for module in UNIT_IGNORED]
+    env = {"CI": "true", **_bytecode_cached(session)}
+    session.run("pytest", *xdist, "-m", UNIT, *ignored, "-q", *session.posargs, env=env)
+
+
+def _bytecode_cached(session: nox.Session) -> dict[str, str | None]:
+    """Compiled bytecode kept under the session's venv, even when PYTHONDONTWRITEBYTECODE is set.
+
+    Without a cache every `qwex` the tests start compiles qwex-core's sources again (about
+    0.1 s of CPU each, hundreds of times), and every pytest process rewrites and compiles
+    some 460 test and plugin modules. The cache lives outside the checkout, which stays
+    free of `.pyc` files as that variable asks."""
+    prefix = Path(session.virtualenv.location) / "pycache"
+    return {"PYTHONDONTWRITEBYTECODE": None, "PYTHONPYCACHEPREFIX": str(prefix)}
 
 
 @nox.session(python=PYTHON)
@@ -112,7 +149,7 @@ def gen(session: nox.Session) -> None:
     tests; the old client and spec come back on any failure (tools/gen_client.py).
     `-- --spec FILE` generates from FILE instead of the app's spec."""
     session.install(
-        "-e", "qwex-core", "-e", "qwex-remote", GENERATOR, "pytest>=8", "pytest-timeout"
+        "-e", "qwex-core", "-e", "qwex-remote[server]", GENERATOR, "pytest>=8", "pytest-timeout"
     )
     session.run("python", "tools/gen_client.py", "gen", *session.posargs)
 
@@ -120,7 +157,7 @@ def gen(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def gen_check(session: nox.Session) -> None:
     """Fail when the committed spec or API client differs from what the code produces."""
-    session.install("-e", "qwex-core", "-e", "qwex-remote", GENERATOR)
+    session.install("-e", "qwex-core", "-e", "qwex-remote[server]", GENERATOR)
     session.run("python", "tools/gen_client.py", "check")
 
 
@@ -154,6 +191,67 @@ def agent_image(session: nox.Session) -> None:
     session.log(f"agent image {tag}")
     if load:
         session.run("bash", ".ci/k8s/cluster.sh", "load", tag, external=True)
+
+
+SERVER_DISTRIBUTIONS = ["qwex-core", "qwex-agent", "qwex-k8s", "qwex-remote"]
+"""What the server image holds: the server and the Kubernetes backend its jobs go to (with the
+agent that backend ships into pods); no Docker backend, there is no daemon in a pod."""
+SERVER_IMAGE = "qwex.local/qwex-server:0.1.0"
+
+
+def _has_extra(folder: str, distribution: str, extra: str) -> bool:
+    """Whether the wheel of `distribution` in `folder` declares the optional `extra`."""
+    import zipfile
+    from pathlib import Path
+
+    for wheel in Path(folder).glob(f"{distribution}-*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            lines = archive.read(name).decode().splitlines()
+            return f"Provides-Extra: {extra}" in lines
+    return False
+
+
+@nox.session(python=PYTHON)
+def server_image(session: nox.Session) -> None:
+    """The qwex server's image, offline: the project's wheels on a debootstrapped Debian.
+
+    Built by .ci/build-server-image.sh (no registry pull, non-root, `qwex serve` as entrypoint)
+    and loaded into the test cluster like the agent image; `-- --no-load` skips the cluster.
+    docs/deploy.md runs it with the Helm chart in deploy/helm/qwex-server."""
+    import tempfile
+
+    session.install("build", "hatchling>=1.21")
+    with tempfile.TemporaryDirectory(prefix="qwex-server-wheels-") as wheels:
+        for name in SERVER_DISTRIBUTIONS:
+            session.run(
+                "python",
+                "-m",
+                "build",
+                "--no-isolation",
+                "--wheel",
+                "--outdir",
+                wheels,
+                name,
+                silent=True,
+            )
+        python = session.run("python", "-c", "import sys; print(sys.executable)", silent=True)
+        server = (
+            "qwex-remote[server]" if _has_extra(wheels, "qwex_remote", "server") else "qwex-remote"
+        )
+        session.log(f"server image: installing {server} and qwex-k8s")
+        session.run(
+            "bash",
+            ".ci/build-server-image.sh",
+            wheels,
+            SERVER_IMAGE,
+            server,
+            "qwex-k8s",
+            env={"PYTHON": str(python).strip()},
+            external=True,
+        )
+    if "--no-load" not in session.posargs:
+        session.run("bash", ".ci/k8s/cluster.sh", "load", SERVER_IMAGE, external=True)
 
 
 @nox.session(python=PYTHON)
@@ -213,5 +311,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: prints a table and writes .bench/results.json. Not part of `nox`.
 
     The packages are installed as users get them (not editable), so bytecode is precompiled."""
-    session.install("./qwex-core", "./qwex-agent", "./qwex-docker", "./qwex-k8s", "./qwex-remote")
+    session.install(
+        "./qwex-core", "./qwex-agent", "./qwex-docker", "./qwex-k8s", "./qwex-remote[server]"
+    )
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -211,7 +211,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     if not only or "core" in only:
         results += core_figures()
-    for part in ("docker", "k8s", "remote"):
+    for part in ("cli", "docker", "k8s", "remote"):
         extra = ROOT / "benchmarks" / f"{part}_bench.py"
         if (not only or part in only) and extra.exists():
             if part == "k8s" and not only and not _cluster_configured():
@@ -223,9 +223,11 @@ def main() -> None:
             spec.loader.exec_module(module)
             results += module.main()
     width = max(len(r["figure"]) for r in results)
-    print(f"{'figure'.ljust(width)}  {'median':>8}  {'target':>8}  unit     met  ms (twin ms)")
+    print(
+        f"{'figure'.ljust(width)}  {'median':>8}  {'target':>8}  unit     met  ms (twin ms: twin)"
+    )
     for r in results:
-        times = f"{r['ms']} ({r['twin_ms']})" if "twin_ms" in r else ""
+        times = f"{r['ms']} ({r['twin_ms']}: {r['twin']})" if "twin_ms" in r else ""
         print(
             f"{r['figure'].ljust(width)}  {r['value']:>8}  {r['target'] or '-':>8}  {r['unit']:<7}  "
             f"{met(r):<3}  {times}"

@@ -60,6 +60,7 @@ FIXTURE_MARKERS = {
     "postgres_url": "postgres",
     "user_root": "users",
     "built_agent": "slow",
+    "helm": "helm",
 }
 """The fixture through which each real component is reached (or the agent is built), and the
 marker it implies."""

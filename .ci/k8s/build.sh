@@ -3,6 +3,7 @@
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl, Kueue,
 # plus the pause binary of the sandbox image. The result goes to $QWEX_K8S_BIN (a folder
 # keyed by the versions, outside the checkout); a second run with it in place is a no-op.
+# Helm, for the server's chart, is built in the same step by build-helm.sh (its own key).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/versions.sh"
@@ -11,7 +12,7 @@ want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl
       kueue-crds.yaml)
 if [ -f "$QWEX_K8S_BIN/.complete" ]; then
     echo "k8s binaries: cached in $QWEX_K8S_BIN"
-    exit 0
+    exec bash "$here/build-helm.sh"
 fi
 
 # Go's caches live next to the binaries so that a rebuild after a version bump is warm.
@@ -92,4 +93,5 @@ touch "$out/.complete"
 rm -rf "$QWEX_K8S_BIN" && mv "$out" "$QWEX_K8S_BIN"
 say "done: $QWEX_K8S_BIN"
 "$QWEX_K8S_BIN/kube-apiserver" --version
-"$QWEX_K8S_BIN/etcd" --version | head -1
+"$QWEX_K8S_BIN/etcd" --version | sed -n 1p  # sed reads it all: head would end the pipe early (SIGPIPE, 141)
+bash "$here/build-helm.sh"

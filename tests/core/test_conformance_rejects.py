@@ -21,6 +21,9 @@ BROKEN = ["TestStartsNothing", "TestIgnoresCancel", "TestNeverRecordsEnd", "Test
 CONTROL = "TestControl"
 
 pytestmark = pytest.mark.timeout(1200)
+SLOW = pytest.mark.slow
+"""On the tests reading `outcomes`: its pytest waits out the suite's timeout (20 s) in each
+case a broken runner never ends, two minutes in all, so `nox -s unit` leaves them out."""
 
 Outcomes = dict[str, dict[str, str]]
 """runner's suite class -> case -> passed, failed or skipped."""
@@ -72,17 +75,20 @@ def table(outcomes: Outcomes) -> str:
     return "\n".join(rows)
 
 
+@SLOW
 def test_the_working_runner_passes_every_case(outcomes: Outcomes) -> None:
     """The control: with the same hooks and timeout, the local runner passes, so a failure
     of a broken runner is the suite seeing what is broken."""
     assert outcomes[CONTROL] == dict.fromkeys(CASES, "passed"), table(outcomes)
 
 
+@SLOW
 def test_each_broken_runner_fails_a_case(outcomes: Outcomes) -> None:
     accepted = [s for s in BROKEN if "failed" not in outcomes[s].values()]
     assert not accepted, f"the suite accepts {accepted}:\n{table(outcomes)}"
 
 
+@SLOW
 def test_a_look_that_sees_nothing_is_refused(outcomes: Outcomes) -> None:
     """A `still_running` that never sees anything fails the cases that wait for nothing to
     be left (it must first see the running run), and only those."""
@@ -93,6 +99,7 @@ def test_a_look_that_sees_nothing_is_refused(outcomes: Outcomes) -> None:
     ], table(outcomes)
 
 
+@SLOW
 def test_each_case_fails_for_a_broken_runner(outcomes: Outcomes) -> None:
     """No case passes for every broken runner: each proves something of the backend."""
     blind = [c for c in CASES if all(outcomes[s].get(c) == "passed" for s in BROKEN)]

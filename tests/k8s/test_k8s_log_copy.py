@@ -1,22 +1,30 @@
-"""Copying a pod's log into the run's log: only log bytes, resumed exactly (offline: the
-copy's rules over byte chunks as the API server streams them)."""
+"""A pod's log into the run's log: only log bytes, resumed exactly (offline: the runner's
+rules over byte chunks as the API server streams them, appended by core's copy)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from qwex_k8s.logs import STATE_FILE, append_new
+from kubernetes import client
+from qwex_core.pushed import LogCopy, log_sources, record_lock
+from qwex_k8s.logs import LEGACY_STATE, as_log_bytes, legacy_starts, log_pieces, skip, target
 
 ERROR = b"unable to retrieve container logs for containerd://" + b"ab12" * 16
 
 
 def copy(run_dir: Path, *chunks: bytes, pod: str = "p1") -> bool:
-    state = {}
-    if (run_dir / STATE_FILE).exists():
-        state = json.loads((run_dir / STATE_FILE).read_text())
-    with open(run_dir / "stdout.log", "r+b") as out:
-        return append_new(iter(chunks), out, state, pod, run_dir, None)
+    """One read of `pod`'s log as `read_log` makes it, appended by core: the bytes the run's
+    log lacks, from where the pod's log begins in it. False: the kubelet's error text came."""
+    dropped: list[bytes] = []
+    pieces = list(log_pieces(chunks, dropped))
+    with record_lock(run_dir), LogCopy(run_dir, ("stdout",)) as out:
+        have = out.size("stdout")
+        begin = dict(log_sources(run_dir, "stdout")).get(pod, have)
+        for piece in as_log_bytes(skip(pieces, have - begin), "stdout", have, pod):
+            assert out.append(piece)
+    return not dropped
 
 
 def test_a_resumed_copy_appends_only_what_is_new(tmp_path: Path) -> None:
@@ -33,7 +41,8 @@ def test_an_error_text_in_place_of_the_log_is_never_appended(tmp_path: Path) -> 
     assert copy(tmp_path, b"x" * 30)
     assert not copy(tmp_path, ERROR)
     assert (tmp_path / "stdout.log").read_bytes() == b"x" * 30
-    assert not copy(tmp_path, b"x" * 10)  # shorter than what was copied: not the log
+    copy(tmp_path, b"x" * 10)  # shorter than what was copied: nothing new
+    assert (tmp_path / "stdout.log").read_bytes() == b"x" * 30
     assert copy(tmp_path, b"x" * 30, b"more\n")
     assert (tmp_path / "stdout.log").read_bytes() == b"x" * 30 + b"more\n"
 
@@ -92,15 +101,9 @@ T1, T2 = b"2026-12-02T05:50:02.1Z", b"2026-12-02T05:50:03.123456789Z"
 
 
 def copy_stamped(run_dir: Path, *chunks: bytes, pod: str = "p1") -> bool:
-    """A copy of the API's `timestamps=true` log: the stamps go to the write-order index,
-    the log file gets the container's bytes."""
-    from qwex_k8s.logs import copy_stamped_chunks
-
-    state = {}
-    if (run_dir / STATE_FILE).exists():
-        state = json.loads((run_dir / STATE_FILE).read_text())
-    with open(run_dir / "stdout.log", "r+b") as out:
-        return copy_stamped_chunks(iter(chunks), out, state, pod, run_dir, None)
+    """A copy of the API's `timestamps=true` log: the stamps go to the write-order index
+    (core's, from each piece's time), the log file gets the container's bytes."""
+    return copy(run_dir, *chunks, pod=pod)
 
 
 def times_and_bytes(run_dir: Path) -> list[tuple[str | None, bytes]]:
@@ -125,7 +128,7 @@ def test_the_kubelets_stamps_become_the_index_and_never_reach_the_log(tmp_path: 
     assert b"".join(data for _, data in seen) == b"one\n\ntwo, long still two\nend"
     by_line = {data: when for when, data in seen}
     assert by_line[b"one\n"] == "2026-12-02T05:50:02.100000000Z"
-    assert by_line[b"two, long still two\n"] == "2026-12-02T05:50:03.123456789Z"
+    assert by_line[b"two, long still two\n"] == "2026-12-02T05:50:03.123456000Z"  # in µs
 
 
 def test_a_resumed_stamped_copy_indexes_only_what_is_new(tmp_path: Path) -> None:
@@ -143,3 +146,47 @@ def test_an_unstamped_error_text_is_still_never_appended(tmp_path: Path) -> None
     assert copy_stamped(tmp_path, T1 + b" " + b"x" * 30)
     assert not copy_stamped(tmp_path, ERROR)
     assert (tmp_path / "stdout.log").read_bytes() == b"x" * 30
+
+
+def api_pod(name: str, created: str, main: dict[str, Any] | None) -> Any:
+    status: dict[str, Any] = {"phase": "Running"}
+    if main is not None:
+        status["containerStatuses"] = [
+            {"name": "main", "image": "i", "imageID": "", "ready": True, "restartCount": 0}
+            | {"state": main}
+        ]
+    data = {"metadata": {"name": name, "creationTimestamp": created}, "spec": {"containers": []}}
+    return client.ApiClient().deserialize(
+        json.dumps(data | {"status": status}), "V1Pod", "application/json"
+    )
+
+
+RUNNING = {"running": {"startedAt": "2026-12-02T05:50:02Z"}}
+ENDED = {"terminated": {"exitCode": 1, "startedAt": "2026-12-02T05:50:02Z"}}
+
+
+def test_each_pod_goes_on_where_its_log_began_then_the_next_one() -> None:
+    a = api_pod("a", "2026-12-02T05:50:00Z", ENDED)
+    b = api_pod("b", "2026-12-02T05:51:00Z", RUNNING)
+    pending = api_pod("c", "2026-12-02T05:52:00Z", None)
+    found = target([a, b], {}, 0)
+    assert found is not None and (found[0].metadata.name, found[1]) == ("a", 0)
+    found = target([a, b], {"a": 0}, 40)
+    assert found is not None and (found[0].metadata.name, found[1]) == ("a", 0)
+    found = target([a, b], {"a": 0}, 40, done={"a"})  # a's log is all there: b from here
+    assert found is not None and (found[0].metadata.name, found[1]) == ("b", 40)
+    found = target([a, b], {"a": 0, "b": 40}, 55)
+    assert found is not None and (found[0].metadata.name, found[1]) == ("b", 40)
+    assert target([a, b], {"a": 0, "b": 40}, 55, done={"b"}) is None
+    assert target([], {}, 0) is None and pending.metadata.name == "c"
+
+
+def test_a_run_copied_by_an_earlier_qwex_goes_on_from_its_offsets(tmp_path: Path) -> None:
+    """A run in flight when qwex was updated: the earlier copy's offsets file tells where
+    each pod's log began, so the copy goes on without repeating a byte."""
+    (tmp_path / "stdout.log").write_bytes(b"first\nsec")
+    (tmp_path / LEGACY_STATE).write_text(json.dumps({"a": 6, "@start:a": 0, "b": 3, "@start:b": 6}))
+    assert legacy_starts(tmp_path) == {"a": 0, "b": 6}
+    begin = legacy_starts(tmp_path)["b"]
+    pieces = skip(log_pieces([b"second\n"]), 9 - begin)
+    assert [p[0] for p in pieces] == [b"ond\n"]

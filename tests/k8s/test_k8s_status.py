@@ -8,7 +8,29 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from qwex_k8s.status import FINAL, GONE, NOTHING, PENDING, QUEUED, RUNNING, attempts, observe
+from qwex_core.lifecycle import Seen
+from qwex_k8s.status import View, attempts, observe
+
+NOTHING, GONE, PENDING, RUNNING, FINAL = (
+    Seen.NOTHING,
+    Seen.GONE,
+    Seen.STARTING,
+    Seen.ALIVE,
+    Seen.EXITED,
+)
+QUEUED = "queued"
+"""Waiting in Kueue's queue: `STARTING` with Kueue's words in `queued`."""
+
+
+def phase(view: View) -> Seen | str:
+    return QUEUED if view.observation.queued is not None else view.seen
+
+
+def said(view: View) -> str:
+    """What the view says in words: Kueue's, why it waits, or the end's reason."""
+    seen = view.observation
+    return seen.queued or seen.reason or view.waiting
+
 
 T0 = "2026-11-27T12:00:00Z"
 T1 = "2026-11-27T12:00:05Z"
@@ -106,18 +128,26 @@ def workload(*conds: tuple[str, str, str, str]) -> dict[str, Any]:
 QUOTA = "couldn't assign flavors to pod set main: insufficient unused quota for cpu in flavor qwex-flavor, 1 more needed"
 
 # name: (job, pods, workload, phase, status, reason fragment, exit code)
-CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
-    "no Job, never created": (None, [], None, NOTHING, "", "", None),
+CASES: dict[str, tuple[Any, list[Any], Any, Seen | str, str | None, str, int | None]] = {
+    "no Job, never created": (None, [], None, NOTHING, None, "", None),
     "queued for quota, Kueue's words": (
         job(suspend=True),
         [],
         workload(("QuotaReserved", "False", "Pending", QUOTA)),
         QUEUED,
-        "",
+        None,
         "insufficient unused quota for cpu",
         None,
     ),
-    "queued, no Workload yet": (job(suspend=True), [], None, QUEUED, "", "waiting for Kueue", None),
+    "queued, no Workload yet": (
+        job(suspend=True),
+        [],
+        None,
+        QUEUED,
+        None,
+        "waiting for Kueue",
+        None,
+    ),
     "preempted, queued again": (
         job(suspend=True),
         [],
@@ -132,7 +162,7 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
             ),
         ),
         QUEUED,
-        "",
+        None,
         "Preempted: Preempted to accommodate",
         None,
     ),
@@ -145,7 +175,7 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
             ("Evicted", "True", "Preempted", "Preempted to accommodate a workload (UID: 1)"),
         ),
         QUEUED,
-        "",
+        None,
         "Evicted: Preempted to accommodate a workload",
         None,
     ),
@@ -157,7 +187,7 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
             ("Requeued", "True", "Preempted", "Preempted to accommodate a workload (UID: 1)"),
         ),
         QUEUED,
-        "",
+        None,
         "Preempted: Preempted to accommodate",
         None,
     ),
@@ -166,7 +196,7 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
         [pod(init={"running": {"startedAt": T0}}, main={"waiting": {"reason": "PodInitializing"}})],
         None,
         PENDING,
-        "",
+        None,
         "pending",
         None,
     ),
@@ -175,7 +205,7 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
         [pod({"running": {"startedAt": T1}}, phase="Running")],
         None,
         RUNNING,
-        "",
+        None,
         "",
         None,
     ),
@@ -275,7 +305,7 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
         ],
         None,
         PENDING,
-        "",
+        None,
         "Unschedulable: 0/1 nodes are available",
         None,
     ),
@@ -347,7 +377,7 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
         ],
         None,
         PENDING,
-        "",
+        None,
         "disrupted",
         None,
     ),
@@ -356,28 +386,28 @@ CASES: dict[str, tuple[Any, list[Any], Any, str, str, str, int | None]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_status_mapping(case: str) -> None:
-    the_job, pods, the_workload, phase, status, reason, code = CASES[case]
+    the_job, pods, the_workload, phase_, status, reason, code = CASES[case]
     seen = observe(the_job, pods, the_workload, known=case != "no Job, never created", queue="q")
-    assert seen.phase == phase
-    assert seen.status == status
-    assert reason in seen.reason
-    assert seen.exit_code == code
+    assert phase(seen) == phase_
+    assert seen.observation.status == status
+    assert reason in said(seen)
+    assert seen.observation.exit_code == code
 
 
 def test_a_vanished_job_is_gone_once_it_was_created() -> None:
-    assert observe(None, [], known=True).phase == GONE
+    assert observe(None, [], known=True).seen is GONE
 
 
 def test_the_newest_pod_speaks_for_the_run() -> None:
     old = pod(terminated(1, "Error"), phase="Failed", name="a", created=T0)
     new = pod({"running": {"startedAt": T2}}, phase="Running", name="b", created=T1)
     seen = observe(job(active=1), [old, new], retries=2)
-    assert (seen.phase, seen.pod) == (RUNNING, "b")
+    assert (seen.seen, seen.pod, seen.observation.what) == (RUNNING, "b", "its pod b")
 
 
 def test_a_failed_pod_with_retries_left_is_not_the_end() -> None:
     seen = observe(job(active=0), [pod(terminated(1, "Error"), phase="Failed")], retries=2)
-    assert seen.phase == PENDING
+    assert seen.seen is PENDING
 
 
 def test_stuck_pods_are_flagged_for_deletion() -> None:
@@ -393,19 +423,19 @@ def test_a_deleted_pod_with_retries_left_is_not_the_end() -> None:
     deleted = pod(terminated(143, "Error"), phase="Failed")
     deleted.metadata.deletion_timestamp = T2
     seen = observe(job(active=0), [deleted], retries=1)
-    assert seen.phase == PENDING and "may retry" in seen.reason
+    assert seen.seen is PENDING and "may retry" in seen.waiting
     failed = job(conditions=[("Failed", "BackoffLimitExceeded", "")])
-    assert observe(failed, [deleted], retries=0).status == "lost"
-    assert observe(job(active=0), [deleted], retries=0).phase == PENDING  # the Job decides
+    assert observe(failed, [deleted], retries=0).observation.status == "lost"
+    assert observe(job(active=0), [deleted], retries=0).seen is PENDING  # the Job decides
 
 
 def test_pods_left_by_a_job_deleted_with_cascade_orphan_tell_the_end() -> None:
     done = pod(terminated(0, "Completed"), phase="Succeeded")
-    seen = observe(None, [done], known=True)
-    assert (seen.phase, seen.status, seen.exit_code) == (FINAL, "succeeded", 0)
+    seen = observe(None, [done], known=True).observation
+    assert (seen.seen, seen.status, seen.exit_code) == (FINAL, "succeeded", 0)
     running = pod({"running": {"startedAt": T1}}, phase="Running")
-    assert observe(None, [running], known=True).phase == RUNNING
-    assert observe(None, [], known=True).phase == GONE
+    assert observe(None, [running], known=True).seen is RUNNING
+    assert observe(None, [], known=True).seen is GONE
 
 
 def test_a_pod_deleted_after_its_command_ended_tells_that_end() -> None:
@@ -416,7 +446,7 @@ def test_a_pod_deleted_after_its_command_ended_tells_that_end() -> None:
         phase="Failed",
     )
     ended.metadata.deletion_timestamp = T2
-    seen = observe(job(conditions=[("Failed", "BackoffLimitExceeded", "")]), [ended])
+    seen = observe(job(conditions=[("Failed", "BackoffLimitExceeded", "")]), [ended]).observation
     assert (seen.status, seen.reason, seen.exit_code) == ("failed", "exit code 3", 3)
     stopped = pod(
         terminated(
@@ -428,7 +458,7 @@ def test_a_pod_deleted_after_its_command_ended_tells_that_end() -> None:
         phase="Failed",
     )
     stopped.metadata.deletion_timestamp = T2
-    seen = observe(job(conditions=[("Failed", "BackoffLimitExceeded", "")]), [stopped])
+    seen = observe(job(conditions=[("Failed", "BackoffLimitExceeded", "")]), [stopped]).observation
     assert (seen.status, seen.signal) == ("lost", "SIGTERM")
 
 
@@ -442,3 +472,23 @@ def test_attempts_list_each_pod_in_order_and_keep_those_gone() -> None:
     ]
     assert noted[0]["reason"] == "Error" and noted[1]["reason"] == "Running"
     assert [a["pod"] for a in attempts([second], noted, {})] == ["a", "b"]
+
+
+def test_a_job_being_deleted_with_no_pod_running_is_the_end() -> None:
+    """A cancel deletes the Job (foreground): once its pod has stopped, the Job makes no
+    other, so that is the run's end (core names the cancel's reason), not a wait for a
+    Job that is going away; a pod still in its grace period is still running."""
+    cancelled = terminated(
+        7, "Error", '{"status": "cancelled", "reason": "received SIGTERM", "exit_code": 7}'
+    )
+    stopped = pod(cancelled, phase="Failed")
+    stopped.metadata.deletion_timestamp = T2
+    going = job(active=0)
+    going.metadata.deletion_timestamp = T2
+    seen = observe(going, [stopped], retries=1).observation
+    assert (seen.seen, seen.status, seen.exit_code) == (FINAL, "lost", 7)
+    assert "deleted" in (seen.reason or "")
+    running = pod({"running": {"startedAt": T1}}, phase="Running")
+    assert observe(going, [running]).seen is RUNNING
+    nothing = observe(going, []).observation
+    assert (nothing.seen, nothing.status) == (FINAL, "lost")

@@ -61,7 +61,7 @@ def test_migrations_create_the_tables_once(url: str) -> None:
     tables = set(inspect(engine).get_table_names())
     assert {"jobs", "tokens", "snapshots", "secrets", "alembic_version"} <= tables
     with engine.connect() as conn:
-        assert conn.scalar(text("select version_num from alembic_version")) == "0004"
+        assert conn.scalar(text("select version_num from alembic_version")) == "0005"
         if engine.dialect.name == "sqlite":
             assert conn.scalar(text("pragma journal_mode")) == "wal"
 
@@ -173,3 +173,25 @@ def test_cancel_of_a_queued_job_is_at_once_and_of_a_claimed_one_is_left_to_its_w
     job = store.get(queued)
     assert job is not None and (job.status, job.cancel_reason) == ("pending", "cancelled by bob")
     assert [j.id for j in store.owned("w")] == [queued]
+
+
+def test_jobs_are_counted_by_status_and_backend_from_an_index(url: str) -> None:
+    """What /metrics counts on every scrape: one GROUP BY that reads the (status, backend)
+    index alone on SQLite (no scan of the rows and their specs, no sort)."""
+    store = store_for(url)
+    for n in range(3):
+        add(store, f"c{n}")
+    first = store.list_jobs(limit=1)[0]["id"]
+    store.update(first, status="succeeded")
+    assert sorted(store.job_counts()) == [("pending", "local", 2), ("succeeded", "local", 1)]
+    if url.startswith("sqlite"):
+        with store.engine.connect() as conn:
+            plan = conn.execute(
+                text(
+                    "explain query plan select status, backend, count(*) from jobs "
+                    "group by status, backend"
+                )
+            ).all()
+        assert [row[-1] for row in plan] == [
+            "SCAN jobs USING COVERING INDEX ix_jobs_status_backend"
+        ]

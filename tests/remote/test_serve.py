@@ -46,6 +46,42 @@ def test_token_commands(server: Server) -> None:
     assert gone.returncode == 1 and "no token named 'alice'" in gone.stderr
 
 
+def test_a_token_from_a_file_is_added_once_and_authenticates(
+    server: Server, tmp_path: Path
+) -> None:
+    """How the Helm chart bootstraps tokens from a Kubernetes Secret: each file's secret
+    is added under its name at every start; the same secret again is a no-op, another
+    secret under that name or a weak one is refused, and the secret is never printed."""
+    given = "qwex_" + "A1b2" * 11
+    path = tmp_path / "ci-bot"
+    path.write_text(given + "\n")
+    add = ("serve", "token", "add", "ci-bot", "--role", "admin", "--secret-file", str(path))
+    first = server.cli(*add, "--exist-ok", *server.db_args())
+    assert first.returncode == 0, first.stderr
+    assert given not in first.stdout + first.stderr
+    again = server.cli(*add, "--exist-ok", *server.db_args())
+    assert again.returncode == 0 and "exists already" in again.stderr
+    without = server.cli(*add, *server.db_args())
+    assert without.returncode == 1 and "exists already" in without.stderr
+    path.write_text("qwex_" + "Z9y8" * 11)
+    other = server.cli(*add, "--exist-ok", *server.db_args())
+    assert other.returncode == 1 and "another secret" in other.stderr
+    weak = tmp_path / "weak"
+    weak.write_text("qwex_short")
+    short = server.cli(
+        "serve", "token", "add", "weak", "--secret-file", str(weak), *server.db_args()
+    )
+    assert short.returncode == 1 and "Traceback" not in short.stderr
+    assert "at least" in short.stderr
+    server.tokens["ci-bot"] = given
+    server.start()
+    try:
+        with server.client("ci-bot") as bot:
+            assert bot.get("/jobs", params={"limit": 1}).status_code == 200
+    finally:
+        server.stop()
+
+
 def test_a_non_loopback_bind_is_refused_while_no_token_exists(server: Server) -> None:
     result = server.cli("serve", "--host", "0.0.0.0", "--port", "1", *server.db_args())
     assert result.returncode == 1

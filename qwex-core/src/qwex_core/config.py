@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,7 +71,8 @@ class QwexConfig:
     """The resolved configuration and where each value came from."""
 
     core: CoreSettings
-    sections: dict[str, BaseModel] = field(default_factory=dict)
+    sections: Mapping[str, BaseModel] = field(default_factory=dict)
+    """Every registered plugin section's validated table (see `Sections`)."""
     sources: dict[Key, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     profile: str | None = None
@@ -108,6 +109,31 @@ class QwexConfig:
         sections = {name: model.model_dump(mode="json") for name, model in self.sections.items()}
         items += [(".".join(k), v, self.source_of(k)) for k, v in _flatten(sections).items()]
         return items
+
+
+class Sections(Mapping[str, BaseModel]):
+    """The plugins' sections: those a configuration layer sets, validated when it is
+    loaded; the others, which no one wrote, are their model's defaults, made when first
+    asked for. A local run then never imports the Kubernetes or server settings models."""
+
+    def __init__(
+        self, validated: dict[str, BaseModel], registered: Mapping[str, type[BaseModel]]
+    ) -> None:
+        self._validated = validated
+        self._registered = registered
+
+    def __getitem__(self, name: str) -> BaseModel:
+        if name not in self._validated:
+            if name not in self._registered:
+                raise KeyError(name)
+            self._validated[name] = _validate_section(self._registered[name], {}, (name,), {})
+        return self._validated[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registered)
+
+    def __len__(self) -> int:
+        return len(self._registered)
 
 
 def user_config_path() -> Path:
@@ -210,12 +236,13 @@ def load_config(
         CoreSettings, tree, (), sources, hint=sorted(CoreSettings.model_fields) + sorted(sections)
     )
     validated = {
-        name: _validate_section(model, plugin_tables.get(name, {}), (name,), sources)
-        for name, model in sections.items()
+        name: _validate_section(sections[name], plugin_tables[name], (name,), sources)
+        for name in sections
+        if name in plugin_tables
     }
     return QwexConfig(
         core,
-        validated,
+        Sections(validated, sections),
         sources,
         files,
         chosen,

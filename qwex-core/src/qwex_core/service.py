@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     # Imported where used: `qwex list` and reading final runs need neither pydantic nor the config.
     from qwex_core.config import Key, QwexConfig
     from qwex_core.models import JobSpec, Run
+    from qwex_core.run_view import RunView
     from qwex_core.runners.base import Runner
 
 
@@ -119,6 +120,21 @@ class RunService:
         run = self.refresh(self.store.load(run_id))
         return self.notify_final(run) if run.is_final else run
 
+    def final_view(self, run_id: str) -> RunView | None:
+        """What the CLI shows of a final run the plugins have been told of, read without
+        building the model (see `qwex_core.run_view`); None when the run is not final yet,
+        nobody has told the plugins (the first look does, through `observe`), or its
+        record is not in the form qwex writes: `observe` then reads it (and says what is
+        wrong with it)."""
+        from qwex_core.run_view import final_view
+
+        if not self._notified(run_id):
+            return None
+        try:
+            return final_view(self.store.read(run_id))
+        except QwexError:
+            return None
+
     def refresh(self, run: Run) -> Run:
         """The run as it is now, asking its backend when the record is not final."""
         if run.is_final:
@@ -153,6 +169,7 @@ class RunService:
         where: Callable[[dict[str, Any]], bool] | None = None,
         unreadable: bool = False,
         on_problem: Callable[[Run, BackendError], None] | None = None,
+        rows: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Like `list`, as JSON-ready records: final records are passed on as stored, without
         building a model, which keeps `qwex list` fast with thousands of runs. `where` filters
@@ -160,14 +177,16 @@ class RunService:
         `unreadable` row naming the file (see `store.unreadable_record`) instead of being
         left out. With `on_problem`, a run whose backend cannot bring it up to date (a
         refused token, say) is passed to it and listed as its record stands, so one run
-        never hides the others."""
+        never hides the others. With `rows`, a final run may come as the fields `qwex list`
+        shows and filters on (see `RunStore.iter_records`)."""
         from qwex_core.agent.record import UNREADABLE
+        from qwex_core.row_cache import CachedRow
         from qwex_core.store import unreadable_record
 
         wanted = {str(s) for s in statuses} if statuses is not None else None
         count = 0
         prefetched: set[str] = set()
-        for record in self.store.iter_records(backends=backends, unreadable=unreadable):
+        for record in self.store.iter_records(backends=backends, unreadable=unreadable, rows=rows):
             status = record.get("status")
             if status != UNREADABLE and status not in FINAL_STATUSES:
                 from pydantic import ValidationError
@@ -192,7 +211,11 @@ class RunService:
                         if on_problem is None:
                             raise
                         on_problem(run, exc)
-            elif status in FINAL_STATUSES and not self._notified(str(record.get("id"))):
+            elif (
+                status in FINAL_STATUSES
+                and not isinstance(record, CachedRow)  # cached: the plugins were told
+                and not self._notified(str(record.get("id")))
+            ):
                 record = self._first_to_see_the_end(record)
             if wanted is not None and record.get("status") not in wanted:
                 continue
@@ -215,7 +238,8 @@ class RunService:
             self.host.warn(str(exc))
 
     def _notified(self, run_id: str) -> bool:
-        return (self.store.run_dir(run_id) / NOTIFIED_FILE).exists()
+        # A string path: `qwex list` asks this of every final run it lists.
+        return os.path.exists(f"{self.store.root}/{run_id}/{NOTIFIED_FILE}")
 
     def _first_to_see_the_end(self, record: dict[str, Any]) -> dict[str, Any]:
         """A final record nobody has told the plugins of (a detached run that ended with

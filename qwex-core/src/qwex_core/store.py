@@ -18,13 +18,13 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qwex_core import run_index
 from qwex_core.agent.record import (
     RUN_FILE,
     STDERR_FILE,
@@ -33,7 +33,6 @@ from qwex_core.agent.record import (
     write_record,
 )
 from qwex_core.errors import QwexError, RunNotFound
-from qwex_core.ids import uuid7
 from qwex_core.paths import runs_dir, store_announcement
 
 if TYPE_CHECKING:
@@ -101,22 +100,8 @@ class RunStore:
             self.root.mkdir(DIR_MODE, exist_ok=True)
             if announcement:
                 sys.stderr.write(f"qwex: {announcement}\n")
-        taken = {short_id(n) for n in self.ids()}
-        while True:
-            run_id = uuid7()
-            if short_id(run_id) in taken:  # pragma: no cover - 48 random bits
-                continue
-            try:
-                (self.root / run_id).mkdir(DIR_MODE)
-            except FileExistsError:  # pragma: no cover - 74 random bits
-                continue
-            if spec.name:
-                try:
-                    self.claim_name(spec.name, run_id)
-                except BaseException:
-                    shutil.rmtree(self.root / run_id, ignore_errors=True)
-                    raise
-            break
+        claim = None if not spec.name else lambda run_id: self.claim_name(str(spec.name), run_id)
+        run_id = run_index.new_run_folder(self.root, claim, DIR_MODE)
         from qwex_core.agent.record import now_iso
         from qwex_core.models import Run
 
@@ -192,7 +177,10 @@ class RunStore:
         elif self.names.is_dir():  # a run whose record cannot be read: find its name entry
             for entry in os.listdir(self.names):
                 self.release_name(entry, run_id)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        import shutil  # (not at the top: every command imports the store, few delete)
+
+        with run_index.locked(self.root):  # no run added meanwhile: the index goes stale
+            shutil.rmtree(run_dir, ignore_errors=True)
         return size
 
     def save(self, run: Run, *, durable: bool = False) -> None:
@@ -267,15 +255,18 @@ class RunStore:
             return token
         owner = self.name_owner(token)
         prefix = token.lower()
-        matches = (
-            [
-                name
-                for name in self.ids()
-                if name.startswith(prefix) or short_id(name).startswith(prefix)
-            ]
-            if ID_LIKE.fullmatch(token)
-            else []
-        )
+        matches = []
+        if ID_LIKE.fullmatch(token):
+            indexed = run_index.matching(self.root, prefix)
+            matches = (
+                indexed
+                if indexed  # none: the folder is the truth, an index can only miss runs
+                else [
+                    name
+                    for name in run_index.listing(self.root)
+                    if name.startswith(prefix) or short_id(name).startswith(prefix)
+                ]
+            )
         if owner is not None:
             others = [m for m in matches if m != owner]
             if others:
@@ -300,40 +291,61 @@ class RunStore:
 
     def ids(self) -> list[str]:
         """Every run id, newest first."""
-        try:
-            names = os.listdir(self.root)
-        except FileNotFoundError:
-            return []
-        return sorted((n for n in names if not n.startswith(".")), reverse=True)
+        return list(run_index.newest_first(self.root))
 
     def iter_records(
-        self, *, backends: set[str] | None = None, unreadable: bool = False
+        self, *, backends: set[str] | None = None, unreadable: bool = False, rows: bool = False
     ) -> Iterator[dict[str, Any]]:
         """Raw records, newest first, as stored. `qwex list` reads thousands of these, so no
         model is built here. A folder whose record cannot be read is skipped, or with
         `unreadable`, given as `{"id", "short_id", "status": "unreadable", "reason"}` (the
         reason names the file); one still being created (no record yet, a few seconds old)
-        is skipped either way."""
+        is skipped either way. With `rows`, a final run's record may come as the fields
+        `qwex list` shows and filters on, from the cache of them (see `row_cache`)."""
+        from qwex_core.row_cache import RowCache
+
         root = str(self.root)
-        for run_id in self.ids():
-            path = f"{root}/{run_id}/{RUN_FILE}"
-            problem = None
-            try:
-                data = _load_record(path, run_id)
-            except FileNotFoundError:
-                if not unreadable or _younger_than(f"{root}/{run_id}", CREATING_GRACE):
+        cache = RowCache(self.root) if rows else None
+        complete = False
+        try:
+            for run_id in run_index.newest_first(self.root):
+                path = f"{root}/{run_id}/{RUN_FILE}"
+                identity = None
+                if cache is not None:
+                    try:  # before the read: a record replaced after this is read again later
+                        st = os.lstat(path)
+                    except OSError:
+                        pass
+                    else:
+                        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+                        cached = cache.lookup(run_id, identity)
+                        if cached is not None:
+                            if backends is None or cached.get("backend") in backends:
+                                yield cached
+                            continue
+                problem = None
+                try:
+                    data = _load_record(path, run_id)
+                except FileNotFoundError:
+                    if not unreadable or _younger_than(f"{root}/{run_id}", CREATING_GRACE):
+                        continue
+                    problem = "missing"
+                except OSError as exc:
+                    problem = exc.strerror or str(exc)
+                except ValueError as exc:
+                    problem = str(exc)
+                if problem is not None:
+                    if unreadable and backends is None:
+                        yield unreadable_record(run_id, f"{path}: {problem}")
                     continue
-                problem = "missing"
-            except OSError as exc:
-                problem = exc.strerror or str(exc)
-            except ValueError as exc:
-                problem = str(exc)
-            if problem is not None:
-                if unreadable and backends is None:
-                    yield unreadable_record(run_id, f"{path}: {problem}")
-                continue
-            if backends is None or data.get("backend") in backends:
-                yield data
+                if cache is not None and identity is not None:
+                    cache.read(run_id, identity, data)
+                if backends is None or data.get("backend") in backends:
+                    yield data
+            complete = True
+        finally:
+            if cache is not None:
+                cache.save(complete)
 
 
 def unreadable_record(run_id: str, reason: str) -> dict[str, Any]:
@@ -385,7 +397,10 @@ def _read_small(path: str) -> bytes:
     """A whole small file, with plain system calls (several times faster than `open` in a loop)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # a job's planted link is not a record
     try:
-        chunks = []
+        first = os.read(fd, 1 << 16)
+        if len(first) < 1 << 16:  # a regular file read short: its end (one call, not two)
+            return first
+        chunks = [first]
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
         return b"".join(chunks)

@@ -1,52 +1,47 @@
-"""Copying a pod's log into the run's log file, so output outlives the pod.
+"""A pod's log as the run's output: its bytes, the kubelet's time of each line.
 
-The API server gives a container's log as one stream: stdout and stderr merged
-(in the order the kubelet wrote them). qwex appends it to the run's `stdout.log`;
-`stderr.log` stays empty for Kubernetes runs (docs/kubernetes.md says so). The log is
-asked for with the kubelet's timestamps (`timestamps=true`: each line begins with its
-RFC 3339 time and a space); they go to the run's write-order index
-(`qwex_core.agent.order`), never into the log, so `qwex logs -t/--since` show and choose
-lines by the kubelet's times. A line that does not begin with a time (an error text in
-place of the log) is indexed with the time it was copied.
+The API server gives a container's log as one stream: stdout and stderr merged (in the
+order the kubelet wrote them), so a Kubernetes run's output is all in its `stdout.log`
+(docs/kubernetes.md says so). The runner hands core the log bytes (`read_log`, and
+`follow_log` as the kubelet streams them) and core appends them to the run's log; the
+log is asked for with the kubelet's timestamps (`timestamps=true`: each line begins with
+its RFC 3339 time and a space), which go to core as each piece's time (`LogBytes.at`,
+the run's write-order index), never into the log.
 
-Copies resume exactly: `k8s-logs.json` in the run folder counts the bytes already
-copied from each pod and where in the file they begin, so a dropped stream, a
-second follower or another qwex process goes on where the last copy stopped,
-never duplicating or losing a line. A new copy reads the pod's log from its
-start and appends only after the bytes it repeats match what was copied: text
-the API server sends in place of a log (a container being removed) is never
-taken for output.
-One process copies at a time (an exclusive lock on `k8s-logs.lock`).
+The API cannot start a log at a byte offset: each read gives the pod's log from its
+start and the bytes the run's log already has are skipped. A run's pods (a retry, a
+readmission after preemption) each have a log, appended one after the other: each
+`LogBytes` names its pod as its source, and core keeps where each source begins in the
+run's log. The kubelet answers 200 and then its error text when it cannot read a log
+(`unable to retrieve container logs for ...`, `failed to try resolving symlinks in path
+...`): bytes that may be that text are held back until more log follows them or the body
+ends, and it never reaches the run's output.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
+import queue
 import re
+import socket
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any
 
-from qwex_core.agent.order import INDEX_FILE, STREAM_CODES
-from qwex_core.agent.order import record as index_record
-from qwex_core.agent.record import STDOUT_FILE
+from qwex_core.errors import BackendError
 from qwex_core.logtimes import parse_time
+from qwex_core.observed import LogBytes
 
 from qwex_k8s.manifests import MAIN
 
-if TYPE_CHECKING:
-    from kubernetes import client
-
-LOCK_FILE = "k8s-logs.lock"
-STATE_FILE = "k8s-logs.json"
+LEGACY_STATE = "k8s-logs.json"
+"""Where a qwex before the observed contract kept its own copy's offsets (read only)."""
+LEGACY_START = "@start:"
 CHUNK = 1 << 16
-START = "@start:"
-"""State key prefix: where in `stdout.log` a pod's copied log begins."""
 POD_LOG = rb'"[^"\n]*/[^/"\n]+_[^/"\n]+_[0-9a-f-]{36}/[^/"\n]+/[0-9]+\.log"'
 """A path of the kubelet's pod logs: `.../<namespace>_<pod>_<uid>/<container>/<n>.log`."""
 KUBELET_ERRORS = (
@@ -73,7 +68,7 @@ HOLD = 4096
 LONGEST_STAMP = 40
 """More bytes than any RFC 3339 time with nanoseconds and a zone."""
 Piece = tuple[bytes, int | None]
-"""Bytes of the log and the kubelet's time of the line they belong to (None: not known)."""
+"""Bytes of the log and the kubelet's time of the line they belong to (ns; None: not known)."""
 
 
 class Unstamp:
@@ -134,185 +129,6 @@ class Unstamp:
         yield from self.end()
 
 
-@contextlib.contextmanager
-def copy_lock(run_dir: Path, *, wait: float, stop: threading.Event | None = None) -> Iterator[bool]:
-    """Hold the run's log-copy lock; yields False when it could not be had within `wait` s."""
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
-                    yield False
-                    return
-                time.sleep(0.05)
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def copied(run_dir: Path) -> dict[str, int]:
-    """Bytes copied so far from each pod."""
-    try:
-        data = json.loads((run_dir / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def _save(run_dir: Path, state: dict[str, int]) -> None:
-    tmp = run_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, run_dir / STATE_FILE)
-
-
-def copy_pod_log(
-    core: client.CoreV1Api,
-    namespace: str,
-    pod: str,
-    run_dir: Path,
-    *,
-    follow: bool,
-    timeout: float,
-    lock_wait: float = 10.0,
-    stop: threading.Event | None = None,
-) -> bool:
-    """Append what the pod's main container logged since the last copy to `stdout.log`.
-
-    With `follow`, keep copying as it logs until the stream ends (the container exited,
-    or the connection dropped). `timeout`: seconds per request (not followed); `lock_wait`:
-    seconds to wait for another copier to finish. Returns True when the stream ended
-    normally; False when the log could not be read (no such pod, not started, lock held)."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    with copy_lock(run_dir, wait=lock_wait, stop=stop) as locked:
-        if not locked:
-            return False
-        state = copied(run_dir)
-        try:
-            resp: Any = core.read_namespaced_pod_log(
-                pod,
-                namespace,
-                container=MAIN,
-                follow=follow,
-                timestamps=True,
-                _preload_content=False,
-                _request_timeout=None if follow else timeout,
-            )
-        except ApiException:
-            return False
-        except HTTPError:
-            return False
-        try:
-            fd = os.open(run_dir / STDOUT_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "r+b") as out:
-                chunks = resp.stream(CHUNK, decode_content=True)
-                return copy_stamped_chunks(chunks, out, state, pod, run_dir, stop)
-        except (HTTPError, OSError):
-            return False
-        finally:
-            resp.release_conn()
-
-
-def copy_stamped_chunks(
-    chunks: Iterator[bytes],
-    out: BinaryIO,
-    state: dict[str, int],
-    pod: str,
-    run_dir: Path,
-    stop: threading.Event | None,
-) -> bool:
-    """`append_new` of the API's `timestamps=true` log `chunks`, indexing each piece with
-    its line's time in the run's write-order index (made before any byte is appended)."""
-    index = os.open(
-        run_dir / INDEX_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644
-    )
-    try:
-        return append_new(Unstamp().pieces(chunks), out, state, pod, run_dir, stop, index)
-    finally:
-        os.close(index)
-
-
-def append_new(
-    chunks: Iterator[bytes] | Iterator[Piece],
-    out: BinaryIO,
-    state: dict[str, int],
-    pod: str,
-    run_dir: Path,
-    stop: threading.Event | None,
-    index: int | None = None,
-) -> bool:
-    """Append the part of the pod's log `chunks` not copied yet, after checking that what
-    they repeat of earlier copies is the same bytes. The kubelet ends the body with its
-    error text when it cannot read the log (`unable to retrieve container logs for
-    containerd://...`, `failed to try resolving symlinks in path ...`): bytes that may be
-    such a text are held until more log follows them or the body ends, and never land in
-    the run's output. Chunks may come with their time (`Piece`s): each appended piece is
-    then recorded in the write-order index `index` (a descriptor), after its bytes.
-    Returns False when the body was not (all) the log."""
-    have = state.get(pod, 0)
-    end = out.seek(0, os.SEEK_END)
-    start = state.get(START + pod, end - have)  # no start kept (an older copy): trust it
-    state[START + pod] = start
-    checked = 0
-    pending: list[Piece] = []
-    for item in chunks:
-        chunk, when = item if isinstance(item, tuple) else (item, None)
-        if stop is not None and stop.is_set():
-            return False
-        if checked < have:
-            part = chunk[: have - checked]
-            out.seek(start + checked)
-            if out.read(len(part)) != part:
-                return False  # not the log copied so far
-            checked += len(part)
-            chunk = chunk[len(part) :]
-        if not chunk:
-            continue
-        pending.append((chunk, when))
-        data = b"".join(p for p, _ in pending)
-        keep = held_from(data)
-        if keep:
-            pending = _write_upto(out, state, pod, run_dir, index, pending, keep)
-    held = b"".join(p for p, _ in pending)
-    if checked < have or ERROR_TAIL.match(held):
-        return False  # shorter than what was copied, or the kubelet's error: not the log
-    _write_upto(out, state, pod, run_dir, index, pending, len(held))
-    state.setdefault(pod, 0)
-    _save(run_dir, state)
-    return True
-
-
-def _write_upto(
-    out: BinaryIO,
-    state: dict[str, int],
-    pod: str,
-    run_dir: Path,
-    index: int | None,
-    pending: list[Piece],
-    count: int,
-) -> list[Piece]:
-    """Append the first `count` bytes of `pending` (each piece with its time); the rest."""
-    rest: list[Piece] = []
-    for data, when in pending:
-        if count <= 0:
-            rest.append((data, when))
-            continue
-        now, later = data[:count], data[count:]
-        _write(out, state, pod, now, run_dir, index, when)
-        count -= len(now)
-        if later:
-            rest.append((later, when))
-    return rest
-
-
 def held_from(data: bytes) -> int:
     """Where the bytes that may still be the kubelet's error text begin in `data` (its
     length when none may): a complete error at the end, or the start of one cut short
@@ -336,20 +152,228 @@ def _next_start(data: bytes, i: int) -> int:
     return min(found, default=len(data))
 
 
-def _write(
-    out: BinaryIO,
-    state: dict[str, int],
-    pod: str,
-    data: bytes,
-    run_dir: Path,
-    index: int | None = None,
-    when: int | None = None,
-) -> None:
-    offset = out.seek(0, os.SEEK_END)
-    out.write(data)
-    out.flush()
-    if index is not None:  # after the bytes: a reader never finds an entry without them
-        stamp = when if when is not None else time.time_ns()
-        os.write(index, index_record(stamp, STREAM_CODES["stdout"], offset, len(data)))
-    state[pod] = state.get(pod, 0) + len(data)
-    _save(run_dir, state)
+def log_pieces(chunks: Iterable[bytes], dropped: list[bytes] | None = None) -> Iterator[Piece]:
+    """The container's log in the API's `timestamps=true` body `chunks`: its bytes with
+    their line's time, the kubelet's error text left out (bytes that may be it are held
+    until more log follows them; at the body's end, the text itself is dropped and added
+    to `dropped`)."""
+    pending: list[Piece] = []
+    for piece in Unstamp().pieces(iter(chunks)):
+        pending.append(piece)
+        keep = held_from(b"".join(p for p, _ in pending))
+        if keep:
+            ready, pending = _split(pending, keep)
+            yield from ready
+    held = b"".join(p for p, _ in pending)
+    if not ERROR_TAIL.match(held):
+        yield from pending
+    elif dropped is not None:
+        dropped.append(held)
+
+
+def _split(pieces: list[Piece], count: int) -> tuple[list[Piece], list[Piece]]:
+    """The first `count` bytes of `pieces` (each with its time), and the rest."""
+    first: list[Piece] = []
+    rest: list[Piece] = []
+    for data, when in pieces:
+        if count <= 0:
+            rest.append((data, when))
+            continue
+        first.append((data[:count], when))
+        if len(data) > count:
+            rest.append((data[count:], when))
+        count -= len(data)
+    return first, rest
+
+
+def skip(pieces: Iterable[Piece], count: int) -> Iterator[Piece]:
+    """`pieces` without their first `count` bytes (those the run's log has already)."""
+    for data, when in pieces:
+        if count >= len(data):
+            count -= len(data)
+            continue
+        yield data[max(count, 0) :], when
+        count = 0
+
+
+def as_log_bytes(pieces: Iterable[Piece], stream: str, offset: int, pod: str) -> list[LogBytes]:
+    """`pieces` as core's `LogBytes` from local `offset` on, their source the pod."""
+    found = []
+    for data, when in pieces:
+        found.append(LogBytes(stream, offset, data, at=_time(when), source=pod))
+        offset += len(data)
+    return found
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _time(ns: int | None) -> datetime | None:
+    """The kubelet's time of a line (ns) for core, to the microsecond (a datetime's)."""
+    return None if ns is None else EPOCH + timedelta(microseconds=ns // 1000)
+
+
+@dataclass(frozen=True)
+class PodLog:
+    """A pod's log as one read found it."""
+
+    pieces: list[Piece]
+    cut: bool
+    """The kubelet's error text came in place of the log or after part of it: the node no
+    longer has (all of) it."""
+
+
+def read_pod_log(core: Any, namespace: str, pod: str, *, timeout: float) -> PodLog | None:
+    """The pod's main-container log as it is now; None when there is none to have (no such
+    pod any more, its container not started). Raises `BackendError` when the API server
+    cannot be asked now."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        resp = core.read_namespaced_pod_log(
+            pod,
+            namespace,
+            container=MAIN,
+            timestamps=True,
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+    except ApiException as exc:
+        if exc.status in (400, 404):
+            return None
+        raise BackendError(f"cannot read the log of pod {pod}: {exc.reason}") from None
+    except (HTTPError, OSError) as exc:
+        raise BackendError(f"cannot read the log of pod {pod}: {exc}") from None
+    try:
+        dropped: list[bytes] = []
+        pieces = list(log_pieces(resp.stream(CHUNK, decode_content=True), dropped))
+        return PodLog(pieces, bool(dropped))
+    except (HTTPError, OSError) as exc:
+        raise BackendError(f"cannot read the log of pod {pod}: {exc}") from None
+    finally:
+        resp.release_conn()
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A followed pod log's stream ended (`error`: it could not be had)."""
+
+    pod: str
+    error: str | None = None
+
+
+class Follower:
+    """Follows one pod's log in a thread (`follow=True`: as the kubelet writes it, until
+    the container exits or the connection drops), putting `LogBytes` in `out`, then
+    `Ended`."""
+
+    def __init__(self, core: Any, namespace: str, pod: str, out: queue.SimpleQueue[Any]) -> None:
+        self.core, self.namespace, self.pod, self.out = core, namespace, pod, out
+        self._stop = threading.Event()
+        self._resp: Any = None
+
+    def start(self, skipped: int, offset: int) -> None:
+        """Follow, leaving out the first `skipped` bytes; the rest go to local `offset` on."""
+        threading.Thread(
+            target=self._run, args=(skipped, offset), daemon=True, name="qwex-k8s-log"
+        ).start()
+
+    def stop(self) -> None:
+        """Stop following (the connection is shut, which ends a read waiting on it)."""
+        self._stop.set()
+        resp = self._resp
+        with contextlib.suppress(Exception):
+            sock = resp.connection.sock if resp is not None and resp.connection else None
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _run(self, skipped: int, offset: int) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        error = None
+        try:
+            self._resp = self.core.read_namespaced_pod_log(
+                self.pod,
+                self.namespace,
+                container=MAIN,
+                follow=True,
+                timestamps=True,
+                _preload_content=False,
+            )
+            chunks = self._resp.stream(CHUNK, decode_content=True)
+            for data, when in skip(log_pieces(chunks), skipped):
+                if self._stop.is_set():
+                    break
+                self.out.put(LogBytes("stdout", offset, data, at=_time(when), source=self.pod))
+                offset += len(data)
+        except ApiException as exc:
+            error = f"cannot follow the log of pod {self.pod}: {exc.reason or exc.status}"
+        except Exception as exc:  # the connection dropped, or was shut by `stop`
+            if self._resp is None:
+                error = f"cannot follow the log of pod {self.pod}: {exc}"
+        finally:
+            if self._resp is not None:
+                with contextlib.suppress(Exception):
+                    self._resp.release_conn()
+            self.out.put(Ended(self.pod, error))
+
+
+def started_pods(pods: Iterable[Any]) -> list[Any]:
+    """The pods whose main container has started (they have a log), oldest first."""
+    found = []
+    for pod in pods:
+        main = _main(pod)
+        state = main.state if main is not None else None
+        if state is not None and (state.running is not None or state.terminated is not None):
+            found.append(pod)
+    return sorted(
+        found, key=lambda p: (p.metadata.creation_timestamp or datetime.min, p.metadata.name)
+    )
+
+
+def finished(pod: Any) -> bool:
+    """Whether the pod's command has ended: its log is complete."""
+    main = _main(pod)
+    return bool(main is not None and main.state is not None and main.state.terminated)
+
+
+def _main(pod: Any) -> Any | None:
+    statuses = pod.status.container_statuses if pod.status else None
+    return next((c for c in statuses or [] if c.name == MAIN), None)
+
+
+def target(
+    pods: list[Any], starts: dict[str, int], offset: int, done: Iterable[str] = ()
+) -> tuple[Any, int] | None:
+    """The pod whose log continues the run's log at local `offset`, and where its log
+    begins in the file: the last pod the file has bytes of (`starts`), unless `done`
+    (its log is all there), then the next pod to start after it, from `offset`."""
+    done = set(done)
+    names = [p.metadata.name for p in pods]
+    later = [p for p in pods if p.metadata.name not in starts]
+    if starts:
+        name, begin = max(starts.items(), key=lambda item: item[1])
+        if name in names:
+            if name not in done:
+                return pods[names.index(name)], begin
+            later = [p for p in pods[names.index(name) + 1 :] if p.metadata.name not in starts]
+    later = [p for p in later if p.metadata.name not in done]
+    return (later[0], offset) if later else None
+
+
+def legacy_starts(run_dir: Path) -> dict[str, int]:
+    """Where each pod's log begins in the run's log, as a qwex before the observed
+    contract recorded it (`k8s-logs.json`) for a run it was copying: a run started by it
+    ends with its log whole."""
+    try:
+        state = json.loads((run_dir / LEGACY_STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(state, dict):
+        return {}
+    starts = {}
+    for key, value in state.items():
+        if str(key).startswith(LEGACY_START) and isinstance(value, int):
+            starts[str(key).removeprefix(LEGACY_START)] = value
+    return starts

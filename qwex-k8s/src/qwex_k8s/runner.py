@@ -2,13 +2,13 @@
 
 `start` makes the project's snapshot ConfigMap (content-addressed, immutable, owned
 by the Jobs that use it), records the Job's name, namespace and context in the run
-record, then creates the Job. The agent runs in the pod and keeps its record there;
-the host's record is written by whichever qwex process observes the run (`probe`):
-it copies the pod's log into the run's log file and records `queued` (with Kueue's
-own message), `running` and the final state (the agent's record, from the
-container's termination message, else the Job's and pod's conditions), so `qwex
-logs` and `qwex status` work after the Job is gone. A follower watches the Job, its
-pods and Workload instead of polling (`qwex_k8s.watch`).
+record, then creates the Job. The agent runs in the pod and keeps its record there
+(its end reaches the cluster as the container's termination message), so this is an
+observed backend (`qwex_core.observed`): `observe` says what the Job, its pods and its
+Kueue Workload show (`qwex_k8s.status`), `read_log` and `follow_log` give the pods' log
+bytes with the kubelet's times (`qwex_k8s.logs`), and core writes the record and the
+run's log files. Jobs, pods and Workloads are watched instead of polled while someone
+follows the run (`qwex_k8s.watch`).
 """
 
 from __future__ import annotations
@@ -16,27 +16,24 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import queue
 import signal
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qwex_core.agent.record import FINAL_STATUSES, backdate, transition
 from qwex_core.errors import BackendError, SpecError
-from qwex_core.lifecycle import CancelRequest, Probe, Seen
-from qwex_core.observed import record_lock
+from qwex_core.lifecycle import Seen
+from qwex_core.observed import LogBytes, Observation, ObservedRunner
 from qwex_core.ownership import owner_token
-from qwex_core.runners.base import Runner
 
-from qwex_k8s import manifests, status
+from qwex_k8s import logs, manifests, status
 from qwex_k8s.client import Connection, api_message, connect, is_unreachable, rest
 from qwex_k8s.finalizer import release, release_all
-from qwex_k8s.logs import copied, copy_pod_log
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 from qwex_k8s.visibility import QueuePositions
 from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
@@ -48,19 +45,34 @@ if TYPE_CHECKING:
     from qwex_core.store import RunStore
 
 WATCH_AFTER = 5.0
-"""A run probed twice within this many seconds is being polled: watch it instead."""
-LOG_JOIN = 5.0
-"""Seconds to let the log follower reach the end of a finished pod's log."""
+"""A run looked at twice within this many seconds is being polled: watch it instead."""
 START_LOCK = "k8s-start.lock"
 """Held by the qwex process starting a run until the cluster has its Job (an flock: it goes
 with the process)."""
-LOG_GONE = "the Job's TTL had passed, or the pod was deleted, before a qwex process looked"
 START_GRACE = 10.0
 """Seconds a run may have no Job and no starter before it is known never to get one."""
-
-
+NEVER_CREATED = Observation(
+    Seen.EXITED,
+    "its Job",
+    status="failed",
+    reason="the qwex process starting the run stopped before it created the Job (nothing ran); "
+    "start it again",
+)
+LOG_GONE = (
+    "qwex could not copy its pod's log: the Job's TTL had passed, or the pod was deleted, "
+    "before a qwex process looked"
+)
+REREAD_AFTER = 1.0
+"""Seconds within which a log read from where the last one ended is answered "nothing new"
+without asking again (core asks once more after every answer; a running pod's log is read
+whole each time)."""
 LISTING_FRESH = 5.0
-"""Seconds the Jobs, pods and Workloads of a `prefetch` stand for the probes that follow."""
+"""Seconds the Jobs, pods and Workloads of a `prefetch` stand for the looks that follow."""
+FOLLOW_PAUSE = 1.0
+"""Seconds before following a pod's log again after its stream dropped while it runs."""
+
+State = tuple[Any | None, list[Any], dict[str, Any] | None]
+"""A run's Job (None: not found), its pods and its Kueue Workload."""
 
 
 @dataclass(frozen=True)
@@ -76,27 +88,42 @@ class Listing:
     """Kueue Workloads by the uid of their Job."""
 
 
-class KubernetesRunner(Runner):
+class KubernetesRunner(ObservedRunner):
     """Runs each job as a Kubernetes Job of `spec.container.image`."""
 
     uses_container = True
     accepts_secret_env = True
     """Secret env goes into a Secret owned by the Job; the pod reads it by `secretKeyRef`."""
-    start_timeout = 7 * 24 * 3600.0
-    """A Job may wait in a queue for days: whether it is lost is told by the cluster (its
-    Job is gone), not by its age."""
+    streams = ("stdout",)
+    """The API server gives a container's log with stdout and stderr merged."""
+    start_timeout = 3600.0
+    """Seconds a run not waiting in Kueue's queue may take to start its command (a large
+    image takes minutes to pull). A pod that cannot get its image or create its container
+    fails at once, one that cannot be scheduled after `schedule_timeout`, a run that was
+    queued waits as long as Kueue keeps it (`queued`)."""
 
     def __init__(self, *, name: str, store: RunStore, config: QwexConfig) -> None:
         super().__init__(name=name, store=store, config=config)
         self.k8s = self.settings("k8s", K8sSettings)
         self._conn: Connection | None = None
         self._watches: dict[str, RunWatch] = {}
-        self._followers: dict[str, tuple[str, threading.Thread, threading.Event]] = {}
-        self._last_probe: dict[str, float] = {}
+        self._last_look: dict[str, float] = {}
         self._positions: QueuePositions | None = None
         self._listed: Listing | None = None
         self._pods: dict[str, list[Any]] = {}
         """The pods of each run as the last look saw them (released once its end is kept)."""
+        self._stuck: set[str] = set()
+        """Runs that ended while their Job could not start a pod: cleanup deletes the Job."""
+        self._listed_look: set[str] = set()
+        """Runs whose last look came from a `prefetch` listing (core copies their log at the
+        end only: a listing costs no request per run)."""
+        self._streaming: dict[str, str] = {}
+        """The pod whose log this process's follower streams, per run."""
+        self._bodies: dict[tuple[str, str], logs.PodLog] = {}
+        """A finished pod's log, read by the look that saw the end, for the copy after it."""
+        self._read: dict[str, tuple[str, int, float, bool]] = {}
+        """Per run: the pod whose log was read last, the local offset its answer reached,
+        when, and whether the pod's command had ended (its log complete)."""
         self._snapshot: tuple[int, Snapshot] | None = None
 
     @property
@@ -105,6 +132,15 @@ class KubernetesRunner(Runner):
         if self._conn is None:
             self._conn = connect(self.k8s)
         return self._conn
+
+    def reconnect(self) -> None:
+        """Drop the cluster connection and the watches: the next look connects again, with
+        the settings as they are then (`self.k8s`)."""
+        for run_id in list(self._watches):
+            self._stop_watch(run_id)
+        self._conn = None
+        self._positions = None
+        self._listed = None
 
     def _apis(self) -> tuple[Any, Any, Any]:
         from kubernetes import client
@@ -180,34 +216,42 @@ class KubernetesRunner(Runner):
 
     def start(self, run: Run) -> None:
         with _held(self.store.run_dir(run.id) / START_LOCK):
-            self._start(run)
+            snap = self._plan(run)
+            self.store.save(run)  # before anything exists: every qwex process can find it again
+            self._create(run, snap)
 
-    def _start(self, run: Run) -> None:
-        from kubernetes.client.exceptions import ApiException
-
+    def _plan(self, run: Run) -> Snapshot | None:
+        """Fill `run.backend_data` with what finds the run again; the snapshot to send."""
         conn = self.conn
-        name = manifests.job_name(run.id)
-        snapshot = None
+        snap = None
         if self.k8s.code == SNAPSHOT:
             snap = self._snapshot[1] if self._snapshot else None
             if snap is None:
                 snap = self._make_snapshot()
             self._snapshot = None
-            snapshot = manifests.snapshot_name(snap.sha256)
         run.backend_data = {
-            "job": name,
+            "job": manifests.job_name(run.id),
             "namespace": conn.namespace,
             "context": conn.context,
             "queue": self.k8s.queue,
             "retries": self.k8s.retries,
-            "snapshot": snapshot,
+            "snapshot": manifests.snapshot_name(snap.sha256) if snap is not None else None,
             "secret": manifests.secret_name(run.id) if run.spec.secret_env else None,
         }
-        self.store.save(run)  # before anything exists: every qwex process can find it again
+        return snap
+
+    def _create(self, run: Run, snap: Snapshot | None) -> None:
+        """Create the snapshot's ConfigMap, the Secret and the Job. The Job's uid goes into
+        this `run` (its watch needs it); the record gets it from the first look."""
+        from kubernetes.client.exceptions import ApiException
+
+        conn = self.conn
+        name = manifests.job_name(run.id)
+        snapshot = run.backend_data["snapshot"]
         body = manifests.job_manifest(run, self.k8s, self._facts(run, snapshot))
-        secret = manifests.secret_name(run.id) if run.spec.secret_env else None
+        secret = run.backend_data["secret"]
         try:
-            if snapshot is not None and snap is not None:
+            if snap is not None:
                 self._ensure_snapshot(snap, conn.namespace)
             if secret is not None:
                 self._create_secret(run)
@@ -226,7 +270,6 @@ class KubernetesRunner(Runner):
                 f"{api_message(exc)}"
             ) from None
         run.backend_data["uid"] = job["metadata"]["uid"]
-        self.store.save(run)
         if snapshot is not None:
             self._own_snapshot(snapshot, name, job["metadata"]["uid"])
         if secret is not None:
@@ -332,10 +375,6 @@ class KubernetesRunner(Runner):
                 timeout=self.k8s.request_timeout,
             )
 
-    def started(self, run: Run) -> None:
-        super().started(run)
-        self._watch(run)  # the starter follows the run: watch it from now on
-
     # -- looking at the run ------------------------------------------------------
 
     def _watch(self, run: Run) -> RunWatch | None:
@@ -343,6 +382,8 @@ class KubernetesRunner(Runner):
         if not data.get("job"):
             return None
         watch = self._watches.get(run.id)
+        if watch is not None and data.get("queue") and data.get("uid") and not watch.workload_kind:
+            watch.stop()  # made before the Job's uid was known: watch its Workload too
         if watch is None or watch.stopped:
             try:
                 api = self.conn.api
@@ -359,22 +400,23 @@ class KubernetesRunner(Runner):
             self._watches[run.id] = watch
         return watch
 
-    def _state(self, run: Run) -> tuple[Any | None, list[Any], dict[str, Any] | None] | None:
+    def _state(self, run: Run) -> State | None:
         """The run's Job, pods and Workload: from the watch when there is one, else read
         now. None when the API server cannot be reached."""
         now = time.monotonic()
-        polled = now - self._last_probe.get(run.id, -1e9) < WATCH_AFTER
-        self._last_probe[run.id] = now
+        polled = now - self._last_look.get(run.id, -1e9) < WATCH_AFTER
+        self._last_look[run.id] = now
         watch = self._watches.get(run.id)
-        if watch is None and polled:
-            watch = self._watch(run)
+        if watch is not None or polled:
+            watch = self._watch(run)  # (made again when it lacks the Workload's watch)
+        self._listed_look.discard(run.id)
         if watch is not None and not watch.stopped and watch.synced(timeout=5.0):
             return watch.snapshot()
-        return self._read(run)
+        return self._read_state(run)
 
     def prefetch(self) -> None:
         """One list each of qwex's Jobs, pods and Kueue Workloads in the namespace, for the
-        probes of a listing: its requests do not grow with the number of live runs."""
+        looks of a listing: its requests do not grow with the number of live runs."""
         from kubernetes.client.exceptions import ApiException
 
         namespace = self.conn.namespace
@@ -416,7 +458,7 @@ class KubernetesRunner(Runner):
             },
         )
 
-    def _from_listing(self, run: Run) -> tuple[Any | None, list[Any], dict[str, Any] | None] | None:
+    def _from_listing(self, run: Run) -> State | None:
         """The run's Job, pods and Workload from the last `prefetch`, while it is fresh."""
         listed, data = self._listed, run.backend_data
         if (
@@ -429,11 +471,12 @@ class KubernetesRunner(Runner):
         workload = listed.workloads.get(job.metadata.uid) if job is not None else None
         return job, listed.pods.get(run.id, []), workload
 
-    def _read(self, run: Run) -> tuple[Any | None, list[Any], dict[str, Any] | None] | None:
+    def _read_state(self, run: Run) -> State | None:
         from kubernetes.client.exceptions import ApiException
 
         listed = self._from_listing(run)
         if listed is not None:
+            self._listed_look.add(run.id)
             return listed
         data = run.backend_data
         namespace, name = str(data["namespace"]), str(data["job"])
@@ -469,81 +512,86 @@ class KubernetesRunner(Runner):
                 return None
             raise
 
-    def probe(self, run: Run) -> Probe | None:
+    def observe(self, run: Run) -> Observation | None:
         data = run.backend_data
         if not data.get("job"):
-            if self._starter_died(run):
-                return self._never_created(run)
-            return Probe(Seen.NOTHING, "its Job")
-        what = f"its Job {data['job']}"
+            return (
+                NEVER_CREATED if self._starter_died(run) else Observation(Seen.NOTHING, "its Job")
+            )
         state = self._state(run)
         if state is None:
             return None
         job, pods, workload = state
         if job is None and not data.get("uid") and self._starter_died(run):
-            return self._never_created(run)
-        seen = status.observe(
+            return NEVER_CREATED
+        view = status.observe(
             job,
             pods,
             workload,
-            known=bool(data.get("uid")),
+            known=bool(data.get("uid")) or job is not None,
             queue=data.get("queue"),
             retries=int(data.get("retries") or 0),
         )
-        cancel = CancelRequest.of(self.store.run_dir(run.id))
-        if seen.pod and not seen.is_final and self._from_listing(run) is None:
-            self._copy_logs(run, seen.pod, final=False)  # a listing copies at the end only
+        self._pods[run.id] = pods
+        seen = self._meaning(run, view, workload)
+        if seen.seen is Seen.EXITED and (view.stuck or seen is not view.observation):
+            self._stuck.add(run.id)  # its Job would go on trying: cleanup deletes it
+        starts = self._starts(run)
+        if seen.seen is Seen.EXITED and view.pod and view.pod not in starts:
+            try:
+                if not self._final_log(run, view.pod):
+                    seen = replace(seen, reason=f"{seen.reason} ({LOG_GONE})")
+            except BackendError:
+                return None  # cannot tell now
+        notes: dict[str, Any] = {}
+        if job is not None and not data.get("uid"):
+            notes["uid"] = job.metadata.uid  # its Job exists: from now on, not finding it is news
         if pods:
-            self._note_attempts(run, pods)
-            self._pods[run.id] = pods
-        if cancel is not None:
-            deleting = job is not None and job.metadata.deletion_timestamp is not None
-            live = any(status.still_running(p) for p in pods)
-            if seen.phase == status.GONE or (deleting and not live) or seen.is_final:
-                cancelled = not seen.is_final or seen.status == "cancelled" or seen.status == "lost"
-                self._finish(
-                    run,
-                    seen,
-                    "cancelled" if cancelled else seen.status,
-                    cancel.reason if cancelled else seen.reason,
-                )
-                return Probe(Seen.EXITED, what, exit_code=seen.exit_code)
-        if seen.phase == status.NOTHING:
-            return Probe(Seen.NOTHING, what)
-        if seen.phase == status.GONE:
-            return Probe(Seen.GONE, what)
-        if seen.is_final:
-            self._finish(run, seen, seen.status, seen.reason)
-            if seen.stuck:
-                self.signal(run, signal.SIGKILL)  # a pod that cannot start: leave none behind
-            return Probe(Seen.EXITED, what, exit_code=seen.exit_code)
-        if seen.phase == status.QUEUED:
-            self._advance(run, "queued", self._with_position(run, seen.reason, workload))
-            return Probe(Seen.STARTING, what)
-        if seen.phase == status.RUNNING:
-            self._advance(run, "running", None, at=seen.started_at)
-            return Probe(Seen.ALIVE, f"its pod {seen.pod}")
-        since = seen.unschedulable_since
+            earlier = list(data.get("attempts") or [])
+            notes["attempts"] = status.attempts(pods, earlier, starts)
+        return replace(seen, data=notes or None, listed=run.id in self._listed_look)
+
+    def _final_log(self, run: Run, pod: str) -> bool:
+        """Whether the ended pod's log, of which nothing is copied yet, can be had whole
+        (kept for the copy that follows the look)."""
+        body = self._read_pod_log(run, pod)
+        if body is None or body.cut:
+            return False
+        self._bodies[(run.id, pod)] = body
+        return True
+
+    def _meaning(self, run: Run, view: status.View, workload: dict[str, Any] | None) -> Observation:
+        """What the cluster's view means for this run: its place in Kueue's queue, a pod
+        unschedulable past `schedule_timeout` (failed), a run admitted by Kueue still
+        waiting for its pod (queued), a Job between two attempts (alive)."""
+        from qwex_core.models import RunStatus
+
+        seen = view.observation
+        if seen.queued is not None:
+            return replace(seen, queued=self._with_position(run, seen.queued, workload))
+        if seen.seen is not Seen.STARTING:
+            return seen
+        since = view.unschedulable_since
         if (
             since is not None
             and (datetime.now(UTC) - since).total_seconds() > self.k8s.schedule_timeout
         ):
-            self._finish(run, seen, "failed", seen.reason)
-            self.signal(run, signal.SIGKILL)
-            return Probe(Seen.EXITED, what)
-        if run.status.value == "queued" and job is not None and not job.spec.suspend:
-            self._advance(run, "queued", f"admitted by Kueue; {seen.reason}")
-        return Probe(Seen.STARTING, what)
+            return replace(seen, seen=Seen.EXITED, status="failed", reason=view.waiting)
+        if run.status is RunStatus.QUEUED:  # out of Kueue's queue, not running yet
+            return replace(seen, queued=f"admitted by Kueue; {view.waiting}")
+        if run.started_at is not None:  # an attempt ended; the Job lives on (a retry)
+            return replace(seen, seen=Seen.ALIVE)
+        return seen
 
     def _with_position(self, run: Run, reason: str, workload: dict[str, Any] | None) -> str:
         """The queued run's reason, with its place in the queue when Kueue tells it."""
-        queue = run.backend_data.get("queue")
+        queue_name = run.backend_data.get("queue")
         name = ((workload or {}).get("metadata") or {}).get("name")
-        if not queue or not name:
+        if not queue_name or not name:
             return reason
         if self._positions is None:
             self._positions = QueuePositions(self.conn.api, self.k8s.request_timeout)
-        where = self._positions.describe(str(run.backend_data["namespace"]), str(queue), name)
+        where = self._positions.describe(str(run.backend_data["namespace"]), str(queue_name), name)
         return f"{reason} ({where})" if where else reason
 
     def _starter_died(self, run: Run) -> bool:
@@ -566,178 +614,154 @@ class KubernetesRunner(Runner):
             os.close(fd)
         return True
 
-    def _never_created(self, run: Run) -> Probe:
-        """Record the end of a run whose Job was never created: nothing ran."""
-        current = self.store.load(run.id)
-        if not current.is_final:
-            self.store.record_end(
-                current,
-                "failed",
-                "the qwex process starting the run stopped before it created the Job "
-                "(nothing ran); start it again",
-            )
-        return Probe(Seen.EXITED, "its Job")
+    # -- the log -------------------------------------------------------------------
 
-    # -- writing the host's record -----------------------------------------------
+    def _starts(self, run: Run) -> dict[str, int]:
+        """Where each pod's log begins in the run's log file: core's account of its
+        sources, and that of an earlier qwex that copied logs itself (`k8s-logs.json`)."""
+        starts = dict(self.log_sources(run, "stdout"))
+        starts.update(logs.legacy_starts(self.store.run_dir(run.id)))
+        return starts
 
-    def _note_attempts(self, run: Run, pods: list[Any]) -> None:
-        """Keep each attempt (pod) in the record's `backend_data["attempts"]`, written only
-        when something changed: `qwex status` shows them, in order."""
-        from qwex_k8s.logs import START
+    def _log_pods(self, run: Run) -> list[Any]:
+        """The run's pods whose command has started, oldest first (the look's, else read)."""
+        pods = self._pods.get(run.id)
+        if pods is None:
+            state = self._state(run)
+            if state is None:
+                raise BackendError(f"cannot reach the cluster of run {run.id}'s Job")
+            pods = state[1]
+        return logs.started_pods(pods)
 
-        with record_lock(self.store.run_dir(run.id)):
-            current = self.store.read(run.id)
-            if current.get("status") in FINAL_STATUSES:
-                return
-            data = current.setdefault("backend_data", {})
-            starts = {
-                k.removeprefix(START): v
-                for k, v in copied(self.store.run_dir(run.id)).items()
-                if k.startswith(START)
-            }
-            noted = status.attempts(pods, list(data.get("attempts") or []), starts)
-            if noted != data.get("attempts"):
-                data["attempts"] = noted
-                self._save(current)
+    def read_log(self, run: Run, stream: str, offset: int) -> list[LogBytes]:
+        """The pods' log from local byte `offset` on: the pod it is in (where its log began
+        in the file is core's account of sources), then, once that pod's command has ended
+        and its log is all there, the next pod's from its start. A running pod's log is
+        left to this process's follower when one streams it."""
+        if not run.backend_data.get("job"):
+            return []  # no Job was made: no pod, no log
+        pods = self._log_pods(run)
+        starts = self._starts(run)
+        done: set[str] = set()
+        while (found := logs.target(pods, starts, offset, done)) is not None:
+            pod, begin = found
+            name, complete = pod.metadata.name, logs.finished(pod)
+            if not complete and self._streaming.get(run.id) == name:
+                return []
+            if self._read_already(run.id, name, offset):
+                if not complete:
+                    return []
+                done.add(name)
+                continue
+            body = self._bodies.pop((run.id, name), None) or self._read_pod_log(run, name)
+            if body is None:  # gone with its pod: its log cannot be had any more
+                done.add(name)
+                continue
+            new = logs.as_log_bytes(logs.skip(body.pieces, offset - begin), stream, offset, name)
+            end = new[-1].offset + len(new[-1].data) if new else offset
+            self._read[run.id] = (name, end, time.monotonic(), complete)
+            if new:
+                return new
+            if not complete:
+                return []
+            done.add(name)
+        return []
 
-    def _advance(self, run: Run, new: str, reason: str | None, at: datetime | None = None) -> None:
-        """Record a non-final status the cluster shows (`queued` with Kueue's words,
-        `running`), once: a changed reason alone updates the record's current reason."""
-        with record_lock(self.store.run_dir(run.id)):
-            current = self.store.read(run.id)
-            if current.get("status") in FINAL_STATUSES:
-                return
-            if current.get("status") == new:
-                if current.get("reason") != reason:  # the history keeps why it entered it
-                    current["reason"] = reason
-                    self._save(current)
-                return
-            transition(current, new, reason)
-            if at is not None and new == "running":
-                backdate(current, at)
-            self._save(current)
+    def _read_already(self, run_id: str, pod: str, offset: int) -> bool:
+        """Whether the last read of `pod` ended at `offset` and nothing can have come since:
+        the pod's command had ended then, or it was a moment ago (core asks again after
+        every answer: one read of a running pod's whole log per look is enough)."""
+        last = self._read.get(run_id)
+        if last is None or last[:2] != (pod, offset):
+            return False
+        return last[3] or time.monotonic() - last[2] < REREAD_AFTER
 
-    def _save(self, record: dict[str, Any]) -> None:
-        from qwex_core.models import Run
-
-        self.store.save(Run.model_validate(record))
-
-    def _finish(self, run: Run, seen: status.Observation, final: str, reason: str) -> None:
-        """Record the end: `running` first if the run was never seen running, then the end
-        through `RunStore.record_end`, with the exit code and signal the agent recorded."""
-        from qwex_core.models import Run
-
-        if seen.pod and seen.finished_at is not None:
-            # All of it, before the end is read. A pod of which nothing could ever be copied
-            # (nobody looked before its log was gone) is said in the reason.
-            if not self._copy_logs(run, seen.pod, final=True) and seen.pod not in copied(
-                self.store.run_dir(run.id)
-            ):
-                reason = f"{reason} (qwex could not copy its pod's log: {LOG_GONE})"
-        else:
-            self._stop_follower(run.id)
-        with record_lock(self.store.run_dir(run.id)):
-            current = self.store.read(run.id)
-            if current.get("status") in FINAL_STATUSES:
-                self._release(run)
-                return
-            started = seen.started_at
-            if (
-                started is not None
-                and current.get("status") != "running"
-                and not current.get("started_at")
-            ):
-                transition(current, "running", None)
-                backdate(current, started)
-            current["exit_code"] = seen.exit_code
-            current["signal"] = seen.signal
-            ended = self.store.record_end(Run.model_validate(current), final, reason)
-            if seen.finished_at is not None:  # when it ended, not when a qwex process saw it
-                record = ended.model_dump(mode="json")
-                backdate(record, seen.finished_at)
-                self.store.save(Run.model_validate(record), durable=True)
-        self._stop_watch(run.id)
-        self._release(run)
-
-    def _release(self, run: Run) -> None:
-        """The end is recorded: let the run's pods go (see `qwex_k8s.finalizer`)."""
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-
-        core = client.CoreV1Api(self.conn.api)
-        timeout = self.k8s.request_timeout
-        try:
-            known = self._pods.pop(run.id, [])  # as the last look saw them: no list needed
-            if not known or not all(release(core, pod, timeout=timeout) for pod in known):
-                release_all(core, str(run.backend_data["namespace"]), run.id, timeout=timeout)
-        except (ApiException, BackendError):
-            pass  # `qwex gc` releases what is left
-        except Exception as exc:
-            if not is_unreachable(exc):
-                raise
-
-    def _copy_logs(self, run: Run, pod: str, *, final: bool) -> bool:
-        """Bring the run's log file up to the pod's log: a follower thread while it runs
-        and someone watches, the rest at once when it ended (False: that final copy could
-        not be made)."""
+    def _read_pod_log(self, run: Run, pod: str) -> logs.PodLog | None:
         from kubernetes import client
 
         core = client.CoreV1Api(self.conn.api)
-        namespace = str(run.backend_data["namespace"])
-        run_dir = self.store.run_dir(run.id)
-        follower = self._followers.get(run.id)
-        if final:  # the container has exited: its log stream ends by itself
-            if follower is not None:
-                follower[1].join(LOG_JOIN)
-                self._stop_follower(run.id)
-            return copy_pod_log(
-                core, namespace, pod, run_dir, follow=False, timeout=self.k8s.request_timeout
-            )
-        if follower is not None and follower[0] == pod and follower[1].is_alive():
-            return True
-        if run.id not in self._watches:  # a look from `qwex status`: what is there now
-            copy_pod_log(
-                core,
-                namespace,
-                pod,
-                run_dir,
-                follow=False,
-                timeout=self.k8s.request_timeout,
-                lock_wait=0.0,
-            )
-            return True
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self._follow_log,
-            args=(core, namespace, pod, run_dir, stop),
-            daemon=True,
-            name="qwex-k8s-log",
+        return logs.read_pod_log(
+            core, str(run.backend_data["namespace"]), pod, timeout=self.k8s.request_timeout
         )
-        self._followers[run.id] = (pod, thread, stop)
-        thread.start()
-        return True
 
-    def _follow_log(
-        self, core: Any, namespace: str, pod: str, run_dir: Any, stop: threading.Event
-    ) -> None:
-        """Follow the pod's log; a dropped stream resumes where it stopped (no line twice)."""
-        while not stop.is_set():
-            if copy_pod_log(
-                core, namespace, pod, run_dir, follow=True, timeout=0, lock_wait=3600.0, stop=stop
-            ):
-                return
-            stop.wait(0.5)
+    def follow_log(self, run: Run, offsets: Mapping[str, int]) -> Iterator[LogBytes | None] | None:
+        """The pods' log as the kubelet streams it (`follow=True`), from `offsets` on, and
+        a `None` whenever the Job, a pod or the Workload changes (the watch)."""
+        if not run.backend_data.get("job"):
+            return None
+        return self._following(run, offsets.get("stdout", 0))
+
+    def _following(self, run: Run, offset: int) -> Iterator[LogBytes | None]:
+        from kubernetes import client
+
+        run = self.store.load(run.id)  # as it is now (the Job's uid, once a look saw it)
+        watch = self._watch(run)
+        if watch is None or not watch.synced(timeout=self.k8s.request_timeout):
+            raise BackendError(f"cannot watch the Job of run {run.id} now")
+        pushed: queue.SimpleQueue[LogBytes | logs.Ended | None] = queue.SimpleQueue()
+
+        def changed() -> None:
+            pushed.put(None)
+
+        watch.listen(changed)
+        core = client.CoreV1Api(watch.api)
+        namespace = str(run.backend_data["namespace"])
+        reader: logs.Follower | None = None
+        done: set[str] = set()
+        try:
+            while not watch.stopped:  # (stopped: reconnected) core follows again
+                if reader is None:
+                    job, pods, workload = watch.snapshot()
+                    found = logs.target(logs.started_pods(pods), self._starts(run), offset, done)
+                    if found is not None:
+                        pod, begin = found
+                        if logs.finished(pod) and self._read_already(
+                            run.id, pod.metadata.name, offset
+                        ):
+                            done.add(pod.metadata.name)  # read to its end already
+                            continue
+                        reader = logs.Follower(core, namespace, pod.metadata.name, pushed)
+                        reader.start(offset - begin, offset)
+                        self._streaming[run.id] = pod.metadata.name
+                    elif self._over(run, job, pods, workload):
+                        return  # all of its last pod's log is here
+                item = pushed.get()
+                if isinstance(item, logs.Ended):
+                    reader = None
+                    self._streaming.pop(run.id, None)
+                    if item.error is not None:
+                        raise BackendError(item.error)
+                    pods = [p for p in watch.snapshot()[1] if p.metadata.name == item.pod]
+                    if not pods or not logs.finished(pods[0]):
+                        return  # the stream dropped while it runs: core follows again
+                    done.add(item.pod)
+                    continue
+                if item is not None:
+                    offset = item.offset + len(item.data)
+                yield item
+        finally:
+            watch.unlisten(changed)
+            self._streaming.pop(run.id, None)
+            if reader is not None:
+                reader.stop()
+
+    def _over(self, run: Run, job: Any, pods: list[Any], workload: Any) -> bool:
+        """Whether the Job will make no other pod (its run has ended, or is gone)."""
+        data = run.backend_data
+        view = status.observe(
+            job,
+            pods,
+            workload,
+            known=bool(data.get("uid")),
+            queue=data.get("queue"),
+            retries=int(data.get("retries") or 0),
+        )
+        return view.seen in (Seen.EXITED, Seen.GONE)
 
     def _stop_watch(self, run_id: str) -> None:
         watch = self._watches.pop(run_id, None)
         if watch is not None:
             watch.stop()
-        self._stop_follower(run_id)
-
-    def _stop_follower(self, run_id: str) -> None:
-        follower = self._followers.pop(run_id, None)
-        if follower is not None:
-            follower[2].set()
 
     # -- acting on the run ---------------------------------------------------------
 
@@ -765,20 +789,43 @@ class KubernetesRunner(Runner):
                 if not is_unreachable(exc):
                     raise
 
-    def wait_for_change(self, run: Run, seconds: float) -> None:
-        watch = self._watch(run) if not run.is_final else None
-        if watch is None:
-            time.sleep(seconds)
-            return
-        watch.changed.wait(seconds)
-        watch.changed.clear()
-
     def cleanup(self, run: Run) -> None:
-        """The record holds the logs and the end; the Job goes with its TTL, its Secret (the
-        run's secret env, no longer needed) now."""
+        """The end is recorded (core calls this once, after it): delete a Job that would go
+        on trying to start a pod, let the run's pods go (qwex's finalizer held them for
+        the end: `qwex_k8s.finalizer`), delete the run's Secret (its secret env). A finished
+        Job stays for its TTL."""
+        super().cleanup(run)  # core's follower of the run's log stops
         self._stop_watch(run.id)
+        if run.id in self._stuck:
+            self._stuck.discard(run.id)
+            self.signal(run, signal.SIGKILL)
+        self._release(run)
+        for kept in (self._read, self._streaming, self._last_look):
+            kept.pop(run.id, None)
+        self._listed_look.discard(run.id)
+        for key in [k for k in self._bodies if k[0] == run.id]:
+            del self._bodies[key]
         if secret := run.backend_data.get("secret"):
             self._delete_secret(str(secret), str(run.backend_data.get("namespace")))
+
+    def _release(self, run: Run) -> None:
+        """Let the run's pods go (see `qwex_k8s.finalizer`)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        if not run.backend_data.get("namespace"):
+            return  # no Job was ever made
+        try:
+            core = client.CoreV1Api(self.conn.api)
+            timeout = self.k8s.request_timeout
+            known = self._pods.pop(run.id, [])  # as the last look saw them: no list needed
+            if not known or not all(release(core, pod, timeout=timeout) for pod in known):
+                release_all(core, str(run.backend_data["namespace"]), run.id, timeout=timeout)
+        except (ApiException, BackendError):
+            pass  # `qwex gc` releases what is left
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
 
 
 @contextlib.contextmanager

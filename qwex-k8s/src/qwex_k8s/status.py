@@ -1,32 +1,39 @@
 """What a Job, its pods and its Kueue Workload say about a run: a pure mapping.
 
 `observe` turns the objects as the API server returns them (`V1Job`, `V1Pod`, the
-Workload as a dict) into an `Observation`: the qwex status they mean and its reason
-in the cluster's own words. The runner writes it into the run record; nothing here
-talks to the cluster, so the table of cases is tested from real objects.
+Workload as a dict) into a `View`: core's `Observation` of the run (`qwex_core.observed`:
+what is there, Kueue's words while it waits, the end the agent recorded) and what the
+runner needs besides (the pod whose log is the output, since when it is unschedulable).
+Core writes the run record from the observation; nothing here talks to the cluster, so
+the table of cases is tested from real objects.
 
-| what the cluster shows | qwex |
-|---|---|
-| Job suspended by Kueue, Workload without quota | `queued`, Kueue's message |
-| Workload `Evicted` / `Preempted` (Job suspended again) | `queued`, `Preempted: ...` |
-| pod pending (init container, image present, scheduled) | `pending` |
-| pod unschedulable | `pending`, `Unschedulable: ...` (failed past `schedule_timeout`) |
-| image missing or unpullable (main or agent image) | `failed`, `ImagePullBackOff: <image>` |
-| main container running | `running` |
-| main container terminated with the agent's record | that record's status and reason |
-| main container `OOMKilled` without a record | `failed`, `OOMKilled` |
-| pod `Evicted` by the kubelet | `failed`, `Evicted: ...` |
-| Job `Failed`, `DeadlineExceeded` | `failed`, `DeadlineExceeded: ...` |
-| Job deleted leaving its pod (`--cascade=orphan`) | what the pod says |
-| Job failed with its pod deleted, or the Job gone | `lost` |
+| what the cluster shows | observation | qwex |
+|---|---|---|
+| Job suspended by Kueue, Workload without quota | `STARTING`, queued | `queued`, Kueue's message |
+| Workload `Evicted` / `Preempted` (Job suspended again) | `STARTING`, queued | `queued`, `Preempted: ...` |
+| pod pending (init container, image present, scheduled) | `STARTING` | `pending` |
+| pod unschedulable | `STARTING` | `pending` (failed past `schedule_timeout`) |
+| image missing or unpullable (main or agent image) | `EXITED` | `failed`, `ImagePullBackOff: <image>` |
+| main container running | `ALIVE` | `running` |
+| main container terminated with the agent's record | `EXITED` | that record's status and reason |
+| main container `OOMKilled` without a record | `EXITED` | `failed`, `OOMKilled` |
+| pod `Evicted` by the kubelet | `EXITED` | `failed`, `Evicted: ...` |
+| Job `Failed`, `DeadlineExceeded` | `EXITED` | `failed`, `DeadlineExceeded: ...` |
+| Job deleted leaving its pod (`--cascade=orphan`) | what the pod says | |
+| Job failed with its pod deleted | `EXITED` | `lost` |
+| Job being deleted (a cancel), no pod running | `EXITED` | the pod's end, else `lost` |
+| Job and pods gone | `GONE` | `lost` |
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from qwex_core.lifecycle import Seen
+from qwex_core.observed import Observation
 
 from qwex_k8s.manifests import AGENT_CONTAINER, MAIN
 
@@ -35,38 +42,56 @@ NEVER_FITS = "> maximum capacity"
 """In Kueue's reason when a run asks more than its ClusterQueue's whole capacity."""
 CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 
-NOTHING = "nothing"
-GONE = "gone"
-QUEUED = "queued"
-PENDING = "pending"
-RUNNING = "running"
-FINAL = "final"
-
 
 @dataclass(frozen=True)
-class Observation:
-    """The run as the cluster shows it."""
+class View:
+    """The run as the cluster shows it: core's observation, and what the runner needs."""
 
-    phase: str
-    """`nothing`, `gone`, `queued`, `pending`, `running` or `final`."""
-    reason: str = ""
-    status: str = ""
-    """The final qwex status (phase `final`)."""
-    exit_code: int | None = None
-    signal: str | None = None
+    observation: Observation
+    waiting: str = ""
+    """Why it is not running yet (`STARTING`), in the cluster's words."""
     pod: str | None = None
-    """The pod whose logs are the run's output (its main container has started)."""
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    """The pod whose log is the run's output now (its main container has started)."""
     unschedulable_since: datetime | None = None
-    record: dict[str, Any] = field(default_factory=dict)
-    """The agent's final record from the termination message, when there is one."""
     stuck: bool = False
     """Final although the pod never ran (an image that cannot be had...): delete the Job."""
 
     @property
-    def is_final(self) -> bool:
-        return self.phase == FINAL
+    def seen(self) -> Seen:
+        return self.observation.seen
+
+
+def _starting(waiting: str, **more: Any) -> View:
+    return View(Observation(Seen.STARTING, "its Job"), waiting=waiting, **more)
+
+
+def _exited(
+    status: str,
+    reason: str,
+    *,
+    pod: str | None = None,
+    exit_code: int | None = None,
+    signal: str | None = None,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    stuck: bool = False,
+) -> View:
+    what = f"its pod {pod}" if pod else "its Job"
+    seen = Observation(
+        Seen.EXITED,
+        what,
+        status=status,
+        reason=reason,
+        exit_code=exit_code,
+        signal=signal,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+    return View(seen, pod=pod, stuck=stuck)
+
+
+def _alive(pod: str, started_at: datetime | None) -> View:
+    return View(Observation(Seen.ALIVE, f"its pod {pod}", started_at=started_at), pod=pod)
 
 
 def condition(conditions: list[Any] | None, kind: str) -> Any | None:
@@ -171,7 +196,7 @@ def observe(
     known: bool = True,
     queue: str | None = None,
     retries: int = 0,
-) -> Observation:
+) -> View:
     """What the Job (None: not found), its pods and its Workload say about the run.
     `known`: the Job was created (its uid is in the record), so not finding it means gone."""
     pod = latest_pod(pods)
@@ -180,21 +205,28 @@ def observe(
             seen = _pod(pod, final_job=True, retries=0, complete_job=True)
             if seen is not None:
                 return seen
-        return Observation(GONE if known else NOTHING, "its Job is gone")
+        if known:
+            return View(Observation(Seen.GONE, "its Job"), waiting="its Job is gone")
+        return View(Observation(Seen.NOTHING, "its Job"), waiting="its Job is not created yet")
     jstatus = job.status
     conditions = jstatus.conditions if jstatus else None
     failed = condition(conditions, "Failed") or condition(conditions, "FailureTarget")
     complete = condition(conditions, "Complete") or condition(conditions, "SuccessCriteriaMet")
     if job.spec.suspend and not failed and not complete:
-        return Observation(QUEUED, queued_reason(job, workload, queue))
+        waiting = Observation(Seen.STARTING, "its Job", queued=queued_reason(job, workload, queue))
+        return View(waiting, waiting=waiting.queued or "")
+    if job.metadata.deletion_timestamp is not None and not any(still_running(p) for p in pods):
+        # Being deleted (a cancel, `kubectl delete job`): it makes no other pod.
+        seen = (
+            _pod(pod, final_job=True, retries=0, complete_job=complete is not None) if pod else None
+        )
+        if seen is not None and seen.seen is Seen.EXITED:
+            return seen
+        return _exited("lost", "its Job was deleted before the run recorded an end")
     if failed is not None and _reason(failed) == "DeadlineExceeded":
         if pod is not None and still_running(pod):  # its grace period: output still comes
-            return Observation(RUNNING, pod=pod.metadata.name)
-        return _final(
-            "failed",
-            f"DeadlineExceeded: {_message(failed)}",
-            pod,
-        )
+            return _alive(pod.metadata.name, None)
+        return _final("failed", f"DeadlineExceeded: {_message(failed)}", pod)
     if pod is not None:
         seen = _pod(
             pod,
@@ -207,24 +239,20 @@ def observe(
     if complete is not None:
         return _final("succeeded", "exit code 0", pod, exit_code=0)
     if failed is not None:
-        return Observation(
-            FINAL,
-            status="lost",
-            reason=f"its Job failed ({_reason(failed)}: {_message(failed)}) and its pod is "
+        return _exited(
+            "lost",
+            f"its Job failed ({_reason(failed)}: {_message(failed)}) and its pod is "
             "gone: it was deleted or evicted before the agent could record an end",
         )
-    return Observation(PENDING, "waiting for its pod")
+    return _starting("waiting for its pod")
 
 
-def _final(
-    status: str, reason: str, pod: Any | None, *, exit_code: int | None = None
-) -> Observation:
+def _final(status: str, reason: str, pod: Any | None, *, exit_code: int | None = None) -> View:
     main = _container(pod.status.container_statuses, MAIN) if pod and pod.status else None
     terminated = main.state.terminated if main and main.state else None
-    return Observation(
-        FINAL,
-        reason=reason,
-        status=status,
+    return _exited(
+        status,
+        reason,
         exit_code=exit_code
         if exit_code is not None
         else (terminated.exit_code if terminated else None),
@@ -234,9 +262,7 @@ def _final(
     )
 
 
-def _pod(
-    pod: Any, *, final_job: bool, retries: int, complete_job: bool = False
-) -> Observation | None:
+def _pod(pod: Any, *, final_job: bool, retries: int, complete_job: bool = False) -> View | None:
     """What one pod says; None when it says nothing final or current (left to the Job)."""
     status = pod.status
     name = pod.metadata.name
@@ -246,7 +272,7 @@ def _pod(
     if main is not None and main.state is not None and main.state.terminated is not None:
         done = main.state.terminated
         if not final_job and retries > 0:  # a deleted or failed pod: the Job makes another
-            return Observation(PENDING, f"its pod {name} ended; the Job may retry")
+            return _starting(f"its pod {name} ended; the Job may retry")
         record = termination_record(done.message)
         code = record.get("exit_code")
         code = code if isinstance(code, int) else done.exit_code
@@ -254,69 +280,37 @@ def _pod(
         # finalizer) tells that end; one deleted while it ran was stopped by the deletion.
         stopped = not record or record.get("status") == "cancelled"
         deleted = pod.metadata.deletion_timestamp is not None
+        ended = {
+            "pod": name,
+            "exit_code": code,
+            "signal": record.get("signal"),
+            "started_at": done.started_at,
+            "finished_at": done.finished_at,
+        }
         if deleted and stopped and not disrupted and not complete_job:
             if not final_job:  # the Job decides: another pod (a readmission), or its end
-                return Observation(
-                    PENDING,
-                    f"its pod {name} was deleted; waiting for its Job",
-                    exit_code=code,
-                    signal=record.get("signal"),
-                    pod=name,
-                    started_at=done.started_at,
-                    finished_at=done.finished_at,
-                )
-            return Observation(
-                FINAL,
-                reason=f"its pod {name} was deleted outside qwex before the run ended "
-                f"(exit code {code})",
-                status="lost",
-                exit_code=code,
-                signal=record.get("signal"),
-                pod=name,
-                started_at=done.started_at,
-                finished_at=done.finished_at,
+                return _starting(f"its pod {name} was deleted; waiting for its Job", pod=name)
+            return _exited(
+                "lost",
+                f"its pod {name} was deleted outside qwex before the run ended (exit code {code})",
+                **ended,
             )
         if disrupted and not final_job:
-            return Observation(
-                PENDING, f"its pod {name} was disrupted: {done.reason or ''}".strip()
-            )
+            return _starting(f"its pod {name} was disrupted: {done.reason or ''}".strip())
         if record:
-            return Observation(
-                FINAL,
-                reason=str(record.get("reason") or ""),
-                status=str(record["status"]),
-                exit_code=code,
-                signal=record.get("signal"),
-                pod=name,
-                started_at=done.started_at,
-                finished_at=done.finished_at,
-                record=record,
-            )
-        if done.reason == "OOMKilled":
-            return Observation(
-                FINAL,
-                reason="OOMKilled: the pod ran out of memory and the agent was killed with "
-                "the command",
-                status="failed",
-                exit_code=done.exit_code,
-                pod=name,
-                started_at=done.started_at,
-                finished_at=done.finished_at,
-            )
+            return _exited(str(record["status"]), str(record.get("reason") or ""), **ended)
         code = done.exit_code
-        return Observation(
-            FINAL,
-            reason="exit code 0" if code == 0 else f"exit code {code}",
-            status="succeeded" if code == 0 else "failed",
-            exit_code=code,
-            pod=name,
-            started_at=done.started_at,
-            finished_at=done.finished_at,
+        if done.reason == "OOMKilled":
+            reason = (
+                "OOMKilled: the pod ran out of memory and the agent was killed with the command"
+            )
+            return _exited("failed", reason, **{**ended, "exit_code": code})
+        reason = "exit code 0" if code == 0 else f"exit code {code}"
+        return _exited(
+            "succeeded" if code == 0 else "failed", reason, **{**ended, "exit_code": code}
         )
     if status.reason == "Evicted" or (status.phase == "Failed" and status.reason):
-        return Observation(
-            FINAL, reason=f"{status.reason}: {status.message or ''}".strip(), status="failed"
-        )
+        return _exited("failed", f"{status.reason}: {status.message or ''}".strip())
     for cstatus in (init, main):
         if cstatus is None or cstatus.state is None or cstatus.state.waiting is None:
             continue
@@ -328,38 +322,33 @@ def _pod(
                 if cstatus.name == AGENT_CONTAINER
                 else "the node cannot get it"
             )
-            return Observation(
-                FINAL,
-                reason=f"ImagePullBackOff: {shown}: {hint} ({waiting.reason}: "
+            return _exited(
+                "failed",
+                f"ImagePullBackOff: {shown}: {hint} ({waiting.reason}: "
                 f"{(waiting.message or '').strip()})",
-                status="failed",
                 stuck=True,
             )
         if waiting.reason in CONFIG_ERRORS:
-            return Observation(
-                FINAL,
-                reason=f"{waiting.reason}: {waiting.message or ''}".strip(),
-                status="failed",
-                stuck=True,
+            return _exited(
+                "failed", f"{waiting.reason}: {waiting.message or ''}".strip(), stuck=True
             )
     if main is not None and main.state is not None and main.state.running is not None:
-        return Observation(RUNNING, pod=name, started_at=main.state.running.started_at)
+        return _alive(name, main.state.running.started_at)
     for cond in status.conditions or []:
         if (
             cond.type == "PodScheduled"
             and cond.status == "False"
             and cond.reason == "Unschedulable"
         ):
-            return Observation(
-                PENDING,
+            return _starting(
                 f"Unschedulable: {cond.message or ''}".strip(),
                 unschedulable_since=cond.last_transition_time,
             )
     if pod.metadata.deletion_timestamp is not None and not final_job:
-        return Observation(PENDING, f"its pod {name} is being deleted")
+        return _starting(f"its pod {name} is being deleted")
     if final_job:
         return None
-    return Observation(PENDING, f"its pod {name} is {(status.phase or 'pending').lower()}")
+    return _starting(f"its pod {name} is {(status.phase or 'pending').lower()}")
 
 
 def attempts(

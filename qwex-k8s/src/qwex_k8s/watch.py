@@ -2,7 +2,7 @@
 
 Each kind is listed once, then watched from the list's resourceVersion (a 410 Gone
 means the version expired: list again). The latest object of each kind is kept in
-memory and `changed` is set on every event, so a follower wakes as soon as the
+memory and every listener is called on every event, so a follower wakes as soon as the
 cluster changes (the Job completes) instead of polling the API server.
 """
 
@@ -45,7 +45,7 @@ class RunWatch:
         self.job: Any | None = None
         self.pods: dict[str, Any] = {}
         self.workload: dict[str, Any] | None = None
-        self.changed = threading.Event()
+        self._listeners: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._api = api
@@ -81,6 +81,27 @@ class RunWatch:
             "label_selector": workload_selector(str(self._job_uid)),
         }
 
+    @property
+    def api(self) -> client.ApiClient:
+        """The client the watch uses (the cluster it watches)."""
+        return self._api
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (quickly, from a watch thread) on every change from now on."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _changed(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
     def start(self) -> RunWatch:
         for thread in self._threads:
             thread.start()
@@ -88,7 +109,12 @@ class RunWatch:
 
     def stop(self) -> None:
         self._stop.set()
-        self.changed.set()
+        self._changed()
+
+    @property
+    def workload_kind(self) -> bool:
+        """Whether the run's Kueue Workload is watched too."""
+        return "workload" in self._synced
 
     @property
     def stopped(self) -> bool:
@@ -121,7 +147,7 @@ class RunWatch:
                 if version is None:
                     version = self._list(kind, list_call, kwargs)
                     self._synced[kind].set()
-                    self.changed.set()
+                    self._changed()
                 stream: Any = make_watch()
                 for event in stream.stream(
                     list_call,
@@ -142,7 +168,7 @@ class RunWatch:
                     if event["type"] != "BOOKMARK":
                         self._apply(kind, event["type"], event["object"])
                     version = stream.resource_version or version
-                    self.changed.set()
+                    self._changed()
             except ApiException as exc:
                 if exc.status == 410:
                     version = None

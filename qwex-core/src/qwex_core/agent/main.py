@@ -221,10 +221,12 @@ def main(argv: list[str] | None = None) -> int:
             return 125
     run_dir = opts.run_dir
     if run_dir is None:
-        from qwex_core.ids import uuid7
         from qwex_core.paths import find_project_dir, runs_dir
+        from qwex_core.run_index import new_run_folder
 
-        run_dir = str(runs_dir(find_project_dir()) / uuid7())
+        root = runs_dir(find_project_dir())
+        os.makedirs(root, exist_ok=True)
+        run_dir = str(root / new_run_folder(root))
     return Supervisor(
         run_dir=run_dir,
         command=opts.command,

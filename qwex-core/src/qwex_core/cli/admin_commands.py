@@ -43,7 +43,18 @@ def cancel(
 ) -> None:
     """Cancel runs: SIGTERM to the command's whole process tree, SIGKILL after the grace period."""
     service = state.service()
-    runs = [service.get(r) for r in run_ids]  # resolve every id before cancelling any
+    full_ids = [service.store.resolve(r) for r in run_ids]  # every id before cancelling any
+    ended = [None if as_json else service.final_view(i) for i in full_ids]
+    if all(ended):  # runs that will not change: told as their records stand, no model
+        for view in ended:
+            assert view is not None
+            note(f"run {short_id(view.id)} already ended ({view.status})")
+        for view in ended:
+            assert view is not None
+            shown = view.id if no_trunc else short_id(view.id)
+            click.echo(f"{shown}  {view.status}  {view.reason or ''}".rstrip())
+        return
+    runs = [service.observe(i) for i in full_ids]
     for run in runs:
         if run.is_final:
             note(f"run {short_id(run.id)} already ended ({run.status.value})")

@@ -126,5 +126,8 @@ def table(
         return paint[i](text) + pad if i in paint else text + pad
 
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(cell(i, c) for i, c in enumerate(r)).rstrip() for r in rows]
+    if paint:
+        lines += ["  ".join(cell(i, c) for i, c in enumerate(r)).rstrip() for r in rows]
+    else:  # the same lines, without a call per cell (`qwex list` of 10,000 runs)
+        lines += ["  ".join(map(str.ljust, r, widths)).rstrip() for r in rows]
     write_out("\n".join(lines) + "\n")

@@ -11,6 +11,7 @@ from qwex_core.agent.record import STATUSES
 from qwex_core.cli.completion import complete_backends, complete_runs
 from qwex_core.cli.output import ago, command_text, duration, emit_json, run_json, table
 from qwex_core.cli.terminal import no_color_option
+from qwex_core.run_view import RunView
 from qwex_core.store import short_id
 
 if TYPE_CHECKING:
@@ -152,6 +153,7 @@ def list_runs(
         where=(lambda record: _matches(record, pairs)) if pairs else None,
         unreadable=not (wanted or chosen or pairs),
         on_problem=_warn_once(),
+        rows=not as_json,
     )
     if as_json:
         emit_json(list(records))
@@ -192,7 +194,7 @@ def list_runs(
     if not no_trunc:
         _fit_last_column(rows, HEADERS)
     colour = colour_wanted(sys.stdout)
-    table(rows, HEADERS, paint={1: lambda text: paint_status(text, text, colour)})
+    table(rows, HEADERS, paint={1: lambda text: paint_status(text, text, True)} if colour else None)
 
 
 HEADERS = ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "NAME", "COMMAND"]
@@ -225,20 +227,21 @@ def _fit_last_column(rows: list[list[str]], headers: list[str]) -> None:
 def status(state: State, run_id: str, as_json: bool) -> None:
     """Show a run's state, exit code, times and reason."""
     service = state.service()
-    run = service.get(run_id)
     if as_json:
-        emit_json(run_json(run))
+        emit_json(run_json(service.get(run_id)))
         return
+    full_id = service.store.resolve(run_id)
+    run = service.final_view(full_id) or RunView.of(service.observe(full_id))
     import shlex
 
     fields = [
         ("id", run.id),
         ("short id", short_id(run.id)),
-        ("name", run.spec.name or "-"),
-        ("status", run.status.value),
+        ("name", run.name or "-"),
+        ("status", run.status),
         ("reason", run.reason or "-"),
         ("backend", run.backend),
-        ("command", shlex.join(run.spec.command)),
+        ("command", shlex.join(run.command)),
         ("exit code", "-" if run.exit_code is None else str(run.exit_code)),
         ("created", f"{run.created_at.isoformat()} ({ago(run.created_at)})"),
         ("started", run.started_at.isoformat() if run.started_at else "-"),
@@ -246,8 +249,8 @@ def status(state: State, run_id: str, as_json: bool) -> None:
         ("duration", duration(run.started_at, run.finished_at)),
         ("logs", str(service.store.run_dir(run.id))),
     ]
-    if run.spec.container.image and run.backend != "local":
-        fields.insert(4, ("image", run.spec.container.image))
+    if run.image and run.backend != "local":
+        fields.insert(4, ("image", run.image))
     for key, value in run.backend_data.items():
         name = key.replace("_", " ")
         if isinstance(value, list):  # one line each, e.g. a Kubernetes run's attempts
@@ -334,6 +337,10 @@ def logs(
     service = state.service()
     streams = ("stdout", "stderr") if stream == "all" else (stream,)
     full_id = service.store.resolve(run_id)
+    if not follow and service.final_view(full_id) is not None:  # it will not change: no model
+        paths = {s: service.store.log_path(full_id, s) for s in streams}
+        _print_logs(paths, Shown(tail, since, timestamps), as_json)
+        return
     try:
         run = service.observe(full_id)
     except RunNotFound:

@@ -20,6 +20,7 @@ from qwex_core.cli.output import (
 )
 from qwex_core.errors import QwexError
 from qwex_core.plugin.manager import unknown_backend
+from qwex_core.run_view import RunView
 from qwex_core.store import check_name, short_id
 from qwex_core.timings import mark
 
@@ -434,9 +435,16 @@ class HeldSignals:
 
 
 def exit_code(run: Run) -> int:
+    """The code `qwex run` and `qwex wait` exit with for a final run: its command's, else 0
+    when it succeeded and 1 when not (lost, or cancelled before it started)."""
+    return view_exit_code(RunView.of(run))
+
+
+def view_exit_code(run: RunView) -> int:
+    """`exit_code` of a run's view."""
     if run.exit_code is not None:
         return run.exit_code
-    return 0 if run.status.value == "succeeded" else 1
+    return 0 if run.status == "succeeded" else 1
 
 
 def follow_run(

@@ -28,10 +28,17 @@ def wait(state: State, run_ids: tuple[str, ...], as_json: bool) -> None:
       qwex wait RUN                    in a script: qwex run -d ... then qwex wait
       qwex wait RUN1 RUN2 && echo all succeeded
     """
-    from qwex_core.cli.run_command import exit_code
+    from qwex_core.cli.run_command import exit_code, view_exit_code
 
     service = state.service()
-    runs = [service.get(r) for r in run_ids]  # resolve every id before waiting for any
+    full_ids = [service.store.resolve(r) for r in run_ids]  # every id before waiting for any
+    ended = [None if as_json else service.final_view(i) for i in full_ids]
+    if all(ended):  # runs that will not change: their codes as their records stand, no model
+        codes = [view_exit_code(view) for view in ended if view is not None]
+        for code in codes:
+            click.echo(str(code))
+        raise click.exceptions.Exit(next((code for code in codes if code != 0), 0))
+    runs = [service.observe(i) for i in full_ids]
     finals = []
     for run in runs:
         final = service.wait(run)

@@ -129,13 +129,13 @@ class PluginHost:
     def _check_hook_names(self, plugin_name: str) -> None:
         """A misspelled hook implementation would never be called: say so at load, with
         the hook it was probably meant to be (pluggy's `check_pending`, as a warning)."""
-        import difflib
-
-        known = [n for n in dir(hookspecs) if n.startswith("qwex_")]
         plugin = self.pm.get_plugin(plugin_name)
         for caller in self.pm.get_hookcallers(plugin) or []:
             if caller.spec is not None:
                 continue
+            import difflib  # only for a misspelled hook: every command loads the plugins
+
+            known = [n for n in dir(hookspecs) if n.startswith("qwex_")]
             near = difflib.get_close_matches(caller.name, known, n=1)
             hint = f" (did you mean {near[0]}?)" if near else ""
             self._warn(

@@ -1,7 +1,8 @@
 """The FastAPI app factory: `create_app(settings)`, the REST API under `/api/v1`.
 
-This module only assembles the app: its lifespan (`state.start`), the request-size
-middleware, the error handlers (`errors.install`) and the routers of `routes/`. The
+This module only assembles the app: its lifespan (`state.start`), the request-size and
+request-timing middleware, the error handlers (`errors.install`) and the routers of
+`routes/`. The
 routes translate HTTP to calls of `services/`, which hold the rules.
 
 `create_app` connects to nothing: the lifespan opens the database (migrating
@@ -23,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from qwex_remote import __version__
 from qwex_remote.server import API_VERSION, errors
 from qwex_remote.server.limits import BodyLimit
-from qwex_remote.server.routes import api_router, docs
+from qwex_remote.server.metrics import Metrics, RequestTimer
+from qwex_remote.server.routes import api_router, docs, metrics
 from qwex_remote.server.settings import ServerSettings
 from qwex_remote.server.state import start
 
@@ -46,11 +48,12 @@ def create_app(
     working directory); `stopping` is set when shutdown begins, which ends the open log
     streams."""
     stop = stopping or threading.Event()
+    counted = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state, worker = await run_in_threadpool(
-            start, settings, config, host, worker_name, stop, project_dir
+            start, settings, config, host, worker_name, stop, project_dir, counted
         )
         app.state.server = state
         try:
@@ -78,6 +81,9 @@ def create_app(
         limit=settings.max_request_bytes,
         exempt=lambda method, path: method == "PUT" and path.startswith(snapshots),
     )
+    # Outermost: a request the body limit refuses is timed too.
+    app.add_middleware(RequestTimer, metrics=counted, templates=lambda: app.openapi()["paths"])
     app.include_router(api_router)
     app.include_router(docs.router)
+    app.include_router(metrics.router)
     return app

@@ -25,6 +25,30 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_PORT = 8765
+SERVER_LIBRARIES = (
+    "fastapi",
+    "uvicorn",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "cryptography",
+    "prometheus_client",
+)
+"""What `qwex serve` imports that a client-only install (`pip install qwex-remote`) lacks:
+the `server` extra of qwex-remote brings them."""
+
+
+def require_server_libraries() -> None:
+    """One line naming the extra to install when the server's libraries are missing, rather
+    than a traceback from the first import of FastAPI or SQLAlchemy."""
+    from importlib.util import find_spec
+
+    missing = [name for name in SERVER_LIBRARIES if find_spec(name) is None]
+    if missing:
+        raise QwexError(
+            f"qwex serve needs the server's libraries, not installed here ({', '.join(missing)}): "
+            "pip install 'qwex-remote[server]'"
+        )
 
 
 def _database_options(func: F) -> F:
@@ -112,6 +136,7 @@ def serve(
 
     See docs/server.md for the policy ([tool.qwex.server]) and PostgreSQL.
     """
+    require_server_libraries()  # for `qwex serve token|secret ...` too
     if ctx.invoked_subcommand is not None:
         return
     state: State = ctx.obj
@@ -247,13 +272,42 @@ def token() -> None:
     help="viewer: read only; user: also submit and cancel their own jobs; admin: also "
     "cancel anyone's.",
 )
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Take the token's secret from this file instead of making one (a mounted "
+    "Kubernetes Secret, say); it is not printed.",
+)
+@click.option(
+    "--exist-ok",
+    is_flag=True,
+    help="With --secret-file: a token of that name and secret existing already is no error.",
+)
 @_database_options
 @click.pass_obj
 def token_add(
-    state: State, name: str, role: str, data_dir: Path | None, database_url: str | None
+    state: State,
+    name: str,
+    role: str,
+    secret_file: Path | None,
+    exist_ok: bool,
+    data_dir: Path | None,
+    database_url: str | None,
 ) -> None:
     """Create a token and print its secret (shown this once; only its hash is kept)."""
     settings, _ = _settings(state, data_dir, database_url)
+    if secret_file is not None:
+        try:
+            given = secret_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise QwexError(f"cannot read {secret_file}: {getattr(exc, 'strerror', exc)}") from None
+        try:
+            added = _store(settings).put_token(name, role, given, exist_ok=exist_ok)
+        except ValueError as exc:
+            raise QwexError(str(exc)) from None
+        said = "created" if added else "exists already"
+        click.echo(f"qwex: token {name!r} ({role}) {said}, its secret from {secret_file}", err=True)
+        return
     try:
         secret = _store(settings).add_token(name, role)
     except ValueError as exc:

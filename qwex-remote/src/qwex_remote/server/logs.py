@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from qwex_remote.server.changes import JobRow, LogWatch
@@ -59,7 +59,7 @@ SHUTDOWN = event("shutdown", {"message": "the server is shutting down; resume la
 
 async def follow_events(
     watch: LogWatch, job_id: str, offsets: dict[str, int], keepalive: float = KEEPALIVE
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """SSE events: `log` for output (id = the offsets to resume from), then `end` with the
     final status once the database has it and every byte was sent; `shutdown` when the
     server stops first (resume from the last id). With an `index` offset, the job's

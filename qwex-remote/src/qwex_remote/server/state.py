@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from qwex_remote.server.changes import LogWatch
 from qwex_remote.server.configs import Configs
+from qwex_remote.server.metrics import Metrics
 from qwex_remote.server.settings import ServerSettings
 from qwex_remote.server.store import ServerStore
 
@@ -33,6 +34,7 @@ class ServerState:
     data_dir: Path
     stopping: threading.Event
     wake: threading.Event
+    metrics: Metrics = field(default_factory=Metrics)
     _log_watch: LogWatch | None = field(default=None, repr=False)
 
     def log_watch(self) -> LogWatch:
@@ -50,6 +52,7 @@ def start(
     worker_name: str | None,
     stop: threading.Event,
     project_dir: Path | None,
+    metrics: Metrics | None = None,
 ) -> tuple[ServerState, Any]:
     """The state and the started worker (the caller closes it at shutdown)."""
     import socket
@@ -61,6 +64,7 @@ def start(
     from qwex_remote.server.worker import Worker
 
     plugins = host or PluginHost()
+    metrics = metrics or Metrics()
     configs = Configs(project_dir or find_project_dir(), plugins, config)
     configs.get()  # a bad configuration stops the start, naming the file and key
     data_dir = settings.resolved_data_dir()
@@ -74,7 +78,10 @@ def start(
         name=worker_name or socket.gethostname(),
         concurrency=settings.concurrency,
         settings=settings,
+        metrics=metrics,
     )
     worker.start()
-    state = ServerState(settings, store, plugins, configs, data_dir, stop, worker.wake)
+    state = ServerState(
+        settings, store, plugins, configs, data_dir, stop, worker.wake, metrics=metrics
+    )
     return state, worker

@@ -147,6 +147,30 @@ class ServerStore:
             )
         return secret
 
+    def put_token(self, name: str, role: str, secret: str, *, exist_ok: bool = False) -> bool:
+        """Add the token `name` with a given `secret` (checked as strong as a made one);
+        False when it exists already with that very secret and `exist_ok`."""
+        tokens.check_name(name)
+        tokens.check_secret(secret)
+        with self._writing() as session:
+            found = session.scalar(select(Token).where(Token.name == name))
+            if found is not None:
+                if not exist_ok:
+                    raise ValueError(
+                        f"a token named {name!r} exists already (revoked tokens keep their "
+                        "name); choose another name"
+                    )
+                if not tokens.matches(secret, found.secret_hash):
+                    raise ValueError(
+                        f"a token named {name!r} exists already with another secret; revoke "
+                        "it and give this one another name"
+                    )
+                return False
+            session.add(
+                Token(name=name, role=role, secret_hash=tokens.digest(secret), created_at=now())
+            )
+        return True
+
     def list_tokens(self) -> list[Token]:
         with self.sessions() as session:
             return list(session.scalars(select(Token).order_by(Token.id)))
@@ -311,6 +335,12 @@ class ServerStore:
             result = connection.execute(query)
             keys, rows = list(result.keys()), result.all()
         return [dict(zip(keys, values, strict=True)) for values in rows]
+
+    def job_counts(self) -> list[tuple[str, str, int]]:
+        """How many jobs have each status on each backend: one GROUP BY (for /metrics)."""
+        query = select(Job.status, Job.backend, func.count()).group_by(Job.status, Job.backend)
+        with self.engine.connect() as connection:
+            return [(str(s), str(b), int(n)) for s, b, n in connection.execute(query)]
 
     def cancel(self, job_id: str, reason: str) -> Job | None:
         """Cancel a job still in the queue at once; for a claimed one, leave the request

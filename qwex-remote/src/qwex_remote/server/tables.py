@@ -25,6 +25,7 @@ class Job(Base):
         Index("ix_jobs_status_seq", "status", "seq"),
         Index("ix_jobs_submitter_seq", "submitter", "seq"),
         Index("ix_jobs_backend_seq", "backend", "seq"),
+        Index("ix_jobs_status_backend", "status", "backend"),  # /metrics counts jobs by both
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

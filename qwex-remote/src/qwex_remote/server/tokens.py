@@ -43,6 +43,23 @@ def new_secret() -> str:
     return PREFIX + secrets.token_urlsafe(32)
 
 
+SECRET_CHARS = 43
+"""The URL-safe characters after PREFIX in a secret `new_secret` makes (256 bits)."""
+SECRET = re.compile(rf"{PREFIX}[A-Za-z0-9_-]{{{SECRET_CHARS},}}")
+
+
+def check_secret(secret: str) -> str:
+    """A secret given to the server (from a file, e.g. a Kubernetes Secret), refused unless
+    it is as strong as the ones it makes: one sha256 of it is all that is stored."""
+    if not SECRET.fullmatch(secret):
+        raise ValueError(
+            f"a token's secret must be {PREFIX!r} followed by at least {SECRET_CHARS} "
+            "characters among letters, digits, '_' and '-' (256 random bits), e.g. from: "
+            "python3 -c \"import secrets; print('qwex_' + secrets.token_urlsafe(32))\""
+        )
+    return secret
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

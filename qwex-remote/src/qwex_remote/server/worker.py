@@ -22,6 +22,7 @@ import logging
 import shutil
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from qwex_core.errors import QwexError
 from qwex_remote.server import policy
 from qwex_remote.server.configs import Configs
 from qwex_remote.server.db import is_outage
+from qwex_remote.server.metrics import Metrics
 from qwex_remote.server.retention import Sweeper
 from qwex_remote.server.settings import ServerSettings
 from qwex_remote.server.store import ServerStore, aware, now
@@ -118,6 +120,8 @@ class Worker:
     concurrency: int = 4
     settings: ServerSettings = field(default_factory=ServerSettings)
     """The policy and limits the worker applies again when a job starts."""
+    metrics: Metrics | None = None
+    """Where the worker observes the queue wait of the jobs it sees start."""
     wake: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
     _active: dict[str, tuple[RunService, str]] = field(default_factory=dict)
@@ -258,6 +262,16 @@ class Worker:
         current = {k: aware(v) if k.endswith("_at") else v for k, v in vars(job).items()}
         if any(current.get(k) != v for k, v in values.items()):
             self.store.update(job.id, **values)
+            if current.get("started_at") is None and run.started_at is not None:
+                self._started(job, run.started_at)
+
+    def _started(self, job: Job, started_at: datetime) -> None:
+        """The job's command runs (or ran): observe how long it waited since submitted."""
+        submitted = aware(job.created_at)
+        started = aware(started_at)
+        if self.metrics is not None and submitted is not None and started is not None:
+            wait = max(0.0, (started - submitted).total_seconds())
+            self.metrics.queue_wait.labels(job.backend).observe(wait)
 
     def _start(self, job: Job) -> None:
         job_dir = self.data_dir / "jobs" / job.id

@@ -1,7 +1,8 @@
 """The server's routes, one module per resource, each an `APIRouter` named `router`.
 
 `api_router` gathers the REST API under `/api/v1` (in the order the spec lists them);
-`docs.router` serves the spec and its viewers at the root, outside the spec.
+`docs.router` serves the spec and its viewers, and `metrics.router` the Prometheus metrics,
+at the root, outside the spec.
 """
 
 from __future__ import annotations

@@ -51,7 +51,19 @@ def submit(state: ServerState, submission: JobSubmission, who: Principal) -> tup
 
     Refused when the server's policy forbids it (403), the profile, a secret or the
     snapshot is unknown (422), or the submission id made a job with another spec (409).
+    Each new job and each refusal (by its error code) is counted for /metrics.
     """
+    try:
+        made, created = _submit(state, submission, who)
+    except ApiError as exc:
+        state.metrics.refusals.labels(exc.code).inc()
+        raise
+    if created:
+        state.metrics.submissions.labels(made.backend).inc()
+    return made, created
+
+
+def _submit(state: ServerState, submission: JobSubmission, who: Principal) -> tuple[JobInfo, bool]:
     installed = set(state.host.runners)
 
     def profile_backend(name: str) -> str:

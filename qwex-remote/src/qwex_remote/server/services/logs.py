@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Literal
+
+from prometheus_client import Gauge
 
 from qwex_remote.server.logfiles import chunk_fields, read_range
 from qwex_remote.server.logs import file_path, follow_events
@@ -37,5 +39,20 @@ def chunk(
 
 def follow(state: ServerState, job_id: str, offsets: dict[str, int]) -> AsyncIterator[str]:
     """The Server-Sent Events of a job (which exists: look it up first) from `offsets`.
-    Called in the server's event loop, where the log watcher lives."""
-    return follow_events(state.log_watch(), job_id, offsets, keepalive=state.settings.sse_keepalive)
+    Called in the server's event loop, where the log watcher lives. Counted in the
+    open log streams of /metrics until it ends or its client goes."""
+    events = follow_events(
+        state.log_watch(), job_id, offsets, keepalive=state.settings.sse_keepalive
+    )
+    return _counted(events, state.metrics.log_streams)
+
+
+async def _counted(events: AsyncGenerator[str, None], gauge: Gauge) -> AsyncIterator[str]:
+    """`events`, with `gauge` one higher from the first event until the stream is closed
+    (at its end, or when its client goes and the server closes it)."""
+    try:
+        with gauge.track_inprogress():
+            async for event in events:
+                yield event
+    finally:
+        await events.aclose()

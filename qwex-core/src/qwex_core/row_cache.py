@@ -1,0 +1,154 @@
+"""What `qwex list` shows of each final run, kept in one file so that listing 10,000 runs
+does not open, read and parse 10,000 JSON records (parsing them is most of its cost).
+
+`.qwex/runs.rows` maps a run id to the identity of its `run.json` (inode, mtime in ns,
+size) and the fields of the record that `qwex list` shows and filters on, as one JSON
+list a run (a list of short lists parses ten times faster than as many records). It is a
+copy: an entry is used only while `run.json` still has that
+identity (every write replaces the file, so a record rewritten since has another inode);
+otherwise the record is read and the entry replaced. Only final runs whose end the plugins
+have been told of are kept. Losing or damaging the file costs one slower listing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from qwex_core.agent.record import FINAL_STATUSES, NOTIFIED_FILE
+
+CACHE_FILE = "runs.rows"
+FIELDS = (
+    "id",
+    "short_id",
+    "status",
+    "backend",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "reason",
+)
+SPEC_FIELDS = ("name", "command", "labels")
+LOAD_AFTER = 100
+"""Records read one by one before the cache is loaded: a short listing (`-n 20`) never
+pays for loading it."""
+VERSION = 1
+Identity = tuple[int, int, int]
+
+
+def row(record: dict[str, Any]) -> list[Any] | None:
+    """The fields of `record` that `qwex list` shows and filters on, as a list; None when
+    it lacks one (such a record is not cached: read every time)."""
+    spec = record["spec"]
+    if not all(k in record for k in FIELDS) or not all(k in spec for k in SPEC_FIELDS):
+        return None
+    return [record[k] for k in FIELDS] + [spec[k] for k in SPEC_FIELDS]
+
+
+class CachedRow(dict[str, Any]):
+    """A record-like dict made from a cached row: a final run whose end the plugins were
+    told of (only such runs are cached)."""
+
+
+def as_record(values: list[Any]) -> CachedRow:
+    """The record-like dict of a cached row."""
+    top = CachedRow(zip(FIELDS, values, strict=False))
+    top["spec"] = dict(zip(SPEC_FIELDS, values[len(FIELDS) :], strict=True))
+    return top
+
+
+class RowCache:
+    """The cache of one runs folder, loaded on demand, written back when it changed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self.path = str(root.parent / CACHE_FILE)
+        self.entries: dict[str, list[Any]] | None = None
+        self.changed = False
+        self.reads = 0
+        self.seen: set[str] = set()
+
+    def lookup(self, run_id: str, identity: Identity) -> dict[str, Any] | None:
+        """The cached row of `run_id` if its record still has `identity`."""
+        self.seen.add(run_id)
+        if self.entries is None:
+            if self.reads < LOAD_AFTER:
+                return None
+            self.entries = self._load()
+        entry = self.entries.get(run_id)
+        if entry is None or tuple(entry[:3]) != identity:
+            return None
+        return as_record(entry[3:])
+
+    def read(self, run_id: str, identity: Identity, record: dict[str, Any]) -> None:
+        """A record read from its file: kept if it is final and the plugins were told."""
+        self.reads += 1
+        if self.entries is None or record.get("status") not in FINAL_STATUSES:
+            return
+        if not os.path.exists(f"{self.root}/{run_id}/{NOTIFIED_FILE}"):
+            return
+        values = row(record)
+        if values is not None:
+            self.entries[run_id] = [*identity, *values]
+            self.changed = True
+
+    def _load(self) -> dict[str, list[Any]]:
+        try:
+            with open(self.path, "rb") as fh:
+                data = json.loads(fh.read())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            return {}
+        entries = data.get("runs")
+        size = 3 + len(FIELDS) + len(SPEC_FIELDS)
+        if not isinstance(entries, dict):
+            return {}
+        return {k: v for k, v in entries.items() if _sound(k, v, size)}
+
+    def save(self, complete: bool) -> None:
+        """Write the cache back (atomically) if it changed, without the runs no longer there
+        when the listing was `complete`; a store this user cannot write keeps its cache."""
+        if self.entries is None:
+            return
+        if complete and len(self.entries) > len(self.seen):
+            self.entries = {k: v for k, v in self.entries.items() if k in self.seen}
+            self.changed = True
+        if not self.changed:
+            return
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with contextlib.suppress(OSError):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o664)
+            try:
+                data = {"version": VERSION, "runs": self.entries}
+                os.write(fd, json.dumps(data, separators=(",", ":")).encode())
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+
+
+COMMAND = 3 + len(FIELDS) + SPEC_FIELDS.index("command")
+
+
+def _sound(run_id: str, entry: Any, size: int) -> bool:
+    """Whether a cache entry holds what `qwex list` relies on, as `store._load_record`
+    checks it of a record (the file is the user's: a job may have written it)."""
+    if type(entry) is not list or len(entry) != size:
+        return False
+    command = entry[COMMAND]
+    return (
+        type(entry[0]) is int
+        and type(entry[1]) is int
+        and type(entry[2]) is int
+        and entry[3] == run_id
+        and type(entry[5]) is str  # status
+        and type(entry[6]) is str  # backend
+        and type(command) is list
+        and bool(command)
+        and all(type(arg) is str for arg in command)
+    )

@@ -1,0 +1,99 @@
+"""What an everyday command imports (issue 21): the causes of its cost, not its time.
+
+A command reading a final run needs no pydantic model (building the model classes and
+their validators, with pydantic's scan of every installed distribution for its plugins,
+is most of what such a command used to cost), no configuration and no backend library.
+Checked through `sys.modules` of a `qwex` run in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_support import Qwex
+
+PROBE = """
+import json, sys
+from qwex_core.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+sys.stdout.flush()
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+UNNEEDED = (
+    "qwex_core.models",
+    "qwex_core.config",
+    "pydantic.main",
+    "pydantic.fields",
+    "pydantic.plugin._loader",
+    "importlib.metadata",
+    "docker",
+    "kubernetes",
+    "httpx",
+)
+"""What reading a final run never needs: the models, the configuration, pydantic's model
+machinery and plugin scan, a backend's client library."""
+UNNEEDED_PACKAGES = tuple(f"{name}." for name in UNNEEDED)
+
+
+def imported(project: Path, *args: str) -> tuple[int, list[str]]:
+    """(exit code, modules imported) of `qwex ARGS` in a fresh interpreter."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=60,
+    )
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    return last["code"], last["modules"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["status"], ["logs"], ["cancel"], ["wait"], ["logs", "--tail", "1"]],
+)
+def test_reading_a_final_run_builds_no_model(project: Path, qwex: Qwex, args: list[str]) -> None:
+    run_id = qwex("run", "-d", "--", "echo", "hello", check=True).stdout.strip()
+    assert qwex("wait", run_id).returncode == 0
+    assert qwex("status", run_id, check=True).returncode == 0  # the end is told to plugins
+    code, modules = imported(project, *args[:1], run_id, *args[1:])
+    assert code in (0, None)
+    assert [m for m in modules if m in UNNEEDED or m.startswith(UNNEEDED_PACKAGES)] == []
+
+
+def test_listing_builds_no_model(project: Path, qwex: Qwex) -> None:
+    for _ in range(3):
+        qwex("run", "--", "true", check=True)
+    code, modules = imported(project, "list")
+    assert code in (0, None)
+    assert [m for m in UNNEEDED if m in modules] == []
+
+
+OTHER_BACKENDS = (
+    "qwex_docker.settings",
+    "qwex_docker.runner",
+    "qwex_k8s.settings",
+    "qwex_k8s.runner",
+    "qwex_remote.client_settings",
+    "qwex_remote.server",
+    "docker",
+    "kubernetes",
+    "httpx",
+)
+"""What a local run never needs: other backends' settings models and clients (a section no
+configuration layer sets is its model's defaults, made only when asked for)."""
+
+
+def test_a_local_run_builds_no_other_backends_settings(project: Path) -> None:
+    code, modules = imported(project, "run", "-q", "--", "true")
+    assert code == 0
+    needless = tuple(f"{name}." for name in OTHER_BACKENDS)
+    assert [m for m in modules if m in OTHER_BACKENDS or m.startswith(needless)] == []
