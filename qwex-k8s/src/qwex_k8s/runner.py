@@ -19,6 +19,7 @@ import os
 import queue
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -107,6 +108,7 @@ class KubernetesRunner(ObservedRunner):
         self.k8s = self.settings("k8s", K8sSettings)
         self._conn: Connection | None = None
         self._watches: dict[str, RunWatch] = {}
+        self._watch_lock = threading.Lock()
         self._last_look: dict[str, float] = {}
         self._positions: QueuePositions | None = None
         self._listed: Listing | None = None
@@ -381,6 +383,10 @@ class KubernetesRunner(ObservedRunner):
         data = run.backend_data
         if not data.get("job"):
             return None
+        with self._watch_lock:  # a look and the log's follower at once: one watch
+            return self._watch_locked(run, data)
+
+    def _watch_locked(self, run: Run, data: dict[str, Any]) -> RunWatch | None:
         watch = self._watches.get(run.id)
         if watch is not None and data.get("queue") and data.get("uid") and not watch.workload_kind:
             watch.stop()  # made before the Job's uid was known: watch its Workload too
