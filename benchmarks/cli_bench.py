@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sampling import alternated
 
 ROOT = Path(__file__).resolve().parents[1]
 QWEX = str(Path(sys.executable).parent / "qwex")
@@ -59,21 +60,6 @@ def timed(argv: list[str], cwd: Path | None = None) -> float:
     if done.returncode != 0:
         raise RuntimeError(f"{argv} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
     return seconds
-
-
-def alternated(
-    samples: dict[str, Callable[[], float]], repeat: int, warmup: int = 1
-) -> dict[str, float]:
-    """Median seconds of each measurement, taken in turn; each returns its own time, so
-    that what it waits for off the clock stays off it."""
-    for _ in range(warmup):
-        for sample in samples.values():
-            sample()
-    taken: dict[str, list[float]] = {name: [] for name in samples}
-    for _ in range(repeat):
-        for name, sample in samples.items():
-            taken[name].append(sample())
-    return {name: statistics.median(values) for name, values in taken.items()}
 
 
 def uuid7_at(ms: int) -> str:
@@ -188,7 +174,7 @@ def against_twin(
     samples: dict[str, Callable[[], float]] = {"twin": lambda: timed(TWIN, cwd)}
     for figure, (argv, _) in figures.items():
         samples[figure] = lambda argv=argv: timed(argv, cwd)  # type: ignore[misc]
-    medians = alternated(samples, repeat)
+    medians = alternated(samples, repeat, warmup=1)
     for figure, (_, target) in figures.items():
         rows.append(row(figure, medians[figure], medians["twin"], target, TWIN_TEXT))
 
@@ -273,6 +259,7 @@ def docker_rows(repeat: int) -> list[dict[str, Any]]:
         medians = alternated(
             {"qwex": ours, "plain": lambda: timed(plain), "local": lambda: timed(local, project)},
             repeat,
+            warmup=1,
         )
         rows = [
             row(

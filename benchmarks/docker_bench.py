@@ -38,10 +38,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from sampling import alternated
 
 ROOT = Path(__file__).resolve().parents[1]
 QWEX = str(Path(sys.executable).parent / "qwex")
@@ -76,21 +77,6 @@ def timed(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None =
         argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     return time.perf_counter() - start
-
-
-def alternated(
-    samples: dict[str, Callable[[], float]], repeat: int, warmup: int = 2
-) -> dict[str, float]:
-    """Median seconds of each measurement, taken in turn; each returns its own time, so
-    that what it waits for off the clock stays off it."""
-    for _ in range(warmup):
-        for sample in samples.values():
-            sample()
-    taken: dict[str, list[float]] = {name: [] for name in samples}
-    for _ in range(repeat):
-        for name, sample in samples.items():
-            taken[name].append(sample())
-    return {name: statistics.median(values) for name, values in taken.items()}
 
 
 def agent_bundle() -> Path:

@@ -46,6 +46,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sampling import alternated
+
 ROOT = Path(__file__).resolve().parents[1]
 QWEX = str(Path(sys.executable).parent / "qwex")
 CLIENTS = 16
@@ -363,13 +365,9 @@ def run_overhead(project: Path, env: dict[str, str], repeat: int) -> dict[str, f
         "local": [QWEX, "run", "--", "true"],
         "remote": [QWEX, "run", "--backend", "remote", "--", "true"],
     }
-    taken: dict[str, list[float]] = {name: [] for name in argv}
-    for i in range(repeat + 2):
-        for name, args in argv.items():
-            seconds = timed(args, project, env)
-            if i >= 2:
-                taken[name].append(seconds)
-    return {name: statistics.median(values) for name, values in taken.items()}
+    return alternated(
+        {name: lambda args=args: timed(args, project, env) for name, args in argv.items()}, repeat
+    )
 
 
 def phases(project: Path, env: dict[str, str]) -> list[tuple[str, float]]:
@@ -557,17 +555,15 @@ def live_listing(root: Path, repeat: int) -> dict[str, float]:
                 f"{server.base}/api/v1/jobs?limit={LIVE_RUNS}",
             ],
         }
-        taken: dict[str, list[float]] = {name: [] for name in argv}
-        for i in range(repeat + 2):
-            for name, args in argv.items():
-                seconds = timed(args, project, env)
-                if i >= 2:
-                    taken[name].append(seconds)
+        medians = alternated(
+            {name: lambda args=args: timed(args, project, env) for name, args in argv.items()},
+            repeat,
+        )
         listed = subprocess.run(
             [QWEX, "list", "-q"], cwd=project, env=env, check=True, capture_output=True, text=True
         )
         assert len(listed.stdout.split()) == LIVE_RUNS, listed.stdout
-        return {name: statistics.median(values) for name, values in taken.items()}
+        return medians
 
 
 # -- the figures ---------------------------------------------------------------------------
