@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import docker_bench
 from sampling import alternated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,16 +220,6 @@ def cli_rows(repeat: int) -> list[dict[str, Any]]:
     return rows
 
 
-def docker_ready() -> str | None:
-    """Why the Docker figures cannot be measured here, or None."""
-    if shutil.which("docker") is None:
-        return "no docker CLI"
-    probe = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"no image {IMAGE} or no daemon ({probe.stderr.strip()}); run `nox -s images`"
-    return None
-
-
 def wait_removed(project: Path, timeout: float = 60.0) -> None:
     """Until the daemon has removed every container of the project's qwex runs."""
     deadline = time.monotonic() + timeout
@@ -240,7 +231,7 @@ def wait_removed(project: Path, timeout: float = 60.0) -> None:
 
 
 def docker_rows(repeat: int) -> list[dict[str, Any]]:
-    problem = docker_ready()
+    problem = docker_bench.ready()
     if problem:
         print(f"docker rows of the cli figures skipped: {problem}", file=sys.stderr)
         return []
