@@ -27,17 +27,7 @@ REQS=("$@")
 UID_=10001
 mkdir -p "$CACHE"
 
-apt_mirror() {
-  # First Debian archive URI of the configured apt sources (as build-test-images.sh does).
-  local uri=""
-  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
-  fi
-  echo "$uri"
-}
+source "$HERE/apt-mirror.sh"
 
 base="$CACHE/$SUITE-minbase-python3-stdlib.tar"
 if [ ! -s "$base" ]; then

@@ -19,17 +19,7 @@ mkdir -p "$CACHE"
 
 have_image() { [ "$FORCE" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
 
-apt_mirror() {
-  # First Debian archive URI of the configured apt sources (deb822 or one-line format).
-  local uri=""
-  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
-  fi
-  echo "$uri"
-}
+source "$HERE/apt-mirror.sh"
 
 build_busybox() {
   local image=qwex-test/busybox
