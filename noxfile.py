@@ -81,12 +81,18 @@ def unit(session: nox.Session) -> None:
     - `slow`: virtual environments (the example plugin, installs), building the agent or the
       API client, large data, and the conformance suite against broken runners, which waits
       out its timeout for minutes;
-    - UNIT_IGNORED modules are not even collected (all their tests are `serve`)."""
+    - UNIT_IGNORED modules are not even collected (all their tests are `serve`), and the
+      pytest plugins only they use (schemathesis's, hypothesis's) are not loaded.
+
+    The CLI the tests start is forked from the test process with its libraries loaded
+    (tests/warm_cli.py: a process of its own all the same, cleared of every qwex and test
+    module): it halves the loop's CPU. `nox -s tests` starts the console script each time."""
     session.install(*PACKAGES, *TEST_DEPS)
     xdist = ["-n", "auto", "--dist", "worksteal"]
     ignored = [f"--ignore={module}" for module in UNIT_IGNORED]
-    env = {"CI": "true", **_bytecode_cached(session)}
-    session.run("pytest", *xdist, "-m", UNIT, *ignored, "-q", *session.posargs, env=env)
+    unused = ["-p", "no:schemathesis", "-p", "no:hypothesispytest"]
+    env = {"CI": "true", "QWEX_TESTS_WARM_CLI": "1", **_bytecode_cached(session)}
+    session.run("pytest", *xdist, "-m", UNIT, *ignored, *unused, "-q", *session.posargs, env=env)
 
 
 def _bytecode_cached(session: nox.Session) -> dict[str, str | None]:
@@ -126,7 +132,13 @@ def typecheck(session: nox.Session) -> None:
         "qwex-remote/src",
         "examples/qwex-nice/src",
     )
-    session.run("mypy", "tests/conftest.py", "tests/users.py", env={"MYPYPATH": "tests"})
+    session.run(
+        "mypy",
+        "tests/conftest.py",
+        "tests/users.py",
+        "tests/warm_cli.py",
+        env={"MYPYPATH": "tests"},
+    )
     for folder in TEST_FOLDERS:
         session.run("mypy", folder, env={"MYPYPATH": f"{folder}:tests"})
     example = "examples/qwex-nice"  # its tests run in a venv of their own (test_example_plugin)

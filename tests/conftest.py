@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import warm_cli
 
 pytest_plugins = ["qwex_core.testing"]
 
@@ -40,15 +41,16 @@ def run_qwex(
     timeout: float = 60,
     check: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed `qwex` console script like a user would."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "qwex"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    """Run the installed `qwex` console script like a user would (in the fast loop, forked from
+    this process with the libraries loaded: see warm_cli)."""
+    script = str(Path(sys.executable).parent / "qwex")
+    full_env = {**os.environ, **(env or {})}
+    if warm_cli.usable(full_env):
+        result = warm_cli.run(script, args, cwd, full_env, timeout)
+    else:
+        result = subprocess.run(
+            [script, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
+        )
     if check and result.returncode != 0:
         raise AssertionError(f"qwex {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
