@@ -18,14 +18,18 @@ from cli_support import Qwex
 
 PROBE = """
 import json, sys
+LOADER = "pydantic.plugin._loader"
 from qwex_core.cli import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
 sys.stdout.flush()
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+loaded = [n for n, m in sys.modules.items() if n != LOADER or getattr(m, "__file__", None)]
+print(json.dumps({"code": code, "modules": sorted(loaded)}))
 """
+"""Prints the modules imported, pydantic's plugin loader only if it is the real one (qwex's
+stand-in, which imports nothing, answers when no pydantic plugin is installed)."""
 
 UNNEEDED = (
     "qwex_core.models",
@@ -97,3 +101,41 @@ def test_a_local_run_builds_no_other_backends_settings(project: Path) -> None:
     assert code == 0
     needless = tuple(f"{name}." for name in OTHER_BACKENDS)
     assert [m for m in modules if m in OTHER_BACKENDS or m.startswith(needless)] == []
+
+
+def test_a_local_run_scans_no_distribution_metadata_when_pydantic_has_no_plugin(
+    project: Path,
+) -> None:
+    """pydantic's own plugin lookup imports importlib.metadata and walks every distribution
+    (40 ms of a run's CPU); qwex's scan has already seen there is no pydantic plugin."""
+    code, modules = imported(project, "run", "-q", "--", "true")
+    assert code == 0
+    assert "importlib.metadata" not in modules
+
+
+PYDANTIC_PLUGIN = """
+from pathlib import Path
+
+class Seen:
+    def new_schema_validator(self, schema, schema_type, schema_type_path, schema_kind, config,
+                             plugin_settings):
+        with open(Path(__file__).with_name("validated.txt"), "a") as out:
+            out.write(schema_type_path.name + "\\n")
+        return None, None, None
+
+plugin = Seen()
+"""
+
+
+def test_an_installed_pydantic_plugin_still_sees_qwex_validate(
+    project: Path, tmp_path: Path, qwex: Qwex
+) -> None:
+    site = tmp_path / "site"
+    info = site / "seen_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: seen-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pydantic]\nseen = seen_plugin:plugin\n")
+    (site / "seen_plugin.py").write_text(PYDANTIC_PLUGIN)
+    result = qwex("run", "-q", "--", "true", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    assert "JobSpec" in (site / "validated.txt").read_text().split()

@@ -11,6 +11,7 @@ name; the METADATA file is read only when someone asks for the display name.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -61,9 +62,20 @@ class EntryPoint:
 
 def entry_points(group: str, path: list[str] | None = None) -> list[EntryPoint]:
     """Every entry point of `group` from the distributions importable on `path` (default sys.path)."""
-    found: list[EntryPoint] = []
+    return [
+        EntryPoint(name, value, dist_path)
+        for dist_path, text in _entry_point_files(tuple(sys.path if path is None else path))
+        for name, value in _section(text, group)
+    ]
+
+
+@functools.cache
+def _entry_point_files(path: tuple[str, ...]) -> list[tuple[Path, str]]:
+    """(distribution folder, its entry_points.txt) of each distribution on `path`, read once
+    per process: the plugin host asks for two groups (qwex's and pydantic's)."""
+    found: list[tuple[Path, str]] = []
     seen: set[str] = set()
-    for entry in sys.path if path is None else path:
+    for entry in path:
         try:
             names = sorted(os.listdir(entry or "."))
         except OSError:
@@ -77,10 +89,9 @@ def entry_points(group: str, path: list[str] | None = None) -> list[EntryPoint]:
             seen.add(key)
             dist_path = Path(entry or ".") / name
             try:
-                text = (dist_path / "entry_points.txt").read_text(encoding="utf-8")
+                found.append((dist_path, (dist_path / "entry_points.txt").read_text("utf-8")))
             except OSError:
                 continue
-            found += [EntryPoint(n, v, dist_path) for n, v in _section(text, group)]
     return found
 
 
