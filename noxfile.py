@@ -87,12 +87,30 @@ def unit(session: nox.Session) -> None:
     The CLI the tests start is forked from the test process with its libraries loaded
     (tests/warm_cli.py: a process of its own all the same, cleared of every qwex and test
     module): it halves the loop's CPU. `nox -s tests` starts the console script each time."""
-    session.install(*PACKAGES, *TEST_DEPS)
+    _install_once(session, *PACKAGES, *TEST_DEPS)
     xdist = ["-n", "auto", "--dist", "worksteal"]
     ignored = [f"--ignore={module}" for module in UNIT_IGNORED]
     unused = ["-p", "no:schemathesis", "-p", "no:hypothesispytest"]
     env = {"CI": "true", "QWEX_TESTS_WARM_CLI": "1", **_bytecode_cached(session)}
     session.run("pytest", *xdist, "-m", UNIT, *ignored, *unused, "-q", *session.posargs, env=env)
+
+
+def _install_once(session: nox.Session, *args: str) -> None:
+    """`session.install(*args)`, skipped when this venv already has them: the same arguments
+    and the same `pyproject.toml` of every distribution (where dependencies and entry points
+    are). Editable sources are followed without it. pip resolving and rebuilding five editable
+    installs again took 80 to 100 s of the fast loop on a loaded machine, more than its tests."""
+    import hashlib
+
+    digest = hashlib.sha256("\0".join(args).encode())
+    for pyproject in sorted(Path().glob("qwex-*/pyproject.toml")):
+        digest.update(pyproject.read_bytes())
+    stamp = Path(session.virtualenv.location) / "installed.sha256"
+    if stamp.is_file() and stamp.read_text() == digest.hexdigest():
+        session.log("installed packages unchanged: not reinstalled")
+        return
+    session.install(*args)
+    stamp.write_text(digest.hexdigest())
 
 
 def _bytecode_cached(session: nox.Session) -> dict[str, str | None]:
