@@ -1,51 +1,52 @@
-"""The fast loop's way to start `qwex`: a child forked from the test process, which has the
-libraries every command imports (click, pluggy, pydantic's model machinery) loaded already.
+"""The fast loop's way to start `qwex`: a child forked from a warm process that has already
+imported what every command imports (click, pluggy, pydantic's model machinery, qwex's own
+modules and its backends' plugin modules).
 
 Why: the fast loop (`nox -s unit`) starts the real CLI some 700 times, and each start spent
-most of its CPU importing those libraries again (about 0.1 s of the 0.12 s of a `qwex status`,
-0.2 s of the 0.37 s of a local `qwex run`, measured with `getrusage` over the children). The
-forked child is still a process of its own with its own pid, exit code, working directory,
-environment and pipes, and runs `qwex`'s own `main()` from a clean slate: every qwex module
-and every module the tests loaded is dropped from it first, and imported afresh from the path
-a console script has, so no state of the test process reaches the command. What it cannot
-give is a different interpreter (`PYTHON*` variables): for those the console script is run
-as usual. The full suite (`nox -s tests`, CI) always runs the console script.
+most of its CPU importing those again (measured with `getrusage` over the children: a
+`qwex status` 110 ms started, 47 ms forked from the test process, about 15 ms forked from the
+warm process; a local `qwex run -q -- true`, with its agent, about 300, 156 and 110 ms).
+
+The warm process (one per test process, started on first use, `python warm_cli.py`) only
+imports: it never runs a command itself, and the tests cannot reach its state. For each
+command it forks a child, which takes the test's working directory, environment, arguments
+and stdin/stdout/stderr (passed over a Unix socket), reads what the environment decides at
+import again (`qwex_core.timings`), and runs `qwex`'s own `main()`: a process of its own with
+its own pid, exit code and pipes, as the console script would be. What it cannot be is a
+different interpreter (`PYTHON*` variables other than those the tests started with): those
+commands start the console script as usual. The full suite (`nox -s tests`, CI) always
+starts the console script.
 
 Opt in with `QWEX_TESTS_WARM_CLI=1` (the `unit` session sets it).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ENABLED = os.environ.get("QWEX_TESTS_WARM_CLI") == "1"
-PRELOADED = (
-    "click",
-    "pluggy",
-    "pydantic",
-    "pydantic_core",
-    "annotated_types",
-    "typing_extensions",
-    "typing_inspection",
-)
-"""Top-level packages kept in the child: they hold no state a command or a test changes."""
-_CONSOLE_PATH: list[str] | None = None
-_INTERPRETER_ENV = {name: value for name, value in os.environ.items() if name.startswith("PYTHON")}
-"""The interpreter's variables as this process started (a test may set PYTHONPATH since)."""
+_STARTED_ENV = dict(os.environ)
+"""The environment as this process started (a test may set PYTHONPATH or QWEX_* since)."""
+_INTERPRETER_ENV = {
+    name: value for name, value in _STARTED_ENV.items() if name.startswith("PYTHON")
+}
+_warm: _Warm | None = None
 
 
-def usable(env: Mapping[str, str]) -> bool:
+def usable(env: dict[str, str]) -> bool:
     """Whether a forked child is the same as the console script would be with `env`: the
     interpreter's own variables are those this process started with, so its `sys.path`,
     bytecode and I/O settings are the script's."""
@@ -57,64 +58,150 @@ def usable(env: Mapping[str, str]) -> bool:
 def run(
     script: str, args: tuple[str, ...], cwd: Path | None, env: dict[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
-    """`subprocess.run([script, *args], capture_output=True, text=True)`, forked."""
-    _preload()
-    console_path = _console_path(script)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        _child(script, args, cwd, env, console_path, out_w, err_w)
-    os.close(out_w)
-    os.close(err_w)
-    out, err, status = _collect(pid, out_r, err_r, timeout, [script, *args])
-    code = os.waitstatus_to_exitcode(status)
-    return subprocess.CompletedProcess([script, *args], code, _text(out), _text(err))
+    """`subprocess.run([script, *args], capture_output=True, text=True)`, forked warm."""
+    global _warm
+    if _warm is None or _warm.proc.poll() is not None:
+        _warm = _Warm(script)
+    return _warm.run(args, cwd, env, timeout)
 
 
-def _preload() -> None:
-    # `import pydantic` alone is lazy: its model machinery is in these modules.
+class _Warm:
+    """The warm process and the socket commands are sent to it over."""
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock = ours
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, script, str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            env=_STARTED_ENV,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """End the warm process (it leaves when the socket closes) and reap it."""
+        self.sock.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+    def run(
+        self, args: tuple[str, ...], cwd: Path | None, env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [self.script, *args]
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        request = {"args": list(args), "cwd": str(cwd or os.getcwd()), "env": env}
+        try:
+            socket.send_fds(self.sock, [json.dumps(request).encode()], [0, out_w, err_w])
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        pid = int(self.sock.recv(64))
+        try:
+            out, err = _collect(out_r, err_r, timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self.sock.recv(64)
+            raise subprocess.TimeoutExpired(argv, timeout) from None
+        code = int(self.sock.recv(64))
+        return subprocess.CompletedProcess(argv, code, _text(out), _text(err))
+
+
+def _collect(out_r: int, err_r: int, timeout: float) -> tuple[bytes, bytes]:
+    """Both pipes read to their end (every holder of their write ends gone)."""
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        for fd in chunks:
+            sel.register(fd, selectors.EVENT_READ)
+        try:
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired("qwex", timeout)
+                for key, _ in sel.select(left):
+                    data = os.read(key.fd, 65536)
+                    if data:
+                        chunks[key.fd].append(data)
+                    else:
+                        sel.unregister(key.fd)
+        finally:
+            for fd in chunks:
+                os.close(fd)
+    return b"".join(chunks[out_r]), b"".join(chunks[err_r])
+
+
+def _text(data: bytes) -> str:
+    """As `subprocess.run(text=True)` decodes (universal newlines)."""
+    return data.decode().replace("\r\n", "\n").replace("\r", "\n")
+
+
+# The warm process.
+
+
+def _serve(script: str, fd: int) -> None:
+    """Import, then fork a child per request until the test process closes the socket."""
+    sys.path[:] = _console_path(script)
+    _import_everything()
+    sock = socket.socket(fileno=fd)
+    while True:
+        message, fds, _, _ = socket.recv_fds(sock, 1 << 22, 3)
+        if not message:
+            return
+        request = json.loads(message)
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            _child(script, request, fds)
+        for passed in fds:
+            os.close(passed)
+        sock.send(str(pid).encode())
+        _, status = os.waitpid(pid, 0)
+        sock.send(str(os.waitstatus_to_exitcode(status)).encode())
+
+
+def _console_path(script: str) -> list[str]:
+    """The `sys.path` the console script starts with: its folder first, then the site's."""
+    return [str(Path(script).parent), *(p for p in sys.path[1:])]
+
+
+def _import_everything() -> None:
+    """What commands import, so that a child finds it imported: the libraries (pydantic's
+    model machinery is not in `import pydantic`, which is lazy), qwex's CLI, and the module
+    each installed backend registers through its entry point."""
+    import importlib
+
     import click  # noqa: F401
     import pluggy  # noqa: F401
     import pydantic.main
     import pydantic.types  # noqa: F401
 
+    for name in ("qwex_core.cli.app", "qwex_core.service", "qwex_core.config"):
+        importlib.import_module(name)
+    from qwex_core.plugin.discovery import entry_points
 
-def _console_path(script: str) -> list[str]:
-    """The `sys.path` the console script starts with (its folder first, then the site's)."""
-    global _CONSOLE_PATH
-    if _CONSOLE_PATH is None:
-        probe = [sys.executable, "-c", "import sys, json; print(json.dumps(sys.path[1:]))"]
-        rest = json.loads(subprocess.run(probe, capture_output=True, check=True).stdout)
-        _CONSOLE_PATH = [str(Path(script).parent), *rest]
-    return _CONSOLE_PATH
+    for entry_point in entry_points("qwex"):
+        with contextlib.suppress(Exception):  # the child reports it, as the script would
+            importlib.import_module(entry_point.value.partition(":")[0])
 
 
-def _child(
-    script: str,
-    args: tuple[str, ...],
-    cwd: Path | None,
-    env: dict[str, str],
-    console_path: list[str],
-    out_w: int,
-    err_w: int,
-) -> None:
+def _child(script: str, request: dict[str, Any], fds: list[int]) -> None:
     code = 1
     try:
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.closerange(3, 65536)  # what subprocess's close_fds does: the test process's own files
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGCHLD, signal.SIGUSR1):
+        for target, passed in enumerate(fds):
+            os.dup2(passed, target)
+        os.closerange(3, 65536)  # as subprocess's close_fds: the warm process's socket too
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # as Python starts
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        if cwd is not None:
-            os.chdir(cwd)
+        os.chdir(request["cwd"])
         os.environ.clear()
-        os.environ.update(env)
-        sys.path[:] = console_path
-        sys.argv = [script, *args]
-        _forget_modules()
+        os.environ.update(request["env"])
+        sys.argv = [script, *request["args"]]
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
         sys.stderr = io.TextIOWrapper(
@@ -123,6 +210,11 @@ def _child(
             errors="backslashreplace",
             line_buffering=True,
         )
+        import importlib
+
+        import qwex_core.timings
+
+        importlib.reload(qwex_core.timings)  # it reads QWEX_TIMINGS when imported
         from qwex_core.cli import main
 
         code = main()  # exits the process itself (os._exit) after flushing
@@ -137,47 +229,5 @@ def _child(
         os._exit(code)
 
 
-def _forget_modules() -> None:
-    """Drop every module not in the standard library or PRELOADED: qwex's, the tests', and
-    any plugin's are imported afresh, as in a new process."""
-    stdlib = Path(os.__file__).parent
-    for name, module in list(sys.modules.items()):
-        if name.partition(".")[0] in PRELOADED:
-            continue
-        where = getattr(module, "__file__", None)
-        if where is None or (Path(where).is_relative_to(stdlib) and "site-packages" not in where):
-            continue
-        del sys.modules[name]
-
-
-def _collect(
-    pid: int, out_r: int, err_r: int, timeout: float, argv: list[str]
-) -> tuple[bytes, bytes, int]:
-    """Both pipes read to their end and the child reaped, or the child killed at `timeout`."""
-    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        for fd in chunks:
-            sel.register(fd, selectors.EVENT_READ)
-        while sel.get_map():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                for fd in chunks:
-                    os.close(fd)
-                raise subprocess.TimeoutExpired(argv, timeout)
-            for key, _ in sel.select(left):
-                data = os.read(key.fd, 65536)
-                if data:
-                    chunks[key.fd].append(data)
-                else:
-                    sel.unregister(key.fd)
-                    os.close(key.fd)
-    _, status = os.waitpid(pid, 0)
-    return b"".join(chunks[out_r]), b"".join(chunks[err_r]), status
-
-
-def _text(data: bytes) -> str:
-    """As `subprocess.run(text=True)` decodes (universal newlines)."""
-    return data.decode().replace("\r\n", "\n").replace("\r", "\n")
+if __name__ == "__main__":
+    _serve(sys.argv[1], int(sys.argv[2]))
