@@ -1,0 +1,87 @@
+"""Fixtures for the dashboard tests: a real `qwex serve` on loopback, and Debian's headless
+Chromium driven through Debian's chromedriver (no browser or driver is downloaded).
+
+Without Chromium the browser tests skip on a laptop and FAIL under CI (env `CI`), like the
+other real components (`bash .ci/setup-browser.sh` as root installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# The server helpers of tests/remote (a real `qwex serve`), shared rather than copied.
+sys.path.insert(0, str(Path(__file__).parents[1] / "remote"))
+
+from server_support import CONFIG, Server, make_server  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+HOW_TO = "run `bash .ci/setup-browser.sh` as root"
+ROLES = {"alice": "user", "bob": "user", "root": "admin", "vera": "viewer"}
+SLOTS = 2
+"""The server's worker runs two jobs at a time: a third one waits in its queue."""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One started server per module, with alice and bob (users), root (admin) and vera
+    (viewer): its tests use jobs of their own, told apart by their submission ids."""
+    root = tmp_path_factory.mktemp("dash")
+    srv = make_server(
+        root, config=CONFIG.replace("[server]\n", f"[server]\nconcurrency = {SLOTS}\n")
+    )
+    for name, role in ROLES.items():
+        srv.add_token(name, role)
+    srv.start()
+    yield srv
+    assert srv.stop() in (0, -signal.SIGTERM)
+    log = srv.log_path.read_text()
+    assert not [name for name, secret in srv.tokens.items() if secret in log], "a token was logged"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """One headless Chromium for the session (each test signs in afresh: `browser`)."""
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        message = f"no {CHROMIUM} and {CHROMEDRIVER} ({HOW_TO})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; under CI this is an error", pytrace=False)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(chromium: object, server: Server) -> Iterator[object]:
+    """The session's Chromium with no cookie of an earlier test."""
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(chromium, WebDriver)
+    chromium.get(f"http://127.0.0.1:{server.port}/signin")
+    chromium.delete_all_cookies()
+    yield chromium
+    chromium.delete_all_cookies()
