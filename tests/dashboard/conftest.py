@@ -18,7 +18,7 @@ import pytest
 # The server helpers of tests/remote (a real `qwex serve`), shared rather than copied.
 sys.path.insert(0, str(Path(__file__).parents[1] / "remote"))
 
-from server_support import CONFIG, Server, make_server  # noqa: E402
+from server_support import CONFIG, Server, make_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,13 +18,14 @@ def root_url(server: Server) -> str:
     return f"http://127.0.0.1:{server.port}"
 
 
-def signed_in(server: Server, who: str) -> httpx.Client:
+@contextlib.contextmanager
+def signed_in(server: Server, who: str) -> Iterator[httpx.Client]:
     """A client holding the session cookie `who` got by signing in on the form."""
-    client = httpx.Client(base_url=root_url(server), timeout=30)
-    answer = client.post("/signin", data={"token": server.tokens[who]})
-    assert answer.status_code == 303, answer.text
-    assert "qwex_session" in client.cookies
-    return client
+    with httpx.Client(base_url=root_url(server), timeout=30) as client:
+        answer = client.post("/signin", data={"token": server.tokens[who]})
+        assert answer.status_code == 303, answer.text
+        assert "qwex_session" in client.cookies
+        yield client
 
 
 def csrf_of(page: httpx.Response) -> str:

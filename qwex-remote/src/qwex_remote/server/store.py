@@ -24,10 +24,13 @@ from sqlalchemy import (
     Engine,
     Select,
     String,
+    Text,
     bindparam,
+    cast,
     delete,
     func,
     insert,
+    or_,
     select,
     type_coerce,
     update,
@@ -37,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qwex_remote.server import tokens
 from qwex_remote.server.db import Outage, watch
-from qwex_remote.server.tables import Job, Secret, Snapshot, Token
+from qwex_remote.server.tables import Job, Secret, Snapshot, Token, WebSession
 
 FINAL = tuple(sorted(FINAL_STATUSES))
 """Core's final statuses, as a sequence for SQL `IN`."""
@@ -202,6 +205,39 @@ class ServerStore:
             return None
         return Principal(token.name, token.role)
 
+    # -- web sessions (the dashboard's signed-in browsers) -----------------------------
+
+    def open_session(self, secret_hash: str, token_name: str, expires_at: datetime) -> None:
+        """Record a signed-in browser; sessions that expired go at the same time."""
+        with self._writing() as session:
+            session.execute(delete(WebSession).where(WebSession.expires_at < now()))
+            session.add(
+                WebSession(
+                    secret_hash=secret_hash,
+                    token_name=token_name,
+                    created_at=now(),
+                    expires_at=expires_at,
+                )
+            )
+
+    def session_principal(self, secret_hash: str) -> Principal | None:
+        """Who a browser is: its session's token, unless the session expired or the token
+        was revoked since (its role as it is now)."""
+        query = (
+            select(Token.name, Token.role, WebSession.expires_at)
+            .join(WebSession, WebSession.token_name == Token.name)
+            .where(WebSession.secret_hash == secret_hash, Token.revoked_at.is_(None))
+        )
+        with self.engine.connect() as connection:
+            found = connection.execute(query).first()
+        if found is None or (aware(found.expires_at) or now()) <= now():
+            return None
+        return Principal(found.name, found.role)
+
+    def end_session(self, secret_hash: str) -> None:
+        with self._writing() as session:
+            session.execute(delete(WebSession).where(WebSession.secret_hash == secret_hash))
+
     # -- secrets (values encrypted by `secrets`; never returned by a route) ------------
 
     def put_secret(self, name: str, ciphertext: str, *, replace: bool) -> bool:
@@ -318,11 +354,33 @@ class ServerStore:
         submitter: str | None = None,
         before: int | None = None,
         limit: int = 50,
+        label: tuple[str, str] | None = None,
+        text: str | None = None,
+        ids: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """Jobs newest first; `before` is the cursor: the `seq` of the last job seen. What a
         listed job shows (`JobInfo`'s fields, and `seq`; on SQLite the timestamps as text
-        that `JobInfo` parses) as plain dicts, not loaded `Job`s: a third of the time."""
+        that `JobInfo` parses) as plain dicts, not loaded `Job`s: a third of the time.
+        The dashboard also filters by a `label` (key, value), a `text` in the id, name,
+        command or reason (case-insensitive), and `ids`."""
         query = _NEWEST[not self.is_postgres].limit(limit)
+        if label is not None:
+            query = query.where(Job.spec[("labels", label[0])].as_string() == label[1])
+        if text:
+            pattern = (
+                "%"
+                + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                + "%"
+            )
+            fields = (
+                Job.id,
+                Job.reason,
+                Job.spec["name"].as_string(),
+                cast(Job.spec["command"], Text),
+            )
+            query = query.where(or_(*(func.lower(f).like(pattern, escape="\\") for f in fields)))
+        if ids:
+            query = query.where(Job.id.in_(ids))
         if statuses:
             query = query.where(Job.status.in_(statuses))
         if backend:
@@ -335,6 +393,20 @@ class ServerStore:
             result = connection.execute(query)
             keys, rows = list(result.keys()), result.all()
         return [dict(zip(keys, values, strict=True)) for values in rows]
+
+    def waiting(self, limit: int) -> list[Job]:
+        """Jobs not started yet (in the server's queue, or claimed and waiting in their
+        backend's), the longest waiting first."""
+        query = select(Job).where(Job.status.in_(("pending", "queued")), Job.started_at.is_(None))
+        with self.sessions() as session:
+            return list(session.scalars(query.order_by(Job.seq).limit(limit)))
+
+    def running_count(self) -> int:
+        """How many jobs a worker holds (claimed, not final): the slots taken."""
+        query = select(func.count()).select_from(Job)
+        query = query.where(Job.claimed_by.is_not(None), Job.status.not_in(FINAL))
+        with self.engine.connect() as connection:
+            return int(connection.scalar(query) or 0)
 
     def job_counts(self) -> list[tuple[str, str, int]]:
         """How many jobs have each status on each backend: one GROUP BY (for /metrics)."""
