@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
 
 # The server helpers of tests/remote (a real `qwex serve`), shared rather than copied.
 sys.path.insert(0, str(Path(__file__).parents[1] / "remote"))
@@ -45,17 +48,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     assert not [name for name, secret in srv.tokens.items() if secret in log], "a token was logged"
 
 
+@pytest.fixture(autouse=True)
+def cancel_leftovers(server: Server) -> Iterator[None]:
+    """Each test ends the jobs it left running: the module's server is shared."""
+    yield
+    with server.client("root") as root:
+        for item in root.get("/jobs", params={"limit": 500}).json()["items"]:
+            if item["status"] not in ("succeeded", "failed", "cancelled", "lost"):
+                root.post(f"/jobs/{item['id']}/cancel")
+
+
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[object]:
+def chromium() -> Iterator[WebDriver]:
     """One headless Chromium for the session (each test signs in afresh: `browser`)."""
     if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
         message = f"no {CHROMIUM} and {CHROMEDRIVER} ({HOW_TO})"
         if os.environ.get("CI"):
             pytest.fail(f"{message}; under CI this is an error", pytrace=False)
         pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -76,11 +86,8 @@ def chromium() -> Iterator[object]:
 
 
 @pytest.fixture
-def browser(chromium: object, server: Server) -> Iterator[object]:
+def browser(chromium: WebDriver, server: Server) -> Iterator[WebDriver]:
     """The session's Chromium with no cookie of an earlier test."""
-    from selenium.webdriver.remote.webdriver import WebDriver
-
-    assert isinstance(chromium, WebDriver)
     chromium.get(f"http://127.0.0.1:{server.port}/signin")
     chromium.delete_all_cookies()
     yield chromium

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,16 +13,6 @@ from dash_support import csrf_of, job, root_url, signed_in
 from server_support import Server, gate_command, wait_final, wait_status
 
 pytestmark = pytest.mark.serve
-
-
-@pytest.fixture(autouse=True)
-def cancel_leftovers(server: Server) -> Iterator[None]:
-    """Each test ends the jobs it left running: the module's server is shared."""
-    yield
-    with server.client("root") as root:
-        for item in root.get("/jobs", params={"limit": 500}).json()["items"]:
-            if item["status"] not in ("succeeded", "failed", "cancelled", "lost"):
-                root.post(f"/jobs/{item['id']}/cancel")
 
 
 def test_signed_out_requests_get_the_sign_in_page_never_data(server: Server) -> None:
