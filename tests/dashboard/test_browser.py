@@ -94,7 +94,6 @@ def test_a_printed_line_shows_within_a_second(
     assert seen - printed < 1.0, (
         f"the line reached the page {seen - printed:.2f} s after it was printed"
     )
-    shot(browser, "run")
 
 
 def test_stdout_and_stderr_show_in_the_order_written(browser: WebDriver, server: Server) -> None:
@@ -110,6 +109,7 @@ def test_stdout_and_stderr_show_in_the_order_written(browser: WebDriver, server:
     assert text_of(browser, "#log").split() == ["out-1", "err-1", "out-2", "err-2"]
     errors = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#log .stderr")]
     assert [e.strip() for e in errors] == ["err-1", "err-2"]
+    shot(browser, "run")
 
 
 def test_cancel_a_run_and_see_it_end(browser: WebDriver, server: Server, tmp_path: Path) -> None:

@@ -59,9 +59,9 @@ def test_migrations_create_the_tables_once(url: str) -> None:
     store_for(url)  # a second start finds the schema up to date
     engine = connect(url)
     tables = set(inspect(engine).get_table_names())
-    assert {"jobs", "tokens", "snapshots", "secrets", "alembic_version"} <= tables
+    assert {"jobs", "tokens", "snapshots", "secrets", "web_sessions", "alembic_version"} <= tables
     with engine.connect() as conn:
-        assert conn.scalar(text("select version_num from alembic_version")) == "0005"
+        assert conn.scalar(text("select version_num from alembic_version")) == "0006"
         if engine.dialect.name == "sqlite":
             assert conn.scalar(text("pragma journal_mode")) == "wal"
 
