@@ -142,7 +142,8 @@ def typecheck(session: nox.Session) -> None:
         env={"MYPYPATH": "tests"},
     )
     for folder in TEST_FOLDERS:
-        extra = ":tests/remote" if folder == "tests/dashboard" else ""  # its server_support
+        # The dashboard's tests use tests/remote's server_support and tests/k8s's k8s_support.
+        extra = ":tests/remote:tests/k8s" if folder == "tests/dashboard" else ""
         session.run("mypy", folder, env={"MYPYPATH": f"{folder}:tests{extra}"})
     example = "examples/qwex-nice"  # its tests run in a venv of their own (test_example_plugin)
     session.run("mypy", f"{example}/tests", env={"MYPYPATH": f"{example}/tests:{example}/src"})

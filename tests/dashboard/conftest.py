@@ -8,7 +8,6 @@ other real components (`bash .ci/setup-browser.sh` as root installs it).
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,41 +20,39 @@ from selenium.webdriver.remote.webdriver import WebDriver
 # The server helpers of tests/remote (a real `qwex serve`), shared rather than copied.
 sys.path.insert(0, str(Path(__file__).parents[1] / "remote"))
 
-from server_support import CONFIG, Server, make_server
+from dash_support import started
+from server_support import CONFIG, FINAL, Server, wait_final
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 HOW_TO = "run `bash .ci/setup-browser.sh` as root"
-ROLES = {"alice": "user", "bob": "user", "root": "admin", "vera": "viewer"}
 SLOTS = 2
 """The server's worker runs two jobs at a time: a third one waits in its queue."""
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One started server per module, with alice and bob (users), root (admin) and vera
-    (viewer): its tests use jobs of their own, told apart by their submission ids."""
-    root = tmp_path_factory.mktemp("dash")
-    srv = make_server(
-        root, config=CONFIG.replace("[server]\n", f"[server]\nconcurrency = {SLOTS}\n")
-    )
-    for name, role in ROLES.items():
-        srv.add_token(name, role)
-    srv.start()
-    yield srv
-    assert srv.stop() in (0, -signal.SIGTERM)
-    log = srv.log_path.read_text()
-    assert not [name for name, secret in srv.tokens.items() if secret in log], "a token was logged"
+    """One started server per module (local backend), with alice and bob (users), root
+    (admin) and vera (viewer): its tests use jobs of their own, told apart by their
+    submission ids."""
+    config = CONFIG.replace("[server]\n", f"[server]\nconcurrency = {SLOTS}\n")
+    with started(tmp_path_factory.mktemp("dash"), config) as srv:
+        yield srv
 
 
 @pytest.fixture(autouse=True)
 def cancel_leftovers(server: Server) -> Iterator[None]:
-    """Each test ends the jobs it left running: the module's server is shared."""
+    """Each test ends the jobs it left running (the module's server is shared), and waits
+    for their end: a run that holds a queue's quota holds it for the next test too."""
     yield
     with server.client("root") as root:
+        left = []
         for item in root.get("/jobs", params={"limit": 500}).json()["items"]:
-            if item["status"] not in ("succeeded", "failed", "cancelled", "lost"):
+            if item["status"] not in FINAL:
                 root.post(f"/jobs/{item['id']}/cancel")
+                left.append(item["id"])
+        for job_id in left:
+            wait_final(root, job_id, timeout=120)
 
 
 @pytest.fixture(scope="session")
