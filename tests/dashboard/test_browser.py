@@ -126,6 +126,8 @@ def test_cancel_a_run_and_see_it_end(browser: WebDriver, server: Server, tmp_pat
     until(browser).until(lambda b: b.current_url.endswith(f"/runs/{made['id']}"))
     until(browser, 20).until(lambda b: text_of(b, "#run-status") == "cancelled")
     assert "cancelled by alice" in text_of(browser, "#run-reason")
+    # The history follows without a reload too, with the reason.
+    until(browser).until(lambda b: "cancelled by alice" in text_of(b, "#timeline"))
     assert not browser.find_element(By.ID, "cancel-form").is_displayed()
 
 

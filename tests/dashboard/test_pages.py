@@ -45,6 +45,17 @@ def test_sign_in_gives_a_strict_http_only_cookie_and_a_wrong_token_none(server: 
     assert cookie.startswith("qwex_session=")
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
     assert server.tokens["alice"] not in cookie
+    for elsewhere in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        away = httpx.post(root + "/signin", data={"token": server.tokens["bob"], "next": elsewhere})
+        assert away.headers["location"] == "/", elsewhere  # never sent to another site
+    back = httpx.post(root + "/signin", data={"token": server.tokens["bob"], "next": "/queue"})
+    assert back.headers["location"] == "/queue"
+    foreign = httpx.post(
+        root + "/signin",
+        data={"token": server.tokens["bob"]},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert foreign.status_code == 403 and "set-cookie" not in foreign.headers
     empty = httpx.post(root + "/signin", data={})
     assert empty.status_code == 422 and "Traceback" not in empty.text
 
@@ -53,7 +64,8 @@ def test_every_page_forbids_inline_scripts(server: Server) -> None:
     made = job(server, "alice", "csp-1", ["true"])
     with signed_in(server, "alice") as alice:
         anonymous = httpx.Client(base_url=root_url(server))
-        for path in ("/", "/queue", f"/runs/{made['id']}", "/signin"):
+        pages = ("/", "/queue", f"/runs/{made['id']}", f"/runs/{made['id']}/cancel", "/signin")
+        for path in pages:
             page = (anonymous if path == "/signin" else alice).get(path)
             assert page.status_code == 200, path
             policy = page.headers["content-security-policy"]

@@ -37,7 +37,7 @@ ASSETS = files("qwex_remote.server") / "assets"
 ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 
-def _when(value: datetime | None) -> str:
+def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
 
 
@@ -51,7 +51,7 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-templates.filters["when"] = _when
+templates.filters["when"] = when
 templates.globals["url"] = _url
 templates.globals["version"] = __version__
 

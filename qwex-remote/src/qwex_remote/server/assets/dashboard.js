@@ -42,6 +42,7 @@
     });
     if (one && found[one.dataset.id]) {
       var run = found[one.dataset.id];
+      if (run.status !== one.textContent) refreshTimeline();
       setStatus(one, run.status);
       document.getElementById("run-reason").textContent = run.reason;
       var asked = document.getElementById("run-cancel-requested");
@@ -52,6 +53,34 @@
         if (form) form.hidden = true;
       }
     }
+  }
+
+  // The run's history, drawn again from the server's when its status changed.
+  function refreshTimeline() {
+    var list = document.getElementById("timeline");
+    if (!list || !list.dataset.source) return;
+    fetch(list.dataset.source, { credentials: "same-origin", cache: "no-store" })
+      .then(function (answer) { return answer.ok ? answer.json() : null; })
+      .then(function (steps) {
+        if (!steps) return;
+        var items = steps.map(function (step) {
+          var li = document.createElement("li");
+          var badge = document.createElement("span");
+          setStatus(badge, step.status);
+          var at = document.createElement("time");
+          at.textContent = step.at;
+          li.append(badge, " ", at);
+          if (step.reason) {
+            var why = document.createElement("span");
+            why.className = "reason";
+            why.textContent = step.reason;
+            li.append(" ", why);
+          }
+          return li;
+        });
+        list.replaceChildren.apply(list, items);
+      })
+      .catch(function () {});
   }
 
   // -- the log: both streams, in the order the job wrote them -----------------------------
@@ -173,6 +202,7 @@
       var end = JSON.parse(event.data);
       var one = document.getElementById("run-status");
       if (one) {
+        if (end.status !== one.textContent) refreshTimeline();
         setStatus(one, end.status);
         one.dataset.final = "true";
         document.getElementById("run-reason").textContent = end.reason || "";

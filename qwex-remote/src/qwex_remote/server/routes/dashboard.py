@@ -41,6 +41,14 @@ def run_statuses(
     return JSONResponse(runs.statuses(state, id or []), headers=pages.HEADERS)
 
 
+@router.get("/runs/{job_id}/timeline.json")
+def run_timeline(job_id: JobId, visit: DataVisit, state: State) -> JSONResponse:
+    """The run's history as its page shows it: the page asks again when the status changes."""
+    steps = runs.detail(state, job_id).timeline
+    body = [{"status": s.status, "at": pages.when(s.at), "reason": s.reason} for s in steps]
+    return JSONResponse(body, headers=pages.HEADERS)
+
+
 @router.get("/queue")
 def queue_page(visit: PageVisit, state: State) -> Response:
     return pages.render("queue.html", visit=visit, view=runs.queue(state))
