@@ -153,6 +153,7 @@ def test_the_runs_page_filters_and_pages_in_the_url(server: Server) -> None:
             ["echo", f"flt-{i}"],
             labels={"team": "ml" if i % 2 else "db"},
         )
+    quoted = job(server, "alice", "flt-q", ["sh", "-c", 'echo "say cheese"'])
     last = job(server, "alice", "flt-x", ["echo", "needle-42"], name="needle")
     wait_final(server.client("alice"), last["id"])
     with signed_in(server, "alice") as alice:
@@ -162,6 +163,8 @@ def test_the_runs_page_filters_and_pages_in_the_url(server: Server) -> None:
         text = alice.get("/", params={"q": "needle-42"})
         assert "needle-42" in text.text and "flt-1" not in text.text
         assert 'value="needle-42"' in text.text  # the filter stays in the form
+        said = alice.get("/", params={"q": 'echo "SAY cheese'})  # as typed: quotes, any case
+        assert quoted["id"][-12:] in said.text and "needle-42" not in said.text
         none = alice.get("/", params={"status": "running", "submitter": "bob", "backend": "local"})
         assert "flt-" not in none.text and "No runs" in none.text
         first = alice.get("/", params={"submitter": "bob", "limit": 2})

@@ -11,6 +11,7 @@ run by exactly one worker.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -80,6 +81,11 @@ _INSERT_JOB = insert(Job)
 _TOKEN_BY_HASH = select(Token.name, Token.role, Token.secret_hash, Token.revoked_at).where(
     Token.secret_hash == bindparam("hash")
 )
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern (escape character `\\`) matching any string that contains `text`."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def now() -> datetime:
@@ -367,18 +373,15 @@ class ServerStore:
         if label is not None:
             query = query.where(Job.spec[("labels", label[0])].as_string() == label[1])
         if text:
-            pattern = (
-                "%"
-                + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                + "%"
-            )
-            fields = (
-                Job.id,
-                Job.reason,
-                Job.spec["name"].as_string(),
-                cast(Job.spec["command"], Text),
-            )
-            query = query.where(or_(*(func.lower(f).like(pattern, escape="\\") for f in fields)))
+            plain, quoted = _contains(text.lower()), _contains(json.dumps(text.lower())[1:-1])
+            # The command is matched in its JSON text, where quotes and backslashes are escaped.
+            matches = [
+                func.lower(Job.id).like(plain, escape="\\"),
+                func.lower(Job.reason).like(plain, escape="\\"),
+                func.lower(Job.spec["name"].as_string()).like(plain, escape="\\"),
+                func.lower(cast(Job.spec["command"], Text)).like(quoted, escape="\\"),
+            ]
+            query = query.where(or_(*matches))
         if ids:
             query = query.where(Job.id.in_(ids))
         if statuses:
