@@ -10,7 +10,7 @@ import json
 import os
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ MAX_PAGE = 200
 MAX_POLLED = 200
 """Ids one status poll may ask about (a page's worth)."""
 MAX_WAITING = 500
-"""Waiting jobs the queue page lists (the oldest); it says how many more there are."""
+"""Waiting jobs the queue page lists (those waiting longest); it says so when it is full."""
 RECORD = "run.json"
 MAX_RECORD = 1 << 20
 """A run record larger than this is not read (the job can write its own record's folder)."""
@@ -171,14 +171,14 @@ def row(job: JobInfo) -> RunRow:
 
 def runs(state: ServerState, filters: Filters) -> RunsPage:
     """One page of runs, newest first, as `filters` say."""
-    label = tuple(filters.label.split("=", 1)) if filters.label else None
+    key, _, value = filters.label.partition("=")
     items = state.store.list_jobs(
         statuses=[filters.status] if filters.status else (),
         backend=filters.backend or None,
         submitter=filters.submitter or None,
         before=min(int(filters.cursor), MAX_SEQ) if filters.cursor else None,
         limit=filters.limit + 1,
-        label=label,  # type: ignore[arg-type]
+        label=(key, value) if filters.label else None,
         text=filters.q or None,
     )
     more = len(items) > filters.limit
@@ -226,7 +226,6 @@ class RunDetail:
     labels: dict[str, str]
     queue: str
     has_logs: bool
-    backend_data: dict[str, Any] = field(default_factory=dict)
 
 
 def record(found: Job) -> dict[str, Any]:
@@ -295,7 +294,6 @@ def detail(state: ServerState, job_id: str) -> RunDetail:
         labels={str(k): str(v) for k, v in (spec.get("labels") or {}).items()},
         queue=str(backend_data.get("queue") or ""),
         has_logs=bool(found.stdout_path),
-        backend_data=backend_data,
     )
 
 
@@ -339,11 +337,8 @@ def queue(state: ServerState) -> QueueView:
             )
         else:
             data = record(found).get("backend_data")
-            where = (
-                str((data or {}).get("queue") or found.backend)
-                if isinstance(data, dict)
-                else found.backend
-            )
+            queue_name = data.get("queue") if isinstance(data, dict) else None
+            where = str(queue_name or found.backend)
             why = found.reason or f"started; waiting in {found.backend}"
         group = groups.setdefault((found.backend, where), QueueGroup(found.backend, where, []))
         group.jobs.append(Waiting(row(shown), why, (at - shown.created_at).total_seconds()))
