@@ -210,3 +210,33 @@ def test_a_viewer_cannot_cancel(browser: WebDriver, server: Server, tmp_path: Pa
     assert "cannot cancel" in text_of(browser, "main")
     with server.client("alice") as api:
         assert api.get(f"/jobs/{made['id']}").json()["status"] == "running"
+
+
+def test_the_keyboard_reaches_everything_in_order_with_focus_shown(
+    browser: WebDriver, server: Server
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    job(server, "alice", "b-keys", ["true"])
+    sign_in(browser, server, "alice")
+    reached = []
+    for _ in range(9):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        focused = browser.switch_to.active_element
+        outline = browser.execute_script(
+            "return getComputedStyle(arguments[0]).outlineStyle", focused
+        )
+        assert outline not in ("none", ""), focused.get_attribute("outerHTML")
+        reached.append(focused.get_attribute("id") or focused.text)
+    assert reached == [
+        "Skip to content",
+        "Runs",
+        "Queue",
+        "signout",
+        "f-status",
+        "f-backend",
+        "f-submitter",
+        "f-label",
+        "f-q",
+    ]
