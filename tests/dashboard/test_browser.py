@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dash_support import job, root_url
+from dash_support import job, root_url, signed_in
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
@@ -110,6 +110,22 @@ def test_stdout_and_stderr_show_in_the_order_written(browser: WebDriver, server:
     errors = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#log .stderr")]
     assert [e.strip() for e in errors] == ["err-1", "err-2"]
     shot(browser, "run")
+
+
+def test_a_long_log_shows_its_last_part_and_downloads_whole(
+    browser: WebDriver, server: Server
+) -> None:
+    script = "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo the-end; echo err-end >&2"
+    made = job(server, "alice", "b-long", ["sh", "-c", script])
+    wait_final(server.client("alice"), made["id"])
+    sign_in(browser, server, "alice", f"/runs/{made['id']}")
+    until(browser).until(lambda b: "err-end" in text_of(b, "#log"))
+    shown = browser.execute_script("return document.getElementById('log').textContent")
+    assert shown.endswith("the-end\nerr-end\n") and len(shown) < 300_000
+    assert "the downloads hold all of it" in text_of(browser, "#log-cut")
+    with signed_in(server, "alice") as alice:
+        whole = alice.get(f"/runs/{made['id']}/logs/stdout")
+    assert len(whole.content) == 3_000_000 + len("\nthe-end\n")
 
 
 def test_cancel_a_run_and_see_it_end(browser: WebDriver, server: Server, tmp_path: Path) -> None:

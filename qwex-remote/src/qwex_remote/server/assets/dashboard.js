@@ -93,16 +93,18 @@
   var HOLD_MS = 250;
   var NAMES = { 1: "stdout", 2: "stderr" };
 
-  function Log(pre, status) {
+  var MAX_CHARS = 2000000; // on the page at most: older output leaves it (the downloads keep it)
+
+  function Log(pre, from) {
     this.pre = pre;
-    this.status = status;
+    this.chars = 0;
     this.index = new Uint8Array(0);
     this.records = [];
     this.streams = {};
     ["stdout", "stderr"].forEach(function (name) {
       this.streams[name] = {
-        shown: 0, // bytes of the stream on the page
-        start: 0, // offset of bytes[0]
+        shown: from[name], // bytes of the stream on the page (or skipped)
+        start: from[name], // offset of bytes[0]
         bytes: new Uint8Array(0), // received, not shown yet
         since: 0, // when the oldest of them came
         decoder: new TextDecoder("utf-8"),
@@ -169,6 +171,11 @@
       span.textContent = text;
       this.pre.appendChild(span);
     }
+    this.chars += text.length;
+    while (this.chars > MAX_CHARS && this.pre.firstChild !== this.pre.lastChild) {
+      this.chars -= this.pre.firstChild.textContent.length;
+      this.pre.removeChild(this.pre.firstChild);
+    }
     if (stick) this.pre.scrollTop = this.pre.scrollHeight;
   };
 
@@ -190,9 +197,14 @@
   };
 
   function followLog(pre) {
-    var log = new Log(pre);
+    var from = {
+      stdout: Number(pre.dataset.stdoutFrom || 0),
+      stderr: Number(pre.dataset.stderrFrom || 0),
+    };
+    var log = new Log(pre, from);
     var state = document.getElementById("log-state");
-    var source = new EventSource(pre.dataset.follow + "?index_offset=0");
+    var query = "?index_offset=0&stdout_offset=" + from.stdout + "&stderr_offset=" + from.stderr;
+    var source = new EventSource(pre.dataset.follow + query);
     var timer = window.setInterval(function () { log.drain(false); }, HOLD_MS);
     source.addEventListener("log", function (event) { log.received(JSON.parse(event.data)); });
     source.addEventListener("end", function (event) {

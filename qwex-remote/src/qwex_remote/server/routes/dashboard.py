@@ -105,13 +105,15 @@ async def follow(
     job_id: JobId,
     visit: DataVisit,
     state: State,
+    stdout_offset: Annotated[int, Query(ge=0)] = 0,
+    stderr_offset: Annotated[int, Query(ge=0)] = 0,
     index_offset: Annotated[int, Query(ge=0)] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """The run's log as the API's follow stream sends it, with the write-order index (the
     page's script puts stdout and stderr in the order they were written)."""
     await run_in_threadpool(jobs.job, state, job_id)  # a 404 before the stream starts
-    offsets = parse_event_id(last_event_id) or {"stdout": 0, "stderr": 0}
+    offsets = parse_event_id(last_event_id) or {"stdout": stdout_offset, "stderr": stderr_offset}
     offsets.setdefault("index", index_offset)
     headers = {**pages.HEADERS, "X-Accel-Buffering": "no"}
     return StreamingResponse(

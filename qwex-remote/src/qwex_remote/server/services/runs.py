@@ -16,7 +16,7 @@ from typing import Any
 
 from qwex_core.models import RunStatus
 
-from qwex_remote.server.logfiles import read_range
+from qwex_remote.server.logfiles import log_size, read_range
 from qwex_remote.server.schemas import JobInfo
 from qwex_remote.server.services.jobs import MAX_SEQ, info, job
 from qwex_remote.server.state import ServerState
@@ -30,6 +30,9 @@ MAX_POLLED = 200
 """Ids one status poll may ask about (a page's worth)."""
 MAX_WAITING = 500
 """Waiting jobs the queue page lists (those waiting longest); it says so when it is full."""
+TAIL = 256 << 10
+"""Bytes of each stream a run's page starts from at most: a long log is followed from its
+last part (the whole is a download), so the page never holds gigabytes."""
 RECORD = "run.json"
 MAX_RECORD = 1 << 20
 """A run record larger than this is not read (the job can write its own record's folder)."""
@@ -226,6 +229,8 @@ class RunDetail:
     labels: dict[str, str]
     queue: str
     has_logs: bool
+    starts: dict[str, int]
+    """Where the page starts following each stream (its last `TAIL` bytes)."""
 
 
 def record(found: Job) -> dict[str, Any]:
@@ -294,6 +299,10 @@ def detail(state: ServerState, job_id: str) -> RunDetail:
         labels={str(k): str(v) for k, v in (spec.get("labels") or {}).items()},
         queue=str(backend_data.get("queue") or ""),
         has_logs=bool(found.stdout_path),
+        starts={
+            stream: max(0, log_size(found.job_dir, path) - TAIL)
+            for stream, path in (("stdout", found.stdout_path), ("stderr", found.stderr_path))
+        },
     )
 
 
