@@ -187,6 +187,21 @@ def test_sign_out_and_be_refused(browser: WebDriver, server: Server) -> None:
     assert not browser.find_elements(By.CSS_SELECTOR, "tr.run-row")
 
 
+def test_a_page_says_when_its_session_ended(
+    browser: WebDriver, server: Server, tmp_path: Path
+) -> None:
+    made = job(server, "alice", "b-ended", gate_command(str(tmp_path / "gate"), "a", "b"))
+    with server.client("alice") as api:
+        wait_status(api, made["id"], "running")
+    server.add_token("temp-viewer", "viewer")
+    sign_in(browser, server, "temp-viewer")
+    assert not browser.find_element(By.ID, "signed-out").is_displayed()
+    revoked = server.cli("serve", "token", "revoke", "temp-viewer", *server.db_args())
+    assert revoked.returncode == 0, revoked.stderr
+    until(browser).until(lambda b: b.find_element(By.ID, "signed-out").is_displayed())
+    assert "sign in again" in text_of(browser, "#signed-out")
+
+
 def test_hostile_content_stays_text(browser: WebDriver, server: Server) -> None:
     made = job(
         server,

@@ -21,12 +21,23 @@
     if (!ids.length) return;
     var query = ids.map(function (id) { return "id=" + encodeURIComponent(id); }).join("&");
     fetch("/runs.json?" + query, { credentials: "same-origin", cache: "no-store" })
-      .then(function (answer) { return answer.ok ? answer.json() : null; })
+      .then(function (answer) {
+        if (answer.status === 401) return signedOut();
+        return answer.ok ? answer.json() : null;
+      })
       .then(function (found) {
+        if (found === undefined) return; // signed out: nothing more to ask
         if (found) update(rows, one, found);
         window.setTimeout(pollStatuses, POLL_MS);
       })
       .catch(function () { window.setTimeout(pollStatuses, POLL_MS * 3); });
+  }
+
+  // The session ended (signed out elsewhere, expired, its token revoked): say so, stop asking.
+  function signedOut() {
+    var note = document.getElementById("signed-out");
+    if (note) note.hidden = false;
+    return undefined;
   }
 
   function update(rows, one, found) {
