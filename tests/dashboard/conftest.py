@@ -76,6 +76,7 @@ def chromium() -> Iterator[WebDriver]:
         "--window-size=1280,900",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, read by tests
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_page_load_timeout(20)
     yield driver

@@ -202,6 +202,21 @@ def test_a_page_says_when_its_session_ended(
     assert "sign in again" in text_of(browser, "#signed-out")
 
 
+def test_the_pages_break_none_of_their_own_rules(browser: WebDriver, server: Server) -> None:
+    """The console of every page stays clean: no script, style or request the page's own
+    Content-Security-Policy refuses, no script error (a page would be broken silently)."""
+    made = job(server, "alice", "b-console", ["sh", "-c", "echo out; echo err >&2"])
+    wait_final(server.client("alice"), made["id"])
+    browser.get(root_url(server) + "/signin")
+    sign_in(browser, server, "alice")
+    browser.get_log("browser")  # what came before
+    for path in ("/", "/queue", f"/runs/{made['id']}", f"/runs/{made['id']}/cancel", "/?q=x"):
+        browser.get(root_url(server) + path)
+        time.sleep(1.2)  # a status poll and the log stream have run
+        problems = [e["message"] for e in browser.get_log("browser") if e["level"] != "INFO"]
+        assert not problems, (path, problems)
+
+
 def test_hostile_content_stays_text(browser: WebDriver, server: Server) -> None:
     made = job(
         server,
