@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.remote.webdriver import WebDriver
 
 # The server helpers of tests/remote (a real `qwex serve`), shared rather than copied.
 sys.path.insert(0, str(Path(__file__).parents[1] / "remote"))
@@ -56,7 +55,7 @@ def cancel_leftovers(server: Server) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[WebDriver]:
+def chromium() -> Iterator[webdriver.Chrome]:
     """One headless Chromium for the session (each test signs in afresh: `browser`)."""
     if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
         message = f"no {CHROMIUM} and {CHROMEDRIVER} ({HOW_TO})"
@@ -84,7 +83,7 @@ def chromium() -> Iterator[WebDriver]:
 
 
 @pytest.fixture
-def browser(chromium: WebDriver, server: Server) -> Iterator[WebDriver]:
+def browser(chromium: webdriver.Chrome, server: Server) -> Iterator[webdriver.Chrome]:
     """The session's Chromium with no cookie of an earlier test."""
     chromium.get(f"http://127.0.0.1:{server.port}/signin")
     chromium.delete_all_cookies()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from dash_support import job, root_url, signed_in
+from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
@@ -202,7 +203,7 @@ def test_a_page_says_when_its_session_ended(
     assert "sign in again" in text_of(browser, "#signed-out")
 
 
-def test_the_pages_break_none_of_their_own_rules(browser: WebDriver, server: Server) -> None:
+def test_the_pages_break_none_of_their_own_rules(browser: Chrome, server: Server) -> None:
     """The console of every page stays clean: no script, style or request the page's own
     Content-Security-Policy refuses, no script error (a page would be broken silently)."""
     made = job(server, "alice", "b-console", ["sh", "-c", "echo out; echo err >&2"])
