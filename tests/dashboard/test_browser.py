@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from dash_support import job, root_url, signed_in
@@ -32,6 +34,12 @@ def shot(browser: WebDriver, name: str) -> None:
     if os.environ.get("QWEX_DASHBOARD_SCREENSHOTS"):
         SHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SHOTS / f"dashboard-{name}.png"))
+
+
+def console(browser: Chrome) -> list[dict[str, str]]:
+    """The console's entries since the last call (Chromium's log; Selenium leaves it untyped)."""
+    read = cast(Callable[[str], list[dict[str, str]]], browser.get_log)
+    return read("browser")
 
 
 def until(browser: WebDriver, seconds: float = 10) -> WebDriverWait[WebDriver]:
@@ -210,11 +218,11 @@ def test_the_pages_break_none_of_their_own_rules(browser: Chrome, server: Server
     wait_final(server.client("alice"), made["id"])
     browser.get(root_url(server) + "/signin")
     sign_in(browser, server, "alice")
-    browser.get_log("browser")  # what came before
+    console(browser)  # what came before
     for path in ("/", "/queue", f"/runs/{made['id']}", f"/runs/{made['id']}/cancel", "/?q=x"):
         browser.get(root_url(server) + path)
         time.sleep(1.2)  # a status poll and the log stream have run
-        problems = [e["message"] for e in browser.get_log("browser") if e["level"] != "INFO"]
+        problems = [e["message"] for e in console(browser) if e["level"] != "INFO"]
         assert not problems, (path, problems)
 
 
