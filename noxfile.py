@@ -37,9 +37,11 @@ TEST_DEPS = [
     "kubernetes-validate",
     GENERATOR,
     "schemathesis==4.32.5",  # pinned: its checks and generation change between releases
+    "selenium>=4.20",  # drives Debian's chromium through its chromedriver (tests/dashboard)
 ]
 TEST_FOLDERS = [
     "tests/core",
+    "tests/dashboard",
     "tests/docker",
     "tests/helm",
     "tests/k8s",
@@ -57,7 +59,7 @@ def tests(session: nox.Session) -> None:
 
 UNIT = (
     "not docker and not k8s and not live and not postgres and not users and not serve and not slow"
-    " and not helm"
+    " and not helm and not browser"
 )
 """The tests that need no real component and are quick (pyproject's markers). A test reaching
 a component through its fixture is marked by tests/conftest.py even if its module forgot."""
@@ -158,7 +160,9 @@ def typecheck(session: nox.Session) -> None:
         env={"MYPYPATH": "tests"},
     )
     for folder in TEST_FOLDERS:
-        session.run("mypy", folder, env={"MYPYPATH": f"{folder}:tests"})
+        # The dashboard's tests use tests/remote's server_support and tests/k8s's k8s_support.
+        extra = ":tests/remote:tests/k8s" if folder == "tests/dashboard" else ""
+        session.run("mypy", folder, env={"MYPYPATH": f"{folder}:tests{extra}"})
     example = "examples/qwex-nice"  # its tests run in a venv of their own (test_example_plugin)
     session.run("mypy", f"{example}/tests", env={"MYPYPATH": f"{example}/tests:{example}/src"})
 

@@ -23,6 +23,9 @@ same run, against real `qwex serve` processes on loopback (SQLite, the default d
    `concurrency = 0`), against `curl` of `GET /api/v1/jobs?limit=100` on the same server
    (target: at most 3x): bringing many live runs up to date costs one listing of the
    server's live jobs, not requests per run.
+7. The dashboard's runs page (first page, 50 runs, rendered on the server) with 100,000
+   jobs stored, signed in with a session cookie, against `GET /api/v1/jobs` (the same 50
+   jobs as JSON) on the same server, one request at a time (target: at most 2x).
 
 Run alone (`python benchmarks/remote_bench.py [--repeat N]`) or through
 `nox -s bench -- remote`, which calls `main()`.
@@ -288,6 +291,50 @@ def list_latency(server: Server, repeat: int) -> dict[str, float]:
     items = json.loads(conn.get("/api/v1/jobs")[1])["items"]
     assert len(items) == 50, len(items)
     return {name: statistics.median(values) for name, values in taken.items()}
+
+
+# -- 7. the dashboard's runs page with 100,000 jobs -----------------------------------------
+
+
+def session_cookie(server: Server) -> str:
+    """Sign in on the dashboard's form with the bench token: its session cookie."""
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    body = urlencode({"token": server.token})
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    conn.request("POST", "/signin", body=body, headers=headers)
+    answer = conn.getresponse()
+    answer.read()
+    cookie = answer.getheader("set-cookie") or ""
+    assert answer.status == 303 and cookie.startswith("qwex_session="), answer.status
+    return cookie.split(";", 1)[0]
+
+
+def page_latency(server: Server, repeat: int) -> dict[str, float]:
+    """Median seconds of the runs page and of `GET /api/v1/jobs`, alternated."""
+    api = Connection(server)
+    page = Connection(server)
+    page.headers = {"Cookie": session_cookie(server)}
+
+    def sample(conn: Connection, path: str, marker: bytes) -> Callable[[], float]:
+        def once() -> float:
+            start = time.perf_counter()
+            status, body = conn.get(path)
+            seconds = time.perf_counter() - start
+            assert status == 200 and marker in body, (status, body[:200])
+            return seconds
+
+        return once
+
+    return alternated(
+        {
+            "page": sample(page, "/", b'class="run-row'),
+            "api": sample(api, "/api/v1/jobs", b'"items"'),
+        },
+        repeat,
+        warmup=5,
+    )
 
 
 # -- 3. a printed line until the follower has it ------------------------------------------
@@ -585,6 +632,7 @@ def main(repeat: int = 10) -> list[dict[str, Any]]:
         queue_only.start()
         try:
             listed = list_latency(queue_only, max(30, repeat * 5))
+            page = page_latency(queue_only, max(30, repeat * 5))
             load = submit_rate(queue_only, repeat)
         finally:
             queue_only.stop()
@@ -638,6 +686,15 @@ def main(repeat: int = 10) -> list[dict[str, Any]]:
             "ms": round(listed["list"] * 1000, 2),
             "twin": "GET /api/v1/health",
             "twin_ms": round(listed["health"] * 1000, 2),
+        },
+        {
+            "figure": f"remote: the dashboard's runs page, {STORED_JOBS:,} jobs stored",
+            "value": round(page["page"] / page["api"], 2),
+            "target": 2.0,
+            "unit": "x twin",
+            "ms": round(page["page"] * 1000, 2),
+            "twin": "GET /api/v1/jobs (the same 50 jobs as JSON)",
+            "twin_ms": round(page["api"] * 1000, 2),
         },
         {
             "figure": "remote: a job's line until `qwex logs -f` prints it (median)",

@@ -63,6 +63,7 @@ FIXTURE_MARKERS = {
     "user_root": "users",
     "built_agent": "slow",
     "helm": "helm",
+    "browser": "browser",
 }
 """The fixture through which each real component is reached (or the agent is built), and the
 marker it implies."""

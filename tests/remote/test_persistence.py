@@ -59,9 +59,9 @@ def test_migrations_create_the_tables_once(url: str) -> None:
     store_for(url)  # a second start finds the schema up to date
     engine = connect(url)
     tables = set(inspect(engine).get_table_names())
-    assert {"jobs", "tokens", "snapshots", "secrets", "alembic_version"} <= tables
+    assert {"jobs", "tokens", "snapshots", "secrets", "web_sessions", "alembic_version"} <= tables
     with engine.connect() as conn:
-        assert conn.scalar(text("select version_num from alembic_version")) == "0005"
+        assert conn.scalar(text("select version_num from alembic_version")) == "0006"
         if engine.dialect.name == "sqlite":
             assert conn.scalar(text("pragma journal_mode")) == "wal"
 
@@ -114,6 +114,58 @@ def test_pages_are_newest_first_and_filtered(url: str) -> None:
     assert [j["id"] for j in page1 + page2] == ids[::-1]
     store.update(ids[0], status="succeeded")
     assert [j["id"] for j in store.list_jobs(statuses=["succeeded"])] == [ids[0]]
+
+
+def test_the_dashboards_filters_find_labels_and_text(url: str) -> None:
+    store = store_for(url)
+    specs = [
+        {"command": ["sh", "-c", 'echo "say 100%"'], "labels": {"app.k8s.io/name": "web"}},
+        {"command": ["python", "train_1.py"], "labels": {"team": "ml"}, "name": "Needle"},
+    ]
+    ids = [
+        store.submit(
+            submitter="alice",
+            submission_id=f"f{i}",
+            spec=spec,
+            spec_hash=str(i),
+            backend="local",
+            snapshot=None,
+        )[0].id
+        for i, spec in enumerate(specs)
+    ]
+
+    def found(**filters: object) -> list[str]:
+        return [j["id"] for j in store.list_jobs(**filters)]  # type: ignore[arg-type]
+
+    assert found(label=("app.k8s.io/name", "web")) == [ids[0]]
+    assert found(label=("team", "ml")) == [ids[1]]
+    assert found(label=("team", "db")) == []
+    assert found(text='ECHO "say 100%') == [ids[0]]  # as typed, in any case
+    assert found(text='100%"') == [ids[0]]
+    assert found(text="e_d") == []  # `_` is no wildcard (it would find "needle")
+    assert found(text="needle") == [ids[1]]
+    assert found(text="rain_") == [ids[1]] and found(text="%") == [ids[0]]
+    assert found(ids=[ids[1], "nope"]) == [ids[1]]
+
+
+def test_web_sessions_follow_their_token_and_expire(url: str) -> None:
+    from datetime import timedelta
+
+    from qwex_remote.server.store import now
+
+    store = store_for(url)
+    store.add_token("alice", "user")
+    store.open_session("a" * 64, "alice", now() + timedelta(hours=1))
+    store.open_session("b" * 64, "alice", now() - timedelta(seconds=1))
+    who = store.session_principal("a" * 64)
+    assert who is not None and (who.name, who.role) == ("alice", "user")
+    assert store.session_principal("b" * 64) is None  # expired
+    assert store.session_principal("c" * 64) is None  # never opened
+    store.end_session("a" * 64)
+    assert store.session_principal("a" * 64) is None
+    store.open_session("d" * 64, "alice", now() + timedelta(hours=1))
+    assert store.revoke_token("alice")
+    assert store.session_principal("d" * 64) is None  # the token's revocation ends it
 
 
 def test_tokens_are_stored_hashed_and_revocable(url: str) -> None:

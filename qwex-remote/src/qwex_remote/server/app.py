@@ -22,10 +22,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from qwex_remote import __version__
-from qwex_remote.server import API_VERSION, errors
+from qwex_remote.server import API_VERSION, errors, pages
 from qwex_remote.server.limits import BodyLimit
 from qwex_remote.server.metrics import Metrics, RequestTimer
-from qwex_remote.server.routes import api_router, docs, metrics
+from qwex_remote.server.routes import api_router, assets, dashboard, docs, metrics, sessions
 from qwex_remote.server.settings import ServerSettings
 from qwex_remote.server.state import start
 
@@ -75,6 +75,7 @@ def create_app(
         openapi_url=None,
     )
     errors.install(app)
+    pages.install(app)
     snapshots = f"/api/v{API_VERSION}/snapshots/"
     app.add_middleware(
         BodyLimit,
@@ -86,4 +87,8 @@ def create_app(
     app.include_router(api_router)
     app.include_router(docs.router)
     app.include_router(metrics.router)
+    # The dashboard (server-rendered pages at /), outside the API's spec.
+    app.include_router(sessions.router)
+    app.include_router(dashboard.router)
+    app.include_router(assets.router)
     return app

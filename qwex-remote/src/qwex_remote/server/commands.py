@@ -33,6 +33,7 @@ SERVER_LIBRARIES = (
     "psycopg",
     "cryptography",
     "prometheus_client",
+    "jinja2",
 )
 """What `qwex serve` imports that a client-only install (`pip install qwex-remote`) lacks:
 the `server` extra of qwex-remote brings them."""

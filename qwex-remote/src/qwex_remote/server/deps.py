@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Cookie, Depends, Request
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from qwex_remote.server.errors import ApiError
 from qwex_remote.server.schemas import SHA256
+from qwex_remote.server.services import sessions
 from qwex_remote.server.state import ServerState
 from qwex_remote.server.store import Principal
 from qwex_remote.server.tokens import Role
@@ -86,3 +87,46 @@ State = Annotated[ServerState, Depends(_state)]
 """The running server's state (`state.ServerState`), for the services."""
 JobId = Annotated[str, PathParam(max_length=64, description="the job's id")]
 Sha = Annotated[str, PathParam(pattern=SHA256, description="sha256 of the snapshot (hex)")]
+
+
+async def _visit_or_none(
+    request: Request,
+    qwex_session: Annotated[str | None, Cookie()] = None,
+) -> sessions.Visit | None:
+    store = state_of(request).store
+    if store.is_postgres:
+        return await run_in_threadpool(sessions.visit, state_of(request), qwex_session)
+    return sessions.visit(state_of(request), qwex_session)
+
+
+class SignInFirst(Exception):
+    """A page asked for without a session: the answer is the sign-in page, never data."""
+
+    def __init__(self, then: str) -> None:
+        super().__init__(then)
+        self.then = then
+
+
+async def _page_visit(
+    request: Request, visit: Annotated[sessions.Visit | None, Depends(_visit_or_none)]
+) -> sessions.Visit:
+    if visit is None:
+        then = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInFirst(then)
+    return visit
+
+
+async def _data_visit(
+    visit: Annotated[sessions.Visit | None, Depends(_visit_or_none)],
+) -> sessions.Visit:
+    if visit is None:
+        raise ApiError(401, "unauthorized", "sign in on the dashboard first (/signin)")
+    return visit
+
+
+MaybeVisit = Annotated[sessions.Visit | None, Depends(_visit_or_none)]
+"""The dashboard's signed-in browser, if the request has a valid session cookie."""
+PageVisit = Annotated[sessions.Visit, Depends(_page_visit)]
+"""A dashboard page's visitor: without a session, the sign-in page instead (`SignInFirst`)."""
+DataVisit = Annotated[sessions.Visit, Depends(_data_visit)]
+"""The visitor of the dashboard's JSON and streams: without a session, a 401."""

@@ -11,6 +11,7 @@ run by exactly one worker.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -24,10 +25,13 @@ from sqlalchemy import (
     Engine,
     Select,
     String,
+    Text,
     bindparam,
+    cast,
     delete,
     func,
     insert,
+    or_,
     select,
     type_coerce,
     update,
@@ -37,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qwex_remote.server import tokens
 from qwex_remote.server.db import Outage, watch
-from qwex_remote.server.tables import Job, Secret, Snapshot, Token
+from qwex_remote.server.tables import Job, Secret, Snapshot, Token, WebSession
 
 FINAL = tuple(sorted(FINAL_STATUSES))
 """Core's final statuses, as a sequence for SQL `IN`."""
@@ -77,6 +81,11 @@ _INSERT_JOB = insert(Job)
 _TOKEN_BY_HASH = select(Token.name, Token.role, Token.secret_hash, Token.revoked_at).where(
     Token.secret_hash == bindparam("hash")
 )
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern (escape character `\\`) matching any string that contains `text`."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def now() -> datetime:
@@ -202,6 +211,39 @@ class ServerStore:
             return None
         return Principal(token.name, token.role)
 
+    # -- web sessions (the dashboard's signed-in browsers) -----------------------------
+
+    def open_session(self, secret_hash: str, token_name: str, expires_at: datetime) -> None:
+        """Record a signed-in browser; sessions that expired go at the same time."""
+        with self._writing() as session:
+            session.execute(delete(WebSession).where(WebSession.expires_at < now()))
+            session.add(
+                WebSession(
+                    secret_hash=secret_hash,
+                    token_name=token_name,
+                    created_at=now(),
+                    expires_at=expires_at,
+                )
+            )
+
+    def session_principal(self, secret_hash: str) -> Principal | None:
+        """Who a browser is: its session's token, unless the session expired or the token
+        was revoked since (its role as it is now)."""
+        query = (
+            select(Token.name, Token.role, WebSession.expires_at)
+            .join(WebSession, WebSession.token_name == Token.name)
+            .where(WebSession.secret_hash == secret_hash, Token.revoked_at.is_(None))
+        )
+        with self.engine.connect() as connection:
+            found = connection.execute(query).first()
+        if found is None or (aware(found.expires_at) or now()) <= now():
+            return None
+        return Principal(found.name, found.role)
+
+    def end_session(self, secret_hash: str) -> None:
+        with self._writing() as session:
+            session.execute(delete(WebSession).where(WebSession.secret_hash == secret_hash))
+
     # -- secrets (values encrypted by `secrets`; never returned by a route) ------------
 
     def put_secret(self, name: str, ciphertext: str, *, replace: bool) -> bool:
@@ -318,11 +360,30 @@ class ServerStore:
         submitter: str | None = None,
         before: int | None = None,
         limit: int = 50,
+        label: tuple[str, str] | None = None,
+        text: str | None = None,
+        ids: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """Jobs newest first; `before` is the cursor: the `seq` of the last job seen. What a
         listed job shows (`JobInfo`'s fields, and `seq`; on SQLite the timestamps as text
-        that `JobInfo` parses) as plain dicts, not loaded `Job`s: a third of the time."""
+        that `JobInfo` parses) as plain dicts, not loaded `Job`s: a third of the time.
+        The dashboard also filters by a `label` (key, value), a `text` in the id, name,
+        command or reason (case-insensitive), and `ids`."""
         query = _NEWEST[not self.is_postgres].limit(limit)
+        if label is not None:
+            query = query.where(Job.spec[("labels", label[0])].as_string() == label[1])
+        if text:
+            plain, quoted = _contains(text.lower()), _contains(json.dumps(text.lower())[1:-1])
+            # The command is matched in its JSON text, where quotes and backslashes are escaped.
+            matches = [
+                func.lower(Job.id).like(plain, escape="\\"),
+                func.lower(Job.reason).like(plain, escape="\\"),
+                func.lower(Job.spec["name"].as_string()).like(plain, escape="\\"),
+                func.lower(cast(Job.spec["command"], Text)).like(quoted, escape="\\"),
+            ]
+            query = query.where(or_(*matches))
+        if ids:
+            query = query.where(Job.id.in_(ids))
         if statuses:
             query = query.where(Job.status.in_(statuses))
         if backend:
@@ -335,6 +396,20 @@ class ServerStore:
             result = connection.execute(query)
             keys, rows = list(result.keys()), result.all()
         return [dict(zip(keys, values, strict=True)) for values in rows]
+
+    def waiting(self, limit: int) -> list[Job]:
+        """Jobs not started yet (in the server's queue, or claimed and waiting in their
+        backend's), the longest waiting first."""
+        query = select(Job).where(Job.status.in_(("pending", "queued")), Job.started_at.is_(None))
+        with self.sessions() as session:
+            return list(session.scalars(query.order_by(Job.seq).limit(limit)))
+
+    def running_count(self) -> int:
+        """How many jobs a worker holds (claimed, not final): the slots taken."""
+        query = select(func.count()).select_from(Job)
+        query = query.where(Job.claimed_by.is_not(None), Job.status.not_in(FINAL))
+        with self.engine.connect() as connection:
+            return int(connection.scalar(query) or 0)
 
     def job_counts(self) -> list[tuple[str, str, int]]:
         """How many jobs have each status on each backend: one GROUP BY (for /metrics)."""

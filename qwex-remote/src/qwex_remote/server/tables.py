@@ -85,3 +85,17 @@ class Snapshot(Base):
     size: Mapped[int] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A browser signed in to the dashboard: the sha256 of its cookie's random secret (the
+    cookie itself is never stored), and the token it signed in with, whose role and
+    revocation it follows."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_expires_at", "expires_at"),)
+
+    secret_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

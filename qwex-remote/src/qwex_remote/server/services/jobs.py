@@ -14,6 +14,7 @@ from qwex_remote.server.schemas import JobInfo, JobPage, JobSubmission
 from qwex_remote.server.state import ServerState
 from qwex_remote.server.store import FINAL, Principal, SubmissionConflict, aware
 from qwex_remote.server.tables import Job
+from qwex_remote.server.tokens import Role
 
 MAX_SEQ = (1 << 63) - 1
 """A cursor past it is past every job (and would overflow the database's integer)."""
@@ -155,3 +156,19 @@ def cancel(state: ServerState, job_id: str, who: Principal) -> JobInfo:
     updated = state.store.cancel(job_id, f"cancelled by {who.name}")
     state.wake.set()
     return info(updated or found)
+
+
+def may_cancel(who: Principal, submitter: str) -> bool:
+    """The API's rule, for the dashboard to show or hide its cancel: a user cancels their
+    own jobs, an admin any, a viewer none."""
+    return who.may(Role.USER) and (who.is_admin or who.name == submitter)
+
+
+def refusal(who: Principal, submitter: str) -> str:
+    """Why `who` may not cancel a job of `submitter`."""
+    if not who.may(Role.USER):
+        return (
+            f"{who.name} signed in with a {who.role} token: the viewer role sees runs and "
+            "cannot cancel them"
+        )
+    return f"this job was submitted by {submitter}; only they or an admin may cancel it"

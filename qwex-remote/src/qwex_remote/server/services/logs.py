@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Literal
 
 from prometheus_client import Gauge
@@ -35,6 +35,28 @@ def chunk(
         final=final,
         **chunk_fields(data),
     )
+
+
+DOWNLOAD_PIECE = 1 << 20
+
+
+def download(
+    state: ServerState, job_id: str, stream: Literal["stdout", "stderr"]
+) -> Iterator[bytes]:
+    """The whole of one stream as it is now, a piece at a time (the job may still write):
+    what the dashboard's download of a log sends. The job is looked up first (404)."""
+    found = job(state, job_id)
+    path = file_path(stream, found.stdout_path, found.stderr_path)
+
+    def pieces() -> Iterator[bytes]:
+        offset = 0
+        while True:
+            data, offset, _size = read_range(found.job_dir, path, offset, DOWNLOAD_PIECE)
+            if not data:
+                return
+            yield data
+
+    return pieces()
 
 
 def follow(state: ServerState, job_id: str, offsets: dict[str, int]) -> AsyncIterator[str]:
