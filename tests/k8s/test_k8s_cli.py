@@ -750,3 +750,52 @@ def test_listing_many_live_runs_costs_one_request_per_kind(
     finally:
         for run_id in ids:
             qwex("cancel", run_id, timeout=60)
+
+
+def traced(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The API requests `QWEX_K8S_TRACE=1` printed."""
+    return [line for line in result.stderr.splitlines() if line.startswith("qwex-k8s: ")]
+
+
+def test_status_of_several_live_runs_costs_one_request_per_kind(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """`qwex status A B ...` brings its live runs up to date from one list each of Jobs,
+    pods and Workloads, as `qwex list` does: its requests do not grow with the runs."""
+    ids = [started(qwex, "--", "sleep", "120") for _ in range(4)]
+    try:
+        for run_id in ids:
+            wait_status(qwex, run_id, {"running"})
+
+        def status(*run_ids: str) -> list[str]:
+            result = qwex("status", "--json", *run_ids, env={"QWEX_K8S_TRACE": "1"}, check=True)
+            shown = json.loads(result.stdout)
+            assert [r["id"] for r in shown] == list(run_ids)
+            assert {r["status"] for r in shown} == {"running"}, shown
+            return traced(result)
+
+        two, four = status(*ids[:2]), status(*ids)
+        assert len(four) == len(two) <= 4, "\n".join(four)
+    finally:
+        for run_id in ids:
+            qwex("cancel", run_id, timeout=60)
+
+
+def test_waiting_for_many_runs_asks_for_each_only_at_its_end(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """`qwex wait` of several runs looks at them together, one list per kind a round, not
+    following each in turn (a watch of its Job, pods and Workload and its log stream): what
+    it asks of one run does not grow with how long it waits, and it prints each exit code
+    in the order asked."""
+    ids = [
+        started(qwex, "--", "sh", "-c", f"sleep {s}; exit {code}")
+        for s, code in [(8, 3), (4, 0), (6, 0)]
+    ]
+    result = qwex("wait", *ids, env={"QWEX_K8S_TRACE": "1"}, timeout=180)
+    assert (result.returncode, result.stdout) == (3, "3\n0\n0\n"), result.stderr
+    requests = traced(result)
+    assert not [line for line in requests if "watch=" in line], "\n".join(requests)
+    for run_id in ids:
+        own = [line for line in requests if run_id in line or run_id[:8] in line]
+        assert len(own) <= 6, "\n".join(own)

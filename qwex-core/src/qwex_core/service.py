@@ -302,12 +302,13 @@ class RunService:
                 return run
             self.wait_for_change(run, poll)
 
-    def wait_each(self, run_ids: Sequence[str], round_seconds: float = WAIT_ROUND) -> Iterator[Run]:
+    def wait_each(self, run_ids: Sequence[str], poll: float = 0.05) -> Iterator[Run]:
         """Block until every run is final; yield each final record in the given order, as
         soon as it and those before it have ended. One run is followed as `wait` follows it;
-        several are looked at together (`observe_many`) once per `round_seconds`, so that
-        waiting for many costs one listing a round, not a follower (a watch, a log stream)
-        per run."""
+        several are looked at together (`observe_many`) each round, so that waiting for
+        many costs one listing a round, not a follower (a watch, a log stream) per run. A
+        round lasts `poll` seconds, `WAIT_ROUND` while a backend that lists (`prefetch`)
+        has runs among them."""
         if len(set(run_ids)) == 1:
             final = self.wait(self.observe(run_ids[0]))
             yield from (final for _ in run_ids)
@@ -316,13 +317,25 @@ class RunService:
         told = 0
         while True:
             pending = [i for i in dict.fromkeys(run_ids) if i not in ended]
-            ended.update((run.id, run) for run in self.observe_many(pending) if run.is_final)
+            runs = self.observe_many(pending)
+            ended.update((run.id, run) for run in runs if run.is_final)
             while told < len(run_ids) and run_ids[told] in ended:
                 yield ended[run_ids[told]]
                 told += 1
             if told == len(run_ids):
                 return
-            time.sleep(round_seconds)
+            live = {run.backend for run in runs if not run.is_final}
+            time.sleep(WAIT_ROUND if any(self._lists(b) for b in live) else poll)
+
+    def _lists(self, backend: str) -> bool:
+        """Whether `backend` answers many runs from one listing (`Runner.prefetch`)."""
+        from qwex_core.runners.base import Runner
+
+        try:
+            runner = self.runner(backend)
+        except BackendError:
+            return False
+        return type(runner).prefetch is not Runner.prefetch
 
     def wait_for_change(self, run: Run, seconds: float) -> None:
         """Wait up to `seconds` for `run` to change: its runner may return early (a child

@@ -410,9 +410,13 @@ class KubernetesRunner(ObservedRunner):
         """The run's Job, pods and Workload: from the watch when there is one, else read
         now. None when the API server cannot be reached."""
         now = time.monotonic()
+        watch = self._watches.get(run.id)
+        listed = None if watch is not None else self._from_listing(run)
+        if listed is not None:  # looked at with many others (a listing, `qwex wait` of several)
+            self._listed_look.add(run.id)
+            return listed
         polled = now - self._last_look.get(run.id, -1e9) < WATCH_AFTER
         self._last_look[run.id] = now
-        watch = self._watches.get(run.id)
         if watch is not None or polled:
             watch = self._watch(run)  # (made again when it lacks the Workload's watch)
         self._listed_look.discard(run.id)
@@ -480,10 +484,6 @@ class KubernetesRunner(ObservedRunner):
     def _read_state(self, run: Run) -> State | None:
         from kubernetes.client.exceptions import ApiException
 
-        listed = self._from_listing(run)
-        if listed is not None:
-            self._listed_look.add(run.id)
-            return listed
         data = run.backend_data
         namespace, name = str(data["namespace"]), str(data["job"])
         try:
