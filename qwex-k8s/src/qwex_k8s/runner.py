@@ -33,7 +33,7 @@ from qwex_core.observed import LogBytes, Observation, ObservedRunner
 from qwex_core.ownership import owner_token
 
 from qwex_k8s import logs, manifests, status
-from qwex_k8s.client import Connection, api_message, connect, is_unreachable, rest
+from qwex_k8s.client import Connection, Refused, api_message, connect, is_unreachable, rest
 from qwex_k8s.finalizer import release, release_all
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 from qwex_k8s.visibility import QueuePositions
@@ -175,23 +175,21 @@ class KubernetesRunner(ObservedRunner):
 
     def _check_queue(self, queue: str) -> None:
         """Say clearly when the LocalQueue does not exist, listing the ones that do."""
-        from kubernetes.client.exceptions import ApiException
-
         namespace = self.conn.namespace
         queues = f"/apis/{KUEUE[0]}/{KUEUE[1]}/namespaces/{namespace}/localqueues"
         try:
-            rest(self.conn.api, "GET", f"{queues}/{queue}", timeout=self.k8s.request_timeout)
+            rest(self.conn, "GET", f"{queues}/{queue}", timeout=self.k8s.request_timeout)
             return
-        except ApiException as exc:
+        except Refused as exc:
             if exc.status != 404:
                 raise BackendError(
                     f"cannot check the Kueue LocalQueue {queue!r} in namespace {namespace}: "
                     f"{api_message(exc)}"
                 ) from None
         try:
-            found = rest(self.conn.api, "GET", queues, timeout=self.k8s.request_timeout)
+            found = rest(self.conn, "GET", queues, timeout=self.k8s.request_timeout)
             names = ", ".join(sorted(q["metadata"]["name"] for q in found["items"])) or "none"
-        except ApiException as exc:
+        except Refused as exc:
             names = f"cannot list them: {api_message(exc)}"
         raise SpecError(
             f"no Kueue LocalQueue {queue!r} in namespace {namespace} (LocalQueues there: "
@@ -200,16 +198,14 @@ class KubernetesRunner(ObservedRunner):
 
     def _check_priority(self, name: str) -> None:
         """Kueue creates no Workload for an unknown priority class: the run would wait forever."""
-        from kubernetes.client.exceptions import ApiException
-
         classes = f"/apis/{KUEUE[0]}/{KUEUE[1]}/workloadpriorityclasses"
         try:
-            rest(self.conn.api, "GET", f"{classes}/{name}", timeout=self.k8s.request_timeout)
+            rest(self.conn, "GET", f"{classes}/{name}", timeout=self.k8s.request_timeout)
             return
-        except ApiException as exc:
+        except Refused as exc:
             if exc.status != 404:
                 return  # not allowed to look (a namespaced user): let Kueue judge
-        found = rest(self.conn.api, "GET", classes, timeout=self.k8s.request_timeout)
+        found = rest(self.conn, "GET", classes, timeout=self.k8s.request_timeout)
         names = ", ".join(sorted(c["metadata"]["name"] for c in found["items"])) or "none"
         raise SpecError(
             f"no Kueue WorkloadPriorityClass {name!r} (there are: {names}); fix "
@@ -245,8 +241,6 @@ class KubernetesRunner(ObservedRunner):
     def _create(self, run: Run, snap: Snapshot | None) -> None:
         """Create the snapshot's ConfigMap, the Secret and the Job. The Job's uid goes into
         this `run` (its watch needs it); the record gets it from the first look."""
-        from kubernetes.client.exceptions import ApiException
-
         conn = self.conn
         name = manifests.job_name(run.id)
         snapshot = run.backend_data["snapshot"]
@@ -258,13 +252,13 @@ class KubernetesRunner(ObservedRunner):
             if secret is not None:
                 self._create_secret(run)
             job = rest(
-                conn.api,
+                conn,
                 "POST",
                 f"/apis/batch/v1/namespaces/{conn.namespace}/jobs",
                 body,
                 timeout=self.k8s.request_timeout,
             )
-        except ApiException as exc:
+        except Refused as exc:
             if secret is not None:
                 self._delete_secret(secret, conn.namespace)
             raise BackendError(
@@ -286,17 +280,15 @@ class KubernetesRunner(ObservedRunner):
             manifests.ANNOTATION_OWNER: owner_token(self.store.project_dir) or "",
         }
         path = f"/api/v1/namespaces/{namespace}/secrets"
-        rest(self.conn.api, "POST", path, body, timeout=self.k8s.request_timeout)
+        rest(self.conn, "POST", path, body, timeout=self.k8s.request_timeout)
 
     def _own(self, path: str, name: str, job: dict[str, Any]) -> None:
         """Make the Job the owner of the object at `path`: the cluster deletes it with the Job."""
-        from kubernetes.client.exceptions import ApiException
-
         reference = manifests.owner_reference(name, job["metadata"]["uid"])
         patch = {"metadata": {"ownerReferences": [reference]}}
-        with contextlib.suppress(ApiException, BackendError):  # cleanup deletes it too
+        with contextlib.suppress(Refused, BackendError):  # cleanup deletes it too
             rest(
-                self.conn.api,
+                self.conn,
                 "PATCH",
                 path,
                 patch,
@@ -306,11 +298,9 @@ class KubernetesRunner(ObservedRunner):
 
     def _delete_secret(self, secret: str, namespace: str) -> None:
         """Delete a run's Secret (best effort: it is owned by the Job, which takes it along)."""
-        from kubernetes.client.exceptions import ApiException
-
-        with contextlib.suppress(ApiException, BackendError):
+        with contextlib.suppress(Refused, BackendError):
             rest(
-                self.conn.api,
+                self.conn,
                 "DELETE",
                 f"/api/v1/namespaces/{namespace}/secrets/{secret}",
                 timeout=self.k8s.request_timeout,
@@ -347,29 +337,25 @@ class KubernetesRunner(ObservedRunner):
 
     def _ensure_snapshot(self, snap: Snapshot, namespace: str) -> None:
         """Create the snapshot's ConfigMap unless it exists (same content, same name)."""
-        from kubernetes.client.exceptions import ApiException
-
         body = manifests.snapshot_configmap(snap.sha256, snap.data, namespace)
         try:
             rest(
-                self.conn.api,
+                self.conn,
                 "POST",
                 f"/api/v1/namespaces/{namespace}/configmaps",
                 body,
                 timeout=self.k8s.request_timeout,
             )
-        except ApiException as exc:
+        except Refused as exc:
             if exc.status != 409:
                 raise
 
     def _own_snapshot(self, name: str, job: str, uid: str) -> None:
         """Add the Job to the ConfigMap's owners: it goes with the last Job using it."""
-        from kubernetes.client.exceptions import ApiException
-
         patch = {"metadata": {"ownerReferences": [manifests.owner_reference(job, uid)]}}
-        with contextlib.suppress(ApiException, BackendError):  # best effort: the Job runs
+        with contextlib.suppress(Refused, BackendError):  # best effort: the Job runs
             rest(
-                self.conn.api,
+                self.conn,
                 "PATCH",
                 f"/api/v1/namespaces/{self.conn.namespace}/configmaps/{name}",
                 patch,
@@ -596,7 +582,7 @@ class KubernetesRunner(ObservedRunner):
         if not queue_name or not name:
             return reason
         if self._positions is None:
-            self._positions = QueuePositions(self.conn.api, self.k8s.request_timeout)
+            self._positions = QueuePositions(self.conn, self.k8s.request_timeout)
         where = self._positions.describe(str(run.backend_data["namespace"]), str(queue_name), name)
         return f"{reason} ({where})" if where else reason
 
