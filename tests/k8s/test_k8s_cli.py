@@ -799,3 +799,36 @@ def test_waiting_for_many_runs_asks_for_each_only_at_its_end(
     for run_id in ids:
         own = [line for line in requests if run_id in line]
         assert len(own) <= 6, "\n".join(own)
+
+
+def test_a_detached_run_is_sent_without_importing_the_kubernetes_client(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """`qwex run -d` with a kubeconfig of plain credentials (the test cluster's) sends its
+    requests without the kubernetes client, whose import costs more than they do (issue
+    21): no `kubernetes` module is imported, and the run it sends runs."""
+    result = qwex(
+        "run",
+        "-d",
+        "--no-trunc",
+        "--",
+        "sh",
+        "-c",
+        "echo sent",
+        env={"PYTHONPROFILEIMPORTTIME": "1", "QWEX_K8S_TRACE": "1"},
+        check=True,
+        timeout=120,
+    )
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "qwex_k8s.runner" in imported and "json" in imported, sorted(imported)[:20]
+    assert not {m for m in imported if m.split(".")[0] == "kubernetes"}
+    sent = traced(result)
+    assert any(line.startswith("qwex-k8s: POST https://") and "/jobs" in line for line in sent)
+    assert len(sent) <= 3, "\n".join(sent)
+    run_id = result.stdout.strip()
+    assert wait_status(qwex, run_id, FINAL)["status"] == "succeeded"
+    assert qwex("logs", run_id, check=True).stdout == "sent\n"
