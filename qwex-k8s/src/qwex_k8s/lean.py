@@ -221,3 +221,41 @@ def _load_chain(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
                 fh.write(pem)
             paths.append(path)
         context.load_cert_chain(paths[0], paths[1])
+
+
+TIMES = ("_timestamp", "_time", "_at")
+"""Endings of the fields the client's models hold as datetimes (`creation_timestamp`,
+`last_transition_time`, `started_at`): given as RFC 3339 text in JSON."""
+
+
+class Typed(dict[str, Any]):
+    """An API object as JSON, read as the client's typed model reads: `pod.status.phase`,
+    `pod.metadata.creation_timestamp` (a datetime), None for a field the answer lacks.
+    Keys stay as the API spells them (`labels[...]`, `cond.get("type")`): it is a dict."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        head, *rest = name.split("_")
+        value = self.get(head + "".join(part[:1].upper() + part[1:] for part in rest))
+        if isinstance(value, str) and name.endswith(TIMES):
+            return _when(value)
+        return typed(value)
+
+
+def typed(value: Any) -> Any:
+    """`value` (JSON) with each object in it read as `Typed`."""
+    if isinstance(value, dict) and not isinstance(value, Typed):
+        return Typed(value)
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    return value
+
+
+def _when(text: str) -> Any:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return text

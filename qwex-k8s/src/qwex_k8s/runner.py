@@ -35,6 +35,7 @@ from qwex_core.ownership import owner_token
 from qwex_k8s import logs, manifests, status
 from qwex_k8s.client import Connection, Refused, api_message, connect, is_unreachable, rest
 from qwex_k8s.finalizer import release, release_all
+from qwex_k8s.lean import typed
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 from qwex_k8s.visibility import QueuePositions
 from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
@@ -412,46 +413,40 @@ class KubernetesRunner(ObservedRunner):
 
     def prefetch(self) -> None:
         """One list each of qwex's Jobs, pods and Kueue Workloads in the namespace, for the
-        looks of a listing: its requests do not grow with the number of live runs."""
-        from kubernetes.client.exceptions import ApiException
+        looks of a listing: its requests do not grow with the number of live runs. Read as
+        JSON (`qwex_k8s.lean.Typed`): neither the kubernetes client's import nor its models
+        are needed to bring live runs up to date."""
+        from urllib.parse import quote
 
         namespace = self.conn.namespace
         mine = f"{manifests.MANAGED_BY}=qwex"
+        timeout = self.k8s.request_timeout
+
+        def listed(path: str, selector: str | None = None) -> list[Any]:
+            query = f"?labelSelector={quote(selector, safe='')}" if selector else ""
+            items = rest(self.conn, "GET", path + query, timeout=timeout).get("items") or []
+            return [typed(item) for item in items]
+
         try:
-            batch, core, custom = self._apis()
-            timeout = self.k8s.request_timeout
-            jobs = batch.list_namespaced_job(
-                namespace, label_selector=mine, _request_timeout=timeout
-            )
-            pods = core.list_namespaced_pod(
-                namespace,
-                label_selector=f"{mine},{manifests.LABEL_RUN_ID}",
-                _request_timeout=timeout,
+            jobs = listed(f"/apis/batch/v1/namespaces/{namespace}/jobs", mine)
+            pods = listed(
+                f"/api/v1/namespaces/{namespace}/pods", f"{mine},{manifests.LABEL_RUN_ID}"
             )
             try:
-                workloads = custom.list_namespaced_custom_object(
-                    *KUEUE, namespace, "workloads", _request_timeout=timeout
-                )["items"]
-            except ApiException:
+                workloads = listed(f"/apis/{KUEUE[0]}/{KUEUE[1]}/namespaces/{namespace}/workloads")
+            except Refused:
                 workloads = []  # no Kueue here: queued runs are read one by one
-        except (ApiException, BackendError):
+        except (Refused, BackendError):
             return  # each run is then read on its own
-        except Exception as exc:
-            if is_unreachable(exc):
-                return
-            raise
         by_run: dict[str, list[Any]] = {}
-        for pod in pods.items:
+        for pod in pods:
             by_run.setdefault(pod.metadata.labels[manifests.LABEL_RUN_ID], []).append(pod)
         self._listed = Listing(
             time.monotonic(),
             namespace,
-            {job.metadata.name: job for job in jobs.items},
+            {job.metadata.name: job for job in jobs},
             by_run,
-            {
-                (w["metadata"].get("labels") or {}).get("kueue.x-k8s.io/job-uid", ""): w
-                for w in workloads
-            },
+            {(w.metadata.labels or {}).get("kueue.x-k8s.io/job-uid", ""): w for w in workloads},
         )
 
     def _from_listing(self, run: Run) -> State | None:
