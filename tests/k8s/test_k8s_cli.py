@@ -752,6 +752,15 @@ def test_listing_many_live_runs_costs_one_request_per_kind(
             qwex("cancel", run_id, timeout=60)
 
 
+def imported(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """The modules a command run with `PYTHONPROFILEIMPORTTIME=1` imported."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
 def traced(result: subprocess.CompletedProcess[str]) -> list[str]:
     """The API requests `QWEX_K8S_TRACE=1` printed."""
     return [line for line in result.stderr.splitlines() if line.startswith("qwex-k8s: ")]
@@ -776,6 +785,8 @@ def test_status_of_several_live_runs_costs_one_request_per_kind(
 
         two, four = status(*ids[:2]), status(*ids)
         assert len(four) == len(two) <= 4, "\n".join(four)
+        listed = qwex("list", env={"PYTHONPROFILEIMPORTTIME": "1"}, check=True)
+        assert not [m for m in imported(listed) if m.split(".")[0] == "kubernetes"]
     finally:
         for run_id in ids:
             qwex("cancel", run_id, timeout=60)
@@ -819,13 +830,9 @@ def test_a_detached_run_is_sent_without_importing_the_kubernetes_client(
         check=True,
         timeout=120,
     )
-    imported = {
-        line.rsplit("|", 1)[1].strip()
-        for line in result.stderr.splitlines()
-        if line.startswith("import time:")
-    }
-    assert "qwex_k8s.runner" in imported and "json" in imported, sorted(imported)[:20]
-    assert not {m for m in imported if m.split(".")[0] == "kubernetes"}
+    modules = imported(result)
+    assert "qwex_k8s.runner" in modules and "json" in modules, sorted(modules)[:20]
+    assert not {m for m in modules if m.split(".")[0] == "kubernetes"}
     sent = traced(result)
     assert any(line.startswith("qwex-k8s: POST https://") and "/jobs" in line for line in sent)
     assert len(sent) <= 3, "\n".join(sent)
