@@ -102,8 +102,9 @@ def connect(settings: K8sSettings) -> Connection:
             f"cannot use the kubeconfig {path}: no current-context among its contexts ({names})"
         )
     name = str(chosen["name"])
-    inner = chosen.get("context")
-    namespace = settings.namespace or (inner or {}).get("namespace") or "default"
+    inner: Any = chosen.get("context")
+    given = inner.get("namespace") if isinstance(inner, dict) else None
+    namespace = settings.namespace or str(given or "default")
     lean = from_kubeconfig(data, chosen, Path(path).resolve().parent)
     return Connection(
         namespace, name, lambda: _kubeconfig_api(settings, path, name), _traced(lean, settings)
