@@ -831,7 +831,7 @@ def test_a_detached_run_is_sent_without_importing_the_kubernetes_client(
         timeout=120,
     )
     modules = imported(result)
-    assert "qwex_k8s.runner" in modules and "json" in modules, sorted(modules)[:20]
+    assert "qwex_k8s.client" in modules, sorted(modules)[:20]  # the profile was printed
     assert not {m for m in modules if m.split(".")[0] == "kubernetes"}
     sent = traced(result)
     assert any(line.startswith("qwex-k8s: POST https://") and "/jobs" in line for line in sent)
