@@ -308,10 +308,10 @@ def clean_up(run_ids: list[str], twins: list[str]) -> None:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-    wanted = set(run_ids)
+    names = {f"qwex-{i}" for i in run_ids} | set(twins)
     for _ in range(30):
         pods = core.list_namespaced_pod(NAMESPACE, label_selector="qwex.dev/run-id").items
-        held = [p for p in pods if p.metadata.labels.get("qwex.dev/run-id") in wanted]
+        held = [p for p in pods if p.metadata.labels.get("batch.kubernetes.io/job-name") in names]
         for pod in held:
             if pod.metadata.finalizers:
                 patch = {"metadata": {"finalizers": None}}
