@@ -240,16 +240,17 @@ class KubernetesRunner(ObservedRunner):
         return snap
 
     def _create(self, run: Run, snap: Snapshot | None) -> None:
-        """Create the snapshot's ConfigMap, the Secret and the Job. The Job's uid goes into
-        this `run` (its watch needs it); the record gets it from the first look."""
+        """Create the Secret, the Job, then make the Job an owner of the snapshot's
+        ConfigMap, which is created only when that finds none: an unchanged project costs
+        no upload of its snapshot (the pod's volume waits for a ConfigMap made after it).
+        The Job's uid goes into this `run` (its watch needs it); the record gets it from
+        the first look."""
         conn = self.conn
         name = manifests.job_name(run.id)
         snapshot = run.backend_data["snapshot"]
         body = manifests.job_manifest(run, self.k8s, self._facts(run, snapshot))
         secret = run.backend_data["secret"]
         try:
-            if snap is not None:
-                self._ensure_snapshot(snap, conn.namespace)
             if secret is not None:
                 self._create_secret(run)
             job = rest(
@@ -267,8 +268,8 @@ class KubernetesRunner(ObservedRunner):
                 f"{api_message(exc)}"
             ) from None
         run.backend_data["uid"] = job["metadata"]["uid"]
-        if snapshot is not None:
-            self._own_snapshot(snapshot, name, job["metadata"]["uid"])
+        if snap is not None:
+            self._snapshot_owned(snap, name, job["metadata"]["uid"])
         if secret is not None:
             self._own(f"/api/v1/namespaces/{conn.namespace}/secrets/{secret}", name, job)
 
@@ -336,33 +337,54 @@ class KubernetesRunner(ObservedRunner):
         docs.append(manifests.job_manifest(run, self.k8s, self._facts(run, snapshot)))
         return str(yaml.safe_dump_all(docs, sort_keys=False))
 
-    def _ensure_snapshot(self, snap: Snapshot, namespace: str) -> None:
-        """Create the snapshot's ConfigMap unless it exists (same content, same name)."""
-        body = manifests.snapshot_configmap(snap.sha256, snap.data, namespace)
+    def _snapshot_owned(self, snap: Snapshot, job: str, uid: str) -> None:
+        """Add the Job to the owners of the snapshot's ConfigMap (it goes with the last Job
+        using it), creating it, owned, when there is none. A ConfigMap that cannot be made
+        leaves a Job whose pod would wait for it forever: the Job is deleted, and the run
+        fails with the cluster's words."""
+        namespace = self.conn.namespace
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        name = manifests.snapshot_name(snap.sha256)
+        owner = manifests.owner_reference(job, uid)
+        patch = {"metadata": {"ownerReferences": [owner]}}
+        timeout = self.k8s.request_timeout
+        merge = "application/strategic-merge-patch+json"
         try:
-            rest(
-                self.conn,
-                "POST",
-                f"/api/v1/namespaces/{namespace}/configmaps",
-                body,
-                timeout=self.k8s.request_timeout,
-            )
-        except Refused as exc:
-            if exc.status != 409:
-                raise
-
-    def _own_snapshot(self, name: str, job: str, uid: str) -> None:
-        """Add the Job to the ConfigMap's owners: it goes with the last Job using it."""
-        patch = {"metadata": {"ownerReferences": [manifests.owner_reference(job, uid)]}}
-        with contextlib.suppress(Refused, BackendError):  # best effort: the Job runs
-            rest(
-                self.conn,
-                "PATCH",
-                f"/api/v1/namespaces/{self.conn.namespace}/configmaps/{name}",
-                patch,
-                content_type="application/strategic-merge-patch+json",
-                timeout=self.k8s.request_timeout,
-            )
+            for _ in range(2):  # made by another qwex between the two: own it then
+                try:
+                    rest(
+                        self.conn,
+                        "PATCH",
+                        f"{path}/{name}",
+                        patch,
+                        content_type=merge,
+                        timeout=timeout,
+                    )
+                    return
+                except Refused as exc:
+                    if exc.status != 404:
+                        raise
+                body = manifests.snapshot_configmap(snap.sha256, snap.data, namespace)
+                body["metadata"]["ownerReferences"] = [owner]
+                try:
+                    rest(self.conn, "POST", path, body, timeout=timeout)
+                    return
+                except Refused as exc:
+                    if exc.status != 409:
+                        raise
+        except (Refused, BackendError) as exc:
+            with contextlib.suppress(Refused, BackendError):
+                rest(
+                    self.conn,
+                    "DELETE",
+                    f"/apis/batch/v1/namespaces/{namespace}/jobs/{job}",
+                    {"propagationPolicy": "Background"},
+                    timeout=timeout,
+                )
+            raise BackendError(
+                f"the cluster refused the project's snapshot ConfigMap {name} in namespace "
+                f"{namespace}: {api_message(exc) if isinstance(exc, Refused) else exc}"
+            ) from None
 
     # -- looking at the run ------------------------------------------------------
 
