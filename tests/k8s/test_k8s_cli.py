@@ -176,6 +176,13 @@ def test_queued_behind_a_full_cluster_queue_then_admitted(
         assert int(second[0]) > int(first[0]) and first[2] == second[2] == cluster.local_queue
         shown = qwex("status", behind, check=True).stdout
         assert f"{second[0]} of {second[1]} waiting in LocalQueue" in shown, shown
+        # the same from one listing of the namespace (`qwex list`, status of several)
+        listed = {r["id"]: r for r in runs(qwex)}
+        several = json.loads(qwex("status", "--json", waiting, behind, check=True).stdout)
+        for rec in (listed[behind], several[1]):
+            assert rec["status"] == "queued", rec
+            assert f"{second[0]} of {second[1]} waiting in LocalQueue" in rec["reason"], rec
+        assert listed[blocker]["status"] == "running" and several[0]["status"] == "queued"
         qwex("cancel", behind, check=True, timeout=60)
         qwex("cancel", blocker, check=True, timeout=60)
         rec = wait_status(qwex, waiting, FINAL, timeout=180)
