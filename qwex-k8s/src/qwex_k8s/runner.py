@@ -269,7 +269,11 @@ class KubernetesRunner(ObservedRunner):
             ) from None
         run.backend_data["uid"] = job["metadata"]["uid"]
         if snap is not None:
-            self._snapshot_owned(snap, name, job["metadata"]["uid"])
+            try:
+                self._snapshot_owned(snap, name, job["metadata"]["uid"])
+            except BackendError:
+                self._stuck.add(run.id)  # its pod would wait for the ConfigMap: cleanup deletes it
+                raise
         if secret is not None:
             self._own(f"/api/v1/namespaces/{conn.namespace}/secrets/{secret}", name, job)
 
@@ -339,9 +343,8 @@ class KubernetesRunner(ObservedRunner):
 
     def _snapshot_owned(self, snap: Snapshot, job: str, uid: str) -> None:
         """Add the Job to the owners of the snapshot's ConfigMap (it goes with the last Job
-        using it), creating it, owned, when there is none. A ConfigMap that cannot be made
-        leaves a Job whose pod would wait for it forever: the Job is deleted, and the run
-        fails with the cluster's words."""
+        using it), creating it, owned, when there is none; `BackendError` in the cluster's
+        words when it cannot be made (the run then fails, and its Job is deleted)."""
         namespace = self.conn.namespace
         path = f"/api/v1/namespaces/{namespace}/configmaps"
         name = manifests.snapshot_name(snap.sha256)
@@ -362,8 +365,7 @@ class KubernetesRunner(ObservedRunner):
                     )
                     return
                 except Refused as exc:
-                    if exc.status != 404:
-                        raise
+                    missing = exc.status == 404  # else not allowed to patch: it must exist
                 body = manifests.snapshot_configmap(snap.sha256, snap.data, namespace)
                 body["metadata"]["ownerReferences"] = [owner]
                 try:
@@ -372,18 +374,12 @@ class KubernetesRunner(ObservedRunner):
                 except Refused as exc:
                     if exc.status != 409:
                         raise
-        except (Refused, BackendError) as exc:
-            with contextlib.suppress(Refused, BackendError):
-                rest(
-                    self.conn,
-                    "DELETE",
-                    f"/apis/batch/v1/namespaces/{namespace}/jobs/{job}",
-                    {"propagationPolicy": "Background"},
-                    timeout=timeout,
-                )
+                    if not missing:
+                        return  # there, not owned by this Job: `qwex gc` removes it later
+        except Refused as exc:
             raise BackendError(
                 f"the cluster refused the project's snapshot ConfigMap {name} in namespace "
-                f"{namespace}: {api_message(exc) if isinstance(exc, Refused) else exc}"
+                f"{namespace}: {api_message(exc)}"
             ) from None
 
     # -- looking at the run ------------------------------------------------------
