@@ -824,25 +824,38 @@ def test_a_detached_run_is_sent_without_importing_the_kubernetes_client(
 ) -> None:
     """`qwex run -d` with a kubeconfig of plain credentials (the test cluster's) sends its
     requests without the kubernetes client, whose import costs more than they do (issue
-    21): no `kubernetes` module is imported, and the run it sends runs."""
-    result = qwex(
-        "run",
-        "-d",
-        "--no-trunc",
-        "--",
-        "sh",
-        "-c",
-        "echo sent",
-        env={"PYTHONPROFILEIMPORTTIME": "1", "QWEX_K8S_TRACE": "1"},
-        check=True,
-        timeout=120,
-    )
-    modules = imported(result)
-    assert "qwex_k8s.client" in modules, sorted(modules)[:20]  # the profile was printed
-    assert not {m for m in modules if m.split(".")[0] == "kubernetes"}
-    sent = traced(result)
-    assert any(line.startswith("qwex-k8s: POST https://") and "/jobs" in line for line in sent)
-    assert len(sent) <= 3, "\n".join(sent)
-    run_id = result.stdout.strip()
-    assert wait_status(qwex, run_id, FINAL)["status"] == "succeeded"
-    assert qwex("logs", run_id, check=True).stdout == "sent\n"
+    21): no `kubernetes` module is imported, and the run it sends runs. A new snapshot's
+    ConfigMap is made after the Job (which waits for it); an unchanged project is two
+    requests, the Job and owning the ConfigMap, its snapshot not sent again."""
+    content = f"{os.getpid()}-{time.time()}\n"
+    (k8s_project / "data.txt").write_text(content)
+
+    def submit() -> tuple[str, list[str]]:
+        result = qwex(
+            "run",
+            "-d",
+            "--no-trunc",
+            "--",
+            "cat",
+            "data.txt",
+            env={"PYTHONPROFILEIMPORTTIME": "1", "QWEX_K8S_TRACE": "1"},
+            check=True,
+            timeout=120,
+        )
+        modules = imported(result)
+        assert "qwex_k8s.client" in modules, sorted(modules)[:20]  # the profile was printed
+        assert not {m for m in modules if m.split(".")[0] == "kubernetes"}
+        kinds = []  # `POST jobs`: each request's method and the kind of object it names
+        for line in traced(result):
+            method, url = line.split()[1:3]
+            parts = url.split("?")[0].split("/")
+            kinds.append(f"{method} {parts[parts.index('namespaces') + 2]}")
+        return result.stdout.strip(), kinds
+
+    first, kinds = submit()
+    assert kinds == ["POST jobs", "PATCH configmaps", "POST configmaps"], kinds
+    second, kinds = submit()
+    assert kinds == ["POST jobs", "PATCH configmaps"], kinds
+    for run_id in (first, second):
+        assert wait_status(qwex, run_id, FINAL)["status"] == "succeeded"
+        assert qwex("logs", run_id, check=True).stdout == content
