@@ -8,6 +8,14 @@
 3. From the command's end to `qwex run` returning, in seconds (target < 1 s: watch, not
    poll), with `kubectl wait`'s as the twin: the command prints the wall clock last thing
    (the node is this machine, so the clocks are one).
+4. A detached submit, `qwex run -d -- true`, against `kubectl create -f` of the same Job
+   (issue 21: 100 of them, target <= 1.5x), alternated submit by submit.
+5. `qwex list` with 100 live runs against `kubectl get jobs` (issue 21, target <= 3x):
+   bringing many live runs up to date costs one list per kind, not requests per run.
+
+Figures 4 and 5 use Jobs whose pod no node takes (a node selector nothing matches, a
+`schedule_timeout` of a day): they stay live, pending, without loading the one node with
+100 pods; every Job and pod they make is deleted at the end (qwex's finalizer released).
 
 Samples alternate. The cluster: QWEX_K8S_KUBECONFIG, else the test cluster's kubeconfig;
 namespace QWEX_K8S_NAMESPACE (default qwex-test). Run alone (`python
@@ -29,6 +37,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from sampling import alternated
 
 ROOT = Path(__file__).resolve().parents[1]
 QWEX = str(Path(sys.executable).parent / "qwex")
@@ -245,11 +255,149 @@ def main(repeat: int = 5) -> list[dict[str, Any]]:
                 "twin": "the same to kubectl wait returning",
             }
         )
+    rows += many_runs()
+    return rows
+
+
+MANY = 100
+"""Live runs of figure 5, submits of figure 4."""
+NOWHERE = {"qwex.dev/bench": "nowhere"}
+"""A node selector no node matches: the Job's pod stays pending, the run live."""
+
+
+def pending_project(where: Path) -> Path:
+    """A project whose runs stay live and pending (see `NOWHERE`)."""
+    project(where)
+    (where / "qwex.toml").write_text(
+        (where / "qwex.toml").read_text()
+        + "schedule_timeout = 86400\n"
+        + "node_selector = { "
+        + ", ".join(f'"{k}" = "{v}"' for k, v in NOWHERE.items())
+        + " }\n"
+    )
+    return where
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, env=ENV, capture_output=True)
+    return time.perf_counter() - start
+
+
+def live_runs(cwd: Path) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [QWEX, "list", "--json"], cwd=cwd, capture_output=True, text=True, check=True, env=ENV
+    )
+    return [r for r in json.loads(out.stdout) if r["status"] not in FINAL]
+
+
+FINAL = {"succeeded", "failed", "cancelled", "lost"}
+
+
+def clean_up(run_ids: list[str], twins: list[str]) -> None:
+    """Delete the Jobs of `run_ids` and the `twins`, and release qwex's finalizer from their
+    pods (pending, never started: nothing of them to keep)."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    api = config.new_client_from_config(KUBECONFIG)
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    for name in [f"qwex-{i}" for i in run_ids] + twins:
+        try:
+            batch.delete_namespaced_job(name, NAMESPACE, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    names = {f"qwex-{i}" for i in run_ids} | set(twins)
+    for _ in range(30):
+        pods = core.list_namespaced_pod(NAMESPACE, label_selector="qwex.dev/run-id").items
+        held = [p for p in pods if p.metadata.labels.get("batch.kubernetes.io/job-name") in names]
+        for pod in held:
+            if pod.metadata.finalizers:
+                patch = {"metadata": {"finalizers": None}}
+                try:
+                    core.patch_namespaced_pod(pod.metadata.name, NAMESPACE, patch)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+        if not held:
+            return
+        time.sleep(1)
+
+
+def many_runs(repeat: int = MANY) -> list[dict[str, Any]]:
+    """Figures 4 and 5: `repeat` detached submits, each alternated with a `kubectl create
+    -f` of the same Job; then `qwex list` with the live runs they left, alternated with
+    `kubectl get jobs`."""
+    rows: list[dict[str, Any]] = []
+    twins: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="qwex-k8s-bench-") as tmp:
+        cwd = pending_project(Path(tmp) / "project")
+        submit = [QWEX, "run", "-d", "--", "true"]
+        try:
+            timed(submit, cwd)  # the snapshot ConfigMap exists from now on
+            manifest = twin_manifest(cwd, ["true"], BUSYBOX)
+            manifest["spec"]["template"]["spec"]["nodeSelector"] = dict(NOWHERE)
+            folder = Path(tmp) / "twins"
+            folder.mkdir()
+
+            def kubectl_create() -> float:
+                job = json.loads(json.dumps(manifest))
+                job["metadata"]["name"] = f"{manifest['metadata']['name'][:20]}-{len(twins)}"
+                path = folder / f"{len(twins)}.json"
+                path.write_text(json.dumps(job))
+                twins.append(job["metadata"]["name"])
+                return timed([*KUBECTL, "create", "-f", str(path)], cwd)
+
+            got = alternated(
+                {"qwex": lambda: timed(submit, cwd), "kubectl": kubectl_create}, repeat
+            )
+            q, k = got["qwex"], got["kubectl"]
+            rows.append(
+                {
+                    "figure": f"k8s: {repeat} x qwex run -d -- true vs kubectl create -f",
+                    "value": round(q / k, 2),
+                    "target": 1.5,
+                    "unit": "x twin",
+                    "ms": round(q * 1000, 1),
+                    "twin_ms": round(k * 1000, 1),
+                    "twin": "kubectl create -f job.json of the same Job (per submit, median)",
+                }
+            )
+            clean_up([], twins)
+            live = live_runs(cwd)
+            got = alternated(
+                {
+                    "qwex": lambda: timed([QWEX, "list"], cwd),
+                    "kubectl": lambda: timed([*KUBECTL, "get", "jobs"], cwd),
+                },
+                max(5, repeat // 10),
+            )
+            q, k = got["qwex"], got["kubectl"]
+            rows.append(
+                {
+                    "figure": f"k8s: qwex list, {len(live)} live runs, vs kubectl get jobs",
+                    "value": round(q / k, 2),
+                    "target": 3.0,
+                    "unit": "x twin",
+                    "ms": round(q * 1000, 1),
+                    "twin_ms": round(k * 1000, 1),
+                    "twin": "kubectl get jobs (the namespace)",
+                }
+            )
+        finally:
+            records = Path(cwd / ".qwex" / "runs")
+            ids = [p.name for p in records.iterdir()] if records.is_dir() else []
+            clean_up(ids, twins)
     return rows
 
 
 if __name__ == "__main__":
     count = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 5
+    if "--many" in sys.argv:
+        for row in many_runs(count):
+            print(json.dumps(row))
+        raise SystemExit(0)
     results = main(count)
     for row in results:
         print(json.dumps(row))

@@ -176,6 +176,13 @@ def test_queued_behind_a_full_cluster_queue_then_admitted(
         assert int(second[0]) > int(first[0]) and first[2] == second[2] == cluster.local_queue
         shown = qwex("status", behind, check=True).stdout
         assert f"{second[0]} of {second[1]} waiting in LocalQueue" in shown, shown
+        # the same from one listing of the namespace (`qwex list`, status of several)
+        listed = {r["id"]: r for r in runs(qwex)}
+        several = json.loads(qwex("status", "--json", waiting, behind, check=True).stdout)
+        for rec in (listed[behind], several[1]):
+            assert rec["status"] == "queued", rec
+            assert f"{second[0]} of {second[1]} waiting in LocalQueue" in rec["reason"], rec
+        assert listed[blocker]["status"] == "running" and several[0]["status"] == "queued"
         qwex("cancel", behind, check=True, timeout=60)
         qwex("cancel", blocker, check=True, timeout=60)
         rec = wait_status(qwex, waiting, FINAL, timeout=180)
@@ -750,3 +757,105 @@ def test_listing_many_live_runs_costs_one_request_per_kind(
     finally:
         for run_id in ids:
             qwex("cancel", run_id, timeout=60)
+
+
+def imported(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """The modules a command run with `PYTHONPROFILEIMPORTTIME=1` imported."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+def traced(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The API requests `QWEX_K8S_TRACE=1` printed."""
+    return [line for line in result.stderr.splitlines() if line.startswith("qwex-k8s: ")]
+
+
+def test_status_of_several_live_runs_costs_one_request_per_kind(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """`qwex status A B ...` brings its live runs up to date from one list each of Jobs,
+    pods and Workloads, as `qwex list` does: its requests do not grow with the runs."""
+    ids = [started(qwex, "--", "sleep", "120") for _ in range(4)]
+    try:
+        for run_id in ids:
+            wait_status(qwex, run_id, {"running"})
+
+        def status(*run_ids: str) -> list[str]:
+            result = qwex("status", "--json", *run_ids, env={"QWEX_K8S_TRACE": "1"}, check=True)
+            shown = json.loads(result.stdout)
+            assert [r["id"] for r in shown] == list(run_ids)
+            assert {r["status"] for r in shown} == {"running"}, shown
+            return traced(result)
+
+        two, four = status(*ids[:2]), status(*ids)
+        assert len(four) == len(two) <= 4, "\n".join(four)
+        listed = qwex("list", env={"PYTHONPROFILEIMPORTTIME": "1"}, check=True)
+        assert not [m for m in imported(listed) if m.split(".")[0] == "kubernetes"]
+    finally:
+        for run_id in ids:
+            qwex("cancel", run_id, timeout=60)
+
+
+def test_waiting_for_many_runs_asks_for_each_only_at_its_end(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """`qwex wait` of several runs looks at them together, one list per kind a round, not
+    following each in turn (a watch of its Job, pods and Workload and its log stream): what
+    it asks of one run does not grow with how long it waits, and it prints each exit code
+    in the order asked."""
+    ids = [
+        started(qwex, "--", "sh", "-c", f"sleep {s}; exit {code}")
+        for s, code in [(8, 3), (4, 0), (6, 0)]
+    ]
+    result = qwex("wait", *ids, env={"QWEX_K8S_TRACE": "1"}, timeout=180)
+    assert (result.returncode, result.stdout) == (3, "3\n0\n0\n"), result.stderr
+    requests = traced(result)
+    assert not [line for line in requests if "watch=" in line], "\n".join(requests)
+    for run_id in ids:
+        own = [line for line in requests if run_id in line]
+        assert len(own) <= 6, "\n".join(own)
+
+
+def test_a_detached_run_is_sent_without_importing_the_kubernetes_client(
+    k8s_project: Path, qwex: Qwex, cluster: Cluster
+) -> None:
+    """`qwex run -d` with a kubeconfig of plain credentials (the test cluster's) sends its
+    requests without the kubernetes client, whose import costs more than they do (issue
+    21): no `kubernetes` module is imported, and the run it sends runs. A new snapshot's
+    ConfigMap is made after the Job (which waits for it); an unchanged project is two
+    requests, the Job and owning the ConfigMap, its snapshot not sent again."""
+    content = f"{os.getpid()}-{time.time()}\n"
+    (k8s_project / "data.txt").write_text(content)
+
+    def submit() -> tuple[str, list[str]]:
+        result = qwex(
+            "run",
+            "-d",
+            "--no-trunc",
+            "--",
+            "cat",
+            "data.txt",
+            env={"PYTHONPROFILEIMPORTTIME": "1", "QWEX_K8S_TRACE": "1"},
+            check=True,
+            timeout=120,
+        )
+        modules = imported(result)
+        assert "qwex_k8s.client" in modules, sorted(modules)[:20]  # the profile was printed
+        assert not {m for m in modules if m.split(".")[0] == "kubernetes"}
+        kinds = []  # `POST jobs`: each request's method and the kind of object it names
+        for line in traced(result):
+            method, url = line.split()[1:3]
+            parts = url.split("?")[0].split("/")
+            kinds.append(f"{method} {parts[parts.index('namespaces') + 2]}")
+        return result.stdout.strip(), kinds
+
+    first, kinds = submit()
+    assert kinds == ["POST jobs", "PATCH configmaps", "POST configmaps"], kinds
+    second, kinds = submit()
+    assert kinds == ["POST jobs", "PATCH configmaps"], kinds
+    for run_id in (first, second):
+        assert wait_status(qwex, run_id, FINAL)["status"] == "succeeded"
+        assert qwex("logs", run_id, check=True).stdout == content

@@ -488,3 +488,67 @@ def test_listing_many_live_remote_runs_costs_one_page_of_jobs(
     finally:
         for run_id in ids:
             qwex(project, "cancel", run_id, token=token)
+
+
+def _detached(project: Path, token: str, *command: str) -> str:
+    result = qwex(project, "run", "-d", "--no-trunc", "-b", "remote", "--", *command, token=token)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _traced(result: subprocess.CompletedProcess[str]) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("qwex-remote: ")]
+
+
+def test_status_of_several_live_remote_runs_costs_one_page_of_jobs(
+    project: Path, server: Server
+) -> None:
+    """`qwex status A B ...` brings its live runs up to date from one `GET /jobs`, as `qwex
+    list` does: its requests do not grow with the number of runs asked for."""
+    token = server.tokens["alice"]
+    ids = [_detached(project, token, "sleep", "120") for _ in range(4)]
+    try:
+
+        def status(*run_ids: str) -> tuple[list[dict[str, object]], list[str]]:
+            result = qwex(project, "status", "--json", *run_ids, token=token, QWEX_REMOTE_TRACE="1")
+            shown = json.loads(result.stdout)
+            return shown, _traced(result)
+
+        two, two_requests = status(*ids[:2])
+        four, four_requests = status(*ids)
+        assert [r["id"] for r in two] == ids[:2] and [r["id"] for r in four] == ids
+        assert {r["status"] for r in four} <= {"pending", "queued", "running"}, four
+        assert len(four_requests) == len(two_requests) <= 2, "\n".join(four_requests)
+        plain = qwex(project, "status", *ids[:2], token=token)
+        assert plain.returncode == 0, plain.stderr
+        blocks = plain.stdout.split("\n\n")
+        assert [b.splitlines()[0].split()[-1] for b in blocks] == ids[:2], plain.stdout
+    finally:
+        for run_id in ids:
+            qwex(project, "cancel", run_id, token=token)
+
+
+def test_waiting_for_many_remote_runs_asks_for_each_only_at_its_end(
+    project: Path, server: Server
+) -> None:
+    """`qwex wait` of several runs looks at them together, one `GET /jobs` a round, not
+    following each in turn (a follow stream and a look every half second per run): what
+    it asks of one job does not grow with how long it waits, and it prints each exit code
+    in the order asked."""
+    token = server.tokens["alice"]
+    ids = [
+        _detached(project, token, "sh", "-c", f"sleep {s}; exit {c}")
+        for s, c in [(6, 3), (4, 0), (5, 0)]
+    ]
+    result = qwex(project, "wait", *ids, token=token, timeout=120, QWEX_REMOTE_TRACE="1")
+    assert (result.returncode, result.stdout) == (3, "3\n0\n0\n"), result.stderr
+    requests = [line for line in result.stderr.splitlines() if line.startswith("qwex-remote: ")]
+    for run_id in ids:
+        job_id = json.loads(qwex(project, "status", "--json", run_id, token=token).stdout)[
+            "backend_data"
+        ]["job_id"]
+        own = [line for line in requests if f"/jobs/{job_id}" in line]
+        assert len(own) <= 6, "\n".join(own)
+    listings = [line for line in requests if "/jobs?" in line]
+    assert 2 <= len(listings) <= 12, "\n".join(requests)

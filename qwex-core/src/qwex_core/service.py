@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from qwex_core.models import JobSpec, Run
     from qwex_core.run_view import RunView
     from qwex_core.runners.base import Runner
+
+WAIT_ROUND = 1.0
+"""Seconds between two looks at the runs `qwex wait` of several waits for (one listing each)."""
 
 
 class RunService:
@@ -117,7 +121,22 @@ class RunService:
 
     def observe(self, run_id: str) -> Run:
         """Read a run as it is now; the first process to see it final tells the plugins."""
-        run = self.refresh(self.store.load(run_id))
+        return self._observed(self.store.load(run_id))
+
+    def observe_many(self, run_ids: Sequence[str]) -> list[Run]:
+        """Several runs as they are now, each as `observe` reads it, in the given order. A
+        backend with more than one of them live is asked once for all (`Runner.prefetch`)
+        first, so that bringing them up to date costs what one listing costs, not requests
+        per run (`qwex status A B ...`, each round of `qwex wait` of several)."""
+        runs = [self.store.load(run_id) for run_id in run_ids]
+        live = Counter(run.backend for run in runs if not run.is_final)
+        for backend, count in live.items():
+            if count > 1:
+                self._prefetch(backend)
+        return [self._observed(run) for run in runs]
+
+    def _observed(self, run: Run) -> Run:
+        run = self.refresh(run)
         return self.notify_final(run) if run.is_final else run
 
     def final_view(self, run_id: str) -> RunView | None:
@@ -282,6 +301,41 @@ class RunService:
             if run.is_final or (deadline is not None and time.monotonic() >= deadline):
                 return run
             self.wait_for_change(run, poll)
+
+    def wait_each(self, run_ids: Sequence[str], poll: float = 0.05) -> Iterator[Run]:
+        """Block until every run is final; yield each final record in the given order, as
+        soon as it and those before it have ended. One run is followed as `wait` follows it;
+        several are looked at together (`observe_many`) each round, so that waiting for
+        many costs one listing a round, not a follower (a watch, a log stream) per run. A
+        round lasts `poll` seconds, `WAIT_ROUND` while a backend that lists (`prefetch`)
+        has runs among them."""
+        if len(set(run_ids)) == 1:
+            final = self.wait(self.observe(run_ids[0]))
+            yield from (final for _ in run_ids)
+            return
+        ended: dict[str, Run] = {}
+        told = 0
+        while True:
+            pending = [i for i in dict.fromkeys(run_ids) if i not in ended]
+            runs = self.observe_many(pending)
+            ended.update((run.id, run) for run in runs if run.is_final)
+            while told < len(run_ids) and run_ids[told] in ended:
+                yield ended[run_ids[told]]
+                told += 1
+            if told == len(run_ids):
+                return
+            live = {run.backend for run in runs if not run.is_final}
+            time.sleep(WAIT_ROUND if any(self._lists(b) for b in live) else poll)
+
+    def _lists(self, backend: str) -> bool:
+        """Whether `backend` answers many runs from one listing (`Runner.prefetch`)."""
+        from qwex_core.runners.base import Runner
+
+        try:
+            runner = self.runner(backend)
+        except BackendError:
+            return False
+        return type(runner).prefetch is not Runner.prefetch
 
     def wait_for_change(self, run: Run, seconds: float) -> None:
         """Wait up to `seconds` for `run` to change: its runner may return early (a child

@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qwex_core.errors import BackendError
+
+from qwex_k8s.lean import Lean, Refused, from_kubeconfig, in_cluster
+
+__all__ = ["Connection", "Refused", "api_message", "connect", "is_unreachable", "rest"]
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -27,12 +32,29 @@ class ClusterUnavailable(BackendError):
     """No cluster is configured, or it does not answer."""
 
 
-@dataclass
 class Connection:
-    api: client.ApiClient
-    namespace: str
-    context: str
-    """The kubeconfig context, or `in-cluster`."""
+    """The cluster: its namespace and context, `lean` requests when the kubeconfig allows
+    them (`qwex_k8s.lean`), and the kubernetes client's `api`, made on first use."""
+
+    def __init__(
+        self,
+        namespace: str,
+        context: str,
+        make_api: Callable[[], client.ApiClient],
+        lean: Lean | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.context = context
+        """The kubeconfig context, or `in-cluster`."""
+        self.lean = lean
+        self._make_api = make_api
+        self._api: client.ApiClient | None = None
+
+    @property
+    def api(self) -> client.ApiClient:
+        if self._api is None:
+            self._api = self._make_api()
+        return self._api
 
 
 def kubeconfig_file(settings: K8sSettings) -> str | None:
@@ -47,20 +69,15 @@ def kubeconfig_file(settings: K8sSettings) -> str | None:
 
 
 def connect(settings: K8sSettings) -> Connection:
-    """A client for the configured cluster, or `ClusterUnavailable` saying what to do."""
-    from kubernetes import client
-    from kubernetes.config.config_exception import ConfigException
-
-    config: Any = _config_module()  # untyped in the client
+    """A client for the configured cluster, or `ClusterUnavailable` saying what to do. The
+    kubernetes client is imported when `api` is first used (see `qwex_k8s.lean`)."""
     path = kubeconfig_file(settings)
-    configuration = client.Configuration()
-    if path is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-        except ConfigException as exc:
-            raise ClusterUnavailable(f"cannot use the in-cluster service account: {exc}") from None
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    if path is None and host:
         namespace = settings.namespace or _read(SERVICE_ACCOUNT / "namespace") or "default"
-        return Connection(_client(configuration, settings.trace), namespace, "in-cluster")
+        port = os.environ.get("KUBERNETES_SERVICE_PORT") or "443"
+        lean = _traced(in_cluster(host, port, SERVICE_ACCOUNT), settings)
+        return Connection(namespace, "in-cluster", lambda: _in_cluster_api(settings), lean)
     if path is None:
         raise ClusterUnavailable(
             "no Kubernetes cluster configured: set [tool.qwex.k8s] kubeconfig (or KUBECONFIG), "
@@ -70,27 +87,79 @@ def connect(settings: K8sSettings) -> Connection:
         raise ClusterUnavailable(
             f"the kubeconfig {path} does not exist ([tool.qwex.k8s] kubeconfig)"
         )
-    try:
-        contexts, active = config.list_kube_config_contexts(config_file=path)
-        chosen = active
+    data = _kubeconfig(path)
+    contexts = [c for c in data.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
+    wanted = settings.context or data.get("current-context")
+    chosen = next((c for c in contexts if c["name"] == wanted), None)
+    if chosen is None:
+        names = ", ".join(str(c["name"]) for c in contexts) or "none"
         if settings.context:
-            chosen = next((c for c in contexts if c["name"] == settings.context), None)
-            if chosen is None:
-                names = ", ".join(c["name"] for c in contexts) or "none"
-                raise ClusterUnavailable(
-                    f"no context {settings.context!r} in {path} (contexts: {names}); fix "
-                    "[tool.qwex.k8s] context"
-                )
+            raise ClusterUnavailable(
+                f"no context {settings.context!r} in {path} (contexts: {names}); fix "
+                "[tool.qwex.k8s] context"
+            )
+        raise ClusterUnavailable(
+            f"cannot use the kubeconfig {path}: no current-context among its contexts ({names})"
+        )
+    name = str(chosen["name"])
+    inner: Any = chosen.get("context")
+    given = inner.get("namespace") if isinstance(inner, dict) else None
+    namespace = settings.namespace or str(given or "default")
+    lean = from_kubeconfig(data, chosen, Path(path).resolve().parent)
+    return Connection(
+        namespace, name, lambda: _kubeconfig_api(settings, path, name), _traced(lean, settings)
+    )
+
+
+def _kubeconfig(path: str) -> dict[str, Any]:
+    """The kubeconfig as data; `ClusterUnavailable` when it is not YAML of a mapping."""
+    import yaml
+
+    try:
+        with open(path) as fh:
+            data = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ClusterUnavailable(f"cannot use the kubeconfig {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ClusterUnavailable(f"cannot use the kubeconfig {path}: not a kubeconfig")
+    return data
+
+
+def _traced(lean: Lean | None, settings: K8sSettings) -> Lean | None:
+    if lean is not None:
+        lean.trace = settings.trace
+    return lean
+
+
+def _kubeconfig_api(settings: K8sSettings, path: str, context: str) -> client.ApiClient:
+    from kubernetes import client
+    from kubernetes.config.config_exception import ConfigException
+
+    config: Any = _config_module()  # untyped in the client
+    configuration = client.Configuration()
+    try:
         config.load_kube_config(
             config_file=path,
-            context=chosen["name"],
+            context=context,
             client_configuration=configuration,
             persist_config=False,
         )
     except (ConfigException, OSError, ValueError, TypeError) as exc:
         raise ClusterUnavailable(f"cannot use the kubeconfig {path}: {exc}") from None
-    namespace = settings.namespace or chosen.get("context", {}).get("namespace") or "default"
-    return Connection(_client(configuration, settings.trace), namespace, str(chosen["name"]))
+    return _client(configuration, settings.trace)
+
+
+def _in_cluster_api(settings: K8sSettings) -> client.ApiClient:
+    from kubernetes import client
+    from kubernetes.config.config_exception import ConfigException
+
+    config: Any = _config_module()
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except ConfigException as exc:
+        raise ClusterUnavailable(f"cannot use the in-cluster service account: {exc}") from None
+    return _client(configuration, settings.trace)
 
 
 def _config_module() -> Any:
@@ -145,7 +214,7 @@ def is_unreachable(exc: BaseException) -> bool:
 
 
 def rest(
-    api: Any,
+    conn: Connection,
     method: str,
     path: str,
     body: Any = None,
@@ -153,13 +222,20 @@ def rest(
     content_type: str = "application/json",
     timeout: float | None = None,
 ) -> dict[str, Any]:
-    """One API request through `api` (its auth, TLS and tracing), the answer as a dict.
+    """One API request to `conn`'s cluster, the answer as a dict.
 
-    For the few calls `qwex run` makes before the Job exists: the client's typed API
-    classes (CoreV1Api, BatchV1Api) take a second or more to import, on every run.
-    An answer saying no is an `ApiException`; no answer at all is a `BackendError`."""
-    from kubernetes.client.exceptions import ApiException
-
+    For the calls `qwex run` makes before the Job exists: over `conn.lean` when the
+    kubeconfig allows (no kubernetes client imported at all), else through the client's
+    `ApiClient` (its auth, TLS and tracing), never its typed API classes. An answer saying
+    no is a `Refused`; no answer at all is a `BackendError`."""
+    if conn.lean is not None:
+        try:
+            return conn.lean.request(method, path, body, content_type=content_type, timeout=timeout)
+        except Refused:
+            raise
+        except (OSError, HTTPException) as exc:
+            raise BackendError(f"the Kubernetes API server does not answer: {exc}") from None
+    api: Any = conn.api  # untyped calls below
     params = api.param_serialize(
         method=method,
         resource_path=path,
@@ -175,9 +251,8 @@ def rest(
             raise BackendError(f"the Kubernetes API server does not answer: {exc}") from None
         raise
     data = response.data or b""
+    text = data.decode("utf-8", "replace")
     if not 200 <= response.status <= 299:
-        raise ApiException.from_response(
-            http_resp=response, body=data.decode("utf-8", "replace"), data=None
-        )
+        raise Refused(response.status, str(response.reason), text)
     out: dict[str, Any] = json.loads(data) if data else {}
     return out

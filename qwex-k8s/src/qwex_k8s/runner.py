@@ -33,8 +33,9 @@ from qwex_core.observed import LogBytes, Observation, ObservedRunner
 from qwex_core.ownership import owner_token
 
 from qwex_k8s import logs, manifests, status
-from qwex_k8s.client import Connection, api_message, connect, is_unreachable, rest
+from qwex_k8s.client import Connection, Refused, api_message, connect, is_unreachable, rest
 from qwex_k8s.finalizer import release, release_all
+from qwex_k8s.lean import typed
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 from qwex_k8s.visibility import QueuePositions
 from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
@@ -175,23 +176,21 @@ class KubernetesRunner(ObservedRunner):
 
     def _check_queue(self, queue: str) -> None:
         """Say clearly when the LocalQueue does not exist, listing the ones that do."""
-        from kubernetes.client.exceptions import ApiException
-
         namespace = self.conn.namespace
         queues = f"/apis/{KUEUE[0]}/{KUEUE[1]}/namespaces/{namespace}/localqueues"
         try:
-            rest(self.conn.api, "GET", f"{queues}/{queue}", timeout=self.k8s.request_timeout)
+            rest(self.conn, "GET", f"{queues}/{queue}", timeout=self.k8s.request_timeout)
             return
-        except ApiException as exc:
+        except Refused as exc:
             if exc.status != 404:
                 raise BackendError(
                     f"cannot check the Kueue LocalQueue {queue!r} in namespace {namespace}: "
                     f"{api_message(exc)}"
                 ) from None
         try:
-            found = rest(self.conn.api, "GET", queues, timeout=self.k8s.request_timeout)
+            found = rest(self.conn, "GET", queues, timeout=self.k8s.request_timeout)
             names = ", ".join(sorted(q["metadata"]["name"] for q in found["items"])) or "none"
-        except ApiException as exc:
+        except Refused as exc:
             names = f"cannot list them: {api_message(exc)}"
         raise SpecError(
             f"no Kueue LocalQueue {queue!r} in namespace {namespace} (LocalQueues there: "
@@ -200,16 +199,14 @@ class KubernetesRunner(ObservedRunner):
 
     def _check_priority(self, name: str) -> None:
         """Kueue creates no Workload for an unknown priority class: the run would wait forever."""
-        from kubernetes.client.exceptions import ApiException
-
         classes = f"/apis/{KUEUE[0]}/{KUEUE[1]}/workloadpriorityclasses"
         try:
-            rest(self.conn.api, "GET", f"{classes}/{name}", timeout=self.k8s.request_timeout)
+            rest(self.conn, "GET", f"{classes}/{name}", timeout=self.k8s.request_timeout)
             return
-        except ApiException as exc:
+        except Refused as exc:
             if exc.status != 404:
                 return  # not allowed to look (a namespaced user): let Kueue judge
-        found = rest(self.conn.api, "GET", classes, timeout=self.k8s.request_timeout)
+        found = rest(self.conn, "GET", classes, timeout=self.k8s.request_timeout)
         names = ", ".join(sorted(c["metadata"]["name"] for c in found["items"])) or "none"
         raise SpecError(
             f"no Kueue WorkloadPriorityClass {name!r} (there are: {names}); fix "
@@ -243,28 +240,27 @@ class KubernetesRunner(ObservedRunner):
         return snap
 
     def _create(self, run: Run, snap: Snapshot | None) -> None:
-        """Create the snapshot's ConfigMap, the Secret and the Job. The Job's uid goes into
-        this `run` (its watch needs it); the record gets it from the first look."""
-        from kubernetes.client.exceptions import ApiException
-
+        """Create the Secret, the Job, then make the Job an owner of the snapshot's
+        ConfigMap, which is created only when that finds none: an unchanged project costs
+        no upload of its snapshot (the pod's volume waits for a ConfigMap made after it).
+        The Job's uid goes into this `run` (its watch needs it); the record gets it from
+        the first look."""
         conn = self.conn
         name = manifests.job_name(run.id)
         snapshot = run.backend_data["snapshot"]
         body = manifests.job_manifest(run, self.k8s, self._facts(run, snapshot))
         secret = run.backend_data["secret"]
         try:
-            if snap is not None:
-                self._ensure_snapshot(snap, conn.namespace)
             if secret is not None:
                 self._create_secret(run)
             job = rest(
-                conn.api,
+                conn,
                 "POST",
                 f"/apis/batch/v1/namespaces/{conn.namespace}/jobs",
                 body,
                 timeout=self.k8s.request_timeout,
             )
-        except ApiException as exc:
+        except Refused as exc:
             if secret is not None:
                 self._delete_secret(secret, conn.namespace)
             raise BackendError(
@@ -272,8 +268,12 @@ class KubernetesRunner(ObservedRunner):
                 f"{api_message(exc)}"
             ) from None
         run.backend_data["uid"] = job["metadata"]["uid"]
-        if snapshot is not None:
-            self._own_snapshot(snapshot, name, job["metadata"]["uid"])
+        if snap is not None:
+            try:
+                self._snapshot_owned(snap, name, job["metadata"]["uid"])
+            except BackendError:
+                self._stuck.add(run.id)  # its pod would wait for the ConfigMap: cleanup deletes it
+                raise
         if secret is not None:
             self._own(f"/api/v1/namespaces/{conn.namespace}/secrets/{secret}", name, job)
 
@@ -286,17 +286,15 @@ class KubernetesRunner(ObservedRunner):
             manifests.ANNOTATION_OWNER: owner_token(self.store.project_dir) or "",
         }
         path = f"/api/v1/namespaces/{namespace}/secrets"
-        rest(self.conn.api, "POST", path, body, timeout=self.k8s.request_timeout)
+        rest(self.conn, "POST", path, body, timeout=self.k8s.request_timeout)
 
     def _own(self, path: str, name: str, job: dict[str, Any]) -> None:
         """Make the Job the owner of the object at `path`: the cluster deletes it with the Job."""
-        from kubernetes.client.exceptions import ApiException
-
         reference = manifests.owner_reference(name, job["metadata"]["uid"])
         patch = {"metadata": {"ownerReferences": [reference]}}
-        with contextlib.suppress(ApiException, BackendError):  # cleanup deletes it too
+        with contextlib.suppress(Refused, BackendError):  # cleanup deletes it too
             rest(
-                self.conn.api,
+                self.conn,
                 "PATCH",
                 path,
                 patch,
@@ -306,11 +304,9 @@ class KubernetesRunner(ObservedRunner):
 
     def _delete_secret(self, secret: str, namespace: str) -> None:
         """Delete a run's Secret (best effort: it is owned by the Job, which takes it along)."""
-        from kubernetes.client.exceptions import ApiException
-
-        with contextlib.suppress(ApiException, BackendError):
+        with contextlib.suppress(Refused, BackendError):
             rest(
-                self.conn.api,
+                self.conn,
                 "DELETE",
                 f"/api/v1/namespaces/{namespace}/secrets/{secret}",
                 timeout=self.k8s.request_timeout,
@@ -345,37 +341,46 @@ class KubernetesRunner(ObservedRunner):
         docs.append(manifests.job_manifest(run, self.k8s, self._facts(run, snapshot)))
         return str(yaml.safe_dump_all(docs, sort_keys=False))
 
-    def _ensure_snapshot(self, snap: Snapshot, namespace: str) -> None:
-        """Create the snapshot's ConfigMap unless it exists (same content, same name)."""
-        from kubernetes.client.exceptions import ApiException
-
-        body = manifests.snapshot_configmap(snap.sha256, snap.data, namespace)
+    def _snapshot_owned(self, snap: Snapshot, job: str, uid: str) -> None:
+        """Add the Job to the owners of the snapshot's ConfigMap (it goes with the last Job
+        using it), creating it, owned, when there is none; `BackendError` in the cluster's
+        words when it cannot be made (the run then fails, and its Job is deleted)."""
+        namespace = self.conn.namespace
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        name = manifests.snapshot_name(snap.sha256)
+        owner = manifests.owner_reference(job, uid)
+        patch = {"metadata": {"ownerReferences": [owner]}}
+        timeout = self.k8s.request_timeout
+        merge = "application/strategic-merge-patch+json"
         try:
-            rest(
-                self.conn.api,
-                "POST",
-                f"/api/v1/namespaces/{namespace}/configmaps",
-                body,
-                timeout=self.k8s.request_timeout,
-            )
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-
-    def _own_snapshot(self, name: str, job: str, uid: str) -> None:
-        """Add the Job to the ConfigMap's owners: it goes with the last Job using it."""
-        from kubernetes.client.exceptions import ApiException
-
-        patch = {"metadata": {"ownerReferences": [manifests.owner_reference(job, uid)]}}
-        with contextlib.suppress(ApiException, BackendError):  # best effort: the Job runs
-            rest(
-                self.conn.api,
-                "PATCH",
-                f"/api/v1/namespaces/{self.conn.namespace}/configmaps/{name}",
-                patch,
-                content_type="application/strategic-merge-patch+json",
-                timeout=self.k8s.request_timeout,
-            )
+            for _ in range(2):  # made by another qwex between the two: own it then
+                try:
+                    rest(
+                        self.conn,
+                        "PATCH",
+                        f"{path}/{name}",
+                        patch,
+                        content_type=merge,
+                        timeout=timeout,
+                    )
+                    return
+                except Refused as exc:
+                    missing = exc.status == 404  # else not allowed to patch: it must exist
+                body = manifests.snapshot_configmap(snap.sha256, snap.data, namespace)
+                body["metadata"]["ownerReferences"] = [owner]
+                try:
+                    rest(self.conn, "POST", path, body, timeout=timeout)
+                    return
+                except Refused as exc:
+                    if exc.status != 409:
+                        raise
+                    if not missing:
+                        return  # there, not owned by this Job: `qwex gc` removes it later
+        except Refused as exc:
+            raise BackendError(
+                f"the cluster refused the project's snapshot ConfigMap {name} in namespace "
+                f"{namespace}: {api_message(exc)}"
+            ) from None
 
     # -- looking at the run ------------------------------------------------------
 
@@ -410,9 +415,13 @@ class KubernetesRunner(ObservedRunner):
         """The run's Job, pods and Workload: from the watch when there is one, else read
         now. None when the API server cannot be reached."""
         now = time.monotonic()
+        watch = self._watches.get(run.id)
+        listed = None if watch is not None else self._from_listing(run)
+        if listed is not None:  # looked at with many others (a listing, `qwex wait` of several)
+            self._listed_look.add(run.id)
+            return listed
         polled = now - self._last_look.get(run.id, -1e9) < WATCH_AFTER
         self._last_look[run.id] = now
-        watch = self._watches.get(run.id)
         if watch is not None or polled:
             watch = self._watch(run)  # (made again when it lacks the Workload's watch)
         self._listed_look.discard(run.id)
@@ -422,46 +431,40 @@ class KubernetesRunner(ObservedRunner):
 
     def prefetch(self) -> None:
         """One list each of qwex's Jobs, pods and Kueue Workloads in the namespace, for the
-        looks of a listing: its requests do not grow with the number of live runs."""
-        from kubernetes.client.exceptions import ApiException
+        looks of a listing: its requests do not grow with the number of live runs. Read as
+        JSON (`qwex_k8s.lean.Typed`): neither the kubernetes client's import nor its models
+        are needed to bring live runs up to date."""
+        from urllib.parse import quote
 
         namespace = self.conn.namespace
         mine = f"{manifests.MANAGED_BY}=qwex"
+        timeout = self.k8s.request_timeout
+
+        def listed(path: str, selector: str | None = None) -> list[Any]:
+            query = f"?labelSelector={quote(selector, safe='')}" if selector else ""
+            items = rest(self.conn, "GET", path + query, timeout=timeout).get("items") or []
+            return [typed(item) for item in items]
+
         try:
-            batch, core, custom = self._apis()
-            timeout = self.k8s.request_timeout
-            jobs = batch.list_namespaced_job(
-                namespace, label_selector=mine, _request_timeout=timeout
-            )
-            pods = core.list_namespaced_pod(
-                namespace,
-                label_selector=f"{mine},{manifests.LABEL_RUN_ID}",
-                _request_timeout=timeout,
+            jobs = listed(f"/apis/batch/v1/namespaces/{namespace}/jobs", mine)
+            pods = listed(
+                f"/api/v1/namespaces/{namespace}/pods", f"{mine},{manifests.LABEL_RUN_ID}"
             )
             try:
-                workloads = custom.list_namespaced_custom_object(
-                    *KUEUE, namespace, "workloads", _request_timeout=timeout
-                )["items"]
-            except ApiException:
+                workloads = listed(f"/apis/{KUEUE[0]}/{KUEUE[1]}/namespaces/{namespace}/workloads")
+            except Refused:
                 workloads = []  # no Kueue here: queued runs are read one by one
-        except (ApiException, BackendError):
+        except (Refused, BackendError):
             return  # each run is then read on its own
-        except Exception as exc:
-            if is_unreachable(exc):
-                return
-            raise
         by_run: dict[str, list[Any]] = {}
-        for pod in pods.items:
+        for pod in pods:
             by_run.setdefault(pod.metadata.labels[manifests.LABEL_RUN_ID], []).append(pod)
         self._listed = Listing(
             time.monotonic(),
             namespace,
-            {job.metadata.name: job for job in jobs.items},
+            {job.metadata.name: job for job in jobs},
             by_run,
-            {
-                (w["metadata"].get("labels") or {}).get("kueue.x-k8s.io/job-uid", ""): w
-                for w in workloads
-            },
+            {(w.metadata.labels or {}).get("kueue.x-k8s.io/job-uid", ""): w for w in workloads},
         )
 
     def _from_listing(self, run: Run) -> State | None:
@@ -480,10 +483,6 @@ class KubernetesRunner(ObservedRunner):
     def _read_state(self, run: Run) -> State | None:
         from kubernetes.client.exceptions import ApiException
 
-        listed = self._from_listing(run)
-        if listed is not None:
-            self._listed_look.add(run.id)
-            return listed
         data = run.backend_data
         namespace, name = str(data["namespace"]), str(data["job"])
         try:
@@ -596,7 +595,7 @@ class KubernetesRunner(ObservedRunner):
         if not queue_name or not name:
             return reason
         if self._positions is None:
-            self._positions = QueuePositions(self.conn.api, self.k8s.request_timeout)
+            self._positions = QueuePositions(self.conn, self.k8s.request_timeout)
         where = self._positions.describe(str(run.backend_data["namespace"]), str(queue_name), name)
         return f"{reason} ({where})" if where else reason
 

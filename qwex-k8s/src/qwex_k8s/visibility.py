@@ -12,7 +12,7 @@ from typing import Any
 
 from qwex_core.errors import BackendError
 
-from qwex_k8s.client import rest
+from qwex_k8s.client import Connection, Refused, rest
 
 VERSIONS = ("v1beta2", "v1beta1")
 FRESH = 2.0
@@ -24,8 +24,8 @@ RETRY = 60.0
 class QueuePositions:
     """Positions of pending Workloads, asked per LocalQueue and kept a little while."""
 
-    def __init__(self, api: Any, timeout: float) -> None:
-        self.api = api
+    def __init__(self, conn: Connection, timeout: float) -> None:
+        self.conn = conn
         self.timeout = timeout
         self._seen: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         self._refused_until = 0.0
@@ -50,16 +50,14 @@ class QueuePositions:
         kept = self._seen.get((namespace, queue))
         if kept is not None and now - kept[0] < FRESH:
             return kept[1]
-        from kubernetes.client.exceptions import ApiException
-
         for version in VERSIONS:
             path = (
                 f"/apis/visibility.kueue.x-k8s.io/{version}/namespaces/{namespace}"
                 f"/localqueues/{queue}/pendingworkloads"
             )
             try:
-                found = rest(self.api, "GET", path, timeout=self.timeout)
-            except ApiException as exc:
+                found = rest(self.conn, "GET", path, timeout=self.timeout)
+            except Refused as exc:
                 if exc.status == 404:
                     continue  # this version (or the whole API) is not served
                 break

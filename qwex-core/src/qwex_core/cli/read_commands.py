@@ -220,18 +220,39 @@ def _fit_last_column(rows: list[list[str]], headers: list[str]) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN", shell_complete=complete_runs)
-@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True, shell_complete=complete_runs)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run record as JSON (several: a list)."
+)
 @no_color_option
 @click.pass_obj
-def status(state: State, run_id: str, as_json: bool) -> None:
-    """Show a run's state, exit code, times and reason."""
+def status(state: State, run_ids: tuple[str, ...], as_json: bool) -> None:
+    """Show each run's state, exit code, times and reason (several: one block each).
+
+    Several live runs of one backend are brought up to date together, at the cost of
+    one listing (a Kubernetes namespace's Jobs, a server's live jobs)."""
     service = state.service()
+    full_ids = [service.store.resolve(r) for r in run_ids]  # every id before reading any
     if as_json:
-        emit_json(run_json(service.get(run_id)))
+        if len(full_ids) == 1:
+            emit_json(run_json(service.observe(full_ids[0])))
+        else:
+            emit_json([run_json(run) for run in service.observe_many(full_ids)])
         return
-    full_id = service.store.resolve(run_id)
-    run = service.final_view(full_id) or RunView.of(service.observe(full_id))
+    views = {i: service.final_view(i) for i in full_ids}
+    live = [i for i, view in views.items() if view is None]
+    views.update((run.id, RunView.of(run)) for run in service.observe_many(live))
+    colour = None
+    for number, full_id in enumerate(full_ids):
+        if number:
+            click.echo("")
+        view = views[full_id]
+        assert view is not None
+        colour = _status_block(service, view, colour)
+
+
+def _status_block(service: RunService, run: RunView, colour: bool | None) -> bool:
+    """Print one run's `qwex status` lines; whether they are coloured (asked once)."""
     import shlex
 
     fields = [
@@ -260,12 +281,14 @@ def status(state: State, run_id: str, as_json: bool) -> None:
             fields.append((name, str(value)))
     from qwex_core.cli.terminal import colour_wanted, paint_status
 
-    colour = colour_wanted(sys.stdout)
+    if colour is None:
+        colour = colour_wanted(sys.stdout)
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         if key == "status":
             value = paint_status(value, value, colour)
         click.echo(f"{key.ljust(width)}  {value}", color=colour or None)
+    return colour
 
 
 def _item_text(item: object) -> str:

@@ -38,10 +38,8 @@ def wait(state: State, run_ids: tuple[str, ...], as_json: bool) -> None:
         for code in codes:
             click.echo(str(code))
         raise click.exceptions.Exit(next((code for code in codes if code != 0), 0))
-    runs = [service.observe(i) for i in full_ids]
     finals = []
-    for run in runs:
-        final = service.wait(run)
+    for final in service.wait_each(full_ids):  # several: one look for all a round
         finals.append(final)
         if not as_json:
             click.echo(str(exit_code(final)))
