@@ -1,0 +1,254 @@
+"""The chart installed into the real test cluster, and the ways the tests reach it.
+
+`installed()` makes a namespace, the tokens' Secret and `helm install --wait`s the chart with
+the test cluster's image and queue; `port_forward()` is `kubectl port-forward` to the
+Service, and `service_forward()` keeps one on the same local port across the server's pod
+being replaced (what a Service does for a client in a cluster with kube-proxy, which the
+test cluster has not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helm_support import CHART, kubeconfig_path, kubectl_path, run_helm
+
+IMAGE = "qwex.local/qwex-server"
+"""noxfile.SERVER_IMAGE, loaded into the node by `nox -s server_image`."""
+KINDS = (
+    "statefulset,controllerrevision,pod,service,configmap,serviceaccount,role,rolebinding,pvc,"
+    "ingress"
+)
+JOBS_NAMESPACE = os.environ.get("QWEX_K8S_NAMESPACE", "qwex-test")
+"""Where the server sends its jobs: the test cluster's namespace with a Kueue LocalQueue."""
+LOCAL_QUEUE = os.environ.get("QWEX_K8S_LOCAL_QUEUE", "qwex-queue")
+BUSYBOX = os.environ.get("QWEX_K8S_BUSYBOX_IMAGE", "qwex-test/busybox:latest")
+PYTHON = os.environ.get("QWEX_K8S_PYTHON_IMAGE", "qwex-test/python:latest")
+PORT = 8765
+
+
+@dataclass
+class Release:
+    helm: Path
+    kubectl: Path
+    kubeconfig: Path
+    namespace: str
+    name: str
+    token: str
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-qwex-server"
+
+    def kube(
+        self, *args: str, timeout: float = 60, input_: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), "-n", self.namespace, *args],
+            input=input_,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def helm_run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return run_helm(
+            self.helm, *args, "--kubeconfig", str(self.kubeconfig), "-n", self.namespace,
+            timeout=timeout,
+        )  # fmt: skip
+
+    def leftovers(self) -> list[str]:
+        """The chart's objects still there, in its namespace and (the Role) the jobs'."""
+        mine = f"app.kubernetes.io/instance={self.name}"
+        found = self.kube("get", KINDS, "-l", mine, "-o", "name")
+        assert found.returncode == 0, found.stderr
+        role = self.kube("get", "role,rolebinding", "-n", JOBS_NAMESPACE, "-l", mine, "-o", "name")
+        assert role.returncode == 0, role.stderr
+        return found.stdout.split() + role.stdout.split()
+
+    def pods(self) -> list[dict[str, Any]]:
+        """The server's pods, as `kubectl get -o json` gives them."""
+        found = self.kube(
+            "get", "pods", "-l", f"app.kubernetes.io/instance={self.name}", "-o", "json"
+        )
+        assert found.returncode == 0, found.stderr
+        return list(json.loads(found.stdout)["items"])
+
+    def diagnosis(self) -> str:
+        """What to read when an install or a wait failed: the pods and the server's log."""
+        return (
+            self.kube("describe", "pods").stdout[-4000:]
+            + self.kube("logs", "-l", f"app.kubernetes.io/instance={self.name}",
+                        "--all-containers", "--tail=40", "--prefix").stdout
+        )  # fmt: skip
+
+
+def new_release(helm: Path) -> Release:
+    kubectl, kubeconfig = kubectl_path(), kubeconfig_path()
+    if kubectl is None or not kubeconfig.is_file():
+        problem = f"no kubectl or no test cluster (kubeconfig {kubeconfig})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}; `nox -s cluster -- up` starts it", pytrace=False)
+        pytest.skip(f"{problem}: `nox -s cluster -- up` starts it")
+    unique = uuid.uuid4().hex[:6]  # the Role in the shared jobs' namespace is named after it
+    return Release(
+        helm, kubectl, kubeconfig, f"qwex-helm-{unique}", f"q{unique}",
+        "qwex_" + secrets.token_urlsafe(32),
+    )  # fmt: skip
+
+
+def chart_values(r: Release, *extra: str) -> list[str]:
+    """`--set` arguments of the test cluster's install: its image, tokens, queue, API address."""
+    return [
+        "--set", "tokens.existingSecret=qwex-tokens", "--set", "tokens.roles.lead=admin",
+        "--set", f"image.repository={IMAGE}", "--set", "image.pullPolicy=Never",
+        "--set", f"jobsNamespace={JOBS_NAMESPACE}", "--set", f"k8s.queue={LOCAL_QUEUE}",
+        "--set-json", api_server_env(r), *extra,
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def installed(helm: Path, *values: str, before: str = "") -> Iterator[Release]:
+    """The chart installed (and waited for) in a namespace of its own, removed after.
+    `values`: more `--set` arguments; `before`: YAML applied in the namespace first."""
+    r = new_release(helm)
+    made = subprocess.run(
+        [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "create", "namespace", r.namespace],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    try:
+        secret = r.kube(
+            "create", "secret", "generic", "qwex-tokens", f"--from-literal=lead={r.token}"
+        )
+        assert secret.returncode == 0, secret.stderr
+        if before:
+            applied = subprocess.run(
+                [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "-n", r.namespace, "apply",
+                 "-f", "-"],
+                input=before.replace("NAMESPACE", r.namespace), capture_output=True, text=True,
+                check=False,
+            )  # fmt: skip
+            assert applied.returncode == 0, applied.stderr
+        done = r.helm_run(
+            "install", r.name, str(CHART), "--wait", "--timeout", "240s", *chart_values(r, *values)
+        )
+        assert done.returncode == 0, done.stderr + r.diagnosis()
+        yield r
+    finally:
+        r.helm_run("uninstall", r.name, "--wait", "--timeout", "120s")
+        subprocess.run(
+            [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "delete", "namespace", r.namespace,
+             "--wait=false"],
+            capture_output=True,
+            check=False,
+        )  # fmt: skip
+
+
+def api_server_env(r: Release) -> str:
+    """`extraEnv` pointing the pod's in-cluster configuration at the API server's own address:
+    the test cluster has no kube-proxy, so its Service address leads nowhere."""
+    found = subprocess.run(
+        [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "-n", "default", "get", "endpoints",
+         "kubernetes", "-o", "jsonpath={.subsets[0].addresses[0].ip} {.subsets[0].ports[0].port}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    host, port = found.stdout.split()
+    env = [
+        {"name": "KUBERNETES_SERVICE_HOST", "value": host},
+        {"name": "KUBERNETES_SERVICE_PORT", "value": port},
+    ]
+    return f"extraEnv={json.dumps(env)}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def forward_process(r: Release, target: str, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "-n", r.namespace, "port-forward",
+         target, f"{port}:{PORT}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[str] | None, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        if proc is not None:
+            assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.3)
+    raise AssertionError(f"no health answer at {url} in {seconds:.0f} s")
+
+
+@contextlib.contextmanager
+def port_forward(r: Release, target: str = "") -> Iterator[str]:
+    """`kubectl port-forward` to the release's Service (or `target`): the base URL here."""
+    port = free_port()
+    proc = forward_process(r, target or f"svc/{r.fullname}", port)
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1"
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def service_forward(r: Release) -> Iterator[str]:
+    """The Service on one local port for as long as the block runs: `kubectl port-forward
+    svc/...` follows one pod and ends with it, so a new one is started whenever it ends
+    (a ready pod of the Service is chosen each time), as kube-proxy would send a client's
+    next connection to the pod that replaced the one gone. The server's root URL."""
+    port = free_port()
+    stop = threading.Event()
+    current: list[subprocess.Popen[str]] = []
+
+    def keep() -> None:
+        while not stop.is_set():
+            proc = forward_process(r, f"svc/{r.fullname}", port)
+            current[:] = [proc]
+            while proc.poll() is None and not stop.is_set():
+                time.sleep(0.2)
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+            else:
+                stop.wait(1)  # no ready pod yet: kubectl refuses at once
+
+    thread = threading.Thread(target=keep, daemon=True)
+    thread.start()
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/api/v1", None)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        thread.join(20)
