@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,11 @@ class Release:
         assert found.returncode == 0, found.stderr
         return list(json.loads(found.stdout)["items"])
 
+    def apply(self, manifests: str, namespace: str = "") -> None:
+        """`kubectl apply` in the release's namespace, or `namespace`."""
+        applied = self.kube("apply", "-n", namespace or self.namespace, "-f", "-", input_=manifests)
+        assert applied.returncode == 0, applied.stderr
+
     def diagnosis(self) -> str:
         """What to read when an install or a wait failed: the pods and the server's log."""
         return (
@@ -122,10 +127,39 @@ def chart_values(r: Release, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+CLAIM = """\
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: NAMESPACE-data}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteMany]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  hostPath: {path: "FOLDER", type: Directory}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteMany]
+  storageClassName: ""
+  volumeName: NAMESPACE-data
+  resources: {requests: {storage: 1Gi}}
+"""
+"""The claim `data` on a folder of this host: the test cluster has no provisioner."""
+
+
 @contextlib.contextmanager
-def installed(helm: Path, *values: str, before: str = "") -> Iterator[Release]:
+def installed(
+    helm: Path,
+    *values: str,
+    data: Path | None = None,
+    prepare: Callable[[Release], None] | None = None,
+) -> Iterator[Release]:
     """The chart installed (and waited for) in a namespace of its own, removed after.
-    `values`: more `--set` arguments; `before`: YAML applied in the namespace first."""
+    `values`: more `--set` arguments; `data`: a folder of this host holding the server's
+    data (the claim `data` on it, ReadWriteMany); `prepare`: called before the install."""
     r = new_release(helm)
     made = subprocess.run(
         [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "create", "namespace", r.namespace],
@@ -139,14 +173,12 @@ def installed(helm: Path, *values: str, before: str = "") -> Iterator[Release]:
             "create", "secret", "generic", "qwex-tokens", f"--from-literal=lead={r.token}"
         )
         assert secret.returncode == 0, secret.stderr
-        if before:
-            applied = subprocess.run(
-                [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "-n", r.namespace, "apply",
-                 "-f", "-"],
-                input=before.replace("NAMESPACE", r.namespace), capture_output=True, text=True,
-                check=False,
-            )  # fmt: skip
-            assert applied.returncode == 0, applied.stderr
+        if data is not None:
+            data.chmod(0o777)  # the server runs as uid 10001; a hostPath takes no fsGroup
+            r.apply(CLAIM.replace("FOLDER", str(data)).replace("NAMESPACE", r.namespace))
+            values = (*values, "--set", "persistence.existingClaim=data")
+        if prepare is not None:
+            prepare(r)
         done = r.helm_run(
             "install", r.name, str(CHART), "--wait", "--timeout", "240s", *chart_values(r, *values)
         )
@@ -154,12 +186,13 @@ def installed(helm: Path, *values: str, before: str = "") -> Iterator[Release]:
         yield r
     finally:
         r.helm_run("uninstall", r.name, "--wait", "--timeout", "120s")
-        subprocess.run(
-            [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "delete", "namespace", r.namespace,
-             "--wait=false"],
-            capture_output=True,
-            check=False,
-        )  # fmt: skip
+        for what in (["namespace", r.namespace], ["pv", f"{r.namespace}-data"]):
+            subprocess.run(
+                [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "delete", *what,
+                 "--wait=false", "--ignore-not-found"],
+                capture_output=True,
+                check=False,
+            )  # fmt: skip
 
 
 def api_server_env(r: Release) -> str:

@@ -32,41 +32,12 @@ from release_support import (
 pytestmark = pytest.mark.k8s
 
 QWEX = str(Path(sys.executable).parent / "qwex")
-CLAIM = """\
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: NAMESPACE-data}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteMany]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: ""
-  hostPath: {path: "FOLDER", type: Directory}
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: data}
-spec:
-  accessModes: [ReadWriteMany]
-  storageClassName: ""
-  volumeName: NAMESPACE-data
-  resources: {requests: {storage: 1Gi}}
-"""
 
 
 @pytest.fixture(scope="module")
 def release(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    folder = tmp_path_factory.mktemp("server-data")
-    folder.chmod(0o777)  # the server runs as uid 10001; a hostPath takes no fsGroup
-    claim = CLAIM.replace("FOLDER", str(folder))
-    with installed(helm, "--set", "persistence.existingClaim=data", before=claim) as r:
+    with installed(helm, data=tmp_path_factory.mktemp("server-data")) as r:
         yield r
-    subprocess.run(
-        [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "delete", "pv", f"{r.namespace}-data",
-         "--wait=false"],
-        capture_output=True,
-        check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +146,7 @@ def blocker(release: Release, name: str) -> None:
             },
         },
     }
-    made = release.kube("apply", "-n", JOBS_NAMESPACE, "-f", "-", input_=json.dumps(manifest))
-    assert made.returncode == 0, made.stderr
+    release.apply(json.dumps(manifest), JOBS_NAMESPACE)
 
 
 def test_a_user_runs_from_the_host_queued_by_kueue_then_output_and_exit_code_back(
