@@ -54,6 +54,11 @@ class Release:
     def fullname(self) -> str:
         return f"{self.name}-qwex-server"
 
+    @property
+    def selector(self) -> str:
+        """The label selector of the chart's objects."""
+        return f"app.kubernetes.io/instance={self.name}"
+
     def kube(
         self, *args: str, timeout: float = 60, input_: str | None = None
     ) -> subprocess.CompletedProcess[str]:
@@ -82,12 +87,11 @@ class Release:
         return found.stdout.split() + role.stdout.split()
 
     def pods(self) -> list[dict[str, Any]]:
-        """The server's pods, as `kubectl get -o json` gives them."""
-        found = self.kube(
-            "get", "pods", "-l", f"app.kubernetes.io/instance={self.name}", "-o", "json"
-        )
+        """The server's pods not being deleted, as `kubectl get -o json` gives them."""
+        found = self.kube("get", "pods", "-l", self.selector, "-o", "json")
         assert found.returncode == 0, found.stderr
-        return list(json.loads(found.stdout)["items"])
+        items = json.loads(found.stdout)["items"]
+        return [p for p in items if p["metadata"].get("deletionTimestamp") is None]
 
     def apply(self, manifests: str, namespace: str = "") -> None:
         """`kubectl apply` in the release's namespace, or `namespace`."""

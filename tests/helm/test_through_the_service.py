@@ -220,7 +220,7 @@ def followed_through(
 
 def test_deleting_the_servers_pod_mid_job_loses_nothing(project: Path, release: Release) -> None:
     def delete_pod() -> None:
-        gone = release.kube("delete", "pod", f"{release.fullname}-0", "--wait=false")
+        gone = release.kube("delete", "pod", "-l", release.selector, "--wait=false")
         assert gone.returncode == 0, gone.stderr
 
     followed_through(project, release, delete_pod)
@@ -281,15 +281,21 @@ def test_qwex_gc_in_the_servers_pod_cleans_the_jobs_jobs_and_configmaps_after_a_
     volumes = job["spec"]["template"]["spec"]["volumes"]
     maps = [v["configMap"]["name"] for v in volumes if "configMap" in v]
     assert maps, volumes
-    gone = release.kube("delete", "pod", f"{release.fullname}-0", "--wait=true", timeout=120)
+    gone = release.kube("delete", "pod", "-l", release.selector, "--wait=true", timeout=120)
     assert gone.returncode == 0, gone.stderr
-    wait_until(
-        "the server's pod did not come back",
-        lambda: release.kube("get", "pod", f"{release.fullname}-0", "-o",
-                             "jsonpath={.status.containerStatuses[0].ready}").stdout == "true",
-    )  # fmt: skip
+    ready: list[str] = []
+
+    def back() -> bool:
+        ready[:] = [
+            p["metadata"]["name"]
+            for p in release.pods()
+            if all(c.get("ready") for c in p["status"].get("containerStatuses", [{}]))
+        ]
+        return bool(ready)
+
+    wait_until("the server's pod did not come back", back)
     cleaned = release.kube(
-        "exec", f"{release.fullname}-0", "-c", "server", "--", "qwex", "gc", "--force", timeout=120
+        "exec", ready[0], "-c", "server", "--", "qwex", "gc", "--force", timeout=120
     )
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
     assert "Traceback" not in cleaned.stderr
