@@ -29,7 +29,8 @@ from release_support import (
     service_forward,
 )
 
-pytestmark = pytest.mark.k8s
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(600)]
+"""Each test may wait for the module's install (up to 240 s) and a server restart."""
 
 QWEX = str(Path(sys.executable).parent / "qwex")
 
@@ -229,7 +230,7 @@ def test_deleting_the_servers_pod_mid_job_loses_nothing(project: Path, release: 
 def test_an_upgrade_to_a_new_image_while_a_job_runs_loses_nothing(
     project: Path, release: Release
 ) -> None:
-    tag = f"upgrade-{uuid.uuid4().hex[:6]}"  # the same image, re-tagged and loaded into the node
+    tag = "0.1.0-upgraded"  # the same image, re-tagged and loaded into the node
     retag = subprocess.run(
         ["docker", "tag", f"{IMAGE}:0.1.0", f"{IMAGE}:{tag}"],
         capture_output=True,

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from release_support import BUSYBOX, JOBS_NAMESPACE, Release, installed, port_forward
 
-pytestmark = pytest.mark.k8s
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900)]
+"""PostgreSQL and the install (up to 360 s), then 50 jobs (up to 300 s)."""
 
 POSTGRES_IMAGE = "qwex.local/qwex-postgres:15"
 """noxfile.POSTGRES_IMAGE, loaded into the node by `nox -s postgres_image`."""
