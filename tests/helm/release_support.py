@@ -99,12 +99,13 @@ class Release:
         assert applied.returncode == 0, applied.stderr
 
     def diagnosis(self) -> str:
-        """What to read when an install or a wait failed: the pods and the server's log."""
-        return (
-            self.kube("describe", "pods").stdout[-4000:]
-            + self.kube("logs", "-l", f"app.kubernetes.io/instance={self.name}",
-                        "--all-containers", "--tail=40", "--prefix").stdout
-        )  # fmt: skip
+        """What to read when an install or a wait failed: the pods and the server's log
+        (without its access lines)."""
+        logs = self.kube(
+            "logs", "-l", self.selector, "--all-containers", "--tail=200", "--prefix"
+        ).stdout.splitlines()
+        said = [line for line in logs if '" 200' not in line and "HTTP/1.1" not in line]
+        return self.kube("describe", "pods").stdout[-3000:] + "\n".join(said[-40:])
 
 
 def new_release(helm: Path) -> Release:
