@@ -29,6 +29,8 @@ from helm_support import CHART, kubeconfig_path, kubectl_path, run_helm
 
 IMAGE = "qwex.local/qwex-server"
 """noxfile.SERVER_IMAGE, loaded into the node by `nox -s server_image`."""
+TAG = os.environ.get("QWEX_SERVER_IMAGE_TAG", "0.1.0")
+"""Its tag: another names an image built from a branch, beside the shared one."""
 KINDS = (
     "statefulset,controllerrevision,pod,service,configmap,serviceaccount,role,rolebinding,pvc,"
     "ingress"
@@ -126,7 +128,8 @@ def chart_values(r: Release, *extra: str) -> list[str]:
     """`--set` arguments of the test cluster's install: its image, tokens, queue, API address."""
     return [
         "--set", "tokens.existingSecret=qwex-tokens", "--set", "tokens.roles.lead=admin",
-        "--set", f"image.repository={IMAGE}", "--set", "image.pullPolicy=Never",
+        "--set", f"image.repository={IMAGE}", "--set", f"image.tag={TAG}",
+        "--set", "image.pullPolicy=Never",
         "--set", f"jobsNamespace={JOBS_NAMESPACE}", "--set", f"k8s.queue={LOCAL_QUEUE}",
         "--set-json", api_server_env(r), *extra,
     ]  # fmt: skip

@@ -24,6 +24,7 @@ from release_support import (
     JOBS_NAMESPACE,
     LOCAL_QUEUE,
     PYTHON,
+    TAG,
     Release,
     installed,
     service_forward,
@@ -110,10 +111,13 @@ def jobs_with(release: Release, marker: str) -> list[dict[str, Any]]:
     ]
 
 
-def wait_until(what: str, probe: Callable[[], object], seconds: float = 120) -> None:
+def wait_until(
+    what: str | Callable[[], str], probe: Callable[[], object], seconds: float = 120
+) -> None:
+    """Poll `probe` each second until true; after `seconds`, fail saying `what`."""
     deadline = time.monotonic() + seconds
     while not probe():
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, what if isinstance(what, str) else what()
         time.sleep(1)
 
 
@@ -172,10 +176,16 @@ def test_a_user_runs_from_the_host_queued_by_kueue_then_output_and_exit_code_bac
 
         def queued_with_kueues_reason() -> bool:
             nonlocal seen
-            seen = status(project, release, name)
+            if run.poll() is not None:
+                raise AssertionError(f"qwex run ended: {run.communicate()}")
+            asked = qwex(project, release, "status", "--json", name)
+            if asked.returncode != 0:  # `qwex run` has not recorded the run yet
+                seen = {"stderr": asked.stderr}
+                return False
+            seen = json.loads(asked.stdout)
             return seen["status"] == "queued" and "quota" in str(seen.get("reason"))
 
-        wait_until(f"never queued for quota: {seen}", queued_with_kueues_reason)
+        wait_until(lambda: f"never queued for quota: {seen}", queued_with_kueues_reason)
         assert run.poll() is None  # still following
     finally:
         release.kube("delete", "job", hold, "-n", JOBS_NAMESPACE, "--wait=false")
@@ -230,9 +240,9 @@ def test_deleting_the_servers_pod_mid_job_loses_nothing(project: Path, release: 
 def test_an_upgrade_to_a_new_image_while_a_job_runs_loses_nothing(
     project: Path, release: Release
 ) -> None:
-    tag = "0.1.0-upgraded"  # the same image, re-tagged and loaded into the node
+    tag = f"{TAG}-upgraded"  # the same image, re-tagged and loaded into the node
     retag = subprocess.run(
-        ["docker", "tag", f"{IMAGE}:0.1.0", f"{IMAGE}:{tag}"],
+        ["docker", "tag", f"{IMAGE}:{TAG}", f"{IMAGE}:{tag}"],
         capture_output=True,
         text=True,
         check=False,
