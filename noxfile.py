@@ -288,6 +288,19 @@ def server_image(session: nox.Session) -> None:
         session.run("bash", ".ci/k8s/cluster.sh", "load", SERVER_IMAGE, external=True)
 
 
+POSTGRES_IMAGE = "qwex.local/qwex-postgres:15"
+
+
+@nox.session(python=False)
+def postgres_image(session: nox.Session) -> None:
+    """PostgreSQL for the Helm tests' two server replicas, offline (Debian's postgresql on a
+    debootstrapped minbase, .ci/build-postgres-image.sh), loaded into the test cluster;
+    `-- --no-load` skips the cluster."""
+    session.run("bash", ".ci/build-postgres-image.sh", POSTGRES_IMAGE, external=True)
+    if "--no-load" not in session.posargs:
+        session.run("bash", ".ci/k8s/cluster.sh", "load", POSTGRES_IMAGE, external=True)
+
+
 @nox.session(python=PYTHON)
 def agent(session: nox.Session) -> None:
     """The self-contained qwex agent for this machine's platform, into the user cache.

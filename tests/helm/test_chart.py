@@ -59,12 +59,12 @@ def test_every_rendered_manifest_is_valid_kubernetes(helm: Path, case: str) -> N
     kinds = sorted(d["kind"] for d in docs)
     expected = [
         "ConfigMap",
-        "Deployment",
         "PersistentVolumeClaim",
         "Role",
         "RoleBinding",
         "Service",
         "ServiceAccount",
+        "StatefulSet",
     ]
     if case == "non-default":
         expected = sorted([*expected, "Ingress"])
@@ -74,9 +74,9 @@ def test_every_rendered_manifest_is_valid_kubernetes(helm: Path, case: str) -> N
 
 
 def test_defaults_one_replica_on_sqlite_with_the_servers_stop_and_probes(helm: Path) -> None:
-    (deploy,) = by_kind(template(helm, TOKENS), "Deployment")
-    spec = deploy["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    (server_set,) = by_kind(template(helm, TOKENS), "StatefulSet")
+    spec = server_set["spec"]
+    assert spec["replicas"] == 1 and spec["updateStrategy"]["type"] == "RollingUpdate"
     pod = spec["template"]["spec"]
     # uvicorn's graceful shutdown (10 s) and then the worker's (10 s), and a margin.
     assert pod["terminationGracePeriodSeconds"] >= 20
@@ -197,8 +197,8 @@ SECRET_LOOKS = re.compile(r"qwex_[A-Za-z0-9_-]{43}|postgres[a-z+]*://|sqlite:|pa
 def test_no_token_or_database_url_is_in_a_plain_value(helm: Path, case: str) -> None:
     docs = template(helm, VALUES[case])
     assert SECRET_LOOKS.findall(json.dumps(docs)) == []
-    (deploy,) = by_kind(docs, "Deployment")
-    pod = deploy["spec"]["template"]["spec"]
+    (server_set,) = by_kind(docs, "StatefulSet")
+    pod = server_set["spec"]["template"]["spec"]
     for container in pod["containers"] + pod["initContainers"]:
         for var in container.get("env", []):
             assert "value" not in var and "secretKeyRef" in var["valueFrom"], var

@@ -5,164 +5,30 @@ beyond the namespace, and `helm uninstall` leaves none of the chart's objects be
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from helm_support import CHART, kubeconfig_path, kubectl_path, run_helm
+from release_support import (
+    BUSYBOX,
+    JOBS_NAMESPACE,
+    Release,
+    installed,
+    port_forward,
+)
 
 pytestmark = pytest.mark.k8s
-
-IMAGE = "qwex.local/qwex-server"
-"""noxfile.SERVER_IMAGE, loaded into the node by `nox -s server_image`."""
-KINDS = "deployment,replicaset,pod,service,configmap,serviceaccount,role,rolebinding,pvc,ingress"
-JOBS_NAMESPACE = os.environ.get("QWEX_K8S_NAMESPACE", "qwex-test")
-"""Where the server sends its jobs: the test cluster's namespace with a Kueue LocalQueue."""
-LOCAL_QUEUE = os.environ.get("QWEX_K8S_LOCAL_QUEUE", "qwex-queue")
-BUSYBOX = os.environ.get("QWEX_K8S_BUSYBOX_IMAGE", "qwex-test/busybox:latest")
-
-
-@dataclass
-class Release:
-    helm: Path
-    kubectl: Path
-    kubeconfig: Path
-    namespace: str
-    name: str
-    token: str
-
-    def kube(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), "-n", self.namespace, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def helm_run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return run_helm(
-            self.helm, *args, "--kubeconfig", str(self.kubeconfig), "-n", self.namespace,
-            timeout=timeout,
-        )  # fmt: skip
-
-    def leftovers(self) -> list[str]:
-        """The chart's objects still there, in its namespace and (the Role) the jobs'."""
-        mine = f"app.kubernetes.io/instance={self.name}"
-        found = self.kube("get", KINDS, "-l", mine, "-o", "name")
-        assert found.returncode == 0, found.stderr
-        role = self.kube("get", "role,rolebinding", "-n", JOBS_NAMESPACE, "-l", mine, "-o", "name")
-        assert role.returncode == 0, role.stderr
-        return found.stdout.split() + role.stdout.split()
 
 
 @pytest.fixture(scope="module")
 def release(helm: Path) -> Iterator[Release]:
-    """The chart installed (and waited for) in a namespace of its own, removed after."""
-    kubectl, kubeconfig = kubectl_path(), kubeconfig_path()
-    if kubectl is None or not kubeconfig.is_file():
-        problem = f"no kubectl or no test cluster (kubeconfig {kubeconfig})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{problem}; `nox -s cluster -- up` starts it", pytrace=False)
-        pytest.skip(f"{problem}: `nox -s cluster -- up` starts it")
-    unique = uuid.uuid4().hex[:6]  # the Role in the shared jobs' namespace is named after it
-    r = Release(
-        helm, kubectl, kubeconfig, f"qwex-helm-{unique}", f"q{unique}",
-        "qwex_" + secrets.token_urlsafe(32),
-    )  # fmt: skip
-    made = subprocess.run(
-        [str(kubectl), "--kubeconfig", str(kubeconfig), "create", "namespace", r.namespace],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert made.returncode == 0, made.stderr
-    try:
-        secret = r.kube(
-            "create", "secret", "generic", "qwex-tokens", f"--from-literal=lead={r.token}"
-        )
-        assert secret.returncode == 0, secret.stderr
-        installed = r.helm_run(
-            "install", r.name, str(CHART), "--wait", "--timeout", "240s",
-            "--set", "tokens.existingSecret=qwex-tokens", "--set", "tokens.roles.lead=admin",
-            "--set", f"image.repository={IMAGE}", "--set", "image.pullPolicy=Never",
-            "--set", "persistence.enabled=false", "--set", f"jobsNamespace={JOBS_NAMESPACE}",
-            "--set", f"k8s.queue={LOCAL_QUEUE}", "--set-json", api_server_env(r),
-        )  # fmt: skip
-        assert installed.returncode == 0, (
-            installed.stderr + r.kube("describe", "pods").stdout + r.kube("logs", "-l",
-            f"app.kubernetes.io/instance={r.name}", "--all-containers", "--tail=40").stdout
-        )  # fmt: skip
+    """The chart installed with its data in an emptyDir (nothing here restarts it)."""
+    with installed(helm, "--set", "persistence.enabled=false") as r:
         yield r
-    finally:
-        r.helm_run("uninstall", r.name, "--wait", "--timeout", "120s")
-        subprocess.run(
-            [str(kubectl), "--kubeconfig", str(kubeconfig), "delete", "namespace", r.namespace,
-             "--wait=false"],
-            capture_output=True,
-            check=False,
-        )  # fmt: skip
-
-
-def api_server_env(r: Release) -> str:
-    """`extraEnv` pointing the pod's in-cluster configuration at the API server's own address:
-    the test cluster has no kube-proxy, so its Service address leads nowhere."""
-    found = subprocess.run(
-        [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "-n", "default", "get", "endpoints",
-         "kubernetes", "-o", "jsonpath={.subsets[0].addresses[0].ip} {.subsets[0].ports[0].port}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    host, port = found.stdout.split()
-    env = [
-        {"name": "KUBERNETES_SERVICE_HOST", "value": host},
-        {"name": "KUBERNETES_SERVICE_PORT", "value": port},
-    ]
-    return f"extraEnv={json.dumps(env)}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def port_forward(r: Release) -> Iterator[str]:
-    """`kubectl port-forward` to the release's Service: the base URL on this machine."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(r.kubectl), "--kubeconfig", str(r.kubeconfig), "-n", r.namespace, "port-forward",
-         f"svc/{r.name}-qwex-server", f"{port}:8765"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}/api/v1"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    yield url
-                    return
-            assert proc.poll() is None, proc.communicate()[1]
-            time.sleep(0.3)
-        raise AssertionError("no health answer through kubectl port-forward in 30 s")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_the_installed_server_answers_with_the_token_from_the_secret(release: Release) -> None:

@@ -386,8 +386,11 @@ class RemoteRunner(ObservedRunner):
             )
         if state.status == "running":
             return Observation(Seen.ALIVE, what, started_at=started, listed=listed)
-        base_url = run.backend_data.get("base_url")
-        queued = f"waiting in the queue of the server at {base_url}"
+        if state.status == "queued" and state.reason:
+            # The server's backend queues it (Kueue, say): why, in that backend's words.
+            queued = state.reason
+        else:  # in the server's own queue
+            queued = f"waiting in the queue of the server at {run.backend_data.get('base_url')}"
         return Observation(Seen.STARTING, what, queued=queued, listed=listed)
 
     def read_log(self, run: Run, stream: str, offset: int) -> bytes | list[LogBytes]:
