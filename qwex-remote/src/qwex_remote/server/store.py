@@ -404,6 +404,17 @@ class ServerStore:
         with self.sessions() as session:
             return list(session.scalars(query.order_by(Job.seq).limit(limit)))
 
+    def since(self, start: datetime) -> list[tuple[str, datetime, datetime | None]]:
+        """(status, created_at, started_at) of every job submitted or started at `start` or
+        later: what the queue page's charts count. Two columns of the jobs of a window, not
+        the jobs whole."""
+        query = select(Job.status, Job.created_at, Job.started_at).where(
+            or_(Job.created_at >= start, Job.started_at >= start)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [(str(s), aware(c) or start, aware(r)) for s, c, r in rows]
+
     def running_count(self) -> int:
         """How many jobs a worker holds (claimed, not final): the slots taken."""
         query = select(func.count()).select_from(Job)
