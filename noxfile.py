@@ -349,4 +349,5 @@ def bench(session: nox.Session) -> None:
     session.install(
         "./qwex-core", "./qwex-agent", "./qwex-docker", "./qwex-k8s", "./qwex-remote[server]"
     )
+    session.install("selenium>=4.20")  # the remote figure of a line reaching the dashboard
     session.run("python", "benchmarks/run.py", *session.posargs)
