@@ -294,7 +294,9 @@ def test_the_queue_charts_draw_the_jobs_numbers(server: Server, tmp_path: Path) 
         wait_final(server.client("alice" if each in made[:2] else "bob"), each["id"])
     with signed_in(server, "vera") as vera:
         page = vera.get("/queue").text
-    start = datetime.fromisoformat(re.search(r'data-from="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    window = re.search(r'data-from="([^"]+)"', page)
+    assert window, "the page says not which hours its charts show"
+    start = datetime.fromisoformat(window.group(1))
     with server.client("root") as root:
         listed = root.get("/jobs", params={"limit": 500}).json()["items"]
     counts: dict[tuple[str, str], int] = Counter()
