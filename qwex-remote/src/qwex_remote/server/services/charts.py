@@ -91,8 +91,10 @@ class Activity:
     """The statuses that occur in the window, in stacking order (the legend and table)."""
 
 
-def _nice(most: float) -> float:
-    """The scale's top: 1, 2 or 5 times a power of ten, at least `most` (and above 0)."""
+def _nice(most: float, steps: tuple[int, ...] = (1, 2, 5, 10), least: float = 0.0) -> float:
+    """The scale's top: one of `steps` times a power of ten, at least `most` and `least`
+    (and above 0)."""
+    most = max(most, least)
     if most <= 0:
         return 1.0
     power = 1.0
@@ -100,14 +102,18 @@ def _nice(most: float) -> float:
         power *= 10
     while power > most:
         power /= 10
-    for step in (1, 2, 5, 10):
-        if step * power >= most:
-            return step * power
-    return 10 * power
+    tops = (step * p for p in (power / 10, power, power * 10) for step in steps)
+    return next(top for top in tops if top >= most)
+
+
+COUNT_STEPS = (2, 4, 6, 8, 10)
+"""A count's scale ends on an even number from 2 up: its middle mark is a whole run too."""
 
 
 def seconds_text(value: float) -> str:
-    """`0.4 s`, `42 s`, `3.5 min`, `2.1 h`: a wait, short enough for a chart's scale."""
+    """`0.25 s`, `4.2 s`, `42 s`, `3.5 min`, `2.1 h`: a wait, short enough for a chart's scale."""
+    if value < 1:
+        return f"{value:.2g} s"
     if value < 10:
         return f"{value:.1f} s"
     if value < 120:
@@ -134,7 +140,7 @@ def _axes(
 
 def _runs_chart(hours: list[Hour], statuses: list[str]) -> Chart:
     column, tall, base = _plot()
-    top = _nice(max((h.submitted for h in hours), default=0))
+    top = _nice(max((h.submitted for h in hours), default=0), COUNT_STEPS, least=2)
     shapes = []
     for i, hour in enumerate(hours):
         y = base
