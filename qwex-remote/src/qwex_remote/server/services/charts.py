@@ -231,18 +231,12 @@ def activity(state: ServerState, at: datetime | None = None) -> Activity:
     start = at.replace(minute=0, second=0, microsecond=0) - timedelta(hours=HOURS - 1)
     hours = [Hour(start + timedelta(hours=i)) for i in range(HOURS)]
 
-    def slot(when: datetime) -> int | None:
-        index = int((when - start).total_seconds() // 3600)
-        return index if 0 <= index < HOURS else None
-
-    for status, created, started in state.store.since(start):
-        index = slot(created)
-        if index is not None:
-            counts = hours[index].counts
-            counts[status] = counts.get(status, 0) + 1
-        index = slot(started) if started else None
-        if started and index is not None:
-            hours[index].waits.append(max((started - created).total_seconds(), 0.0))
+    by_hour = {h.start.strftime("%H"): h for h in hours}
+    counted, waited = state.store.hourly(start, start + timedelta(hours=HOURS))
+    for name, status, count in counted:
+        by_hour[name].counts[status] = count
+    for name, seconds in waited:
+        by_hour[name].waits.append(max(seconds, 0.0))
     seen = {s for h in hours for s in h.counts}
     statuses = [s for s in STATUSES if s in seen] + sorted(seen - set(STATUSES))
     return Activity(start, hours, _runs_chart(hours, statuses), _waits_chart(hours), statuses)
