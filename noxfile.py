@@ -38,7 +38,7 @@ TEST_DEPS = [
     GENERATOR,
     "schemathesis==4.32.5",  # pinned: its checks and generation change between releases
     "selenium>=4.20",  # drives Debian's chromium through its chromedriver (tests/dashboard)
-    "axe-selenium-python-nhsuk==1.0.4",  # ships axe-core 4.9.1's axe.min.js; pinned: its rules
+    "axe-selenium-python-nhsuk==1.0.4",  # axe-core 4.9.1's axe.min.js; pinned: rules change
 ]
 TEST_FOLDERS = [
     "tests/core",
