@@ -38,6 +38,7 @@ TEST_DEPS = [
     GENERATOR,
     "schemathesis==4.32.5",  # pinned: its checks and generation change between releases
     "selenium>=4.20",  # drives Debian's chromium through its chromedriver (tests/dashboard)
+    "axe-selenium-python-nhsuk==1.0.4",  # axe-core 4.9.1's axe.min.js; pinned: rules change
 ]
 TEST_FOLDERS = [
     "tests/core",
@@ -361,4 +362,5 @@ def bench(session: nox.Session) -> None:
     session.install(
         "./qwex-core", "./qwex-agent", "./qwex-docker", "./qwex-k8s", "./qwex-remote[server]"
     )
+    session.install("selenium>=4.20")  # the remote figure of a line reaching the dashboard
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -227,7 +227,8 @@ def main() -> None:
         f"{'figure'.ljust(width)}  {'median':>8}  {'target':>8}  unit     met  ms (twin ms: twin)"
     )
     for r in results:
-        times = f"{r['ms']} ({r['twin_ms']}: {r['twin']})" if "twin_ms" in r else ""
+        twin = f": {r['twin']}" if "twin" in r else ""  # a p99 row names no twin of its own
+        times = f"{r['ms']} ({r['twin_ms']}{twin})" if "twin_ms" in r else ""
         print(
             f"{r['figure'].ljust(width)}  {r['value']:>8}  {r['target'] or '-':>8}  {r['unit']:<7}  "
             f"{met(r):<3}  {times}"

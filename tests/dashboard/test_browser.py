@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
 from typing import cast
 
@@ -295,3 +296,43 @@ def test_the_keyboard_reaches_everything_in_order_with_focus_shown(
         "f-label",
         "f-q",
     ]
+
+
+AXE = files("axe_selenium_python") / "node_modules" / "axe-core" / "axe.min.js"
+"""axe-core as the pinned axe-selenium-python-nhsuk wheel ships it (TEST_DEPS): read from the
+installed package and injected into the page, nothing fetched."""
+SERIOUS = ("serious", "critical")
+
+
+def axe_violations(browser: WebDriver) -> list[str]:
+    """axe-core's serious and critical findings on the page shown, one line each."""
+    browser.execute_script(AXE.read_text(encoding="utf-8"))
+    browser.set_script_timeout(30)
+    results = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done(r.violations), e => done([{id: 'axe-error',"
+        " impact: 'critical', help: String(e), nodes: []}]));"
+    )
+    return [
+        f"{v['impact']}: {v['id']} ({v['help']}) at "
+        + "; ".join(str(n.get("target")) for n in v["nodes"][:3])
+        for v in results
+        if v.get("impact") in SERIOUS
+    ]
+
+
+def test_every_page_passes_the_accessibility_check(browser: WebDriver, server: Server) -> None:
+    made = job(server, "alice", "b-axe", ["sh", "-c", "echo out; echo err >&2"], labels={"k": "v"})
+    wait_final(server.client("alice"), made["id"])
+    browser.get(root_url(server) + "/signin")
+    found = {"/signin": axe_violations(browser)}
+    sign_in(browser, server, "alice")
+    for path in ("/", f"/runs/{made['id']}", f"/runs/{made['id']}/cancel", "/queue"):
+        browser.get(root_url(server) + path)
+        if path == f"/runs/{made['id']}":
+            until(browser).until(lambda b: "err" in text_of(b, "#log"))
+        if path == "/queue":  # the charts' table is checked open (axe skips hidden parts)
+            browser.find_element(By.CSS_SELECTOR, ".numbers summary").click()
+            assert browser.find_element(By.ID, "activity-table").is_displayed()
+        found[path] = axe_violations(browser)
+    assert not any(found.values()), found

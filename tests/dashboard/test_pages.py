@@ -4,7 +4,10 @@ safe, and what each page shows. The same pages in a real browser: test_browser.p
 from __future__ import annotations
 
 import re
+import statistics
 import time
+from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -257,3 +260,88 @@ def test_hostile_content_is_text(server: Server) -> None:
         assert (
             "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in alice.get(f"/runs/{made['id']}").text
         )
+
+
+SHAPE = re.compile(
+    r'<(?:rect|line) class="(?P<css>[^"]+)" (?:x="[\d.]+" y="(?P<y>[\d.]+)" width="[\d.]+" '
+    r'height="(?P<height>[\d.]+)"|x1="[\d.]+" x2="[\d.]+" y1="(?P<y1>[\d.]+)" y2="[\d.]+") '
+    r'data-hour="(?P<hour>\d\d:00)" data-key="(?P<key>\w+)" data-value="(?P<value>[\d.]+)"'
+)
+BASE, TALL = 176.0, 168.0
+"""The charts' baseline and plot height in SVG units (services/charts.py)."""
+
+
+def _shapes(svg: str) -> list[dict[str, str]]:
+    return [m.groupdict() for m in SHAPE.finditer(svg)]
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def test_the_queue_charts_draw_the_jobs_numbers(server: Server, tmp_path: Path) -> None:
+    """Every bar stands for the jobs the API lists: per hour, submitted by status (stacked,
+    each as tall as its count) and the median and longest wait of those that started."""
+    gate = tmp_path / "gate"
+    made = [job(server, "alice", f"ch-hold-{i}", gate_command(str(gate), "a", "b")) for i in (0, 1)]
+    with server.client("alice") as api:
+        for held in made:
+            wait_status(api, held["id"], "running")
+    made += [job(server, "bob", "ch-ok", ["true"]), job(server, "bob", "ch-bad", ["false"])]
+    time.sleep(0.5)  # the last two wait half a second for a slot
+    gate.touch()
+    for each in made:
+        wait_final(server.client("alice" if each in made[:2] else "bob"), each["id"])
+    with signed_in(server, "vera") as vera:
+        page = vera.get("/queue").text
+    window = re.search(r'data-from="([^"]+)"', page)
+    assert window, "the page says not which hours its charts show"
+    start = datetime.fromisoformat(window.group(1))
+    with server.client("root") as root:
+        listed = root.get("/jobs", params={"limit": 500}).json()["items"]
+    counts: dict[tuple[str, str], int] = Counter()
+    waits: dict[str, list[float]] = {}
+    for item in listed:
+        created, started = _when(item["created_at"]), _when(item["started_at"])
+        assert created is not None
+        if start <= created < start + timedelta(hours=24):
+            counts[(created.strftime("%H:00"), item["status"])] += 1
+        if started and start <= started < start + timedelta(hours=24):
+            waits.setdefault(started.strftime("%H:00"), []).append(
+                (started - created).total_seconds()
+            )
+    assert counts[(made[3]["created_at"][11:13] + ":00", "failed")] >= 1
+    assert max(max(w) for w in waits.values()) >= 0.4  # the two that waited for a slot
+
+    runs_svg, waits_svg = page.split('id="chart-runs"')[1].split('id="chart-waits"')
+    bars = _shapes(runs_svg)
+    assert Counter({(b["hour"], b["key"]): int(b["value"]) for b in bars}) == counts
+    scale = {float(b["height"]) / float(b["value"]) for b in bars}
+    assert max(scale) - min(scale) < 0.02, "a bar's height is not its count"
+    for hour in {b["hour"] for b in bars}:
+        stack = [b for b in bars if b["hour"] == hour]
+        top = BASE
+        for bar in stack:  # stacked from the baseline up, without gap or overlap
+            assert abs(float(bar["y"]) + float(bar["height"]) - top) < 0.02
+            top = float(bar["y"])
+
+    drawn = _shapes(waits_svg.split("</svg>")[0])
+    medians = {d["hour"]: float(d["value"]) for d in drawn if d["key"] == "median"}
+    longest = {d["hour"]: float(d["value"]) for d in drawn if d["key"] == "longest"}
+    assert medians.keys() == longest.keys() == waits.keys()
+    for hour, seconds in waits.items():
+        assert abs(medians[hour] - statistics.median(seconds)) < 0.001
+        assert abs(longest[hour] - max(seconds)) < 0.001
+    highest = min(drawn, key=lambda d: float(d["y1"] or BASE))  # the longest wait's tick
+    per_second = (BASE - float(highest["y1"])) / float(highest["value"])
+    for d in drawn:  # every median as tall as its seconds, every tick as high, on one scale
+        drawn_at = float(d["height"]) if d["key"] == "median" else BASE - float(d["y1"])
+        assert abs(drawn_at - float(d["value"]) * per_second) < 0.02, d
+
+    table = page.split('id="activity-table"')[1].split("</table>")[0]
+    for (hour, status), count in counts.items():
+        row = table.split(f'data-hour="{hour}"')[1].split("</tr>")[0]
+        assert f'data-key="{status}">{count}<' in row
+    for text in ("Runs submitted per hour", "Queue wait", "<desc", "<title", 'role="img"'):
+        assert text in page
+    assert "style=" not in page.split('id="activity-section"')[1]  # the CSP allows none

@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from qwex_remote import __version__
 from qwex_remote.server.deps import SignInFirst
+from qwex_remote.server.services.charts import seconds_text
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -41,6 +42,11 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
 
 
+def seconds(value: float | None) -> str:
+    """A wait as the queue page's table shows it; empty when there is none."""
+    return "" if value is None else seconds_text(value)
+
+
 def _url(path: str, params: dict[str, str]) -> str:
     return f"{path}?{urlencode(params)}" if params else path
 
@@ -54,6 +60,7 @@ templates = Environment(
 templates.filters["when"] = when
 templates.globals["url"] = _url
 templates.globals["version"] = __version__
+templates.globals["seconds"] = seconds
 
 
 def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -404,6 +404,40 @@ class ServerStore:
         with self.sessions() as session:
             return list(session.scalars(query.order_by(Job.seq).limit(limit)))
 
+    def hourly(
+        self, start: datetime, end: datetime
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[str, float]]]:
+        """What the queue page's charts draw of the hours from `start` to `end` (whole hours,
+        UTC, at most 24: an hour is named by its `"HH"`):
+        how many jobs were submitted in each hour (`"HH"`) by their status now, one GROUP BY;
+        and the wait (seconds from submission to start) of each job started in each hour,
+        computed by the database: no timestamp is parsed here, 100,000 of them cost a second."""
+        if self.is_postgres:
+
+            def hour(column: Any) -> Any:
+                return func.to_char(func.timezone("UTC", column), "HH24")
+
+            wait: Any = func.extract("epoch", Job.started_at - Job.created_at)
+        else:
+
+            def hour(column: Any) -> Any:
+                return func.strftime("%H", column)
+
+            wait = (func.julianday(Job.started_at) - func.julianday(Job.created_at)) * 86400.0
+        submitted = hour(Job.created_at)
+        counts = (
+            select(submitted, Job.status, func.count())
+            .where(Job.created_at >= start, Job.created_at < end)
+            .group_by(submitted, Job.status)
+        )
+        waits = select(hour(Job.started_at), wait).where(
+            Job.started_at >= start, Job.started_at < end
+        )
+        with self.engine.connect() as connection:
+            counted = [(str(h), str(s), int(n)) for h, s, n in connection.execute(counts)]
+            waited = [(str(h), float(w)) for h, w in connection.execute(waits)]
+        return counted, waited
+
     def running_count(self) -> int:
         """How many jobs a worker holds (claimed, not final): the slots taken."""
         query = select(func.count()).select_from(Job)

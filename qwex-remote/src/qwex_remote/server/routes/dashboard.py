@@ -14,7 +14,7 @@ from qwex_remote.server import pages
 from qwex_remote.server.deps import DataVisit, JobId, PageVisit, State
 from qwex_remote.server.errors import ApiError
 from qwex_remote.server.logs import parse_event_id
-from qwex_remote.server.services import jobs, logs, runs, sessions
+from qwex_remote.server.services import charts, jobs, logs, runs, sessions
 
 router = APIRouter(include_in_schema=False, tags=["dashboard"])
 
@@ -51,7 +51,9 @@ def run_timeline(job_id: JobId, visit: DataVisit, state: State) -> JSONResponse:
 
 @router.get("/queue")
 def queue_page(visit: PageVisit, state: State) -> Response:
-    return pages.render("queue.html", visit=visit, view=runs.queue(state))
+    return pages.render(
+        "queue.html", visit=visit, view=runs.queue(state), activity=charts.activity(state)
+    )
 
 
 def _detail(state: State, job_id: str, visit: sessions.Visit) -> runs.RunDetail | Response:
