@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "contracts", "gen_check", "tests"]
+nox.options.sessions = ["lint", "typecheck", "contracts", "gen_check", "docs", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
@@ -193,6 +193,20 @@ def gen_check(session: nox.Session) -> None:
     """Fail when the committed spec or API client differs from what the code produces."""
     session.install("-e", "qwex-core", "-e", "qwex-remote[server]", GENERATOR)
     session.run("python", "tools/gen_client.py", "check")
+
+
+DOCS_DEPS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2"]
+"""Pinned: a new theme or MkDocs may warn about what this one accepts, and `--strict` fails."""
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site, `mkdocs build --strict` into site/ (git-ignored): no warning
+    allowed. References (CLI, configuration, hooks, server API) are generated from the
+    installed code while building (tools/docs_hooks.py), so a page linking to an option, a
+    key or a hook that is gone fails the build. Pictures are drawn by Graphviz's `dot`."""
+    _install_once(session, *PACKAGES, *DOCS_DEPS)
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
 
 
 @nox.session(python=False)
