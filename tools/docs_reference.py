@@ -193,8 +193,8 @@ def api_page() -> str:
     ]
     for route, methods in spec["paths"].items():
         for method, operation in methods.items():
-            anchor = f"{method}-{route}".lower().strip("/")
-            anchor = "".join(c if c.isalnum() else "-" for c in anchor).strip("-")
+            words = "".join(c if c.isalnum() else " " for c in f"{method} {route}".lower())
+            anchor = "-".join(words.split())  # GET /api/v1/jobs/{job_id}: get-api-v1-jobs-job-id
             out += [f"## `{method.upper()} {route}` {{#{anchor}}}", ""]
             summary = operation.get("summary") or operation.get("operationId", "")
             out += [cell(summary), ""]
