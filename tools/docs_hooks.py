@@ -21,7 +21,7 @@ from mkdocs.structure.files import File, Files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import docs_reference  # noqa: E402  (a sibling module, found through the line above)
+import docs_reference
 
 DIAGRAMS = "diagrams"
 

@@ -12,16 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import BaseModel
-
 from gen_reference import attribute_docstrings, default_text, type_name
+from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI = ROOT / "qwex-remote" / "openapi.json"
 
 
 def pages() -> dict[str, str]:
-    return {"cli": cli_page(), "configuration": config_page(), "hooks": hooks_page(), "api": api_page()}
+    return {
+        "cli": cli_page(),
+        "configuration": config_page(),
+        "hooks": hooks_page(),
+        "api": api_page(),
+    }
 
 
 def cell(text: str) -> str:
