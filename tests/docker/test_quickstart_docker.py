@@ -8,7 +8,9 @@ from pathlib import Path
 from quickstart import blocks, run_block
 
 
-def test_the_docker_quick_start_runs_as_written(project: Path, docker_ready: dict[str, str]) -> None:
+def test_the_docker_quick_start_runs_as_written(
+    project: Path, docker_ready: dict[str, str]
+) -> None:
     [body] = blocks("docker")
     assert "python:3.11" in body
     result = run_block(body.replace("python:3.11", docker_ready["python"]), project)
