@@ -87,7 +87,7 @@ def param_row(param: click.Parameter, anchor: str) -> str:
         meaning = param.help or ""
         if param.envvar:
             meaning += f" (environment: `{param.envvar}`)"
-        shown = "" if param.is_flag and not param.default else repr_default(param.default)
+        shown = "" if param.is_flag and param.default is not True else repr_default(param.default)
     else:
         names = f"`{(param.human_readable_name or '').upper()}`"
         key = param.name or ""
@@ -99,7 +99,9 @@ def param_row(param: click.Parameter, anchor: str) -> str:
 
 
 def repr_default(value: Any) -> str:
-    if value is None or value == () or callable(value):
+    """The default worth showing: none for no default (click's UNSET sentinel), an empty
+    tuple (a repeatable option) or one computed when the command runs."""
+    if value is None or value == () or callable(value) or type(value).__name__ == "Sentinel":
         return ""
     return f"`{value!r}`"
 
@@ -176,7 +178,7 @@ def hooks_page() -> str:
     for name, function in inspect.getmembers(hookspecs, inspect.isfunction):
         if not hasattr(function, "qwex_spec"):  # pluggy's HookspecMarker("qwex") sets it
             continue
-        signature = inspect.signature(function, eval_str=False)
+        signature = str(inspect.signature(function)).replace("'", "")  # postponed annotations
         out += [f"## `{name}` {{#{name}}}", "", "```python", f"def {name}{signature}", "```", ""]
         out += [inspect.getdoc(function) or "", ""]
     return "\n".join(out) + "\n"
