@@ -202,6 +202,8 @@ def api_page() -> str:
             words = "".join(c if c.isalnum() else " " for c in f"{method} {route}".lower())
             anchor = "-".join(words.split())  # GET /api/v1/jobs/{job_id}: get-api-v1-jobs-job-id
             out += [f"## `{method.upper()} {route}` {{#{anchor}}}", ""]
+            if operation.get("operationId"):  # the name docs/server.md's table links to
+                out += [f'<span id="{operation["operationId"]}"></span>', ""]
             summary = operation.get("summary") or operation.get("operationId", "")
             out += [cell(summary), ""]
             if operation.get("description"):

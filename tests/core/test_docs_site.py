@@ -6,6 +6,7 @@ them, and `--strict` refuses a link to an anchor that is gone."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mkdocs.config import load_config
 from mkdocs.exceptions import Abort
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))  # docs_reference, as the MkDocs hook imports it
 
 
 def build_site(site: Path) -> None:
@@ -98,3 +100,24 @@ def test_a_status_missing_from_the_state_picture_fails_the_build(
     with pytest.raises(Abort):
         build_site(tmp_path)
     assert "does not draw the statuses ['paused']" in caplog.text
+
+
+def test_removing_an_api_operation_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/server.md's table of operations links each to the API reference, which is
+    written from the committed openapi.json: a spec without `cancel_job` stops the build."""
+    import json
+
+    import docs_reference
+
+    spec = json.loads(docs_reference.OPENAPI.read_text())
+    for methods in spec["paths"].values():
+        for method in [m for m, op in methods.items() if op.get("operationId") == "cancel_job"]:
+            del methods[method]
+    changed = tmp_path / "openapi.json"
+    changed.write_text(json.dumps(spec))
+    monkeypatch.setattr(docs_reference, "OPENAPI", changed)
+    with pytest.raises(Abort):
+        build_site(tmp_path / "site")
+    assert "#cancel_job" in caplog.text
