@@ -24,7 +24,7 @@ def test_the_kubernetes_quick_start_runs_as_written(
             jobs = cluster.batch.list_namespaced_job(
                 cluster.namespace, label_selector=f"qwex.dev/run-id={run.name}"
             )
-            cluster.created += [job.metadata.name for job in jobs.items]
+            cluster.created += [str(job.metadata.name) for job in jobs.items if job.metadata]
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hello from a pod" in result.stdout
     assert "exit code 4" in result.stdout
