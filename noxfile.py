@@ -205,10 +205,10 @@ def gen_check(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """The documentation site, `mkdocs build --strict` into site/ (git-ignored): no warning
-    allowed. References (CLI, configuration, hooks, server API) are generated from the
-    installed code while building (tools/docs_hooks.py), so a page linking to an option, a
-    key or a hook that is gone fails the build. Pictures are drawn by Debian's Graphviz `dot`
-(.ci/setup-docs.sh). About 2 s once installed (the references take 0.3 s of it)."""
+        allowed. References (CLI, configuration, hooks, server API) are generated from the
+        installed code while building (tools/docs_hooks.py), so a page linking to an option, a
+        key or a hook that is gone fails the build. Pictures are drawn by Debian's Graphviz `dot`
+    (.ci/setup-docs.sh). About 2 s once installed (the references take 0.3 s of it)."""
     _install_once(session, *PACKAGES, *DOCS_DEPS)
     env = {"NO_MKDOCS_2_WARNING": "1"}  # the theme's banner about its successor, not ours
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=env)
