@@ -11,13 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "quickstart.md"
-BLOCK = re.compile(r"<!-- quickstart: (?P<tag>[\w-]+) -->\n```sh\n(?P<body>.*?)```", re.S)
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+BLOCK = re.compile(
+    r"<!-- (?:quickstart|example): (?P<tag>[\w-]+) -->\n```sh\n(?P<body>.*?)```", re.S
+)
 
 
-def blocks(tag: str) -> list[str]:
-    found = [m.group("body") for m in BLOCK.finditer(PAGE.read_text()) if m.group("tag") == tag]
-    assert found, f"docs/quickstart.md has no block marked `quickstart: {tag}`"
+def blocks(tag: str, page: str = "quickstart.md") -> list[str]:
+    """The blocks of docs/`page` marked `<!-- quickstart: TAG -->` (or `example: TAG`)."""
+    text = (DOCS / page).read_text()
+    found = [m.group("body") for m in BLOCK.finditer(text) if m.group("tag") == tag]
+    assert found, f"docs/{page} has no block marked {tag!r}"
     return found
 
 

@@ -17,3 +17,11 @@ def test_the_local_quick_start_runs_as_written(project: Path) -> None:
     assert "first ended with 3" in result.stdout
     assert "exit code 3" in result.stdout
     assert "working" in result.stdout
+
+
+def test_the_concepts_profile_example_runs_as_written(project: Path) -> None:
+    """docs/concepts.md: a profile overlays the keys below it (here `env`)."""
+    [body] = blocks("profile", "concepts.md")
+    result = run_block(body, project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == ["hello", "HELLO"]
