@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "contracts", "gen_check", "tests"]
+nox.options.sessions = ["lint", "typecheck", "contracts", "gen_check", "docs", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
@@ -30,7 +30,10 @@ DISTRIBUTIONS = [
 AGENTS_PACKAGE = "qwex-docker-agents/src/qwex_docker_agents"
 GENERATOR = "openapi-python-client==0.29.1"
 """Pinned: another version writes another client (tools/gen_client.py checks it)."""
+DOCS_DEPS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2"]
+"""Pinned: a new theme or MkDocs may warn about what this one accepts, and `--strict` fails."""
 TEST_DEPS = [
+    *DOCS_DEPS,  # tests/core/test_docs_site.py builds the site
     "pytest>=8",
     "pytest-timeout",
     "pytest-xdist",
@@ -158,11 +161,15 @@ def typecheck(session: nox.Session) -> None:
         "tests/conftest.py",
         "tests/users.py",
         "tests/warm_cli.py",
+        "tests/quickstart.py",
         env={"MYPYPATH": "tests"},
     )
+    session.run("mypy", "tools/docs_hooks.py", "tools/docs_reference.py", env={"MYPYPATH": "tools"})
     for folder in TEST_FOLDERS:
-        # The dashboard's tests use tests/remote's server_support and tests/k8s's k8s_support.
+        # The dashboard's tests use tests/remote's server_support and tests/k8s's k8s_support;
+        # tests/core's docs tests import tools/docs_reference as the MkDocs hook does.
         extra = ":tests/remote:tests/k8s" if folder == "tests/dashboard" else ""
+        extra = ":tools" if folder == "tests/core" else extra
         session.run("mypy", folder, env={"MYPYPATH": f"{folder}:tests{extra}"})
     example = "examples/qwex-nice"  # its tests run in a venv of their own (test_example_plugin)
     session.run("mypy", f"{example}/tests", env={"MYPYPATH": f"{example}/tests:{example}/src"})
@@ -194,6 +201,19 @@ def gen_check(session: nox.Session) -> None:
     """Fail when the committed spec or API client differs from what the code produces."""
     session.install("-e", "qwex-core", "-e", "qwex-remote[server]", GENERATOR)
     session.run("python", "tools/gen_client.py", "check")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site, `mkdocs build --strict` into site/ (git-ignored): no warning
+        allowed. References (CLI, configuration, hooks, server API) are generated from the
+        installed code while building (tools/docs_hooks.py), so a page linking to an option, a
+        key or a hook that is gone fails the build. Pictures are drawn by Debian's Graphviz `dot`
+    (.ci/setup-docs.sh). About 2 s once installed (the references take 0.3 s of it); 50 s
+    from a fresh clone, nearly all of it creating the venv and installing."""
+    _install_once(session, *PACKAGES, *DOCS_DEPS)
+    env = {"NO_MKDOCS_2_WARNING": "1"}  # the theme's banner about its successor, not ours
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=env)
 
 
 @nox.session(python=False)

@@ -90,7 +90,8 @@ def fields_table(model: type[BaseModel], prefix: str = "") -> list[str]:
 def render(name: str) -> str:
     from qwex_core.models import JobSpec, Run
 
-    model = {"run-fields": Run, "jobspec-fields": JobSpec}[name]
+    models: dict[str, type[BaseModel]] = {"run-fields": Run, "jobspec-fields": JobSpec}
+    model = models[name]
     head = ["| field | type | default | meaning |", "|---|---|---|---|"]
     return "\n".join(head + fields_table(model)) + "\n"
 
