@@ -13,7 +13,8 @@ command it forks a child, which takes the test's working directory, environment,
 and stdin/stdout/stderr (passed over a Unix socket), reads what the environment decides at
 import again (`qwex_core.timings`), and runs `qwex`'s own `main()`: a process of its own with
 its own pid, exit code and pipes, as the console script would be. What it cannot be is a
-different interpreter (`PYTHON*` variables other than those the tests started with): those
+different interpreter (`PYTHON*` variables other than those the tests started with, but for
+PYTHONPATH, whose folders the child puts on its path as the interpreter would): those
 commands start the console script as usual. The full suite (`nox -s tests`, CI) always
 starts the console script.
 
@@ -52,7 +53,8 @@ def usable(env: dict[str, str]) -> bool:
     bytecode and I/O settings are the script's."""
     if not ENABLED:
         return False
-    return {n: v for n, v in env.items() if n.startswith("PYTHON")} == _INTERPRETER_ENV
+    asked = {n: v for n, v in env.items() if n.startswith("PYTHON") and n != "PYTHONPATH"}
+    return asked == {n: v for n, v in _INTERPRETER_ENV.items() if n != "PYTHONPATH"}
 
 
 def run(
@@ -170,6 +172,17 @@ def _console_path(script: str) -> list[str]:
     return [str(Path(script).parent), *(p for p in sys.path[1:])]
 
 
+def _python_path(value: str, path: list[str]) -> list[str]:
+    """The folders PYTHONPATH puts after the script's, as the interpreter and `site` do:
+    absolute, each once, none already on `path`."""
+    added: list[str] = []
+    for entry in value.split(os.pathsep) if value else []:
+        folder = os.path.abspath(entry)
+        if folder not in path and folder not in added:
+            added.append(folder)
+    return added
+
+
 def _import_everything() -> None:
     """What commands import, so that a child finds it imported: the libraries (pydantic's
     model machinery is not in `import pydantic`, which is lazy), qwex's CLI, and the module
@@ -202,6 +215,7 @@ def _child(script: str, request: dict[str, Any], fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         sys.argv = [script, *request["args"]]
+        sys.path[1:1] = _python_path(request["env"].get("PYTHONPATH", ""), sys.path)
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
         sys.stderr = io.TextIOWrapper(

@@ -44,4 +44,20 @@ def test_it_answers_as_the_console_script_does(project: Path) -> None:
 def test_a_changed_interpreter_environment_is_not_forked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(warm_cli, "ENABLED", True)
     assert warm_cli.usable(dict(os.environ))
-    assert not warm_cli.usable({**os.environ, "PYTHONPATH": "/elsewhere"})
+    assert warm_cli.usable({**os.environ, "PYTHONPATH": "/elsewhere"})  # put on the path
+    assert not warm_cli.usable({**os.environ, "PYTHONSAFEPATH": "1"})
+    assert not warm_cli.usable({**os.environ, "PYTHONHOME": "/elsewhere"})
+
+
+def test_pythonpath_folders_come_after_the_scripts_as_the_interpreter_puts_them(
+    tmp_path: Path, project: Path
+) -> None:
+    (tmp_path / "sitecheck.py").write_text("")
+    probe = "import sys; print(sys.path[1])"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    started = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    assert started.stdout.strip() == str(tmp_path)
+    assert warm_cli._python_path(str(tmp_path), ["/bin"]) == [str(tmp_path)]
+    assert warm_cli._python_path(f"{tmp_path}:{tmp_path}", [str(tmp_path)]) == []

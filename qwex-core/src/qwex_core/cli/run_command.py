@@ -516,10 +516,16 @@ def follow_run(
                         )
                     raise
         except (KeyboardInterrupt, Terminated) as exc:
-            line.clear()
             if not cancel_on_interrupt:
+                line.clear()
                 raise
-            while True:  # a signal landing while qwex acts on one is the next one
+            # A signal landing while qwex acts on this one is the next one: held, not raised
+            # (raised, it could land between the note and the cancel and end the CLI).
+            hold = HeldSignals()
+            line.clear()
+            pending: list[KeyboardInterrupt | Terminated] = [exc]
+            while pending:
+                exc = pending.pop(0)
                 term = isinstance(exc, Terminated)
                 if signals is not None:
                     signals.add(signal.SIGTERM if term else signal.SIGINT)
@@ -530,17 +536,20 @@ def follow_run(
                 elif interrupts == 2:
                     note(f"killing run {short_id(run.id)}")
                 else:
+                    hold.restore()
                     note(f"stopped waiting; `qwex status {short_id(run.id)}` shows how it ends")
                     raise exc
-                try:
-                    current = service.store.load(run.id)
-                    if interrupts == 1:
-                        service.cancel(current, interrupt=not term)
-                    else:  # two different signals: two SIGINTs could merge into one
-                        service.kill(current)
-                    break
-                except (KeyboardInterrupt, Terminated) as next_one:
-                    exc = next_one
+                current = service.store.load(run.id)
+                if interrupts == 1:
+                    service.cancel(current, interrupt=not term)
+                else:  # two different signals: two SIGINTs could merge into one
+                    service.kill(current)
+                pending += [
+                    Terminated() if n == signal.SIGTERM else KeyboardInterrupt()
+                    for n in hold.caught
+                ]
+                hold.caught.clear()
+            held = hold  # released as following resumes: one landing from here is raised there
         except BaseException:
             line.clear()
             raise
