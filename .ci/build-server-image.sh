@@ -2,7 +2,7 @@
 # Build the qwex server's image offline (no registry pull), the way the test images are made:
 #   .ci/build-server-image.sh WHEEL_DIR TAG [REQUIREMENT]
 # - a Debian bookworm root made by debootstrap (--variant=minbase) with Debian's Python 3.11
-#   (python3-minimal + its standard library), cached as a tarball under .ci/cache/;
+#   (python3-minimal + its standard library), cached as a tarball in $QWEX_CI_CACHE (default .ci/cache/; .ci/run keeps it outside the checkout);
 # - the project's wheels from WHEEL_DIR and their dependencies installed into
 #   /usr/local/lib/python3.11/dist-packages (already on Debian's sys.path) by the pip of
 #   $PYTHON (a Python 3.11 on this Debian 12 machine, so the same ABI and glibc), binary
