@@ -293,3 +293,14 @@ def service_forward(r: Release) -> Iterator[str]:
     finally:
         stop.set()
         thread.join(20)
+
+
+def jobs_with(release: Release, marker: str) -> list[dict[str, Any]]:
+    """The Kubernetes Jobs in the jobs' namespace whose command holds `marker`."""
+    found = release.kube("get", "jobs", "-n", JOBS_NAMESPACE, "-o", "json")
+    assert found.returncode == 0, found.stderr
+    return [
+        job
+        for job in json.loads(found.stdout)["items"]
+        if marker in json.dumps(job["spec"]["template"]["spec"]["containers"])
+    ]

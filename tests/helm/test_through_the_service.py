@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helm_support import ROOT
@@ -27,6 +26,7 @@ from release_support import (
     TAG,
     Release,
     installed,
+    jobs_with,
     service_forward,
 )
 
@@ -98,17 +98,6 @@ def ended(run: subprocess.Popen[str], seconds: float, release: Release) -> tuple
         raise AssertionError(
             f"qwex run did not end in {seconds} s: {out}\n{err}\n{release.diagnosis()}"
         ) from late
-
-
-def jobs_with(release: Release, marker: str) -> list[dict[str, Any]]:
-    """The Kubernetes Jobs in the jobs' namespace whose command holds `marker`."""
-    found = release.kube("get", "jobs", "-n", JOBS_NAMESPACE, "-o", "json")
-    assert found.returncode == 0, found.stderr
-    return [
-        job
-        for job in json.loads(found.stdout)["items"]
-        if marker in json.dumps(job["spec"]["template"]["spec"]["containers"])
-    ]
 
 
 def wait_until(

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from release_support import BUSYBOX, JOBS_NAMESPACE, Release, installed, port_forward
+from release_support import BUSYBOX, JOBS_NAMESPACE, Release, installed, jobs_with, port_forward
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900)]
 """PostgreSQL and the install (up to 360 s), then 50 jobs (up to 300 s)."""
@@ -111,7 +111,7 @@ def test_fifty_jobs_through_two_replicas_each_run_exactly_once(release: Release)
         for job_id, i in ids.items():
             logs = apis[1].get(f"/jobs/{job_id}/logs").json()
             assert logs["data"] == f"{marker} {i}\n"
-    made = made_jobs(release, marker)
+    made = jobs_with(release, marker)
     ran = sorted(
         int(m.group(1))
         for j in made
@@ -121,13 +121,3 @@ def test_fifty_jobs_through_two_replicas_each_run_exactly_once(release: Release)
     hosts = {j["metadata"]["annotations"][HOST] for j in made}
     assert hosts == {f"{release.fullname}-0", f"{release.fullname}-1"}  # both replicas ran jobs
     release.kube("delete", "jobs", "-n", JOBS_NAMESPACE, *(j["metadata"]["name"] for j in made))
-
-
-def made_jobs(release: Release, marker: str) -> list[dict[str, Any]]:
-    found = release.kube("get", "jobs", "-n", JOBS_NAMESPACE, "-o", "json")
-    assert found.returncode == 0, found.stderr
-    return [
-        job
-        for job in json.loads(found.stdout)["items"]
-        if marker in json.dumps(job["spec"]["template"]["spec"]["containers"])
-    ]
