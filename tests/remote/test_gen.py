@@ -31,7 +31,8 @@ def root(tmp_path: Path) -> Path:
     for name in ("openapi.json", "openapi-client.yaml"):
         shutil.copy(REPO / "qwex-remote" / name, copy / "qwex-remote" / name)
     (copy / "tests" / "remote").mkdir(parents=True)
-    shutil.copy(REPO / "tests" / "conftest.py", copy / "tests")
+    for name in ("conftest.py", "warm_cli.py"):  # the top conftest imports warm_cli
+        shutil.copy(REPO / "tests" / name, copy / "tests")
     for name in ("conftest.py", "server_support.py", "test_adapter.py"):
         shutil.copy(REPO / "tests" / "remote" / name, copy / "tests" / "remote")
     return copy
