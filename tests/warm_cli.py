@@ -1,11 +1,11 @@
 """The fast loop's way to start `qwex`: a child forked from a warm process that has already
-imported what every command imports (click, pluggy, pydantic's model machinery, qwex's own
-modules and its backends' plugin modules).
+imported what every command imports (click, pluggy, pydantic's model machinery, every
+qwex-core module and the backends' plugin modules).
 
 Why: the fast loop (`nox -s unit`) starts the real CLI some 700 times, and each start spent
 most of its CPU importing those again (measured with `getrusage` over the children: a
-`qwex status` 110 ms started, 47 ms forked from the test process, about 15 ms forked from the
-warm process; a local `qwex run -q -- true`, with its agent, about 300, 156 and 110 ms).
+`qwex status` 110 ms started, 47 ms forked from the test process, 21 ms forked from the
+warm process; a local `qwex run -q -- true`, with its agent, about 300, 156 and 104 ms).
 
 The warm process (one per test process, started on first use, `python warm_cli.py`) only
 imports: it never runs a command itself, and the tests cannot reach its state. For each
@@ -185,17 +185,21 @@ def _python_path(value: str, path: list[str]) -> list[str]:
 
 def _import_everything() -> None:
     """What commands import, so that a child finds it imported: the libraries (pydantic's
-    model machinery is not in `import pydantic`, which is lazy), qwex's CLI, and the module
-    each installed backend registers through its entry point."""
+    model machinery is not in `import pydantic`, which is lazy), qwex-core's modules, and the
+    module each installed backend registers through its entry point."""
     import importlib
+    import pkgutil
 
     import click  # noqa: F401
     import pluggy  # noqa: F401
     import pydantic.main
     import pydantic.types  # noqa: F401
+    import qwex_core
 
-    for name in ("qwex_core.cli.app", "qwex_core.service", "qwex_core.config"):
-        importlib.import_module(name)
+    # Every module of core but its pytest plugin and its entry script (which runs the agent).
+    for module in pkgutil.walk_packages(qwex_core.__path__, "qwex_core."):
+        if ".testing" not in module.name and not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
     from qwex_core.plugin.discovery import entry_points
 
     for entry_point in entry_points("qwex"):
