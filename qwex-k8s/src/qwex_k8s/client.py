@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qwex_core.errors import BackendError
 
-from qwex_k8s.lean import Lean, Refused, from_kubeconfig, in_cluster
+from qwex_k8s.lean import Lean, Refused, from_kubeconfig, in_cluster, trace_request
 
 __all__ = ["Connection", "Refused", "api_message", "connect", "is_unreachable", "rest"]
 
@@ -185,7 +184,7 @@ def _client(configuration: Any, trace: bool) -> client.ApiClient:
         """Prints each request, for debugging and for counting requests in the benchmark."""
 
         def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            sys.stderr.write(f"qwex-k8s: {method} {url}\n")
+            trace_request(method, url)
             return super().call_api(method, url, *args, **kwargs)
 
     return Traced(configuration)

@@ -33,6 +33,12 @@ PLAIN_CLUSTER = {"server", "certificate-authority", "certificate-authority-data"
 """Cluster keys this module honours (`extensions` carry nothing a request needs)."""
 
 
+def trace_request(method: str, url: str) -> None:
+    """One line per API request on stderr (`QWEX_K8S_TRACE=1`), written whole, whichever
+    way the request goes (here or through the kubernetes client)."""
+    sys.stderr.write(f"qwex-k8s: {method} {url}\n")
+
+
 class Refused(Exception):
     """The API server answered, outside 2xx: `status`, and its answer (`body`)."""
 
@@ -82,7 +88,7 @@ class Lean:
         url = self.prefix + path
         if self.trace:
             scheme = "https" if self.context is not None else "http"
-            sys.stderr.write(f"qwex-k8s: {method} {scheme}://{self.host}:{self.port}{url}\n")
+            trace_request(method, f"{scheme}://{self.host}:{self.port}{url}")
         for attempt in (1, 2):  # a kept-alive connection the server closed: once more
             conn = self._connection(timeout)
             try:
