@@ -55,11 +55,17 @@ TEST_FOLDERS = [
 ]
 
 
+TESTS_XDIST = ["-n", "3", "--dist", "loadgroup"]
+"""Three workers: the cluster's tests one after another on one (tests/conftest.py's
+SHARED_GROUPS), the Docker daemon's on another, the rest spread over all three. The tests
+mostly wait (on pods, containers, servers), so this shortens CI by what the groups overlap."""
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite: core, plugins, the example plugin, Docker on the real daemon."""
     session.install(*PACKAGES, *TEST_DEPS)
-    session.run("pytest", *session.posargs, env=_bytecode_cached(session))
+    session.run("pytest", *TESTS_XDIST, *session.posargs, env=_bytecode_cached(session))
 
 
 UNIT = (

@@ -67,6 +67,11 @@ FIXTURE_MARKERS = {
 }
 """The fixture through which each real component is reached (or the agent is built), and the
 marker it implies."""
+SHARED_GROUPS = (("cluster", ("k8s", "helm", "live")), ("docker", ("docker", "users")))
+"""Under `pytest -n N --dist loadgroup` (`nox -s tests`), the tests of each group run one after
+another on one worker, beside the tests of the other groups and the rest: one test's `qwex gc`
+takes every final run's container on this daemon, or Job in its namespace, and the cluster's
+tests count on its quota being theirs."""
 SERVER_HELPERS = ("make_server", "team_server")
 """tests/remote/server_support.py's ways to a real `qwex serve`: a module using them is `serve`."""
 
@@ -86,3 +91,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker in wanted:
             if not item.get_closest_marker(marker):
                 item.add_marker(marker)
+        group = next(
+            (g for g, markers in SHARED_GROUPS if any(map(item.get_closest_marker, markers))), None
+        )
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
