@@ -93,6 +93,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(marker)
         group = next(
             (g for g, markers in SHARED_GROUPS if any(map(item.get_closest_marker, markers))), None
-        )
+        ) or _module_group(item)
         if group and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _module_group(item: pytest.Item) -> str | None:
+    """The module's name when the test uses a fixture made once per module (a venv, built
+    wheels, a server): each xdist worker would make its own, so they run on one (two workers
+    each waiting out the broken runners' conformance suite cost 140 s more)."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info else ()
+    if any(d[-1].scope in ("module", "class", "package") for d in defs if d):
+        return item.nodeid.split("::", 1)[0]
+    return None
