@@ -167,6 +167,9 @@ def typecheck(session: nox.Session) -> None:
         "tests/quickstart.py",
         env={"MYPYPATH": "tests"},
     )
+    # The docs' examples and inventory import tools/docs_reference as the MkDocs hook does.
+    docs_support = ["tests/docs_examples.py", "tests/docs_inventory.py"]
+    session.run("mypy", *docs_support, env={"MYPYPATH": "tests:tools"})
     session.run("mypy", "tools/docs_hooks.py", "tools/docs_reference.py", env={"MYPYPATH": "tools"})
     for folder in TEST_FOLDERS:
         # The dashboard's tests use tests/remote's server_support and tests/k8s's k8s_support;

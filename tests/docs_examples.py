@@ -27,6 +27,8 @@ with no language (is it a command or output?).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import shlex
 import subprocess
@@ -35,6 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from docs_reference import param_anchor
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_LANGUAGES = frozenset({"sh", "bash", "shell", "console", "python", "py"})
@@ -42,6 +48,7 @@ KINDS = ("run", "parse", "skip", "tested-by", "output")
 MARKER = re.compile(r"^<!--\s*(?:example|quickstart):\s*(?P<text>.*?)\s*-->$")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<lang>[^\s`{]*)")
 REASON_WORDS = 3
+COMMANDLINE = ParameterSource.COMMANDLINE
 
 
 def pages() -> list[Path]:
@@ -198,11 +205,12 @@ def qwex_lines(block: Block) -> list[list[str]]:
     text = text.replace("\\\n", " ")
     found: list[list[str]] = []
     for line in text.splitlines():
-        found += _qwex_commands(line)
+        found += qwex_commands(line)
     return found
 
 
-def _qwex_commands(line: str) -> list[list[str]]:
+def qwex_commands(line: str) -> list[list[str]]:
+    """Each `qwex ...` command of one shell line, as its arguments."""
     lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     lexer.commenters = "#"
@@ -215,8 +223,10 @@ def _qwex_commands(line: str) -> list[list[str]]:
     first = True  # the next word is where a command's name is
     for word in words:
         for inner in re.findall(r"\$\((.*?)\)", word):  # "$(qwex serve token add alice)"
-            found += _qwex_commands(inner)
+            found += qwex_commands(inner)
         if word in OPERATORS or set(word) <= set("|&;<>()"):
+            if current and word[0] in "<>" and current[-1].isdigit():
+                current.pop()  # `2>&1`: the descriptor is the redirection's
             if current is not None:
                 found.append(current)
             current, first = None, True
@@ -234,27 +244,66 @@ def _qwex_commands(line: str) -> list[list[str]]:
 def parse_error(group: click.Group, args: list[str]) -> str | None:
     """Why `qwex ARGS` is not a command line of `group` (an unknown command or option, a
     missing argument, a bad value), or None: click parses it as `qwex` would, nothing runs."""
-    ctx: click.Context | None = None
+    return parse(group, args)[0]
+
+
+def parse(
+    group: click.Group, args: list[str], resilient: bool = False
+) -> tuple[str | None, set[str]]:
+    """`qwex ARGS` parsed by `group` as `qwex` would (nothing runs, `--help` prints nothing):
+    why it is not a command line of it (an unknown command or option, a missing argument,
+    a bad value) or None, and the reference anchors (docs_reference) of the commands and
+    the options and arguments it gives (`qwex-logs`, `qwex-logs--tail`). `resilient`: a
+    fragment (`qwex logs -f` in a sentence): a missing argument or subcommand is no error."""
+    used: set[str] = set()
+    path = ["qwex"]
+    command: click.Command = group
     try:
-        ctx = group.make_context("qwex", list(args), resilient_parsing=False)
-        command: click.Command = group
-        while isinstance(command, click.Group):
-            rest = [*ctx._protected_args, *ctx.args]
-            if not rest:
-                return None
-            name, sub, rest = command.resolve_command(ctx, rest)
-            assert sub is not None and name is not None
-            ctx = sub.make_context(name, rest, parent=ctx)
-            command = sub
+        with contextlib.redirect_stdout(io.StringIO()):
+            ctx = _context(group, "qwex", list(args), None, resilient)
+            while True:
+                anchor = "-".join(path)
+                used.add(anchor)
+                for param in command.params:
+                    if param.name and ctx.get_parameter_source(param.name) is COMMANDLINE:
+                        used.add(param_anchor(param, anchor))
+                if not isinstance(command, click.Group):
+                    return None, used
+                rest = [*ctx._protected_args, *ctx.args]
+                if not rest:
+                    return None, used
+                name, sub, rest = command.resolve_command(ctx, rest)
+                assert sub is not None and name is not None  # else click raised
+                ctx = _context(sub, name, rest, ctx, resilient)
+                command, path = sub, [*path, name]
     except click.exceptions.Exit:  # --help, --version
-        return None
-    except click.BadParameter as exc:
-        if isinstance(exc.param and exc.param.type, click.Path) and "does not exist" in str(exc):
-            return None  # a file of the reader's project (`--workdir src`): the line parses
-        return exc.format_message()
+        return None, used
+    except (click.BadParameter, click.BadOptionUsage) as exc:
+        if resilient:  # `--role ROLE`, `-e` in a sentence: placeholders, a fragment
+            return None, used
+        bad = getattr(exc, "param", None)
+        if isinstance(bad and bad.type, click.Path) and "does not exist" in str(exc):
+            return None, used  # a file of the reader's project (`--workdir src`): it parses
+        return exc.format_message(), used
     except click.ClickException as exc:
-        return exc.format_message()
-    return None
+        return exc.format_message(), used
+
+
+def _context(
+    command: click.Command,
+    name: str,
+    args: list[str],
+    parent: click.Context | None,
+    fragment: bool,
+) -> click.Context:
+    """`command`'s context for `args`; for a `fragment` (`qwex logs -f` in a sentence,
+    `qwex agent`), a missing argument or subcommand is no error: parsed again leniently."""
+    try:
+        return command.make_context(name, list(args), parent=parent)
+    except (click.MissingParameter, click.exceptions.NoArgsIsHelpError):
+        if not fragment:
+            raise
+        return command.make_context(name, list(args), parent=parent, resilient_parsing=True)
 
 
 def run_page(found: list[Block], project: Path, env: dict[str, str]) -> list[str]:

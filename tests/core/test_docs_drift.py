@@ -1,0 +1,207 @@
+"""The hand-written pages describe everything the code has, and nothing it lacks: every CLI
+command, option and argument, every configuration key (backends' sections included),
+every hookspec, every API operation (tests/docs_inventory.py says what counts as
+described). Each way of drifting is shown failing on a changed copy of the source of
+truth: the click tree, a pydantic model, the hookspecs, openapi.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import docs_reference
+import pytest
+from docs_inventory import entries, stale, undocumented
+from pydantic.fields import FieldInfo
+from qwex_core.config import CoreSettings
+
+
+@pytest.fixture
+def cli() -> click.Group:
+    from qwex_core.cli.app import make_cli
+    from qwex_core.plugin.manager import PluginHost
+
+    return make_cli(PluginHost())
+
+
+def command(group: click.Group, *path: str) -> click.Command:
+    ctx = click.Context(group)
+    found: click.Command | None = group
+    for name in path:
+        assert isinstance(found, click.Group)
+        found = found.get_command(ctx, name)
+    assert found is not None
+    return found
+
+
+def without(cmd: click.Command, option: str) -> list[click.Parameter]:
+    kept = [p for p in cmd.params if option not in getattr(p, "opts", [])]
+    assert len(kept) == len(cmd.params) - 1
+    return kept
+
+
+def test_every_entry_of_the_code_is_described(cli: click.Group) -> None:
+    have = entries(cli)
+    assert len(have["cli"]) > 100 and len(have["configuration"]) > 70
+    assert len(have["hooks"]) >= 6 and len(have["api"]) >= 9
+    assert undocumented(cli) == {}
+
+
+def test_no_page_describes_what_the_code_lacks(cli: click.Group) -> None:
+    assert stale(cli) == {}
+
+
+# --- the CLI -----------------------------------------------------------------------------
+
+
+def test_removing_an_option_shown_in_a_command_line_fails(
+    cli: click.Group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`qwex logs --tail` is in README's and the pages' command lines, linked nowhere."""
+    logs = command(cli, "logs")
+    monkeypatch.setattr(logs, "params", without(logs, "--tail"))
+    gone = stale(cli)["cli"]
+    assert any("qwex logs" in g and "No such option '--tail'" in g for g in gone), gone
+
+
+def test_removing_an_option_only_linked_fails(
+    cli: click.Group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`qwex cancel --timeout` is described by a link of docs/runs.md only."""
+    cancel = command(cli, "cancel")
+    monkeypatch.setattr(cancel, "params", without(cancel, "--timeout"))
+    assert "qwex-cancel--timeout" in stale(cli)["cli"]
+
+
+def test_adding_an_undocumented_option_or_command_fails(
+    cli: click.Group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = command(cli, "run")
+    monkeypatch.setattr(run, "params", [*run.params, click.Option(["--shiny"], is_flag=True)])
+    monkeypatch.setitem(cli.commands, "polish", click.Command("polish", help="New."))
+    assert undocumented(cli)["cli"] == ["qwex-polish", "qwex-run--shiny"]
+
+
+@pytest.mark.slow
+def test_removing_any_option_of_the_cli_fails(cli: click.Group) -> None:
+    """Every option and argument of every command, one at a time (about 0.7 s each)."""
+    ctx = click.Context(cli)
+
+    def walk(
+        cmd: click.Command, path: list[str]
+    ) -> Iterator[tuple[click.Command, click.Parameter, str]]:
+        for param in cmd.params:
+            if not getattr(param, "hidden", False):
+                yield cmd, param, docs_reference.param_anchor(param, "-".join(path))
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                if sub is not None and not sub.hidden:
+                    yield from walk(sub, [*path, name])
+
+    found = list(walk(cli, ["qwex"]))
+    assert len(found) > 90
+    missed = []
+    for cmd, param, anchor in found:
+        params = cmd.params
+        cmd.params = [p for p in params if p is not param]
+        try:
+            if not stale(cli).get("cli"):
+                missed.append(anchor)
+        finally:
+            cmd.params = params
+    assert missed == []
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def test_removing_a_core_key_fails(monkeypatch: pytest.MonkeyPatch, cli: click.Group) -> None:
+    """README's configuration examples set `grace_period`; docs/concepts.md links to it."""
+    monkeypatch.delitem(CoreSettings.__pydantic_fields__, "grace_period")
+    gone = stale(cli)["configuration"]
+    assert "grace_period" in gone
+    assert any(g.startswith("grace_period (README.md:") for g in gone), gone
+
+
+def test_removing_a_backend_section_s_key_fails(
+    monkeypatch: pytest.MonkeyPatch, cli: click.Group
+) -> None:
+    """docs/docker.md's `[tool.qwex.docker]` example sets `keep_containers`."""
+    from qwex_docker.settings import DockerSettings
+
+    monkeypatch.delitem(DockerSettings.__pydantic_fields__, "keep_containers")
+    gone = stale(cli)["configuration"]
+    assert any(g.startswith("docker.keep_containers (docs/docker.md:") for g in gone), gone
+
+
+def test_adding_an_undocumented_key_or_section_fails(
+    monkeypatch: pytest.MonkeyPatch, cli: click.Group, tmp_path: Path
+) -> None:
+    """A new core key, and a plugin registering a section of its own."""
+    monkeypatch.setitem(
+        CoreSettings.__pydantic_fields__, "shiny", FieldInfo(annotation=int, default=1)
+    )
+    (tmp_path / "qwex_shiny.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from qwex_core.plugin import hookimpl\n\n\n"
+        "class Shiny(BaseModel):\n    level: int = 1\n\n\n"
+        "@hookimpl\ndef qwex_config_sections(register):\n    register('shiny', Shiny)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("QWEX_PLUGINS", "qwex_shiny")
+    assert undocumented(cli)["configuration"] == ["shiny", "shiny.level"]
+
+
+# --- hooks and the API -------------------------------------------------------------------
+
+
+def test_removing_or_adding_a_hookspec_fails(
+    monkeypatch: pytest.MonkeyPatch, cli: click.Group
+) -> None:
+    from qwex_core.plugin import hookspec, hookspecs
+
+    monkeypatch.delattr(hookspecs, "qwex_run_finished")
+
+    @hookspec
+    def qwex_run_polished(run: object) -> None:
+        """New."""
+
+    monkeypatch.setattr(hookspecs, "qwex_run_polished", qwex_run_polished, raising=False)
+    assert stale(cli)["hooks"] == ["qwex_run_finished"]
+    assert undocumented(cli)["hooks"] == ["qwex_run_polished"]
+
+
+@pytest.fixture
+def spec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, object]]:
+    """A copy of openapi.json that the references are written from; change it in place."""
+    data = json.loads(docs_reference.OPENAPI.read_text())
+    copy = tmp_path / "openapi.json"
+    monkeypatch.setattr(docs_reference, "OPENAPI", copy)
+    yield data
+
+
+def write(data: dict[str, object]) -> None:
+    docs_reference.OPENAPI.write_text(json.dumps(data))
+
+
+def test_removing_an_api_operation_fails(spec: dict[str, object], cli: click.Group) -> None:
+    paths = spec["paths"]
+    assert isinstance(paths, dict)
+    paths["/api/v1/jobs/{job_id}/cancel"].pop("post")
+    write(spec)
+    assert stale(cli)["api"] == ["cancel_job"]
+
+
+def test_adding_an_undocumented_api_operation_fails(
+    spec: dict[str, object], cli: click.Group
+) -> None:
+    paths = spec["paths"]
+    assert isinstance(paths, dict)
+    paths["/api/v1/jobs/{job_id}/polish"] = {
+        "post": {"operationId": "polish_job", "responses": {"200": {}}}
+    }
+    write(spec)
+    assert undocumented(cli)["api"] == ["polish_job"]
