@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
-import docs_reference
 import pytest
-from docs_inventory import entries, stale, undocumented
+from docs_inventory import docs_reference, entries, stale, undocumented
 from pydantic.fields import FieldInfo
 from qwex_core.config import CoreSettings
 
