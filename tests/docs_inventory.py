@@ -21,12 +21,13 @@ docs).
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import sys
 import tomllib
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -43,9 +44,23 @@ SHELL = ("sh", "bash", "shell", "console")
 TOML_KEY_COMMENT = re.compile(r"^#\s*([A-Za-z_][\w-]*\s*=)")
 
 
+@dataclass
+class Survey:
+    """The code's entries and what the pages say, from one pass over both."""
+
+    have: dict[str, set[str]]  # every entry of each reference
+    told: dict[str, set[str]] = field(default_factory=lambda: {n: set() for n in REFERENCES})
+    wrong: dict[str, set[str]] = field(default_factory=lambda: {n: set() for n in REFERENCES})
+    """What a page says that no code has, beyond anchors: command lines that do not parse,
+    unknown TOML keys and variables, each naming where."""
+
+
 def entries(group: click.Group) -> dict[str, set[str]]:
     """Every entry of each generated reference page, by its anchor (the CLI's of `group`)."""
-    text = {**docs_reference.pages(), "cli": docs_reference.cli_page(group)}
+    return _entries({**docs_reference.pages(), "cli": docs_reference.cli_page(group)})
+
+
+def _entries(text: dict[str, str]) -> dict[str, set[str]]:
     return {
         "cli": set(SPAN.findall(text["cli"])) | set(HEADING.findall(text["cli"])),
         "configuration": set(SPAN.findall(text["configuration"])),
@@ -54,39 +69,56 @@ def entries(group: click.Group) -> dict[str, set[str]]:
     }
 
 
-def variables() -> dict[str, str]:
+def variables(configuration: str) -> dict[str, str]:
     """Each configuration key's environment variable (`QWEX_K8S_NAMESPACE`: `k8s.namespace`),
-    as the reference shows it."""
+    as the reference page `configuration` shows it."""
     rows = re.findall(
-        r'<span id="([^"]+)"></span>(?:(?:[^|\\]|\\.)*\|){3} `(QWEX_\w+)`',
-        docs_reference.pages()["configuration"],
+        r'<span id="([^"]+)"></span>(?:(?:[^|\\]|\\.)*\|){3} `(QWEX_\w+)`', configuration
     )
     return {variable: key for key, variable in rows}
 
 
-def described(group: click.Group, found: list[Path] | None = None) -> dict[str, set[str]]:
-    """The entries the hand-written pages describe (links, command lines, TOML, variables),
-    whether the code has them or not."""
-    hand = found if found is not None else pages()
-    out: dict[str, set[str]] = {name: set() for name in REFERENCES}
-    names = variables()
-    for page in hand:
-        text = page.read_text()
-        for reference, anchor in LINK.findall(text):
-            out[reference].add(anchor)
-        for args in spans(text):
-            out["cli"] |= parse(group, args, resilient=True)[1]
-        for variable in re.findall(r"\bQWEX_[A-Z0-9_]+\b", text):
+def survey(group: click.Group) -> Survey:
+    """The code's entries (the CLI's of `group`) and the hand-written pages' descriptions:
+    links, command lines (shell examples, inline spans), TOML keys, variables."""
+    text = {**docs_reference.pages(), "cli": docs_reference.cli_page(group)}
+    found = Survey(_entries(text))
+    names = variables(text["configuration"])
+    sections = set(HEADING.findall(text["configuration"]))
+    known = set(names) | read_variables()
+    sketches = sketched()
+    prefixes = tuple(f"QWEX_{name.upper()}_" for name in sketches)
+    for page in pages():
+        content, where = page.read_text(), page.relative_to(ROOT)
+        for reference, anchor in LINK.findall(content):
+            found.told[reference].add(anchor)
+            if anchor not in found.have[reference] and anchor not in sections:
+                found.wrong[reference].add(anchor)
+        for args in spans(content):
+            why, used = parse(group, args, resilient=True)
+            found.told["cli"] |= used
+            if why:
+                found.wrong["cli"].add(f"`qwex {shlex.join(args)}` ({where}): {why}")
+        for variable in set(re.findall(r"\bQWEX_[A-Z0-9_]*[A-Z0-9]\b", content)):
             if variable in names:
-                out["configuration"].add(names[variable])
-    blocks = [b for b in all_blocks() if b.page in hand]
-    for block in blocks:
+                found.told["configuration"].add(names[variable])
+            elif variable not in known and not variable.startswith(prefixes):
+                found.wrong["configuration"].add(f"{variable} ({where})")
+    for block in all_blocks():
         if block.language in SHELL:
             for args in qwex_lines(block):
-                out["cli"] |= parse(group, args)[1]
+                why, used = parse(group, args)
+                found.told["cli"] |= used
+                if why:
+                    found.wrong["cli"].add(f"qwex {shlex.join(args)} ({block.where}): {why}")
         elif block.language == "toml":
-            out["configuration"] |= {key for key, _ in toml_keys(block.body)}
-    return out
+            for key, _ in toml_keys(block.body):
+                found.told["configuration"].add(key)
+                top = key.partition(".")[0]
+                have = key in found.have["configuration"] or key in sections
+                if not have and top not in sketches:  # not the guide's sketched `[mine]`
+                    found.wrong["configuration"].add(f"{key} ({block.where})")
+    return found
 
 
 def spans(text: str) -> list[list[str]]:
@@ -127,50 +159,27 @@ def _flatten(table: dict[str, Any], path: list[str]) -> Iterator[tuple[str, bool
 
 def undocumented(group: click.Group) -> dict[str, list[str]]:
     """Entries of the code that no hand-written page describes, by reference."""
-    have, told = entries(group), described(group)
-    return {name: sorted(have[name] - told[name]) for name in REFERENCES if have[name] - told[name]}
+    found = survey(group)
+    gaps = {name: found.have[name] - found.told[name] for name in REFERENCES}
+    return {name: sorted(gap) for name, gap in gaps.items() if gap}
 
 
 def stale(group: click.Group) -> dict[str, list[str]]:
-    """Links and TOML keys of the hand-written pages naming an entry the code does not have.
-    (A command line naming a gone option fails test_docs_examples: it does not parse.) A
-    top-level TOML table the models do not know at all (the plugin guide's sketched
-    section) is left alone; any other key must be known."""
-    have, told = entries(group), described(group)
-    sections = set(HEADING.findall(docs_reference.pages()["configuration"]))
-    out: dict[str, set[str]] = {name: told[name] - have[name] for name in REFERENCES}
-    out["configuration"] = {
-        anchor for anchor in told["configuration"] - have["configuration"] if anchor in linked()
-    }
-    for page in pages():
-        for args in spans(page.read_text()):
-            if why := parse(group, args, resilient=True)[0]:
-                out["cli"].add(f"`qwex {shlex.join(args)}` ({page.relative_to(ROOT)}): {why}")
-    sketched: set[str] = set()  # QWEX_MINE_: the variables of a sketched section
-    for block in all_blocks():
-        if block.language in SHELL:
-            for args in qwex_lines(block):
-                if why := parse(group, args)[0]:
-                    out["cli"].add(f"qwex {shlex.join(args)} ({block.where}): {why}")
-        if block.language != "toml":
-            continue
-        for key, table in toml_keys(block.body):
-            top = key.partition(".")[0]
-            if key in have["configuration"] or key in sections:
-                continue
-            if "." not in key and table:
-                sketched.add(f"QWEX_{key.upper()}_")
-                continue  # a section of a plugin the page sketches (`[mine]`)
-            if "." not in key or top in have["configuration"] or top in sections:
-                out["configuration"].add(f"{key} ({block.where})")
-    known = set(variables()) | read_variables()
-    for page in pages():
-        for variable in set(re.findall(r"\bQWEX_[A-Z0-9_]*[A-Z0-9]\b", page.read_text())):
-            if variable not in known and not variable.startswith(tuple(sketched)):
-                out["configuration"].add(f"{variable} ({page.relative_to(ROOT)})")
-    return {name: sorted(gone) for name, gone in out.items() if gone}
+    """What the hand-written pages describe that the code does not have: links, `qwex`
+    command lines that do not parse (examples and inline spans), TOML keys, `QWEX_*`
+    variables (a configuration key's, or one code reads). The sections a page's own
+    Python example registers (the plugin guide's `mine`) are left alone."""
+    return {name: sorted(gone) for name, gone in survey(group).wrong.items() if gone}
 
 
+def sketched() -> set[str]:
+    """The sections the pages' own Python examples register (the plugin guide's `mine`):
+    their TOML and variables are the example's, not the installed code's."""
+    python = [b.body for b in all_blocks() if b.language in ("python", "py")]
+    return {name for body in python for name in re.findall(r"register\(\s*[\"'](\w+)[\"']", body)}
+
+
+@functools.cache
 def read_variables() -> set[str]:
     """The `QWEX_*` names code spells out, the variables that are no configuration key's:
     the distributions' (`QWEX_DEBUG`, `QWEX_PLUGINS`), the tests' and benchmarks' (which
@@ -179,11 +188,5 @@ def read_variables() -> set[str]:
     sources += [*ROOT.glob("benchmarks/**/*.py"), ROOT / "noxfile.py"]
     texts = [path.read_text() for path in sources]
     texts += [b.body for b in all_blocks() if b.language in ("python", "py")]
-    return {name for text in texts for name in re.findall(r"\bQWEX_[A-Z0-9_]*[A-Z0-9]\b", text)}
-
-
-def linked() -> set[str]:
-    """The configuration anchors the hand-written pages link to."""
-    return {
-        a for page in pages() for r, a in LINK.findall(page.read_text()) if r == "configuration"
-    }
+    quoted = r"[\"']\$?\{?(QWEX_[A-Z0-9_]*[A-Z0-9])\}?[=\"']"  # not in a sentence of a docstring
+    return {name for text in texts for name in re.findall(quoted, text)}
