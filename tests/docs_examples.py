@@ -8,7 +8,9 @@ authors:
 
 - `<!-- example: run -->`: run by tests/core/test_docs_examples.py in a fresh project, in
   page order (one project per page, as a reader following it), with nothing but the CLI;
-  it must exit 0. A `text` block marked `<!-- example: output -->` right after it is the
+  it must exit 0. `run docker`: it needs the Docker daemon, and the page's examples run in
+  tests/docker/test_docs_examples_docker.py instead (marked `docker`), `python:3.11` and
+  `busybox` replaced by the offline test images. A `text` block marked `<!-- example: output -->` right after it is the
   standard output it must print (`...` matches any text); so are the lines after each
   `$ command` of a `console` block.
 - `<!-- example: parse REASON -->`: every `qwex` command line in it is parsed by the
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shlex
 import subprocess
@@ -48,6 +51,11 @@ KINDS = ("run", "parse", "skip", "tested-by", "output")
 MARKER = re.compile(r"^<!--\s*(?:example|quickstart):\s*(?P<text>.*?)\s*-->$")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<lang>[^\s`{]*)")
 REASON_WORDS = 3
+COMPONENTS = ("", "docker")
+"""What a `run` example may need: nothing, or the Docker daemon (`run docker`)."""
+DOCKER_IMAGES = {"python:3.11": "qwex-test/python", "busybox": "qwex-test/busybox"}
+"""What a `run docker` example's images become in the test: the offline test images
+(`nox -s images`), the test machine pulls nothing."""
 COMMANDLINE = ParameterSource.COMMANDLINE
 
 
@@ -149,10 +157,10 @@ def marker_problems(block: Block, sources: dict[Path, str]) -> list[str]:
         return [f"`{kind}` needs a reason of {REASON_WORDS} words at least"]
     if kind == "parse" and not qwex_lines(block):
         return ["`parse` on a block with no `qwex` command line"]
-    if kind == "run" and block.argument:
+    if kind == "run" and block.argument not in COMPONENTS:
         return [
-            f"`run {block.argument}`: `run` takes nothing more; an example that needs a "
-            "component has a test of its own, marked for it (`<!-- example: TAG -->`)"
+            f"`run {block.argument}`: only `run` and `run docker` are known; an example that "
+            "needs another component has a test of its own (`<!-- example: TAG -->`)"
         ]
     if kind == "tested-by":
         module = ROOT / block.argument
@@ -306,10 +314,28 @@ def _context(
         return command.make_context(name, list(args), parent=parent, resilient_parsing=True)
 
 
-def run_page(found: list[Block], project: Path, env: dict[str, str]) -> list[str]:
+def run_env(tmp_path: Path) -> dict[str, str]:
+    """This environment with the `qwex` of this interpreter first on PATH, no `QWEX_*`
+    variable, and the user's configuration and data (a server's database) in `tmp_path`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QWEX_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    return env
+
+
+def needs(found: list[Block]) -> str:
+    """What a page's `run` examples need: "docker" when one of them does, else ""."""
+    return "docker" if any(b.kind == "run" and b.argument == "docker" for b in found) else ""
+
+
+def run_page(
+    found: list[Block], project: Path, env: dict[str, str], images: dict[str, str] | None = None
+) -> list[str]:
     """Run `found`'s `run` examples in order in `project` (the page's other blocks are left
-    alone); what went wrong, each naming its block: an exit code other than 0, or standard
-    output other than the `output` block after it (or a `console` block's lines)."""
+    alone), each image named in `images` replaced by its value; what went wrong, each
+    naming its block: an exit code other than 0, or standard output other than the
+    `output` block after it (or a `console` block's lines)."""
     failures: list[str] = []
     for index, block in enumerate(found):
         if block.kind != "run":
@@ -318,6 +344,10 @@ def run_page(found: list[Block], project: Path, env: dict[str, str]) -> list[str
         shown = following.body.splitlines() if following and following.kind == "output" else None
         printed = ""
         for command, expected in commands(block):
+            for image, replacement in (images or {}).items():
+                command = re.sub(
+                    rf"(?<![\w/.:-]){re.escape(image)}(?![\w/.:-])", replacement, command
+                )
             done = _run_one(block.language, command, project, env)
             printed += done.stdout
             if done.returncode != 0:

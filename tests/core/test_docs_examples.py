@@ -5,8 +5,6 @@ or prints other than its page shows, and a `qwex` command line the CLI does not 
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import click
@@ -15,10 +13,12 @@ from docs_examples import (
     ROOT,
     all_blocks,
     blocks,
+    needs,
     pages,
     parse_error,
     problems,
     qwex_lines,
+    run_env,
     run_page,
 )
 
@@ -41,7 +41,7 @@ def test_every_example_is_run_or_marked_with_a_reason() -> None:
         ("<!-- example: parse not run here -->\n```sh\nls\n```\n", "no `qwex` command line"),
         ("<!-- example: nobody-runs-this -->\n```sh\nqwex list\n```\n", "no test calls blocks"),
         ("<!-- example: tested-by tests/none.py -->\n```sh\nqwex list\n```\n", "not a test module"),
-        ("<!-- example: run k8s -->\n```sh\nqwex list\n```\n", "`run` takes nothing more"),
+        ("<!-- example: run k8s -->\n```sh\nqwex list\n```\n", "only `run` and `run docker`"),
         ("<!-- example: output -->\n```text\nhi\n```\n", "must follow a `run` example"),
         ("<!-- example: run -->\n```toml\nx = 1\n```\n", "no example"),
         ("- a list item:\n\n    ```bash\n    qwex list\n    ```\n", "an example with no marker"),
@@ -134,20 +134,12 @@ def test_removing_a_documented_option_breaks_its_command_lines(
     )
 
 
-def run_env(tmp_path: Path) -> dict[str, str]:
-    """This environment with the `qwex` of this interpreter first on PATH, and the
-    user's configuration and data (a server's database) in `tmp_path`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QWEX_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env["XDG_DATA_HOME"] = str(tmp_path / "data")
-    return env
-
-
 RUN_PAGES = [p for p in pages() if any(b.kind == "run" for b in blocks(p))]
+LOCAL_PAGES = [p for p in RUN_PAGES if not needs(blocks(p))]
+"""The pages whose examples need no component (tests/docker runs the others)."""
 
 
-@pytest.mark.parametrize("page", RUN_PAGES, ids=[str(p.relative_to(ROOT)) for p in RUN_PAGES])
+@pytest.mark.parametrize("page", LOCAL_PAGES, ids=[str(p.relative_to(ROOT)) for p in LOCAL_PAGES])
 def test_the_run_examples_run_as_written(page: Path, project: Path, tmp_path: Path) -> None:
     """A page's `run` examples, in order, in one fresh project: each exits 0 and prints what
     the page shows after it."""
