@@ -1,6 +1,6 @@
 """The README lists the site's pages: every page of mkdocs.yml's nav, linked (`docs/x.md`)
 when it is a file of the repository, named (`reference/cli.md`) when the site writes it
-from the code while building."""
+from the code while building. The site's home page links every page too."""
 
 from __future__ import annotations
 
@@ -56,3 +56,8 @@ def test_every_page_of_the_docs_folder_is_in_the_nav() -> None:
     """A page left out of the nav is only a warning for MkDocs' own (`omitted_files`)."""
     files = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     assert files - set(mkdocs_nav()) == set()
+
+
+def test_the_site_s_home_links_every_page() -> None:
+    home = (ROOT / "docs" / "index.md").read_text()
+    assert [p for p in mkdocs_nav() if p != "index.md" and f"]({p})" not in home] == []
