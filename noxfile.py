@@ -173,12 +173,16 @@ def typecheck(session: nox.Session) -> None:
         "tests/quickstart.py",
         env={"MYPYPATH": "tests"},
     )
+    # The docs' examples and inventory import tools/docs_reference as the MkDocs hook does.
+    docs_support = ["tests/docs_examples.py", "tests/docs_inventory.py"]
+    session.run("mypy", *docs_support, env={"MYPYPATH": "tests:tools"})
     session.run("mypy", "tools/docs_hooks.py", "tools/docs_reference.py", env={"MYPYPATH": "tools"})
     for folder in TEST_FOLDERS:
         # The dashboard's tests use tests/remote's server_support and tests/k8s's k8s_support;
-        # tests/core's docs tests import tools/docs_reference as the MkDocs hook does.
+        # tests/core's and tests/docker's docs tests import tools/docs_reference as the MkDocs
+        # hook does.
         extra = ":tests/remote:tests/k8s" if folder == "tests/dashboard" else ""
-        extra = ":tools" if folder == "tests/core" else extra
+        extra = ":tools" if folder in ("tests/core", "tests/docker") else extra
         session.run("mypy", folder, env={"MYPYPATH": f"{folder}:tests{extra}"})
     example = "examples/qwex-nice"  # its tests run in a venv of their own (test_example_plugin)
     session.run("mypy", f"{example}/tests", env={"MYPYPATH": f"{example}/tests:{example}/src"})

@@ -36,13 +36,15 @@ def cell(text: str) -> str:
 # --- the CLI ---------------------------------------------------------------------------
 
 
-def cli_page() -> str:
+def cli_page(group: click.Group | None = None) -> str:
+    """The page of `group` (default: the installed `qwex`; the drift tests give one they
+    changed)."""
     from qwex_core.cli.app import make_cli
     from qwex_core.cli.context import State
     from qwex_core.plugin.manager import PluginHost
 
     host = PluginHost()
-    group = make_cli(host)
+    group = group or make_cli(host)
     ctx = click.Context(group, info_name="qwex", obj=State(host=host))
     out = [
         "# CLI reference",
@@ -80,21 +82,26 @@ def command_section(command: click.Command, ctx: click.Context, path: list[str])
     return out
 
 
+def param_anchor(param: click.Parameter, command_anchor: str) -> str:
+    """The anchor of `param`'s row: `qwex-run--gpu` (its longest name), `qwex-status--runs`."""
+    if isinstance(param, click.Option):
+        return f"{command_anchor}--{max(param.opts, key=len).lstrip('-')}"
+    return f"{command_anchor}--{param.name or ''}"
+
+
 def param_row(param: click.Parameter, anchor: str) -> str:
     if isinstance(param, click.Option):
         names = ", ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
-        key = max(param.opts, key=len).lstrip("-")
         meaning = param.help or ""
         if param.envvar:
             meaning += f" (environment: `{param.envvar}`)"
         shown = "" if param.is_flag and param.default is not True else repr_default(param.default)
     else:
         names = f"`{(param.human_readable_name or '').upper()}`"
-        key = param.name or ""
         meaning = "argument" + (" (required)" if param.required else "")
         shown = ""
     kind = "flag" if isinstance(param, click.Option) and param.is_flag else param.type.name
-    row_id = f"{anchor}--{key}"
+    row_id = param_anchor(param, anchor)
     return f'| <span id="{row_id}"></span>{names} | {kind} | {shown} | {cell(meaning)} |'
 
 
