@@ -236,6 +236,15 @@ def cluster(session: nox.Session) -> None:
     session.run("bash", ".ci/k8s/cluster.sh", *(session.posargs or ["status"]), external=True)
 
 
+@nox.session(python=False)
+def slurm(session: nox.Session) -> None:
+    """The one-node Slurm test cluster (root): `-- up|down|status|logs`.
+
+    Debian's slurmctld and slurmd on this machine with munge, loopback only, state under
+    /var/lib/qwex-slurm (.ci/slurm/cluster.sh; packages: .ci/setup-slurm.sh)."""
+    session.run("bash", ".ci/slurm/cluster.sh", *(session.posargs or ["status"]), external=True)
+
+
 @nox.session(python=PYTHON)
 def agent_image(session: nox.Session) -> None:
     """The agent image (FROM scratch + the agent at /qwex), loaded into the test cluster.
