@@ -62,7 +62,7 @@ JobCompType=jobcomp/none
 SchedulerParameters=sched_min_interval=0,batch_sched_delay=0
 KillWait=5
 MinJobAge=300
-SlurmdTimeout=30
+SlurmdTimeout=10
 InactiveLimit=0
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
