@@ -10,9 +10,9 @@ from qwex_core.models import JobSpec, Run
 from qwex_core.service import RunService
 from qwex_core.testing import RunnerConformance
 from qwex_core.testing.processes import processes_of_run
-from slurm_support import job_state
 from qwex_slurm.script import JOB_ID_FILE
 from qwex_slurm.status import ALIVE, WAITING
+from slurm_support import job_state
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 

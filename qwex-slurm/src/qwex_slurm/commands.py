@@ -39,9 +39,11 @@ class Slurm:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        # Found on this process's PATH: `env` is the job's, whose PATH may be the node's.
+        program = shutil.which(args[0]) or args[0]
         try:
             return subprocess.run(
-                list(args),
+                [program, *args[1:]],
                 capture_output=True,
                 text=True,
                 timeout=self.timeout,
