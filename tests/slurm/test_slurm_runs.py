@@ -130,8 +130,9 @@ def test_time_limit_hit_is_slurms_timeout(
     subprocess.run(["scontrol", "update", f"jobid={job}", "timelimit=0:05"], check=True)
     wait_state(job, {"TIMEOUT"}, 120)
     ended = service.wait(run, timeout=60)
-    assert ended.is_final
+    assert ended.status.value == "failed"  # not `cancelled`: nobody asked, the limit hit
     assert ended.reason is not None and ended.reason.startswith("TIMEOUT (TimeLimit): Slurm ")
+    assert [h.status.value for h in ended.history][-2:] == ["cancelled", "failed"]
     assert ended.exit_code == 143  # the agent passed Slurm's SIGTERM on to the command
 
 

@@ -199,9 +199,10 @@ class SlurmRunner(Runner):
 
     # -- the end --------------------------------------------------------------------
 
-    def explain(self, run: Run) -> str | None:
+    def explain(self, run: Run) -> str | tuple[str, str] | None:
         """Slurm's end state and reason beside the agent's own (TIMEOUT, OUT_OF_MEMORY,
-        NODE_FAIL, PREEMPTED, CANCELLED outside qwex); None when Slurm adds nothing."""
+        NODE_FAIL, PREEMPTED, CANCELLED outside qwex); None when Slurm adds nothing. A job
+        Slurm stopped at a limit is `failed`: its SIGTERM reached the agent as a cancel."""
         job_id = self.job_id(run)
         if job_id is None:
             return None
@@ -222,7 +223,10 @@ class SlurmRunner(Runner):
         reason = run.reason or ""
         if words in reason:
             return None
-        return f"{words} (Slurm job {job_id}); the agent: {reason}" if reason else words
+        better = f"{words} (Slurm job {job_id}); the agent: {reason}" if reason else words
+        if state in status.LIMITS and run.status is RunStatus.CANCELLED:
+            return "failed", better
+        return better
 
 
 def _agent_alive_here(run: Run) -> bool:

@@ -36,6 +36,9 @@ ENDS = {
     "DEADLINE": "the job reached its deadline before it could end",
 }
 """Slurm's end states, each with what it means for the user."""
+LIMITS = frozenset({"TIMEOUT", "PREEMPTED", "DEADLINE"})
+"""End states Slurm reaches by sending the job SIGTERM, which the agent takes for a cancel:
+the run `failed` (its own limit, or the scheduler's choice), not `cancelled` by anyone."""
 NOT_EXPLAINED = frozenset({"COMPLETED", "FAILED"})
 """End states that add nothing to the agent's own reason (the command's exit code)."""
 AGENT_LOST = {

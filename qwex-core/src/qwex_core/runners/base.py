@@ -100,9 +100,13 @@ class Runner(ABC):
         fetch in one request per kind what `probe` would ask per run, for the probes that
         follow (a Kubernetes namespace's Jobs, pods and Workloads). Default: nothing."""
 
-    def explain(self, run: Run) -> str | None:
+    def explain(self, run: Run) -> str | tuple[str, str] | None:
         """A better reason for a final run than its agent could give (`OOMKilled` seen by
-        the container runtime), or None. Asked once per run, before `cleanup`."""
+        the container runtime), or None. Asked once per run, before `cleanup`.
+
+        `(status, reason)` corrects the status too, when the agent could not tell why it was
+        stopped: a batch system's time limit reaches the agent as a plain SIGTERM (recorded
+        `cancelled`), which the scheduler knows to be the job's own limit (`failed`)."""
         return None
 
     def cleanup(self, run: Run) -> None:
