@@ -259,3 +259,27 @@ def test_gc_cancels_only_this_projects_jobs_of_runs_that_are_over(
     wait_state(ours, {"CANCELLED"}, 30)
     assert job_state(by_hand) in ALIVE | {"PENDING"}
     assert job_state(foreign) in ALIVE | {"PENDING"}
+
+
+def test_without_accounting_a_job_slurmctld_forgot_is_lost_with_that_said(
+    service: RunService, jobs: list[str]
+) -> None:
+    """No slurmdbd here: `sacct` answers nothing, so a job slurmctld dropped (MinJobAge after
+    its end) whose agent recorded no end can only be `lost`, and the reason says why."""
+    assert subprocess.run(["sacct", "-j", "1"], capture_output=True).returncode != 0
+    run = service.submit(service.job(["sleep", "60"]))
+    run_dir = service.store.run_dir(run.id)
+    jobs.append(job_id(run_dir))
+    running = service.wait(run, timeout=0.1)
+    deadline = time.monotonic() + 30
+    while running.agent_pid is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        running = service.get(run.id)
+    assert running.agent_pid is not None
+    os.kill(running.agent_pid, 9)
+    wait_state(jobs[0], {"FAILED", "CANCELLED", "COMPLETED"}, 30)
+    (run_dir / "slurm-job-id").write_text("99999999\n")  # a job slurmctld does not hold
+    ended = service.wait(run, timeout=30)
+    assert ended.status.value == "lost"
+    assert ended.reason is not None
+    assert "Slurm job 99999999 (slurmctld no longer holds it, and accounting has no" in ended.reason

@@ -89,7 +89,9 @@ def probe(job_id: str, job: Mapping[str, str] | None) -> Probe:
     """The run's agent as its job shows it; `job` None: slurmctld and accounting forgot it."""
     what = f"its Slurm job {job_id}"
     if job is None:
-        return Probe(Seen.GONE, what)
+        return Probe(
+            Seen.GONE, f"{what} (slurmctld no longer holds it, and accounting has no record)"
+        )
     state = state_of(job)
     node = job.get("BatchHost") or job.get("NodeList") or ""
     if node and node != "(null)":
