@@ -91,7 +91,13 @@ def test_flags_reach_sbatch_and_a_job_over_the_free_cpus_is_queued_with_slurms_r
     waiter = detach(qwex, project, "--cpu", "1", "--", "true")
     jobs.append(job_id(project / ".qwex" / "runs" / waiter))
     queued = wait_status(qwex, project, waiter, {"queued"}, 30)
+    deadline = time.monotonic() + 20  # "not scheduled yet" until the scheduler looked at it
+    while not queued["reason"].endswith("Resources") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        queued = status_of(qwex, project, waiter)
+    assert queued["status"] == "queued"
     assert queued["reason"] == f"Slurm job {jobs[1]} waits: Resources"
+    assert [h["status"] for h in queued["history"]] == ["pending", "queued"]
     assert job_state(jobs[1]) == "PENDING"
     qwex("cancel", waiter, cwd=project, check=True)
     done = status_of(qwex, project, waiter)
@@ -110,6 +116,10 @@ def test_more_cpus_than_the_node_has_waits_with_slurms_reason(
     run = detach(qwex, project, "--cpu", str((os.cpu_count() or 1) + 1), "--", "true")
     jobs.append(job_id(project / ".qwex" / "runs" / run))
     queued = wait_status(qwex, project, run, {"queued"}, 30)
+    deadline = time.monotonic() + 20  # "not scheduled yet" until the scheduler looked at it
+    while not queued["reason"].endswith("PartitionConfig") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        queued = status_of(qwex, project, run)
     assert queued["reason"] == f"Slurm job {jobs[0]} waits: PartitionConfig"
     shown = qwex("status", run, cwd=project, check=True).stdout
     assert "PartitionConfig" in shown

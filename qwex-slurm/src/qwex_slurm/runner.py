@@ -5,10 +5,11 @@ most Slurm clusters; here, one machine), so the agent writes the run's record an
 itself, as the local runner's does. The batch script checks that the node sees the run
 folder and exits 97 when it does not: the run is then recorded `lost` with that reason.
 
-What the agent cannot know comes from slurmctld: that the job waits in the queue and why
-(recorded `queued` with Slurm's reason, under the run's lock, which the batch script waits
-for before it becomes the agent), that it ended without the agent recording it (`lost`,
-with Slurm's state), and Slurm's end state beside the agent's exit code (`explain`).
+What the agent cannot know comes from slurmctld, and core records it: that the job waits
+in the queue and why (`Probe.queued`: core writes `queued` with Slurm's reason under the
+run's lock, which the batch script waits for before it becomes the agent), that it ended
+without the agent recording it (`lost`, with Slurm's state), and Slurm's end state beside
+the agent's exit code (`explain`). The backend itself writes no record.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ import signal
 import time
 from functools import cached_property
 
-from qwex_core.agent.record import transition
 from qwex_core.errors import BackendError, SpecError
-from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen
+from qwex_core.lifecycle import CancelRequest, Probe, Seen
 from qwex_core.models import JobSpec, Run, RunStatus
 from qwex_core.ownership import owner_token
-from qwex_core.pushed import record_lock
 from qwex_core.runners.base import Runner
 
 from qwex_slurm import status
@@ -124,63 +123,6 @@ class SlurmRunner(Runner):
             # Slurm's words to it.
             return Probe(Seen.ALIVE, f"its agent (pid {run.agent_pid}) on {run.host}")
         return seen
-
-    def refresh(self, run: Run) -> Run:
-        """As every runner's, and while the job waits in Slurm's queue: `queued` with
-        Slurm's reason (or, with a cancel asked, out of the queue and `cancelled`)."""
-        current = self.store.load(run.id)
-        if current.is_final or not self._due(run.id):
-            return current
-        job_id = self.job_id(current)
-        if job_id is not None and current.status in (RunStatus.PENDING, RunStatus.QUEUED):
-            waiting = self._while_queued(current, job_id)
-            if waiting is not None:
-                return waiting
-        probe = self.probe(current)
-        if probe is None:
-            return current
-        current = self.store.load(run.id)
-        if current.is_final:
-            return current
-        verdict = self._judge(current, probe, CancelRequest.of(self.store.run_dir(run.id)))
-        if verdict.action is Action.KEEP:
-            return current
-        if verdict.action is Action.STOP:
-            self.signal(current, signal.SIGKILL)
-        return self.store.record_end(current, verdict.status, verdict.reason)
-
-    def _while_queued(self, run: Run, job_id: str) -> Run | None:
-        """Under the run's lock (the batch script waits for it before the agent starts, so
-        no agent writes meanwhile): the run as recorded while its job waits; None when the
-        job does not wait (or slurmctld cannot tell)."""
-        run_dir = self.store.run_dir(run.id)
-        with record_lock(run_dir):
-            try:
-                job = self.slurm.job(job_id)
-            except BackendError:
-                return None
-            if job is None or status.state_of(job) not in status.WAITING:
-                return None
-            current = self.store.load(run.id)
-            if current.status not in (RunStatus.PENDING, RunStatus.QUEUED):
-                return current
-            cancel = CancelRequest.of(run_dir)
-            if cancel is not None:  # out of the queue: nothing of it ever ran
-                self.slurm.cancel(job_id)
-                return self.store.record_end(current, "cancelled", cancel.reason)
-            reason = (
-                f"Slurm job {job_id} waits: {status.pending_reason(job).removeprefix('Slurm: ')}"
-            )
-            if current.status is RunStatus.QUEUED and current.reason == reason:
-                return current
-            record = current.model_dump(mode="json")
-            if current.status is RunStatus.QUEUED:
-                record["reason"] = reason
-            else:
-                transition(record, "queued", reason)
-            queued = Run.model_validate(record)
-            self.store.save(queued)
-            return queued
 
     # -- signalling -----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qwex_core.agent.main import command_line
 from qwex_core.models import Run
-from qwex_core.pushed import LOCK_FILE
+from qwex_core.store import LOCK_FILE
 
 from qwex_slurm.settings import SlurmSettings
 

@@ -58,7 +58,7 @@ def state_of(job: Mapping[str, str]) -> str:
 def pending_reason(job: Mapping[str, str]) -> str:
     """Slurm's words for why a pending job waits, e.g. `Resources` or `Priority`."""
     reason = job.get("Reason", "") or "None"
-    return f"Slurm: {reason}" if reason != "None" else "Slurm: waiting to be scheduled"
+    return reason if reason != "None" else "not scheduled yet"
 
 
 def exit_status(job: Mapping[str, str]) -> tuple[int | None, int | None]:
@@ -97,7 +97,8 @@ def probe(job_id: str, job: Mapping[str, str] | None) -> Probe:
     if node and node != "(null)":
         what = f"{what} on {node}"
     if state in WAITING:
-        return Probe(Seen.STARTING, what)
+        waits = f"Slurm job {job_id} waits: {pending_reason(job)}"
+        return Probe(Seen.STARTING, what, queued=waits)
     if state in ALIVE:
         return Probe(Seen.ALIVE, what)
     code, sig = exit_status(job)
