@@ -65,7 +65,11 @@ MinJobAge=300
 SlurmdTimeout=10
 InactiveLimit=0
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+# A job in \`urgent\` preempts (cancels) one in \`debug\` for its CPUs: the tests' PREEMPTED.
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
+PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=$NODE MaxTime=INFINITE State=UP PriorityTier=2
 CONF
   cat > /etc/slurm/cgroup.conf.new <<CONF
 # Written by .ci/slurm/cluster.sh.

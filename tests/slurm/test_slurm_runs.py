@@ -146,6 +146,31 @@ def test_time_limit_hit_is_slurms_timeout(
     assert ended.exit_code == 143  # the agent passed Slurm's SIGTERM on to the command
 
 
+def test_a_preempted_job_is_failed_with_slurms_preempted(
+    service: RunService, tmp_path: Path, jobs: list[str]
+) -> None:
+    """A job of the higher-tier partition `urgent` takes every CPU: Slurm cancels ours
+    (PreemptMode=CANCEL, .ci/slurm/cluster.sh); the agent sees a plain SIGTERM."""
+    cpus = str(os.cpu_count() or 1)
+    run = service.submit(service.job(["sleep", "120"], resources={"cpu": cpus}))
+    job = job_id(service.store.run_dir(run.id))
+    jobs.append(job)
+    wait_state(job, {"RUNNING"}, 30)
+    urgent = subprocess.run(
+        ["sbatch", "--parsable", "-p", "urgent", "-c", cpus, "-o", "/dev/null", "--wrap", "true"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.strip()
+    jobs.append(urgent)
+    wait_state(job, {"PREEMPTED"}, 60)
+    ended = service.wait(run, timeout=60)
+    assert ended.status.value == "failed"
+    assert ended.reason is not None and ended.reason.startswith("PREEMPTED: the job was preempted")
+    assert ended.exit_code == 143
+
+
 def test_memory_limit_hit_is_slurms_out_of_memory(service: RunService, jobs: list[str]) -> None:
     """cgroup v1 memory limits enforced by slurmd: the kernel kills the command."""
     command = ["sh", "-c", "head -c 400000000 /dev/zero | tail -c 400000000 >/dev/null"]

@@ -109,7 +109,8 @@ def sbatch_options(run: Run, settings: SlurmSettings, facts: Facts) -> list[str]
         "--output=/dev/null",
         "--error=/dev/null",
         f"--chdir={facts.project_dir / (spec.workdir or '.')}",
-        "--requeue" if settings.requeue else "--no-requeue",
+        # One run, one attempt: a requeued job would find the run's record final and stop.
+        "--no-requeue",
     ]
     for key in ("partition", "account", "qos", "time", "constraint"):
         value = getattr(settings, key)

@@ -37,11 +37,6 @@ class SlurmSettings(BaseModel):
         default_factory=list,
         description='extra sbatch options, e.g. ["--exclusive", "--reservation=r1"]',
     )
-    requeue: bool = Field(
-        default=False,
-        description="let Slurm requeue the job after a node failure or preemption (the "
-        "command then runs again from the start)",
-    )
     agent_dir: str | None = Field(
         default=None,
         description="folder the compute nodes see holding agent bundles as <os>-<arch>/ "
