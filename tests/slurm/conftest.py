@@ -1,5 +1,5 @@
 """The one-node Slurm cluster of .ci/slurm/cluster.sh, checked to answer; under CI a
-missing cluster is a failure. Loads qwex's conformance suite as a pytest plugin."""
+missing cluster is a failure."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import os
 import subprocess
 
 import pytest
-
-pytest_plugins = ["qwex_core.testing"]
 
 HOW_TO = "start it with `nox -s slurm -- up` (as root; packages: .ci/setup-slurm.sh)"
 
