@@ -14,7 +14,7 @@ nox.options.error_on_external_run = True
 PYTHON = "3.11"
 PACKAGES = [
     *("-e", "qwex-core", "-e", "qwex-agent", "-e", "qwex-docker", "-e", "qwex-k8s"),
-    *("-e", "qwex-remote[server]"),
+    *("-e", "qwex-remote[server]", "-e", "qwex-slurm"),
 ]
 """Not qwex-docker-agents: the tests prove the agent is built on first use without it, and
 install its wheel in a venv of their own (tests/docker/test_docker_install.py). qwex-remote
@@ -27,6 +27,7 @@ DISTRIBUTIONS = [
     "qwex-docker-agents",
     "qwex-k8s",
     "qwex-remote",
+    "qwex-slurm",
 ]
 AGENTS_PACKAGE = "qwex-docker-agents/src/qwex_docker_agents"
 GENERATOR = "openapi-python-client==0.29.1"
@@ -52,6 +53,7 @@ TEST_FOLDERS = [
     "tests/k8s",
     "tests/nonroot",
     "tests/remote",
+    "tests/slurm",
 ]
 
 
@@ -70,7 +72,7 @@ def tests(session: nox.Session) -> None:
 
 UNIT = (
     "not docker and not k8s and not live and not postgres and not users and not serve and not slow"
-    " and not helm and not browser"
+    " and not helm and not browser and not slurm"
 )
 """The tests that need no real component and are quick (pyproject's markers). A test reaching
 a component through its fixture is marked by tests/conftest.py even if its module forgot."""
@@ -89,7 +91,7 @@ def unit(session: nox.Session) -> None:
     of skipping. `-- ARGS` go to pytest (`-- -n 2` for fewer workers).
 
     Left out, each for a reason (the rest runs here):
-    - `docker`, `k8s`, `live`, `postgres`, `users`: they need that real component;
+    - `docker`, `k8s`, `live`, `postgres`, `users`, `slurm`: they need that real component;
     - `serve`: each starts a real `qwex serve`, seconds apiece;
     - `slow`: virtual environments (the example plugin, installs), building the agent or the
       API client, large data, and the conformance suite against broken runners, which waits
@@ -163,6 +165,7 @@ def typecheck(session: nox.Session) -> None:
         "qwex-docker-agents/src",
         "qwex-k8s/src",
         "qwex-remote/src",
+        "qwex-slurm/src",
         "examples/qwex-nice/src",
     )
     session.run(
@@ -244,6 +247,15 @@ def cluster(session: nox.Session) -> None:
     `up` builds its binaries from their Go modules on first use (cached per version outside
     the checkout), then starts it in its own network namespace; see .ci/k8s/cluster.sh."""
     session.run("bash", ".ci/k8s/cluster.sh", *(session.posargs or ["status"]), external=True)
+
+
+@nox.session(python=False)
+def slurm(session: nox.Session) -> None:
+    """The one-node Slurm test cluster (root): `-- up|down|status|logs`.
+
+    Debian's slurmctld and slurmd on this machine with munge, loopback only, state under
+    /var/lib/qwex-slurm (.ci/slurm/cluster.sh; packages: .ci/setup-slurm.sh)."""
+    session.run("bash", ".ci/slurm/cluster.sh", *(session.posargs or ["status"]), external=True)
 
 
 @nox.session(python=PYTHON)
@@ -393,7 +405,12 @@ def bench(session: nox.Session) -> None:
 
     The packages are installed as users get them (not editable), so bytecode is precompiled."""
     session.install(
-        "./qwex-core", "./qwex-agent", "./qwex-docker", "./qwex-k8s", "./qwex-remote[server]"
+        "./qwex-core",
+        "./qwex-agent",
+        "./qwex-docker",
+        "./qwex-k8s",
+        "./qwex-remote[server]",
+        "./qwex-slurm",
     )
     session.install("selenium>=4.20")  # the remote figure of a line reaching the dashboard
     session.run("python", "benchmarks/run.py", *session.posargs)

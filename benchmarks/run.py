@@ -211,11 +211,14 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     if not only or "core" in only:
         results += core_figures()
-    for part in ("cli", "docker", "k8s", "remote"):
+    for part in ("cli", "docker", "k8s", "remote", "slurm"):
         extra = ROOT / "benchmarks" / f"{part}_bench.py"
         if (not only or part in only) and extra.exists():
             if part == "k8s" and not only and not _cluster_configured():
                 print("k8s figures skipped: no cluster (`nox -s bench -- k8s` needs one)")
+                continue
+            if part == "slurm" and not only and shutil.which("sbatch") is None:
+                print("slurm figures skipped: no Slurm (`nox -s bench -- slurm` needs one)")
                 continue
             spec = importlib.util.spec_from_file_location(f"{part}_bench", extra)
             assert spec and spec.loader

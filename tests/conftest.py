@@ -64,6 +64,7 @@ FIXTURE_MARKERS = {
     "built_agent": "slow",
     "helm": "helm",
     "browser": "browser",
+    "slurm_cluster": "slurm",
 }
 """The fixture through which each real component is reached (or the agent is built), and the
 marker it implies."""

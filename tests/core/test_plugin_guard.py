@@ -157,9 +157,15 @@ class ExplainingRunner(LocalRunner):
         return "explained by the backend"
 
 
+class CorrectingRunner(LocalRunner):
+    def explain(self, run):
+        return "failed", "stopped at its time limit"
+
+
 @hookimpl
 def qwex_register_runners(register):
     register("explaining", ExplainingRunner)
+    register("correcting", CorrectingRunner)
 
 
 @hookimpl
@@ -195,3 +201,26 @@ def test_qwex_list_is_the_first_to_see_an_end_it_applies_explain_and_the_hook(
     shown = json.loads(qwex("status", run_id, "--json", env=env, check=True).stdout)
     assert shown["reason"] == "explained by the backend"
     assert Path(env["FINISHED"]).read_text() == f"{run_id} explained by the backend\n"
+
+
+def test_explain_may_correct_the_status_the_agent_recorded(
+    project: Path, tmp_path: Path, qwex: Qwex
+) -> None:
+    """`explain` returning (status, reason): a scheduler's limit reached the agent as a
+    plain signal; the end is recorded again, with the status the backend knows, and the
+    plugins are told that one."""
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "explaining_plugin.py").write_text(EXPLAINING_PLUGIN)
+    env = {
+        "QWEX_PLUGINS": "explaining_plugin",
+        "QWEX_DISABLE_PLUGINS": "docker,k8s,remote",
+        "PYTHONPATH": str(plugin_dir) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "FINISHED": str(tmp_path / "finished"),
+    }
+    done = qwex("run", "--json", "-b", "correcting", "--", "true", env=env)
+    run_id = json.loads(done.stdout)["id"]
+    shown = json.loads(qwex("status", run_id, "--json", env=env, check=True).stdout)
+    assert (shown["status"], shown["reason"]) == ("failed", "stopped at its time limit")
+    assert [h["status"] for h in shown["history"]][-2:] == ["succeeded", "failed"]
+    assert Path(env["FINISHED"]).read_text() == f"{run_id} stopped at its time limit\n"

@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = ["qwex-docker", "qwex-k8s", "qwex-remote", "qwex-agent"]
+BACKENDS = ["qwex-docker", "qwex-k8s", "qwex-remote", "qwex-agent", "qwex-slurm"]
 RECORD_WRITES = {"record_end", "transition", "backdate", "write_record"}
 """What changes a record's status, history or end: core's alone."""
 

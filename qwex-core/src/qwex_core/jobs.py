@@ -29,10 +29,13 @@ OVERRIDES: dict[str, Key] = {
     "pull": ("container", "pull"),
     "queue": ("k8s", "queue"),
     "priority": ("k8s", "priority_class"),
+    "partition": ("slurm", "partition"),
+    "time": ("slurm", "time"),
 }
 """Each override (named as its flag: `--grace-period` is `grace_period`) and the
 configuration key it sets. `queue` and `priority` set the k8s backend's section (a Kueue
-LocalQueue and WorkloadPriorityClass); without that backend they are ignored with a warning."""
+LocalQueue and WorkloadPriorityClass), `partition` and `time` the slurm backend's; without
+that backend they are ignored with a warning."""
 MAPPINGS: dict[str, Key] = {
     "env": ("env",),
     "labels": ("labels",),

@@ -52,6 +52,12 @@ class Probe:
     error: str = ""
     leftovers: bool = False
     """The agent is gone but processes it started still run: stop them."""
+    queued: str | None = None
+    """The scheduler's words while what was started waits in its queue (`seen` STARTING):
+    `Runner.refresh` records the run `queued` with them, and the start timeout does not run
+    out under it. Core writes that under the run's lock (`store.record_lock`) after a second
+    look still sees it queued; a backend whose agent writes the record must not let the agent
+    start while that lock is held (the Slurm backend's batch script waits for it)."""
 
 
 class Action(Enum):

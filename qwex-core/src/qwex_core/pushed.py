@@ -18,7 +18,6 @@ A far side that pushes its log as it is written (a follow stream) is followed by
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import threading
@@ -33,8 +32,9 @@ from qwex_core.agent.order import INDEX_FILE, STREAM_CODES
 from qwex_core.agent.order import record as index_record
 from qwex_core.agent.record import STDERR_FILE, STDOUT_FILE
 from qwex_core.errors import BackendError
+from qwex_core.store import LOCK_FILE as LOCK_FILE  # where it was first: kept importable
+from qwex_core.store import record_lock as record_lock
 
-LOCK_FILE = "observed.lock"
 SOURCES_FILE = "log-sources.json"
 """Where each named source of a stream begins in the run's log: `{stream: [[source, offset]]}`."""
 FILES = {"stdout": STDOUT_FILE, "stderr": STDERR_FILE, "index": INDEX_FILE}
@@ -69,18 +69,6 @@ def log_sources(run_dir: os.PathLike[str] | str, stream: str) -> list[tuple[str,
         return []
     found = kept.get(stream) if isinstance(kept, dict) else None
     return [(str(s), int(o)) for s, o in found or [] if isinstance(o, int)]
-
-
-@contextlib.contextmanager
-def record_lock(run_dir: os.PathLike[str] | str) -> Iterator[None]:
-    """The run's lock: one qwex process at a time reads, changes and writes the record of
-    a run whose agent cannot (and copies its log). Hold it around every read-modify-write."""
-    fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 class LogCopy:

@@ -380,9 +380,10 @@ class RunService:
             return run  # its backend is not installed here
         try:
             with self.guard(run.backend, "explain"):
-                reason = runner.explain(run)
-            if reason and reason != run.reason:
-                run = self.store.record_end(run, run.status, reason)
+                better = runner.explain(run)
+            status, reason = better if isinstance(better, tuple) else (run.status.value, better)
+            if reason and (reason != run.reason or status != run.status.value):
+                run = self.store.record_end(run, status, reason)
         except QwexError as exc:
             self.host.warn(str(exc))
         try:

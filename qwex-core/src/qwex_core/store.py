@@ -15,6 +15,7 @@ resolving it reads one small file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -73,6 +74,22 @@ def check_name(name: str) -> str:
             "as a run id; add a letter from g to z, '_' or '.' (e.g. 'run-" + name + "')"
         )
     return name
+
+
+LOCK_FILE = "observed.lock"
+"""In a run folder: the lock of `record_lock`."""
+
+
+@contextlib.contextmanager
+def record_lock(run_dir: os.PathLike[str] | str) -> Iterator[None]:
+    """The run's lock: one qwex process at a time reads, changes and writes the record of
+    a run whose agent cannot (and copies its log). Hold it around every read-modify-write."""
+    fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class RunStore:

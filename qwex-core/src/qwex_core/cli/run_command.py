@@ -174,6 +174,13 @@ def _secrets(values: tuple[str, ...]) -> dict[str, str]:
     help="Pull the image even if present (container backends).",
 )
 @click.option("--queue", help="Queue to wait in (k8s: a Kueue LocalQueue).")
+@click.option("--partition", help="Partition to submit to (slurm).")
+@click.option(
+    "--time",
+    "time_limit",
+    metavar="LIMIT",
+    help="Time limit, e.g. 30, 01:00:00 or 2-00:00:00 (slurm).",
+)
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -226,6 +233,8 @@ def run(
     pull: bool | None,
     queue: str | None,
     priority: str | None,
+    partition: str | None,
+    time_limit: str | None,
     dry_run: bool,
     as_json: bool,
     quiet: bool,
@@ -268,6 +277,8 @@ def run(
             "pull": pull,
             "queue": queue,
             "priority": priority,
+            "partition": partition,
+            "time": time_limit,
             "env": _env(env),
             "labels": _pairs(label, "--label"),
             "secrets": _secrets(secret),

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 from qwex_core.agent.main import command_line
 from qwex_core.agent.record import request_cancel
 from qwex_core.lifecycle import Action, CancelRequest, Probe, Seen, Verdict, judge
+from qwex_core.store import record_lock
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -100,9 +101,13 @@ class Runner(ABC):
         fetch in one request per kind what `probe` would ask per run, for the probes that
         follow (a Kubernetes namespace's Jobs, pods and Workloads). Default: nothing."""
 
-    def explain(self, run: Run) -> str | None:
+    def explain(self, run: Run) -> str | tuple[str, str] | None:
         """A better reason for a final run than its agent could give (`OOMKilled` seen by
-        the container runtime), or None. Asked once per run, before `cleanup`."""
+        the container runtime), or None. Asked once per run, before `cleanup`.
+
+        `(status, reason)` corrects the status too, when the agent could not tell why it was
+        stopped: a batch system's time limit reaches the agent as a plain SIGTERM (recorded
+        `cancelled`), which the scheduler knows to be the job's own limit (`failed`)."""
         return None
 
     def cleanup(self, run: Run) -> None:
@@ -135,6 +140,8 @@ class Runner(ABC):
         probe = self.probe(current)
         if probe is None:
             return current
+        if probe.queued is not None:
+            return self._record_queued(run.id)
         current = self.store.load(run.id)  # read after probing: an exited agent wrote its last
         if current.is_final:
             return current
@@ -144,6 +151,36 @@ class Runner(ABC):
         if verdict.action is Action.STOP:
             self.signal(current, signal.SIGKILL)
         return self.store.record_end(current, verdict.status, verdict.reason)
+
+    def _record_queued(self, run_id: str) -> Run:
+        """What was started waits in the backend's queue (`Probe.queued`): the run `queued`
+        with the scheduler's words, or, with a cancel asked, out of the queue and
+        `cancelled`. Under the run's lock, after a second look: an agent that started
+        meanwhile has the record (it does not start while the lock is held)."""
+        from qwex_core.agent.record import transition
+        from qwex_core.models import Run, RunStatus
+
+        with record_lock(self.store.run_dir(run_id)):
+            current = self.store.load(run_id)
+            if current.status not in (RunStatus.PENDING, RunStatus.QUEUED):
+                return current
+            again = self.probe(current)
+            if again is None or again.queued is None:
+                return current
+            cancel = CancelRequest.of(self.store.run_dir(run_id))
+            if cancel is not None:  # out of the queue: nothing of it ever ran
+                self.signal(current, signal.SIGKILL)
+                return self.store.record_end(current, "cancelled", cancel.reason)
+            if current.status is RunStatus.QUEUED and current.reason == again.queued:
+                return current
+            record = current.model_dump(mode="json")
+            if current.status is RunStatus.QUEUED:
+                record["reason"] = again.queued
+            else:
+                transition(record, "queued", again.queued)
+            queued = Run.model_validate(record)
+            self.store.save(queued)
+            return queued
 
     def _judge(self, run: Run, probe: Probe, cancel: CancelRequest | None) -> Verdict:
         """`lifecycle.judge` with this run's age, grace period and this backend's patience."""
