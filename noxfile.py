@@ -221,10 +221,12 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def images(session: nox.Session) -> None:
-    """The offline Docker test images (qwex-test/busybox, qwex-test/python); skips existing ones.
+    """The offline Docker test images (qwex-test/busybox, qwex-test/python, and the linux/arm64
+    and linux/s390x ones of .ci/foreign-test-images.sh); skips existing ones.
 
     Needs a running daemon (`.ci/setup-docker.sh`); QWEX_REBUILD_IMAGES=1 rebuilds them."""
     session.run("bash", ".ci/build-test-images.sh", external=True)
+    session.run("bash", ".ci/foreign-test-images.sh", external=True)
 
 
 @nox.session(python=False)

@@ -25,7 +25,7 @@ def agent() -> None:
     """The self-contained qwex agent: mounted into Docker containers, copied into Kubernetes pods.
 
     \b
-      qwex agent build          build it for this machine's platform (into the user cache)
+      qwex agent build          build it for this machine's platform or another (into the user cache)
       qwex agent path           where the agent for an image's platform is, or why it is not
       qwex agent image          the agent image (FROM scratch + /qwex) a Kubernetes pod copies it from
     """
@@ -39,17 +39,45 @@ def agent() -> None:
     help="Directory to build into (default: the user cache, where qwex looks).",
 )
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date agent is there.")
-def agent_build(output: Path | None, force: bool) -> None:
-    """Build the agent for this machine's platform (needs a C compiler and Python's headers).
+@click.option(
+    "--platform",
+    "platform_name",
+    help="OS/ARCH to build for, e.g. linux/arm64 (default: this machine's). Another "
+    "architecture is cross-built from its Debian packages (docs/agent.md).",
+)
+@click.option(
+    "--sysroot",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A root filesystem of the target platform to cross-build from, instead of its "
+    "Debian packages fetched with apt-get into the user cache.",
+)
+def agent_build(
+    output: Path | None, force: bool, platform_name: str | None, sysroot: Path | None
+) -> None:
+    """Build the agent for this machine's platform, or cross-build it for another.
 
-    `qwex run -b docker` builds it on first use too; this is the explicit way."""
+    For this machine it needs a C compiler and Python's headers; for another architecture
+    (linux/arm64 on amd64, or the reverse) Debian's cross compiler (gcc-aarch64-linux-gnu),
+    qemu-user-static for its smoke test, and that architecture's Debian packages.
+    `qwex run -b docker` builds this machine's on first use too; this is the explicit way."""
     from qwex_agent.build import BuildError, build
+    from qwex_agent.platforms import Platform
 
     def say(message: str) -> None:
         click.echo(f"qwex: {message}", err=True)
 
     try:
-        path = build(output, force=force, log=say, announce=say)
+        platform = Platform.parse(platform_name) if platform_name else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--platform") from None
+    if sysroot is not None and (platform is None or platform == Platform.host()):
+        raise click.BadParameter(
+            "a native build uses this Python; --sysroot goes with --platform of another "
+            "architecture",
+            param_hint="--sysroot",
+        )
+    try:
+        path = build(output, force=force, log=say, announce=say, platform=platform, sysroot=sysroot)
     except BuildError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(path))
