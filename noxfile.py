@@ -336,18 +336,24 @@ def agent(session: nox.Session) -> None:
     session.run("qwex", "agent", "build", *session.posargs)
 
 
+AGENT_PLATFORMS = ["linux/amd64", "linux/arm64"]
+"""What the qwex-docker-agents wheel carries: this machine's agent built natively, the other
+cross-built (`qwex agent build --platform`, needs .ci/setup-arm64.sh's packages)."""
+
+
 @nox.session(python=PYTHON)
 def dist(session: nox.Session) -> None:
     """Every distribution's sdist and wheel into dist/ (emptied first).
 
-    The agent for this machine's platform is built into the qwex-docker-agents package first
-    (an arm64 one comes from an arm64 machine: docs/docker.md)."""
-    import platform
+    The agents for linux/amd64 and linux/arm64 are built into the qwex-docker-agents package
+    first (each a no-op when up to date): this machine's natively, the other cross-built
+    from its Debian packages (docs/agent.md)."""
     import shutil
 
     session.install("-e", "qwex-core", "-e", "qwex-agent", "build", "hatchling>=1.21")
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    session.run("qwex", "agent", "build", "--output", f"{AGENTS_PACKAGE}/linux-{arch}")
+    for platform in AGENT_PLATFORMS:
+        folder = f"{AGENTS_PACKAGE}/{platform.replace('/', '-')}"
+        session.run("qwex", "agent", "build", "--platform", platform, "--output", folder)
     shutil.rmtree("dist", ignore_errors=True)
     for name in DISTRIBUTIONS:
         session.run("python", "-m", "build", "--no-isolation", "--outdir", "dist", name)

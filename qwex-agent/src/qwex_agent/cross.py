@@ -27,11 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qwex_agent.platforms import Platform
+from qwex_agent.platforms import TRIPLETS, Platform
 from qwex_agent.toolchain import AGENTS_EXTRA, BuildError
 
-TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
-"""Debian's multiarch triplet (also the cross compiler's prefix) of each architecture."""
 QEMU = {"amd64": "x86_64", "arm64": "aarch64"}
 """qemu-user's name of each architecture (`qemu-aarch64-static`)."""
 PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
