@@ -62,6 +62,7 @@ FIXTURE_MARKERS = {
     "postgres_url": "postgres",
     "user_root": "users",
     "built_agent": "slow",
+    "arm64_agent": "slow",
     "helm": "helm",
     "browser": "browser",
 }
