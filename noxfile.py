@@ -238,19 +238,40 @@ def cluster(session: nox.Session) -> None:
     session.run("bash", ".ci/k8s/cluster.sh", *(session.posargs or ["status"]), external=True)
 
 
+AGENT_IMAGE_ARM64 = "qwex.local/qwex-agent-arm64:0.1.0"
+"""The linux/arm64 agent alone as an image: the test cluster's amd64 node would pick the amd64
+agent of the index, so this one shows the arm64 agent copied and run in a pod (under qemu)."""
+
+
 @nox.session(python=PYTHON)
 def agent_image(session: nox.Session) -> None:
     """The agent image (FROM scratch + the agent at /qwex), loaded into the test cluster.
 
-    Pods get the agent from it through an init container (docs/kubernetes.md). A no-op
-    when the image already holds the current agent; `-- --no-load` skips the cluster."""
+    One OCI image index with the linux/amd64 and linux/arm64 agents under the one tag
+    (`qwex agent image --oci-archive`, no daemon needed; the arm64 agent cross-built first
+    when missing), so each node takes its own; and the arm64 agent alone under
+    AGENT_IMAGE_ARM64 for the tests. Pods get the agent through an init container
+    (docs/kubernetes.md). Loading is a no-op when the node has the same archive;
+    `-- --no-load` skips the cluster."""
     session.install("-e", "qwex-core", "-e", "qwex-agent")  # not qwex-docker: docs/agent.md
     load = "--no-load" not in session.posargs
-    out = session.run("qwex", "agent", "image", silent=True)
-    tag = str(out).strip().splitlines()[-1]
-    session.log(f"agent image {tag}")
+    folder = Path(session.create_tmp())
+    both, arm64 = folder / "qwex-agent.oci.tar", folder / "qwex-agent-arm64.oci.tar"
+    platforms = [arg for p in AGENT_PLATFORMS for arg in ("--platform", p)]
+    session.run("qwex", "agent", "image", *platforms, "--oci-archive", str(both))
+    session.run(
+        "qwex",
+        "agent",
+        "image",
+        "--platform",
+        "linux/arm64",
+        "--tag",
+        AGENT_IMAGE_ARM64,
+        "--oci-archive",
+        str(arm64),
+    )
     if load:
-        session.run("bash", ".ci/k8s/cluster.sh", "load", tag, external=True)
+        session.run("bash", ".ci/k8s/cluster.sh", "load", str(both), str(arm64), external=True)
 
 
 SERVER_DISTRIBUTIONS = ["qwex-core", "qwex-agent", "qwex-k8s", "qwex-remote"]

@@ -156,3 +156,67 @@ def test_a_missing_arm64_agent_names_the_cross_build_and_the_wheel(
     assert "`pip install qwex-docker-agents`" in result.stderr
     assert "`qwex agent build --platform linux/arm64`" in result.stderr
     assert "`apt-get install gcc-aarch64-linux-gnu qemu-user-static`" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_agent_image_index_holds_both_platforms(
+    arm64_agent: Path, tmp_path: Path, qwex: Qwex
+) -> None:
+    """`qwex agent image --platform linux/amd64 --platform linux/arm64 --oci-archive`: one
+    OCI index under the tag, a manifest per platform whose config says that platform and
+    whose one layer holds that platform's launcher at /qwex/bin/qwex; the same agents give
+    the same archive byte for byte; one platform without the archive goes to the daemon,
+    several without it are refused."""
+    import hashlib
+    import io
+    import tarfile
+
+    archive = tmp_path / "agent.oci.tar"
+    argv = ["agent", "image", "--platform", "linux/amd64", "--platform", "linux/arm64"]
+    made = qwex(*argv, "--tag", "example.org/qwex-agent:1", "--oci-archive", str(archive), "--json")
+    assert made.returncode == 0, made.stderr
+    answer = json.loads(made.stdout)
+    assert answer["name"] == "example.org/qwex-agent:1"
+    assert sorted(answer["manifests"]) == ["linux/amd64", "linux/arm64"]
+    with tarfile.open(archive) as tar:
+
+        def read(name: str) -> bytes:
+            member = tar.extractfile(name)
+            assert member is not None
+            return member.read()
+
+        def blob(digest: str) -> bytes:
+            data = read(f"blobs/sha256/{digest.split(':', 1)[1]}")
+            assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
+            return data
+
+        (top,) = json.loads(read("index.json"))["manifests"]
+        assert top["annotations"]["io.containerd.image.name"] == "example.org/qwex-agent:1"
+        assert top["digest"] == answer["index"]
+        index = json.loads(blob(top["digest"]))
+        assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+        platforms = {}
+        for entry in index["manifests"]:
+            manifest = json.loads(blob(entry["digest"]))
+            config = json.loads(blob(manifest["config"]["digest"]))
+            (layer,) = manifest["layers"]
+            with tarfile.open(fileobj=io.BytesIO(blob(layer["digest"]))) as bundle:
+                launcher = bundle.extractfile("qwex/bin/qwex")
+                assert launcher is not None
+                header = launcher.read(20)
+            machine = int.from_bytes(header[18:20], "little")
+            key = f"{entry['platform']['os']}/{entry['platform']['architecture']}"
+            platforms[key] = (config["os"], config["architecture"], machine)
+            assert config["config"]["Cmd"] == ["/qwex/bin/qwex", "agent", "copy", "/qwex-install"]
+    assert platforms == {
+        "linux/amd64": ("linux", "amd64", 62),  # EM_X86_64
+        "linux/arm64": ("linux", "arm64", 183),  # EM_AARCH64
+    }
+    again = tmp_path / "again.oci.tar"
+    assert (
+        qwex(*argv, "--tag", "example.org/qwex-agent:1", "--oci-archive", str(again)).returncode
+        == 0
+    )
+    assert again.read_bytes() == archive.read_bytes()
+    refused = qwex(*argv)
+    assert refused.returncode == 2 and "--oci-archive" in refused.stderr
