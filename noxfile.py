@@ -255,7 +255,7 @@ def agent_image(session: nox.Session) -> None:
     `-- --no-load` skips the cluster."""
     session.install("-e", "qwex-core", "-e", "qwex-agent")  # not qwex-docker: docs/agent.md
     load = "--no-load" not in session.posargs
-    folder = Path(session.create_tmp())
+    folder = Path(session.create_tmp()).resolve()
     both, arm64 = folder / "qwex-agent.oci.tar", folder / "qwex-agent-arm64.oci.tar"
     platforms = [arg for p in AGENT_PLATFORMS for arg in ("--platform", p)]
     session.run("qwex", "agent", "image", *platforms, "--oci-archive", str(both))
