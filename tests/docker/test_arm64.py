@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,7 @@ def test_an_image_of_a_platform_without_agent_is_refused_before_anything_starts(
 ) -> None:
     """linux/s390x: no agent, none can be built here; one message naming the platform and
     what to do, no traceback, and no container was ever created."""
-    before = {c["Id"] for c in docker_api.containers(all=True)}
+    since = int(time.time()) - 1
     result = qwex("run", "-b", "docker", "--image", S390X, "--", "true")
     assert result.returncode != 0 and result.stdout == ""
     error = result.stderr.strip()
@@ -136,7 +137,14 @@ def test_an_image_of_a_platform_without_agent_is_refused_before_anything_starts(
     assert "`qwex agent build` on a linux/s390x machine" in error
     assert "linux/amd64 and linux/arm64" in error
     assert "Traceback" not in error and len(error.splitlines()) == 1, error
-    assert {c["Id"] for c in docker_api.containers(all=True)} == before
+    until = int(time.time()) + 1
+    time.sleep(1.1)  # the daemon's events are stamped in seconds
+    created = list(
+        docker_api.events(
+            since=since, until=until, filters={"event": "create", "image": S390X}, decode=True
+        )
+    )
+    assert created == []  # never created, not only removed
     where = qwex("agent", "path", "--image", S390X)
     assert where.returncode == 1 and "linux/s390x" in where.stderr and where.stdout == ""
 
