@@ -136,6 +136,15 @@ class Root:
         return None
 
 
+def supported(platform: Platform) -> None:
+    """A `BuildError` naming the platforms qwex builds, unless `platform` is one."""
+    if platform.os != "linux" or platform.arch not in TRIPLETS:
+        raise BuildError(
+            f"qwex cannot build the agent for {platform}: it cross-builds for "
+            f"{', '.join(f'linux/{a}' for a in TRIPLETS)}"
+        )
+
+
 def root_dir(platform: Platform) -> Path:
     """Where the fetched root of `platform` is kept (one per architecture, any qwex version)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -149,11 +158,7 @@ STAMP = "qwex-packages.txt"
 def prepare(platform: Platform, sysroot: Path | None, log: Callable[[str], None] | None) -> Root:
     """The root to build for `platform` from: `sysroot` as given, else the cached one, fetched
     first when missing or made from another package list."""
-    if platform.os != "linux" or platform.arch not in TRIPLETS:
-        raise BuildError(
-            f"qwex cannot build the agent for {platform}: it cross-builds for "
-            f"{', '.join(f'linux/{a}' for a in TRIPLETS)}"
-        )
+    supported(platform)
     if sysroot is not None:
         root = Root(sysroot.resolve(), platform)
         if not root.stdlib.is_dir():
@@ -248,6 +253,7 @@ class CrossTools:
 def tools(platform: Platform) -> CrossTools:
     """The cross compiler, strip and readelf for `platform`, or a `BuildError` naming the
     Debian packages that bring them."""
+    supported(platform)
     triplet = TRIPLETS[platform.arch]
     cc = shutil.which(f"{triplet}-gcc")
     readelf = shutil.which(f"{triplet}-readelf") or shutil.which("readelf")
