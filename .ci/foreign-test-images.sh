@@ -25,7 +25,9 @@ fetch_debs() {
     -o Dir::State::status=/dev/null -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch"
     -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
   [ -n "$(ls "$dir/lists" 2>/dev/null | grep Packages)" ] || "${apt[@]}" update >/dev/null
-  (cd "$dir/debs" && "${apt[@]}" download "$@" >/dev/null)
+  # Lists kept from an earlier run may name a version the archive has replaced since: update.
+  (cd "$dir/debs" && "${apt[@]}" download "$@" >/dev/null 2>&1) ||
+    { "${apt[@]}" update >/dev/null && (cd "$dir/debs" && "${apt[@]}" download "$@" >/dev/null); }
 }
 
 # import_as PLATFORM IMAGE CMD-JSON ROOT: an image of ROOT's files for PLATFORM. Not `docker
