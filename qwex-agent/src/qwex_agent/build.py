@@ -138,7 +138,8 @@ def _cross_plan(target: Platform, sysroot: Path | None, log: Callable[[str], Non
         raise BuildError(toolchain.missing_message(["no patchelf"], ["patchelf"]))
     tools = cross.tools(target)
     root = cross.prepare(target, sysroot, log)
-    suffix = str(root.config().get("EXT_SUFFIX") or f".cpython-311-{root.triplet}.so")
+    abi = f"{sys.version_info.major}{sys.version_info.minor}"
+    suffix = str(root.config().get("EXT_SUFFIX") or f".cpython-{abi}-{root.triplet}.so")
 
     def extensions(found: list[Path]) -> list[Path]:
         builtin = cross.builtin_modules(tools, root)

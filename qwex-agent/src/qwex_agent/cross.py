@@ -17,6 +17,7 @@ under `qemu-<arch>-static` (Debian's qemu-user-static).
 from __future__ import annotations
 
 import ast
+import fcntl
 import os
 import re
 import shutil
@@ -168,10 +169,14 @@ def prepare(platform: Platform, sysroot: Path | None, log: Callable[[str], None]
         return root
     dest = root_dir(platform)
     wanted = packages()
-    versions = _read_stamp(dest / STAMP)
-    if sorted(versions) == sorted(wanted):
-        return Root(dest, platform, versions)
-    return fetch(platform, dest, wanted, log)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # One fetch at a time (two builds for this platform at once: the second uses the first's).
+    with open(dest.with_name(f".{dest.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        versions = _read_stamp(dest / STAMP)
+        if sorted(versions) == sorted(wanted):
+            return Root(dest, platform, versions)
+        return fetch(platform, dest, wanted, log)
 
 
 def _read_stamp(stamp: Path) -> dict[str, str]:
