@@ -234,10 +234,12 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def images(session: nox.Session) -> None:
-    """The offline Docker test images (qwex-test/busybox, qwex-test/python); skips existing ones.
+    """The offline Docker test images (qwex-test/busybox, qwex-test/python, and the linux/arm64
+    and linux/s390x ones of .ci/foreign-test-images.sh); skips existing ones.
 
     Needs a running daemon (`.ci/setup-docker.sh`); QWEX_REBUILD_IMAGES=1 rebuilds them."""
     session.run("bash", ".ci/build-test-images.sh", external=True)
+    session.run("bash", ".ci/foreign-test-images.sh", external=True)
 
 
 @nox.session(python=False)
@@ -258,19 +260,40 @@ def slurm(session: nox.Session) -> None:
     session.run("bash", ".ci/slurm/cluster.sh", *(session.posargs or ["status"]), external=True)
 
 
+AGENT_IMAGE_ARM64 = "qwex.local/qwex-agent-arm64:0.1.0"
+"""The linux/arm64 agent alone as an image: the test cluster's amd64 node would pick the amd64
+agent of the index, so this one shows the arm64 agent copied and run in a pod (under qemu)."""
+
+
 @nox.session(python=PYTHON)
 def agent_image(session: nox.Session) -> None:
     """The agent image (FROM scratch + the agent at /qwex), loaded into the test cluster.
 
-    Pods get the agent from it through an init container (docs/kubernetes.md). A no-op
-    when the image already holds the current agent; `-- --no-load` skips the cluster."""
+    One OCI image index with the linux/amd64 and linux/arm64 agents under the one tag
+    (`qwex agent image --oci-archive`, no daemon needed; the arm64 agent cross-built first
+    when missing), so each node takes its own; and the arm64 agent alone under
+    AGENT_IMAGE_ARM64 for the tests. Pods get the agent through an init container
+    (docs/kubernetes.md). Loading is a no-op when the node has the same archive;
+    `-- --no-load` skips the cluster."""
     session.install("-e", "qwex-core", "-e", "qwex-agent")  # not qwex-docker: docs/agent.md
     load = "--no-load" not in session.posargs
-    out = session.run("qwex", "agent", "image", silent=True)
-    tag = str(out).strip().splitlines()[-1]
-    session.log(f"agent image {tag}")
+    folder = Path(session.create_tmp()).resolve()
+    both, arm64 = folder / "qwex-agent.oci.tar", folder / "qwex-agent-arm64.oci.tar"
+    platforms = [arg for p in AGENT_PLATFORMS for arg in ("--platform", p)]
+    session.run("qwex", "agent", "image", *platforms, "--oci-archive", str(both))
+    session.run(
+        "qwex",
+        "agent",
+        "image",
+        "--platform",
+        "linux/arm64",
+        "--tag",
+        AGENT_IMAGE_ARM64,
+        "--oci-archive",
+        str(arm64),
+    )
     if load:
-        session.run("bash", ".ci/k8s/cluster.sh", "load", tag, external=True)
+        session.run("bash", ".ci/k8s/cluster.sh", "load", str(both), str(arm64), external=True)
 
 
 SERVER_DISTRIBUTIONS = ["qwex-core", "qwex-agent", "qwex-k8s", "qwex-remote"]
@@ -356,18 +379,24 @@ def agent(session: nox.Session) -> None:
     session.run("qwex", "agent", "build", *session.posargs)
 
 
+AGENT_PLATFORMS = ["linux/amd64", "linux/arm64"]
+"""What the qwex-docker-agents wheel carries: this machine's agent built natively, the other
+cross-built (`qwex agent build --platform`, needs .ci/setup-arm64.sh's packages)."""
+
+
 @nox.session(python=PYTHON)
 def dist(session: nox.Session) -> None:
     """Every distribution's sdist and wheel into dist/ (emptied first).
 
-    The agent for this machine's platform is built into the qwex-docker-agents package first
-    (an arm64 one comes from an arm64 machine: docs/docker.md)."""
-    import platform
+    The agents for linux/amd64 and linux/arm64 are built into the qwex-docker-agents package
+    first (each a no-op when up to date): this machine's natively, the other cross-built
+    from its Debian packages (docs/agent.md)."""
     import shutil
 
     session.install("-e", "qwex-core", "-e", "qwex-agent", "build", "hatchling>=1.21")
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    session.run("qwex", "agent", "build", "--output", f"{AGENTS_PACKAGE}/linux-{arch}")
+    for platform in AGENT_PLATFORMS:
+        folder = f"{AGENTS_PACKAGE}/{platform.replace('/', '-')}"
+        session.run("qwex", "agent", "build", "--platform", platform, "--output", folder)
     shutil.rmtree("dist", ignore_errors=True)
     for name in DISTRIBUTIONS:
         session.run("python", "-m", "build", "--no-isolation", "--outdir", "dist", name)

@@ -211,7 +211,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     if not only or "core" in only:
         results += core_figures()
-    for part in ("cli", "docker", "k8s", "remote", "slurm"):
+    for part in ("cli", "docker", "k8s", "remote", "slurm", "agent"):
         extra = ROOT / "benchmarks" / f"{part}_bench.py"
         if (not only or part in only) and extra.exists():
             if part == "k8s" and not only and not _cluster_configured():

@@ -1,4 +1,4 @@
-"""Refuse to build a qwex-docker-agents wheel that carries no agent."""
+"""Refuse to build a qwex-docker-agents wheel that lacks the agent of a platform it promises."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+PLATFORMS = ("linux-amd64", "linux-arm64")
+"""Every wheel carries both: the image, not the host, decides which one runs."""
 
 
 class AgentsPresent(BuildHookInterface):
@@ -17,9 +20,11 @@ class AgentsPresent(BuildHookInterface):
             return
         package = Path(self.root) / "src" / "qwex_docker_agents"
         agents = sorted(p.name for p in package.glob("linux-*") if (p / "bin" / "qwex").is_file())
-        if not agents:
+        missing = [name for name in PLATFORMS if name not in agents]
+        if missing:
             raise RuntimeError(
-                f"no agent in {package}: build it first (`nox -s dist` does, or "
-                f"`qwex agent build --output {package}/linux-<arch>`)"
+                f"no {' or '.join(missing)} agent in {package}: build them first (`nox -s dist` "
+                f"does, or `qwex agent build --platform linux/<arch> --output "
+                f"{package}/linux-<arch>`)"
             )
         self.app.display_info(f"qwex-docker-agents: {', '.join(agents)}")

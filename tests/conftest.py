@@ -62,17 +62,23 @@ FIXTURE_MARKERS = {
     "postgres_url": "postgres",
     "user_root": "users",
     "built_agent": "slow",
+    "arm64_agent": "slow",
     "helm": "helm",
     "browser": "browser",
     "slurm_cluster": "slurm",
 }
 """The fixture through which each real component is reached (or the agent is built), and the
 marker it implies."""
-SHARED_GROUPS = (("cluster", ("k8s", "helm", "live")), ("docker", ("docker", "users")))
+SHARED_GROUPS = (
+    ("cluster", ("k8s", "helm", "live")),
+    ("docker", ("docker", "users")),
+    ("slurm", ("slurm",)),
+)
 """Under `pytest -n N --dist loadgroup` (`nox -s tests`), the tests of each group run one after
 another on one worker, beside the tests of the other groups and the rest: one test's `qwex gc`
-takes every final run's container on this daemon, or Job in its namespace, and the cluster's
-tests count on its quota being theirs."""
+takes every final run's container on this daemon, or Job in its namespace; the cluster's
+tests count on its quota being theirs, and the Slurm tests on the node's CPUs (one of them
+stops its slurmd for a minute)."""
 SERVER_HELPERS = ("make_server", "team_server")
 """tests/remote/server_support.py's ways to a real `qwex serve`: a module using them is `serve`."""
 

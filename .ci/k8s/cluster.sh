@@ -37,7 +37,8 @@ CLUSTER_QUEUE=qwex-cluster-queue
 FLAVOR=qwex-flavor
 QUOTA_CPU=1
 QUOTA_MEMORY=1Gi
-TEST_IMAGES=(qwex-test/busybox:latest qwex-test/noshell:latest qwex-test/python:latest)
+TEST_IMAGES=(qwex-test/busybox:latest qwex-test/noshell:latest qwex-test/python:latest
+    qwex-test/busybox-arm64:latest)  # linux/arm64, run under binfmt's qemu (.ci/setup-arm64.sh)
 # Kueue's metrics server reads its certificate from this fixed path (no flag for it).
 KUEUE_METRICS_CERTS=/etc/kueue/metrics/certs
 
@@ -340,17 +341,29 @@ EOF
 
 # load IMAGE: copy IMAGE from the local Docker daemon into containerd (skipped when the same
 # image id was loaded before). Pods then use it with imagePullPolicy IfNotPresent or Never.
+# IMAGE may also be an OCI layout archive (a file: `qwex agent image --oci-archive`), imported
+# under the name it carries. Every platform's content is imported, not only the node's: an
+# index keeps all its platforms, and a linux/arm64 image runs under qemu.
 load_image() {
     local image=$1 id stamp
-    id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null)" ||
-        die "load: no image $image in the local Docker daemon"
     stamp="$STATE/images/$(echo "$image" | tr '/:' '__')"
+    if [ -f "$image" ]; then
+        id="$(sha256sum "$image" | cut -d' ' -f1)"
+        stamp="$STATE/images/archive_$(basename "$image")"
+    else
+        id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null)" ||
+            die "load: no image $image in the local Docker daemon"
+    fi
     if [ "$(cat "$stamp" 2>/dev/null)" = "$id" ]; then
         log "image $image already loaded"; return
     fi
     log "loading $image"
     mkdir -p "$STATE/images"
-    docker save "$image" | ctr_ images import - >/dev/null
+    if [ -f "$image" ]; then
+        ctr_ images import --all-platforms "$image" >/dev/null
+    else
+        docker save "$image" | ctr_ images import --all-platforms - >/dev/null
+    fi
     echo "$id" >"$stamp"
 }
 

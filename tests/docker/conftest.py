@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_support import BUSYBOX, PYTHON, unavailable
+from docker_support import BUSYBOX, BUSYBOX_ARM64, NOSHELL_ARM64, PYTHON, S390X, unavailable
+from qwex_agent.platforms import Platform
 from qwex_core.service import RunService
 from qwex_core.testing import service_for
 
@@ -42,6 +43,40 @@ def agent_dir(docker_api: Any) -> Path:
     except BuildError as exc:
         unavailable(f"cannot build the qwex agent: {exc}")
         raise
+
+
+ARM64 = Platform("linux", "arm64")
+
+
+@pytest.fixture(scope="session")
+def arm64_agent() -> Path:
+    """The linux/arm64 agent, cross-built into the user cache where a run finds it (a no-op
+    when fresh; its Debian packages are fetched once). Needs .ci/setup-arm64.sh."""
+    from qwex_agent.build import BuildError, build
+
+    if Platform.host() == ARM64:
+        unavailable("this machine is arm64: the arm64 tests are for a cross-built agent")
+    try:
+        return build(platform=ARM64)
+    except BuildError as exc:
+        unavailable(f"cannot cross-build the arm64 agent: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def foreign_images(docker_api: Any) -> dict[str, str]:
+    """The linux/arm64 and linux/s390x test images (`nox -s images`), and qemu registered for
+    arm64 so the daemon can run the arm64 ones."""
+    from docker.errors import ImageNotFound
+
+    for image in (BUSYBOX_ARM64, NOSHELL_ARM64, S390X):
+        try:
+            docker_api.inspect_image(image)
+        except ImageNotFound:
+            unavailable(f"test image {image} is missing")
+    if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").is_file():
+        unavailable("qemu-aarch64 is not registered with binfmt_misc")
+    return {"busybox-arm64": BUSYBOX_ARM64, "noshell-arm64": NOSHELL_ARM64, "s390x": S390X}
 
 
 @pytest.fixture(scope="session")

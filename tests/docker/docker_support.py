@@ -13,7 +13,12 @@ from qwex_core.models import ContainerConfig, JobSpec
 
 BUSYBOX = "qwex-test/busybox"
 PYTHON = "qwex-test/python"
-HOW_TO = "run `.ci/setup-docker.sh && nox -s images agent` (or `.ci/run`)"
+BUSYBOX_ARM64 = "qwex-test/busybox-arm64"
+NOSHELL_ARM64 = "qwex-test/noshell-arm64"
+S390X = "qwex-test/s390x"
+"""linux/arm64 images (run under qemu) and a linux/s390x one (metadata only, never run),
+from .ci/foreign-test-images.sh."""
+HOW_TO = "run `.ci/setup-docker.sh && .ci/setup-arm64.sh && nox -s images agent` (or `.ci/run`)"
 
 
 def unavailable(message: str) -> None:

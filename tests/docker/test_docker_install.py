@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from docker_support import BUSYBOX
+from docker_support import BUSYBOX, BUSYBOX_ARM64
 from qwex_agent.platforms import Platform
 from users import USER, as_user, give, require_user, user_venv
 
@@ -84,9 +84,12 @@ def test_debian_python_user_builds_the_agent_on_first_run(
 
 
 @pytest.fixture(scope="module")
-def wheels(agent_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Wheels of qwex-core, qwex-agent, qwex-docker and qwex-docker-agents, the last carrying the agent this
-    session built for the current sources (what `nox -s dist` does)."""
+def wheels(
+    agent_dir: Path, arm64_agent: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[Path]:
+    """Wheels of qwex-core, qwex-agent, qwex-docker and qwex-docker-agents, the last carrying the
+    agents this session built for the current sources, linux/amd64 and linux/arm64 (what
+    `nox -s dist` does)."""
     work = tmp_path_factory.mktemp("dist")
     agents = work / "qwex-docker-agents"
     shutil.copytree(
@@ -94,7 +97,8 @@ def wheels(agent_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
         agents,
         ignore=shutil.ignore_patterns("linux-*", ".linux-*", "dist"),
     )
-    shutil.copytree(agent_dir, agents / "src" / "qwex_docker_agents" / agent_dir.name)
+    for bundle in (agent_dir, arm64_agent):
+        shutil.copytree(bundle, agents / "src" / "qwex_docker_agents" / bundle.name)
     out = work / "wheels"
     sources = [str(REPO / p) for p in ("qwex-core", "qwex-agent", "qwex-docker")] + [str(agents)]
     done = subprocess.run(
@@ -116,10 +120,11 @@ def wheels(agent_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
 
 
 def test_the_agents_wheel_runs_a_job_with_no_compiler(
-    wheels: list[Path], images: dict[str, str], tmp_path: Path
+    wheels: list[Path], images: dict[str, str], foreign_images: dict[str, str], tmp_path: Path
 ) -> None:
-    """A fresh venv with qwex-core and `qwex-docker[agents]` from the built wheels, a PATH holding only that venv's bin (no cc, no gcc),
-    an empty user cache: the job runs with the packaged agent, nothing is built."""
+    """A fresh venv with qwex-core and `qwex-docker[agents]` from the built wheels, a PATH
+    holding only that venv's bin (no cc, no gcc), an empty user cache: a job in an amd64 image
+    and one in an arm64 image run with the packaged agents, nothing is built."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     _, core, docker, _ = wheels
@@ -160,4 +165,12 @@ def test_the_agents_wheel_runs_a_job_with_no_compiler(
     packaged = Path(where.stdout.strip())
     assert packaged.parts[-2:] == ("qwex_docker_agents", HOST.dirname)
     assert packaged.is_relative_to(venv)
+
+    arm = qwex(
+        "run", "-b", "docker", "--image", BUSYBOX_ARM64, "--", "sh", "-c", "uname -m; exit 4"
+    )
+    assert (arm.returncode, arm.stdout, agent_lines(arm.stderr)) == (4, "aarch64\n", [])
+    where = qwex("agent", "path", "--image", BUSYBOX_ARM64)
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()) == packaged.with_name("linux-arm64")
     assert not (cache / "qwex" / "agent").exists()  # nothing was built into the user cache

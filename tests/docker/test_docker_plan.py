@@ -253,4 +253,11 @@ def test_a_missing_agent_for_a_foreign_platform_says_how_to_get_one(tmp_path: Pa
         find_agent(Platform("linux", "arm64"), agent_dir=str(tmp_path), image="img:1")
     message = str(caught.value)
     assert "linux/arm64 (the platform of image img:1)" in message
-    assert "on a linux/arm64 machine" in message
+    assert "`qwex agent build --platform linux/arm64`" in message
+    assert "`pip install qwex-docker-agents`: linux/amd64 and linux/arm64" in message
+    with pytest.raises(AgentError) as caught:
+        find_agent(Platform("linux", "riscv64"), agent_dir=str(tmp_path), image="img:2")
+    message = str(caught.value)
+    assert "linux/riscv64 (the platform of image img:2)" in message
+    assert "qwex has no agent for linux/riscv64" in message
+    assert "on a linux/riscv64 machine" in message

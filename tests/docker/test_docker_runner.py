@@ -219,10 +219,11 @@ def test_daemon_down_is_a_clear_error_and_a_failed_run(
 
 
 @pytest.fixture(scope="module")
-def arm64_image(docker_api: Any) -> Iterator[str]:
-    """The busybox image re-labelled linux/arm64 through `docker save`/`docker load`: the agent
-    must be chosen by the image's platform, not by this (amd64) host's."""
-    name = "qwex-test/busybox-arm64-label"
+def s390x_image(docker_api: Any) -> Iterator[str]:
+    """The busybox image re-labelled linux/s390x through `docker save`/`docker load`: the agent
+    must be chosen by the image's platform, not by this (amd64) host's (s390x: a platform no
+    agent exists for, while an arm64 one may be in the user cache, tests/docker/test_arm64.py)."""
+    name = "qwex-test/busybox-s390x-label"
     source = b"".join(docker_api.get_image(BUSYBOX))
     packed = io.BytesIO()
     with (
@@ -235,7 +236,7 @@ def arm64_image(docker_api: Any) -> Iterator[str]:
             data = old.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
             if member.name == config_name and data is not None:
                 config = json.loads(data)
-                config["architecture"] = "arm64"
+                config["architecture"] = "s390x"
                 data = json.dumps(config).encode()
                 member.size = len(data)
             elif member.name == "manifest.json" and data is not None:
@@ -244,21 +245,21 @@ def arm64_image(docker_api: Any) -> Iterator[str]:
                 member.size = len(data)
             new.addfile(member, io.BytesIO(data) if data is not None else None)
     docker_api.load_image(packed.getvalue())
-    assert docker_api.inspect_image(name)["Architecture"] == "arm64"
+    assert docker_api.inspect_image(name)["Architecture"] == "s390x"
     yield name
     docker_api.remove_image(name, force=True)
 
 
 def test_agent_is_chosen_by_the_image_platform(
-    make_service: MakeService, arm64_image: str, docker_api: Any
+    make_service: MakeService, s390x_image: str, docker_api: Any
 ) -> None:
     service = make_service()
     with pytest.raises(
         QwexError,
-        match=r"for linux/arm64 \(the platform of image qwex-test/busybox-arm64"
-        r"-label\).*on a linux/arm64 machine",
+        match=r"for linux/s390x \(the platform of image qwex-test/busybox-s390x"
+        r"-label\).*on a linux/s390x machine",
     ):
-        service.submit(docker_spec(["true"], image=arm64_image))
+        service.submit(docker_spec(["true"], image=s390x_image))
     (run,) = service.list()
     assert run.status is RunStatus.FAILED and "agent bundle missing" in (run.reason or "")
     wait_gone(docker_api, run.id)

@@ -30,7 +30,7 @@ from typing import Any
 import qwex_core
 from qwex_core.errors import BackendError
 
-from qwex_agent.platforms import Platform, elf_platform
+from qwex_agent.platforms import TRIPLETS, Platform, elf_platform
 
 MOUNT = "/qwex"
 """Where the bundle is mounted in the container; its loader path is fixed at build time."""
@@ -133,11 +133,20 @@ def missing_message(platform: Platform, problems: list[str], image: str | None) 
             "first use unless agent_dir is set), or install the prebuilt agents: "
             "`pip install qwex-docker-agents`"
         )
-    else:
+    elif platform.os == "linux" and platform.arch in TRIPLETS:
+        triplet = TRIPLETS[platform.arch]
         how = (
-            f"install the prebuilt agents (`pip install qwex-docker-agents`, when they "
-            f"include {platform}), or build it with `qwex agent build` on a {platform} machine "
-            f"and copy the result into {cache_root() / platform.dirname}"
+            f"install the prebuilt agents (`pip install qwex-docker-agents`: linux/amd64 and "
+            f"linux/arm64), or cross-build it here with `qwex agent build --platform {platform}` "
+            f"(Debian: `apt-get install gcc-{triplet} qemu-user-static`)"
+        )
+    else:
+        buildable = " and ".join(f"linux/{arch}" for arch in TRIPLETS)
+        how = (
+            f"qwex has no agent for {platform} (the prebuilt agents and `qwex agent build "
+            f"--platform` cover {buildable}): use an image for one of those, or build it "
+            f"with `qwex agent build` on a {platform} machine and copy the result into "
+            f"{cache_root() / platform.dirname}"
         )
     found = "; ".join(problems)
     return f"agent bundle missing or wrong for {platform}{of_image}: {found}. To fix: {how}"

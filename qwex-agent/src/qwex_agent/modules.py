@@ -85,11 +85,15 @@ def core_site_dir() -> Path:
     return Path(qwex_core.__file__).resolve().parent.parent
 
 
-def collect(entry: Path) -> ModuleSet:
-    """The static import closure of `entry` within the standard library and qwex-core."""
-    stdlib, site = stdlib_dir(), core_site_dir()
+def collect(entry: Path, stdlib: Path | None = None) -> ModuleSet:
+    """The static import closure of `entry` within the standard library and qwex-core.
+
+    `stdlib`: another Python's standard library of this X.Y (a cross build's target); its
+    pure-Python modules are taken, while extension modules are still found as this Python
+    names them (the caller maps them to the target's)."""
+    site, host = core_site_dir(), stdlib_dir()
     finder = modulefinder.ModuleFinder(
-        path=[str(site), str(stdlib), str(stdlib / "lib-dynload")], excludes=list(EXCLUDED)
+        path=[str(site), str(stdlib or host), str(host / "lib-dynload")], excludes=list(EXCLUDED)
     )
     finder.run_script(str(entry))
     for name in ALWAYS:

@@ -23,6 +23,10 @@ _ARCH_ALIASES = {
     "armv8": "arm64",
 }
 
+TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
+"""The architectures qwex builds agents for (natively, or cross-built on the other), with
+Debian's multiarch triplet of each (also its cross compiler's prefix)."""
+
 _ELF_MACHINES = {62: "amd64", 183: "arm64", 40: "arm", 3: "386", 21: "ppc64le", 22: "s390x"}
 """ELF e_machine values (EM_X86_64, EM_AARCH64, EM_ARM, EM_386, EM_PPC64, EM_S390)."""
 

@@ -46,7 +46,7 @@ def python_dev_package() -> str:
     return "python3-dev" if default else f"python{version}-dev"
 
 
-def _which(name: str) -> str | None:
+def which(name: str) -> str | None:
     """`name` on PATH, else next to this Python (a pip-installed tool in an unactivated venv)."""
     found = shutil.which(name)
     if found:
@@ -61,8 +61,8 @@ def _which(name: str) -> str | None:
 def find() -> Toolchain:
     """The compiler, patchelf and this Python's build files, or a `BuildError` naming what to
     install (Debian packages, or the prebuilt agents) to get them."""
-    cc = os.environ.get("CC") or _which("cc") or _which("gcc")
-    patchelf = _which("patchelf")
+    cc = os.environ.get("CC") or which("cc") or which("gcc")
+    patchelf = which("patchelf")
     packages: list[str] = []
     missing: list[str] = []
     if not cc:
@@ -82,7 +82,7 @@ def find() -> Toolchain:
     if missing:
         raise BuildError(missing_message(missing, packages))
     assert cc and patchelf
-    return Toolchain(cc, patchelf, _which("strip"), include, links)
+    return Toolchain(cc, patchelf, which("strip"), include, links)
 
 
 def missing_message(missing: list[str], packages: list[str]) -> str:
