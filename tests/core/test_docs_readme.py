@@ -46,8 +46,8 @@ def test_the_readme_lists_every_page_of_the_site() -> None:
 
 def test_a_page_added_to_the_site_but_not_the_readme_fails() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert missing_from_readme([*mkdocs_nav(), "slurm.md", "reference/metrics.md"], readme) == [
-        "slurm.md",
+    assert missing_from_readme([*mkdocs_nav(), "gpu-cloud.md", "reference/metrics.md"], readme) == [
+        "gpu-cloud.md",
         "reference/metrics.md",
     ]
 
