@@ -128,3 +128,47 @@ def test_a_docker_run_imports_no_sdk(
     assert sdk == []
     (run_id,) = [p.name for p in (project / ".qwex" / "runs").iterdir()]
     wait_gone(docker_api, run_id)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_answer_whole_or_chunked_is_read_whole(tmp_path: Path, chunked: bool) -> None:
+    """`lean.exchange` against the standard library's HTTP server on a unix socket, with a
+    body longer than one read and a chunked one (as dockerd sends JSON of over 2 KiB)."""
+    import http.server
+    import socketserver
+    import threading
+
+    body = json.dumps({"message": "x" * 100_000}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for at in range(0, len(body), 3000):
+                    part = body[at : at + 3000]
+                    self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            self.close_connection = True
+
+        def address_string(self) -> str:
+            return "unix"
+
+    path = str(tmp_path / "d.sock")
+    with socketserver.UnixStreamServer(path, Handler) as server:
+        thread = threading.Thread(target=server.handle_request)
+        thread.start()
+        daemon = lean.Daemon(path, "1.47", timeout=10)
+        with pytest.raises(lean.LeanError) as raised:
+            daemon.request("GET", "/images/x/json")
+        thread.join()
+    assert raised.value.status == 404
+    assert raised.value.explanation == "x" * 100_000
