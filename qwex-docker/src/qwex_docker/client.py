@@ -66,8 +66,8 @@ def connect_reusing(base_url: str | None, timeout: float) -> tuple[docker.APICli
 
 
 def connect_lean(base_url: str | None, timeout: float) -> tuple[Daemon, bool] | None:
-    """A connection to a local daemon that `qwex_docker.lean` speaks to, and True when its
-    API version was remembered (as `connect_reusing` remembers it, per socket: on an error,
+    """The local daemon that `qwex_docker.lean` speaks to, and True when its API version
+    was remembered (as `connect_reusing` remembers it, per socket: on an error,
     `forget_version` and connect again); None when the SDK is needed (another address, TLS,
     an API older than `lean.MIN_VERSION`). `DaemonUnavailable` when asking the version fails."""
     from qwex_docker import lean
@@ -87,12 +87,10 @@ def connect_lean(base_url: str | None, timeout: float) -> tuple[Daemon, bool] | 
         try:
             daemon.version = daemon.api_version()
         except (OSError, lean.LeanError) as exc:
-            daemon.close()
             raise DaemonUnavailable(unreachable(address, exc)) from None
         if identity:
             _remember(address, {"socket": identity, "version": daemon.version})
     if daemon.version is None or not lean.speaks(daemon.version):
-        daemon.close()
         return None
     mark("docker-connected")
     return daemon, reused

@@ -98,17 +98,13 @@ def speaks(version: str) -> bool:
 
 
 class Daemon:
-    """A connection to the daemon's socket at `path`, speaking API `version` (None: only
-    `api_version` may be asked). `OSError` when it cannot be reached."""
+    """The daemon at the socket `path` (a connection per request), speaking API `version`
+    (None: only `api_version` may be asked). `OSError` when it cannot be reached."""
 
     def __init__(self, path: str, version: str | None, timeout: float) -> None:
         self.version = version
         self.path = path
         self.timeout = timeout
-
-    def close(self) -> None:
-        """Nothing to close: each request has its own connection (kept for callers that
-        release a daemon when done with it)."""
 
     def request(
         self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None

@@ -112,16 +112,15 @@ class DockerRunner(Runner):
             sharing.check_private_group(os.getuid(), os.getgid())
 
     def start(self, run: Run) -> None:
-        """Without the SDK for a local daemon (`qwex_docker.lean`), else through it."""
+        """Without the SDK for a local daemon (`qwex_docker.lean`), else through it: the
+        container is created, recorded, then started."""
         connected = None if run.spec.container.pull else self._connect_lean()
         if connected is None:
-            self._start_with_sdk(run)
-            return
-        daemon, reused = connected
-        try:
-            self._start_lean(run, daemon, reused)
-        finally:
-            daemon.close()
+            launch = self._create_with_sdk(run)
+        else:
+            launch = self._create_lean(run, *connected)
+        self.store.save(run)  # before the agent starts: afterwards only the agent writes the record
+        launch()
 
     def _connect_lean(self) -> tuple[lean.Daemon, bool] | None:
         return connect_lean(self.docker.base_url, self.docker.timeout)
@@ -148,10 +147,11 @@ class DockerRunner(Runner):
             self._write_secret_env(run, group_readable=shared)
         return create, host_config, platform
 
-    def _record_container(
+    def _created(
         self, run: Run, container_id: str, name: str, attrs: dict[str, Any], platform: Platform
     ) -> None:
-        """The container in the record, before it starts: afterwards only the agent writes it."""
+        """The container in the run's `backend_data` (`start` saves it before the start)."""
+        mark("container-created")
         run.backend_data = {
             "container_id": container_id,
             "container_name": name,
@@ -159,9 +159,9 @@ class DockerRunner(Runner):
             "platform": str(platform),
             "docker_host": daemon_address(self.docker.base_url),
         }
-        self.store.save(run)
 
-    def _start_lean(self, run: Run, daemon: lean.Daemon, reused: bool) -> None:
+    def _create_lean(self, run: Run, daemon: lean.Daemon, reused: bool) -> Callable[[], None]:
+        """The run's container created through `daemon`; what starts it."""
         address = daemon_address(self.docker.base_url)
         image = str(run.spec.container.image)
         try:
@@ -170,49 +170,37 @@ class DockerRunner(Runner):
             if isinstance(exc, lean.LeanError) and exc.status == 404:
                 raise BackendError(_image_missing(image)) from None
             if not reused:
-                raise self._lean_failure(exc, f"cannot inspect image {image}", address) from None
+                raise _lean_failure(exc, f"cannot inspect image {image}", address) from None
             # A remembered version the daemon refuses (an upgrade that kept its socket) or a
             # daemon gone: ask again, as the SDK path does.
-            daemon.close()
             forget_version(self.docker.base_url)
             connected = self._connect_lean()
             if connected is None:
-                self._start_with_sdk(run)
-                return
-            daemon = connected[0]
-            try:
-                self._start_lean(run, daemon, reused=False)
-            finally:
-                daemon.close()
-            return
+                return self._create_with_sdk(run)
+            return self._create_lean(run, connected[0], reused=False)
         mark("image-inspected")
         create, host_config, platform = self._plan(run, attrs)
         try:
             container_id = daemon.create_container(create, host_config)
         except (OSError, lean.LeanError) as exc:
             self._drop_secret_env(run)
-            raise self._lean_failure(
-                exc, "Docker refused to create the container", address
-            ) from None
-        mark("container-created")
-        self._record_container(run, container_id, create["name"], attrs, platform)
-        try:
-            daemon.start(container_id)
-            mark("container-started")
-        except (OSError, lean.LeanError) as exc:
-            self._drop_secret_env(run)
-            with contextlib.suppress(OSError, lean.LeanError):
-                daemon.remove_container(container_id)
-            raise BackendError(f"the container did not start: {api_message(exc)}") from None
+            raise _lean_failure(exc, "Docker refused to create the container", address) from None
+        self._created(run, container_id, create["name"], attrs, platform)
 
-    @staticmethod
-    def _lean_failure(exc: Exception, what: str, address: str) -> BackendError:
-        """The daemon's refusal in its words, or why it could not be reached."""
-        if isinstance(exc, OSError):
-            return DaemonUnavailable(unreachable(address, exc))
-        return BackendError(f"{what}: {api_message(exc)}")
+        def launch() -> None:
+            try:
+                daemon.start(container_id)
+                mark("container-started")
+            except (OSError, lean.LeanError) as exc:
+                self._drop_secret_env(run)
+                with contextlib.suppress(OSError, lean.LeanError):
+                    daemon.remove_container(container_id)
+                raise BackendError(f"the container did not start: {api_message(exc)}") from None
 
-    def _start_with_sdk(self, run: Run) -> None:
+        return launch
+
+    def _create_with_sdk(self, run: Run) -> Callable[[], None]:
+        """The run's container created through the SDK; what starts it."""
         import_sdk()
         from docker.errors import APIError
 
@@ -230,16 +218,19 @@ class DockerRunner(Runner):
                 f"Docker refused to create the container: {api_message(exc)}"
             ) from None
         container_id = created["Id"]
-        mark("container-created")
-        self._record_container(run, container_id, create["name"], attrs, platform)
-        try:
-            self.api.start(container_id)
-            mark("container-started")
-        except APIError as exc:
-            self._drop_secret_env(run)
-            with contextlib.suppress(APIError):
-                self.api.remove_container(container_id, force=True, v=True)
-            raise BackendError(f"the container did not start: {api_message(exc)}") from None
+        self._created(run, container_id, create["name"], attrs, platform)
+
+        def launch() -> None:
+            try:
+                self.api.start(container_id)
+                mark("container-started")
+            except APIError as exc:
+                self._drop_secret_env(run)
+                with contextlib.suppress(APIError):
+                    self.api.remove_container(container_id, force=True, v=True)
+                raise BackendError(f"the container did not start: {api_message(exc)}") from None
+
+        return launch
 
     def _write_secret_env(self, run: Run, *, group_readable: bool) -> None:
         """The job's secret env as JSON in the run directory, for the agent to read and
@@ -370,6 +361,13 @@ class DockerRunner(Runner):
         if info is None or not info["State"].get("OOMKilled"):
             return None
         return oom_reason(run.spec.resources.memory)
+
+
+def _lean_failure(exc: Exception, what: str, address: str) -> BackendError:
+    """The daemon's refusal in its words, or why it could not be reached."""
+    if isinstance(exc, OSError):
+        return DaemonUnavailable(unreachable(address, exc))
+    return BackendError(f"{what}: {api_message(exc)}")
 
 
 def _image_missing(image: str) -> str:
