@@ -7,8 +7,6 @@ inside the command bodies, since this module is loaded for `qwex --help`.
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -35,21 +33,23 @@ def agent() -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     help="Directory to build into (default: the user cache, where qwex looks).",
 )
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date agent is there.")
-def agent_build(output: Path | None, force: bool) -> None:
+def agent_build(output: str | None, force: bool) -> None:
     """Build the agent for this machine's platform (needs a C compiler and Python's headers).
 
     `qwex run -b docker` builds it on first use too; this is the explicit way."""
+    from pathlib import Path
+
     from qwex_agent.build import BuildError, build
 
     def say(message: str) -> None:
         click.echo(f"qwex: {message}", err=True)
 
     try:
-        path = build(output, force=force, log=say, announce=say)
+        path = build(Path(output) if output else None, force=force, log=say, announce=say)
     except BuildError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(path))
@@ -122,6 +122,8 @@ def agent_image(
     api = connect(settings.base_url, max(settings.timeout, 300))
     image = build_image(api, agent, tag or image_name(), force=force)
     if as_json:
+        import json
+
         click.echo(json.dumps({**dataclasses.asdict(image), "agent": str(agent.path)}, indent=2))
     else:
         if not image.built:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +16,8 @@ if TYPE_CHECKING:
 
 
 def emit_json(data: Any) -> None:
+    import json  # here: `qwex --help` imports this module, and prints no JSON
+
     write_out(json.dumps(data, indent=2, default=str) + "\n")
 
 
