@@ -139,3 +139,76 @@ def test_an_installed_pydantic_plugin_still_sees_qwex_validate(
     result = qwex("run", "-q", "--", "true", env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr
     assert "JobSpec" in (site / "validated.txt").read_text().split()
+
+
+COMMAND_MODULES = {
+    f"qwex_core.cli.{module}"
+    for module, _, _ in __import__(
+        "qwex_core.cli.app", fromlist=["CORE_COMMANDS"]
+    ).CORE_COMMANDS.values()
+}
+
+
+def test_help_imports_no_command_module(project: Path) -> None:
+    """`qwex --help` lists core's commands from `CORE_COMMANDS` without importing one, and
+    imports none of the standard modules it used to pay for without using them: `pathlib`
+    (5 ms of CPU of 56), `shutil` for click's terminal width (3 ms). (`json` is not
+    checked: this probe imports it.)"""
+    code, modules = imported(project, "--help")
+    assert code in (0, None)
+    assert sorted(COMMAND_MODULES & set(modules)) == []
+    unused = {"pathlib", "shutil", "pydantic", "importlib.metadata"}
+    assert sorted(unused & set(modules)) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "module"),
+    [
+        (["status", "--help"], "qwex_core.cli.read_commands"),
+        (["wait", "--help"], "qwex_core.cli.wait_command"),
+        (["config", "--help"], "qwex_core.cli.admin_commands"),
+    ],
+)
+def test_a_command_imports_only_its_own_command_module(
+    project: Path, args: list[str], module: str
+) -> None:
+    """(`qwex_core.cli.completion` holds, beside its command, the completers of run ids and
+    backends that other commands' arguments use.)"""
+    code, modules = imported(project, *args)
+    assert code in (0, None)
+    assert sorted(COMMAND_MODULES & set(modules) - {"qwex_core.cli.completion"}) == [module]
+
+
+@pytest.mark.parametrize("limit", [20, 45, 74, 200])
+def test_help_sentences_are_the_commands_own(limit: int) -> None:
+    """The sentence `--help` shows of a command not imported is what click makes of the
+    command's own help, at every width."""
+    import click
+    from qwex_core.cli.app import CORE_COMMANDS, make_cli
+    from qwex_core.cli.context import State
+    from qwex_core.plugin.manager import PluginHost
+
+    host = PluginHost(autoload=False)
+    group = make_cli(host)
+    ctx = click.Context(group, info_name="qwex", obj=State(host=host))
+    for name, (_, _, sentence) in CORE_COMMANDS.items():
+        command = group.get_command(ctx, name)
+        assert command is not None and command.name == name
+        shown = click.Command(name, help=sentence).get_short_help_str(limit)
+        assert shown == command.get_short_help_str(limit), name
+
+
+@pytest.mark.parametrize("columns", ["30", "79", "100", "300", "", "x"])
+def test_help_is_as_wide_as_clicks_own(monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    """The group's help, measured without `shutil`, is what click makes with it."""
+    import click
+    from qwex_core.cli.app import make_cli
+    from qwex_core.cli.context import State
+    from qwex_core.plugin.manager import PluginHost
+
+    monkeypatch.setenv("COLUMNS", columns)
+    host = PluginHost(autoload=False)
+    group = make_cli(host)
+    ours = group.context_class(group, info_name="qwex", obj=State(host=host)).get_help()
+    clicks = click.Context(group, info_name="qwex", obj=State(host=host)).get_help()
+    assert ours == clicks

@@ -105,8 +105,7 @@ def test_timings_of_a_docker_run_show_the_daemon_calls_in_order(
         "cli-start",
         "job-built",
         "record-created",
-        "docker-imported",
-        "docker-connected",
+        "docker-connected",  # without the SDK: no `docker-imported` (qwex_docker.lean)
         "image-inspected",
         "container-created",
         "container-started",

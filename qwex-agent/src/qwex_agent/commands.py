@@ -7,8 +7,6 @@ inside the command bodies, since this module is loaded for `qwex --help`.
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -35,7 +33,7 @@ def agent() -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     help="Directory to build into (default: the user cache, where qwex looks).",
 )
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date agent is there.")
@@ -47,12 +45,12 @@ def agent() -> None:
 )
 @click.option(
     "--sysroot",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=click.Path(file_okay=False, exists=True),
     help="A root filesystem of the target platform to cross-build from, instead of its "
     "Debian packages fetched with apt-get into the user cache.",
 )
 def agent_build(
-    output: Path | None, force: bool, platform_name: str | None, sysroot: Path | None
+    output: str | None, force: bool, platform_name: str | None, sysroot: str | None
 ) -> None:
     """Build the agent for this machine's platform, or cross-build it for another.
 
@@ -60,6 +58,8 @@ def agent_build(
     (linux/arm64 on amd64, or the reverse) Debian's cross compiler (gcc-aarch64-linux-gnu),
     qemu-user-static for its smoke test, and that architecture's Debian packages.
     `qwex run -b docker` builds this machine's on first use too; this is the explicit way."""
+    from pathlib import Path
+
     from qwex_agent.build import BuildError, build
     from qwex_agent.platforms import Platform
 
@@ -77,7 +77,14 @@ def agent_build(
             param_hint="--sysroot",
         )
     try:
-        path = build(output, force=force, log=say, announce=say, platform=platform, sysroot=sysroot)
+        path = build(
+            Path(output) if output else None,
+            force=force,
+            log=say,
+            announce=say,
+            platform=platform,
+            sysroot=Path(sysroot) if sysroot else None,
+        )
     except BuildError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(path))
@@ -126,7 +133,7 @@ def agent_path(state: State, platform_name: str | None, image: str | None) -> No
 )
 @click.option(
     "--oci-archive",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
     help="Write the image as one OCI image index (every --platform under the one tag) into "
     "this OCI layout tar, without the Docker daemon: for `ctr images import "
     "--all-platforms` or `skopeo copy oci-archive:FILE docker://...`.",
@@ -138,7 +145,7 @@ def agent_image(
     state: State,
     tag: str | None,
     platform_names: tuple[str, ...],
-    oci_archive: Path | None,
+    oci_archive: str | None,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -169,10 +176,13 @@ def agent_image(
             param_hint="--platform",
         )
     agents = [_agent_for(platform, settings) for platform in platforms]
+    import json
+    from pathlib import Path
+
     if oci_archive is not None:
         from qwex_agent.image import oci_archive as write_archive
 
-        written = write_archive(agents, tag or image_name(), oci_archive)
+        written = write_archive(agents, tag or image_name(), Path(oci_archive))
         if as_json:
             click.echo(
                 json.dumps({**dataclasses.asdict(written), "archive": str(oci_archive)}, indent=2)

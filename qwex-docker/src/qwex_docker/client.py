@@ -29,6 +29,8 @@ from qwex_core.timings import mark
 if TYPE_CHECKING:
     import docker
 
+    from qwex_docker.lean import Daemon
+
 __all__ = [
     "DEFAULT_SOCKET",
     "DaemonUnavailable",
@@ -61,6 +63,37 @@ def connect_reusing(base_url: str | None, timeout: float) -> tuple[docker.APICli
     if identity:
         _remember(address, {"socket": identity, "version": client.api_version})
     return client, False
+
+
+def connect_lean(base_url: str | None, timeout: float) -> tuple[Daemon, bool] | None:
+    """The local daemon that `qwex_docker.lean` speaks to, and True when its API version
+    was remembered (as `connect_reusing` remembers it, per socket: on an error,
+    `forget_version` and connect again); None when the SDK is needed (another address, TLS,
+    an API older than `lean.MIN_VERSION`). `DaemonUnavailable` when asking the version fails."""
+    from qwex_docker import lean
+
+    address = daemon_address(base_url)
+    tls = base_url is None and bool(os.environ.get("DOCKER_TLS_VERIFY"))
+    path = lean.socket_path(address, tls)
+    if path is None:
+        return None
+    identity = socket_identity(address)
+    known = _versions().get(address) if identity else None
+    reused = bool(
+        known and known.get("socket") == identity and isinstance(known.get("version"), str)
+    )
+    daemon = lean.Daemon(path, known["version"] if reused and known else None, timeout)
+    if not reused:
+        try:
+            daemon.version = daemon.api_version()
+        except (OSError, lean.LeanError) as exc:
+            raise DaemonUnavailable(unreachable(address, exc)) from None
+        if identity:
+            _remember(address, {"socket": identity, "version": daemon.version})
+    if daemon.version is None or not lean.speaks(daemon.version):
+        return None
+    mark("docker-connected")
+    return daemon, reused
 
 
 def forget_version(base_url: str | None) -> None:

@@ -27,11 +27,12 @@ from qwex_core.lifecycle import Probe, Seen, oom_reason
 from qwex_core.runners.base import Runner
 from qwex_core.timings import mark
 
-from qwex_docker import sharing
+from qwex_docker import lean, sharing
 from qwex_docker import spec as plan
 from qwex_docker.client import (
     DaemonUnavailable,
     api_message,
+    connect_lean,
     connect_reusing,
     daemon_address,
     forget_version,
@@ -111,13 +112,27 @@ class DockerRunner(Runner):
             sharing.check_private_group(os.getuid(), os.getgid())
 
     def start(self, run: Run) -> None:
-        import_sdk()
-        from docker.errors import APIError
+        """Without the SDK for a local daemon (`qwex_docker.lean`), else through it: the
+        container is created, recorded, then started."""
+        connected = None if run.spec.container.pull else self._connect_lean()
+        if connected is None:
+            launch = self._create_with_sdk(run)
+        else:
+            launch = self._create_lean(run, *connected)
+        self.store.save(run)  # before the agent starts: afterwards only the agent writes the record
+        launch()
 
-        image = str(run.spec.container.image)
-        attrs = self._image(image, pull=run.spec.container.pull)
-        mark("image-inspected")
+    def _connect_lean(self) -> tuple[lean.Daemon, bool] | None:
+        return connect_lean(self.docker.base_url, self.docker.timeout)
+
+    def _plan(
+        self, run: Run, attrs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], Platform]:
+        """`create_container` and `create_host_config` arguments of the run's container, in an
+        image of inspect data `attrs`; the run directory shared and the secret env written
+        as the container needs them."""
         platform = Platform.of_image(attrs)
+        image = str(run.spec.container.image)
         agent = provide_agent(platform, agent_dir=self.docker.agent_dir, image=image)
         facts = plan.HostFacts.here(
             self.store.project_dir, self.store.run_dir(run.id), agent.path, self.docker.network
@@ -130,6 +145,69 @@ class DockerRunner(Runner):
             sharing.share_with_group(self.store.run_dir(run.id), int(facts.gid))
         if run.spec.secret_env:
             self._write_secret_env(run, group_readable=shared)
+        return create, host_config, platform
+
+    def _created(
+        self, run: Run, container_id: str, name: str, attrs: dict[str, Any], platform: Platform
+    ) -> None:
+        """The container in the run's `backend_data` (`start` saves it before the start)."""
+        mark("container-created")
+        run.backend_data = {
+            "container_id": container_id,
+            "container_name": name,
+            "image_id": attrs.get("Id"),
+            "platform": str(platform),
+            "docker_host": daemon_address(self.docker.base_url),
+        }
+
+    def _create_lean(self, run: Run, daemon: lean.Daemon, reused: bool) -> Callable[[], None]:
+        """The run's container created through `daemon`; what starts it."""
+        address = daemon_address(self.docker.base_url)
+        image = str(run.spec.container.image)
+        try:
+            attrs = daemon.inspect_image(image)
+        except (OSError, lean.LeanError) as exc:
+            if isinstance(exc, lean.LeanError) and exc.status == 404:
+                raise BackendError(_image_missing(image)) from None
+            if not reused:
+                raise _lean_failure(exc, f"cannot inspect image {image}", address) from None
+            # A remembered version the daemon refuses (an upgrade that kept its socket) or a
+            # daemon gone: ask again, as the SDK path does.
+            forget_version(self.docker.base_url)
+            connected = self._connect_lean()
+            if connected is None:
+                return self._create_with_sdk(run)
+            return self._create_lean(run, connected[0], reused=False)
+        mark("image-inspected")
+        create, host_config, platform = self._plan(run, attrs)
+        try:
+            container_id = daemon.create_container(create, host_config)
+        except (OSError, lean.LeanError) as exc:
+            self._drop_secret_env(run)
+            raise _lean_failure(exc, "Docker refused to create the container", address) from None
+        self._created(run, container_id, create["name"], attrs, platform)
+
+        def launch() -> None:
+            try:
+                daemon.start(container_id)
+                mark("container-started")
+            except (OSError, lean.LeanError) as exc:
+                self._drop_secret_env(run)
+                with contextlib.suppress(OSError, lean.LeanError):
+                    daemon.remove_container(container_id)
+                raise BackendError(f"the container did not start: {api_message(exc)}") from None
+
+        return launch
+
+    def _create_with_sdk(self, run: Run) -> Callable[[], None]:
+        """The run's container created through the SDK; what starts it."""
+        import_sdk()
+        from docker.errors import APIError
+
+        image = str(run.spec.container.image)
+        attrs = self._image(image, pull=run.spec.container.pull)
+        mark("image-inspected")
+        create, host_config, platform = self._plan(run, attrs)
         try:
             created = self.api.create_container(
                 host_config=self.api.create_host_config(**host_config), **create
@@ -140,23 +218,19 @@ class DockerRunner(Runner):
                 f"Docker refused to create the container: {api_message(exc)}"
             ) from None
         container_id = created["Id"]
-        mark("container-created")
-        run.backend_data = {
-            "container_id": container_id,
-            "container_name": create["name"],
-            "image_id": attrs.get("Id"),
-            "platform": str(platform),
-            "docker_host": daemon_address(self.docker.base_url),
-        }
-        self.store.save(run)  # before the agent starts: afterwards only the agent writes the record
-        try:
-            self.api.start(container_id)
-            mark("container-started")
-        except APIError as exc:
-            self._drop_secret_env(run)
-            with contextlib.suppress(APIError):
-                self.api.remove_container(container_id, force=True, v=True)
-            raise BackendError(f"the container did not start: {api_message(exc)}") from None
+        self._created(run, container_id, create["name"], attrs, platform)
+
+        def launch() -> None:
+            try:
+                self.api.start(container_id)
+                mark("container-started")
+            except APIError as exc:
+                self._drop_secret_env(run)
+                with contextlib.suppress(APIError):
+                    self.api.remove_container(container_id, force=True, v=True)
+                raise BackendError(f"the container did not start: {api_message(exc)}") from None
+
+        return launch
 
     def _write_secret_env(self, run: Run, *, group_readable: bool) -> None:
         """The job's secret env as JSON in the run directory, for the agent to read and
@@ -189,10 +263,7 @@ class DockerRunner(Runner):
         try:
             attrs: dict[str, Any] = self._fresh(lambda: self.api.inspect_image(image))
         except ImageNotFound:
-            raise BackendError(
-                f"image not found: {image} is not present locally, and qwex does not pull unless "
-                f"asked: add --pull (or run `docker pull {image}`, or `docker load` it)"
-            ) from None
+            raise BackendError(_image_missing(image)) from None
         except APIError as exc:
             raise BackendError(f"cannot inspect image {image}: {api_message(exc)}") from None
         except RequestException as exc:
@@ -290,6 +361,20 @@ class DockerRunner(Runner):
         if info is None or not info["State"].get("OOMKilled"):
             return None
         return oom_reason(run.spec.resources.memory)
+
+
+def _lean_failure(exc: Exception, what: str, address: str) -> BackendError:
+    """The daemon's refusal in its words, or why it could not be reached."""
+    if isinstance(exc, OSError):
+        return DaemonUnavailable(unreachable(address, exc))
+    return BackendError(f"{what}: {api_message(exc)}")
+
+
+def _image_missing(image: str) -> str:
+    return (
+        f"image not found: {image} is not present locally, and qwex does not pull unless "
+        f"asked: add --pull (or run `docker pull {image}`, or `docker load` it)"
+    )
 
 
 def container_probe(info: dict[str, Any] | None, *, known: bool) -> Probe:

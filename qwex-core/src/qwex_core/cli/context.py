@@ -4,10 +4,11 @@ commands and plugins can name its type without importing the click application."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from qwex_core.config import Key
     from qwex_core.plugin.manager import PluginHost
     from qwex_core.service import RunService

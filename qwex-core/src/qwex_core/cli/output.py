@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +16,8 @@ if TYPE_CHECKING:
 
 
 def emit_json(data: Any) -> None:
+    import json  # here: `qwex --help` imports this module, and prints no JSON
+
     write_out(json.dumps(data, indent=2, default=str) + "\n")
 
 
@@ -79,22 +80,30 @@ def _when(value: datetime | str | None) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def ago(when: datetime | str | None) -> str:
+def ago(when: datetime | str | None, now: datetime | None = None) -> str:
+    """How long before `now` (default: this instant) `when` was; `qwex list` gives one `now`
+    for all its rows (asking the clock for each of 10,000 rows was 3% of the listing)."""
     when = _when(when)
     if when is None:
         return "-"
-    seconds = (datetime.now(UTC) - when).total_seconds()
+    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit} ago"
     return f"{int(max(seconds, 0))}s ago"
 
 
-def duration(started: datetime | str | None, finished: datetime | str | None) -> str:
-    start, end = _when(started), _when(finished)
+def duration(
+    started: datetime | str | None,
+    finished: datetime | str | None,
+    now: datetime | None = None,
+) -> str:
+    """From `started` to `finished`, or to `now` (default: this instant) while unfinished."""
+    start = _when(started)
     if start is None:
         return "-"
-    seconds = ((end or datetime.now(UTC)) - start).total_seconds()
+    end = _when(finished) or now or datetime.now(UTC)
+    seconds = (end - start).total_seconds()
     if seconds < 60:
         return f"{seconds:.1f}s"
     if seconds < 3600:
@@ -109,6 +118,16 @@ def command_text(command: list[str], width: int = 50) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def column_widths(rows: list[list[str]], headers: list[str]) -> list[int]:
+    """The width of each column: its longest cell or header (a column at a time through
+    `map`: half the time of a generator per column over 10,000 rows)."""
+    from operator import itemgetter
+
+    if not rows:
+        return [len(h) for h in headers]
+    return [max(len(h), *map(len, map(itemgetter(i), rows))) for i, h in enumerate(headers)]
+
+
 def table(
     rows: list[list[str]],
     headers: list[str],
@@ -116,9 +135,7 @@ def table(
 ) -> None:
     """Aligned columns on stdout; `paint` styles the cells of some columns (by index) after
     they are measured, so escape codes never shift a column."""
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
+    widths = column_widths(rows, headers)
     paint = paint or {}
 
     def cell(i: int, text: str) -> str:

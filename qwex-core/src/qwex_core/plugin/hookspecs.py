@@ -111,5 +111,8 @@ def qwex_register_commands(cli: click.Group) -> None:
     """Add commands to the `qwex` command line: `cli.add_command(my_command)`.
 
     Keep the command's heavy imports inside its function body: this hook runs
-    for `qwex --help`.
+    for `qwex --help`. Core's own commands are imported when first looked up, so
+    `cli.commands` holds only those added so far; `cli.list_commands(ctx)` names them
+    all and `cli.get_command(ctx, name)` gives one. A command added under a core
+    command's name replaces it, as before.
     """
