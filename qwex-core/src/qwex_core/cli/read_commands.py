@@ -336,6 +336,12 @@ def _item_text(item: object) -> str:
 @click.option(
     "--json", "as_json", is_flag=True, help='Print {"stdout": ..., "stderr": ...} as JSON.'
 )
+@click.option(
+    "--rank",
+    type=click.IntRange(min=0),
+    help="Only worker K's output, without the [K] prefix (a --nodes run's rank, an --array "
+    "run's index); the output copied so far (add -f on a live run to copy it first).",
+)
 @click.pass_obj
 def logs(
     state: State,
@@ -346,6 +352,7 @@ def logs(
     timestamps: bool,
     stream: str,
     as_json: bool,
+    rank: int | None,
 ) -> None:
     """Print a run's output, kept in the run record even after its container or pod is gone,
     in the order the command wrote it (stdout and stderr each to its own output).
@@ -354,12 +361,16 @@ def logs(
       qwex logs RUN --tail 50
       qwex logs -t --since 10m RUN
       qwex logs -f RUN            re-attach to a running run
+      qwex logs --rank 1 RUN      worker 1's output (a --nodes or --array run)
     """
     from qwex_core.errors import QwexError, RunNotFound
 
     service = state.service()
     streams = ("stdout", "stderr") if stream == "all" else (stream,)
     full_id = service.store.resolve(run_id)
+    if rank is not None:
+        _worker_logs(service, full_id, rank, Shown(tail, None, False), as_json)
+        return
     if not follow and service.final_view(full_id) is not None:  # it will not change: no model
         paths = {s: service.store.log_path(full_id, s) for s in streams}
         _print_logs(paths, Shown(tail, since, timestamps), as_json)
@@ -409,6 +420,24 @@ def logs(
         return
     paths = {s: service.store.log_path(run.id, s) for s in streams}
     _print_logs(paths, Shown(tail, since, timestamps), as_json)
+
+
+def _worker_logs(service: RunService, run_id: str, rank: int, shown: Shown, as_json: bool) -> None:
+    """`qwex logs --rank K`: worker K's own output (`workers/K.log`), brought up to date."""
+    from qwex_core.workers import ranks, worker_log
+
+    if service.final_view(run_id) is None:
+        run = service.observe(run_id)  # a live run: copy what its workers wrote so far
+    else:
+        run = service.store.load(run_id)
+    known = ranks(run.spec)
+    if rank not in known:
+        what = "no workers" if len(known) == 1 else f"workers {known[0]} to {known[-1]}"
+        raise click.BadParameter(
+            f"run {short_id(run_id)} has {what} (--nodes, --array): no rank {rank}",
+            param_hint="--rank",
+        )
+    _print_logs({"stdout": worker_log(service.store.run_dir(run_id), rank)}, shown, as_json)
 
 
 NO_WRITE_TIMES = (
