@@ -8,6 +8,8 @@ a list in the record's `backend_data["workers"]` (`qwex status` prints one line 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,3 +68,39 @@ def prefixed(rank: int, data: bytes) -> bytes:
     tag = f"[{rank}] ".encode()
     lines = data.splitlines(keepends=True)
     return b"".join(tag + line for line in lines)
+
+
+def agent_workers_command(launcher: Sequence[str], run_dir: str, spec: JobSpec) -> list[str]:
+    """The command an agent on one machine runs for a run of workers (`qwex_core.agent.gang`,
+    through the same agent `launcher`): the user's command itself for a plain run."""
+    if spec.workers == 1:
+        return list(spec.command)
+    plan = {
+        "nodes": spec.nodes,
+        "procs_per_node": spec.procs_per_node,
+        "grace": spec.grace_period,
+        "array": None
+        if spec.array is None
+        else [spec.array.first, spec.array.last, spec.array.limit],
+    }
+    return [
+        *launcher,
+        "run",
+        "--local",
+        "--workers",
+        json.dumps(plan),
+        "--run-dir",
+        run_dir,
+        "--",
+        *spec.command,
+    ]
+
+
+def local_worker_states(run_dir: Path) -> list[dict[str, object]]:
+    """Each worker's state as the agent of a local or Docker run keeps it (none: not a run
+    of workers, or not started yet)."""
+    try:
+        rows = json.loads((run_dir / WORKERS_DIR / "state.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []

@@ -272,7 +272,13 @@ def _status_block(service: RunService, run: RunView, colour: bool | None) -> boo
     ]
     if run.image and run.backend != "local":
         fields.insert(4, ("image", run.image))
-    for key, value in run.backend_data.items():
+    shown = dict(run.backend_data)
+    if "workers" not in shown:  # a run of workers on this machine: its agent's account
+        from qwex_core.workers import local_worker_states
+
+        if rows := local_worker_states(service.store.run_dir(run.id)):
+            shown["workers"] = rows
+    for key, value in shown.items():
         name = key.replace("_", " ")
         if isinstance(value, list):  # one line each, e.g. a Kubernetes run's attempts
             for number, item in enumerate(value, 1):
