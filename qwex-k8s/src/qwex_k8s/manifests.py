@@ -58,6 +58,8 @@ AGENT_ERROR = 125
 RESERVED = (AGENT_MOUNT, RUN_DIR, CODE_DIR, "/dev/shm")
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 """Set by the Job controller on each pod of an Indexed Job: its index (a worker's rank)."""
+INDEX_LABEL = INDEX_ANNOTATION
+"""The same as a label (Kubernetes 1.28 and later): `kubectl logs -l` selects a rank by it."""
 
 
 @dataclass(frozen=True)
