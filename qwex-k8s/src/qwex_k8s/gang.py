@@ -51,9 +51,10 @@ def newest_by_rank(pods: list[Any]) -> dict[int, Any]:
     return out
 
 
-def worker_views(pods: list[Any], count: int) -> dict[int, status.View]:
-    """What each worker's newest pod says (ranks without a pod: not there yet); a pod the
-    Job controller or a cancel deleted while it ran says `stopped`."""
+def worker_views(pods: list[Any], count: int, *, final_job: bool = False) -> dict[int, status.View]:
+    """What each worker's newest pod says (ranks without a pod: not there yet, or, once
+    the Job has ended, gone); a pod the Job controller or a cancel deleted while it ran
+    says `stopped`."""
     views: dict[int, status.View] = {}
     for rank, pod in newest_by_rank(pods).items():
         seen = status._pod(pod, final_job=False, retries=0)
@@ -72,6 +73,9 @@ def worker_views(pods: list[Any], count: int) -> dict[int, status.View]:
             )
         views[rank] = seen
     for rank in range(count):
+        if final_job:
+            gone = Observation(Seen.EXITED, "its Job", status="stopped", reason="its pod is gone")
+            views.setdefault(rank, status.View(gone))
         views.setdefault(rank, status._starting("no pod yet"))
     return views
 
@@ -122,7 +126,9 @@ def observe(
         conditions, "SuccessCriteriaMet"
     )
     final_job = failed is not None or complete is not None
-    views = worker_views(pods, count)
+    views = worker_views(
+        pods, count, final_job=final_job or job.metadata.deletion_timestamp is not None
+    )
     rows = worker_rows(views, first)
     ended = [v.observation for v in views.values() if v.seen is Seen.EXITED]
     started = [s.started_at for v in views.values() if (s := v.observation).started_at]

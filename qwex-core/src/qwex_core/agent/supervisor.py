@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 
-from qwex_core.agent import cgroup, gang
+from qwex_core.agent import cgroup
 from qwex_core.agent.order import INDEX_FILE, STREAM_CODES
 from qwex_core.agent.order import record as index_record
 from qwex_core.agent.record import (
@@ -357,8 +357,10 @@ class Supervisor:
             # command outlived the kill of a child (as Docker's State.OOMKilled counts it).
             own = self._oom_before is not None and self._oom_before[1] in self.cgroups
             oom = cgroup.oom_reason(self._oom_before, self.cgroups) if own else None
-            # A run of workers (`gang`): which worker failed, and how.
-            plain = gang.reason(self.run_dir) or f"exit code {code}"
+            from qwex_core.agent.gang import reason as workers_reason  # only when it failed
+
+            # A run of workers (`agent.gang`): which worker failed, and how.
+            plain = workers_reason(self.run_dir) or f"exit code {code}"
             transition(self.record, "failed", f"{oom}; exit code {code}" if oom else plain)
         self._write_final()
         if code == AGENT_ERROR and self.termination_log is not None:
