@@ -95,7 +95,7 @@ def test_two_workers_all_reduce_through_the_headless_service(
         2,
         2,
     )
-    service = cluster.core.read_namespaced_service(job.metadata.name, cluster.namespace)
+    service: Any = cluster.core.read_namespaced_service(job.metadata.name, cluster.namespace)
     assert service.spec.cluster_ip == "None"
     assert [o.uid for o in service.metadata.owner_references] == [job.metadata.uid]
 
@@ -219,7 +219,7 @@ def test_cancel_stops_every_worker(k8s_project: Path, qwex: Qwex, cluster: Clust
         try:
             cluster.core.read_namespaced_service(name, cluster.namespace)
         except client.ApiException as exc:
-            return exc.status == 404
+            return bool(exc.status == 404)
         return False
 
     wait_for("the headless Service to go with its Job", service_gone, timeout=90)
