@@ -30,8 +30,8 @@ def test_two_workers_all_reduce_over_loopback(project: Path, qwex: Qwex) -> None
     one = qwex("logs", "--rank", "1", run_id, check=True)
     assert one.stdout == "rank 1 of 2: sum 3 (node rank 1)\n"
     status = qwex("status", run_id, check=True).stdout
-    assert "rank 0, state succeeded, exit code 0" in status
-    assert "rank 1, state succeeded, exit code 0" in status
+    assert "worker     rank 0: succeeded, exit code 0\n" in status
+    assert "worker     rank 1: succeeded, exit code 0\n" in status
 
 
 def test_a_failed_worker_stops_the_others_and_is_named(project: Path, qwex: Qwex) -> None:
@@ -45,8 +45,8 @@ def test_a_failed_worker_stops_the_others_and_is_named(project: Path, qwex: Qwex
     run = json.loads(qwex("status", "--json", last_id(qwex), check=True).stdout)
     assert (run["status"], run["reason"]) == ("failed", reason)
     status = qwex("status", run["id"], check=True).stdout
-    assert "rank 0, state stopped" in status and "rank 2, state stopped" in status
-    assert "rank 1, state failed, exit code 3" in status
+    assert "rank 0: stopped" in status and "rank 2: stopped" in status
+    assert "rank 1: failed, exit code 3\n" in status
 
 
 def test_an_array_of_20_runs_at_most_3_at_once(project: Path, qwex: Qwex) -> None:

@@ -104,3 +104,17 @@ def local_worker_states(run_dir: Path) -> list[dict[str, object]]:
     except (OSError, ValueError):
         return []
     return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
+def row_text(row: dict[str, object]) -> str:
+    """One worker's line in `qwex status`: `rank 1: failed, exit code 3, pod p-1`."""
+    code = row.get("exit_code")
+    parts = [f"rank {row.get('rank')}: {row.get('state')}"]
+    if code is not None:
+        parts.append(f"exit code {code}")
+    reason = row.get("reason")
+    if reason and reason != f"exit code {code}":
+        parts.append(str(reason))
+    if row.get("pod"):
+        parts.append(f"pod {row['pod']}")
+    return ", ".join(parts)

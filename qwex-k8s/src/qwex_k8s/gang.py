@@ -87,7 +87,7 @@ def worker_rows(views: dict[int, status.View], first: int = 0) -> list[dict[str,
         seen = view.observation
         state = seen.status if seen.seen is Seen.EXITED else STATES.get(seen.seen, "pending")
         reason = seen.reason if seen.seen is Seen.EXITED else (view.waiting or None)
-        if state == "stopped":
+        if state in ("stopped", "succeeded"):
             reason = None
         rows.append(
             {

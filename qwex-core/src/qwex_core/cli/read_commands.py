@@ -280,7 +280,11 @@ def _status_block(service: RunService, run: RunView, colour: bool | None) -> boo
             shown["workers"] = rows
     for key, value in shown.items():
         name = key.replace("_", " ")
-        if isinstance(value, list):  # one line each, e.g. a Kubernetes run's attempts
+        if key == "workers" and isinstance(value, list):  # one line per worker, by rank
+            from qwex_core.workers import row_text
+
+            fields += [("worker", row_text(row)) for row in value if isinstance(row, dict)]
+        elif isinstance(value, list):  # one line each, e.g. a Kubernetes run's attempts
             for number, item in enumerate(value, 1):
                 fields.append((f"{name.removesuffix('s')} {number}", _item_text(item)))
         elif value is not None:  # a setting the run did not use (no queue): nothing to show
