@@ -69,3 +69,41 @@ def test_bad_worker_options_are_refused_in_a_line(project: Path, qwex: Qwex) -> 
     both = qwex("run", "--nodes", "2", "--array", "0-3", "--", "true")
     assert both.returncode != 0 and "--nodes and --array do not go together" in both.stderr
     assert "Traceback" not in both.stderr
+
+
+def test_cancel_stops_every_worker_and_what_it_started(project: Path, qwex: Qwex) -> None:
+    """Workers that ignore SIGTERM, each with a child: the cancel's SIGKILL after the grace
+    period reaches them all (they are in the agent's process group)."""
+    from qwex_core.models import Run
+    from qwex_core.testing.processes import processes_of_run
+
+    script = 'trap "" TERM; echo up; sleep 300 & wait'
+    run_id = qwex(
+        "run",
+        "-d",
+        "--no-trunc",
+        "--grace-period",
+        "1",
+        "--nodes",
+        "3",
+        "--",
+        "sh",
+        "-c",
+        script,
+        check=True,
+    ).stdout.strip()
+    run_dir = project / ".qwex" / "runs" / run_id
+    deadline = time.monotonic() + 30
+    while (run_dir / "stdout.log").read_bytes().count(b"up\n") < 3:
+        assert time.monotonic() < deadline, "the workers never started"
+        time.sleep(0.1)
+    run = Run.model_validate_json((run_dir / "run.json").read_text())
+    assert len(processes_of_run(run, run_dir)) >= 6  # 3 shells, 3 sleeps (and the agents)
+    qwex("cancel", run_id, check=True)
+    qwex("wait", run_id, timeout=60)
+    record = json.loads(qwex("status", "--json", run_id, check=True).stdout)
+    assert record["status"] == "cancelled", record
+    deadline = time.monotonic() + 10
+    while left := processes_of_run(Run.model_validate(record), run_dir):
+        assert time.monotonic() < deadline, f"still running after the cancel: {left}"
+        time.sleep(0.1)

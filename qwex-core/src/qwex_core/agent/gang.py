@@ -8,10 +8,11 @@ at once. Each worker's output (stderr merged into stdout, as a pod's log) goes w
 to stdout as `[rank] line` and as it is to `workers/<rank>.log`; its state to
 `workers/state.json` (`qwex status`). A worker of a `--nodes` run that fails stops the
 others (SIGTERM, SIGKILL after the grace period) and the run's reason names it
-(`workers/reason`, read by the supervisor). Each worker is a process group of its own
-(stopping one stops what it started); a SIGTERM or SIGINT to this process (a cancel) is
-passed to every worker's group, SIGKILL after the grace period. Stdlib only (it runs in
-the frozen agent).
+(`workers/reason`, read by the supervisor). The workers stay in this process's group, so
+the agent's signals reach every one of them (a cancel's SIGTERM, its SIGKILL after the
+grace period) and nothing outlives the run; stopping the others after a failure signals
+each worker's process tree (found through /proc). Stdlib only (it runs in the frozen
+agent).
 """
 
 from __future__ import annotations
@@ -81,7 +82,6 @@ class Gang:
         self.port = free_port()
         self.out_lock = threading.Lock()
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.pgids: dict[int, int] = {}
         self.readers: dict[int, threading.Thread] = {}
         self.state: dict[int, dict[str, Any]] = {
             r: {"rank": r, "state": "pending", "exit_code": None, "reason": None}
@@ -105,13 +105,11 @@ class Gang:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                process_group=0,
             )
         except OSError as exc:
             self.state[rank].update(state="failed", exit_code=127, reason=f"cannot start: {exc}")
             return
         self.procs[rank] = proc
-        self.pgids[rank] = proc.pid
         self.state[rank]["state"] = "running"
         assert proc.stdout is not None
         reader = threading.Thread(target=self._copy, args=(rank, proc.stdout), daemon=True)
@@ -130,7 +128,7 @@ class Gang:
                     out.flush()
 
     def _ended(self, rank: int, code: int) -> None:
-        with_suppress(os.killpg, self.pgids[rank], signal.SIGKILL)  # what it left running
+        # What it left running may hold its output open: the agent ends it with the run.
         self.readers[rank].join(timeout=2.0)
         row = self.state[rank]
         if code < 0:
@@ -146,18 +144,19 @@ class Gang:
             if code == 0:
                 row["reason"] = None
 
-    def stop(self, signum: int = signal.SIGTERM) -> None:
-        """Stop every live worker: `signum` to its group, SIGKILL after the grace period."""
+    def stop(self) -> None:
+        """Stop every live worker: SIGTERM to its process tree, SIGKILL after the grace."""
         self.stopping = True
-        live = {r: p for r, p in list(self.procs.items()) if p.poll() is None}
-        for rank in live:
-            with_suppress(os.killpg, self.pgids[rank], signum)
+        live = [p for p in list(self.procs.values()) if p.poll() is None]
+        for proc in live:
+            for pid in tree(proc.pid):
+                with_suppress(os.kill, pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        while any(p.poll() is None for p in live.values()) and time.monotonic() < deadline:
+        while any(p.poll() is None for p in live) and time.monotonic() < deadline:
             time.sleep(0.05)
-        for rank, proc in live.items():
-            if proc.poll() is None:
-                with_suppress(os.killpg, self.pgids[rank], signal.SIGKILL)
+        for proc in live:
+            for pid in tree(proc.pid):
+                with_suppress(os.kill, pid, signal.SIGKILL)
 
     def run(self) -> int:
         waiting = list(self.ranks)
@@ -207,6 +206,27 @@ def with_suppress(call: Any, *args: Any) -> None:
         call(*args)
 
 
+def tree(pid: int) -> list[int]:
+    """`pid` and every process below it (its children's children...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
 def reason(run_dir: str) -> str | None:
     """Why a run's workers failed, as the gang wrote it (None: not a run of workers)."""
     try:
@@ -237,10 +257,10 @@ def main(argv: list[str]) -> int:
     gang = Gang(plan, run_dir, command)
     cancelled: list[int] = []
 
-    def cancel(signum: int, _frame: object) -> None:  # a cancel: pass it to every worker
+    def cancel(signum: int, _frame: object) -> None:
+        # A cancel: the agent signals the whole group, workers included; no new worker starts.
         cancelled.append(signum)
-        if len(cancelled) == 1:
-            threading.Thread(target=gang.stop, args=(signum,), daemon=True).start()
+        gang.stopping = True
 
     signal.signal(signal.SIGTERM, cancel)
     signal.signal(signal.SIGINT, cancel)
