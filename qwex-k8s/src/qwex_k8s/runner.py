@@ -365,6 +365,9 @@ class KubernetesRunner(ObservedRunner):
             }
             docs.append(config_map)
         docs.append(manifests.job_manifest(run, self.k8s, self._facts(run, snapshot)))
+        if run.spec.nodes > 1:  # its owner (the Job's uid) is filled in when it is made
+            owner = manifests.owner_reference(manifests.job_name(run.id), "<the Job's uid>")
+            docs.append(manifests.service_manifest(run, self.conn.namespace, owner))
         return str(yaml.safe_dump_all(docs, sort_keys=False))
 
     def _snapshot_owned(self, snap: Snapshot, job: str, uid: str) -> None:
