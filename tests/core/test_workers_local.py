@@ -47,6 +47,12 @@ def test_a_failed_worker_stops_the_others_and_is_named(project: Path, qwex: Qwex
     status = qwex("status", run["id"], check=True).stdout
     assert "rank 0: stopped" in status and "rank 2: stopped" in status
     assert "rank 1: failed, exit code 3\n" in status
+    rows = run["backend_data"]["workers"]  # where a Kubernetes run keeps them too
+    assert [(r["rank"], r["state"], r["exit_code"]) for r in rows] == [
+        (0, "stopped", 143),
+        (1, "failed", 3),
+        (2, "stopped", 143),
+    ]
 
 
 def test_an_array_of_20_runs_at_most_3_at_once(project: Path, qwex: Qwex) -> None:

@@ -235,9 +235,10 @@ def status(state: State, run_ids: tuple[str, ...], as_json: bool) -> None:
     full_ids = [service.store.resolve(r) for r in run_ids]  # every id before reading any
     if as_json:
         if len(full_ids) == 1:
-            emit_json(run_json(service.observe(full_ids[0])))
+            emit_json(_with_workers(service, run_json(service.observe(full_ids[0]))))
         else:
-            emit_json([run_json(run) for run in service.observe_many(full_ids)])
+            runs = service.observe_many(full_ids)
+            emit_json([_with_workers(service, run_json(run)) for run in runs])
         return
     views = {i: service.final_view(i) for i in full_ids}
     live = [i for i, view in views.items() if view is None]
@@ -249,6 +250,18 @@ def status(state: State, run_ids: tuple[str, ...], as_json: bool) -> None:
         view = views[full_id]
         assert view is not None
         colour = _status_block(service, view, colour)
+
+
+def _with_workers(service: RunService, record: dict[str, Any]) -> dict[str, Any]:
+    """A record with its workers' states in `backend_data["workers"]`, where a Kubernetes
+    run keeps them, for a run of workers on this machine too (its agent's account)."""
+    data = record.setdefault("backend_data", {})
+    if "workers" not in data:
+        from qwex_core.workers import local_worker_states
+
+        if rows := local_worker_states(service.store.run_dir(str(record["id"]))):
+            data["workers"] = rows
+    return record
 
 
 def _status_block(service: RunService, run: RunView, colour: bool | None) -> bool:
