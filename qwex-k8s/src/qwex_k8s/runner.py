@@ -443,6 +443,13 @@ class KubernetesRunner(ObservedRunner):
     def _state(self, run: Run) -> State | None:
         """The run's Job, pods and Workload: from the watch when there is one, else read
         now. None when the API server cannot be reached."""
+        if run.spec.workers > 1:  # several pods, copied on each look: no watch to follow
+            listed = self._from_listing(run)
+            if listed is not None:
+                self._listed_look.add(run.id)
+                return listed
+            self._listed_look.discard(run.id)
+            return self._read_state_lean(run)
         now = time.monotonic()
         watch = self._watches.get(run.id)
         listed = None if watch is not None else self._from_listing(run)
@@ -508,6 +515,53 @@ class KubernetesRunner(ObservedRunner):
         job = listed.jobs.get(str(data["job"]))
         workload = listed.workloads.get(job.metadata.uid) if job is not None else None
         return job, listed.pods.get(run.id, []), workload
+
+    def _read_state_lean(self, run: Run) -> State | None:
+        """The run's Job, pods and Workload read as JSON (`qwex_k8s.lean.Typed`): a run of
+        workers is looked at often while its pods start, and the kubernetes client's import
+        (half a second of CPU) would compete with them on a small node."""
+        from urllib.parse import quote
+
+        data = run.backend_data
+        namespace, name = str(data["namespace"]), str(data["job"])
+        timeout = self.k8s.request_timeout
+        try:
+            try:
+                job = typed(
+                    rest(
+                        self.conn,
+                        "GET",
+                        f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+                        timeout=timeout,
+                    )
+                )
+            except Refused as exc:
+                if exc.status != 404:
+                    return None
+                job = None  # its pods may outlive it (deleted with --cascade=orphan)
+            selector = quote(f"{manifests.LABEL_RUN_ID}={run.id}", safe="")
+            found = rest(
+                self.conn,
+                "GET",
+                f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}",
+                timeout=timeout,
+            )
+            pods = [typed(pod) for pod in found.get("items") or []]
+            workload = None
+            if job is not None and data.get("queue") and job.spec.suspend:
+                which = quote(workload_selector(job.metadata.uid), safe="")
+                listed = rest(
+                    self.conn,
+                    "GET",
+                    f"/apis/{KUEUE[0]}/{KUEUE[1]}/namespaces/{namespace}/workloads"
+                    f"?labelSelector={which}",
+                    timeout=timeout,
+                )
+                items = listed.get("items") or []
+                workload = typed(items[0]) if items else None
+            return job, pods, workload
+        except (Refused, BackendError):
+            return None  # cannot tell now: the record stands
 
     def _read_state(self, run: Run) -> State | None:
         from kubernetes.client.exceptions import ApiException
