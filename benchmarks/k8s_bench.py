@@ -12,6 +12,10 @@
    (issue 21: 100 of them, target <= 1.5x), alternated submit by submit.
 5. `qwex list` with 100 live runs against `kubectl get jobs` (issue 21, target <= 3x):
    bringing many live runs up to date costs one list per kind, not requests per run.
+6. `qwex run --nodes 2` to both workers running, against the same Indexed Job (and its
+   headless Service) made with `kubectl create -f` (issue 24, target <= 1.1x): each worker's
+   command prints the wall clock first thing; the figure is from the CLI's start to the
+   later of the two (the node is this machine: one clock), alternated sample by sample.
 
 Figures 4 and 5 use Jobs whose pod no node takes (a node selector nothing matches, a
 `schedule_timeout` of a day): they stay live, pending, without loading the one node with
@@ -256,7 +260,94 @@ def main(repeat: int = 5) -> list[dict[str, Any]]:
             }
         )
     rows += many_runs()
+    rows.append(gang_start(repeat))
     return rows
+
+
+def gang_start(repeat: int = 5) -> dict[str, Any]:
+    """Figure 6: from `qwex run --nodes 2` to both workers' commands running, against the
+    same Indexed Job and headless Service made with kubectl (the command prints the time
+    it starts at: the later of the two workers' is when both run; the CLIs' waits for the
+    end are off the clock)."""
+    from qwex_core.models import JobSpec, Run
+    from qwex_k8s import manifests
+    from qwex_k8s.settings import K8sSettings
+
+    with tempfile.TemporaryDirectory(prefix="qwex-k8s-gang-") as tmp:
+        cwd = project(Path(tmp) / "project")
+        command = ["python", "-c", STAMP]
+        # The snapshot ConfigMap exists from now on, owned by qwex's Jobs (each kept for its
+        # TTL, a minute: the twin's pods mount the ConfigMap, which goes with its last owner).
+        qwex_run(cwd, "true")
+        snapshot = last_record(cwd)["backend_data"]["snapshot"]
+
+        def ours() -> float:
+            start = time.time()
+            subprocess.run(
+                [QWEX, "run", "-q", "--image", PYTHON, "--nodes", "2", "--", *command],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+                env=ENV,
+            )
+            rec = last_record(cwd)
+            run_dir = cwd / ".qwex" / "runs" / rec["id"] / "workers"
+            stamps = [float((run_dir / f"{rank}.log").read_text()) for rank in (0, 1)]
+            return max(stamps) - start
+
+        def theirs() -> float:
+            run_id = str(uuid.uuid4())
+            run = Run(
+                id=run_id,
+                backend="k8s",
+                spec=JobSpec(command=command, backend="k8s", nodes=2, container={"image": PYTHON}),
+                created_at="2026-01-01T00:00:00+00:00",
+            )
+            facts = manifests.Facts(NAMESPACE, cwd, cwd / ".qwex", "bench", snapshot=snapshot)
+            job = manifests.job_manifest(run, K8sSettings(ttl_seconds_after_finished=60), facts)
+            job["spec"]["template"]["metadata"].pop("finalizers")  # nothing to release after
+            name = job["metadata"]["name"]
+            service = manifests.service_manifest(run, NAMESPACE, {})
+            del service["metadata"]["ownerReferences"]
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+                json.dump({"apiVersion": "v1", "kind": "List", "items": [job, service]}, fh)
+            start = time.time()
+            subprocess.run([*KUBECTL, "create", "-f", fh.name], capture_output=True, check=True)
+            subprocess.run(
+                [*KUBECTL, "wait", "--for=condition=complete", f"job/{name}", "--timeout=180s"],
+                capture_output=True,
+                check=True,
+            )
+            stamps = []
+            for rank in (0, 1):
+                selector = f"{manifests.LABEL_RUN_ID}={run_id},{manifests.INDEX_LABEL}={rank}"
+                out = subprocess.run(
+                    [*KUBECTL, "logs", "-l", selector, "-c", "main"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                stamps.append(float(out.stdout.strip().splitlines()[-1]))
+            os.unlink(fh.name)
+            subprocess.run(
+                [*KUBECTL, "delete", "service", name, "--wait=false"], capture_output=True
+            )
+            delete_job(name)
+            return max(stamps) - start
+
+        took = alternated({"qwex": ours, "kubectl": theirs}, repeat, warmup=1)
+    q, k = took["qwex"], took["kubectl"]
+    return {
+        "figure": "k8s: qwex run --nodes 2 to both workers running vs kubectl create of the "
+        "same Indexed Job",
+        "value": round(q / k, 2),
+        "target": 1.1,
+        "unit": "x",
+        "ms": round(q * 1000),
+        "twin_ms": round(k * 1000),
+        "twin": "kubectl create -f job+service.json; both pods' commands start",
+    }
 
 
 MANY = 100

@@ -8,10 +8,14 @@
 #   cluster.sh load IMG  copy an image from the local Docker daemon into the node (like kind)
 #   cluster.sh kubectl … kubectl with the cluster's kubeconfig
 #   cluster.sh logs      tail of every component's log
+#   cluster.sh dns       start the cluster's DNS (part of `up`; on a running cluster, restarts
+#                        only a kubelet started without it)
 #
 # Everything runs inside the network namespace $NETNS, made here: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, containerd (Debian's), kubelet, Kueue. Pods get
-# addresses on a bridge inside it. The host reaches the API server through a socat relay on
+# kube-controller-manager, kube-scheduler, containerd (Debian's), kubelet, Kueue, and the
+# cluster's DNS (Debian's dnsmasq serving the pods' records that a kubectl watch writes: a
+# pod's `<hostname>.<subdomain>.<namespace>.svc.cluster.local`, what an Indexed Job's workers
+# find each other by). Pods get addresses on a bridge inside it. The host reaches the API server through a socat relay on
 # 127.0.0.1:$PORT that enters the namespace for each connection, so no traffic touches any
 # address but loopback and the namespace's own.
 set -euo pipefail
@@ -28,6 +32,7 @@ NODE=qwex-node
 NODE_IP=10.250.0.1        # on a veth inside the namespace (kubelet refuses a loopback node IP)
 POD_SUBNET=10.251.0.0/24  # the CNI bridge inside the namespace
 SERVICE_CIDR=10.252.0.0/24
+CLUSTER_DOMAIN=cluster.local
 CGROUP_ROOT=qwex-k8s      # pods' cgroups live under /sys/fs/cgroup/<controller>/qwex-k8s
 PAUSE_IMAGE=qwex.local/pause:3.10
 # The test namespace and Kueue objects the tests (and qwex's Kubernetes backend tests) use.
@@ -430,9 +435,7 @@ start_components() {
     for c in /sys/fs/cgroup/*/; do mkdir -p "$c$CGROUP_ROOT"; done
     cat /sys/fs/cgroup/cpuset/cpuset.cpus >"/sys/fs/cgroup/cpuset/$CGROUP_ROOT/cpuset.cpus"
     cat /sys/fs/cgroup/cpuset/cpuset.mems >"/sys/fs/cgroup/cpuset/$CGROUP_ROOT/cpuset.mems"
-    alive kubelet || start kubelet "$BIN/kubelet" \
-        --config="$STATE/kubelet/config.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
-        --root-dir="$STATE/kubelet/root" --hostname-override="$NODE" --node-ip="$NODE_IP"
+    start_kubelet
 
     # Kueue's CRDs (server-side: some are too large for the last-applied annotation).
     kc_ns create namespace kueue-system --dry-run=client -o yaml | kc_ns apply -f - >/dev/null
@@ -510,6 +513,57 @@ all_alive() {
     done
 }
 
+start_kubelet() {
+    alive kubelet || start kubelet "$BIN/kubelet" \
+        --config="$STATE/kubelet/config.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
+        --root-dir="$STATE/kubelet/root" --hostname-override="$NODE" --node-ip="$NODE_IP" \
+        --cluster-dns="$NODE_IP" --cluster-domain="$CLUSTER_DOMAIN"
+}
+
+# The cluster's DNS: dnsmasq on the node's address answers for $CLUSTER_DOMAIN from one
+# hosts file per pod (its folder is watched: a change is served at once), which the
+# dns-watch below writes from a watch of every pod. No upstream: pods have no way out.
+# A kubelet started by an older cluster.sh (no --cluster-dns) is restarted alone: its
+# pods run on, the next ones get the DNS in their resolv.conf.
+cmd_dns() {
+    mkdir -p "$STATE/dns"
+    alive dnsmasq || start dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null \
+        --no-resolv --no-hosts --user=root --pid-file= --log-facility=- \
+        --listen-address="$NODE_IP" --bind-interfaces --port=53 \
+        --local="/$CLUSTER_DOMAIN/" --local-ttl=0 --hostsdir="$STATE/dns"
+    alive dns-watch || start dns-watch bash "$here/cluster.sh" dns-watch
+    if outdated kubelet --cluster-dns; then
+        log "restarting kubelet with the cluster's DNS"
+        stop kubelet
+        start_kubelet
+        wait_for 120 "node $NODE Ready" node_ready
+    fi
+    wait_for 30 "the cluster's DNS" in_ns bash -c "exec 3<>/dev/tcp/$NODE_IP/53"
+}
+
+# dns-watch: one hosts file per pod that has an address and a subdomain (a headless
+# Service's pods): `IP HOSTNAME.SUBDOMAIN.NAMESPACE.svc.DOMAIN SUBDOMAIN.NAMESPACE.svc.DOMAIN`,
+# removed when the pod goes. The watch is made again whenever it ends.
+dns_watch() {
+    local dir="$STATE/dns" kind ns name ip host sub tmp
+    local path='{.type} {.object.metadata.namespace} {.object.metadata.name} '
+    path+='{.object.status.podIP} {.object.spec.hostname} {.object.spec.subdomain}{"\n"}'
+    while :; do
+        rm -f "$dir"/*
+        "$BIN/kubectl" --kubeconfig "$ADMIN_IN" get pods -A --watch --output-watch-events \
+            -o jsonpath="$path" | while read -r kind ns name ip host sub; do
+            if [ "$kind" = DELETED ] || [ -z "$ip" ] || [ -z "$sub" ]; then
+                rm -f "$dir/$ns.$name"
+                continue
+            fi
+            tmp="$dir/.$ns.$name"
+            echo "$ip ${host:-$name}.$sub.$ns.svc.$CLUSTER_DOMAIN $sub.$ns.svc.$CLUSTER_DOMAIN" >"$tmp"
+            mv -f "$tmp" "$dir/$ns.$name"
+        done
+        sleep 1
+    done
+}
+
 # ---- commands ---------------------------------------------------------------------------------
 
 cmd_up() {
@@ -535,6 +589,7 @@ cmd_up() {
     fi
     wait_for 120 "node $NODE Ready" node_ready
     wait_for 120 "Kueue" kueue_ready
+    cmd_dns
     wait_for 60 "Kueue's visibility API" kc_ns get --raw /apis/visibility.kueue.x-k8s.io/v1beta2
     wait_for 60 "the test namespace and queues" queues
     wait_for 60 "the default service account of $TEST_NAMESPACE" \
@@ -554,7 +609,7 @@ cmd_up() {
 cmd_down() {
     [ "$(id -u)" = 0 ] || die "run as root"
     local t0=$SECONDS n pid me podnets=()
-    stop relay kueue kubelet kube-scheduler kube-controller-manager kube-apiserver etcd
+    stop relay dns-watch dnsmasq kueue kubelet kube-scheduler kube-controller-manager kube-apiserver etcd
     # containerd makes each pod's network namespace under /run/netns (cni-…): note ours, by
     # asking it, so that they can be removed once it is gone.
     if alive containerd; then
@@ -657,6 +712,8 @@ case "${1:-}" in
         for i in "$@"; do load_image "$i"; done ;;
     kubectl) shift; exec "$BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" "$@" ;;
     logs) cmd_logs "${2:-40}" ;;
-    *) echo "usage: cluster.sh up|down|status|build|load IMAGE...|kubectl ARGS...|logs [N]" >&2
+    dns) lock; cmd_dns ;;
+    dns-watch) dns_watch ;;  # started by `dns`, in the cluster's namespace
+    *) echo "usage: cluster.sh up|down|status|build|load IMAGE...|kubectl ARGS...|logs [N]|dns" >&2
         exit 2 ;;
 esac

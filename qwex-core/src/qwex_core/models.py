@@ -181,6 +181,51 @@ class JobSettings(_Model):
         return value
 
 
+_ARRAY = re.compile(r"^\s*(\d+)(?:\s*-\s*(\d+))?\s*(?:%\s*(\d+))?\s*$")
+
+
+class ArraySpec(_Model):
+    """`--array FIRST-LAST[%LIMIT]`: the command once per index (`QWEX_ARRAY_INDEX`), at
+    most `limit` at once (Slurm's `--array`)."""
+
+    first: int = Field(ge=0)
+    last: int = Field(ge=0)
+    limit: int | None = Field(default=None, ge=1)
+    """Most tasks running at once; None: all of them."""
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+    @property
+    def parallel(self) -> int:
+        """How many tasks run at once."""
+        return min(self.count, self.limit or self.count)
+
+    @property
+    def indexes(self) -> range:
+        return range(self.first, self.last + 1)
+
+    @classmethod
+    def parse(cls, text: str) -> ArraySpec:
+        """`0-99%10`, `0-19`, `5` (one index)."""
+        match = _ARRAY.match(text)
+        if not match:
+            raise ValueError(f"array {text!r} is not FIRST-LAST[%LIMIT] (e.g. 0-99%10)")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise ValueError(f"array {text!r}: {last} comes before {first}")
+        limit = int(match.group(3)) if match.group(3) is not None else None
+        if limit == 0:
+            raise ValueError(f"array {text!r}: the limit after % is at least 1")
+        return cls(first=first, last=last, limit=limit)
+
+    def __str__(self) -> str:
+        text = f"{self.first}-{self.last}"
+        return f"{text}%{self.limit}" if self.limit else text
+
+
 class JobSpec(JobSettings):
     """Everything a runner needs to start a command."""
 
@@ -190,6 +235,14 @@ class JobSpec(JobSettings):
     """The registered name of the runner that runs it."""
     name: str | None = None
     """The user's name for the run (`--name`); commands take it where they take an id."""
+    nodes: int = Field(default=1, ge=1)
+    """Workers running the command together (`--nodes`), each with the rendezvous
+    environment (`MASTER_ADDR`, `WORLD_SIZE`, `RANK`...): one run, one worker per node."""
+    procs_per_node: int = Field(default=1, ge=1)
+    """Processes each worker's launcher starts (`--procs-per-node`, torchrun's
+    `--nproc-per-node`): it sets `LOCAL_WORLD_SIZE` and `WORLD_SIZE`, qwex starts one."""
+    array: ArraySpec | None = None
+    """The command once per index (`--array 0-99%10`), as one run with a task per index."""
     secret_env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
     """Environment whose values must not be written anywhere (a qwex server's secrets): never
     dumped (so never in `run.json`), never in the repr. A runner that delivers it without
@@ -203,6 +256,16 @@ class JobSpec(JobSettings):
         if not value[0].strip():
             raise ValueError("the command is empty")
         return value
+
+    @field_validator("array", mode="before")
+    @classmethod
+    def _array(cls, value: Any) -> Any:
+        return ArraySpec.parse(value) if isinstance(value, str) else value
+
+    @property
+    def workers(self) -> int:
+        """How many workers (or array tasks) the run has: 1 for a plain run."""
+        return self.array.count if self.array is not None else self.nodes
 
 
 class Transition(BaseModel):

@@ -91,6 +91,7 @@ class RunService:
         self.host.prepare_job(spec, self.config)
         if spec.secret_env:
             _check_secret_env(spec, runner)
+        check_workers(spec, runner)
         runner.validate(spec)
         run = self.store.create(spec)
         mark("record-created")
@@ -434,3 +435,19 @@ def open_service(
         return load_config(project_dir, plugins.config_sections, profile=profile, flags=flags)
 
     return RunService(plugins, config, RunStore(project_dir))
+
+
+def check_workers(spec: JobSpec, runner: Runner) -> None:
+    """Refuse `--nodes` or `--array` to a backend that cannot run them, and both at once."""
+    from qwex_core.errors import SpecError
+
+    if spec.nodes > 1 and spec.array is not None:
+        raise SpecError("--nodes and --array do not go together: run an array of 1-worker tasks")
+    if spec.procs_per_node > 1 and spec.nodes == 1 and spec.array is not None:
+        raise SpecError("--procs-per-node is for --nodes runs, not arrays")
+    if (spec.nodes > 1 or spec.array is not None) and not runner.runs_workers:
+        what = f"--nodes {spec.nodes}" if spec.nodes > 1 else f"--array {spec.array}"
+        raise SpecError(
+            f"the {runner.name} backend cannot run {what}: use a backend that runs workers "
+            "(local, docker, k8s)"
+        )

@@ -66,6 +66,8 @@ class DockerRunner(Runner):
     accepts_secret_env = True
     """Secret env reaches the agent as a file in the run directory that it reads and deletes
     (`spec.SECRET_ENV_FILE`), never as the container's env: `docker inspect` shows no value."""
+    runs_workers = True
+    """`--nodes` and `--array`: N processes in the one container (`qwex_core.agent.gang`)."""
     probe_every = 1.0
     """The record tells when the run ends; the container is asked only to notice a vanished
     agent, at most once a second per run."""

@@ -21,6 +21,7 @@ from qwex_core.errors import SpecError
 from qwex_core.lifecycle import STOP_MARGIN
 from qwex_core.models import JobSpec, Run
 from qwex_core.ownership import owner_token
+from qwex_core.workers import agent_workers_command
 
 RUN_DIR = "/qwex-run"
 """Where the host's run directory is mounted: the agent writes run.json and the logs there."""
@@ -115,11 +116,12 @@ def check(spec: JobSpec, project_dir: Path) -> None:
 
 def agent_command(run: Run) -> list[str]:
     """The container's command: the mounted agent, then the user's command."""
+    launcher = (f"{MOUNT}/{LAUNCHER}",)
     return command_line(
-        (f"{MOUNT}/{LAUNCHER}",),
+        launcher,
         run_dir=RUN_DIR,
         grace=run.spec.grace_period,
-        command=run.spec.command,
+        command=agent_workers_command(launcher, RUN_DIR, run.spec),
         secret_env=f"{RUN_DIR}/{SECRET_ENV_FILE}" if run.spec.secret_env else None,
     )
 

@@ -25,6 +25,7 @@ from qwex_core.agent.main import command_line, copy_command
 from qwex_core.errors import SpecError
 from qwex_core.lifecycle import STOP_MARGIN
 from qwex_core.models import JobSpec, Run
+from qwex_core.workers import MASTER_PORT, rendezvous_env
 
 from qwex_k8s.finalizer import FINALIZER
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
@@ -55,6 +56,10 @@ TERMINATION_LOG = "/dev/termination-log"
 AGENT_ERROR = 125
 """The agent's exit code when it cannot run the command at all: the Job fails at once."""
 RESERVED = (AGENT_MOUNT, RUN_DIR, CODE_DIR, "/dev/shm")
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+"""Set by the Job controller on each pod of an Indexed Job: its index (a worker's rank)."""
+INDEX_LABEL = INDEX_ANNOTATION
+"""The same as a label (Kubernetes 1.28 and later): `kubectl logs -l` selects a rank by it."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,65 @@ def check(spec: JobSpec, project_dir: Path, settings: K8sSettings) -> None:
             )
         taken.add(where)
     user(spec)
+    if spec.array is not None and spec.array.first != 0:
+        raise SpecError(
+            f"--array {spec.array}: on Kubernetes an array starts at 0 (an Indexed Job's "
+            f"indexes); use --array 0-{spec.array.count - 1}"
+            + (f"%{spec.array.limit}" if spec.array.limit else "")
+            + f" and add {spec.array.first} to QWEX_ARRAY_INDEX in the command"
+        )
+
+
+def master_addr(run_id: str) -> str:
+    """Worker 0's DNS name: its hostname (`<job>-0`, set by the Indexed Job) under the
+    headless Service named as the Job (the pods' `subdomain`), found through the pods'
+    DNS search path (`<namespace>.svc.<cluster domain>`)."""
+    name = job_name(run_id)
+    return f"{name}-0.{name}"
+
+
+def service_manifest(run: Run, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
+    """The headless Service of a `--nodes` run: it gives each worker pod a DNS name
+    (`<job>-<rank>.<job>`), published before the pods are ready (the rendezvous happens
+    while they start); owned by the Job, so it goes with it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": job_name(run.id),
+            "namespace": namespace,
+            "labels": labels(run),
+            "ownerReferences": [owner],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "selector": {LABEL_RUN_ID: run.id},
+            "publishNotReadyAddresses": True,
+        },
+    }
+
+
+def _index_env(name: str) -> dict[str, Any]:
+    """`name` set to the pod's index in its Indexed Job (the downward API)."""
+    path = f"metadata.annotations['{INDEX_ANNOTATION}']"
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def worker_env(run: Run) -> list[dict[str, Any]]:
+    """The rendezvous environment of a `--nodes` run's pods (`qwex_core.workers`), or an
+    array task's index: the same on every pod but for the index, read from the pod."""
+    spec = run.spec
+    if spec.array is not None:
+        return [_index_env("QWEX_ARRAY_INDEX")]
+    if spec.nodes == 1:
+        return []
+    fixed = rendezvous_env(spec, master_addr(run.id), MASTER_PORT)
+    env = [{"name": k, "value": v} for k, v in fixed.items()]
+    names = ["NODE_RANK", "PET_NODE_RANK"]
+    if spec.procs_per_node == 1:
+        names.append("RANK")
+        env.append({"name": "LOCAL_RANK", "value": "0"})
+    return env + [_index_env(n) for n in names]
 
 
 def user(spec: JobSpec) -> dict[str, int]:
@@ -320,6 +384,7 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
         for name, key in secret_keys(run).items()
     ]
     env.append({"name": "QWEX_RUN_ID", "value": run.id})
+    env += worker_env(run)
     main: dict[str, Any] = {
         "name": MAIN,
         "image": spec.container.image,
@@ -397,6 +462,27 @@ def job_manifest(run: Run, settings: K8sSettings, facts: Facts) -> dict[str, Any
     }
     if settings.timeout:
         job_spec["activeDeadlineSeconds"] = settings.timeout
+    if spec.nodes > 1:
+        # A gang: N pods at once (Kueue admits them as one Workload), each its own rank;
+        # the first worker to fail fails the Job, whose controller then stops the others.
+        job_spec.update(completionMode="Indexed", completions=spec.nodes, parallelism=spec.nodes)
+        job_spec["podFailurePolicy"]["rules"].append(
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": MAIN, "operator": "NotIn", "values": [0]},
+            }
+        )
+        pod["subdomain"] = job_name(run.id)
+    elif spec.array is not None:
+        # Tasks independent of each other: each index has its own retries (a failed task
+        # does not stop the others), at most `limit` pods at once.
+        job_spec.update(
+            completionMode="Indexed",
+            completions=spec.array.count,
+            parallelism=spec.array.parallel,
+            backoffLimitPerIndex=settings.retries,
+        )
+        del job_spec["backoffLimit"]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -31,8 +31,9 @@ from qwex_core.errors import BackendError, SpecError
 from qwex_core.lifecycle import Seen
 from qwex_core.observed import LogBytes, Observation, ObservedRunner
 from qwex_core.ownership import owner_token
+from qwex_core.workers import prefixed, worker_log
 
-from qwex_k8s import logs, manifests, status
+from qwex_k8s import gang, logs, manifests, status
 from qwex_k8s.client import Connection, Refused, api_message, connect, is_unreachable, rest
 from qwex_k8s.finalizer import release, release_all
 from qwex_k8s.lean import typed
@@ -95,6 +96,8 @@ class KubernetesRunner(ObservedRunner):
 
     uses_container = True
     accepts_secret_env = True
+    runs_workers = True
+    """`--nodes`: an Indexed Job, a gang for Kueue; `--array`: an Indexed Job, `limit` at once."""
     """Secret env goes into a Secret owned by the Job; the pod reads it by `secretKeyRef`."""
     streams = ("stdout",)
     """The API server gives a container's log with stdout and stderr merged."""
@@ -276,6 +279,29 @@ class KubernetesRunner(ObservedRunner):
                 raise
         if secret is not None:
             self._own(f"/api/v1/namespaces/{conn.namespace}/secrets/{secret}", name, job)
+        if run.spec.nodes > 1:
+            self._create_service(run, job)
+
+    def _create_service(self, run: Run, job: dict[str, Any]) -> None:
+        """The headless Service that names a `--nodes` run's pods (`MASTER_ADDR`), owned by
+        its Job; the run fails to start (its Job deleted) when the cluster refuses it."""
+        namespace = self.conn.namespace
+        owner = manifests.owner_reference(job, job["metadata"]["uid"])
+        body = manifests.service_manifest(run, namespace, owner)
+        try:
+            rest(
+                self.conn,
+                "POST",
+                f"/api/v1/namespaces/{namespace}/services",
+                body,
+                timeout=self.k8s.request_timeout,
+            )
+        except Refused as exc:
+            self._stuck.add(run.id)  # its workers could not find each other: cleanup deletes it
+            raise BackendError(
+                f"the cluster refused the headless Service of the Job {job['metadata']['name']} "
+                f"(its workers' DNS names) in namespace {namespace}: {api_message(exc)}"
+            ) from None
 
     def _create_secret(self, run: Run) -> None:
         """Create the run's Secret (its secret env; see `manifests.secret_manifest`)."""
@@ -339,6 +365,9 @@ class KubernetesRunner(ObservedRunner):
             }
             docs.append(config_map)
         docs.append(manifests.job_manifest(run, self.k8s, self._facts(run, snapshot)))
+        if run.spec.nodes > 1:  # its owner (the Job's uid) is filled in when it is made
+            owner = manifests.owner_reference(manifests.job_name(run.id), "<the Job's uid>")
+            docs.append(manifests.service_manifest(run, self.conn.namespace, owner))
         return str(yaml.safe_dump_all(docs, sort_keys=False))
 
     def _snapshot_owned(self, snap: Snapshot, job: str, uid: str) -> None:
@@ -414,6 +443,13 @@ class KubernetesRunner(ObservedRunner):
     def _state(self, run: Run) -> State | None:
         """The run's Job, pods and Workload: from the watch when there is one, else read
         now. None when the API server cannot be reached."""
+        if run.spec.workers > 1:  # several pods, copied on each look: no watch to follow
+            listed = self._from_listing(run)
+            if listed is not None:
+                self._listed_look.add(run.id)
+                return listed
+            self._listed_look.discard(run.id)
+            return self._read_state_lean(run)
         now = time.monotonic()
         watch = self._watches.get(run.id)
         listed = None if watch is not None else self._from_listing(run)
@@ -480,6 +516,53 @@ class KubernetesRunner(ObservedRunner):
         workload = listed.workloads.get(job.metadata.uid) if job is not None else None
         return job, listed.pods.get(run.id, []), workload
 
+    def _read_state_lean(self, run: Run) -> State | None:
+        """The run's Job, pods and Workload read as JSON (`qwex_k8s.lean.Typed`): a run of
+        workers is looked at often while its pods start, and the kubernetes client's import
+        (half a second of CPU) would compete with them on a small node."""
+        from urllib.parse import quote
+
+        data = run.backend_data
+        namespace, name = str(data["namespace"]), str(data["job"])
+        timeout = self.k8s.request_timeout
+        try:
+            try:
+                job = typed(
+                    rest(
+                        self.conn,
+                        "GET",
+                        f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+                        timeout=timeout,
+                    )
+                )
+            except Refused as exc:
+                if exc.status != 404:
+                    return None
+                job = None  # its pods may outlive it (deleted with --cascade=orphan)
+            selector = quote(f"{manifests.LABEL_RUN_ID}={run.id}", safe="")
+            found = rest(
+                self.conn,
+                "GET",
+                f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}",
+                timeout=timeout,
+            )
+            pods = [typed(pod) for pod in found.get("items") or []]
+            workload = None
+            if job is not None and data.get("queue") and job.spec.suspend:
+                which = quote(workload_selector(job.metadata.uid), safe="")
+                listed = rest(
+                    self.conn,
+                    "GET",
+                    f"/apis/{KUEUE[0]}/{KUEUE[1]}/namespaces/{namespace}/workloads"
+                    f"?labelSelector={which}",
+                    timeout=timeout,
+                )
+                items = listed.get("items") or []
+                workload = typed(items[0]) if items else None
+            return job, pods, workload
+        except (Refused, BackendError):
+            return None  # cannot tell now: the record stands
+
     def _read_state(self, run: Run) -> State | None:
         from kubernetes.client.exceptions import ApiException
 
@@ -529,6 +612,8 @@ class KubernetesRunner(ObservedRunner):
         job, pods, workload = state
         if job is None and not data.get("uid") and self._starter_died(run):
             return NEVER_CREATED
+        if run.spec.workers > 1:
+            return self._observe_workers(run, job, pods, workload)
         view = status.observe(
             job,
             pods,
@@ -554,6 +639,32 @@ class KubernetesRunner(ObservedRunner):
         if pods:
             earlier = list(data.get("attempts") or [])
             notes["attempts"] = status.attempts(pods, earlier, starts)
+        return replace(seen, data=notes or None, listed=run.id in self._listed_look)
+
+    def _observe_workers(
+        self, run: Run, job: Any, pods: list[Any], workload: dict[str, Any] | None
+    ) -> Observation:
+        """A `--nodes` or `--array` run: its Job and each worker's newest pod
+        (`qwex_k8s.gang`); each worker's state goes into the record (`workers`)."""
+        data, spec = run.backend_data, run.spec
+        view, rows = gang.observe(
+            job,
+            pods,
+            workload,
+            count=spec.workers,
+            array_first=spec.array.first if spec.array is not None else None,
+            known=bool(data.get("uid")) or job is not None,
+            queue=data.get("queue"),
+        )
+        self._pods[run.id] = pods
+        seen = self._meaning(run, view, workload)
+        if seen.seen is Seen.EXITED and (view.stuck or seen is not view.observation):
+            self._stuck.add(run.id)
+        notes: dict[str, Any] = {}
+        if job is not None and not data.get("uid"):
+            notes["uid"] = job.metadata.uid
+        if rows:
+            notes["workers"] = rows
         return replace(seen, data=notes or None, listed=run.id in self._listed_look)
 
     def _final_log(self, run: Run, pod: str) -> bool:
@@ -645,6 +756,8 @@ class KubernetesRunner(ObservedRunner):
         left to this process's follower when one streams it."""
         if not run.backend_data.get("job"):
             return []  # no Job was made: no pod, no log
+        if run.spec.workers > 1:
+            return self._read_workers(run, stream, offset)
         pods = self._log_pods(run)
         starts = self._starts(run)
         done: set[str] = set()
@@ -672,6 +785,46 @@ class KubernetesRunner(ObservedRunner):
             done.add(name)
         return []
 
+    def _read_workers(self, run: Run, stream: str, offset: int) -> list[LogBytes]:
+        """What each worker's pod logged since the last copy, whole lines (all of it once
+        the pod's command ended), as `[rank] ` lines in the run's log; each worker's own
+        bytes go to `workers/<rank>.log`, whose size is how much of it is copied (called
+        under the run's lock, as every copy is)."""
+        first = run.spec.array.first if run.spec.array is not None else 0
+        run_dir = self.store.run_dir(run.id)
+        found: list[LogBytes] = []
+        for rank, pod in sorted(gang.newest_by_rank(self._log_pods(run)).items()):
+            name = pod.metadata.name
+            complete = logs.finished(pod)
+            path = worker_log(run_dir, rank + first)
+            have = path.stat().st_size if path.exists() else 0
+            last = self._read.get(f"{run.id}/{rank}")
+            if (
+                last is not None
+                and last[:2] == (name, have)
+                and (last[3] or time.monotonic() - last[2] < REREAD_AFTER)
+            ):
+                continue  # read a moment ago, or read to its end
+            body = self._bodies.pop((run.id, name), None) or self._read_pod_log(run, name)
+            self._read[f"{run.id}/{rank}"] = (name, have, time.monotonic(), complete)
+            if body is None:
+                continue
+            pieces = list(logs.skip(body.pieces, have))
+            data = b"".join(piece for piece, _ in pieces)
+            if not complete:
+                data = data[: data.rfind(b"\n") + 1]  # whole lines while it runs
+            if not data:
+                continue
+            path.parent.mkdir(exist_ok=True)
+            with open(path, "ab") as fh:
+                fh.write(data)
+            self._read[f"{run.id}/{rank}"] = (name, have + len(data), time.monotonic(), complete)
+            text = prefixed(rank + first, data)
+            when = logs._time(pieces[0][1]) if pieces else None
+            found.append(LogBytes(stream, offset, text, at=when))
+            offset += len(text)
+        return found
+
     def _read_already(self, run_id: str, pod: str, offset: int) -> bool:
         """Whether the last read of `pod` ended at `offset` and nothing can have come since:
         the pod's command had ended then, or it was a moment ago (core asks again after
@@ -692,8 +845,8 @@ class KubernetesRunner(ObservedRunner):
     def follow_log(self, run: Run, offsets: Mapping[str, int]) -> Iterator[LogBytes | None] | None:
         """The pods' log as the kubelet streams it (`follow=True`), from `offsets` on, and
         a `None` whenever the Job, a pod or the Workload changes (the watch)."""
-        if not run.backend_data.get("job"):
-            return None
+        if not run.backend_data.get("job") or run.spec.workers > 1:
+            return None  # several workers: copied on each look (`_read_workers`)
         return self._following(run, offsets.get("stdout", 0))
 
     def _following(self, run: Run, offset: int) -> Iterator[LogBytes | None]:
@@ -808,6 +961,8 @@ class KubernetesRunner(ObservedRunner):
         for kept in (self._read, self._streaming, self._last_look):
             kept.pop(run.id, None)
         self._listed_look.discard(run.id)
+        for read in [k for k in self._read if k.startswith(f"{run.id}/")]:
+            del self._read[read]
         for key in [k for k in self._bodies if k[0] == run.id]:
             del self._bodies[key]
         if secret := run.backend_data.get("secret"):

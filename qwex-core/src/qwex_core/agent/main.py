@@ -208,8 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; `argv` is what follows `run --local`."""
     from qwex_core.agent.supervisor import Supervisor
 
+    given = sys.argv[3:] if argv is None else argv
+    if given[:1] == ["--workers"]:  # a run's workers, as the agent's command (local, docker)
+        from qwex_core.agent.gang import main as gang_main
+
+        return gang_main(given)
     try:
-        opts = parse(sys.argv[3:] if argv is None else argv)
+        opts = parse(given)
     except UsageError as exc:
         sys.stderr.write(USAGE + (f"\nqwex: error: {exc}\n" if str(exc) else ""))
         return 2 if str(exc) else 0

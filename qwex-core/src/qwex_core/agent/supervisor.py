@@ -357,9 +357,11 @@ class Supervisor:
             # command outlived the kill of a child (as Docker's State.OOMKilled counts it).
             own = self._oom_before is not None and self._oom_before[1] in self.cgroups
             oom = cgroup.oom_reason(self._oom_before, self.cgroups) if own else None
-            transition(
-                self.record, "failed", f"{oom}; exit code {code}" if oom else f"exit code {code}"
-            )
+            from qwex_core.agent.gang import reason as workers_reason  # only when it failed
+
+            # A run of workers (`agent.gang`): which worker failed, and how.
+            plain = workers_reason(self.run_dir) or f"exit code {code}"
+            transition(self.record, "failed", f"{oom}; exit code {code}" if oom else plain)
         self._write_final()
         if code == AGENT_ERROR and self.termination_log is not None:
             return 1  # in a pod, 125 is the agent's own (its Job fails at once): see USAGE

@@ -246,9 +246,10 @@ def status(state: State, run_ids: tuple[str, ...], as_json: bool) -> None:
     full_ids = [service.store.resolve(r) for r in run_ids]  # every id before reading any
     if as_json:
         if len(full_ids) == 1:
-            emit_json(run_json(service.observe(full_ids[0])))
+            emit_json(_with_workers(service, run_json(service.observe(full_ids[0]))))
         else:
-            emit_json([run_json(run) for run in service.observe_many(full_ids)])
+            runs = service.observe_many(full_ids)
+            emit_json([_with_workers(service, run_json(run)) for run in runs])
         return
     views = {i: service.final_view(i) for i in full_ids}
     live = [i for i, view in views.items() if view is None]
@@ -260,6 +261,18 @@ def status(state: State, run_ids: tuple[str, ...], as_json: bool) -> None:
         view = views[full_id]
         assert view is not None
         colour = _status_block(service, view, colour)
+
+
+def _with_workers(service: RunService, record: dict[str, Any]) -> dict[str, Any]:
+    """A record with its workers' states in `backend_data["workers"]`, where a Kubernetes
+    run keeps them, for a run of workers on this machine too (its agent's account)."""
+    data = record.setdefault("backend_data", {})
+    if "workers" not in data:
+        from qwex_core.workers import local_worker_states
+
+        if rows := local_worker_states(service.store.run_dir(str(record["id"]))):
+            data["workers"] = rows
+    return record
 
 
 def _status_block(service: RunService, run: RunView, colour: bool | None) -> bool:
@@ -283,9 +296,19 @@ def _status_block(service: RunService, run: RunView, colour: bool | None) -> boo
     ]
     if run.image and run.backend != "local":
         fields.insert(4, ("image", run.image))
-    for key, value in run.backend_data.items():
+    shown = dict(run.backend_data)
+    if "workers" not in shown:  # a run of workers on this machine: its agent's account
+        from qwex_core.workers import local_worker_states
+
+        if rows := local_worker_states(service.store.run_dir(run.id)):
+            shown["workers"] = rows
+    for key, value in shown.items():
         name = key.replace("_", " ")
-        if isinstance(value, list):  # one line each, e.g. a Kubernetes run's attempts
+        if key == "workers" and isinstance(value, list):  # one line per worker, by rank
+            from qwex_core.workers import row_text
+
+            fields += [("worker", row_text(row)) for row in value if isinstance(row, dict)]
+        elif isinstance(value, list):  # one line each, e.g. a Kubernetes run's attempts
             for number, item in enumerate(value, 1):
                 fields.append((f"{name.removesuffix('s')} {number}", _item_text(item)))
         elif value is not None:  # a setting the run did not use (no queue): nothing to show
@@ -347,6 +370,12 @@ def _item_text(item: object) -> str:
 @click.option(
     "--json", "as_json", is_flag=True, help='Print {"stdout": ..., "stderr": ...} as JSON.'
 )
+@click.option(
+    "--rank",
+    type=click.IntRange(min=0),
+    help="Only worker K's output, without the [K] prefix (a --nodes run's rank, an --array "
+    "run's index); the output copied so far (add -f on a live run to copy it first).",
+)
 @click.pass_obj
 def logs(
     state: State,
@@ -357,6 +386,7 @@ def logs(
     timestamps: bool,
     stream: str,
     as_json: bool,
+    rank: int | None,
 ) -> None:
     """Print a run's output, kept in the run record even after its container or pod is gone,
     in the order the command wrote it (stdout and stderr each to its own output).
@@ -365,12 +395,16 @@ def logs(
       qwex logs RUN --tail 50
       qwex logs -t --since 10m RUN
       qwex logs -f RUN            re-attach to a running run
+      qwex logs --rank 1 RUN      worker 1's output (a --nodes or --array run)
     """
     from qwex_core.errors import QwexError, RunNotFound
 
     service = state.service()
     streams = ("stdout", "stderr") if stream == "all" else (stream,)
     full_id = service.store.resolve(run_id)
+    if rank is not None:
+        _worker_logs(service, full_id, rank, Shown(tail, None, False), as_json)
+        return
     if not follow and service.final_view(full_id) is not None:  # it will not change: no model
         paths = {s: service.store.log_path(full_id, s) for s in streams}
         _print_logs(paths, Shown(tail, since, timestamps), as_json)
@@ -420,6 +454,24 @@ def logs(
         return
     paths = {s: service.store.log_path(run.id, s) for s in streams}
     _print_logs(paths, Shown(tail, since, timestamps), as_json)
+
+
+def _worker_logs(service: RunService, run_id: str, rank: int, shown: Shown, as_json: bool) -> None:
+    """`qwex logs --rank K`: worker K's own output (`workers/K.log`), brought up to date."""
+    from qwex_core.workers import ranks, worker_log
+
+    if service.final_view(run_id) is None:
+        run = service.observe(run_id)  # a live run: copy what its workers wrote so far
+    else:
+        run = service.store.load(run_id)
+    known = ranks(run.spec)
+    if rank not in known:
+        what = "no workers" if len(known) == 1 else f"workers {known[0]} to {known[-1]}"
+        raise click.BadParameter(
+            f"run {short_id(run_id)} has {what} (--nodes, --array): no rank {rank}",
+            param_hint="--rank",
+        )
+    _print_logs({"stdout": worker_log(service.store.run_dir(run_id), rank)}, shown, as_json)
 
 
 NO_WRITE_TIMES = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,6 +38,18 @@ def _check_name(name: str | None) -> str | None:
         return check_name(name)
     except QwexError as exc:
         raise click.BadParameter(str(exc), param_hint="--name") from None
+
+
+def _check_array(value: str | None) -> str | None:
+    """An `--array` that is FIRST-LAST[%LIMIT] (a usage error otherwise)."""
+    if value is not None:
+        from qwex_core.models import ArraySpec
+
+        try:
+            ArraySpec.parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--array") from None
+    return value
 
 
 def _stdin_has_input() -> bool:
@@ -182,6 +194,26 @@ def _secrets(values: tuple[str, ...]) -> dict[str, str]:
     help="Time limit, e.g. 30, 01:00:00 or 2-00:00:00 (slurm).",
 )
 @click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    help="Run COMMAND on N workers together, one run (k8s: an Indexed Job, one pod each; "
+    "local, docker: N processes or containers here), each with MASTER_ADDR, MASTER_PORT, "
+    "WORLD_SIZE, RANK, NODE_RANK, LOCAL_WORLD_SIZE and torchrun's PET_* set.",
+)
+@click.option(
+    "--procs-per-node",
+    type=click.IntRange(min=1),
+    help="Processes per worker that the command's launcher starts (torchrun's "
+    "--nproc-per-node): sets LOCAL_WORLD_SIZE and WORLD_SIZE = nodes x this.",
+)
+@click.option(
+    "--array",
+    metavar="FIRST-LAST[%LIMIT]",
+    callback=lambda _ctx, _param, value: _check_array(value),
+    help="Run COMMAND once per index (QWEX_ARRAY_INDEX), at most LIMIT at once, as one run "
+    "with a task per index: 0-99%10.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Check the run and print what its backend would create (a Kubernetes Job's "
@@ -232,6 +264,9 @@ def run(
     grace_period: float | None,
     pull: bool | None,
     queue: str | None,
+    nodes: int | None,
+    procs_per_node: int | None,
+    array: str | None,
     priority: str | None,
     partition: str | None,
     time_limit: str | None,
@@ -291,7 +326,12 @@ def run(
     service = state.service(profile=profile, flags=flags)
     if name and (owner := service.store.name_owner(name)):
         raise QwexError(f"the name {name!r} is taken by run {short_id(owner)}; choose another")
-    spec = service.job(list(command), name=name, mounts=mounts)
+    workers: dict[str, Any] = {
+        key: value
+        for key, value in (("nodes", nodes), ("procs_per_node", procs_per_node), ("array", array))
+        if value is not None
+    }
+    spec = service.job(list(command), name=name, mounts=mounts, **workers)
     mark("job-built")
     if spec.backend not in state.host.runners:
         source = service.config.source_of(("backend",))
@@ -389,9 +429,11 @@ def _dry_run(service: RunService, spec: JobSpec) -> str:
     from qwex_core.agent.record import now_iso
     from qwex_core.ids import uuid7
     from qwex_core.models import Run
+    from qwex_core.service import check_workers
 
     runner = service.runner(spec.backend)
     service.host.prepare_job(spec, service.config)
+    check_workers(spec, runner)
     runner.validate(spec)
     run_id = uuid7()
     run = Run.model_validate(

@@ -46,6 +46,9 @@ class Runner(ABC):
     """True when `start` delivers `spec.secret_env` to the command without writing its values
     where others can read them (the run record, a manifest, a container's inspect data).
     Core refuses a job with secret env to a runner that leaves this False."""
+    runs_workers: ClassVar[bool] = False
+    """True when the backend runs a job's `nodes` workers and `array` tasks (one run,
+    `workers/<rank>.log` each); core refuses `--nodes` and `--array` to any other."""
     start_timeout: ClassVar[float] = 30.0
     """Seconds a run may stay unstarted (nothing found, or created but not running) before
     it is recorded `lost`. A backend with a queue in front raises it."""

@@ -43,6 +43,8 @@ APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 class LocalRunner(Runner):
     accepts_secret_env = True
     """Secret env goes into the agent's process environment only (readable by its own user)."""
+    runs_workers = True
+    """`--nodes` and `--array`: the agent's command starts the workers here (`agent.gang`)."""
 
     def __init__(self, *, name: str, store: RunStore, config: QwexConfig) -> None:
         super().__init__(name=name, store=store, config=config)
@@ -72,11 +74,14 @@ class LocalRunner(Runner):
         self, run: Run, *, launcher: Sequence[str] = LOCAL_LAUNCHER, run_dir: str | None = None
     ) -> list[str]:
         """The base command line, with the run's own cgroups for the agent to put it in."""
+        from qwex_core.workers import agent_workers_command
+
+        folder = run_dir or str(self.store.run_dir(run.id))
         return command_line(
             launcher,
-            run_dir=run_dir or str(self.store.run_dir(run.id)),
+            run_dir=folder,
             grace=run.spec.grace_period,
-            command=run.spec.command,
+            command=agent_workers_command(LOCAL_LAUNCHER, folder, run.spec),
             cgroups=_cgroups(run),
         )
 

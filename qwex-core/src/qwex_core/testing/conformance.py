@@ -387,6 +387,44 @@ class RunnerConformance:
             service.submit(self.rejected_job(service))
         assert service.store.ids() == []
 
+    # -- several workers (`Runner.runs_workers`) ------------------------------------
+
+    def _needs_workers(self, service: RunService) -> None:
+        if not service.runner(self.backend).runs_workers:
+            not_applicable(f"the {self.backend} backend does not run workers (runs_workers)")
+
+    def test_workers_each_get_their_rank_and_a_log(self, service: RunService) -> None:
+        self._needs_workers(service)
+        script = 'echo "rank=$RANK node=$NODE_RANK world=$WORLD_SIZE addr=${MASTER_ADDR:+set}"'
+        run = self.finish(service, ["sh", "-c", script], nodes=2)
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
+        assert sorted(self.stdout(service, run).splitlines()) == [
+            "[0] rank=0 node=0 world=2 addr=set",
+            "[1] rank=1 node=1 world=2 addr=set",
+        ]
+        from qwex_core.workers import worker_log
+
+        own = worker_log(service.store.run_dir(run.id), 1).read_text()
+        assert own == "rank=1 node=1 world=2 addr=set\n"
+
+    def test_a_failed_worker_fails_the_run_and_stops_the_others(self, service: RunService) -> None:
+        self._needs_workers(service)
+        script = 'if [ "$NODE_RANK" = 1 ]; then sleep 1; exit 3; fi; sleep 300'
+        run = self.finish(service, ["sh", "-c", script], nodes=2, grace_period=2)
+        assert (run.status, run.exit_code) == (RunStatus.FAILED, 3), run.reason
+        assert (run.reason or "").startswith("worker 1 failed: exit code 3"), run.reason
+        self.assert_nothing_left(service, run)
+
+    def test_array_tasks_get_their_index_under_the_limit(self, service: RunService) -> None:
+        self._needs_workers(service)
+        run = self.finish(service, ["sh", "-c", 'echo "task $QWEX_ARRAY_INDEX"'], array="0-2%1")
+        assert (run.status, run.exit_code) == (RunStatus.SUCCEEDED, 0), run.reason
+        assert sorted(self.stdout(service, run).splitlines()) == [
+            "[0] task 0",
+            "[1] task 1",
+            "[2] task 2",
+        ]
+
 
 class ObservedConformance(RunnerConformance):
     """The suite for a backend built on `qwex_core.observed.ObservedRunner`: every case of
