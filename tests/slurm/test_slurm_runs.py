@@ -56,6 +56,17 @@ def wait_status(
     raise AssertionError(f"run {run} stayed {seen.get('status')} ({seen.get('reason')})")
 
 
+def wait_queued_for(qwex: Qwex, project: Path, run: str, why: str) -> dict[str, Any]:
+    """The run once queued with Slurm's reason `why` (or as it stands 20 s later): Slurm says
+    "not scheduled yet" until its scheduler has looked at the job."""
+    queued = wait_status(qwex, project, run, {"queued"}, 30)
+    deadline = time.monotonic() + 20
+    while not queued["reason"].endswith(why) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        queued = status_of(qwex, project, run)
+    return queued
+
+
 def detach(qwex: Qwex, project: Path, *args: str) -> str:
     done = qwex("run", "-d", "--no-trunc", "-b", "slurm", *args, cwd=project, check=True)
     return done.stdout.strip()
@@ -90,11 +101,7 @@ def test_flags_reach_sbatch_and_a_job_over_the_free_cpus_is_queued_with_slurms_r
     assert shown["MinMemoryNode"] == "100M"
     waiter = detach(qwex, project, "--cpu", "1", "--", "true")
     jobs.append(job_id(project / ".qwex" / "runs" / waiter))
-    queued = wait_status(qwex, project, waiter, {"queued"}, 30)
-    deadline = time.monotonic() + 20  # "not scheduled yet" until the scheduler looked at it
-    while not queued["reason"].endswith("Resources") and time.monotonic() < deadline:
-        time.sleep(0.3)
-        queued = status_of(qwex, project, waiter)
+    queued = wait_queued_for(qwex, project, waiter, "Resources")
     assert queued["status"] == "queued"
     assert queued["reason"] == f"Slurm job {jobs[1]} waits: Resources"
     assert [h["status"] for h in queued["history"]] == ["pending", "queued"]
@@ -115,11 +122,7 @@ def test_more_cpus_than_the_node_has_waits_with_slurms_reason(
     run says so, in Slurm's words, until it is cancelled."""
     run = detach(qwex, project, "--cpu", str((os.cpu_count() or 1) + 1), "--", "true")
     jobs.append(job_id(project / ".qwex" / "runs" / run))
-    queued = wait_status(qwex, project, run, {"queued"}, 30)
-    deadline = time.monotonic() + 20  # "not scheduled yet" until the scheduler looked at it
-    while not queued["reason"].endswith("PartitionConfig") and time.monotonic() < deadline:
-        time.sleep(0.3)
-        queued = status_of(qwex, project, run)
+    queued = wait_queued_for(qwex, project, run, "PartitionConfig")
     assert queued["reason"] == f"Slurm job {jobs[0]} waits: PartitionConfig"
     shown = qwex("status", run, cwd=project, check=True).stdout
     assert "PartitionConfig" in shown

@@ -34,7 +34,7 @@ import qwex_core
 
 from qwex_agent import cross, locate, modules, toolchain
 from qwex_agent.platforms import Platform
-from qwex_agent.toolchain import BuildError, Toolchain
+from qwex_agent.toolchain import BuildError, Toolchain, run_tool
 
 __all__ = ["BuildError", "build", "smoke_test"]
 
@@ -221,8 +221,8 @@ def _assemble(root: Path, plan: _Plan, target: Platform, log: Callable[[str], No
     for binary in [launcher, *extensions, *(root / "lib" / n for n in libs)]:
         binary.chmod(binary.stat().st_mode | 0o200)
         if plan.strip:
-            _run([plan.strip, "--strip-unneeded", str(binary)])
-    _run(
+            run_tool([plan.strip, "--strip-unneeded", str(binary)])
+    run_tool(
         [
             plan.patchelf,
             "--set-interpreter",
@@ -234,9 +234,11 @@ def _assemble(root: Path, plan: _Plan, target: Platform, log: Callable[[str], No
         ]
     )
     for ext in extensions:
-        _run([plan.patchelf, "--force-rpath", "--set-rpath", "$ORIGIN/../..", str(ext)])
+        run_tool([plan.patchelf, "--force-rpath", "--set-rpath", "$ORIGIN/../..", str(ext)])
     for name in libs:
-        _run([plan.patchelf, "--force-rpath", "--set-rpath", "$ORIGIN", str(root / "lib" / name)])
+        run_tool(
+            [plan.patchelf, "--force-rpath", "--set-rpath", "$ORIGIN", str(root / "lib" / name)]
+        )
     manifest = {
         "format": locate.FORMAT,
         "os": target.os,
@@ -282,7 +284,7 @@ def _shared_libraries(tools: Toolchain, binaries: list[Path]) -> tuple[dict[str,
                 libs[match.group(1)] = Path(match.group(2)).resolve()
             elif match := LDD_LOADER.match(line):
                 loader = match.group(1)
-    interp = _run([tools.patchelf, "--print-interpreter", str(binaries[0])]).strip()
+    interp = run_tool([tools.patchelf, "--print-interpreter", str(binaries[0])]).strip()
     loader = interp or loader
     if not loader:
         raise BuildError("cannot tell which dynamic loader the launcher uses")
@@ -338,15 +340,6 @@ def _install(work: Path, dest: Path) -> None:
         dest.rename(old)
         os.utime(old)  # when it was replaced; removed a day later (`_remove_leftovers`)
     work.rename(dest)
-
-
-def _run(argv: list[str]) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BuildError(
-            f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}"
-        )
-    return result.stdout
 
 
 def _say(log: Callable[[str], None] | None, message: str) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qwex_agent.platforms import TRIPLETS, Platform
-from qwex_agent.toolchain import AGENTS_EXTRA, BuildError
+from qwex_agent.toolchain import AGENTS_EXTRA, BuildError, run_tool
 
 QEMU = {"amd64": "x86_64", "arm64": "aarch64"}
 """qemu-user's name of each architecture (`qemu-aarch64-static`)."""
@@ -223,9 +223,9 @@ def fetch(
         root.mkdir()
         versions = {}
         for deb in sorted((state / "debs").glob("*.deb")):
-            name = _run([dpkg_deb, "-f", str(deb), "Package"]).strip()
-            versions[name] = _run([dpkg_deb, "-f", str(deb), "Version"]).strip()
-            _run([dpkg_deb, "-x", str(deb), str(root)])
+            name = run_tool([dpkg_deb, "-f", str(deb), "Package"]).strip()
+            versions[name] = run_tool([dpkg_deb, "-f", str(deb), "Version"]).strip()
+            run_tool([dpkg_deb, "-x", str(deb), str(root)])
         (root / STAMP).write_text("".join(f"{n} {v}\n" for n, v in sorted(versions.items())))
         if dest.exists():
             shutil.rmtree(dest)
@@ -323,7 +323,7 @@ def _flags(tools_: CrossTools, root: Root, config: dict[str, object], *names: st
         for flag in str(config.get(name) or "").split():
             if flag.startswith("-l") and flag not in flags:
                 lib = flag[2:]
-                found = _run([tools_.cc, f"-print-file-name=lib{lib}.so"]).strip()
+                found = run_tool([tools_.cc, f"-print-file-name=lib{lib}.so"]).strip()
                 if found == f"lib{lib}.so":  # not found by the cross toolchain
                     runtime = sorted(
                         p for d in root.lib_dirs for p in d.glob(f"lib{lib}.so.[0-9]*")
@@ -341,12 +341,12 @@ def _flags(tools_: CrossTools, root: Root, config: dict[str, object], *names: st
 
 def needed(tools_: CrossTools, binary: Path) -> list[str]:
     """The `DT_NEEDED` sonames of an ELF file (readelf works on any architecture)."""
-    out = _run([tools_.readelf, "-d", "-W", str(binary)])
+    out = run_tool([tools_.readelf, "-d", "-W", str(binary)])
     return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
 
 
 def interpreter(tools_: CrossTools, binary: Path) -> str:
-    out = _run([tools_.readelf, "-l", "-W", str(binary)])
+    out = run_tool([tools_.readelf, "-l", "-W", str(binary)])
     match = re.search(r"\[Requesting program interpreter: ([^\]]+)\]", out)
     if not match:
         raise BuildError(f"{binary.name} has no program interpreter")
@@ -382,7 +382,7 @@ def builtin_modules(tools_: CrossTools, root: Root) -> set[str]:
     library = libpl / f"libpython{PY_VERSION}-pic.a"
     if not library.is_file():
         library = root.find_library(f"libpython{PY_VERSION}.so.1.0") or library
-    out = _run([tools_.readelf, "-s", "-W", str(library)])
+    out = run_tool([tools_.readelf, "-s", "-W", str(library)])
     return set(re.findall(r"\sGLOBAL\s+DEFAULT\s+\d+\s+PyInit_(\w+)$", out, re.M))
 
 
@@ -391,12 +391,3 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
-
-
-def _run(argv: list[str]) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BuildError(
-            f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}"
-        )
-    return result.stdout

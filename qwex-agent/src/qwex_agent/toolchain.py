@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -27,6 +28,16 @@ AGENTS_EXTRA = "pip install qwex-docker-agents"
 
 class BuildError(Exception):
     """The bundle cannot be built here; the message says what is missing."""
+
+
+def run_tool(argv: list[str]) -> str:
+    """A build tool's output; its failure as a `BuildError` naming the command."""
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(
+            f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}"
+        )
+    return result.stdout
 
 
 @dataclass(frozen=True)
