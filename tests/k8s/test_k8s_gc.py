@@ -3,7 +3,9 @@ is provably this machine's project's and over, and finds pods left without their
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -178,5 +180,63 @@ def test_gc_looks_in_the_namespaces_it_is_given(
             lambda: not cluster.batch.list_namespaced_job(other).items,
             timeout=60,
         )
+    finally:
+        cluster.core.delete_namespace(other)
+
+
+def test_gc_leaves_a_snapshot_a_job_takes_up_while_it_looks(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two snapshot ConfigMaps no Job owns, in a namespace of their own: gc removes both,
+    unless, between its listing and its delete, another qwex's Job takes one up (a
+    teammate submitting the same code owns the existing ConfigMap). The API server then
+    refuses that delete, and gc neither removes nor reports it."""
+    from qwex_k8s import manifests
+    from qwex_k8s.gc import collect
+
+    other = cluster.name("qwex-gc")
+    cluster.core.create_namespace(body({"metadata": {"name": other}}))
+    try:
+        taken, unused = (
+            manifests.snapshot_configmap(hashlib.sha256(seed).hexdigest(), seed, other)
+            for seed in (os.urandom(16), os.urandom(16))
+        )
+        for cm in (taken, unused):
+            cluster.core.create_namespaced_config_map(other, body(cm))
+        teammates = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": cluster.name("teammate")},
+            "spec": {
+                "suspend": True,  # never runs: it only owns the snapshot
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": cluster.busybox}],
+                    }
+                },
+            },
+        }
+        made = cluster.batch.create_namespaced_job(other, body(teammates)).metadata
+        assert made is not None and made.uid
+        owner = manifests.owner_reference(teammates, made.uid)
+        delete = client.CoreV1Api.delete_namespaced_config_map
+
+        def teammate_first(self: client.CoreV1Api, name: str, ns: str, **kw: Any) -> Any:
+            if name == taken["metadata"]["name"]:
+                patch = {"metadata": {"ownerReferences": [owner]}}
+                self.patch_namespaced_config_map(name, ns, body(patch))
+            return delete(self, name, ns, **kw)
+
+        monkeypatch.setattr(client.CoreV1Api, "delete_namespaced_config_map", teammate_first)
+        found = collect(cluster.api, other)
+        assert [(g.kind, g.name, g.removed) for g in found] == [
+            ("configmap", unused["metadata"]["name"], True)
+        ]
+        left = cluster.core.list_namespaced_config_map(
+            other, label_selector=manifests.LABEL_SNAPSHOT
+        ).items
+        kept = [(m.name, len(m.owner_references or [])) for m in (cm.metadata for cm in left) if m]
+        assert kept == [(taken["metadata"]["name"], 1)]
     finally:
         cluster.core.delete_namespace(other)

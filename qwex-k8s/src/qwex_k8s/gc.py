@@ -76,11 +76,11 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
     for cm in maps:
         if cm.metadata.owner_references:
             continue
-        removed = not dry_run and _delete(
-            core.delete_namespaced_config_map, cm.metadata.name, namespace
-        )
+        deleted = None if dry_run else _delete_unchanged(core.delete_namespaced_config_map, cm)
+        if deleted is None and not dry_run:
+            continue  # a Job took it up since it was listed (a teammate's qwex, say)
         findings.append(
-            Garbage("k8s", "configmap", cm.metadata.name, "-", "no Job uses it", removed)
+            Garbage("k8s", "configmap", cm.metadata.name, "-", "no Job uses it", bool(deleted))
         )
     names = {job.metadata.name for job in jobs}
     secrets = _run_secrets(core, namespace)
@@ -91,11 +91,11 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
         annotations = secret.metadata.annotations or {}
         if not is_ours(annotations.get(ANNOTATION_PROJECT), annotations.get(ANNOTATION_OWNER)):
             continue  # a teammate's, between its creation and its Job's
-        removed = not dry_run and _delete(
-            core.delete_namespaced_secret, secret.metadata.name, namespace
-        )
+        deleted = None if dry_run else _delete_unchanged(core.delete_namespaced_secret, secret)
+        if deleted is None and not dry_run:
+            continue  # its Job took it up since it was listed
         findings.append(
-            Garbage("k8s", "secret", secret.metadata.name, run_id, "its Job is gone", removed)
+            Garbage("k8s", "secret", secret.metadata.name, run_id, "its Job is gone", bool(deleted))
         )
     return findings
 
@@ -153,6 +153,24 @@ def _owner_uid(pod: Any) -> str | None:
 
 def _run_id(obj: Any) -> str:
     return str((obj.metadata.labels or {}).get(LABEL_RUN_ID, "?"))
+
+
+def _delete_unchanged(call: Any, obj: Any) -> bool | None:
+    """Delete `obj` only as it was listed (the API server checks its uid and resource
+    version): an object that looked unused when listed may be another qwex's by the time
+    of the delete, which the server then refuses (409). None when so."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    meta = obj.metadata
+    unchanged = client.V1Preconditions(resource_version=meta.resource_version, uid=meta.uid)
+    try:
+        call(meta.name, meta.namespace, body=client.V1DeleteOptions(preconditions=unchanged))
+    except ApiException as exc:
+        if exc.status == 409:
+            return None
+        return bool(exc.status == 404)
+    return True
 
 
 def _delete(call: Any, *args: Any, **kwargs: Any) -> bool:
