@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import nox
@@ -302,6 +305,26 @@ agent that backend ships into pods); no Docker backend, there is no daemon in a 
 SERVER_IMAGE = "qwex.local/qwex-server:0.1.0"
 
 
+@contextlib.contextmanager
+def _replacing(session: nox.Session, tag: str) -> Iterator[None]:
+    """Remove the image that had `tag` before a rebuild once the new one has it: `docker
+    import` leaves the old one untagged, about 250 MB of each of the two images a CI run.
+    The daemon keeps it when a container or another tag still uses it."""
+
+    def image_id() -> str:
+        found = subprocess.run(
+            ["docker", "image", "inspect", "-f", "{{.Id}}", tag], capture_output=True, text=True
+        )
+        return found.stdout.strip() if found.returncode == 0 else ""
+
+    old = image_id()
+    yield
+    if old and old != image_id():
+        removed = subprocess.run(["docker", "image", "rm", old], capture_output=True, text=True)
+        if removed.returncode == 0:
+            session.log(f"removed the previous {tag} ({old[7:19]})")
+
+
 def _has_extra(folder: str, distribution: str, extra: str) -> bool:
     """Whether the wheel of `distribution` in `folder` declares the optional `extra`."""
     import zipfile
@@ -343,16 +366,17 @@ def server_image(session: nox.Session) -> None:
             "qwex-remote[server]" if _has_extra(wheels, "qwex_remote", "server") else "qwex-remote"
         )
         session.log(f"server image: installing {server} and qwex-k8s")
-        session.run(
-            "bash",
-            ".ci/build-server-image.sh",
-            wheels,
-            SERVER_IMAGE,
-            server,
-            "qwex-k8s",
-            env={"PYTHON": str(python).strip()},
-            external=True,
-        )
+        with _replacing(session, SERVER_IMAGE):
+            session.run(
+                "bash",
+                ".ci/build-server-image.sh",
+                wheels,
+                SERVER_IMAGE,
+                server,
+                "qwex-k8s",
+                env={"PYTHON": str(python).strip()},
+                external=True,
+            )
     if "--no-load" not in session.posargs:
         session.run("bash", ".ci/k8s/cluster.sh", "load", SERVER_IMAGE, external=True)
 
@@ -365,7 +389,8 @@ def postgres_image(session: nox.Session) -> None:
     """PostgreSQL for the Helm tests' two server replicas, offline (Debian's postgresql on a
     debootstrapped minbase, .ci/build-postgres-image.sh), loaded into the test cluster;
     `-- --no-load` skips the cluster."""
-    session.run("bash", ".ci/build-postgres-image.sh", POSTGRES_IMAGE, external=True)
+    with _replacing(session, POSTGRES_IMAGE):
+        session.run("bash", ".ci/build-postgres-image.sh", POSTGRES_IMAGE, external=True)
     if "--no-load" not in session.posargs:
         session.run("bash", ".ci/k8s/cluster.sh", "load", POSTGRES_IMAGE, external=True)
 
