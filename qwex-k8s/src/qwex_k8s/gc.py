@@ -76,12 +76,10 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
     for cm in maps:
         if cm.metadata.owner_references:
             continue
-        deleted = None if dry_run else _delete_unchanged(core.delete_namespaced_config_map, cm)
-        if deleted is None and not dry_run:
+        gone = _remove_as_listed(core.delete_namespaced_config_map, cm, dry_run=dry_run)
+        if gone is None:
             continue  # a Job took it up since it was listed (a teammate's qwex, say)
-        findings.append(
-            Garbage("k8s", "configmap", cm.metadata.name, "-", "no Job uses it", bool(deleted))
-        )
+        findings.append(Garbage("k8s", "configmap", cm.metadata.name, "-", "no Job uses it", gone))
     names = {job.metadata.name for job in jobs}
     secrets = _run_secrets(core, namespace)
     for secret in secrets:
@@ -91,11 +89,11 @@ def collect(api: Any, namespace: str, *, dry_run: bool = False) -> list[Garbage]
         annotations = secret.metadata.annotations or {}
         if not is_ours(annotations.get(ANNOTATION_PROJECT), annotations.get(ANNOTATION_OWNER)):
             continue  # a teammate's, between its creation and its Job's
-        deleted = None if dry_run else _delete_unchanged(core.delete_namespaced_secret, secret)
-        if deleted is None and not dry_run:
+        gone = _remove_as_listed(core.delete_namespaced_secret, secret, dry_run=dry_run)
+        if gone is None:
             continue  # its Job took it up since it was listed
         findings.append(
-            Garbage("k8s", "secret", secret.metadata.name, run_id, "its Job is gone", bool(deleted))
+            Garbage("k8s", "secret", secret.metadata.name, run_id, "its Job is gone", gone)
         )
     return findings
 
@@ -155,13 +153,16 @@ def _run_id(obj: Any) -> str:
     return str((obj.metadata.labels or {}).get(LABEL_RUN_ID, "?"))
 
 
-def _delete_unchanged(call: Any, obj: Any) -> bool | None:
-    """Delete `obj` only as it was listed (the API server checks its uid and resource
-    version): an object that looked unused when listed may be another qwex's by the time
-    of the delete, which the server then refuses (409). None when so."""
+def _remove_as_listed(call: Any, obj: Any, *, dry_run: bool) -> bool | None:
+    """Whether `obj` was deleted (never in a dry run), deleting it only as it was listed:
+    the API server checks its uid and resource version, since an object that looked unused
+    when listed may be another qwex's by the time of the delete. None when the server
+    refused for that (409): it is no longer garbage."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    if dry_run:
+        return False
     meta = obj.metadata
     unchanged = client.V1Preconditions(resource_version=meta.resource_version, uid=meta.uid)
     try:
