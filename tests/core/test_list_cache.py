@@ -4,6 +4,7 @@ shows is always the records as they stand."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,71 @@ def test_a_damaged_or_forged_cache_is_not_believed(project: Path, qwex: Qwex) ->
     data["runs"][ids[-2]] = data["runs"][oldest]  # another run's row under its id
     cache.write_text(json.dumps(data))
     assert rows(qwex) == expected
+
+
+def test_rows_from_the_cache_are_shown_byte_for_byte_as_from_the_records(
+    project: Path, qwex: Qwex
+) -> None:
+    """The cache keeps a command as its shell text and the times as microseconds: what
+    `qwex list` prints from it is what it prints from the records, quoting and rounding
+    included."""
+    now = datetime.now(UTC)
+    created = now - timedelta(days=3, hours=12)  # "3d ago" for twelve hours either way
+    odd = [
+        (["echo", 'it\'s a "test"', "é ü", ""], 0.25, None, {}),
+        (["bash", "-c", "x=1; echo $x | tr 1 2"], 0.123456, "nightly", {"team": "ml"}),
+        (["one word with spaces"], 59.96, None, {}),
+        (["sleep", "61"], 61.0, "a name", {}),
+        (["train.py", "--lr=3e-4"], 3 * 3600 + 5 * 60 + 0.5, None, {"k": "v"}),
+        (["never", "started"], None, None, {}),
+    ]
+    odd_ids = []
+    for command, seconds, name, labels in odd:
+        started = None if seconds is None else created + timedelta(seconds=1)
+        finished = (
+            created + timedelta(seconds=2)
+            if started is None
+            else started + timedelta(seconds=seconds)
+        )
+        odd_ids.append(
+            write_final(
+                project,
+                spec={"command": command, "name": name, "labels": labels},
+                created_at=created.isoformat(),
+                started_at=None if started is None else started.isoformat(),
+                finished_at=finished.isoformat(),
+            )
+        )
+    make_runs(project, LOAD_AFTER)  # newer: read one by one, so the odd ones come from the cache
+    shown = {}
+    for args in (["--no-trunc"], []):
+        from_records = qwex("list", *args, check=True).stdout
+        cache = json.loads((project / ".qwex" / CACHE_FILE).read_text())
+        assert set(odd_ids) <= set(cache["runs"])
+        from_cache = qwex("list", *args, check=True).stdout
+        assert from_cache == from_records
+        shown[len(args)] = from_records
+        (project / ".qwex" / CACHE_FILE).unlink()
+    listed = {line.split()[0]: line for line in shown[1].splitlines()[1:]}
+    assert "0.2s" in listed[odd_ids[0]] and "'it'\"'\"'s a \"test\"'" in listed[odd_ids[0]]
+    assert "1h" not in listed[odd_ids[4]] and "3h05m" in listed[odd_ids[4]]
+
+
+def write_final(project: Path, **fields: Any) -> str:
+    """One final run the plugins were told of, with `fields` in its record."""
+    run_id = uuid7()
+    folder = project / ".qwex" / "runs" / run_id
+    folder.mkdir(parents=True)
+    record: dict[str, Any] = {
+        "id": run_id,
+        "short_id": run_id[-12:],
+        "backend": "local",
+        "reason": None,
+        "history": [],
+    }
+    transition(record, "pending")
+    transition(record, "succeeded", "exit code 0")
+    record.update(fields)  # the times too: `transition` gave them this instant
+    write_record(folder, record)
+    (folder / NOTIFIED_FILE).touch()
+    return run_id

@@ -86,7 +86,11 @@ def ago(when: datetime | str | None, now: datetime | None = None) -> str:
     when = _when(when)
     if when is None:
         return "-"
-    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
+    return ago_text(((now or datetime.now(UTC)) - when).total_seconds())
+
+
+def ago_text(seconds: float) -> str:
+    """`ago`'s text for a number of seconds."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit} ago"
@@ -103,7 +107,11 @@ def duration(
     if start is None:
         return "-"
     end = _when(finished) or now or datetime.now(UTC)
-    seconds = (end - start).total_seconds()
+    return duration_text((end - start).total_seconds())
+
+
+def duration_text(seconds: float) -> str:
+    """`duration`'s text for a number of seconds."""
     if seconds < 60:
         return f"{seconds:.1f}s"
     if seconds < 3600:
@@ -112,9 +120,13 @@ def duration(
 
 
 def command_text(command: list[str], width: int = 50) -> str:
-    import shlex
+    from qwex_core.row_cache import shell_text
 
-    text = command[0] if len(command) == 1 else shlex.join(command)
+    return clipped(shell_text(command), width)
+
+
+def clipped(text: str, width: int) -> str:
+    """`text`, cut to `width` characters with an ellipsis when longer."""
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -12,9 +12,12 @@ from qwex_core.agent.record import STATUSES
 from qwex_core.cli.completion import complete_backends, complete_runs
 from qwex_core.cli.output import (
     ago,
+    ago_text,
+    clipped,
     column_widths,
     command_text,
     duration,
+    duration_text,
     emit_json,
     run_json,
     table,
@@ -171,9 +174,15 @@ def list_runs(
         for r in records:
             click.echo(r["id"] if no_trunc else short_id(r["id"]))
         return
+    from qwex_core.row_cache import CachedRow, micros
+
     now = datetime.now(UTC)
+    now_us = micros(now)
+    assert now_us is not None
     rows = [
-        [
+        _cached_cells(r, now_us, no_trunc)
+        if type(r) is CachedRow
+        else [
             r["id"] if no_trunc else r.get("short_id") or short_id(r["id"]),
             r["status"],
             r.get("backend") or "-",
@@ -182,7 +191,7 @@ def list_runs(
             (r.get("spec") or {}).get("name") or "-",
             r.get("reason") or "-"
             if r["status"] == "unreadable"
-            else command_text(r["spec"]["command"], width=10_000),
+            else command_text(r["spec"]["command"], width=LONGEST),
         ]
         for r in records
     ]
@@ -205,6 +214,27 @@ def list_runs(
         _fit_last_column(rows, HEADERS)
     colour = colour_wanted(sys.stdout)
     table(rows, HEADERS, paint={1: lambda text: paint_status(text, text, True)} if colour else None)
+
+
+LONGEST = 10_000
+"""The longest command shown before `_fit_last_column` cuts it to the terminal."""
+
+
+def _cached_cells(r: dict[str, Any], now_us: int, no_trunc: bool) -> list[str]:
+    """`qwex list`'s cells of a cached row (`row_cache`): the same text as a record's, from
+    its times in microseconds and its command already quoted."""
+    created, started, finished = r["created_us"], r["started_us"], r["finished_us"]
+    return [
+        r["id"] if no_trunc else r["short_id"],
+        r["status"],
+        r["backend"] or "-",
+        "-" if created is None else ago_text((now_us - created) / 1e6),
+        "-"
+        if started is None
+        else duration_text(((now_us if finished is None else finished) - started) / 1e6),
+        r["spec"]["name"] or "-",
+        clipped(r["command_text"], LONGEST),
+    ]
 
 
 HEADERS = ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "NAME", "COMMAND"]
