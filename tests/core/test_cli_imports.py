@@ -161,6 +161,18 @@ def test_help_imports_no_command_module(project: Path) -> None:
     assert sorted(unused & set(modules)) == []
 
 
+def test_a_plugins_group_imports_its_commands_only_when_used(project: Path) -> None:
+    """qwex-agent's plugin adds the `agent` group at every start; the module of its
+    commands is imported for `qwex agent ...` only (`qwex_agent.plugin.AgentGroup`)."""
+    for args in (["--help"], ["status", "--help"]):
+        code, modules = imported(project, *args)
+        assert code in (0, None)
+        assert "qwex_agent.plugin" in modules and "qwex_agent.commands" not in modules
+    code, modules = imported(project, "agent", "path", "--help")
+    assert code in (0, None)
+    assert "qwex_agent.commands" in modules
+
+
 @pytest.mark.parametrize(
     ("args", "module"),
     [

@@ -1,7 +1,8 @@
 """`qwex agent build|path|image`, added to the qwex CLI by the qwex-agent plugin.
 
 Defined with click only; the docker SDK and the build machinery are imported
-inside the command bodies, since this module is loaded for `qwex --help`.
+inside the command bodies. This module is imported when `qwex agent` looks up one of
+its commands (`qwex_agent.plugin.AgentGroup`), never for another qwex command.
 """
 
 from __future__ import annotations
@@ -11,22 +12,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from qwex_agent.plugin import agent as agent  # the group these commands are added to
+
 if TYPE_CHECKING:
     from qwex_core.cli.context import State
 
     from qwex_agent.locate import Agent
     from qwex_agent.platforms import Platform as PlatformType
-
-
-@click.group()
-def agent() -> None:
-    """The self-contained qwex agent: mounted into Docker containers, copied into Kubernetes pods.
-
-    \b
-      qwex agent build          build it for this machine's platform or another (into the user cache)
-      qwex agent path           where the agent for an image's platform is, or why it is not
-      qwex agent image          the agent image (FROM scratch + /qwex) a Kubernetes pod copies it from
-    """
 
 
 @agent.command("build")
