@@ -7,7 +7,10 @@ the import of the libraries the CLI is built on. Each command is timed whole, fr
 exit, as a shell waits for it.
 
 - `qwex status|logs|cancel|wait ID` on a final run (one run in the project);
-- a local `qwex run -q -- true`; `qwex --help`;
+- a local `qwex run -q -- true`; `qwex --help`; and beside them, for reference, the floor
+  of any local run that validates its job with pydantic and starts its agent as a second
+  interpreter: a Python importing the twin's libraries and `pydantic.main` (what building
+  a model needs) that then starts `python -I -S -c pass` and waits for it;
 - `qwex list` printing 10,000 runs; with 100,000 runs stored, `qwex list -n 20` and
   `qwex status ID` (ID: a short id, as `qwex list` shows it, of a run in the middle).
   The stores are written directly in the store's format (a record, its two logs and the
@@ -49,6 +52,13 @@ TWIN_TEXT = "python -c 'import click, pydantic, pluggy'"
 STORES = ROOT / ".bench" / "stores"
 STORE_FORMAT = 1
 """Bumped when the generated stores change, so that a cached one is written again."""
+FLOOR = [
+    sys.executable,
+    "-c",
+    "import click, pydantic, pluggy, pydantic.main, subprocess, sys; "
+    "subprocess.run([sys.executable, '-I', '-S', '-c', 'pass'], check=True)",
+]
+"""No qwex code at all: the twin, pydantic's model machinery, and one more interpreter."""
 SWEEP = 100
 LABEL = "qwex-bench=cli-sweep"
 
@@ -156,7 +166,9 @@ def middle_short_id(project: Path) -> str:
     return ids[len(ids) // 2][-12:]
 
 
-def row(figure: str, ours: float, twin: float, target: float, twin_text: str) -> dict[str, Any]:
+def row(
+    figure: str, ours: float, twin: float, target: float | None, twin_text: str
+) -> dict[str, Any]:
     return {
         "figure": figure,
         "value": round(ours / twin, 2),
@@ -169,7 +181,10 @@ def row(figure: str, ours: float, twin: float, target: float, twin_text: str) ->
 
 
 def against_twin(
-    rows: list[dict[str, Any]], figures: dict[str, tuple[list[str], float]], cwd: Path, repeat: int
+    rows: list[dict[str, Any]],
+    figures: dict[str, tuple[list[str], float | None]],
+    cwd: Path,
+    repeat: int,
 ) -> None:
     """Each command of `figures` (figure: (argv, target)) and the import twin, in turn."""
     samples: dict[str, Callable[[], float]] = {"twin": lambda: timed(TWIN, cwd)}
@@ -198,6 +213,7 @@ def cli_rows(repeat: int) -> list[dict[str, Any]]:
             | {
                 "qwex run -q -- true (local)": ([QWEX, "run", "-q", "--", "true"], 1.5),
                 "qwex --help": ([QWEX, "--help"], 0.7),
+                "floor of a local run: the twin + pydantic.main + an interpreter": (FLOOR, None),
             },
             project,
             repeat,

@@ -307,7 +307,7 @@ def main(repeat: int = 20) -> list[dict[str, Any]]:
     load = (round(load_before, 1), round(os.getloadavg()[0], 1))
     plain, ours, local = cli["docker_plain"], cli["qwex_docker"], cli["qwex_local"]
     ms = {name: round(seconds * 1000, 1) for name, seconds in cli.items()}
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "figure": f"docker: agent start overhead vs `docker run --rm {IMAGE} true`",
             "value": round((start["agent"] - start["bare"]) * 1000, 1),
