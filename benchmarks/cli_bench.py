@@ -22,7 +22,11 @@ exit, as a shell waits for it.
   `qwex run -q -- true` is the third of that alternation: what `-b docker` adds to the
   plain command is also given in local runs, (qwex - plain) / local;
 - a sweep: 100 `qwex run -d -b docker --image IMG -- true` against 100 `docker run -d IMG
-  true`, submitted alternately, each side's time summed; the containers are removed after.
+  true`, submitted alternately, each side's time summed; the containers are removed after;
+- for reference, the floors of both Docker figures (`docker_floor.py`): a Python importing
+  the twin's libraries and `pydantic.main` that creates, starts and (in the foreground)
+  waits for the same container over the daemon's socket, as qwex's start does, with no
+  qwex code at all; a fourth side of the foreground alternation, a third of the sweep's.
 
 Run alone (`python benchmarks/cli_bench.py [--repeat N]`) or through `nox -s bench -- cli`,
 which calls `main()`.
@@ -59,6 +63,7 @@ FLOOR = [
     "subprocess.run([sys.executable, '-I', '-S', '-c', 'pass'], check=True)",
 ]
 """No qwex code at all: the twin, pydantic's model machinery, and one more interpreter."""
+DOCKER_FLOOR = [sys.executable, str(Path(__file__).with_name("docker_floor.py")), IMAGE]
 SWEEP = 100
 LABEL = "qwex-bench=cli-sweep"
 
@@ -262,9 +267,19 @@ def docker_rows(repeat: int) -> list[dict[str, Any]]:
             wait_removed(project)
             return seconds
 
+        def floor() -> float:
+            seconds = timed([*DOCKER_FLOOR, f"qwex.project={project}"])
+            wait_removed(project)
+            return seconds
+
         local = [QWEX, "run", "-q", "--", "true"]
         medians = alternated(
-            {"qwex": ours, "plain": lambda: timed(plain), "local": lambda: timed(local, project)},
+            {
+                "qwex": ours,
+                "plain": lambda: timed(plain),
+                "local": lambda: timed(local, project),
+                "floor": floor,
+            },
             repeat,
             warmup=1,
         )
@@ -285,18 +300,27 @@ def docker_rows(repeat: int) -> list[dict[str, Any]]:
                 "twin": "qwex run -q -- true, same alternation",
                 "twin_ms": round(medians["local"] * 1000, 1),
             },
+            row(
+                "floor of a Docker run: the twin + pydantic.main + create, start, wait",
+                medians["floor"],
+                medians["plain"],
+                None,
+                f"docker run --rm {IMAGE} true",
+            ),
         ]
-        rows.append(sweep(project))
+        rows += sweep(project)
     return rows
 
 
-def sweep(project: Path) -> dict[str, Any]:
+def sweep(project: Path) -> list[dict[str, Any]]:
     """SWEEP detached qwex runs against SWEEP `docker run -d`, submitted in turn, each side's
-    time summed; every container the plain side made is removed after (by id)."""
+    time summed, with the floor's detached start as a third side; every container the plain
+    side made is removed after (by id)."""
     ours = [QWEX, "run", "-d", "-b", "docker", "--image", IMAGE, "--", "true"]
     plain = ["docker", "run", "-d", "--label", LABEL, IMAGE, "true"]
+    floor = [*DOCKER_FLOOR, f"qwex.project={project}", "--detach"]
     made: list[str] = []
-    totals = {"qwex": 0.0, "plain": 0.0}
+    totals = {"qwex": 0.0, "plain": 0.0, "floor": 0.0}
     try:
         for _ in range(SWEEP):
             totals["qwex"] += timed(ours, project)
@@ -304,6 +328,7 @@ def sweep(project: Path) -> dict[str, Any]:
             out = subprocess.run(plain, capture_output=True, text=True, check=True).stdout
             totals["plain"] += time.perf_counter() - start
             made.append(out.strip())
+            totals["floor"] += timed(floor)
     finally:
         for first in range(0, len(made), 50):
             subprocess.run(
@@ -312,13 +337,23 @@ def sweep(project: Path) -> dict[str, Any]:
                 check=False,
             )
         wait_removed(project, timeout=120)
-    return row(
-        f"{SWEEP} x qwex run -d -b docker vs {SWEEP} x docker run -d",
-        totals["qwex"],
-        totals["plain"],
-        1.5,
-        f"{SWEEP} x docker run -d {IMAGE} true",
-    )
+    twin = f"{SWEEP} x docker run -d {IMAGE} true"
+    return [
+        row(
+            f"{SWEEP} x qwex run -d -b docker vs {SWEEP} x docker run -d",
+            totals["qwex"],
+            totals["plain"],
+            1.5,
+            twin,
+        ),
+        row(
+            f"floor of the sweep: {SWEEP} x the twin + pydantic.main + create, start",
+            totals["floor"],
+            totals["plain"],
+            None,
+            twin,
+        ),
+    ]
 
 
 def main(repeat: int = 7) -> list[dict[str, Any]]:
