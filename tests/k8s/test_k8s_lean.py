@@ -66,3 +66,40 @@ def test_a_server_not_signed_by_the_clusters_ca_is_refused(
     assert lean is not None
     with pytest.raises(ssl.SSLCertVerificationError):
         lean.request("GET", "/version", timeout=30)
+
+
+@pytest.mark.parametrize("transport", ["lean", "kubernetes client"])
+def test_owning_the_snapshot_does_not_send_the_code_back(
+    cluster: Cluster, k8s_api: client.ApiClient, transport: str
+) -> None:
+    """Adding a Job to the owners of the snapshot ConfigMap (a request per submit) asks for
+    the answer's metadata only: the ConfigMap holds the project's code, up to a MiB, which
+    the API server otherwise sends back with every submit."""
+    from qwex_k8s.client import Connection, connect, rest
+    from qwex_k8s.lean import METADATA_ONLY
+    from qwex_k8s.settings import K8sSettings
+
+    settings = K8sSettings(kubeconfig=str(kubeconfig_path()), namespace=cluster.namespace)
+    conn = connect(settings)
+    if transport == "lean":
+        assert conn.lean is not None
+    else:
+        conn = Connection(cluster.namespace, "test", lambda: k8s_api)
+    name = f"qwex-test-metadata-{transport.replace(' ', '-')}"
+    path = f"/api/v1/namespaces/{cluster.namespace}/configmaps"
+    code = base64.b64encode(b"x" * 200_000).decode()
+    body = {"metadata": {"name": name}, "binaryData": {"code.tar.gz": code}}
+    try:
+        made = rest(conn, "POST", path, body, accept=METADATA_ONLY, timeout=30)
+        assert made["kind"] == "PartialObjectMetadata" and "binaryData" not in made
+        patch = {"metadata": {"labels": {"qwex.dev/test": "owned"}}}
+        merge = "application/strategic-merge-patch+json"
+        answer = rest(
+            conn, "PATCH", f"{path}/{name}", patch, content_type=merge, accept=METADATA_ONLY
+        )
+        assert answer["kind"] == "PartialObjectMetadata" and "binaryData" not in answer
+        assert answer["metadata"]["labels"] == {"qwex.dev/test": "owned"}
+        whole = rest(conn, "PATCH", f"{path}/{name}", patch, content_type=merge)
+        assert whole["binaryData"]["code.tar.gz"] == code  # without it: the whole object
+    finally:
+        cluster.core.delete_namespaced_config_map(name, cluster.namespace)

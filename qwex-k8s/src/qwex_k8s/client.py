@@ -219,9 +219,11 @@ def rest(
     body: Any = None,
     *,
     content_type: str = "application/json",
+    accept: str = "application/json",
     timeout: float | None = None,
 ) -> dict[str, Any]:
-    """One API request to `conn`'s cluster, the answer as a dict.
+    """One API request to `conn`'s cluster, the answer as a dict (`accept`: see
+    `lean.METADATA_ONLY`).
 
     For the calls `qwex run` makes before the Job exists: over `conn.lean` when the
     kubeconfig allows (no kubernetes client imported at all), else through the client's
@@ -229,7 +231,9 @@ def rest(
     no is a `Refused`; no answer at all is a `BackendError`."""
     if conn.lean is not None:
         try:
-            return conn.lean.request(method, path, body, content_type=content_type, timeout=timeout)
+            return conn.lean.request(
+                method, path, body, content_type=content_type, accept=accept, timeout=timeout
+            )
         except Refused:
             raise
         except (OSError, HTTPException) as exc:
@@ -238,7 +242,7 @@ def rest(
     params = api.param_serialize(
         method=method,
         resource_path=path,
-        header_params={"Accept": "application/json", "Content-Type": content_type},
+        header_params={"Accept": accept, "Content-Type": content_type},
         body=body,
         auth_settings=["BearerToken"],
     )

@@ -39,6 +39,14 @@ def trace_request(method: str, url: str) -> None:
     sys.stderr.write(f"qwex-k8s: {method} {url}\n")
 
 
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+"""`Accept` for an answer of the object's metadata only (`PartialObjectMetadata`), or the
+whole object from a server that cannot give that: the snapshot ConfigMap holds the
+project's code, which a request that only adds an owner has no use for (a detached submit
+of a project with 500 KB of incompressible data: 282.2 against 293.2 ms, medians of 15
+alternated, load under 1)."""
+
+
 class Refused(Exception):
     """The API server answered, outside 2xx: `status`, and its answer (`body`)."""
 
@@ -73,11 +81,12 @@ class Lean:
         body: Any = None,
         *,
         content_type: str = "application/json",
+        accept: str = "application/json",
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """One request; the answer's JSON. `Refused` for an answer outside 2xx, `OSError`
         (or `http.client.HTTPException`) when there is no answer."""
-        headers = {"Accept": "application/json", "User-Agent": "qwex-k8s"}
+        headers = {"Accept": accept, "User-Agent": "qwex-k8s"}
         token = self._token()
         if token:
             headers["Authorization"] = f"Bearer {token}"

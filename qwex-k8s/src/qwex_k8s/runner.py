@@ -36,7 +36,7 @@ from qwex_core.workers import prefixed, worker_log
 from qwex_k8s import gang, logs, manifests, status
 from qwex_k8s.client import Connection, Refused, api_message, connect, is_unreachable, rest
 from qwex_k8s.finalizer import release, release_all
-from qwex_k8s.lean import typed
+from qwex_k8s.lean import METADATA_ONLY, typed
 from qwex_k8s.settings import SNAPSHOT, K8sSettings
 from qwex_k8s.visibility import QueuePositions
 from qwex_k8s.watch import KUEUE, RunWatch, workload_selector
@@ -325,6 +325,7 @@ class KubernetesRunner(ObservedRunner):
                 path,
                 patch,
                 content_type="application/strategic-merge-patch+json",
+                accept=METADATA_ONLY,
                 timeout=self.k8s.request_timeout,
             )
 
@@ -372,7 +373,8 @@ class KubernetesRunner(ObservedRunner):
 
     def _snapshot_owned(self, snap: Snapshot, job: str, uid: str) -> None:
         """Add the Job to the owners of the snapshot's ConfigMap (it goes with the last Job
-        using it), creating it, owned, when there is none; `BackendError` in the cluster's
+        using it), creating it, owned, when there is none, and asking for the answer's
+        metadata only (`METADATA_ONLY`: not the project's code back with every submit); `BackendError` in the cluster's
         words when it cannot be made (the run then fails, and its Job is deleted)."""
         namespace = self.conn.namespace
         path = f"/api/v1/namespaces/{namespace}/configmaps"
@@ -390,6 +392,7 @@ class KubernetesRunner(ObservedRunner):
                         f"{path}/{name}",
                         patch,
                         content_type=merge,
+                        accept=METADATA_ONLY,
                         timeout=timeout,
                     )
                     return
@@ -398,7 +401,7 @@ class KubernetesRunner(ObservedRunner):
                 body = manifests.snapshot_configmap(snap.sha256, snap.data, namespace)
                 body["metadata"]["ownerReferences"] = [owner]
                 try:
-                    rest(self.conn, "POST", path, body, timeout=timeout)
+                    rest(self.conn, "POST", path, body, accept=METADATA_ONLY, timeout=timeout)
                     return
                 except Refused as exc:
                     if exc.status != 409:
