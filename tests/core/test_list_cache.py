@@ -18,28 +18,36 @@ RUNS = LOAD_AFTER + 50
 
 def make_runs(project: Path, count: int) -> list[str]:
     """`count` final runs the plugins were told of, written as the agent writes them."""
-    made = []
-    for i in range(count):
-        run_id = uuid7()
-        folder = project / ".qwex" / "runs" / run_id
-        folder.mkdir(parents=True)
-        record: dict[str, Any] = {
-            "id": run_id,
-            "short_id": run_id[-12:],
-            "backend": "local",
-            "spec": {"command": ["echo", str(i)], "name": None, "labels": {}},
-            "created_at": "2026-11-26T10:00:00+00:00",
-            "started_at": "2026-11-26T10:00:01+00:00",
-            "finished_at": "2026-11-26T10:00:02+00:00",
-            "reason": None,
-            "history": [],
-        }
-        transition(record, "pending")
-        transition(record, "succeeded", "exit code 0")
-        write_record(folder, record)
-        (folder / NOTIFIED_FILE).touch()
-        made.append(run_id)
+    made = [
+        write_final(
+            project,
+            spec={"command": ["echo", str(i)], "name": None, "labels": {}},
+            created_at="2026-11-26T10:00:00+00:00",
+            started_at="2026-11-26T10:00:01+00:00",
+        )
+        for i in range(count)
+    ]
     return made[::-1]
+
+
+def write_final(project: Path, **fields: Any) -> str:
+    """One final run the plugins were told of, with `fields` in its record."""
+    run_id = uuid7()
+    folder = project / ".qwex" / "runs" / run_id
+    folder.mkdir(parents=True)
+    record: dict[str, Any] = {
+        "id": run_id,
+        "short_id": run_id[-12:],
+        "backend": "local",
+        "reason": None,
+        "history": [],
+    }
+    transition(record, "pending")
+    transition(record, "succeeded", "exit code 0")
+    record.update(fields)  # the times too: `transition` gave them this instant
+    write_record(folder, record)
+    (folder / NOTIFIED_FILE).touch()
+    return run_id
 
 
 def rows(qwex: Qwex, *args: str) -> list[list[str]]:
@@ -122,23 +130,3 @@ def test_rows_from_the_cache_are_shown_byte_for_byte_as_from_the_records(
     listed = {line.split()[0]: line for line in shown[1].splitlines()[1:]}
     assert "0.2s" in listed[odd_ids[0]] and "'it'\"'\"'s a \"test\"'" in listed[odd_ids[0]]
     assert "1h" not in listed[odd_ids[4]] and "3h05m" in listed[odd_ids[4]]
-
-
-def write_final(project: Path, **fields: Any) -> str:
-    """One final run the plugins were told of, with `fields` in its record."""
-    run_id = uuid7()
-    folder = project / ".qwex" / "runs" / run_id
-    folder.mkdir(parents=True)
-    record: dict[str, Any] = {
-        "id": run_id,
-        "short_id": run_id[-12:],
-        "backend": "local",
-        "reason": None,
-        "history": [],
-    }
-    transition(record, "pending")
-    transition(record, "succeeded", "exit code 0")
-    record.update(fields)  # the times too: `transition` gave them this instant
-    write_record(folder, record)
-    (folder / NOTIFIED_FILE).touch()
-    return run_id
