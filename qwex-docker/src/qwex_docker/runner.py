@@ -124,6 +124,37 @@ class DockerRunner(Runner):
         self.store.save(run)  # before the agent starts: afterwards only the agent writes the record
         launch()
 
+    def describe(self, run: Run) -> str:
+        """The container `start` would create, for `qwex run --dry-run`: its name and the
+        body of the Docker API's create request, as JSON. The image is inspected for its
+        platform (the agent mounted is that platform's); nothing is pulled, built, written
+        or created. (Without this, the dry run showed the local agent's Python command
+        line, which no container runs.)"""
+        import json
+        from pathlib import Path
+
+        from qwex_agent.locate import AgentError, find_agent
+
+        image = str(run.spec.container.image)
+        try:
+            platform = Platform.of_image(self._image(image, pull=False))
+        except BackendError:
+            if not run.spec.container.pull:
+                raise
+            platform = Platform.host()  # pulled by the start; not by a dry run
+        try:
+            agent: Path = find_agent(platform, agent_dir=self.docker.agent_dir, image=image).path
+        except AgentError:
+            agent = Path(f"<the qwex agent for {platform}: built or found by the first run>")
+        facts = plan.HostFacts.here(
+            self.store.project_dir, self.store.run_dir(run.id), agent, self.docker.network
+        )
+        create, host_config = plan.create_args(
+            run, facts, auto_remove=not self.docker.keep_containers
+        )
+        query, body = lean.create_request(create, host_config)
+        return json.dumps({"name": query["name"], "body": body}, indent=2)
+
     def _connect_lean(self) -> tuple[lean.Daemon, bool] | None:
         return connect_lean(self.docker.base_url, self.docker.timeout)
 
