@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from server_support import (
     QWEX,
@@ -552,3 +553,30 @@ def test_waiting_for_many_remote_runs_asks_for_each_only_at_its_end(
         assert len(own) <= 6, "\n".join(own)
     listings = [line for line in requests if "/jobs?" in line]
     assert 2 <= len(listings) <= 12, "\n".join(requests)
+
+
+def test_a_dry_run_shows_the_job_it_would_submit_and_submits_nothing(
+    project: Path, server: Server
+) -> None:
+    """Not the local agent's command line (which runs nowhere): the server and the body of
+    `POST /jobs`, with the snapshot named by its sha256; no job reaches the server."""
+    alice = server.tokens["alice"]
+    (project / "train.py").write_text("print('hi')\n")
+    before = qwex(project, "list", "-q", token=alice).stdout
+    result = qwex(
+        project, "run", "-b", "remote", "--dry-run", "-e", "SEED=3", "--",
+        "python", "train.py", "--lr", "0.1", token=alice,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["server"] == f"http://127.0.0.1:{server.port}"
+    body = shown["body"]
+    assert body["command"] == ["python", "train.py", "--lr", "0.1"]
+    assert body["env"] == {"SEED": "3"}
+    assert len(body["snapshot"]) == 64
+    assert "qwex_core.agent" not in result.stdout
+    assert qwex(project, "list", "-q", token=alice).stdout == before
+    jobs = httpx.get(
+        f"{server.url}/jobs", headers={"Authorization": f"Bearer {alice}"}, timeout=10
+    ).json()
+    assert all(job["command"] != body["command"] for job in jobs["items"])

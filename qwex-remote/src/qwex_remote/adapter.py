@@ -78,7 +78,7 @@ class GeneratedClientAdapter:
         from qwex_remote.client.api.jobs import submit_job
         from qwex_remote.client.models.job_submission import JobSubmission
 
-        body = JobSubmission.from_dict(_submission_data(submission))
+        body = JobSubmission.from_dict(submission_data(submission))
         return _job(self._call(lambda: submit_job.sync_detailed(client=self._api(), body=body)))
 
     def get(self, job_id: str) -> JobState:
@@ -332,8 +332,8 @@ def _job(info: JobInfo) -> JobState:
     )
 
 
-def _submission_data(submission: Submission) -> dict[str, Any]:
-    """The JSON body of a submission; unset optional fields are left out."""
+def submission_data(submission: Submission) -> dict[str, Any]:
+    """The JSON body of a submission (`POST /jobs`); unset optional fields are left out."""
     data: dict[str, Any] = {
         "submission_id": submission.submission_id,
         "command": list(submission.command),

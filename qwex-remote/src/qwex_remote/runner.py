@@ -142,6 +142,19 @@ class RemoteRunner(ObservedRunner):
         self._ask_health(self.remote.base_url)  # meanwhile: the client's import, a round trip
         self._snapshot = self._make_snapshot()
 
+    def describe(self, run: Run) -> str:
+        """The job `start` would submit, for `qwex run --dry-run`: the server and the body
+        of `POST /jobs`, as JSON. The project's snapshot is made to name it by its sha256;
+        nothing is uploaded or submitted. (The local agent's command line it showed before
+        runs nowhere: the server starts the job on a backend of its own.)"""
+        import json
+
+        from qwex_remote.adapter import submission_data
+
+        snapshot = self._snapshot or self._make_snapshot()
+        body = submission_data(self._submission(run, snapshot.sha256))
+        return json.dumps({"server": str(self.remote.base_url), "body": body}, indent=2)
+
     def _workdir(self, spec: JobSpec) -> str | None:
         """Where the command starts, relative to the project (so to its snapshot on the
         server); None for the project itself. Outside the project, nothing of it is there."""
