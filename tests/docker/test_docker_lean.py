@@ -126,6 +126,7 @@ def test_a_docker_run_imports_no_sdk(
     assert last["code"] in (0, None), result.stderr
     sdk = [m for m in last["modules"] if m.split(".")[0] in ("docker", "requests", "urllib3")]
     assert sdk == []
+    assert "qwex_core.runners.local" not in last["modules"]  # asked of a local run only
     (run_id,) = [p.name for p in (project / ".qwex" / "runs").iterdir()]
     wait_gone(docker_api, run_id)
 

@@ -405,8 +405,8 @@ def _note_unenforced(service: RunService, spec: JobSpec) -> None:
     cgroup it may make), instead of ignoring it without a word. A runner is a LocalRunner
     only if that module was imported (to make it): a Docker or Kubernetes run does not
     import it for this question (about 3 ms, with the cgroup and GPU modules)."""
+    runner = service.runner(spec.backend)  # (first: making a local runner imports its module)
     local = sys.modules.get("qwex_core.runners.local")
-    runner = service.runner(spec.backend)
     if local is not None and isinstance(runner, local.LocalRunner):
         for line in runner.resource_notes(spec):
             note(line)
