@@ -102,12 +102,11 @@ def test_rows_from_the_cache_are_shown_byte_for_byte_as_from_the_records(
     ]
     odd_ids = []
     for command, seconds, name, labels in odd:
-        started = None if seconds is None else created + timedelta(seconds=1)
-        finished = (
-            created + timedelta(seconds=2)
-            if started is None
-            else started + timedelta(seconds=seconds)
-        )
+        started: datetime | None = None
+        finished = created + timedelta(seconds=2)
+        if seconds is not None:
+            started = created + timedelta(seconds=1)
+            finished = started + timedelta(seconds=seconds)
         odd_ids.append(
             write_final(
                 project,
