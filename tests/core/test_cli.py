@@ -272,6 +272,8 @@ def test_dry_run_of_a_local_run_prints_the_agents_command_and_runs_nothing(
 ) -> None:
     result = qwex("run", "--dry-run", "--", "sh", "-c", "touch made")
     assert result.returncode == 0, result.stderr
-    assert "qwex_core.agent.__main__' run --local" in result.stdout and "touch made" in result.stdout
+    assert (
+        "qwex_core.agent.__main__' run --local" in result.stdout and "touch made" in result.stdout
+    )
     assert not (project / "made").exists()
     assert qwex("list", "--json", check=True).stdout.strip() == "[]"

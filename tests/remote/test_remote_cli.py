@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from server_support import (
     QWEX,
@@ -563,6 +562,7 @@ def test_a_dry_run_shows_the_job_it_would_submit_and_submits_nothing(
     alice = server.tokens["alice"]
     (project / "train.py").write_text("print('hi')\n")
     before = qwex(project, "list", "-q", token=alice).stdout
+    jobs_before = server_jobs(server, "alice")
     result = qwex(
         project, "run", "-b", "remote", "--dry-run", "-e", "SEED=3", "--",
         "python", "train.py", "--lr", "0.1", token=alice,
@@ -576,7 +576,17 @@ def test_a_dry_run_shows_the_job_it_would_submit_and_submits_nothing(
     assert len(body["snapshot"]) == 64
     assert "qwex_core.agent" not in result.stdout
     assert qwex(project, "list", "-q", token=alice).stdout == before
-    jobs = httpx.get(
-        f"{server.url}/jobs", headers={"Authorization": f"Bearer {alice}"}, timeout=10
-    ).json()
-    assert all(job["command"] != body["command"] for job in jobs["items"])
+    assert server_jobs(server, "alice") == jobs_before
+
+
+def server_jobs(server: Server, who: str) -> list[str]:
+    """The ids of every job the server shows `who`, page after page."""
+    ids: list[str] = []
+    params: dict[str, str | int] = {"limit": 500}
+    with server.client(who) as client:
+        while True:
+            page = client.get("/jobs", params=params).json()
+            ids += [job["id"] for job in page["items"]]
+            if page["next_cursor"] is None:
+                return sorted(ids)
+            params["cursor"] = page["next_cursor"]
