@@ -50,14 +50,19 @@ def shell_text(command: list[str]) -> str:
 
 
 def micros(value: Any) -> int | None:
-    """A datetime or an ISO time with its offset as microseconds since the epoch (exact: a difference of
-    two divided by 1e6 is what `timedelta.total_seconds()` gives); None for None. Raises
-    ValueError for anything else, a time without an offset included."""
+    """An ISO time with its offset as microseconds since the epoch (`since_epoch`); None for
+    None. Raises ValueError for anything else, a time without an offset included."""
     if value is None:
         return None
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if not isinstance(when, datetime) or when.tzinfo is None:
+    when = datetime.fromisoformat(value) if isinstance(value, str) else None
+    if when is None or when.tzinfo is None:
         raise ValueError(f"not a time with an offset: {value!r}")
+    return since_epoch(when)
+
+
+def since_epoch(when: datetime) -> int:
+    """Microseconds since the epoch, exactly: a difference of two divided by 1e6 is what
+    `timedelta.total_seconds()` gives, to the last digit."""
     return (when - EPOCH) // timedelta(microseconds=1)
 
 

@@ -174,11 +174,10 @@ def list_runs(
         for r in records:
             click.echo(r["id"] if no_trunc else short_id(r["id"]))
         return
-    from qwex_core.row_cache import CachedRow, micros
+    from qwex_core.row_cache import CachedRow, since_epoch
 
     now = datetime.now(UTC)
-    now_us = micros(now)
-    assert now_us is not None
+    now_us = since_epoch(now)
     rows = [
         _cached_cells(r, now_us, no_trunc)
         if type(r) is CachedRow

@@ -404,7 +404,7 @@ def _note_unenforced(service: RunService, spec: JobSpec) -> None:
     """One line per reason the local backend cannot enforce a resource limit here (no
     cgroup it may make), instead of ignoring it without a word. A runner is a LocalRunner
     only if that module was imported (to make it): a Docker or Kubernetes run does not
-    import it for this question (about 3 ms, with the cgroup and GPU modules)."""
+    import it, with its cgroup and GPU modules, for this question."""
     runner = service.runner(spec.backend)  # (first: making a local runner imports its module)
     local = sys.modules.get("qwex_core.runners.local")
     if local is not None and isinstance(runner, local.LocalRunner):
