@@ -401,15 +401,10 @@ def run(
 
 
 def _note_unenforced(service: RunService, spec: JobSpec) -> None:
-    """One line per reason the local backend cannot enforce a resource limit here (no
-    cgroup it may make), instead of ignoring it without a word. A runner is a LocalRunner
-    only if that module was imported (to make it): a Docker or Kubernetes run does not
-    import it, with its cgroup and GPU modules, for this question."""
-    runner = service.runner(spec.backend)  # (first: making a local runner imports its module)
-    local = sys.modules.get("qwex_core.runners.local")
-    if local is not None and isinstance(runner, local.LocalRunner):
-        for line in runner.resource_notes(spec):
-            note(line)
+    """One line per reason the backend cannot enforce a resource limit here (the local one:
+    no cgroup it may make), instead of ignoring it without a word."""
+    for line in service.runner(spec.backend).resource_notes(spec):
+        note(line)
 
 
 def _stopped_by_qwex(run: Run) -> bool:

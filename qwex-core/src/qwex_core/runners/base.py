@@ -112,6 +112,11 @@ class Runner(ABC):
         that can be woken early (the local runner waits on its child) returns sooner."""
         time.sleep(seconds)
 
+    def resource_notes(self, spec: JobSpec) -> list[str]:
+        """One line per resource limit of `spec` this backend cannot enforce here, and why,
+        which `qwex run` prints before it starts the run. Default: none."""
+        return []
+
     def describe(self, run: Run) -> str | None:
         """What `start` would create for `run`, as text a user can read or apply (a Job
         manifest, a container's configuration), for `qwex run --dry-run`; None when there is
