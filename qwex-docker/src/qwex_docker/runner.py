@@ -127,25 +127,23 @@ class DockerRunner(Runner):
     def describe(self, run: Run) -> str:
         """The container `start` would create, for `qwex run --dry-run`: its name and the
         body of the Docker API's create request, as JSON. The image is inspected for its
-        platform (the agent mounted is that platform's); nothing is pulled, built, written
-        or created. (Without this, the dry run showed the local agent's Python command
-        line, which no container runs.)"""
+        platform (the agent mounted is that platform's) unless the start would pull it;
+        nothing is pulled, built, written or created. (Without this, the dry run showed the
+        local agent's Python command line, which no container runs.)"""
         import json
         from pathlib import Path
 
         from qwex_agent.locate import AgentError, find_agent
 
         image = str(run.spec.container.image)
-        try:
+        if run.spec.container.pull:  # the image, so its platform, is what the start pulls
+            agent = Path("<the qwex agent for the platform of the image the start pulls>")
+        else:
             platform = Platform.of_image(self._image(image, pull=False))
-        except BackendError:
-            if not run.spec.container.pull:
-                raise
-            platform = Platform.host()  # pulled by the start; not by a dry run
-        try:
-            agent: Path = find_agent(platform, agent_dir=self.docker.agent_dir, image=image).path
-        except AgentError:
-            agent = Path(f"<the qwex agent for {platform}: built or found by the first run>")
+            try:
+                agent = find_agent(platform, agent_dir=self.docker.agent_dir, image=image).path
+            except AgentError:
+                agent = Path(f"<the qwex agent for {platform}: built or found by the first run>")
         facts = plan.HostFacts.here(
             self.store.project_dir, self.store.run_dir(run.id), agent, self.docker.network
         )
