@@ -157,7 +157,7 @@ class RowCache:
         entries = data.get("runs")
         if not isinstance(entries, dict):
             return {}
-        return {k: v for k, v in entries.items() if _sound(k, v)}
+        return {k: v for k, v in entries.items() if _sound(v)}
 
     def save(self, complete: bool) -> None:
         """Write the cache back (atomically) if it changed, without the runs no longer there
@@ -185,7 +185,7 @@ class RowCache:
 SIZE = 3 + len(FIELDS) + len(SPEC_FIELDS) + 1 + len(TIMES)
 
 
-def _sound(run_id: str, entry: Any) -> bool:
+def _sound(entry: Any) -> bool:
     """Whether a cache entry holds what `qwex list` relies on, as `store._load_record`
     checks it of a record (the file is the user's: a job may have written it)."""
     if type(entry) is not list or len(entry) != SIZE:

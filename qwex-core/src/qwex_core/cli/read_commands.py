@@ -15,7 +15,6 @@ from qwex_core.cli.output import (
     ago_text,
     clipped,
     column_widths,
-    command_text,
     duration,
     duration_text,
     emit_json,
@@ -23,6 +22,7 @@ from qwex_core.cli.output import (
     table,
 )
 from qwex_core.cli.terminal import no_color_option
+from qwex_core.row_cache import TIMES, CachedRow, shell_text, since_epoch
 from qwex_core.run_view import RunView
 from qwex_core.store import short_id
 
@@ -174,26 +174,8 @@ def list_runs(
         for r in records:
             click.echo(r["id"] if no_trunc else short_id(r["id"]))
         return
-    from qwex_core.row_cache import CachedRow, since_epoch
-
-    now = datetime.now(UTC)
-    now_us = since_epoch(now)
-    rows = [
-        _cached_cells(r, now_us, no_trunc)
-        if type(r) is CachedRow
-        else [
-            r["id"] if no_trunc else r.get("short_id") or short_id(r["id"]),
-            r["status"],
-            r.get("backend") or "-",
-            ago(r.get("created_at"), now),
-            duration(r.get("started_at"), r.get("finished_at"), now),
-            (r.get("spec") or {}).get("name") or "-",
-            r.get("reason") or "-"
-            if r["status"] == "unreadable"
-            else command_text(r["spec"]["command"], width=LONGEST),
-        ]
-        for r in records
-    ]
+    now_us = since_epoch(datetime.now(UTC))
+    rows = [_cells(r, now_us, no_trunc) for r in records]
     if not rows:
         if wanted or chosen or pairs:
             missing = sorted(chosen - set(state.host.runners))
@@ -219,21 +201,33 @@ LONGEST = 10_000
 """The longest command shown before `_fit_last_column` cuts it to the terminal."""
 
 
-def _cached_cells(r: dict[str, Any], now_us: int, no_trunc: bool) -> list[str]:
-    """`qwex list`'s cells of a cached row (`row_cache`): the same text as a record's, from
-    its times in microseconds and its command already quoted."""
-    created, started, finished = r["created_us"], r["started_us"], r["finished_us"]
+def _cells(r: dict[str, Any], now_us: int, no_trunc: bool) -> list[str]:
+    """`qwex list`'s cells of a record, or of a cached row (`row_cache`), which keeps the
+    command already quoted and the times in microseconds: the same text either way, since a
+    difference of microseconds over 1e6 is what `timedelta.total_seconds()` gives."""
+    if type(r) is CachedRow:
+        text = r["command_text"]
+        created, started, finished = r["created_us"], r["started_us"], r["finished_us"]
+    else:
+        unreadable = r["status"] == "unreadable"
+        text = (r.get("reason") or "-") if unreadable else shell_text(r["spec"]["command"])
+        created, started, finished = (_since_epoch(r.get(key)) for key in TIMES)
     return [
-        r["id"] if no_trunc else r["short_id"],
+        r["id"] if no_trunc else r.get("short_id") or short_id(r["id"]),
         r["status"],
-        r["backend"] or "-",
+        r.get("backend") or "-",
         "-" if created is None else ago_text((now_us - created) / 1e6),
         "-"
         if started is None
         else duration_text(((now_us if finished is None else finished) - started) / 1e6),
-        r["spec"]["name"] or "-",
-        clipped(r["command_text"], LONGEST),
+        (r.get("spec") or {}).get("name") or "-",
+        text if r["status"] == "unreadable" else clipped(text, LONGEST),
     ]
+
+
+def _since_epoch(value: datetime | str | None) -> int | None:
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return None if when is None else since_epoch(when)
 
 
 HEADERS = ["ID", "STATUS", "BACKEND", "CREATED", "DURATION", "NAME", "COMMAND"]
