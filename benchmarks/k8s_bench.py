@@ -69,6 +69,7 @@ def kubectl_binary() -> str:
 
 
 KUBECTL = [kubectl_binary(), "--kubeconfig", KUBECONFIG, "-n", NAMESPACE]
+K8S_FLOOR = str(Path(__file__).with_name("k8s_floor.py"))
 
 
 def project(where: Path) -> Path:
@@ -440,8 +441,21 @@ def many_runs(repeat: int = MANY) -> list[dict[str, Any]]:
                 twins.append(job["metadata"]["name"])
                 return timed([*KUBECTL, "create", "-f", str(path)], cwd)
 
+            def floor_create() -> float:
+                job = json.loads(json.dumps(manifest))
+                job["metadata"]["name"] = f"{manifest['metadata']['name'][:20]}-f{len(twins)}"
+                path = folder / f"f{len(twins)}.json"
+                path.write_text(json.dumps(job))
+                twins.append(job["metadata"]["name"])
+                return timed([sys.executable, K8S_FLOOR, KUBECONFIG, NAMESPACE, str(path)], cwd)
+
             got = alternated(
-                {"qwex": lambda: timed(submit, cwd), "kubectl": kubectl_create}, repeat
+                {
+                    "qwex": lambda: timed(submit, cwd),
+                    "kubectl": kubectl_create,
+                    "floor": floor_create,
+                },
+                repeat,
             )
             q, k = got["qwex"], got["kubectl"]
             rows.append(
@@ -451,6 +465,18 @@ def many_runs(repeat: int = MANY) -> list[dict[str, Any]]:
                     "target": 1.5,
                     "unit": "x twin",
                     "ms": round(q * 1000, 1),
+                    "twin_ms": round(k * 1000, 1),
+                    "twin": "kubectl create -f job.json of the same Job (per submit, median)",
+                }
+            )
+            rows.append(
+                {
+                    "figure": "k8s: floor of a detached submit: the twin + pydantic.main + "
+                    "kubeconfig, TLS, POST",
+                    "value": round(got["floor"] / k, 2),
+                    "target": None,
+                    "unit": "x twin",
+                    "ms": round(got["floor"] * 1000, 1),
                     "twin_ms": round(k * 1000, 1),
                     "twin": "kubectl create -f job.json of the same Job (per submit, median)",
                 }
