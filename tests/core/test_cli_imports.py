@@ -113,6 +113,22 @@ def test_a_local_run_scans_no_distribution_metadata_when_pydantic_has_no_plugin(
     assert "importlib.metadata" not in modules
 
 
+@pytest.mark.parametrize("command", ["list", "status"])
+def test_looking_at_a_live_run_scans_no_distribution_metadata(
+    project: Path, qwex: Qwex, command: str
+) -> None:
+    """A live run's record is validated as a model before the configuration loads (which is
+    where qwex's answer was given): pydantic's own lookup then walked every distribution."""
+    run_id = qwex("run", "-d", "--", "sleep", "30", check=True).stdout.strip()
+    try:
+        code, modules = imported(project, command, *([run_id] if command == "status" else []))
+        assert code in (0, None)
+        assert "qwex_core.models" in modules  # a live run: the model is built
+        assert "importlib.metadata" not in modules
+    finally:
+        qwex("cancel", run_id)
+
+
 PYDANTIC_PLUGIN = """
 from pathlib import Path
 

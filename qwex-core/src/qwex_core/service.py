@@ -429,9 +429,7 @@ def open_service(
 
     def config() -> QwexConfig:
         from qwex_core.config import load_config
-        from qwex_core.plugin.pydantic_plugins import answer_without_metadata
 
-        answer_without_metadata()  # the models validate from here on
         return load_config(project_dir, plugins.config_sections, profile=profile, flags=flags)
 
     return RunService(plugins, config, RunStore(project_dir))

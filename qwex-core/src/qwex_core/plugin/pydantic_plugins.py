@@ -8,6 +8,10 @@ just read every distribution's `entry_points.txt` for qwex's own group. When non
 declares a pydantic plugin, pydantic's loader module is given that answer (no plugins) and
 `importlib.metadata` is never imported; when one does, nothing is changed and pydantic loads
 its plugins itself, as always.
+
+It is asked when `qwex_core.models` is imported, before any of qwex's models (which the
+configuration's models build on) first validates: a `qwex list` of live runs validates
+their records before it loads the configuration.
 """
 
 from __future__ import annotations
