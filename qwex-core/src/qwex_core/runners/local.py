@@ -176,8 +176,7 @@ class LocalRunner(Runner):
         if child is None:
             super().wait_for_change(run, seconds)
             return
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=seconds)
+        procs.wait_for_exit(child, seconds)
 
     def cleanup(self, run: Run) -> None:
         """Wait for our agent child; remove the run's cgroups if its agent could not (it

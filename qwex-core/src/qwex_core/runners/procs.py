@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
+import subprocess
 
 
 def start_time(pid: int) -> int | None:
@@ -41,3 +43,24 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def wait_for_exit(child: subprocess.Popen[bytes], seconds: float) -> None:
+    """Wait up to `seconds` for our `child` to exit, and reap it if it did.
+
+    `Popen.wait(timeout)` polls, sleeping in steps that grow to 50 ms: a run's end was seen
+    up to 50 ms after its agent exited. A pidfd is readable the moment the child exits. It is
+    opened only while the child is unreaped, so its pid cannot be another process's."""
+    if child.returncode is not None:
+        return
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):  # not Linux 5.3 or later: poll as before
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=seconds)
+        return
+    try:
+        select.select([pidfd], [], [], seconds)
+    finally:
+        os.close(pidfd)
+    child.poll()
