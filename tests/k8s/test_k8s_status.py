@@ -179,6 +179,18 @@ CASES: dict[str, tuple[Any, list[Any], Any, Seen | str, str | None, str, int | N
         "Evicted: Preempted to accommodate a workload",
         None,
     ),
+    "admitted, its Job not resumed yet (or its Workload read before an eviction)": (
+        job(suspend=True),
+        [],
+        workload(
+            ("QuotaReserved", "True", "QuotaReserved", "Quota reserved in ClusterQueue cq"),
+            ("Admitted", "True", "Admitted", "The workload is admitted"),
+        ),
+        PENDING,
+        None,
+        "admitted by Kueue in q",
+        None,
+    ),
     "requeued after a preemption, waiting for quota": (
         job(suspend=True),
         [],

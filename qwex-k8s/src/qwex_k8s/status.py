@@ -11,6 +11,7 @@ the table of cases is tested from real objects.
 |---|---|---|
 | Job suspended by Kueue, Workload without quota | `STARTING`, queued | `queued`, Kueue's message |
 | Workload `Evicted` / `Preempted` (Job suspended again) | `STARTING`, queued | `queued`, `Preempted: ...` |
+| Job suspended, Workload admitted (not resumed yet, or the Workload read before its eviction) | `STARTING` | `pending`; a run already running stays so until the eviction shows |
 | pod pending (init container, image present, scheduled) | `STARTING` | `pending` |
 | pod unschedulable | `STARTING` | `pending` (failed past `schedule_timeout`) |
 | image missing or unpullable (main or agent image) | `EXITED` | `failed`, `ImagePullBackOff: <image>` |
@@ -188,6 +189,20 @@ def queued_reason(job: Any, workload: dict[str, Any] | None, queue: str | None) 
     return f"waiting for Kueue to admit it{where}"
 
 
+def _admitted(workload: dict[str, Any] | None) -> bool:
+    """Whether the Workload holds its admission, neither evicted nor preempted. Kueue evicts
+    a Workload before it suspends its Job, so a suspended Job beside such a Workload is one
+    about to be resumed, or one whose Workload was read (a separate list or watch) before its
+    eviction: not a run waiting in the queue, and not one to say why it waits."""
+    conditions = ((workload or {}).get("status") or {}).get("conditions") or []
+    return bool(
+        condition(conditions, "QuotaReserved")
+        and condition(conditions, "Admitted")
+        and not condition(conditions, "Evicted")
+        and not condition(conditions, "Preempted")
+    )
+
+
 def observe(
     job: Any | None,
     pods: list[Any],
@@ -213,6 +228,12 @@ def observe(
     failed = condition(conditions, "Failed") or condition(conditions, "FailureTarget")
     complete = condition(conditions, "Complete") or condition(conditions, "SuccessCriteriaMet")
     if job.spec.suspend and not failed and not complete:
+        if _admitted(workload):  # about to be resumed, or a Workload read before its eviction
+            where = f" in {queue}" if queue else ""
+            return View(
+                Observation(Seen.STARTING, "its Job"),
+                waiting=f"admitted by Kueue{where}; its Job is not resumed yet",
+            )
         waiting = Observation(Seen.STARTING, "its Job", queued=queued_reason(job, workload, queue))
         return View(waiting, waiting=waiting.queued or "")
     if job.metadata.deletion_timestamp is not None and not any(still_running(p) for p in pods):
