@@ -433,21 +433,20 @@ def many_runs(repeat: int = MANY) -> list[dict[str, Any]]:
             folder = Path(tmp) / "twins"
             folder.mkdir()
 
-            def kubectl_create() -> float:
+            def next_job(tag: str) -> str:
+                """A file of the same Job under a new name, which is cleaned up after."""
                 job = json.loads(json.dumps(manifest))
-                job["metadata"]["name"] = f"{manifest['metadata']['name'][:20]}-{len(twins)}"
-                path = folder / f"{len(twins)}.json"
+                job["metadata"]["name"] = f"{manifest['metadata']['name'][:20]}-{tag}{len(twins)}"
+                path = folder / f"{tag}{len(twins)}.json"
                 path.write_text(json.dumps(job))
                 twins.append(job["metadata"]["name"])
-                return timed([*KUBECTL, "create", "-f", str(path)], cwd)
+                return str(path)
+
+            def kubectl_create() -> float:
+                return timed([*KUBECTL, "create", "-f", next_job("")], cwd)
 
             def floor_create() -> float:
-                job = json.loads(json.dumps(manifest))
-                job["metadata"]["name"] = f"{manifest['metadata']['name'][:20]}-f{len(twins)}"
-                path = folder / f"f{len(twins)}.json"
-                path.write_text(json.dumps(job))
-                twins.append(job["metadata"]["name"])
-                return timed([sys.executable, K8S_FLOOR, KUBECONFIG, NAMESPACE, str(path)], cwd)
+                return timed([sys.executable, K8S_FLOOR, KUBECONFIG, NAMESPACE, next_job("f")], cwd)
 
             got = alternated(
                 {
