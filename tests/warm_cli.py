@@ -207,18 +207,6 @@ def _import_everything() -> None:
             importlib.import_module(entry_point.value.partition(":")[0])
 
 
-def _ask_for_pydantic_plugins_again() -> None:
-    """Importing `qwex_core.models` answered "which pydantic plugins?" for the warm process's
-    path (`qwex_core.plugin.pydantic_plugins`); the console script asks on its own path, which
-    PYTHONPATH may have lengthened."""
-    from qwex_core.plugin import pydantic_plugins
-
-    loader = sys.modules.get(pydantic_plugins.LOADER)
-    if loader is not None and getattr(loader, "__file__", None) is None:
-        del sys.modules[pydantic_plugins.LOADER]  # the stand-in, not pydantic's own loader
-        pydantic_plugins.answer_without_metadata()
-
-
 def _child(script: str, request: dict[str, Any], fds: list[int]) -> None:
     code = 1
     try:
@@ -245,7 +233,6 @@ def _child(script: str, request: dict[str, Any], fds: list[int]) -> None:
         import qwex_core.timings
 
         importlib.reload(qwex_core.timings)  # it reads QWEX_TIMINGS when imported
-        _ask_for_pydantic_plugins_again()
         from qwex_core.cli import main
 
         code = main()  # exits the process itself (os._exit) after flushing

@@ -14,9 +14,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qwex_core.agent.record import FINAL_STATUSES
-from qwex_core.plugin.pydantic_plugins import answer_without_metadata
-
-answer_without_metadata()  # before any model here validates: see that module
 
 
 class RunStatus(StrEnum):

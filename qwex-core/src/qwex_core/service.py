@@ -423,9 +423,11 @@ def open_service(
 ) -> RunService:
     """The service for a project, with its configuration resolved."""
     from qwex_core.paths import find_project_dir
+    from qwex_core.plugin.pydantic_plugins import answer_without_metadata
 
     project_dir = project_dir or find_project_dir()
     plugins = host or PluginHost()
+    answer_without_metadata()  # before any model validates: a live run's record comes first
 
     def config() -> QwexConfig:
         from qwex_core.config import load_config

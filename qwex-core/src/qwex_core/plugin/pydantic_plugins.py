@@ -9,9 +9,9 @@ declares a pydantic plugin, pydantic's loader module is given that answer (no pl
 `importlib.metadata` is never imported; when one does, nothing is changed and pydantic loads
 its plugins itself, as always.
 
-It is asked when `qwex_core.models` is imported, before any of qwex's models (which the
-configuration's models build on) first validates: a `qwex list` of live runs validates
-their records before it loads the configuration.
+It is given when a service opens (`qwex_core.service.open_service`), before any of qwex's
+models first validates: a `qwex list` of live runs validates their records before it loads
+the configuration, where the answer was given at first.
 """
 
 from __future__ import annotations
