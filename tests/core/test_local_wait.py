@@ -8,6 +8,7 @@ the moment the child exits.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -49,6 +50,11 @@ def test_waiting_on_an_agent_already_reaped_returns_at_once(
     run: Any = SimpleNamespace(id="r2")
     runner._children["r2"] = child
     monkeypatch.setattr(time, "sleep", _no_sleep)
+
+    def no_lookup(pid: int, flags: int = 0) -> int:
+        raise AssertionError(f"pid {pid} looked up after its process was reaped")
+
+    monkeypatch.setattr(os, "pidfd_open", no_lookup)
     runner.wait_for_change(run, 30.0)  # its pid may be another process's by now: not looked up
     assert child.returncode == 0
 
